@@ -1,0 +1,551 @@
+//! `Strategy` (`strat`): what to trade, with which team, under which limits.
+
+use super::{LocalObjectRef, SecretKeyRef};
+use crate::Action;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Pattern of a spot symbol as Binance writes it: base asset then quote asset, upper case (`BTCUSDT`).
+pub const SYMBOL_PATTERN: &str =
+    r"^[A-Z0-9]{2,12}(USDT|USDC|FDUSD|BUSD|TUSD|DAI|BTC|ETH|BNB|EUR|GBP|TRY|BRL|JPY)$";
+
+/// What to trade and with which team: symbols, candle interval, paper or live mode, capital, risk
+/// limits, the consensus policy, schedules, the market-data source, the exchange, and the
+/// dependencies (NATS, Postgres, Ollama) the team runs on.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "trading.ia-agents.dev",
+    version = "v1alpha1",
+    kind = "Strategy",
+    plural = "strategies",
+    namespaced,
+    status = "StrategyStatus",
+    shortname = "strat",
+    category = "ia-agents",
+    doc = "What a team of trading assistants trades, under which limits, and on which dependencies.",
+    printcolumn(name = "Symbols", type_ = "string", json_path = ".spec.symbols"),
+    printcolumn(name = "Mode", type_ = "string", json_path = ".spec.mode"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Last Decision",
+        type_ = "string",
+        json_path = ".status.lastDecision.action"
+    ),
+    printcolumn(
+        name = "Confidence",
+        type_ = "number",
+        json_path = ".status.lastDecision.confidence"
+    ),
+    printcolumn(
+        name = "Equity",
+        type_ = "number",
+        json_path = ".status.portfolio.equity",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[x_kube(validation = Rule::new("self.mode != 'live' || (has(self.exchange) && has(self.exchange.credentialsSecretRef))")
+    .message("mode: live requires exchange.credentialsSecretRef (a Secret holding the exchange API key and secret)")
+    .field_path(".exchange.credentialsSecretRef")
+    .reason(Reason::FieldValueRequired))]
+#[serde(rename_all = "camelCase")]
+pub struct StrategySpec {
+    /// Spot symbols to trade, as the exchange writes them (e.g. BTCUSDT, ETHUSDT).
+    #[schemars(length(min = 1, max = 100), inner(regex(pattern = SYMBOL_PATTERN)))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub symbols: Vec<String>,
+
+    /// Candle interval the team analyses.
+    #[serde(default)]
+    pub interval: Interval,
+
+    /// `paper` simulates fills on a paper exchange (the default); `live` sends real orders and
+    /// requires exchange.credentialsSecretRef.
+    #[serde(default)]
+    pub mode: TradingMode,
+
+    /// Starting capital in the quote asset (e.g. USDT).
+    #[serde(default = "default_capital")]
+    #[schemars(extend("minimum" = 0.0, "exclusiveMinimum" = true))]
+    pub capital: f64,
+
+    /// Risk limits; the risk manager vetoes and the executor refuses anything that breaks them.
+    #[serde(default)]
+    pub risk: RiskSpec,
+
+    /// The ConsensusPolicy (same namespace) this team decides by.
+    pub consensus_policy_ref: LocalObjectRef,
+
+    /// When the team analyses and when it learns from outcomes.
+    #[serde(default)]
+    pub schedule: ScheduleSpec,
+
+    /// Where market data comes from.
+    #[serde(default)]
+    pub market_data: MarketDataSpec,
+
+    /// The exchange orders go to, fees, slippage and (for live mode) credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exchange: Option<ExchangeSpec>,
+
+    /// Kill switch: true stops all trading and scales the team to zero.
+    #[serde(default)]
+    pub paused: bool,
+
+    /// The services the team runs on, each provisioned by the operator or referenced.
+    #[serde(default)]
+    pub dependencies: DependenciesSpec,
+}
+
+fn default_capital() -> f64 {
+    10_000.0
+}
+
+/// Candle interval, as Binance names it.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Interval {
+    #[serde(rename = "1m")]
+    M1,
+    #[serde(rename = "3m")]
+    M3,
+    #[serde(rename = "5m")]
+    M5,
+    #[serde(rename = "15m")]
+    M15,
+    #[serde(rename = "30m")]
+    M30,
+    #[default]
+    #[serde(rename = "1h")]
+    H1,
+    #[serde(rename = "2h")]
+    H2,
+    #[serde(rename = "4h")]
+    H4,
+    #[serde(rename = "6h")]
+    H6,
+    #[serde(rename = "8h")]
+    H8,
+    #[serde(rename = "12h")]
+    H12,
+    #[serde(rename = "1d")]
+    D1,
+}
+
+impl Interval {
+    pub const ALL: [Interval; 12] = [
+        Interval::M1,
+        Interval::M3,
+        Interval::M5,
+        Interval::M15,
+        Interval::M30,
+        Interval::H1,
+        Interval::H2,
+        Interval::H4,
+        Interval::H6,
+        Interval::H8,
+        Interval::H12,
+        Interval::D1,
+    ];
+
+    /// Binance's name of the interval (`1h`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Interval::M1 => "1m",
+            Interval::M3 => "3m",
+            Interval::M5 => "5m",
+            Interval::M15 => "15m",
+            Interval::M30 => "30m",
+            Interval::H1 => "1h",
+            Interval::H2 => "2h",
+            Interval::H4 => "4h",
+            Interval::H6 => "6h",
+            Interval::H8 => "8h",
+            Interval::H12 => "12h",
+            Interval::D1 => "1d",
+        }
+    }
+
+    /// Length of one candle in milliseconds.
+    pub fn millis(self) -> i64 {
+        const MIN: i64 = 60_000;
+        match self {
+            Interval::M1 => MIN,
+            Interval::M3 => 3 * MIN,
+            Interval::M5 => 5 * MIN,
+            Interval::M15 => 15 * MIN,
+            Interval::M30 => 30 * MIN,
+            Interval::H1 => 60 * MIN,
+            Interval::H2 => 120 * MIN,
+            Interval::H4 => 240 * MIN,
+            Interval::H6 => 360 * MIN,
+            Interval::H8 => 480 * MIN,
+            Interval::H12 => 720 * MIN,
+            Interval::D1 => 1440 * MIN,
+        }
+    }
+}
+
+impl std::str::FromStr for Interval {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Interval::ALL
+            .into_iter()
+            .find(|i| i.as_str() == s)
+            .ok_or_else(|| format!("unknown interval {s:?}: expected one of 1m, 3m, 5m, 15m, 30m, 1h, 2h, 4h, 6h, 8h, 12h, 1d"))
+    }
+}
+
+impl std::fmt::Display for Interval {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Paper or live trading.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum TradingMode {
+    /// Simulated fills; no exchange account needed.
+    #[default]
+    Paper,
+    /// Real orders on the exchange; needs exchange.credentialsSecretRef.
+    Live,
+}
+
+/// Risk limits, as fractions of equity unless stated otherwise (0.05 = 5%).
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RiskSpec {
+    /// Largest share of equity one position may take, in (0, 1].
+    #[serde(default = "default_max_position_fraction")]
+    #[schemars(extend("minimum" = 0.0, "exclusiveMinimum" = true, "maximum" = 1.0))]
+    pub max_position_fraction: f64,
+    /// Stop-loss distance from the entry price, in (0, 1): 0.05 closes a long 5% below entry.
+    #[serde(default = "default_stop_loss")]
+    #[schemars(extend("minimum" = 0.0, "exclusiveMinimum" = true, "maximum" = 1.0, "exclusiveMaximum" = true))]
+    pub stop_loss: f64,
+    /// Take-profit distance from the entry price, in (0, 10]: 0.1 closes a long 10% above entry.
+    #[serde(default = "default_take_profit")]
+    #[schemars(extend("minimum" = 0.0, "exclusiveMinimum" = true, "maximum" = 10.0))]
+    pub take_profit: f64,
+    /// Most positions open at once, across all symbols.
+    #[serde(default = "default_max_open_positions")]
+    #[schemars(range(min = 1, max = 100))]
+    pub max_open_positions: u32,
+    /// Loss within one UTC day, as a share of the day's opening equity, that stops new entries.
+    #[serde(default = "default_daily_loss_limit")]
+    #[schemars(extend("minimum" = 0.0, "exclusiveMinimum" = true, "maximum" = 1.0))]
+    pub daily_loss_limit: f64,
+    /// Drawdown from the equity peak that stops new entries.
+    #[serde(default = "default_max_drawdown")]
+    #[schemars(extend("minimum" = 0.0, "exclusiveMinimum" = true, "maximum" = 1.0))]
+    pub max_drawdown: f64,
+}
+
+fn default_max_position_fraction() -> f64 {
+    0.25
+}
+fn default_stop_loss() -> f64 {
+    0.05
+}
+fn default_take_profit() -> f64 {
+    0.10
+}
+fn default_max_open_positions() -> u32 {
+    3
+}
+fn default_daily_loss_limit() -> f64 {
+    0.05
+}
+fn default_max_drawdown() -> f64 {
+    0.25
+}
+
+impl Default for RiskSpec {
+    fn default() -> Self {
+        Self {
+            max_position_fraction: default_max_position_fraction(),
+            stop_loss: default_stop_loss(),
+            take_profit: default_take_profit(),
+            max_open_positions: default_max_open_positions(),
+            daily_loss_limit: default_daily_loss_limit(),
+            max_drawdown: default_max_drawdown(),
+        }
+    }
+}
+
+/// Five- or six-field cron expression (`min hour dom month dow`, optional seconds first).
+const CRON_PATTERN: &str = r"^(\S+\s+){4,5}\S+$";
+
+/// Schedules, as cron expressions in UTC.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduleSpec {
+    /// When a consensus cycle runs for every symbol (market-monitor alerts start extra cycles).
+    #[serde(default = "default_analysis_schedule")]
+    #[schemars(regex(pattern = CRON_PATTERN))]
+    pub analysis: String,
+    /// When opinions are scored against realised returns and weights and models are updated.
+    #[serde(default = "default_learning_schedule")]
+    #[schemars(regex(pattern = CRON_PATTERN))]
+    pub learning: String,
+}
+
+fn default_analysis_schedule() -> String {
+    "0 * * * *".into()
+}
+fn default_learning_schedule() -> String {
+    "30 0 * * *".into()
+}
+
+impl Default for ScheduleSpec {
+    fn default() -> Self {
+        Self {
+            analysis: default_analysis_schedule(),
+            learning: default_learning_schedule(),
+        }
+    }
+}
+
+/// Where candles come from.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct MarketDataSpec {
+    /// `binance`: live REST + WebSocket; `replay`: a recorded candle file (bundled data by default).
+    #[serde(default)]
+    pub source: MarketDataSource,
+    /// Base URL of the Binance REST API (default https://api.binance.com; a testnet or mirror works too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^https?://[^\s@]+$"))]
+    pub base_url: Option<String>,
+    /// For `replay`: path of the candle file inside the agent image (default: the bundled dataset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub replay_file: Option<String>,
+}
+
+/// Market data source.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum MarketDataSource {
+    #[default]
+    Binance,
+    Replay,
+}
+
+/// The exchange, its costs, and where its credentials are.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ExchangeSpec {
+    /// Base URL of the exchange's trading API (live mode; e.g. https://testnet.binance.vision).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^https?://[^\s@]+$"))]
+    pub base_url: Option<String>,
+    /// Fee per fill as a fraction of its notional (0.001 = 0.1%).
+    #[serde(default = "default_fee_rate")]
+    #[schemars(range(min = 0.0, max = 0.1))]
+    pub fee_rate: f64,
+    /// Slippage applied to paper market orders, in basis points.
+    #[serde(default = "default_slippage_bps")]
+    #[schemars(range(min = 0.0, max = 1000.0))]
+    pub slippage_bps: f64,
+    /// Secret with the exchange API key and secret (keys `apiKey` and `apiSecret`). Required for live mode;
+    /// credentials never appear in the spec itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret_ref: Option<LocalObjectRef>,
+}
+
+fn default_fee_rate() -> f64 {
+    0.001
+}
+fn default_slippage_bps() -> f64 {
+    5.0
+}
+
+impl Default for ExchangeSpec {
+    fn default() -> Self {
+        Self {
+            base_url: None,
+            fee_rate: default_fee_rate(),
+            slippage_bps: default_slippage_bps(),
+            credentials_secret_ref: None,
+        }
+    }
+}
+
+/// The services a team runs on.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DependenciesSpec {
+    /// The message bus (NATS with JetStream).
+    #[serde(default = "Dependency::managed")]
+    pub nats: Dependency,
+    /// The database (PostgreSQL). An external one is referenced by a Secret holding its URL.
+    #[serde(default = "Dependency::managed")]
+    pub postgres: Dependency,
+    /// The LLM server (Ollama). Absent: every assistant reasons deterministically.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ollama: Option<OllamaDependency>,
+}
+
+impl Default for DependenciesSpec {
+    fn default() -> Self {
+        Self {
+            nats: Dependency::managed(),
+            postgres: Dependency::managed(),
+            ollama: None,
+        }
+    }
+}
+
+/// A dependency the operator either provisions (`managed: true`) or references (`url` or `secretRef`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[x_kube(validation = Rule::new("(has(self.managed) && self.managed) != (has(self.url) || has(self.secretRef))")
+    .message("a dependency is either managed: true or external (url or secretRef), not both and not neither")
+    .reason(Reason::FieldValueInvalid))]
+#[serde(rename_all = "camelCase")]
+pub struct Dependency {
+    /// true: the operator creates and runs it for this Strategy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed: Option<bool>,
+    /// URL of an external instance, without credentials (e.g. nats://nats.infra:4222).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[a-z][a-z0-9+.-]*://[^\s@]+$"))]
+    pub url: Option<String>,
+    /// Secret key holding the URL of an external instance, credentials included (e.g. postgres://user:pass@host/db).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretKeyRef>,
+    /// Size of the volume of a managed instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$"))]
+    pub storage: Option<String>,
+}
+
+impl Dependency {
+    /// A dependency the operator provisions.
+    pub fn managed() -> Self {
+        Self {
+            managed: Some(true),
+            ..Default::default()
+        }
+    }
+
+    /// Whether the operator provisions this dependency.
+    pub fn is_managed(&self) -> bool {
+        self.managed == Some(true)
+    }
+}
+
+/// Ollama, managed or external, and the models to have pulled.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[x_kube(validation = Rule::new("(has(self.managed) && self.managed) != (has(self.url) || has(self.secretRef))")
+    .message("a dependency is either managed: true or external (url or secretRef), not both and not neither")
+    .reason(Reason::FieldValueInvalid))]
+#[serde(rename_all = "camelCase")]
+pub struct OllamaDependency {
+    /// true: the operator creates and runs Ollama for this Strategy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed: Option<bool>,
+    /// URL of an external Ollama (e.g. http://ollama.ai:11434).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^https?://[^\s@]+$"))]
+    pub url: Option<String>,
+    /// Secret key holding the URL of an external Ollama.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretKeyRef>,
+    /// Size of the model volume of a managed instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$"))]
+    pub storage: Option<String>,
+    /// Models a managed Ollama pulls before the team starts (e.g. llama3.2:3b).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 10),
+        inner(regex(pattern = r"^[a-zA-Z0-9][a-zA-Z0-9._:/-]*$"))
+    )]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub models: Vec<String>,
+}
+
+/// Observed state of a Strategy.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct StrategyStatus {
+    /// The metadata.generation this status was computed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// DependenciesReady, AssistantsReady, Ready, ConsensusReached, EscalationPending, Paused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+    /// The most recent decision of the team.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_decision: Option<DecisionSummary>,
+    /// Escalations waiting for a human (approve or reject by annotation or the HTTP API).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["id".into()]))]
+    pub pending_escalations: Vec<PendingEscalation>,
+    /// Paper or live portfolio figures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub portfolio: Option<PortfolioSummary>,
+    /// The TradingAssistants bound to this Strategy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assistants: Option<AssistantCounts>,
+}
+
+/// A decision of the team, as shown on the Strategy.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DecisionSummary {
+    /// Decision id (unique per cycle).
+    pub id: String,
+    pub symbol: String,
+    pub action: Action,
+    /// Winning share of the weighted vote, in [0, 1].
+    pub confidence: f64,
+    pub consensus_reached: bool,
+    /// Rounds the cycle took.
+    pub rounds: u32,
+    /// Weighted votes per action in the final round (e.g. BUY: 2.4).
+    #[serde(default)]
+    pub votes: std::collections::BTreeMap<String, f64>,
+    /// When the decision was made (RFC 3339).
+    pub at: String,
+}
+
+/// An escalation waiting for a human.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingEscalation {
+    pub id: String,
+    pub symbol: String,
+    /// When it was raised (RFC 3339).
+    pub since: String,
+}
+
+/// Portfolio figures in the quote asset.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PortfolioSummary {
+    pub equity: f64,
+    pub pnl: f64,
+    pub open_positions: u32,
+}
+
+/// Counts of bound TradingAssistants.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+pub struct AssistantCounts {
+    pub total: u32,
+    pub ready: u32,
+}
