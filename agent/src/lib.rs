@@ -1,1 +1,6 @@
+//! The ia-agents agent: one binary, one role per pod (or the whole team in one process locally).
+//!
+//! - [`config`]: loads the Strategy and ConsensusPolicy manifests an agent runs with, validated
+//!   exactly as the cluster validates them.
 
+pub mod config;

@@ -12,25 +12,20 @@ pub const GENERATED_HEADER: &str =
 /// Errors while rendering or writing CRDs.
 #[derive(Debug, thiserror::Error)]
 pub enum CrdGenError {
-    #[error("rendering CRD {name} as YAML: {source}")]
+    #[error("rendering CRD {name} as YAML: {error}")]
     Render {
         name: String,
-        #[source]
-        source: serde_yaml::Error,
+        error: serde_yaml::Error,
     },
-    #[error("writing {path}: {source}")]
-    Write {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("writing {path}: {error}")]
+    Write { path: String, error: std::io::Error },
 }
 
 /// Renders one CRD as a YAML document (without the header).
 pub fn crd_yaml(crd: &CustomResourceDefinition) -> Result<String, CrdGenError> {
-    serde_yaml::to_string(crd).map_err(|source| CrdGenError::Render {
+    serde_yaml::to_string(crd).map_err(|error| CrdGenError::Render {
         name: crd.metadata.name.clone().unwrap_or_default(),
-        source,
+        error,
     })
 }
 
@@ -52,6 +47,24 @@ pub fn crd_files() -> Result<Vec<(String, String)>, CrdGenError> {
         .collect()
 }
 
+/// `crds/kustomization.yaml`, so that `config/crd` (and any kustomize overlay) can include `crds/`.
+pub fn kustomization() -> Result<String, CrdGenError> {
+    let mut out = format!(
+        "{GENERATED_HEADER}apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n"
+    );
+    for (name, _) in crd_files()? {
+        out.push_str(&format!("  - {name}\n"));
+    }
+    Ok(out)
+}
+
+/// Every file of `crds/`: the CRDs and their kustomization.
+pub fn crds_dir_files() -> Result<Vec<(String, String)>, CrdGenError> {
+    let mut files = crd_files()?;
+    files.push(("kustomization.yaml".to_string(), kustomization()?));
+    Ok(files)
+}
+
 /// All CRDs as one multi-document YAML stream (what `trading-operator crds` prints).
 pub fn crds_stream() -> Result<String, CrdGenError> {
     let mut out = String::new();
@@ -62,18 +75,18 @@ pub fn crds_stream() -> Result<String, CrdGenError> {
     Ok(out)
 }
 
-/// Writes every CRD into `dir` (created if missing). Returns the paths written.
+/// Writes every CRD, and their kustomization, into `dir` (created if missing). Returns the paths written.
 pub fn write_crds(dir: &Path) -> Result<Vec<String>, CrdGenError> {
-    std::fs::create_dir_all(dir).map_err(|source| CrdGenError::Write {
+    std::fs::create_dir_all(dir).map_err(|error| CrdGenError::Write {
         path: dir.display().to_string(),
-        source,
+        error,
     })?;
     let mut written = Vec::new();
-    for (name, contents) in crd_files()? {
+    for (name, contents) in crds_dir_files()? {
         let path = dir.join(name);
-        std::fs::write(&path, contents).map_err(|source| CrdGenError::Write {
+        std::fs::write(&path, contents).map_err(|error| CrdGenError::Write {
             path: path.display().to_string(),
-            source,
+            error,
         })?;
         written.push(path.display().to_string());
     }

@@ -22,6 +22,14 @@ enum Command {
         #[arg(long, value_name = "DIR", env = "IA_CRDS_OUT_DIR")]
         out_dir: Option<PathBuf>,
     },
+    /// Validate manifests offline against the CRDs of this build, as an API server would (schema,
+    /// defaults, unknown fields, CEL rules). Objects of other API groups are skipped. Exits 1 when any
+    /// ia-agents object is invalid, naming the file, the object and each field at fault.
+    Validate {
+        /// YAML files to check (multi-document files are fine).
+        #[arg(short = 'f', long = "filename", value_name = "FILE", required = true, num_args = 1..)]
+        files: Vec<PathBuf>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -40,6 +48,42 @@ fn main() -> anyhow::Result<()> {
                 eprintln!("wrote {path}");
             }
         }
+        Command::Validate { files } => {
+            if !validate(&files)? {
+                std::process::exit(1);
+            }
+        }
     }
     Ok(())
+}
+
+/// Validates every ia-agents object in `files`; prints one line per object. Returns whether all were valid.
+fn validate(files: &[PathBuf]) -> anyhow::Result<bool> {
+    let validator = protocol::crd::validate::ManifestValidator::new();
+    let mut all_valid = true;
+    for file in files {
+        for doc in operator::manifests::read_documents(file)? {
+            if !operator::manifests::is_ia_agents_resource(&doc.value) {
+                println!(
+                    "skipped {}: not a trading.ia-agents.dev object",
+                    doc.describe()
+                );
+                continue;
+            }
+            match validator.validate(&doc.value, None) {
+                Ok(()) => println!("valid   {}", doc.describe()),
+                Err(err) => {
+                    all_valid = false;
+                    println!("INVALID {}", doc.describe());
+                    for field_error in err.field_errors() {
+                        println!("    {field_error}");
+                    }
+                    if err.field_errors().is_empty() {
+                        println!("    {err}");
+                    }
+                }
+            }
+        }
+    }
+    Ok(all_valid)
 }

@@ -7,6 +7,10 @@
 //! They live in the shared `protocol` crate (not in `operator/`) because the agent reads the very same
 //! manifests from files when it runs outside Kubernetes (`--strategy-file`, `--policy-file`).
 
+// kube's `printcolumn(name = .., type_ = ..)` repeats keys across columns by design; clippy's
+// duplicated_attributes lint misreads the repetition as a mistake.
+#![allow(clippy::duplicated_attributes)]
+
 mod common;
 mod consensus_policy;
 mod strategy;

@@ -285,6 +285,10 @@ impl Default for RiskSpec {
     }
 }
 
+/// Message of the rule that keeps credentials out of dependency URLs (they belong in a Secret).
+const NO_CREDENTIALS_IN_URL: &str =
+    "url must not embed credentials; put a URL with credentials in a Secret and reference it with secretRef";
+
 /// Five- or six-field cron expression (`min hour dom month dow`, optional seconds first).
 const CRON_PATTERN: &str = r"^(\S+\s+){4,5}\S+$";
 
@@ -421,7 +425,8 @@ pub struct Dependency {
     pub managed: Option<bool>,
     /// URL of an external instance, without credentials (e.g. nats://nats.infra:4222).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[a-z][a-z0-9+.-]*://[^\s@]+$"))]
+    #[schemars(regex(pattern = r"^[a-z][a-z0-9+.-]*://\S+$"))]
+    #[x_kube(validation = Rule::new("!self.contains('@')").message(NO_CREDENTIALS_IN_URL))]
     pub url: Option<String>,
     /// Secret key holding the URL of an external instance, credentials included (e.g. postgres://user:pass@host/db).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -459,7 +464,8 @@ pub struct OllamaDependency {
     pub managed: Option<bool>,
     /// URL of an external Ollama (e.g. http://ollama.ai:11434).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^https?://[^\s@]+$"))]
+    #[schemars(regex(pattern = r"^https?://\S+$"))]
+    #[x_kube(validation = Rule::new("!self.contains('@')").message(NO_CREDENTIALS_IN_URL))]
     pub url: Option<String>,
     /// Secret key holding the URL of an external Ollama.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -150,7 +150,7 @@ impl ManifestValidator {
         let mut errors = metadata_errors(manifest);
         errors.extend(schema.strict.iter_errors(manifest).map(|e| FieldError {
             field: pointer_to_path(e.instance_path().as_str()),
-            message: e.to_string(),
+            message: redact_credentials(&e.to_string(), e.instance()),
         }));
         // The API server evaluates CEL rules only on a structurally valid object.
         if errors.is_empty() {
@@ -173,6 +173,16 @@ impl ManifestValidator {
     }
 }
 
+/// Error messages echo the offending value; a URL with credentials in it must not be echoed.
+fn redact_credentials(message: &str, instance: &Value) -> String {
+    match instance.as_str() {
+        Some(value) if value.contains("://") && value.contains('@') => {
+            message.replace(value, "<URL with credentials, redacted>")
+        }
+        _ => message.to_string(),
+    }
+}
+
 /// `metadata.name` must be a DNS-1123 subdomain, as for every namespaced object.
 fn metadata_errors(manifest: &Value) -> Vec<FieldError> {
     let name = manifest.pointer("/metadata/name").and_then(Value::as_str);
@@ -190,7 +200,8 @@ fn metadata_errors(manifest: &Value) -> Vec<FieldError> {
         vec![FieldError {
             field: "metadata.name".into(),
             message: format!(
-                "{name:?} must be a lower-case DNS-1123 subdomain (a-z, 0-9, '-', '.'; at most 253 characters)"
+                "{:?} must be a lower-case DNS-1123 subdomain (a-z, 0-9, '-', '.'; at most 253 characters)",
+                name.unwrap_or_default()
             ),
         }]
     }

@@ -1,0 +1,226 @@
+//! The configuration of a team, read from the same `Strategy` and `ConsensusPolicy` manifests the
+//! cluster uses, so that a team outside Kubernetes (docker compose, bare processes, the local
+//! backtest) runs on exactly what `kubectl apply` would accept.
+
+use protocol::crd::validate::{ManifestValidator, ValidationError};
+use protocol::crd::{ConsensusPolicy, Strategy};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// Why a manifest file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {error}")]
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("{path} is not valid YAML: {error}")]
+    Yaml {
+        path: PathBuf,
+        error: serde_yaml::Error,
+    },
+    #[error("{path} holds no {kind} (found {found})")]
+    Missing {
+        path: PathBuf,
+        kind: &'static str,
+        found: String,
+    },
+    #[error("{path} holds {count} {kind} objects; pass a file with exactly one")]
+    Ambiguous {
+        path: PathBuf,
+        kind: &'static str,
+        count: usize,
+    },
+    #[error("{path}: {error}")]
+    Invalid {
+        path: PathBuf,
+        error: ValidationError,
+    },
+    #[error("{path}: {kind} does not match the API: {error}")]
+    Decode {
+        path: PathBuf,
+        kind: &'static str,
+        error: serde_json::Error,
+    },
+    #[error(
+        "Strategy {strategy} references ConsensusPolicy {wanted:?}, but {path} holds {found:?}"
+    )]
+    PolicyMismatch {
+        strategy: String,
+        wanted: String,
+        found: String,
+        path: PathBuf,
+    },
+}
+
+/// A Strategy and the ConsensusPolicy it references, both validated.
+#[derive(Debug, Clone)]
+pub struct TeamConfig {
+    pub strategy: Strategy,
+    pub policy: ConsensusPolicy,
+}
+
+impl TeamConfig {
+    /// Loads and cross-checks a Strategy file and a ConsensusPolicy file.
+    pub fn load(strategy_file: &Path, policy_file: &Path) -> Result<Self, ConfigError> {
+        let validator = ManifestValidator::new();
+        let strategy: Strategy = load_one(&validator, strategy_file, "Strategy")?;
+        let policy: ConsensusPolicy = load_one(&validator, policy_file, "ConsensusPolicy")?;
+        let wanted = &strategy.spec.consensus_policy_ref.name;
+        let found = policy.metadata.name.clone().unwrap_or_default();
+        if *wanted != found {
+            return Err(ConfigError::PolicyMismatch {
+                strategy: strategy.metadata.name.clone().unwrap_or_default(),
+                wanted: wanted.clone(),
+                found,
+                path: policy_file.to_path_buf(),
+            });
+        }
+        Ok(Self { strategy, policy })
+    }
+}
+
+/// Reads the single object of `kind` in a (possibly multi-document) YAML file, validates it against
+/// the CRD and decodes it with defaults applied.
+pub fn load_one<T: DeserializeOwned>(
+    validator: &ManifestValidator,
+    path: &Path,
+    kind: &'static str,
+) -> Result<T, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    let mut docs = Vec::new();
+    for de in serde_yaml::Deserializer::from_str(&text) {
+        let value = Value::deserialize(de).map_err(|error| ConfigError::Yaml {
+            path: path.to_path_buf(),
+            error,
+        })?;
+        if !value.is_null() {
+            docs.push(value);
+        }
+    }
+    let found = docs
+        .iter()
+        .map(|d| {
+            d.get("kind")
+                .and_then(Value::as_str)
+                .unwrap_or("an object without kind")
+                .to_string()
+        })
+        .collect::<Vec<_>>();
+    let mut matching: Vec<Value> = docs
+        .into_iter()
+        .filter(|d| d.get("kind").and_then(Value::as_str) == Some(kind))
+        .collect();
+    let doc = match matching.len() {
+        0 => {
+            return Err(ConfigError::Missing {
+                path: path.to_path_buf(),
+                kind,
+                found: if found.is_empty() {
+                    "nothing".into()
+                } else {
+                    found.join(", ")
+                },
+            })
+        }
+        1 => matching.remove(0),
+        count => {
+            return Err(ConfigError::Ambiguous {
+                path: path.to_path_buf(),
+                kind,
+                count,
+            })
+        }
+    };
+    validator
+        .validate(&doc, None)
+        .map_err(|error| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            error,
+        })?;
+    serde_json::from_value(doc).map_err(|error| ConfigError::Decode {
+        path: path.to_path_buf(),
+        kind,
+        error,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn samples() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/samples")
+    }
+
+    fn temp_file(contents: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(contents.as_bytes()).unwrap();
+        f
+    }
+
+    #[test]
+    fn loads_the_samples_with_defaults_applied() {
+        let team = TeamConfig::load(
+            &samples().join("strategy.yaml"),
+            &samples().join("consensuspolicy.yaml"),
+        )
+        .unwrap();
+        assert_eq!(team.strategy.spec.symbols, ["BTCUSDT", "ETHUSDT"]);
+        assert_eq!(team.policy.spec.threshold, 0.55);
+        // Absent from the sample: filled in by the API's defaults.
+        assert!(team.strategy.spec.dependencies.ollama.is_none());
+        assert_eq!(team.strategy.spec.risk.max_open_positions, 2);
+    }
+
+    #[test]
+    fn out_of_range_threshold_names_file_and_field() {
+        let f = temp_file(
+            "apiVersion: trading.ia-agents.dev/v1alpha1\nkind: ConsensusPolicy\nmetadata: {name: balanced}\nspec: {threshold: 2.0}\n",
+        );
+        let err = TeamConfig::load(&samples().join("strategy.yaml"), f.path()).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&f.path().display().to_string()) && msg.contains("spec.threshold"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn malformed_yaml_and_wrong_kind_name_the_file() {
+        let f = temp_file("kind: Strategy\nspec: [unclosed\n");
+        let err = TeamConfig::load(f.path(), &samples().join("consensuspolicy.yaml")).unwrap_err();
+        assert!(matches!(err, ConfigError::Yaml { .. }), "{err}");
+
+        let err = TeamConfig::load(
+            &samples().join("team.yaml"),
+            &samples().join("consensuspolicy.yaml"),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("holds no Strategy (found TradingAssistant"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_strategy_must_reference_the_given_policy() {
+        let f = temp_file(
+            "apiVersion: trading.ia-agents.dev/v1alpha1\nkind: ConsensusPolicy\nmetadata: {name: other}\nspec: {}\n",
+        );
+        let err = TeamConfig::load(&samples().join("strategy.yaml"), f.path()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("references ConsensusPolicy \"balanced\""),
+            "{err}"
+        );
+    }
+}
