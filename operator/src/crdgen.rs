@@ -13,20 +13,40 @@ pub const GENERATED_HEADER: &str =
 #[derive(Debug, thiserror::Error)]
 pub enum CrdGenError {
     #[error("rendering CRD {name} as YAML: {error}")]
-    Render {
-        name: String,
-        error: serde_yaml::Error,
-    },
+    Render { name: String, error: String },
     #[error("writing {path}: {error}")]
     Write { path: String, error: std::io::Error },
 }
 
-/// Renders one CRD as a YAML document (without the header).
+/// Renders one CRD as a YAML document (without the header), with every mapping's keys sorted.
+///
+/// Sorting makes the output independent of whether some crate in the build enabled serde_json's
+/// `preserve_order` (cargo unifies features differently for `cargo run -p` and `cargo test --workspace`).
 pub fn crd_yaml(crd: &CustomResourceDefinition) -> Result<String, CrdGenError> {
-    serde_yaml::to_string(crd).map_err(|error| CrdGenError::Render {
-        name: crd.metadata.name.clone().unwrap_or_default(),
-        error,
+    let name = crd.metadata.name.clone().unwrap_or_default();
+    let value = serde_json::to_value(crd).map_err(|error| CrdGenError::Render {
+        name: name.clone(),
+        error: error.to_string(),
+    })?;
+    serde_yaml::to_string(&sorted(value)).map_err(|error| CrdGenError::Render {
+        name,
+        error: error.to_string(),
     })
+}
+
+/// The same JSON value with the keys of every object in sorted order.
+fn sorted(value: serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut entries: Vec<(String, serde_json::Value)> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            serde_json::Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
+        }
+        serde_json::Value::Array(items) => {
+            serde_json::Value::Array(items.into_iter().map(sorted).collect())
+        }
+        other => other,
+    }
 }
 
 /// The file name of a CRD in `crds/`: `<group>_<plural>.yaml`, as controller-gen names them.
