@@ -1,0 +1,588 @@
+//! Messages of the agent protocol (DESIGN.md §4), as JSON with a version and a type tag:
+//! `{"v": 1, "type": "opinion", ...}`.
+//!
+//! [`decode`] never panics: bytes that are not JSON, an unsupported version, an unknown type, a
+//! missing field or an out-of-range value each give a [`DecodeError`] whose [`DecodeError::kind`] is a
+//! stable label for the metric that counts rejected messages. Unknown *fields* are ignored, so a newer
+//! peer may add fields within a version without breaking older ones.
+
+use crate::{Action, Role};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// The protocol version this build speaks.
+pub const PROTOCOL_VERSION: u64 = 1;
+
+/// Everything that travels on the bus.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum Message {
+    RoundRequest(RoundRequest),
+    Opinion(Opinion),
+    Decision(Decision),
+    Escalation(Escalation),
+    EscalationResolution(EscalationResolution),
+    Heartbeat(Heartbeat),
+    Order(Order),
+    Fill(Fill),
+}
+
+impl Message {
+    /// The `type` tag.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Message::RoundRequest(_) => "roundRequest",
+            Message::Opinion(_) => "opinion",
+            Message::Decision(_) => "decision",
+            Message::Escalation(_) => "escalation",
+            Message::EscalationResolution(_) => "escalationResolution",
+            Message::Heartbeat(_) => "heartbeat",
+            Message::Order(_) => "order",
+            Message::Fill(_) => "fill",
+        }
+    }
+}
+
+const TYPES: [&str; 8] = [
+    "roundRequest",
+    "opinion",
+    "decision",
+    "escalation",
+    "escalationResolution",
+    "heartbeat",
+    "order",
+    "fill",
+];
+
+/// The market as every voter of a round sees it: the last closed candle plus the recent closes.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MarketSnapshot {
+    pub symbol: String,
+    /// Open time of the last closed candle, ms since the Unix epoch (UTC).
+    pub open_time: i64,
+    pub open: f64,
+    pub high: f64,
+    pub low: f64,
+    pub close: f64,
+    pub volume: f64,
+}
+
+/// The coordinator asks one role for its opinion in one round of a cycle.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RoundRequest {
+    /// Unique per (strategy, symbol, candle or alert); a restarted coordinator reuses it.
+    pub cycle_id: String,
+    /// 1 = initial analysis; 2.. = debate rounds.
+    pub round: u32,
+    pub strategy: String,
+    pub snapshot: MarketSnapshot,
+    /// The other voters' opinions of the previous round (empty in round 1).
+    #[serde(default)]
+    pub debate: Vec<Opinion>,
+    /// Answers after this instant (ms since the epoch) are ignored for this round.
+    pub deadline: i64,
+}
+
+/// An assistant's view of a symbol.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Opinion {
+    pub cycle_id: String,
+    pub round: u32,
+    /// The TradingAssistant that answered.
+    pub assistant: String,
+    pub role: Role,
+    pub symbol: String,
+    pub action: Action,
+    /// In [0, 1].
+    pub confidence: f64,
+    pub reasoning: String,
+    /// Figures the opinion rests on (e.g. `rsi_14: 71.2`).
+    #[serde(default)]
+    pub evidence: BTreeMap<String, f64>,
+    /// A veto (risk manager): forces HOLD whatever the tally.
+    #[serde(default)]
+    pub veto: bool,
+    /// Whether an LLM formed the opinion (false: the deterministic rule, possibly as a fallback).
+    #[serde(default)]
+    pub llm: bool,
+}
+
+/// One voter's counted vote in a round.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Vote {
+    pub assistant: String,
+    pub role: Role,
+    pub action: Action,
+    pub confidence: f64,
+    pub weight: f64,
+    #[serde(default)]
+    pub veto: bool,
+}
+
+/// The tally of one round.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RoundTally {
+    pub round: u32,
+    pub votes: Vec<Vote>,
+    /// Σ weight × confidence per action.
+    pub scores: BTreeMap<Action, f64>,
+    /// Weight of the voters that answered in time, and of all voters.
+    pub answered_weight: f64,
+    pub total_weight: f64,
+}
+
+/// The outcome of a cycle, published once to the decision stream.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Decision {
+    /// Equal to the cycle id: the JetStream message id that makes publication exactly-once.
+    pub id: String,
+    pub strategy: String,
+    pub symbol: String,
+    pub action: Action,
+    /// Winning share of the final tally, in [0, 1].
+    pub confidence: f64,
+    pub consensus_reached: bool,
+    pub escalated: bool,
+    pub vetoed: bool,
+    pub rounds: Vec<RoundTally>,
+    /// Every opinion of every round, in order: the debate transcript.
+    #[serde(default)]
+    pub transcript: Vec<Opinion>,
+    /// The close the decision was taken on.
+    pub price: f64,
+    /// ms since the epoch.
+    pub decided_at: i64,
+}
+
+/// A team that could not agree asks a human.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Escalation {
+    /// The decision (cycle) id to approve or reject.
+    pub id: String,
+    pub strategy: String,
+    pub symbol: String,
+    /// The leading action the human is asked to approve.
+    pub proposed: Action,
+    pub scores: BTreeMap<Action, f64>,
+    pub timeout_seconds: u32,
+    pub raised_at: i64,
+}
+
+/// A human's answer to an escalation.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct EscalationResolution {
+    pub id: String,
+    pub approved: bool,
+    /// Who answered (annotation, API token subject, ...), for the audit log.
+    pub by: String,
+    pub at: i64,
+}
+
+/// An assistant instance announcing it is alive.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Heartbeat {
+    pub assistant: String,
+    pub role: Role,
+    /// Pod or process name.
+    pub instance: String,
+    pub strategy: String,
+    pub weight: f64,
+    pub at: i64,
+}
+
+/// Side of an order.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Side {
+    Buy,
+    Sell,
+}
+
+/// Kind of an order.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum OrderKind {
+    Market,
+    Limit,
+}
+
+/// An order the executor sends; money and quantities are exact decimals (strings on the wire).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Order {
+    /// Idempotency key: one order per decision.
+    pub decision_id: String,
+    pub strategy: String,
+    pub symbol: String,
+    pub side: Side,
+    pub kind: OrderKind,
+    pub quantity: Decimal,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit_price: Option<Decimal>,
+    pub at: i64,
+}
+
+/// An executed (part of an) order.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Fill {
+    pub decision_id: String,
+    pub strategy: String,
+    pub symbol: String,
+    pub side: Side,
+    pub quantity: Decimal,
+    pub price: Decimal,
+    pub fee: Decimal,
+    pub at: i64,
+}
+
+/// Why bytes from the bus were rejected.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("message is not a JSON object: {0}")]
+    NotJson(String),
+    #[error("message has no numeric \"v\" (protocol version)")]
+    MissingVersion,
+    #[error("message has protocol version {0}; this build speaks version {PROTOCOL_VERSION}")]
+    UnsupportedVersion(u64),
+    #[error("message has no string \"type\"")]
+    MissingType,
+    #[error("unknown message type {0:?}")]
+    UnknownType(String),
+    #[error("malformed {kind} message: {error}")]
+    Malformed { kind: String, error: String },
+    #[error("invalid {kind} message: field {field} {reason}")]
+    Invalid {
+        kind: &'static str,
+        field: &'static str,
+        reason: String,
+    },
+}
+
+impl DecodeError {
+    /// A stable, low-cardinality label for the rejected-messages metric.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DecodeError::NotJson(_) => "not_json",
+            DecodeError::MissingVersion => "missing_version",
+            DecodeError::UnsupportedVersion(_) => "unsupported_version",
+            DecodeError::MissingType => "missing_type",
+            DecodeError::UnknownType(_) => "unknown_type",
+            DecodeError::Malformed { .. } => "malformed",
+            DecodeError::Invalid { .. } => "invalid",
+        }
+    }
+}
+
+/// Encodes a message with the current protocol version.
+pub fn encode(message: &Message) -> Vec<u8> {
+    let mut value = serde_json::to_value(message).expect("protocol messages always serialise");
+    if let Value::Object(map) = &mut value {
+        map.insert("v".into(), Value::from(PROTOCOL_VERSION));
+    }
+    serde_json::to_vec(&value).expect("a JSON value always serialises")
+}
+
+/// Decodes and checks a message. Never panics, whatever the bytes.
+pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
+    let mut value: Value =
+        serde_json::from_slice(bytes).map_err(|e| DecodeError::NotJson(e.to_string()))?;
+    let map = value
+        .as_object_mut()
+        .ok_or_else(|| DecodeError::NotJson("top level is not an object".into()))?;
+    match map.remove("v").as_ref().and_then(Value::as_u64) {
+        None => return Err(DecodeError::MissingVersion),
+        Some(PROTOCOL_VERSION) => {}
+        Some(other) => return Err(DecodeError::UnsupportedVersion(other)),
+    }
+    let kind = map
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or(DecodeError::MissingType)?
+        .to_string();
+    if !TYPES.contains(&kind.as_str()) {
+        return Err(DecodeError::UnknownType(kind));
+    }
+    let message: Message = serde_json::from_value(value).map_err(|e| DecodeError::Malformed {
+        kind,
+        error: e.to_string(),
+    })?;
+    check(&message)?;
+    Ok(message)
+}
+
+fn invalid(kind: &'static str, field: &'static str, reason: impl Into<String>) -> DecodeError {
+    DecodeError::Invalid {
+        kind,
+        field,
+        reason: reason.into(),
+    }
+}
+
+fn unit_interval(kind: &'static str, field: &'static str, x: f64) -> Result<(), DecodeError> {
+    if (0.0..=1.0).contains(&x) {
+        Ok(())
+    } else {
+        Err(invalid(kind, field, format!("must be in [0, 1], got {x}")))
+    }
+}
+
+fn non_empty(kind: &'static str, field: &'static str, s: &str) -> Result<(), DecodeError> {
+    if s.is_empty() {
+        Err(invalid(kind, field, "must not be empty"))
+    } else {
+        Ok(())
+    }
+}
+
+fn positive(kind: &'static str, field: &'static str, d: Decimal) -> Result<(), DecodeError> {
+    if d > Decimal::ZERO {
+        Ok(())
+    } else {
+        Err(invalid(kind, field, format!("must be positive, got {d}")))
+    }
+}
+
+/// Semantic checks serde cannot express.
+fn check(message: &Message) -> Result<(), DecodeError> {
+    match message {
+        Message::RoundRequest(r) => {
+            non_empty("roundRequest", "cycleId", &r.cycle_id)?;
+            if r.round == 0 {
+                return Err(invalid("roundRequest", "round", "starts at 1"));
+            }
+            non_empty("roundRequest", "snapshot.symbol", &r.snapshot.symbol)?;
+            if !(r.snapshot.close.is_finite() && r.snapshot.close > 0.0) {
+                return Err(invalid(
+                    "roundRequest",
+                    "snapshot.close",
+                    "must be a positive price",
+                ));
+            }
+            r.debate.iter().try_for_each(check_opinion)
+        }
+        Message::Opinion(o) => check_opinion(o),
+        Message::Decision(d) => {
+            non_empty("decision", "id", &d.id)?;
+            unit_interval("decision", "confidence", d.confidence)?;
+            if d.rounds.is_empty() {
+                return Err(invalid(
+                    "decision",
+                    "rounds",
+                    "must hold at least one round",
+                ));
+            }
+            Ok(())
+        }
+        Message::Escalation(e) => non_empty("escalation", "id", &e.id),
+        Message::EscalationResolution(r) => non_empty("escalationResolution", "id", &r.id),
+        Message::Heartbeat(h) => {
+            non_empty("heartbeat", "instance", &h.instance)?;
+            if !(h.weight.is_finite() && h.weight >= 0.0) {
+                return Err(invalid(
+                    "heartbeat",
+                    "weight",
+                    "must be a non-negative number",
+                ));
+            }
+            Ok(())
+        }
+        Message::Order(o) => {
+            non_empty("order", "decisionId", &o.decision_id)?;
+            positive("order", "quantity", o.quantity)?;
+            match (o.kind, o.limit_price) {
+                (OrderKind::Limit, None) => Err(invalid(
+                    "order",
+                    "limitPrice",
+                    "is required for a LIMIT order",
+                )),
+                (OrderKind::Limit, Some(p)) => positive("order", "limitPrice", p),
+                (OrderKind::Market, _) => Ok(()),
+            }
+        }
+        Message::Fill(f) => {
+            non_empty("fill", "decisionId", &f.decision_id)?;
+            positive("fill", "quantity", f.quantity)?;
+            positive("fill", "price", f.price)
+        }
+    }
+}
+
+fn check_opinion(o: &Opinion) -> Result<(), DecodeError> {
+    non_empty("opinion", "cycleId", &o.cycle_id)?;
+    non_empty("opinion", "assistant", &o.assistant)?;
+    unit_interval("opinion", "confidence", o.confidence)?;
+    if o.veto && o.action != Action::Hold {
+        return Err(invalid(
+            "opinion",
+            "veto",
+            "a veto must come with action HOLD",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn opinion() -> Opinion {
+        Opinion {
+            cycle_id: "btc-eth-paper/BTCUSDT/1609459200000".into(),
+            round: 1,
+            assistant: "technical-analyst".into(),
+            role: Role::TechnicalAnalyst,
+            symbol: "BTCUSDT".into(),
+            action: Action::Buy,
+            confidence: 0.7,
+            reasoning: "RSI recovering from oversold, MACD crossing up".into(),
+            evidence: BTreeMap::from([("rsi_14".into(), 34.0)]),
+            veto: false,
+            llm: false,
+        }
+    }
+
+    fn order(kind: OrderKind, limit_price: Option<Decimal>) -> Message {
+        Message::Order(Order {
+            decision_id: "d1".into(),
+            strategy: "s".into(),
+            symbol: "BTCUSDT".into(),
+            side: Side::Buy,
+            kind,
+            quantity: Decimal::new(15, 3),
+            limit_price,
+            at: 0,
+        })
+    }
+
+    #[test]
+    fn round_trips_with_version_and_type() {
+        let msg = Message::Opinion(opinion());
+        let bytes = encode(&msg);
+        let json: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(json["v"], 1);
+        assert_eq!(json["type"], "opinion");
+        assert_eq!(decode(&bytes).unwrap(), msg);
+    }
+
+    #[test]
+    fn money_travels_as_exact_decimal_strings() {
+        let bytes = encode(&order(OrderKind::Market, None));
+        let json: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(json["quantity"], "0.015");
+        assert_eq!(decode(&bytes).unwrap(), order(OrderKind::Market, None));
+    }
+
+    #[test]
+    fn rejects_with_a_label_per_cause() {
+        let cases: [(&[u8], &str); 7] = [
+            (b"not json", "not_json"),
+            (b"[1,2]", "not_json"),
+            (br#"{"type":"opinion"}"#, "missing_version"),
+            (br#"{"v":2,"type":"opinion"}"#, "unsupported_version"),
+            (br#"{"v":1}"#, "missing_type"),
+            (br#"{"v":1,"type":"gossip"}"#, "unknown_type"),
+            (br#"{"v":1,"type":"opinion","round":1}"#, "malformed"),
+        ];
+        for (bytes, kind) in cases {
+            assert_eq!(
+                decode(bytes).unwrap_err().kind(),
+                kind,
+                "{}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+    }
+
+    #[test]
+    fn semantic_errors_name_the_field() {
+        let mut o = opinion();
+        o.confidence = 1.5;
+        let err = decode(&encode(&Message::Opinion(o))).unwrap_err();
+        assert_eq!(err.kind(), "invalid");
+        assert!(err.to_string().contains("field confidence"), "{err}");
+
+        let mut o = opinion();
+        o.veto = true;
+        assert!(decode(&encode(&Message::Opinion(o)))
+            .unwrap_err()
+            .to_string()
+            .contains("field veto"));
+
+        let err = decode(&encode(&order(OrderKind::Limit, None))).unwrap_err();
+        assert!(err.to_string().contains("field limitPrice"), "{err}");
+    }
+
+    #[test]
+    fn unknown_fields_are_tolerated_for_forward_compatibility() {
+        let mut json: Value =
+            serde_json::from_slice(&encode(&Message::Opinion(opinion()))).unwrap();
+        json["addedInAFutureMinorRelease"] = Value::from(true);
+        assert!(decode(&serde_json::to_vec(&json).unwrap()).is_ok());
+    }
+
+    fn arb_opinion() -> impl Strategy<Value = Opinion> {
+        (
+            "[a-z0-9/-]{1,20}",
+            1u32..10,
+            prop::sample::select(Role::ALL.to_vec()),
+            prop::sample::select(Action::ALL.to_vec()),
+            0.0f64..=1.0,
+            ".{0,40}",
+            prop::collection::btree_map("[a-z_0-9]{1,8}", -1e9f64..1e9, 0..4),
+        )
+            .prop_map(
+                |(cycle_id, round, role, action, confidence, reasoning, evidence)| Opinion {
+                    cycle_id,
+                    round,
+                    assistant: role.as_str().to_lowercase(),
+                    role,
+                    symbol: "ETHUSDT".into(),
+                    action,
+                    confidence,
+                    reasoning,
+                    evidence,
+                    veto: false,
+                    llm: false,
+                },
+            )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// The decoder is total: arbitrary bytes give a message or an error, never a panic.
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode(&bytes);
+        }
+
+        /// Mutations of valid messages (truncation, a flipped byte) never panic either.
+        #[test]
+        fn decoding_mutated_messages_never_panics(o in arb_opinion(), cut in 0usize..400, flip in 0usize..400, byte in any::<u8>()) {
+            let mut bytes = encode(&Message::Opinion(o));
+            let len = bytes.len();
+            bytes[flip % len] = byte;
+            bytes.truncate(cut.min(len));
+            let _ = decode(&bytes);
+        }
+
+        #[test]
+        fn valid_opinions_round_trip(o in arb_opinion()) {
+            let msg = Message::Opinion(o);
+            prop_assert_eq!(decode(&encode(&msg)).unwrap(), msg);
+        }
+    }
+}

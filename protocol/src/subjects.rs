@@ -1,0 +1,169 @@
+//! NATS subjects of one team: `ia.<namespace>.<strategy>.…` (DESIGN.md §4).
+//!
+//! Every token is checked, so that a namespace or symbol can never inject a wildcard (`*`, `>`) or an
+//! extra level (`.`) into a subject.
+
+use crate::Role;
+use std::fmt;
+
+/// Root of every subject.
+pub const ROOT: &str = "ia";
+/// JetStream stream of decisions, orders and fills.
+pub const STREAM_DECISIONS: &str = "IA_DECISIONS";
+/// KV bucket of assistant presence (TTL = the bucket's max_age).
+pub const PRESENCE_BUCKET: &str = "ia-assistants";
+
+/// A token that cannot be part of a subject.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what} {value:?} cannot be a NATS subject token: use letters, digits, '-' and '_' only")]
+pub struct InvalidToken {
+    pub what: &'static str,
+    pub value: String,
+}
+
+fn check(what: &'static str, value: &str) -> Result<(), InvalidToken> {
+    let ok = !value.is_empty()
+        && value.len() <= 253
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(InvalidToken {
+            what,
+            value: value.to_string(),
+        })
+    }
+}
+
+/// The subjects of one Strategy in one namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subjects {
+    prefix: String,
+}
+
+impl Subjects {
+    /// Subjects for `strategy` in `namespace`; both must be plain tokens.
+    pub fn new(namespace: &str, strategy: &str) -> Result<Self, InvalidToken> {
+        check("namespace", namespace)?;
+        check("strategy", strategy)?;
+        Ok(Self {
+            prefix: format!("{ROOT}.{namespace}.{strategy}"),
+        })
+    }
+
+    /// `ia.<ns>.<strategy>`.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Candles and ticker snapshots of a symbol (core NATS).
+    pub fn market(&self, symbol: &str) -> Result<String, InvalidToken> {
+        check("symbol", symbol)?;
+        Ok(format!("{}.market.{symbol}", self.prefix))
+    }
+
+    /// Monitor alerts of a symbol; each starts a cycle (core NATS).
+    pub fn alert(&self, symbol: &str) -> Result<String, InvalidToken> {
+        check("symbol", symbol)?;
+        Ok(format!("{}.alert.{symbol}", self.prefix))
+    }
+
+    /// Alerts of every symbol (for the coordinator's subscription).
+    pub fn all_alerts(&self) -> String {
+        format!("{}.alert.*", self.prefix)
+    }
+
+    /// Analysis requests for one role; replicas of the role share them through a queue group.
+    pub fn analyze(&self, role: Role) -> String {
+        format!("{}.analyze.{}", self.prefix, role.as_str())
+    }
+
+    /// The queue group replicas of one role join.
+    pub fn analyze_queue_group(&self, role: Role) -> String {
+        format!("{}-{}", self.prefix.replace('.', "-"), role.as_str())
+    }
+
+    /// Decisions (JetStream).
+    pub fn decision(&self) -> String {
+        format!("{}.decision", self.prefix)
+    }
+
+    /// Orders (JetStream).
+    pub fn order(&self) -> String {
+        format!("{}.order", self.prefix)
+    }
+
+    /// Fills (JetStream).
+    pub fn fill(&self) -> String {
+        format!("{}.fill", self.prefix)
+    }
+
+    /// Approve / reject of one escalation (core NATS).
+    pub fn escalation(&self, id: &str) -> Result<String, InvalidToken> {
+        check("escalation id", id)?;
+        Ok(format!("{}.escalation.{id}", self.prefix))
+    }
+
+    /// Key of an assistant instance in the presence bucket (`<ns>.<strategy>.<role>.<instance>` flattened).
+    pub fn presence_key(&self, role: Role, instance: &str) -> Result<String, InvalidToken> {
+        check("instance", instance)?;
+        Ok(format!(
+            "{}.{}.{instance}",
+            self.prefix.trim_start_matches("ia."),
+            role.as_str()
+        ))
+    }
+}
+
+impl fmt::Display for Subjects {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_the_design_subjects() {
+        let s = Subjects::new("trading", "btc-eth-paper").unwrap();
+        assert_eq!(
+            s.market("BTCUSDT").unwrap(),
+            "ia.trading.btc-eth-paper.market.BTCUSDT"
+        );
+        assert_eq!(
+            s.alert("ETHUSDT").unwrap(),
+            "ia.trading.btc-eth-paper.alert.ETHUSDT"
+        );
+        assert_eq!(s.all_alerts(), "ia.trading.btc-eth-paper.alert.*");
+        assert_eq!(
+            s.analyze(Role::RiskManager),
+            "ia.trading.btc-eth-paper.analyze.riskManager"
+        );
+        assert_eq!(s.decision(), "ia.trading.btc-eth-paper.decision");
+        assert_eq!(s.order(), "ia.trading.btc-eth-paper.order");
+        assert_eq!(s.fill(), "ia.trading.btc-eth-paper.fill");
+        assert_eq!(
+            s.escalation("c42").unwrap(),
+            "ia.trading.btc-eth-paper.escalation.c42"
+        );
+        assert_eq!(
+            s.presence_key(Role::Strategist, "pod-1").unwrap(),
+            "trading.btc-eth-paper.strategist.pod-1"
+        );
+    }
+
+    #[test]
+    fn wildcards_and_dots_are_refused_naming_the_input() {
+        assert_eq!(Subjects::new("a.b", "s").unwrap_err().what, "namespace");
+        let s = Subjects::new("ns", "s").unwrap();
+        for bad in ["BTC.USDT", "*", ">", "", "BTC USDT"] {
+            let err = s.market(bad).unwrap_err();
+            assert_eq!(err.what, "symbol");
+            assert!(err.to_string().contains(&format!("{bad:?}")));
+        }
+    }
+}
