@@ -46,7 +46,10 @@ fi
 log "Rust tests (cargo test --workspace)"
 cargo test --workspace --all-targets --locked
 
-log "manifest tests (pytest: kubernetes-validate on config/ and crds/)"
+log "building the binaries the Python tests drive"
+cargo build --workspace --bins --locked
+
+log "Python tests (pytest: kubernetes-validate on config/ and crds/, indicators against TA-Lib)"
 "$PY_ENV/bin/python" -m pytest -q tests
 
 log "all tests passed"

@@ -2,7 +2,10 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 /// The ia-agents agent. In a cluster the operator runs it once per pod with one role; outside a
 /// cluster it reads the same Strategy and ConsensusPolicy manifests from files.
@@ -25,10 +28,32 @@ enum Command {
         #[arg(long, value_name = "FILE", env = "IA_POLICY_FILE")]
         policy_file: PathBuf,
     },
+    /// Compute every technical indicator for every candle of a file and write them as CSV
+    /// (header: open_time,close,sma_20,ema_20,rsi_14,macd,macd_signal,macd_hist,bb_upper,bb_middle,
+    /// bb_lower,stoch_k,stoch_d,willr_14,cci_20,adx_14,atr_14,obv; empty cells during warm-up).
+    Indicators {
+        /// Candle file: CSV with header open_time,open,high,low,close,volume (ms since the epoch, UTC)
+        /// or Binance's 12-column kline CSV; `.gz` files are decompressed.
+        #[arg(long, value_name = "FILE", env = "IA_INPUT")]
+        input: PathBuf,
+        /// Where to write the CSV (default: standard output).
+        #[arg(long, value_name = "FILE", env = "IA_OUTPUT")]
+        output: Option<PathBuf>,
+    },
 }
 
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
         Command::CheckConfig {
             strategy_file,
             policy_file,
@@ -43,6 +68,27 @@ fn main() -> anyhow::Result<()> {
                 serde_json::to_string_pretty(&effective).context("printing the configuration")?
             );
         }
+        Command::Indicators { input, output } => write_indicators(&input, output.as_deref())?,
     }
+    Ok(())
+}
+
+fn write_indicators(input: &Path, output: Option<&Path>) -> anyhow::Result<()> {
+    let candles = agent::market::read_candles(input)?;
+    let mut out: Box<dyn Write> = match output {
+        Some(path) => Box::new(BufWriter::new(
+            File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        )),
+        None => Box::new(BufWriter::new(std::io::stdout().lock())),
+    };
+    let name = output.map_or("standard output".into(), |p| p.display().to_string());
+    agent::indicators::write_csv(&candles, &mut out)
+        .and_then(|()| out.flush())
+        .with_context(|| format!("writing {name}"))?;
+    eprintln!(
+        "{} candles from {} -> {name}",
+        candles.len(),
+        input.display()
+    );
     Ok(())
 }

@@ -1,0 +1,202 @@
+//! Streaming technical indicators: O(1) work per candle for a fixed period, no allocation per update,
+//! and TA-Lib's definitions (seeding and smoothing), so that after the warm-up they agree with TA-Lib.
+//!
+//! [`IndicatorSet`] runs them all over a candle stream and yields one [`IndicatorValues`] per candle;
+//! [`CSV_HEADER`] and [`IndicatorValues::write_csv_row`] are the `trading-agent indicators` format.
+
+pub mod moving;
+pub mod oscillators;
+pub mod trend;
+pub mod volatility;
+pub mod volume;
+mod window;
+
+pub use moving::{Ema, Sma};
+pub use oscillators::{Cci, Rsi, Stochastic, WilliamsR};
+pub use trend::{Adx, Macd, MacdValue};
+pub use volatility::{true_range, Atr, Bands, Bollinger};
+pub use volume::{Obv, VolumeRatio};
+
+use crate::market::Candle;
+use std::io::{self, Write};
+
+/// The header of `trading-agent indicators`' CSV output.
+pub const CSV_HEADER: &str = "open_time,close,sma_20,ema_20,rsi_14,macd,macd_signal,macd_hist,bb_upper,bb_middle,bb_lower,stoch_k,stoch_d,willr_14,cci_20,adx_14,atr_14,obv";
+
+/// Every indicator at one candle; `None` while an indicator warms up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct IndicatorValues {
+    pub open_time: i64,
+    pub close: f64,
+    pub sma_20: Option<f64>,
+    pub ema_20: Option<f64>,
+    pub rsi_14: Option<f64>,
+    pub macd: Option<f64>,
+    pub macd_signal: Option<f64>,
+    pub macd_hist: Option<f64>,
+    pub bb_upper: Option<f64>,
+    pub bb_middle: Option<f64>,
+    pub bb_lower: Option<f64>,
+    pub stoch_k: Option<f64>,
+    pub stoch_d: Option<f64>,
+    pub willr_14: Option<f64>,
+    pub cci_20: Option<f64>,
+    pub adx_14: Option<f64>,
+    pub atr_14: Option<f64>,
+    pub obv: f64,
+    /// Volume over its 20-candle average (not in the CSV: it is ours, not TA-Lib's).
+    pub volume_ratio_20: Option<f64>,
+}
+
+impl IndicatorValues {
+    /// Writes one CSV row in [`CSV_HEADER`]'s order: empty cells during warm-up, values in Rust's
+    /// shortest round-trip formatting (full precision).
+    pub fn write_csv_row(&self, out: &mut impl Write) -> io::Result<()> {
+        write!(out, "{},{}", self.open_time, self.close)?;
+        for value in [
+            self.sma_20,
+            self.ema_20,
+            self.rsi_14,
+            self.macd,
+            self.macd_signal,
+            self.macd_hist,
+            self.bb_upper,
+            self.bb_middle,
+            self.bb_lower,
+            self.stoch_k,
+            self.stoch_d,
+            self.willr_14,
+            self.cci_20,
+            self.adx_14,
+            self.atr_14,
+        ] {
+            match value {
+                Some(v) => write!(out, ",{v}")?,
+                None => out.write_all(b",")?,
+            }
+        }
+        writeln!(out, ",{}", self.obv)
+    }
+}
+
+/// All indicators with the standard parameters, fed one candle at a time.
+#[derive(Debug, Clone)]
+pub struct IndicatorSet {
+    sma: Sma,
+    ema: Ema,
+    rsi: Rsi,
+    macd: Macd,
+    bollinger: Bollinger,
+    stochastic: Stochastic,
+    willr: WilliamsR,
+    cci: Cci,
+    adx: Adx,
+    atr: Atr,
+    obv: Obv,
+    volume_ratio: VolumeRatio,
+}
+
+impl Default for IndicatorSet {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl IndicatorSet {
+    /// SMA/EMA 20, RSI 14, MACD 12/26/9, Bollinger 20/2, Stochastic 14/3/3, Williams %R 14, CCI 20,
+    /// ADX 14, ATR 14, OBV, volume ratio 20.
+    pub fn new() -> Self {
+        Self {
+            sma: Sma::new(20),
+            ema: Ema::new(20),
+            rsi: Rsi::new(14),
+            macd: Macd::new(12, 26, 9),
+            bollinger: Bollinger::new(20, 2.0),
+            stochastic: Stochastic::new(14, 3, 3),
+            willr: WilliamsR::new(14),
+            cci: Cci::new(20),
+            adx: Adx::new(14),
+            atr: Atr::new(14),
+            obv: Obv::new(),
+            volume_ratio: VolumeRatio::new(20),
+        }
+    }
+
+    /// Feeds one candle and returns every indicator's value at it.
+    #[inline]
+    pub fn update(&mut self, c: &Candle) -> IndicatorValues {
+        let macd = self.macd.update(c.close);
+        let bands = self.bollinger.update(c.close);
+        let stoch = self.stochastic.update(c.high, c.low, c.close);
+        IndicatorValues {
+            open_time: c.open_time,
+            close: c.close,
+            sma_20: self.sma.update(c.close),
+            ema_20: self.ema.update(c.close),
+            rsi_14: self.rsi.update(c.close),
+            macd: macd.map(|m| m.macd),
+            macd_signal: macd.map(|m| m.signal),
+            macd_hist: macd.map(|m| m.histogram),
+            bb_upper: bands.map(|b| b.upper),
+            bb_middle: bands.map(|b| b.middle),
+            bb_lower: bands.map(|b| b.lower),
+            stoch_k: stoch.map(|s| s.0),
+            stoch_d: stoch.map(|s| s.1),
+            willr_14: self.willr.update(c.high, c.low, c.close),
+            cci_20: self.cci.update(c.typical_price()),
+            adx_14: self.adx.update(c.high, c.low, c.close),
+            atr_14: self.atr.update(c.high, c.low, c.close),
+            obv: self.obv.update(c.close, c.volume),
+            volume_ratio_20: self.volume_ratio.update(c.volume),
+        }
+    }
+}
+
+/// Writes the indicators of every candle as CSV ([`CSV_HEADER`] first).
+pub fn write_csv(candles: &[Candle], out: &mut impl Write) -> io::Result<()> {
+    writeln!(out, "{CSV_HEADER}")?;
+    let mut set = IndicatorSet::new();
+    for candle in candles {
+        set.update(candle).write_csv_row(out)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_rows_have_a_cell_per_header_column_with_empty_warm_up() {
+        let candles: Vec<Candle> = (0..40)
+            .map(|i| {
+                let p = 100.0 + (i as f64 * 0.7).sin() * 5.0;
+                Candle {
+                    open_time: i * 60_000,
+                    open: p,
+                    high: p + 1.0,
+                    low: p - 1.0,
+                    close: p + 0.25,
+                    volume: 10.0 + i as f64,
+                }
+            })
+            .collect();
+        let mut out = Vec::new();
+        write_csv(&candles, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], CSV_HEADER);
+        assert_eq!(lines.len(), 41);
+        let columns = CSV_HEADER.split(',').count();
+        for line in &lines[1..] {
+            assert_eq!(line.split(',').count(), columns, "{line}");
+        }
+        // the first row: only open_time, close and obv are known
+        assert_eq!(
+            lines[1],
+            format!("0,{},,,,,,,,,,,,,,,,10", candles[0].close)
+        );
+        // by the last row everything has warmed up
+        assert!(!lines[40].contains(",,"), "{}", lines[40]);
+    }
+}

@@ -1,0 +1,246 @@
+//! Momentum oscillators: RSI (Wilder), Stochastic (slow, SMA-smoothed), Williams %R and CCI.
+
+use super::moving::Sma;
+use super::window::Window;
+
+/// TA-Lib's "is zero" tolerance for ratios whose denominator may vanish on flat markets.
+pub(crate) const EPSILON: f64 = 1e-14;
+
+/// Relative Strength Index with Wilder's smoothing; the first value averages the first `period` moves.
+#[derive(Debug, Clone)]
+pub struct Rsi {
+    period: f64,
+    moves: usize,
+    previous: Option<f64>,
+    gain: f64,
+    loss: f64,
+}
+
+impl Rsi {
+    pub fn new(period: usize) -> Self {
+        Self {
+            period: period.max(1) as f64,
+            moves: 0,
+            previous: None,
+            gain: 0.0,
+            loss: 0.0,
+        }
+    }
+
+    #[inline]
+    pub fn update(&mut self, close: f64) -> Option<f64> {
+        let previous = self.previous.replace(close)?;
+        let change = close - previous;
+        let (up, down) = if change < 0.0 {
+            (0.0, -change)
+        } else {
+            (change, 0.0)
+        };
+        self.moves += 1;
+        let period = self.period;
+        if (self.moves as f64) < period {
+            self.gain += up;
+            self.loss += down;
+            return None;
+        }
+        if (self.moves as f64) == period {
+            self.gain = (self.gain + up) / period;
+            self.loss = (self.loss + down) / period;
+        } else {
+            self.gain = (self.gain * (period - 1.0) + up) / period;
+            self.loss = (self.loss * (period - 1.0) + down) / period;
+        }
+        let total = self.gain + self.loss;
+        Some(if total.abs() < EPSILON {
+            0.0
+        } else {
+            100.0 * (self.gain / total)
+        })
+    }
+}
+
+/// Highest high and lowest low over the last `period` candles.
+#[derive(Debug, Clone)]
+struct Range {
+    highs: Window,
+    lows: Window,
+}
+
+impl Range {
+    fn new(period: usize) -> Self {
+        Self {
+            highs: Window::new(period),
+            lows: Window::new(period),
+        }
+    }
+
+    /// Returns (highest, lowest) once `period` candles are in.
+    #[inline]
+    fn update(&mut self, high: f64, low: f64) -> Option<(f64, f64)> {
+        self.highs.push(high);
+        self.lows.push(low);
+        self.highs
+            .is_full()
+            .then(|| (self.highs.max(), self.lows.min()))
+    }
+}
+
+/// Slow Stochastic: %K over `k_period`, smoothed by an SMA of `slow_k`, and %D, an SMA of `slow_d`.
+#[derive(Debug, Clone)]
+pub struct Stochastic {
+    range: Range,
+    slow_k: Sma,
+    slow_d: Sma,
+}
+
+impl Stochastic {
+    pub fn new(k_period: usize, slow_k: usize, slow_d: usize) -> Self {
+        Self {
+            range: Range::new(k_period),
+            slow_k: Sma::new(slow_k),
+            slow_d: Sma::new(slow_d),
+        }
+    }
+
+    /// Returns (%K, %D), both on a 0..100 scale.
+    #[inline]
+    pub fn update(&mut self, high: f64, low: f64, close: f64) -> Option<(f64, f64)> {
+        let (highest, lowest) = self.range.update(high, low)?;
+        let scale = (highest - lowest) / 100.0;
+        let fast_k = if scale != 0.0 {
+            (close - lowest) / scale
+        } else {
+            0.0
+        };
+        let k = self.slow_k.update(fast_k)?;
+        let d = self.slow_d.update(k)?;
+        Some((k, d))
+    }
+}
+
+/// Williams %R over `period` candles, on a -100..0 scale.
+#[derive(Debug, Clone)]
+pub struct WilliamsR {
+    range: Range,
+}
+
+impl WilliamsR {
+    pub fn new(period: usize) -> Self {
+        Self {
+            range: Range::new(period),
+        }
+    }
+
+    #[inline]
+    pub fn update(&mut self, high: f64, low: f64, close: f64) -> Option<f64> {
+        let (highest, lowest) = self.range.update(high, low)?;
+        let scale = (highest - lowest) * -0.01;
+        Some(if scale != 0.0 {
+            (highest - close) / scale
+        } else {
+            0.0
+        })
+    }
+}
+
+/// Commodity Channel Index over `period` typical prices, with Lambert's 0.015 constant.
+///
+/// The mean absolute deviation needs every value of the window, so an update costs `period`
+/// steps: constant per candle for a fixed period, with no allocation.
+#[derive(Debug, Clone)]
+pub struct Cci {
+    window: Window,
+    sum: f64,
+    period: f64,
+}
+
+impl Cci {
+    pub fn new(period: usize) -> Self {
+        Self {
+            window: Window::new(period),
+            sum: 0.0,
+            period: period.max(1) as f64,
+        }
+    }
+
+    #[inline]
+    pub fn update(&mut self, typical_price: f64) -> Option<f64> {
+        self.sum += typical_price;
+        if let Some(old) = self.window.push(typical_price) {
+            self.sum -= old;
+        }
+        if !self.window.is_full() {
+            return None;
+        }
+        let mean = self.sum / self.period;
+        let deviation = self
+            .window
+            .values()
+            .iter()
+            .map(|v| (v - mean).abs())
+            .sum::<f64>()
+            / self.period;
+        let distance = typical_price - mean;
+        // A flat window leaves rounding noise in the distance: treat it as zero relative to the
+        // operands' magnitude, as TA-Lib does (TA_IS_ZERO_SCALED).
+        let flat = distance.abs() <= EPSILON * (typical_price.abs() + mean.abs());
+        Some(if !flat && deviation != 0.0 {
+            distance / (0.015 * deviation)
+        } else {
+            0.0
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rsi_is_100_when_only_rising_and_0_when_only_falling() {
+        let mut up = Rsi::new(3);
+        let mut down = Rsi::new(3);
+        let mut last = (None, None);
+        for i in 0..10 {
+            last = (up.update(i as f64), down.update(100.0 - i as f64));
+        }
+        assert_eq!(last, (Some(100.0), Some(0.0)));
+        // warm-up: `period` moves, so the first value comes with candle period + 1
+        let mut rsi = Rsi::new(3);
+        let out: Vec<_> = [1.0, 2.0, 1.0, 2.0]
+            .map(|c| rsi.update(c).is_some())
+            .to_vec();
+        assert_eq!(out, vec![false, false, false, true]);
+    }
+
+    #[test]
+    fn stochastic_and_williams_place_the_close_in_the_range() {
+        let mut stoch = Stochastic::new(2, 1, 1);
+        let mut willr = WilliamsR::new(2);
+        stoch.update(10.0, 0.0, 5.0);
+        willr.update(10.0, 0.0, 5.0);
+        assert_eq!(stoch.update(20.0, 10.0, 15.0), Some((75.0, 75.0)));
+        assert_eq!(willr.update(20.0, 10.0, 15.0), Some(-25.0));
+        // a flat range gives 0, not a division by zero
+        let mut flat = WilliamsR::new(1);
+        assert_eq!(flat.update(1.0, 1.0, 1.0), Some(0.0));
+    }
+
+    #[test]
+    fn cci_measures_distance_in_mean_deviations() {
+        let mut cci = Cci::new(3);
+        cci.update(1.0);
+        cci.update(2.0);
+        // mean 2, mean deviation 2/3, distance 1 → 1 / (0.015 × 2/3) = 100
+        let value = cci.update(3.0).unwrap();
+        assert!((value - 100.0).abs() < 1e-9, "{value}");
+    }
+
+    #[test]
+    fn cci_of_a_flat_window_is_zero_despite_rounding() {
+        let mut cci = Cci::new(20);
+        // 4000.37 / 3 × 3 does not round-trip exactly: the mean carries noise of ~1e-12
+        let last = (0..40).filter_map(|_| cci.update(4000.37)).last();
+        assert_eq!(last, Some(0.0));
+    }
+}

@@ -1,0 +1,78 @@
+//! A fixed-capacity ring of the last `n` values: allocated once, never per update.
+
+#[derive(Debug, Clone)]
+pub struct Window {
+    values: Box<[f64]>,
+    next: usize,
+    len: usize,
+}
+
+impl Window {
+    /// A window of `capacity` values (at least 1).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            values: vec![0.0; capacity.max(1)].into_boxed_slice(),
+            next: 0,
+            len: 0,
+        }
+    }
+
+    /// Pushes `value`; returns the value it displaced once the window is full.
+    #[inline]
+    pub fn push(&mut self, value: f64) -> Option<f64> {
+        let slot = &mut self.values[self.next];
+        let old = std::mem::replace(slot, value);
+        self.next += 1;
+        if self.next == self.values.len() {
+            self.next = 0;
+        }
+        if self.len == self.values.len() {
+            Some(old)
+        } else {
+            self.len += 1;
+            None
+        }
+    }
+
+    #[inline]
+    pub fn is_full(&self) -> bool {
+        self.len == self.values.len()
+    }
+
+    /// The values held, in no particular order (enough for sums, extremes and deviations).
+    #[inline]
+    pub fn values(&self) -> &[f64] {
+        &self.values[..self.len]
+    }
+
+    #[inline]
+    pub fn max(&self) -> f64 {
+        self.values()
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max)
+    }
+
+    #[inline]
+    pub fn min(&self) -> f64 {
+        self.values().iter().copied().fold(f64::INFINITY, f64::min)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn displaces_the_oldest_once_full() {
+        let mut w = Window::new(3);
+        assert_eq!(w.push(1.0), None);
+        assert_eq!(w.push(2.0), None);
+        assert!(!w.is_full());
+        assert_eq!(w.push(3.0), None);
+        assert!(w.is_full());
+        assert_eq!(w.push(4.0), Some(1.0));
+        assert_eq!(w.push(5.0), Some(2.0));
+        assert_eq!((w.min(), w.max()), (3.0, 5.0));
+    }
+}

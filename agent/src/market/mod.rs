@@ -1,0 +1,31 @@
+//! Market data: the [`Candle`] every assistant reasons about, and where candles come from.
+//!
+//! - [`file`]: replay from a candle file (our OHLCV CSV or Binance's kline CSV, optionally gzipped);
+//! - [`check`]: the sanity rules every source applies (monotonic time, finite positive prices, ...).
+
+pub mod check;
+pub mod file;
+
+pub use check::{CandleChecker, CandleProblem};
+pub use file::{read_candles, CandleFileError};
+
+/// One OHLCV candle. Prices and volume are `f64`: they feed analytics, never money arithmetic
+/// (the paper exchange converts to exact decimals at its boundary).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Candle {
+    /// Open time of the candle, milliseconds since the Unix epoch (UTC).
+    pub open_time: i64,
+    pub open: f64,
+    pub high: f64,
+    pub low: f64,
+    pub close: f64,
+    /// Volume in the base asset.
+    pub volume: f64,
+}
+
+impl Candle {
+    /// The typical price (high + low + close) / 3, as CCI uses it.
+    pub fn typical_price(&self) -> f64 {
+        (self.high + self.low + self.close) / 3.0
+    }
+}
