@@ -19,7 +19,7 @@ pub const PROTOCOL_VERSION: u64 = 1;
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum Message {
-    RoundRequest(RoundRequest),
+    RoundRequest(Box<RoundRequest>),
     Opinion(Opinion),
     Decision(Decision),
     Escalation(Escalation),
@@ -56,7 +56,11 @@ const TYPES: [&str; 8] = [
     "fill",
 ];
 
-/// The market as every voter of a round sees it: the last closed candle plus the recent closes.
+/// The market as every voter of a round sees it: the last closed candle, the indicators computed
+/// over the candles up to it, and the team's position in the symbol.
+///
+/// Assistants are stateless between requests (any replica of a queue group may answer), so the
+/// snapshot carries everything an opinion rests on.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct MarketSnapshot {
@@ -68,6 +72,74 @@ pub struct MarketSnapshot {
     pub low: f64,
     pub close: f64,
     pub volume: f64,
+    #[serde(default)]
+    pub indicators: Indicators,
+    #[serde(default)]
+    pub portfolio: PortfolioContext,
+}
+
+/// Indicator values at the snapshot's candle; absent while an indicator warms up.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Indicators {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sma_20: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ema_20: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rsi_14: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub macd: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub macd_signal: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub macd_hist: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bb_upper: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bb_middle: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bb_lower: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stoch_k: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stoch_d: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub willr_14: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cci_20: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adx_14: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub atr_14: Option<f64>,
+    #[serde(default)]
+    pub obv: f64,
+    /// Volume over its 20-candle average (1.0 = usual).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_ratio_20: Option<f64>,
+    /// Close-to-close return over the last candle, as a fraction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_1: Option<f64>,
+    /// Close-to-close return over the last 12 candles, as a fraction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_12: Option<f64>,
+}
+
+/// The team's standing, as the risk manager needs it. Fractions are of equity.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PortfolioContext {
+    pub equity: f64,
+    /// Value of the position held in this symbol over equity (0 = flat).
+    pub position_fraction: f64,
+    /// Entry price of the position in this symbol, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry_price: Option<f64>,
+    pub open_positions: u32,
+    /// Drop of equity from its peak, as a fraction (0.1 = 10% below the peak).
+    pub drawdown: f64,
+    /// Loss of the current UTC day as a fraction of the day's opening equity (0 when up).
+    pub daily_loss: f64,
 }
 
 /// The coordinator asks one role for its opinion in one round of a cycle.

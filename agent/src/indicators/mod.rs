@@ -18,7 +18,9 @@ pub use volatility::{true_range, Atr, Bands, Bollinger};
 pub use volume::{Obv, VolumeRatio};
 
 use crate::market::Candle;
+use protocol::messages::Indicators;
 use std::io::{self, Write};
+use window::Window;
 
 /// The header of `trading-agent indicators`' CSV output.
 pub const CSV_HEADER: &str = "open_time,close,sma_20,ema_20,rsi_14,macd,macd_signal,macd_hist,bb_upper,bb_middle,bb_lower,stoch_k,stoch_d,willr_14,cci_20,adx_14,atr_14,obv";
@@ -28,54 +30,38 @@ pub const CSV_HEADER: &str = "open_time,close,sma_20,ema_20,rsi_14,macd,macd_sig
 pub struct IndicatorValues {
     pub open_time: i64,
     pub close: f64,
-    pub sma_20: Option<f64>,
-    pub ema_20: Option<f64>,
-    pub rsi_14: Option<f64>,
-    pub macd: Option<f64>,
-    pub macd_signal: Option<f64>,
-    pub macd_hist: Option<f64>,
-    pub bb_upper: Option<f64>,
-    pub bb_middle: Option<f64>,
-    pub bb_lower: Option<f64>,
-    pub stoch_k: Option<f64>,
-    pub stoch_d: Option<f64>,
-    pub willr_14: Option<f64>,
-    pub cci_20: Option<f64>,
-    pub adx_14: Option<f64>,
-    pub atr_14: Option<f64>,
-    pub obv: f64,
-    /// Volume over its 20-candle average (not in the CSV: it is ours, not TA-Lib's).
-    pub volume_ratio_20: Option<f64>,
+    pub indicators: Indicators,
 }
 
 impl IndicatorValues {
     /// Writes one CSV row in [`CSV_HEADER`]'s order: empty cells during warm-up, values in Rust's
     /// shortest round-trip formatting (full precision).
     pub fn write_csv_row(&self, out: &mut impl Write) -> io::Result<()> {
+        let i = &self.indicators;
         write!(out, "{},{}", self.open_time, self.close)?;
         for value in [
-            self.sma_20,
-            self.ema_20,
-            self.rsi_14,
-            self.macd,
-            self.macd_signal,
-            self.macd_hist,
-            self.bb_upper,
-            self.bb_middle,
-            self.bb_lower,
-            self.stoch_k,
-            self.stoch_d,
-            self.willr_14,
-            self.cci_20,
-            self.adx_14,
-            self.atr_14,
+            i.sma_20,
+            i.ema_20,
+            i.rsi_14,
+            i.macd,
+            i.macd_signal,
+            i.macd_hist,
+            i.bb_upper,
+            i.bb_middle,
+            i.bb_lower,
+            i.stoch_k,
+            i.stoch_d,
+            i.willr_14,
+            i.cci_20,
+            i.adx_14,
+            i.atr_14,
         ] {
             match value {
                 Some(v) => write!(out, ",{v}")?,
                 None => out.write_all(b",")?,
             }
         }
-        writeln!(out, ",{}", self.obv)
+        writeln!(out, ",{}", i.obv)
     }
 }
 
@@ -94,6 +80,9 @@ pub struct IndicatorSet {
     atr: Atr,
     obv: Obv,
     volume_ratio: VolumeRatio,
+    /// The last 13 closes, for the 1- and 12-candle returns.
+    closes: Window,
+    previous_close: Option<f64>,
 }
 
 impl Default for IndicatorSet {
@@ -104,7 +93,7 @@ impl Default for IndicatorSet {
 
 impl IndicatorSet {
     /// SMA/EMA 20, RSI 14, MACD 12/26/9, Bollinger 20/2, Stochastic 14/3/3, Williams %R 14, CCI 20,
-    /// ADX 14, ATR 14, OBV, volume ratio 20.
+    /// ADX 14, ATR 14, OBV, volume ratio 20, and the 1- and 12-candle returns.
     pub fn new() -> Self {
         Self {
             sma: Sma::new(20),
@@ -119,6 +108,8 @@ impl IndicatorSet {
             atr: Atr::new(14),
             obv: Obv::new(),
             volume_ratio: VolumeRatio::new(20),
+            closes: Window::new(13),
+            previous_close: None,
         }
     }
 
@@ -128,26 +119,32 @@ impl IndicatorSet {
         let macd = self.macd.update(c.close);
         let bands = self.bollinger.update(c.close);
         let stoch = self.stochastic.update(c.high, c.low, c.close);
+        let previous = self.previous_close.replace(c.close);
+        self.closes.push(c.close);
         IndicatorValues {
             open_time: c.open_time,
             close: c.close,
-            sma_20: self.sma.update(c.close),
-            ema_20: self.ema.update(c.close),
-            rsi_14: self.rsi.update(c.close),
-            macd: macd.map(|m| m.macd),
-            macd_signal: macd.map(|m| m.signal),
-            macd_hist: macd.map(|m| m.histogram),
-            bb_upper: bands.map(|b| b.upper),
-            bb_middle: bands.map(|b| b.middle),
-            bb_lower: bands.map(|b| b.lower),
-            stoch_k: stoch.map(|s| s.0),
-            stoch_d: stoch.map(|s| s.1),
-            willr_14: self.willr.update(c.high, c.low, c.close),
-            cci_20: self.cci.update(c.typical_price()),
-            adx_14: self.adx.update(c.high, c.low, c.close),
-            atr_14: self.atr.update(c.high, c.low, c.close),
-            obv: self.obv.update(c.close, c.volume),
-            volume_ratio_20: self.volume_ratio.update(c.volume),
+            indicators: Indicators {
+                sma_20: self.sma.update(c.close),
+                ema_20: self.ema.update(c.close),
+                rsi_14: self.rsi.update(c.close),
+                macd: macd.map(|m| m.macd),
+                macd_signal: macd.map(|m| m.signal),
+                macd_hist: macd.map(|m| m.histogram),
+                bb_upper: bands.map(|b| b.upper),
+                bb_middle: bands.map(|b| b.middle),
+                bb_lower: bands.map(|b| b.lower),
+                stoch_k: stoch.map(|s| s.0),
+                stoch_d: stoch.map(|s| s.1),
+                willr_14: self.willr.update(c.high, c.low, c.close),
+                cci_20: self.cci.update(c.typical_price()),
+                adx_14: self.adx.update(c.high, c.low, c.close),
+                atr_14: self.atr.update(c.high, c.low, c.close),
+                obv: self.obv.update(c.close, c.volume),
+                volume_ratio_20: self.volume_ratio.update(c.volume),
+                return_1: previous.map(|p| c.close / p - 1.0),
+                return_12: self.closes.oldest().map(|p| c.close / p - 1.0),
+            },
         }
     }
 }

@@ -34,6 +34,12 @@ impl Window {
         }
     }
 
+    /// The oldest value held, once the window is full.
+    #[inline]
+    pub fn oldest(&self) -> Option<f64> {
+        self.is_full().then(|| self.values[self.next])
+    }
+
     #[inline]
     pub fn is_full(&self) -> bool {
         self.len == self.values.len()
@@ -71,7 +77,9 @@ mod tests {
         assert!(!w.is_full());
         assert_eq!(w.push(3.0), None);
         assert!(w.is_full());
+        assert_eq!(w.oldest(), Some(1.0));
         assert_eq!(w.push(4.0), Some(1.0));
+        assert_eq!(w.oldest(), Some(2.0));
         assert_eq!(w.push(5.0), Some(2.0));
         assert_eq!((w.min(), w.max()), (3.0, 5.0));
     }

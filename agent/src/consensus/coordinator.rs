@@ -1,0 +1,370 @@
+//! Drives consensus cycles: asks the voters round by round through a [`Transport`], applies the
+//! policy's escalation when the team cannot agree, and returns the [`Decision`] with every round's
+//! votes and the debate transcript.
+
+use super::cycle::{Acceptance, Cycle, Outcome, Step, Voter};
+use protocol::crd::{ConsensusPolicySpec, EscalationAction};
+use protocol::messages::{Decision, Escalation, MarketSnapshot, Opinion, RoundRequest};
+use protocol::Action;
+use std::future::Future;
+
+/// How the coordinator reaches the voters: in-process for the local team, the bus in a cluster.
+pub trait Transport {
+    /// Asks every voter for its opinion on `request`; returns the answers that arrived before the
+    /// request's deadline (in any order; duplicates and strays are filtered by the cycle).
+    fn ask(&self, voters: &[Voter], request: &RoundRequest) -> impl Future<Output = Vec<Opinion>>;
+}
+
+/// A human's (or a policy's) answer to an escalation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolution {
+    Approved,
+    Rejected,
+    /// Nobody answered within the policy's timeout: the policy's default action applies.
+    TimedOut,
+}
+
+/// Where escalations go: the bus (and, through the operator, `kubectl annotate`) in a cluster; in a
+/// backtest, nobody, so they time out at once.
+pub trait EscalationResolver {
+    fn resolve(&self, escalation: &Escalation) -> impl Future<Output = Resolution>;
+}
+
+/// Counters of what happened to opinions, for metrics and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OpinionCounts {
+    pub counted: u64,
+    pub duplicate: u64,
+    pub late: u64,
+    pub stray: u64,
+}
+
+/// Runs cycles for one strategy under one policy.
+#[derive(Debug, Clone)]
+pub struct Coordinator {
+    pub strategy: String,
+    pub policy: ConsensusPolicySpec,
+    pub counts: OpinionCounts,
+}
+
+impl Coordinator {
+    pub fn new(strategy: impl Into<String>, policy: ConsensusPolicySpec) -> Self {
+        Self {
+            strategy: strategy.into(),
+            policy,
+            counts: OpinionCounts::default(),
+        }
+    }
+
+    /// Runs one cycle to its decision. `now_ms` stamps deadlines and the decision; the cycle id must
+    /// be stable for the same (strategy, symbol, candle or alert) so a restarted coordinator reuses it.
+    pub async fn run_cycle<T: Transport, E: EscalationResolver>(
+        &mut self,
+        cycle_id: String,
+        snapshot: MarketSnapshot,
+        voters: Vec<Voter>,
+        transport: &T,
+        escalations: &E,
+        now_ms: impl Fn() -> i64,
+    ) -> Decision {
+        let mut cycle = Cycle::new(
+            cycle_id,
+            self.strategy.clone(),
+            snapshot,
+            self.policy.clone(),
+            voters,
+        );
+        let round_ms = i64::from(self.policy.round_timeout_seconds) * 1000;
+        let outcome = loop {
+            let request = cycle.request(now_ms() + round_ms);
+            for opinion in transport.ask(cycle.voters(), &request).await {
+                match cycle.accept(opinion) {
+                    Acceptance::Counted => self.counts.counted += 1,
+                    Acceptance::Duplicate => self.counts.duplicate += 1,
+                    Acceptance::WrongRound => self.counts.late += 1,
+                    Acceptance::WrongCycle | Acceptance::NotAVoter => self.counts.stray += 1,
+                }
+            }
+            match cycle.close_round() {
+                Step::NextRound(_) => continue,
+                Step::Done(outcome) => break outcome,
+            }
+        };
+        let (action, confidence, consensus_reached, escalated, vetoed) = match outcome {
+            Outcome::Consensus { action, confidence } => (action, confidence, true, false, false),
+            Outcome::Vetoed { .. } => (Action::Hold, 1.0, false, false, true),
+            Outcome::Exhausted {
+                proposed,
+                confidence,
+            } => match self.policy.escalation.action {
+                EscalationAction::Hold | EscalationAction::Reject => {
+                    (Action::Hold, confidence, false, false, false)
+                }
+                EscalationAction::Escalate => {
+                    let escalation = Escalation {
+                        id: cycle.id.clone(),
+                        strategy: self.strategy.clone(),
+                        symbol: cycle.snapshot.symbol.clone(),
+                        proposed,
+                        scores: cycle
+                            .tallies()
+                            .last()
+                            .map(|t| t.scores.clone())
+                            .unwrap_or_default(),
+                        timeout_seconds: self.policy.escalation.timeout_seconds,
+                        raised_at: now_ms(),
+                    };
+                    let action = match escalations.resolve(&escalation).await {
+                        Resolution::Approved => proposed,
+                        Resolution::Rejected => Action::Hold,
+                        Resolution::TimedOut => self.policy.escalation.default_action,
+                    };
+                    (action, confidence, false, true, false)
+                }
+            },
+        };
+        let id = cycle.id.clone();
+        let symbol = cycle.snapshot.symbol.clone();
+        let price = cycle.snapshot.close;
+        let (rounds, transcript) = cycle.into_record();
+        Decision {
+            id,
+            strategy: self.strategy.clone(),
+            symbol,
+            action,
+            confidence: confidence.clamp(0.0, 1.0),
+            consensus_reached,
+            escalated,
+            vetoed,
+            rounds,
+            transcript,
+            price,
+            decided_at: now_ms(),
+        }
+    }
+}
+
+/// The stable id of a cycle: strategy, symbol, the candle's open time, and what started it.
+pub fn cycle_id(strategy: &str, symbol: &str, open_time: i64, trigger: &str) -> String {
+    format!("{strategy}.{symbol}.{open_time}.{trigger}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::messages::{Indicators, PortfolioContext};
+    use protocol::Role;
+    use std::cell::RefCell;
+
+    /// Answers with a fixed (action, confidence, veto) per assistant and round.
+    struct Scripted(Vec<(&'static str, u32, Action, f64, bool)>);
+
+    impl Transport for Scripted {
+        async fn ask(&self, voters: &[Voter], request: &RoundRequest) -> Vec<Opinion> {
+            self.0
+                .iter()
+                .filter(|(_, round, ..)| *round == request.round)
+                .map(|&(assistant, _, action, confidence, veto)| Opinion {
+                    cycle_id: request.cycle_id.clone(),
+                    round: request.round,
+                    assistant: assistant.into(),
+                    role: voters
+                        .iter()
+                        .find(|v| v.assistant == assistant)
+                        .map_or(Role::Auditor, |v| v.role),
+                    symbol: request.snapshot.symbol.clone(),
+                    action,
+                    confidence,
+                    reasoning: format!("{assistant} says {action}"),
+                    evidence: Default::default(),
+                    veto,
+                    llm: false,
+                })
+                .collect()
+        }
+    }
+
+    struct Human(Resolution, RefCell<Vec<Escalation>>);
+
+    impl EscalationResolver for Human {
+        async fn resolve(&self, escalation: &Escalation) -> Resolution {
+            self.1.borrow_mut().push(escalation.clone());
+            self.0
+        }
+    }
+
+    fn voters() -> Vec<Voter> {
+        [
+            ("technical", Role::TechnicalAnalyst, 1.2),
+            ("strategist", Role::Strategist, 1.0),
+            ("risk", Role::RiskManager, 1.5),
+        ]
+        .map(|(a, role, weight)| Voter {
+            assistant: a.into(),
+            role,
+            weight,
+        })
+        .to_vec()
+    }
+
+    fn snapshot() -> MarketSnapshot {
+        MarketSnapshot {
+            symbol: "BTCUSDT".into(),
+            open_time: 3_600_000,
+            open: 100.0,
+            high: 101.0,
+            low: 99.0,
+            close: 100.5,
+            volume: 10.0,
+            indicators: Indicators::default(),
+            portfolio: PortfolioContext::default(),
+        }
+    }
+
+    async fn decide(script: Scripted, policy: ConsensusPolicySpec, human: &Human) -> Decision {
+        let mut coordinator = Coordinator::new("s", policy);
+        coordinator
+            .run_cycle(
+                "cycle-1".into(),
+                snapshot(),
+                voters(),
+                &script,
+                human,
+                || 42,
+            )
+            .await
+    }
+
+    fn split(rounds: u32) -> Scripted {
+        Scripted(
+            (1..=rounds)
+                .flat_map(|r| {
+                    [
+                        ("technical", r, Action::Buy, 0.6, false),
+                        ("strategist", r, Action::Sell, 0.6, false),
+                        ("risk", r, Action::Hold, 0.3, false),
+                    ]
+                })
+                .collect(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_split_team_escalates_and_the_human_decides() {
+        let policy = ConsensusPolicySpec {
+            threshold: 0.6,
+            ..Default::default()
+        };
+        let approve = Human(Resolution::Approved, RefCell::default());
+        let d = decide(split(3), policy.clone(), &approve).await;
+        assert_eq!(
+            (d.action, d.escalated, d.consensus_reached),
+            (Action::Buy, true, false)
+        );
+        assert_eq!(d.rounds.len(), 3);
+        assert_eq!(d.transcript.len(), 9);
+        let raised = approve.1.take();
+        assert_eq!(raised.len(), 1);
+        assert_eq!(
+            (raised[0].id.as_str(), raised[0].proposed),
+            ("cycle-1", Action::Buy)
+        );
+
+        let reject = Human(Resolution::Rejected, RefCell::default());
+        assert_eq!(
+            decide(split(3), policy.clone(), &reject).await.action,
+            Action::Hold
+        );
+        let timeout = Human(Resolution::TimedOut, RefCell::default());
+        let mut sell_by_default = policy.clone();
+        sell_by_default.escalation.default_action = Action::Sell;
+        assert_eq!(
+            decide(split(3), sell_by_default, &timeout).await.action,
+            Action::Sell
+        );
+    }
+
+    #[tokio::test]
+    async fn hold_and_reject_policies_act_at_once_without_asking() {
+        for action in [EscalationAction::Hold, EscalationAction::Reject] {
+            let mut policy = ConsensusPolicySpec {
+                threshold: 0.6,
+                ..Default::default()
+            };
+            policy.escalation.action = action;
+            let human = Human(Resolution::Approved, RefCell::default());
+            let d = decide(split(3), policy, &human).await;
+            assert_eq!((d.action, d.escalated), (Action::Hold, false));
+            assert!(human.1.borrow().is_empty());
+        }
+    }
+
+    #[tokio::test]
+    async fn consensus_and_veto_are_recorded() {
+        let human = Human(Resolution::Approved, RefCell::default());
+        let agree = Scripted(vec![
+            ("technical", 1, Action::Buy, 0.9, false),
+            ("strategist", 1, Action::Buy, 0.7, false),
+            ("risk", 1, Action::Hold, 0.2, false),
+        ]);
+        let d = decide(agree, ConsensusPolicySpec::default(), &human).await;
+        assert_eq!(
+            (d.action, d.consensus_reached, d.rounds.len()),
+            (Action::Buy, true, 1)
+        );
+        assert!((d.confidence - (1.2 * 0.9 + 0.7) / 2.2).abs() < 1e-12);
+        assert_eq!((d.price, d.decided_at), (100.5, 42));
+
+        let vetoed = Scripted(vec![
+            ("technical", 1, Action::Buy, 0.9, false),
+            ("strategist", 1, Action::Buy, 0.9, false),
+            ("risk", 1, Action::Hold, 1.0, true),
+        ]);
+        let d = decide(vetoed, ConsensusPolicySpec::default(), &human).await;
+        assert_eq!(
+            (d.action, d.vetoed, d.consensus_reached),
+            (Action::Hold, true, false)
+        );
+    }
+
+    #[tokio::test]
+    async fn quorum_decides_when_a_voter_never_answers_and_duplicates_count_once() {
+        let human = Human(Resolution::TimedOut, RefCell::default());
+        // the risk manager (1.5 of 3.7) is silent: 2.2 / 3.7 = 59% answered
+        let silent_risk = || {
+            Scripted(vec![
+                ("technical", 1, Action::Buy, 0.9, false),
+                ("technical", 1, Action::Sell, 0.9, false),
+                ("strategist", 1, Action::Buy, 0.7, false),
+            ])
+        };
+        let mut coordinator = Coordinator::new(
+            "s",
+            ConsensusPolicySpec {
+                quorum: 0.55,
+                ..Default::default()
+            },
+        );
+        let d = coordinator
+            .run_cycle(
+                "c".into(),
+                snapshot(),
+                voters(),
+                &silent_risk(),
+                &human,
+                || 0,
+            )
+            .await;
+        assert_eq!((d.action, d.consensus_reached), (Action::Buy, true));
+        assert_eq!(coordinator.counts.duplicate, 1);
+        assert_eq!(d.rounds[0].votes.len(), 2);
+
+        let strict = ConsensusPolicySpec {
+            quorum: 0.6,
+            max_rounds: 2,
+            ..Default::default()
+        };
+        let d = decide(silent_risk(), strict, &human).await;
+        assert!(!d.consensus_reached && d.escalated, "{d:?}");
+    }
+}

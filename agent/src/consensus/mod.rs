@@ -1,0 +1,12 @@
+//! The consensus engine (DESIGN.md §4), ours and transport-agnostic:
+//! - [`tally`]: counting one round (weights × confidences, quorum, threshold, veto);
+//! - [`cycle`]: one cycle's rounds as a state machine;
+//! - [`coordinator`]: drives cycles over a [`coordinator::Transport`] (the in-process team, or the
+//!   bus), applies the policy's escalation, and produces the [`protocol::messages::Decision`].
+
+pub mod coordinator;
+pub mod cycle;
+pub mod tally;
+
+pub use coordinator::{Coordinator, EscalationResolver, Resolution, Transport};
+pub use cycle::{Acceptance, Cycle, Outcome, Step, Voter};

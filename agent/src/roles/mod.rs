@@ -1,0 +1,187 @@
+//! The assistants' reasoning: one [`Analyst`] per voting role, each turning a [`RoundRequest`] into a
+//! [`Judgement`] by a deterministic, documented rule (the LLM path wraps these and falls back to them).
+//!
+//! - [`technical`]: scores indicator signals;
+//! - [`monitor`]: momentum and volume anomalies (and the ALERT detector that starts cycles);
+//! - [`fundamental`]: news sentiment per symbol;
+//! - [`risk`]: position sizing and limits, with the veto;
+//! - [`strategist`]: market regime combined with the ML forecast;
+//! - [`debate`]: how a deterministic voter revises its view after reading the others'.
+
+pub mod debate;
+pub mod fundamental;
+pub mod monitor;
+pub mod risk;
+pub mod strategist;
+pub mod technical;
+
+use protocol::crd::RiskSpec;
+use protocol::messages::{Opinion, RoundRequest};
+use protocol::{Action, Role};
+use std::collections::BTreeMap;
+
+/// What an analyst concludes, before it is addressed to a cycle as an [`Opinion`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Judgement {
+    pub action: Action,
+    /// In [0, 1].
+    pub confidence: f64,
+    pub reasoning: String,
+    pub evidence: BTreeMap<String, f64>,
+    /// Forces HOLD whatever the tally (honoured only from the policy's veto roles).
+    pub veto: bool,
+}
+
+impl Judgement {
+    pub fn new(action: Action, confidence: f64, reasoning: impl Into<String>) -> Self {
+        Self {
+            action,
+            confidence: confidence.clamp(0.0, 1.0),
+            reasoning: reasoning.into(),
+            evidence: BTreeMap::new(),
+            veto: false,
+        }
+    }
+
+    /// Adds a figure the judgement rests on.
+    pub fn with(mut self, name: &str, value: f64) -> Self {
+        if value.is_finite() {
+            self.evidence.insert(name.to_string(), value);
+        }
+        self
+    }
+
+    /// Addresses the judgement to the cycle and round of `request`.
+    pub fn into_opinion(self, request: &RoundRequest, assistant: &str, role: Role) -> Opinion {
+        Opinion {
+            cycle_id: request.cycle_id.clone(),
+            round: request.round,
+            assistant: assistant.to_string(),
+            role,
+            symbol: request.snapshot.symbol.clone(),
+            action: self.action,
+            confidence: self.confidence,
+            reasoning: self.reasoning,
+            evidence: self.evidence,
+            veto: self.veto,
+            llm: false,
+        }
+    }
+}
+
+/// One role's deterministic reasoning.
+pub trait Analyst: Send + Sync {
+    fn role(&self) -> Role;
+
+    /// The view of the snapshot alone (round 1).
+    fn analyze(&self, request: &RoundRequest) -> Judgement;
+
+    /// The view in a debate round: by default the round-1 view revised by [`debate::revise`].
+    fn debate(&self, request: &RoundRequest, assistant: &str) -> Judgement {
+        debate::revise(self.analyze(request), &request.debate, assistant)
+    }
+
+    /// Answers a round request as `assistant`.
+    fn answer(&self, request: &RoundRequest, assistant: &str) -> Opinion {
+        let judgement = if request.round <= 1 || request.debate.is_empty() {
+            self.analyze(request)
+        } else {
+            self.debate(request, assistant)
+        };
+        judgement.into_opinion(request, assistant, self.role())
+    }
+}
+
+/// Role parameters as TradingAssistant `spec.params` carries them (strings), read with defaults.
+#[derive(Debug, Clone, Default)]
+pub struct Params(pub BTreeMap<String, String>);
+
+/// A parameter that is present but not usable.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("params.{name}: {value:?} is not {expected}")]
+pub struct ParamError {
+    pub name: String,
+    pub value: String,
+    pub expected: &'static str,
+}
+
+impl Params {
+    /// A number parameter, `default` when absent.
+    pub fn number(&self, name: &str, default: f64) -> Result<f64, ParamError> {
+        match self.0.get(name) {
+            None => Ok(default),
+            Some(text) => text
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| ParamError {
+                    name: name.to_string(),
+                    value: text.clone(),
+                    expected: "a finite number",
+                }),
+        }
+    }
+
+    /// A comma-separated list parameter, empty when absent.
+    pub fn list(&self, name: &str) -> Vec<String> {
+        self.0
+            .get(name)
+            .map(|text| {
+                text.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// The analyst of a voting role, with its parameters and the Strategy's risk limits.
+/// Executor and auditor do not vote: `None`.
+pub fn analyst_for(
+    role: Role,
+    params: &Params,
+    risk: &RiskSpec,
+) -> Result<Option<Box<dyn Analyst>>, ParamError> {
+    Ok(Some(match role {
+        Role::MarketMonitor => Box::new(monitor::MarketMonitor::from_params(params)?),
+        Role::TechnicalAnalyst => Box::new(technical::TechnicalAnalyst),
+        Role::FundamentalAnalyst => Box::new(fundamental::FundamentalAnalyst::default()),
+        Role::RiskManager => Box::new(risk::RiskManager::new(risk.clone())),
+        Role::Strategist => Box::new(strategist::Strategist::default()),
+        Role::Executor | Role::Auditor => return Ok(None),
+    }))
+}
+
+/// Test helpers: a round request over a snapshot.
+#[cfg(test)]
+pub(crate) mod testing {
+    use protocol::messages::{Indicators, MarketSnapshot, PortfolioContext, RoundRequest};
+
+    pub fn request(
+        close: f64,
+        indicators: Indicators,
+        portfolio: PortfolioContext,
+    ) -> RoundRequest {
+        RoundRequest {
+            cycle_id: "c-1".into(),
+            round: 1,
+            strategy: "s".into(),
+            snapshot: MarketSnapshot {
+                symbol: "BTCUSDT".into(),
+                open_time: 0,
+                open: close,
+                high: close,
+                low: close,
+                close,
+                volume: 1.0,
+                indicators,
+                portfolio,
+            },
+            debate: vec![],
+            deadline: 0,
+        }
+    }
+}

@@ -1,0 +1,327 @@
+//! The risk manager: sizes positions from volatility and guards the Strategy's `risk` limits.
+//!
+//! - Sizing: risk 1% of equity on a stop two ATRs away, capped by `maxPositionFraction`
+//!   (`evidence.position_fraction`, which the executor uses).
+//! - Exits: a held position past its stop-loss or take-profit, or any limit broken while holding,
+//!   is a SELL at high confidence.
+//! - Veto (forces HOLD on the whole team): while flat, when drawdown ≥ `maxDrawdown`, the day's loss
+//!   ≥ `dailyLossLimit`, `maxOpenPositions` are already open, or one candle's typical range (ATR)
+//!   exceeds the stop-loss distance. The reasoning names the limit.
+//! - Otherwise it raises no objection: HOLD at low confidence in round 1, and in debate rounds it
+//!   endorses the team's leading view with a confidence that shrinks as the limits come closer.
+
+use super::{Analyst, Judgement};
+use protocol::crd::RiskSpec;
+use protocol::messages::RoundRequest;
+use protocol::{Action, Role};
+
+/// Share of equity risked on one position.
+const RISK_PER_TRADE: f64 = 0.01;
+/// Stop distance in ATRs the sizing assumes.
+const STOP_ATRS: f64 = 2.0;
+
+#[derive(Debug, Clone)]
+pub struct RiskManager {
+    pub limits: RiskSpec,
+}
+
+impl RiskManager {
+    pub fn new(limits: RiskSpec) -> Self {
+        Self { limits }
+    }
+
+    /// The fraction of equity a new position should take, given the ATR as a fraction of price.
+    pub fn position_fraction(&self, atr_fraction: Option<f64>) -> f64 {
+        let cap = self.limits.max_position_fraction;
+        match atr_fraction {
+            Some(v) if v > 0.0 => (RISK_PER_TRADE / (STOP_ATRS * v)).min(cap),
+            _ => cap * 0.5,
+        }
+    }
+
+    /// The first limit the portfolio breaks, named as in the Strategy.
+    fn broken_limit(&self, request: &RoundRequest) -> Option<String> {
+        let p = &request.snapshot.portfolio;
+        let l = &self.limits;
+        if p.drawdown >= l.max_drawdown {
+            return Some(format!(
+                "drawdown {:.1}% reaches risk.maxDrawdown {:.1}%",
+                p.drawdown * 100.0,
+                l.max_drawdown * 100.0
+            ));
+        }
+        if p.daily_loss >= l.daily_loss_limit {
+            return Some(format!(
+                "today's loss {:.1}% reaches risk.dailyLossLimit {:.1}%",
+                p.daily_loss * 100.0,
+                l.daily_loss_limit * 100.0
+            ));
+        }
+        None
+    }
+}
+
+impl Analyst for RiskManager {
+    fn role(&self) -> Role {
+        Role::RiskManager
+    }
+
+    fn analyze(&self, request: &RoundRequest) -> Judgement {
+        let s = &request.snapshot;
+        let p = &s.portfolio;
+        let atr_fraction = s.indicators.atr_14.map(|atr| atr / s.close);
+        let size = self.position_fraction(atr_fraction);
+        let evidence = |j: Judgement| {
+            j.with("position_fraction", size)
+                .with("atr_fraction", atr_fraction.unwrap_or(f64::NAN))
+                .with("drawdown", p.drawdown)
+                .with("daily_loss", p.daily_loss)
+        };
+        let holding = p.position_fraction > 0.0;
+        if let (true, Some(entry)) = (holding, p.entry_price) {
+            let change = s.close / entry - 1.0;
+            if change <= -self.limits.stop_loss {
+                return evidence(Judgement::new(
+                    Action::Sell,
+                    0.95,
+                    format!(
+                        "position {:+.1}% from entry breaks risk.stopLoss {:.1}%",
+                        change * 100.0,
+                        self.limits.stop_loss * 100.0
+                    ),
+                ));
+            }
+            if change >= self.limits.take_profit {
+                return evidence(Judgement::new(
+                    Action::Sell,
+                    0.8,
+                    format!(
+                        "position {:+.1}% from entry reaches risk.takeProfit {:.1}%",
+                        change * 100.0,
+                        self.limits.take_profit * 100.0
+                    ),
+                ));
+            }
+        }
+        if let Some(limit) = self.broken_limit(request) {
+            if holding {
+                return evidence(Judgement::new(
+                    Action::Sell,
+                    0.9,
+                    format!("{limit}: reduce exposure"),
+                ));
+            }
+            let mut veto = Judgement::new(Action::Hold, 1.0, format!("veto: {limit}"));
+            veto.veto = true;
+            return evidence(veto);
+        }
+        if !holding && p.open_positions >= self.limits.max_open_positions {
+            let mut veto = Judgement::new(
+                Action::Hold,
+                1.0,
+                format!(
+                    "veto: {} positions open, risk.maxOpenPositions is {}",
+                    p.open_positions, self.limits.max_open_positions
+                ),
+            );
+            veto.veto = true;
+            return evidence(veto);
+        }
+        if let Some(v) = atr_fraction.filter(|v| !holding && *v >= self.limits.stop_loss) {
+            let mut veto = Judgement::new(
+                Action::Hold,
+                1.0,
+                format!(
+                    "veto: one candle's range (ATR {:.1}% of price) exceeds risk.stopLoss {:.1}%",
+                    v * 100.0,
+                    self.limits.stop_loss * 100.0
+                ),
+            );
+            veto.veto = true;
+            return evidence(veto);
+        }
+        evidence(Judgement::new(
+            Action::Hold,
+            0.2,
+            format!(
+                "within limits; a new position would take {:.1}% of equity",
+                size * 100.0
+            ),
+        ))
+    }
+
+    /// In debate rounds, a risk manager with no objection endorses the team's leading view.
+    fn debate(&self, request: &RoundRequest, assistant: &str) -> Judgement {
+        let own = self.analyze(request);
+        if own.veto || own.action != Action::Hold {
+            return own;
+        }
+        let mut mass = [(Action::Buy, 0.0), (Action::Sell, 0.0), (Action::Hold, 0.0)];
+        for o in request.debate.iter().filter(|o| o.assistant != assistant) {
+            if let Some(slot) = mass.iter_mut().find(|(a, _)| *a == o.action) {
+                slot.1 += o.confidence;
+            }
+        }
+        let total: f64 = mass.iter().map(|m| m.1).sum();
+        let (leading, weight) = mass
+            .into_iter()
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap_or((Action::Hold, 0.0));
+        if total <= 0.0 || leading == Action::Hold {
+            return own;
+        }
+        let p = &request.snapshot.portfolio;
+        let headroom = (1.0 - p.drawdown / self.limits.max_drawdown)
+            .min(1.0 - p.daily_loss / self.limits.daily_loss_limit)
+            .clamp(0.0, 1.0);
+        let mut endorsed = Judgement::new(
+            leading,
+            0.6 * (weight / total) * headroom,
+            format!(
+                "no objection to {leading} ({:.0}% of the team); {:.0}% of the risk budget left",
+                weight / total * 100.0,
+                headroom * 100.0
+            ),
+        );
+        endorsed.evidence = own.evidence;
+        endorsed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::roles::testing::request;
+    use protocol::messages::{Indicators, Opinion, PortfolioContext};
+
+    fn limits() -> RiskSpec {
+        RiskSpec {
+            max_position_fraction: 0.25,
+            stop_loss: 0.05,
+            take_profit: 0.10,
+            max_open_positions: 2,
+            daily_loss_limit: 0.05,
+            max_drawdown: 0.20,
+        }
+    }
+
+    fn judge(close: f64, atr: f64, portfolio: PortfolioContext) -> Judgement {
+        let i = Indicators {
+            atr_14: Some(atr),
+            ..Default::default()
+        };
+        RiskManager::new(limits()).analyze(&request(close, i, portfolio))
+    }
+
+    #[test]
+    fn sizes_from_volatility_under_the_cap() {
+        let rm = RiskManager::new(limits());
+        assert!((rm.position_fraction(Some(0.01)) - 0.25).abs() < 1e-12); // 0.5 capped at 0.25
+        assert!((rm.position_fraction(Some(0.04)) - 0.125).abs() < 1e-12);
+    }
+
+    #[test]
+    fn vetoes_new_exposure_past_a_limit_and_names_it() {
+        let j = judge(
+            100.0,
+            1.0,
+            PortfolioContext {
+                drawdown: 0.21,
+                ..Default::default()
+            },
+        );
+        assert!(j.veto && j.action == Action::Hold);
+        assert!(j.reasoning.contains("risk.maxDrawdown"), "{}", j.reasoning);
+        let j = judge(
+            100.0,
+            1.0,
+            PortfolioContext {
+                open_positions: 2,
+                ..Default::default()
+            },
+        );
+        assert!(
+            j.veto && j.reasoning.contains("risk.maxOpenPositions"),
+            "{}",
+            j.reasoning
+        );
+        let j = judge(100.0, 6.0, PortfolioContext::default());
+        assert!(
+            j.veto && j.reasoning.contains("risk.stopLoss"),
+            "{}",
+            j.reasoning
+        );
+        let j = judge(
+            100.0,
+            1.0,
+            PortfolioContext {
+                daily_loss: 0.06,
+                ..Default::default()
+            },
+        );
+        assert!(
+            j.veto && j.reasoning.contains("risk.dailyLossLimit"),
+            "{}",
+            j.reasoning
+        );
+    }
+
+    #[test]
+    fn exits_a_position_rather_than_vetoing() {
+        let holding = |entry: f64, drawdown: f64| PortfolioContext {
+            position_fraction: 0.2,
+            entry_price: Some(entry),
+            open_positions: 1,
+            drawdown,
+            ..Default::default()
+        };
+        let stop = judge(94.0, 1.0, holding(100.0, 0.0));
+        assert_eq!((stop.action, stop.veto), (Action::Sell, false));
+        assert!(stop.reasoning.contains("risk.stopLoss"));
+        let take = judge(111.0, 1.0, holding(100.0, 0.0));
+        assert!(take.action == Action::Sell && take.reasoning.contains("risk.takeProfit"));
+        let limit = judge(100.0, 1.0, holding(100.0, 0.25));
+        assert_eq!((limit.action, limit.veto), (Action::Sell, false));
+    }
+
+    #[test]
+    fn without_objection_it_endorses_the_leading_view_in_debate() {
+        let mut r = request(
+            100.0,
+            Indicators {
+                atr_14: Some(1.0),
+                ..Default::default()
+            },
+            PortfolioContext {
+                drawdown: 0.1,
+                ..Default::default()
+            },
+        );
+        r.round = 2;
+        let o = |assistant: &str, action| Opinion {
+            cycle_id: "c-1".into(),
+            round: 1,
+            assistant: assistant.into(),
+            role: Role::TechnicalAnalyst,
+            symbol: "BTCUSDT".into(),
+            action,
+            confidence: 0.8,
+            reasoning: String::new(),
+            evidence: Default::default(),
+            veto: false,
+            llm: false,
+        };
+        r.debate = vec![
+            o("a", Action::Buy),
+            o("b", Action::Buy),
+            o("c", Action::Hold),
+            o("d", Action::Sell),
+        ];
+        let rm = RiskManager::new(limits());
+        let j = rm.debate(&r, "risk");
+        assert_eq!(j.action, Action::Buy, "{}", j.reasoning);
+        // 0.6 × 50% of the team × 50% headroom
+        assert!((j.confidence - 0.15).abs() < 1e-12, "{}", j.confidence);
+        assert!(j.evidence.contains_key("position_fraction"));
+    }
+}
