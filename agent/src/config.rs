@@ -81,6 +81,60 @@ impl TeamConfig {
         }
         Ok(Self { strategy, policy })
     }
+
+    /// The sample team of `config/samples` (BTCUSDT + ETHUSDT, paper, the `balanced` policy), built
+    /// into the binary so the local backtest needs no file.
+    pub fn builtin() -> Result<Self, ConfigError> {
+        let validator = ManifestValidator::new();
+        let strategy = parse_one(
+            &validator,
+            include_str!("../../config/samples/strategy.yaml"),
+            Path::new("built-in config/samples/strategy.yaml"),
+            "Strategy",
+        )?;
+        let policy = parse_one(
+            &validator,
+            include_str!("../../config/samples/consensuspolicy.yaml"),
+            Path::new("built-in config/samples/consensuspolicy.yaml"),
+            "ConsensusPolicy",
+        )?;
+        Ok(Self { strategy, policy })
+    }
+
+    /// Applies command-line overrides (JSON merged into each object's `spec`) and validates the
+    /// result exactly as the files were validated, so `--threshold 2` fails naming `spec.threshold`.
+    pub fn with_overrides(
+        self,
+        strategy_spec: Value,
+        policy_spec: Value,
+    ) -> Result<Self, ConfigError> {
+        fn patch<T: DeserializeOwned>(
+            validator: &ManifestValidator,
+            mut object: Value,
+            spec: Value,
+            source: &str,
+            kind: &'static str,
+        ) -> Result<T, ConfigError> {
+            merge(&mut object, serde_json::json!({ "spec": spec }));
+            validated(validator, object, Path::new(source), kind)
+        }
+        let validator = ManifestValidator::new();
+        let strategy = patch(
+            &validator,
+            serde_json::to_value(&self.strategy).expect("a Strategy serialises"),
+            strategy_spec,
+            "the command-line options",
+            "Strategy",
+        )?;
+        let policy = patch(
+            &validator,
+            serde_json::to_value(&self.policy).expect("a ConsensusPolicy serialises"),
+            policy_spec,
+            "the command-line options",
+            "ConsensusPolicy",
+        )?;
+        Ok(Self { strategy, policy })
+    }
 }
 
 /// Reads the single object of `kind` in a (possibly multi-document) YAML file, validates it against
@@ -94,8 +148,18 @@ pub fn load_one<T: DeserializeOwned>(
         path: path.to_path_buf(),
         error,
     })?;
+    parse_one(validator, &text, path, kind)
+}
+
+/// As [`load_one`], from text; `path` names the source in errors.
+pub fn parse_one<T: DeserializeOwned>(
+    validator: &ManifestValidator,
+    text: &str,
+    path: &Path,
+    kind: &'static str,
+) -> Result<T, ConfigError> {
     let mut docs = Vec::new();
-    for de in serde_yaml::Deserializer::from_str(&text) {
+    for de in serde_yaml::Deserializer::from_str(text) {
         let value = Value::deserialize(de).map_err(|error| ConfigError::Yaml {
             path: path.to_path_buf(),
             error,
@@ -138,6 +202,15 @@ pub fn load_one<T: DeserializeOwned>(
             })
         }
     };
+    validated(validator, doc, path, kind)
+}
+
+fn validated<T: DeserializeOwned>(
+    validator: &ManifestValidator,
+    doc: Value,
+    path: &Path,
+    kind: &'static str,
+) -> Result<T, ConfigError> {
     validator
         .validate(&doc, None)
         .map_err(|error| ConfigError::Invalid {
@@ -149,6 +222,18 @@ pub fn load_one<T: DeserializeOwned>(
         kind,
         error,
     })
+}
+
+/// Merges `patch` into the object `target` (objects recursively; anything else replaces).
+fn merge(target: &mut Value, patch: Value) {
+    match (target, patch) {
+        (Value::Object(t), Value::Object(p)) => {
+            for (k, v) in p {
+                merge(t.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (t, p) => *t = p,
+    }
 }
 
 #[cfg(test)]
@@ -222,5 +307,38 @@ mod tests {
                 .contains("references ConsensusPolicy \"balanced\""),
             "{err}"
         );
+    }
+}
+
+#[cfg(test)]
+mod override_tests {
+    use super::*;
+
+    #[test]
+    fn the_builtin_team_is_the_sample() {
+        let team = TeamConfig::builtin().unwrap();
+        assert_eq!(team.strategy.spec.symbols, vec!["BTCUSDT", "ETHUSDT"]);
+        assert_eq!(team.policy.metadata.name.as_deref(), Some("balanced"));
+    }
+
+    #[test]
+    fn overrides_are_validated_like_manifests() {
+        let team = TeamConfig::builtin().unwrap();
+        let ok = team
+            .clone()
+            .with_overrides(
+                serde_json::json!({"capital": 500.0}),
+                serde_json::json!({"threshold": 0.7}),
+            )
+            .unwrap();
+        assert_eq!(
+            (ok.strategy.spec.capital, ok.policy.spec.threshold),
+            (500.0, 0.7)
+        );
+        let error = team
+            .with_overrides(serde_json::json!({}), serde_json::json!({"threshold": 2.0}))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("spec.threshold"), "{error}");
     }
 }

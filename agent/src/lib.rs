@@ -1,16 +1,24 @@
 //! The ia-agents agent: one binary, one role per pod (or the whole team in one process locally).
 //!
+//! - [`backtest`]: the embedded default: the whole team over replayed candles, with a report.
 //! - [`config`]: loads the Strategy and ConsensusPolicy manifests an agent runs with, validated
 //!   exactly as the cluster validates them.
 //! - [`market`]: candles and where they come from (files, Binance).
 //! - [`indicators`]: streaming technical indicators with TA-Lib's definitions.
 //! - [`roles`]: the voting roles' deterministic reasoning and the debate rule.
 //! - [`consensus`]: tally, cycle state machine and coordinator (transport-agnostic).
+//! - [`standing`]: drawdown and daily loss against the risk limits.
 //! - [`team`]: the whole team in one process (the local transport).
+//! - [`exchange`]: the paper exchange (decimal money, idempotent by decision id).
+//! - [`executor`]: decisions into orders, with the risk limits re-checked.
 
+pub mod backtest;
 pub mod config;
 pub mod consensus;
+pub mod exchange;
+pub mod executor;
 pub mod indicators;
 pub mod market;
 pub mod roles;
+pub mod standing;
 pub mod team;

@@ -1,5 +1,7 @@
 //! `trading-agent`: runs one assistant role, the coordinator, or the whole team locally.
 
+mod commands;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::fs::File;
@@ -28,6 +30,10 @@ enum Command {
         #[arg(long, value_name = "FILE", env = "IA_POLICY_FILE")]
         policy_file: PathBuf,
     },
+    /// Replay real candles through the whole team in one process (coordinator, five voters, executor,
+    /// paper exchange) and report the result against buy-and-hold, SMA crossover and MACD.
+    /// With no options it runs the built-in sample Strategy on the bundled BTCUSDT and ETHUSDT data.
+    Backtest(Box<commands::backtest::BacktestArgs>),
     /// Compute every technical indicator for every candle of a file and write them as CSV
     /// (header: open_time,close,sma_20,ema_20,rsi_14,macd,macd_signal,macd_hist,bb_upper,bb_middle,
     /// bb_lower,stoch_k,stoch_d,willr_14,cci_20,adx_14,atr_14,obv; empty cells during warm-up).
@@ -68,6 +74,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 serde_json::to_string_pretty(&effective).context("printing the configuration")?
             );
         }
+        Command::Backtest(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?
+            .block_on(commands::backtest::run(*args))?,
         Command::Indicators { input, output } => write_indicators(&input, output.as_deref())?,
     }
     Ok(())

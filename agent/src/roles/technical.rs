@@ -5,8 +5,9 @@
 //! - mean reversion: RSI beyond 30/70, Bollinger %B beyond the bands, Stochastic %K beyond 20/80
 //!   turning, CCI beyond ±100.
 //!
-//! ADX weighs the two families: a trending market (ADX ≥ 25) trusts trend signals twice as much as
-//! mean-reversion ones, a ranging market (ADX < 20) the reverse. The weighted mean is the score;
+//! ADX weighs the two families: a trending market (ADX ≥ 25) gives trend signals weight 2 and
+//! mean-reversion ones 0.25 (fading a trend is how a rule-based trader loses most), a ranging market
+//! (ADX < 20) gives trend 0.5 and mean reversion 2, in between both weigh 1. The weighted mean is the score;
 //! |score| ≥ 0.15 gives BUY or SELL. Confidence grows with the score's size and with the share of
 //! active signals that agree with it, so a lone strong signal is less sure than a chorus.
 
@@ -34,9 +35,9 @@ pub fn signals(close: f64, i: &Indicators) -> Option<[(&'static str, f64, f64); 
         i.adx_14?,
     );
     let (trend_weight, reversion_weight) = if adx >= 25.0 {
-        (2.0, 1.0)
+        (2.0, 0.25)
     } else if adx < 20.0 {
-        (1.0, 2.0)
+        (0.5, 2.0)
     } else {
         (1.0, 1.0)
     };

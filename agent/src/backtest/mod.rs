@@ -1,0 +1,416 @@
+//! The embedded default (DESIGN.md §5): the coordinator and every role in one process, over
+//! replayed candles, with the paper exchange, producing figures against the baselines.
+//!
+//! - [`metrics`]: return, Sharpe, Sortino, drawdown, win rate of an equity curve;
+//! - [`baselines`]: buy-and-hold, SMA crossover and MACD through the same exchange;
+//! - [`report`]: `report.json`, `report.html` and the terminal table.
+//!
+//! Time runs candle by candle over every symbol (candles of the same open time together). On each
+//! candle: indicators update, a held position's stop-loss / take-profit is checked against the
+//! candle's range, then a cycle runs for the symbol if the Strategy's analysis schedule fires at the
+//! candle's close or the market monitor raises an alert. Decisions execute at the close (± slippage).
+//! Escalations find no human in a backtest: they time out at once and the policy's default applies.
+
+pub mod baselines;
+pub mod metrics;
+pub mod report;
+
+use crate::config::TeamConfig;
+use crate::consensus::coordinator::cycle_id;
+use crate::consensus::{Coordinator, EscalationResolver, Resolution, Voter};
+use crate::exchange::paper::decimal;
+use crate::exchange::{ClosedTrade, FeeModel, PaperExchange};
+use crate::executor::{Executor, Plan};
+use crate::indicators::IndicatorSet;
+use crate::market::Candle;
+use crate::roles::monitor::AlertDetector;
+use crate::roles::{analyst_for, Params};
+use crate::standing::Standing;
+use crate::team::{LocalAssistant, LocalTeam};
+use chrono::{TimeZone, Utc};
+use croner::Cron;
+use metrics::{figures, Figures};
+use protocol::messages::{Decision, Escalation, Fill, MarketSnapshot, PortfolioContext};
+use protocol::{Action, Role};
+use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::Decimal;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// The candles of one symbol, ascending.
+#[derive(Debug, Clone)]
+pub struct Series {
+    pub symbol: String,
+    pub candles: Vec<Candle>,
+}
+
+/// One assistant of the backtest team.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub name: String,
+    pub role: Role,
+    pub weight: f64,
+    pub params: Params,
+}
+
+/// The seed's team of seven, as `config/samples/team.yaml` declares it.
+pub fn default_team() -> Vec<Member> {
+    [
+        ("market-monitor", Role::MarketMonitor, 1.0),
+        ("technical-analyst", Role::TechnicalAnalyst, 1.2),
+        ("fundamental-analyst", Role::FundamentalAnalyst, 0.8),
+        ("risk-manager", Role::RiskManager, 1.5),
+        ("strategist", Role::Strategist, 1.0),
+        ("executor", Role::Executor, 1.0),
+        ("auditor", Role::Auditor, 1.0),
+    ]
+    .map(|(name, role, weight)| Member {
+        name: name.into(),
+        role,
+        weight,
+        params: Params::default(),
+    })
+    .to_vec()
+}
+
+/// Everything a backtest needs.
+pub struct Backtest {
+    pub team_config: TeamConfig,
+    pub team: Vec<Member>,
+    pub series: Vec<Series>,
+    pub interval_ms: i64,
+}
+
+/// Why a backtest could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum BacktestError {
+    #[error(
+        "Strategy {strategy}: spec.schedule.analysis {pattern:?} is not a cron expression: {error}"
+    )]
+    Schedule {
+        strategy: String,
+        pattern: String,
+        error: String,
+    },
+    #[error("TradingAssistant {assistant}: {error}")]
+    Params {
+        assistant: String,
+        error: crate::roles::ParamError,
+    },
+    #[error("no candles to replay (check the symbols, the data files and the date range)")]
+    NoCandles,
+}
+
+/// Decisions by outcome.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct DecisionCounts {
+    pub total: u64,
+    pub consensus: u64,
+    pub escalated: u64,
+    pub vetoed: u64,
+    pub hold: u64,
+    pub buy: u64,
+    pub sell: u64,
+}
+
+/// What the executor did with a decision, for the log.
+#[derive(Debug, Clone, Serialize)]
+pub struct DecisionRecord {
+    pub decision: Decision,
+    pub trigger: &'static str,
+    pub execution: String,
+    pub fill: Option<Fill>,
+}
+
+/// Everything a backtest produced.
+pub struct Outcome {
+    pub figures: Figures,
+    pub baselines: BTreeMap<&'static str, Figures>,
+    pub decisions: DecisionCounts,
+    pub candles: u64,
+    pub cycles: u64,
+    pub first_open_time: i64,
+    pub last_open_time: i64,
+    pub curve: Vec<(i64, f64)>,
+    pub buy_and_hold_curve: Vec<(i64, f64)>,
+    pub records: Vec<DecisionRecord>,
+    pub trades: Vec<ClosedTrade>,
+    pub fees_paid: Decimal,
+}
+
+/// No human watches a backtest: escalations time out at once (the policy's default action applies).
+struct NobodyWatching;
+impl EscalationResolver for NobodyWatching {
+    async fn resolve(&self, _: &Escalation) -> Resolution {
+        Resolution::TimedOut
+    }
+}
+
+impl Backtest {
+    /// Runs the backtest; `progress(done, total)` is called every few thousand candles.
+    pub async fn run(&self, mut progress: impl FnMut(u64, u64)) -> Result<Outcome, BacktestError> {
+        let strategy = &self.team_config.strategy;
+        let name = strategy.metadata.name.clone().unwrap_or_default();
+        let spec = &strategy.spec;
+        let schedule: Cron =
+            spec.schedule
+                .analysis
+                .parse()
+                .map_err(|e: croner::errors::CronError| BacktestError::Schedule {
+                    strategy: name.clone(),
+                    pattern: spec.schedule.analysis.clone(),
+                    error: e.to_string(),
+                })?;
+        let mut assistants = Vec::new();
+        let mut detector_params = Params::default();
+        for member in &self.team {
+            let analyst =
+                analyst_for(member.role, &member.params, &spec.risk).map_err(|error| {
+                    BacktestError::Params {
+                        assistant: member.name.clone(),
+                        error,
+                    }
+                })?;
+            if member.role == Role::MarketMonitor {
+                detector_params = member.params.clone();
+            }
+            if let Some(analyst) = analyst {
+                assistants.push(LocalAssistant {
+                    voter: Voter {
+                        assistant: member.name.clone(),
+                        role: member.role,
+                        weight: member.weight,
+                    },
+                    analyst,
+                });
+            }
+        }
+        let team = LocalTeam::new(assistants);
+        let voters = team.voters();
+        let mut coordinator = Coordinator::new(name.clone(), self.team_config.policy.spec.clone());
+        let executor = Executor {
+            strategy: name.clone(),
+            limits: spec.risk.clone(),
+            paused: spec.paused,
+        };
+        let (fee_rate, slippage_bps) = spec
+            .exchange
+            .as_ref()
+            .map_or((0.001, 5.0), |e| (e.fee_rate, e.slippage_bps));
+        let fees = FeeModel::new(fee_rate, slippage_bps);
+        let capital = decimal(spec.capital);
+        let mut exchange = PaperExchange::new(capital, fees);
+
+        let timeline = timeline(&self.series);
+        if timeline.is_empty() {
+            return Err(BacktestError::NoCandles);
+        }
+        let total = self
+            .series
+            .iter()
+            .map(|s| s.candles.len() as u64)
+            .sum::<u64>();
+        let mut indicators: Vec<IndicatorSet> =
+            self.series.iter().map(|_| IndicatorSet::new()).collect();
+        let mut detectors = Vec::new();
+        for _ in &self.series {
+            detectors.push(
+                AlertDetector::from_params(&detector_params).map_err(|error| {
+                    BacktestError::Params {
+                        assistant: "market-monitor".into(),
+                        error,
+                    }
+                })?,
+            );
+        }
+        let mut cursors = vec![0usize; self.series.len()];
+        let mut curve = Vec::with_capacity(timeline.len());
+        let mut records = Vec::new();
+        let mut counts = DecisionCounts::default();
+        let mut cycles = 0u64;
+        let mut done = 0u64;
+        let mut standing = Standing::new();
+        for &t in &timeline {
+            standing.record(t, exchange.equity().to_f64().unwrap_or(0.0));
+            let close_time = t + self.interval_ms;
+            let scheduled = Utc
+                .timestamp_millis_opt(close_time)
+                .single()
+                .is_some_and(|at| schedule.is_time_matching(&at).unwrap_or(false));
+            for (s, series) in self.series.iter().enumerate() {
+                let Some(candle) = series.candles.get(cursors[s]).filter(|c| c.open_time == t)
+                else {
+                    continue;
+                };
+                cursors[s] += 1;
+                done += 1;
+                let values = indicators[s].update(candle);
+                let alert = detectors[s].update(candle).is_some();
+                let symbol = &series.symbol;
+                // a held position's stop or target, inside this candle
+                if let Some((price, reason)) = exchange.exit_on_candle(
+                    symbol,
+                    candle.open,
+                    candle.high,
+                    candle.low,
+                    spec.risk.stop_loss,
+                    spec.risk.take_profit,
+                ) {
+                    let quantity = exchange
+                        .position(symbol)
+                        .map(|p| p.quantity)
+                        .unwrap_or_default();
+                    let order = protocol::messages::Order {
+                        decision_id: format!("{name}.{symbol}.{t}.{reason}"),
+                        strategy: name.clone(),
+                        symbol: symbol.clone(),
+                        side: protocol::messages::Side::Sell,
+                        kind: protocol::messages::OrderKind::Market,
+                        quantity,
+                        limit_price: None,
+                        at: t,
+                    };
+                    // slippage applies to the level too; a refusal cannot happen for a held quantity
+                    let _ = exchange.execute(&order, price, reason);
+                }
+                exchange.mark(symbol, decimal(candle.close));
+                if !(scheduled || alert) {
+                    continue;
+                }
+                let trigger = if scheduled { "schedule" } else { "alert" };
+                let equity = exchange.equity().to_f64().unwrap_or(0.0);
+                let position = exchange.position(symbol);
+                let context = PortfolioContext {
+                    equity,
+                    position_fraction: position.map_or(0.0, |p| {
+                        (p.quantity * decimal(candle.close)).to_f64().unwrap_or(0.0)
+                            / equity.max(f64::MIN_POSITIVE)
+                    }),
+                    entry_price: position.and_then(|p| p.entry_price.to_f64()),
+                    open_positions: exchange.positions().count() as u32,
+                    drawdown: standing.drawdown(equity),
+                    daily_loss: standing.daily_loss(equity),
+                };
+                let snapshot = MarketSnapshot {
+                    symbol: symbol.clone(),
+                    open_time: t,
+                    open: candle.open,
+                    high: candle.high,
+                    low: candle.low,
+                    close: candle.close,
+                    volume: candle.volume,
+                    indicators: values.indicators,
+                    portfolio: context,
+                };
+                cycles += 1;
+                let decision = coordinator
+                    .run_cycle(
+                        cycle_id(&name, symbol, t, trigger),
+                        snapshot,
+                        voters.clone(),
+                        &team,
+                        &NobodyWatching,
+                        || close_time,
+                    )
+                    .await;
+                counts.total += 1;
+                counts.consensus += u64::from(decision.consensus_reached);
+                counts.escalated += u64::from(decision.escalated);
+                counts.vetoed += u64::from(decision.vetoed);
+                match decision.action {
+                    Action::Hold => counts.hold += 1,
+                    Action::Buy => counts.buy += 1,
+                    Action::Sell => counts.sell += 1,
+                }
+                let (execution, fill) = match executor.plan(&decision, &exchange, &context) {
+                    Plan::Trade(order) => {
+                        match exchange.execute(&order, decimal(candle.close), "decision") {
+                            Ok(fill) => (
+                                format!("{:?} {} @ {}", fill.side, fill.quantity, fill.price),
+                                Some(fill),
+                            ),
+                            Err(rejected) => (format!("rejected: {rejected}"), None),
+                        }
+                    }
+                    Plan::Nothing(why) => (why, None),
+                    Plan::Refused(why) => (format!("refused: {why}"), None),
+                };
+                if fill.is_some()
+                    || decision.escalated
+                    || decision.vetoed
+                    || decision.action != Action::Hold
+                {
+                    records.push(DecisionRecord {
+                        decision,
+                        trigger,
+                        execution,
+                        fill,
+                    });
+                }
+            }
+            curve.push((t, exchange.equity().to_f64().unwrap_or(0.0)));
+            if done % 4096 < self.series.len() as u64 {
+                progress(done, total);
+            }
+        }
+        progress(done, total);
+        let pnls: Vec<f64> = exchange
+            .trades()
+            .iter()
+            .map(|t| t.pnl.to_f64().unwrap_or(0.0))
+            .collect();
+        let mut baseline_figures = BTreeMap::new();
+        let (hold_figures, hold_curve) = baselines::run(
+            &self.series,
+            &timeline,
+            self.interval_ms,
+            capital,
+            fees,
+            || Box::new(baselines::BuyAndHold),
+        );
+        baseline_figures.insert("buy_and_hold", hold_figures);
+        let (sma, _) = baselines::run(
+            &self.series,
+            &timeline,
+            self.interval_ms,
+            capital,
+            fees,
+            || Box::<baselines::SmaCrossover>::default(),
+        );
+        baseline_figures.insert("sma_crossover", sma);
+        let (macd, _) = baselines::run(
+            &self.series,
+            &timeline,
+            self.interval_ms,
+            capital,
+            fees,
+            || Box::<baselines::MacdRule>::default(),
+        );
+        baseline_figures.insert("macd", macd);
+        Ok(Outcome {
+            figures: figures(&curve, self.interval_ms, &pnls),
+            baselines: baseline_figures,
+            decisions: counts,
+            candles: total,
+            cycles,
+            first_open_time: timeline[0],
+            last_open_time: *timeline.last().expect("not empty"),
+            curve,
+            buy_and_hold_curve: hold_curve,
+            records,
+            trades: exchange.trades().to_vec(),
+            fees_paid: exchange.fees_paid(),
+        })
+    }
+}
+
+/// Every open time of every series, ascending, once.
+pub fn timeline(series: &[Series]) -> Vec<i64> {
+    let mut times: Vec<i64> = series
+        .iter()
+        .flat_map(|s| s.candles.iter().map(|c| c.open_time))
+        .collect();
+    times.sort_unstable();
+    times.dedup();
+    times
+}

@@ -1,0 +1,348 @@
+//! `trading-agent backtest`: the whole team in one process over real candles, with a report.
+
+use agent::backtest::report::{html_report, json_report, table, RunInfo};
+use agent::backtest::{default_team, Backtest, Series};
+use agent::config::TeamConfig;
+use agent::market::{bundled, file::parse_candles, read_candles, Candle};
+use anyhow::{anyhow, bail, Context};
+use chrono::{NaiveDate, NaiveTime};
+use clap::Args;
+use flate2::read::MultiGzDecoder;
+use indicatif::{ProgressBar, ProgressStyle};
+use protocol::crd::Interval;
+use serde_json::{json, Map, Value};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(Args, Debug)]
+pub struct BacktestArgs {
+    /// Strategy manifest (YAML) to run; default: the built-in sample (config/samples/strategy.yaml:
+    /// BTCUSDT + ETHUSDT, 1h, paper).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "IA_STRATEGY_FILE",
+        requires = "policy_file"
+    )]
+    strategy_file: Option<PathBuf>,
+    /// ConsensusPolicy manifest (YAML) the Strategy references; default: the built-in `balanced`.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "IA_POLICY_FILE",
+        requires = "strategy_file"
+    )]
+    policy_file: Option<PathBuf>,
+    /// Symbols to trade, comma-separated (default: the Strategy's).
+    #[arg(long, value_delimiter = ',', env = "IA_SYMBOLS")]
+    symbols: Vec<String>,
+    /// Candle interval (default: the data's, else the Strategy's), e.g. 1h or 1m.
+    #[arg(long, env = "IA_INTERVAL")]
+    interval: Option<Interval>,
+    /// Candle file to replay instead of the bundled data, as `FILE` (one symbol) or `SYMBOL=FILE`;
+    /// repeat for several symbols. Formats: OHLCV CSV with header or Binance kline CSV, optionally .gz.
+    #[arg(
+        long,
+        value_name = "[SYMBOL=]FILE",
+        env = "IA_DATA",
+        value_delimiter = ','
+    )]
+    data: Vec<String>,
+    /// First day to replay (UTC, YYYY-MM-DD, inclusive).
+    #[arg(long, value_name = "DATE", env = "IA_FROM")]
+    from: Option<NaiveDate>,
+    /// Last day to replay (UTC, YYYY-MM-DD, inclusive).
+    #[arg(long, value_name = "DATE", env = "IA_TO")]
+    to: Option<NaiveDate>,
+    /// Weighted share the winning action needs (ConsensusPolicy spec.threshold).
+    #[arg(long, env = "IA_THRESHOLD")]
+    threshold: Option<f64>,
+    /// Share of voting weight that must answer (spec.quorum).
+    #[arg(long, env = "IA_QUORUM")]
+    quorum: Option<f64>,
+    /// Rounds per cycle, analysis included (spec.maxRounds).
+    #[arg(long, env = "IA_MAX_ROUNDS")]
+    max_rounds: Option<u32>,
+    /// Initial capital in the quote asset (Strategy spec.capital).
+    #[arg(long, env = "IA_CAPITAL")]
+    capital: Option<f64>,
+    /// Fee per fill as a fraction of notional (spec.exchange.feeRate).
+    #[arg(long, env = "IA_FEE_RATE")]
+    fee_rate: Option<f64>,
+    /// Slippage in basis points (spec.exchange.slippageBps).
+    #[arg(long, env = "IA_SLIPPAGE_BPS")]
+    slippage_bps: Option<f64>,
+    /// Stop-loss as a fraction below entry (spec.risk.stopLoss).
+    #[arg(long, env = "IA_STOP_LOSS")]
+    stop_loss: Option<f64>,
+    /// Take-profit as a fraction above entry (spec.risk.takeProfit).
+    #[arg(long, env = "IA_TAKE_PROFIT")]
+    take_profit: Option<f64>,
+    /// Largest position as a fraction of equity (spec.risk.maxPositionFraction).
+    #[arg(long, env = "IA_MAX_POSITION_FRACTION")]
+    max_position_fraction: Option<f64>,
+    /// Directory for report.json and report.html.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "ia-agents-out",
+        env = "IA_OUT"
+    )]
+    out: PathBuf,
+    /// Print report.json on stdout instead of the table.
+    #[arg(long, env = "IA_JSON")]
+    json: bool,
+}
+
+impl BacktestArgs {
+    fn overrides(&self) -> (Value, Value) {
+        let mut strategy = Map::new();
+        let mut policy = Map::new();
+        let mut risk = Map::new();
+        let mut exchange = Map::new();
+        let put = |map: &mut Map<String, Value>, key: &str, value: Option<Value>| {
+            if let Some(v) = value {
+                map.insert(key.into(), v);
+            }
+        };
+        put(&mut policy, "threshold", self.threshold.map(Value::from));
+        put(&mut policy, "quorum", self.quorum.map(Value::from));
+        put(&mut policy, "maxRounds", self.max_rounds.map(Value::from));
+        put(&mut strategy, "capital", self.capital.map(Value::from));
+        if !self.symbols.is_empty() {
+            strategy.insert("symbols".into(), json!(self.symbols));
+        }
+        put(&mut risk, "stopLoss", self.stop_loss.map(Value::from));
+        put(&mut risk, "takeProfit", self.take_profit.map(Value::from));
+        put(
+            &mut risk,
+            "maxPositionFraction",
+            self.max_position_fraction.map(Value::from),
+        );
+        put(&mut exchange, "feeRate", self.fee_rate.map(Value::from));
+        put(
+            &mut exchange,
+            "slippageBps",
+            self.slippage_bps.map(Value::from),
+        );
+        if !risk.is_empty() {
+            strategy.insert("risk".into(), Value::Object(risk));
+        }
+        if !exchange.is_empty() {
+            strategy.insert("exchange".into(), Value::Object(exchange));
+        }
+        (Value::Object(strategy), Value::Object(policy))
+    }
+}
+
+/// The candle files to replay, per symbol: explicit `--data` or the bundled ones.
+fn load_series(
+    args: &BacktestArgs,
+    symbols: &[String],
+    interval: Interval,
+) -> anyhow::Result<(Vec<Series>, Vec<String>)> {
+    let mut series = Vec::new();
+    let mut sources = Vec::new();
+    if args.data.is_empty() {
+        for symbol in symbols {
+            let (name, bytes) = bundled::find(symbol, interval.as_str()).ok_or_else(|| {
+                anyhow!(
+                    "no bundled data for {symbol} {interval} (bundled: {}); pass --data FILE, or fetch it with `trading-agent data download --symbol {symbol} --interval {interval}`",
+                    bundled::listing()
+                )
+            })?;
+            let candles = parse_candles(MultiGzDecoder::new(bytes), Path::new(name))?;
+            series.push(Series {
+                symbol: symbol.clone(),
+                candles,
+            });
+            sources.push(format!("{name} (bundled; {})", bundled::ATTRIBUTION));
+        }
+        return Ok((series, sources));
+    }
+    for spec in &args.data {
+        let (symbol, path) = match spec.split_once('=') {
+            Some((symbol, path)) => (symbol.to_string(), PathBuf::from(path)),
+            None if symbols.len() == 1 => (symbols[0].clone(), PathBuf::from(spec)),
+            None => bail!(
+                "--data {spec}: say which symbol it holds (--data SYMBOL=FILE) since the Strategy trades {}",
+                symbols.join(", ")
+            ),
+        };
+        if !symbols.contains(&symbol) {
+            bail!(
+                "--data {spec}: {symbol} is not one of the symbols traded ({})",
+                symbols.join(", ")
+            );
+        }
+        let candles = read_candles(&path)?;
+        sources.push(path.display().to_string());
+        series.push(Series { symbol, candles });
+    }
+    for symbol in symbols {
+        if !series.iter().any(|s| &s.symbol == symbol) {
+            bail!("--data: no file for {symbol}; pass one --data {symbol}=FILE per symbol");
+        }
+    }
+    Ok((series, sources))
+}
+
+/// The interval of a candle series: the most common gap between consecutive candles.
+fn spacing(candles: &[Candle]) -> Option<i64> {
+    let mut gaps: Vec<i64> = candles
+        .windows(2)
+        .map(|w| w[1].open_time - w[0].open_time)
+        .take(1000)
+        .collect();
+    gaps.sort_unstable();
+    gaps.get(gaps.len() / 2).copied()
+}
+
+fn within(candles: Vec<Candle>, from: Option<i64>, to: Option<i64>) -> Vec<Candle> {
+    candles
+        .into_iter()
+        .filter(|c| from.is_none_or(|f| c.open_time >= f) && to.is_none_or(|t| c.open_time < t))
+        .collect()
+}
+
+fn day_start(date: NaiveDate) -> i64 {
+    date.and_time(NaiveTime::MIN).and_utc().timestamp_millis()
+}
+
+pub async fn run(args: BacktestArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let base = match (&args.strategy_file, &args.policy_file) {
+        (Some(s), Some(p)) => TeamConfig::load(s, p)?,
+        _ => TeamConfig::builtin()?,
+    };
+    let (strategy_patch, policy_patch) = args.overrides();
+    let mut team_config = base.with_overrides(strategy_patch, policy_patch)?;
+    if let (Some(from), Some(to)) = (args.from, args.to) {
+        if to < from {
+            bail!("--from {from} is after --to {to}: the date range is empty");
+        }
+    }
+    let symbols = team_config.strategy.spec.symbols.clone();
+    // the interval: explicit, else the data's (checked below), else the Strategy's
+    let wanted = args.interval.unwrap_or(team_config.strategy.spec.interval);
+    let (mut series, sources) = load_series(&args, &symbols, wanted)?;
+    let interval = match series.first().and_then(|s| spacing(&s.candles)) {
+        Some(ms) => Interval::ALL
+            .into_iter()
+            .find(|i| i.millis() == ms)
+            .ok_or_else(|| {
+                anyhow!(
+                    "{}: candles are {ms} ms apart, which is no Binance interval",
+                    sources[0]
+                )
+            })?,
+        None => wanted,
+    };
+    if args.interval.is_some_and(|i| i != interval) {
+        bail!(
+            "--interval {wanted}: {} holds {interval} candles",
+            sources[0]
+        );
+    }
+    for (s, source) in series.iter().zip(&sources) {
+        if spacing(&s.candles).is_some_and(|ms| ms != interval.millis()) {
+            bail!("{source}: its candles are not {interval} apart like the others'");
+        }
+    }
+    team_config.strategy.spec.interval = interval;
+    let (from, to) = (
+        args.from.map(day_start),
+        args.to.map(|d| day_start(d) + 86_400_000),
+    );
+    for s in &mut series {
+        let first = s.candles.first().map(|c| c.open_time);
+        let last = s.candles.last().map(|c| c.open_time);
+        s.candles = within(std::mem::take(&mut s.candles), from, to);
+        if s.candles.is_empty() {
+            bail!(
+                "no {} candles between {} and {} (the data covers {} to {})",
+                s.symbol,
+                args.from.map_or("the start".into(), |d| d.to_string()),
+                args.to.map_or("the end".into(), |d| d.to_string()),
+                first.map_or("nothing".into(), agent::backtest::report::utc),
+                last.map_or("nothing".into(), agent::backtest::report::utc),
+            );
+        }
+    }
+    let spec = &team_config.strategy.spec;
+    let info = RunInfo {
+        strategy: team_config
+            .strategy
+            .metadata
+            .name
+            .clone()
+            .unwrap_or_default(),
+        symbols: symbols.clone(),
+        interval: interval.to_string(),
+        data: sources,
+        capital: spec.capital,
+        fee_rate: spec.exchange.as_ref().map_or(0.001, |e| e.fee_rate),
+        slippage_bps: spec.exchange.as_ref().map_or(5.0, |e| e.slippage_bps),
+        policy: serde_json::to_value(&team_config.policy.spec)?,
+        wall_seconds: 0.0,
+    };
+    let total: u64 = series.iter().map(|s| s.candles.len() as u64).sum();
+    let backtest = Backtest {
+        team_config,
+        team: default_team(),
+        series,
+        interval_ms: interval.millis(),
+    };
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = ProgressBar::new(total);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} replaying [{bar:40}] {pos}/{len} candles ({per_sec}, {eta} left)",
+            )
+            .expect("a valid template")
+            .progress_chars("=> "),
+        );
+        bar
+    });
+    let mut last_line = 0u64;
+    let outcome = backtest
+        .run(|done, total| match &bar {
+            Some(bar) => bar.set_position(done),
+            None => {
+                if done * 10 / total.max(1) > last_line || done == total {
+                    last_line = done * 10 / total.max(1);
+                    eprintln!("replayed {done}/{total} candles");
+                }
+            }
+        })
+        .await?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let info = RunInfo {
+        wall_seconds: started.elapsed().as_secs_f64(),
+        ..info
+    };
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let report = json_report(&outcome, &info);
+    let json_path = args.out.join("report.json");
+    std::fs::write(&json_path, serde_json::to_vec_pretty(&report)?)
+        .with_context(|| format!("writing {}", json_path.display()))?;
+    let html_path = args.out.join("report.html");
+    std::fs::write(&html_path, html_report(&outcome, &info))
+        .with_context(|| format!("writing {}", html_path.display()))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", table(&outcome, &info));
+        println!(
+            "\nwrote {} and {} in {:.2} s",
+            json_path.display(),
+            html_path.display(),
+            info.wall_seconds
+        );
+    }
+    Ok(())
+}

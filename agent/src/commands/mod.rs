@@ -1,0 +1,3 @@
+//! The subcommands of `trading-agent` that need more than a few lines (errors via anyhow, at the edge).
+
+pub mod backtest;

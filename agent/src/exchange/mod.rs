@@ -1,0 +1,5 @@
+//! Where orders go: the [`paper`] exchange (the default), with exact decimal money.
+
+pub mod paper;
+
+pub use paper::{ClosedTrade, FeeModel, OrderRejection, PaperExchange, Position};

@@ -1,0 +1,378 @@
+//! The paper exchange: market orders filled at a reference price (the candle's close, or the stop /
+//! take-profit level that a later candle crosses) with fees and slippage; positions, cash and equity
+//! kept in exact decimals. Orders are idempotent by decision id: a replayed decision never trades twice.
+
+use protocol::messages::{Fill, Order, Side};
+use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
+use rust_decimal::Decimal;
+use std::collections::{BTreeMap, HashSet};
+
+/// Fees and slippage of the exchange.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FeeModel {
+    /// Fee per fill as a fraction of its notional (0.001 = 0.1%).
+    pub fee_rate: Decimal,
+    /// Price slippage against the taker, in basis points.
+    pub slippage_bps: Decimal,
+}
+
+impl FeeModel {
+    pub fn new(fee_rate: f64, slippage_bps: f64) -> Self {
+        Self {
+            fee_rate: decimal(fee_rate),
+            slippage_bps: decimal(slippage_bps),
+        }
+    }
+
+    /// The price a taker gets on `side` for a reference price.
+    pub fn execution_price(&self, side: Side, reference: Decimal) -> Decimal {
+        let slip = reference * self.slippage_bps / Decimal::from(10_000);
+        match side {
+            Side::Buy => reference + slip,
+            Side::Sell => reference - slip,
+        }
+    }
+}
+
+/// An f64 as a decimal (prices and rates from candles and manifests); non-finite values become 0.
+pub fn decimal(value: f64) -> Decimal {
+    Decimal::from_f64(value).unwrap_or_default()
+}
+
+/// An open position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Position {
+    pub symbol: String,
+    pub quantity: Decimal,
+    /// Average entry price, fees excluded.
+    pub entry_price: Decimal,
+    /// Cash spent to open it, fees included (for the trade's PnL).
+    pub cost: Decimal,
+    pub opened_at: i64,
+}
+
+/// A round trip, once the position is closed.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ClosedTrade {
+    pub symbol: String,
+    pub opened_at: i64,
+    pub closed_at: i64,
+    pub entry_price: Decimal,
+    pub exit_price: Decimal,
+    pub quantity: Decimal,
+    /// Proceeds minus cost, fees included.
+    pub pnl: Decimal,
+    pub reason: String,
+}
+
+/// Why an order was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum OrderRejection {
+    #[error("decision {0} has already traded")]
+    Duplicate(String),
+    #[error("order for {symbol}: needs {needed} in cash, {available} available")]
+    InsufficientCash {
+        symbol: String,
+        needed: Decimal,
+        available: Decimal,
+    },
+    #[error("order for {symbol}: selling {wanted}, holding {held}")]
+    InsufficientPosition {
+        symbol: String,
+        wanted: Decimal,
+        held: Decimal,
+    },
+    #[error("order for {symbol}: quantity must be positive")]
+    ZeroQuantity { symbol: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct PaperExchange {
+    fees: FeeModel,
+    cash: Decimal,
+    positions: BTreeMap<String, Position>,
+    prices: BTreeMap<String, Decimal>,
+    traded: HashSet<String>,
+    trades: Vec<ClosedTrade>,
+    fees_paid: Decimal,
+}
+
+impl PaperExchange {
+    pub fn new(capital: Decimal, fees: FeeModel) -> Self {
+        Self {
+            fees,
+            cash: capital,
+            positions: BTreeMap::new(),
+            prices: BTreeMap::new(),
+            traded: HashSet::new(),
+            trades: Vec::new(),
+            fees_paid: Decimal::ZERO,
+        }
+    }
+
+    pub fn cash(&self) -> Decimal {
+        self.cash
+    }
+
+    pub fn position(&self, symbol: &str) -> Option<&Position> {
+        self.positions.get(symbol)
+    }
+
+    pub fn positions(&self) -> impl Iterator<Item = &Position> {
+        self.positions.values()
+    }
+
+    pub fn trades(&self) -> &[ClosedTrade] {
+        &self.trades
+    }
+
+    pub fn fees_paid(&self) -> Decimal {
+        self.fees_paid
+    }
+
+    /// Records the latest price of a symbol (marks positions to market).
+    pub fn mark(&mut self, symbol: &str, price: Decimal) {
+        match self.prices.get_mut(symbol) {
+            Some(p) => *p = price,
+            None => {
+                self.prices.insert(symbol.to_string(), price);
+            }
+        }
+    }
+
+    /// Cash plus every position at its latest price.
+    pub fn equity(&self) -> Decimal {
+        self.cash
+            + self
+                .positions
+                .values()
+                .map(|p| {
+                    let price = self.prices.get(&p.symbol).copied().unwrap_or(p.entry_price);
+                    p.quantity * price
+                })
+                .sum::<Decimal>()
+    }
+
+    /// Fills a market order at `reference` (± slippage), once per decision id.
+    pub fn execute(
+        &mut self,
+        order: &Order,
+        reference: Decimal,
+        reason: &str,
+    ) -> Result<Fill, OrderRejection> {
+        if self.traded.contains(&order.decision_id) {
+            return Err(OrderRejection::Duplicate(order.decision_id.clone()));
+        }
+        if order.quantity <= Decimal::ZERO {
+            return Err(OrderRejection::ZeroQuantity {
+                symbol: order.symbol.clone(),
+            });
+        }
+        let price = self.fees.execution_price(order.side, reference);
+        let notional = order.quantity * price;
+        let fee = (notional * self.fees.fee_rate).round_dp(8);
+        match order.side {
+            Side::Buy => {
+                let needed = notional + fee;
+                if needed > self.cash {
+                    return Err(OrderRejection::InsufficientCash {
+                        symbol: order.symbol.clone(),
+                        needed,
+                        available: self.cash,
+                    });
+                }
+                self.cash -= needed;
+                let position = self
+                    .positions
+                    .entry(order.symbol.clone())
+                    .or_insert_with(|| Position {
+                        symbol: order.symbol.clone(),
+                        quantity: Decimal::ZERO,
+                        entry_price: Decimal::ZERO,
+                        cost: Decimal::ZERO,
+                        opened_at: order.at,
+                    });
+                let quantity = position.quantity + order.quantity;
+                position.entry_price =
+                    (position.entry_price * position.quantity + price * order.quantity) / quantity;
+                position.quantity = quantity;
+                position.cost += needed;
+            }
+            Side::Sell => {
+                let held = self
+                    .positions
+                    .get(&order.symbol)
+                    .map_or(Decimal::ZERO, |p| p.quantity);
+                if order.quantity > held {
+                    return Err(OrderRejection::InsufficientPosition {
+                        symbol: order.symbol.clone(),
+                        wanted: order.quantity,
+                        held,
+                    });
+                }
+                let proceeds = notional - fee;
+                self.cash += proceeds;
+                let position = self
+                    .positions
+                    .get_mut(&order.symbol)
+                    .expect("held > 0 implies a position");
+                let share = order.quantity / position.quantity;
+                let cost = (position.cost * share).round_dp(8);
+                position.cost -= cost;
+                position.quantity -= order.quantity;
+                self.trades.push(ClosedTrade {
+                    symbol: order.symbol.clone(),
+                    opened_at: position.opened_at,
+                    closed_at: order.at,
+                    entry_price: position.entry_price,
+                    exit_price: price,
+                    quantity: order.quantity,
+                    pnl: proceeds - cost,
+                    reason: reason.to_string(),
+                });
+                if position.quantity.is_zero() {
+                    self.positions.remove(&order.symbol);
+                }
+            }
+        }
+        self.fees_paid += fee;
+        self.traded.insert(order.decision_id.clone());
+        self.mark(&order.symbol, reference);
+        Ok(Fill {
+            decision_id: order.decision_id.clone(),
+            strategy: order.strategy.clone(),
+            symbol: order.symbol.clone(),
+            side: order.side,
+            quantity: order.quantity,
+            price,
+            fee,
+            at: order.at,
+        })
+    }
+
+    /// The position's stop-loss or take-profit exit on a candle, if the candle reaches one:
+    /// `(price, reason)`. A candle that gaps through a level fills at its open (the worse price for a
+    /// stop, the better for a take-profit); when both are inside one candle, the stop is assumed first.
+    pub fn exit_on_candle(
+        &self,
+        symbol: &str,
+        open: f64,
+        high: f64,
+        low: f64,
+        stop_loss: f64,
+        take_profit: f64,
+    ) -> Option<(Decimal, &'static str)> {
+        let position = self.positions.get(symbol)?;
+        let entry = position.entry_price.to_f64()?;
+        let stop = entry * (1.0 - stop_loss);
+        let take = entry * (1.0 + take_profit);
+        if low <= stop {
+            return Some((decimal(open.min(stop)), "stop-loss"));
+        }
+        if high >= take {
+            return Some((decimal(open.max(take)), "take-profit"));
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::messages::OrderKind;
+
+    fn order(id: &str, side: Side, quantity: &str) -> Order {
+        Order {
+            decision_id: id.into(),
+            strategy: "s".into(),
+            symbol: "BTCUSDT".into(),
+            side,
+            kind: OrderKind::Market,
+            quantity: quantity.parse().unwrap(),
+            limit_price: None,
+            at: 0,
+        }
+    }
+
+    fn d(s: &str) -> Decimal {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_round_trip_pays_fees_and_slippage_exactly() {
+        let mut ex = PaperExchange::new(d("10000"), FeeModel::new(0.001, 10.0));
+        let buy = ex
+            .execute(&order("d1", Side::Buy, "0.1"), d("20000"), "consensus")
+            .unwrap();
+        assert_eq!(buy.price, d("20020")); // +10 bps
+        assert_eq!(buy.fee, d("2.002"));
+        assert_eq!(ex.cash(), d("10000") - d("2002") - d("2.002"));
+        ex.mark("BTCUSDT", d("21000"));
+        assert_eq!(ex.equity(), ex.cash() + d("2100"));
+        let sell = ex
+            .execute(&order("d2", Side::Sell, "0.1"), d("21000"), "consensus")
+            .unwrap();
+        assert_eq!(sell.price, d("20979"));
+        assert_eq!(sell.fee, d("2.0979"));
+        let trade = &ex.trades()[0];
+        assert_eq!(trade.pnl, d("2097.9") - d("2.0979") - d("2004.002"));
+        assert_eq!(ex.equity(), d("10000") + trade.pnl);
+        assert!(ex.position("BTCUSDT").is_none());
+        assert_eq!(ex.fees_paid(), d("4.0999"));
+    }
+
+    #[test]
+    fn a_decision_trades_once() {
+        let mut ex = PaperExchange::new(d("10000"), FeeModel::new(0.0, 0.0));
+        ex.execute(&order("d1", Side::Buy, "0.1"), d("100"), "x")
+            .unwrap();
+        assert_eq!(
+            ex.execute(&order("d1", Side::Buy, "0.1"), d("100"), "x"),
+            Err(OrderRejection::Duplicate("d1".into()))
+        );
+        assert_eq!(ex.position("BTCUSDT").unwrap().quantity, d("0.1"));
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_do_naming_the_symbol() {
+        let mut ex = PaperExchange::new(d("100"), FeeModel::new(0.001, 0.0));
+        let e = ex
+            .execute(&order("d1", Side::Buy, "1"), d("100"), "x")
+            .unwrap_err();
+        assert!(
+            e.to_string().starts_with("order for BTCUSDT: needs 100.1"),
+            "{e}"
+        );
+        let e = ex
+            .execute(&order("d2", Side::Sell, "1"), d("100"), "x")
+            .unwrap_err();
+        assert!(matches!(e, OrderRejection::InsufficientPosition { .. }));
+        assert_eq!(ex.cash(), d("100"));
+    }
+
+    #[test]
+    fn stops_and_targets_fill_at_their_level_or_the_gap() {
+        let mut ex = PaperExchange::new(d("10000"), FeeModel::new(0.0, 0.0));
+        ex.execute(&order("d1", Side::Buy, "1"), d("100"), "x")
+            .unwrap();
+        assert_eq!(
+            ex.exit_on_candle("BTCUSDT", 100.0, 101.0, 99.0, 0.05, 0.1),
+            None
+        );
+        assert_eq!(
+            ex.exit_on_candle("BTCUSDT", 99.0, 99.5, 94.0, 0.05, 0.1),
+            Some((d("95"), "stop-loss"))
+        );
+        assert_eq!(
+            ex.exit_on_candle("BTCUSDT", 90.0, 91.0, 89.0, 0.05, 0.1),
+            Some((d("90"), "stop-loss"))
+        );
+        assert_eq!(
+            ex.exit_on_candle("BTCUSDT", 105.0, 111.0, 104.0, 0.05, 0.1)
+                .unwrap()
+                .1,
+            "take-profit"
+        );
+        assert_eq!(ex.exit_on_candle("ETHUSDT", 1.0, 1.0, 1.0, 0.05, 0.1), None);
+    }
+}
