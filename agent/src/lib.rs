@@ -3,10 +3,12 @@
 //! - [`backtest`]: the embedded default: the whole team over replayed candles, with a report.
 //! - [`config`]: loads the Strategy and ConsensusPolicy manifests an agent runs with, validated
 //!   exactly as the cluster validates them.
+//! - [`learning`]: vote weights learned from realised returns (multiplicative weights).
 //! - [`market`]: candles and where they come from (files, Binance).
 //! - [`indicators`]: streaming technical indicators with TA-Lib's definitions.
 //! - [`roles`]: the voting roles' deterministic reasoning and the debate rule.
 //! - [`consensus`]: tally, cycle state machine and coordinator (transport-agnostic).
+//! - [`schedule`]: the Strategy's cron schedules, stepped through time.
 //! - [`standing`]: drawdown and daily loss against the risk limits.
 //! - [`team`]: the whole team in one process (the local transport).
 //! - [`exchange`]: the paper exchange (decimal money, idempotent by decision id).
@@ -18,7 +20,9 @@ pub mod consensus;
 pub mod exchange;
 pub mod executor;
 pub mod indicators;
+pub mod learning;
 pub mod market;
 pub mod roles;
+pub mod schedule;
 pub mod standing;
 pub mod team;

@@ -89,6 +89,13 @@ fn the_report_has_every_figure_and_is_deterministic() {
             > 0.3
     );
 
+    // learned weights (the sample policy says `weighting: learned`) keep the declared total
+    let weights = first["weights"].as_object().unwrap();
+    assert_eq!(weights.len(), 5);
+    let total_weight: f64 = weights.values().map(|w| w.as_f64().unwrap()).sum();
+    assert!((total_weight - 5.5).abs() < 1e-9, "{weights:?}");
+    assert!(first["learning_updates"].as_u64().unwrap() >= 60);
+
     let mut second = run_report(&dir.path().join("b"), &[]);
     let mut first = first;
     for r in [&mut first, &mut second] {

@@ -22,14 +22,15 @@ use crate::exchange::paper::decimal;
 use crate::exchange::{ClosedTrade, FeeModel, PaperExchange};
 use crate::executor::{Executor, Plan};
 use crate::indicators::IndicatorSet;
+use crate::learning::WeightLearner;
 use crate::market::Candle;
 use crate::roles::monitor::AlertDetector;
 use crate::roles::{analyst_for, Params};
+use crate::schedule::Schedule;
 use crate::standing::Standing;
 use crate::team::{LocalAssistant, LocalTeam};
-use chrono::{TimeZone, Utc};
-use croner::Cron;
 use metrics::{figures, Figures};
+use protocol::crd::Weighting;
 use protocol::messages::{Decision, Escalation, Fill, MarketSnapshot, PortfolioContext};
 use protocol::{Action, Role};
 use rust_decimal::prelude::ToPrimitive;
@@ -84,13 +85,10 @@ pub struct Backtest {
 /// Why a backtest could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum BacktestError {
-    #[error(
-        "Strategy {strategy}: spec.schedule.analysis {pattern:?} is not a cron expression: {error}"
-    )]
+    #[error("Strategy {strategy}: {error}")]
     Schedule {
         strategy: String,
-        pattern: String,
-        error: String,
+        error: crate::schedule::ScheduleError,
     },
     #[error("TradingAssistant {assistant}: {error}")]
     Params {
@@ -136,7 +134,14 @@ pub struct Outcome {
     pub records: Vec<DecisionRecord>,
     pub trades: Vec<ClosedTrade>,
     pub fees_paid: Decimal,
+    /// Vote weights at the end (learned, or as declared).
+    pub weights: BTreeMap<String, f64>,
+    pub learning_updates: u64,
 }
+
+/// The typical absolute daily move of a crypto pair, scaling the learning rewards (√time for other
+/// horizons); a constant rather than an estimate from the data, so a replay never looks ahead.
+const TYPICAL_DAILY_MOVE: f64 = 0.035;
 
 /// No human watches a backtest: escalations time out at once (the policy's default action applies).
 struct NobodyWatching;
@@ -152,15 +157,18 @@ impl Backtest {
         let strategy = &self.team_config.strategy;
         let name = strategy.metadata.name.clone().unwrap_or_default();
         let spec = &strategy.spec;
-        let schedule: Cron =
-            spec.schedule
-                .analysis
-                .parse()
-                .map_err(|e: croner::errors::CronError| BacktestError::Schedule {
+        let mut analysis = Schedule::parse("spec.schedule.analysis", &spec.schedule.analysis)
+            .map_err(|error| BacktestError::Schedule {
+                strategy: name.clone(),
+                error,
+            })?;
+        let mut learning_schedule =
+            Schedule::parse("spec.schedule.learning", &spec.schedule.learning).map_err(
+                |error| BacktestError::Schedule {
                     strategy: name.clone(),
-                    pattern: spec.schedule.analysis.clone(),
-                    error: e.to_string(),
-                })?;
+                    error,
+                },
+            )?;
         let mut assistants = Vec::new();
         let mut detector_params = Params::default();
         for member in &self.team {
@@ -185,8 +193,22 @@ impl Backtest {
                 });
             }
         }
-        let team = LocalTeam::new(assistants);
-        let voters = team.voters();
+        let mut team = LocalTeam::new(assistants);
+        let mut voters = team.voters();
+        // learned weights (policy `weighting: learned`): opinions scored 12 candles later
+        let horizon_ms = 12 * self.interval_ms;
+        let mut learner =
+            (self.team_config.policy.spec.weighting == Weighting::Learned).then(|| {
+                WeightLearner::new(
+                    voters
+                        .iter()
+                        .map(|v| (v.assistant.clone(), v.weight))
+                        .collect(),
+                    horizon_ms,
+                    TYPICAL_DAILY_MOVE * (horizon_ms as f64 / 86_400_000.0).sqrt(),
+                )
+            });
+        let mut learning_updates = 0u64;
         let mut coordinator = Coordinator::new(name.clone(), self.team_config.policy.spec.clone());
         let executor = Executor {
             strategy: name.clone(),
@@ -233,10 +255,16 @@ impl Backtest {
         for &t in &timeline {
             standing.record(t, exchange.equity().to_f64().unwrap_or(0.0));
             let close_time = t + self.interval_ms;
-            let scheduled = Utc
-                .timestamp_millis_opt(close_time)
-                .single()
-                .is_some_and(|at| schedule.is_time_matching(&at).unwrap_or(false));
+            let scheduled = analysis.fires_within(t, close_time);
+            if let Some(learner) = learner.as_mut() {
+                if learning_schedule.fires_within(t, close_time) {
+                    for (assistant, _, weight) in learner.update() {
+                        team.set_weight(&assistant, weight);
+                    }
+                    voters = team.voters();
+                    learning_updates += 1;
+                }
+            }
             for (s, series) in self.series.iter().enumerate() {
                 let Some(candle) = series.candles.get(cursors[s]).filter(|c| c.open_time == t)
                 else {
@@ -274,6 +302,9 @@ impl Backtest {
                     let _ = exchange.execute(&order, price, reason);
                 }
                 exchange.mark(symbol, decimal(candle.close));
+                if let Some(learner) = learner.as_mut() {
+                    learner.settle(symbol, t, candle.close);
+                }
                 if !(scheduled || alert) {
                     continue;
                 }
@@ -313,6 +344,9 @@ impl Backtest {
                         || close_time,
                     )
                     .await;
+                if let Some(learner) = learner.as_mut() {
+                    learner.observe(t, symbol, candle.close, &decision.transcript);
+                }
                 counts.total += 1;
                 counts.consensus += u64::from(decision.consensus_reached);
                 counts.escalated += u64::from(decision.escalated);
@@ -400,6 +434,12 @@ impl Backtest {
             records,
             trades: exchange.trades().to_vec(),
             fees_paid: exchange.fees_paid(),
+            weights: team
+                .voters()
+                .into_iter()
+                .map(|v| (v.assistant, v.weight))
+                .collect(),
+            learning_updates,
         })
     }
 }

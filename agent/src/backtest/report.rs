@@ -35,6 +35,8 @@ pub fn json_report(outcome: &Outcome, info: &RunInfo) -> Value {
         "last_open": utc(outcome.last_open_time),
         "fees_paid": outcome.fees_paid.to_string(),
         "exits": exits(outcome),
+        "weights": outcome.weights,
+        "learning_updates": outcome.learning_updates,
         "run": info,
         "generated_by": concat!("trading-agent ", env!("CARGO_PKG_VERSION")),
     })
