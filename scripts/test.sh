@@ -43,6 +43,12 @@ if ! cmp -s tests/requirements.txt "$PY_ENV/requirements.installed"; then
   cp tests/requirements.txt "$PY_ENV/requirements.installed"
 fi
 
+log "starting throwaway PostgreSQL and NATS on 127.0.0.1 (scripts/services.sh)"
+eval "$(scripts/services.sh)"
+trap 'scripts/services.sh stop' EXIT
+# integration tests fail, rather than skip, when a server they need is missing
+export IA_REQUIRE_SERVICES=1
+
 log "Rust tests (cargo test --workspace)"
 cargo test --workspace --all-targets --locked
 

@@ -1,5 +1,6 @@
 //! The ia-agents agent: one binary, one role per pod (or the whole team in one process locally).
 //!
+//! - [`audit`]: the hash-chained audit log and its verification.
 //! - [`backtest`]: the embedded default: the whole team over replayed candles, with a report.
 //! - [`config`]: loads the Strategy and ConsensusPolicy manifests an agent runs with, validated
 //!   exactly as the cluster validates them.
@@ -10,10 +11,12 @@
 //! - [`consensus`]: tally, cycle state machine and coordinator (transport-agnostic).
 //! - [`schedule`]: the Strategy's cron schedules, stepped through time.
 //! - [`standing`]: drawdown and daily loss against the risk limits.
+//! - [`store`]: Postgres / SQLite persistence with sqlx migrations.
 //! - [`team`]: the whole team in one process (the local transport).
 //! - [`exchange`]: the paper exchange (decimal money, idempotent by decision id).
 //! - [`executor`]: decisions into orders, with the risk limits re-checked.
 
+pub mod audit;
 pub mod backtest;
 pub mod config;
 pub mod consensus;
@@ -25,4 +28,5 @@ pub mod market;
 pub mod roles;
 pub mod schedule;
 pub mod standing;
+pub mod store;
 pub mod team;

@@ -34,6 +34,11 @@ enum Command {
     /// paper exchange) and report the result against buy-and-hold, SMA crossover and MACD.
     /// With no options it runs the built-in sample Strategy on the bundled BTCUSDT and ETHUSDT data.
     Backtest(Box<commands::backtest::BacktestArgs>),
+    /// Work with the auditor's hash-chained log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Compute every technical indicator for every candle of a file and write them as CSV
     /// (header: open_time,close,sma_20,ema_20,rsi_14,macd,macd_signal,macd_hist,bb_upper,bb_middle,
     /// bb_lower,stoch_k,stoch_d,willr_14,cci_20,adx_14,atr_14,obv; empty cells during warm-up).
@@ -46,6 +51,24 @@ enum Command {
         #[arg(long, value_name = "FILE", env = "IA_OUTPUT")]
         output: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCommand {
+    /// Check that no audit row was edited, inserted or deleted; exits non-zero naming the first row at
+    /// fault in each broken chain.
+    Verify {
+        /// The database: sqlite://PATH or postgres://USER@HOST/DB (a password belongs in the env var).
+        #[arg(long, value_name = "URL", env = "IA_DB")]
+        db: String,
+    },
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }
 
 fn main() -> ExitCode {
@@ -74,11 +97,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 serde_json::to_string_pretty(&effective).context("printing the configuration")?
             );
         }
-        Command::Backtest(args) => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("starting the async runtime")?
-            .block_on(commands::backtest::run(*args))?,
+        Command::Backtest(args) => runtime()?.block_on(commands::backtest::run(*args))?,
+        Command::Audit {
+            command: AuditCommand::Verify { db },
+        } => runtime()?.block_on(commands::audit::verify_db(&db))?,
         Command::Indicators { input, output } => write_indicators(&input, output.as_deref())?,
     }
     Ok(())

@@ -231,3 +231,54 @@ fn replays_a_candle_file_and_checks_its_interval() {
     ]);
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("holds 1m candles"));
 }
+
+#[tokio::test]
+async fn the_database_holds_the_run_and_the_audit_log_detects_tampering() {
+    use sqlx::Row;
+    let dir = tempfile::tempdir().unwrap();
+    let report = run_report(dir.path(), &["--symbols", "BTCUSDT"]);
+    let db = dir.path().join("ia-agents.db");
+    let url = format!("sqlite://{}", db.display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let count = |sql: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query(sql)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+                .get::<i64, _>(0)
+        }
+    };
+    assert_eq!(
+        count("SELECT COUNT(*) FROM decisions").await as u64,
+        report["decisions"]["total"].as_u64().unwrap()
+    );
+    assert!(
+        count("SELECT COUNT(*) FROM opinions").await
+            >= 5 * count("SELECT COUNT(*) FROM decisions").await
+    );
+    let audit = count("SELECT COUNT(*) FROM audit_log").await;
+    assert_eq!(
+        audit,
+        count("SELECT COUNT(*) FROM decisions").await + count("SELECT COUNT(*) FROM orders").await
+    );
+
+    let ok = agent(&["audit", "verify", "--db", &url]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains(&format!("{audit} entries, chain intact")));
+
+    sqlx::query("DELETE FROM audit_log WHERE seq = 10")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let broken = agent(&["audit", "verify", "--db", &url]);
+    assert!(!broken.status.success());
+    let out = String::from_utf8_lossy(&broken.stdout);
+    assert!(out.contains("row seq=11: expected seq=10"), "{out}");
+}

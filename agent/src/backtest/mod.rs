@@ -15,6 +15,7 @@ pub mod baselines;
 pub mod metrics;
 pub mod report;
 
+use crate::audit::AuditChain;
 use crate::config::TeamConfig;
 use crate::consensus::coordinator::cycle_id;
 use crate::consensus::{Coordinator, EscalationResolver, Resolution, Voter};
@@ -28,6 +29,7 @@ use crate::roles::monitor::AlertDetector;
 use crate::roles::{analyst_for, Params};
 use crate::schedule::Schedule;
 use crate::standing::Standing;
+use crate::store::{OrderRecord, Store};
 use crate::team::{LocalAssistant, LocalTeam};
 use metrics::{figures, Figures};
 use protocol::crd::Weighting;
@@ -97,6 +99,8 @@ pub enum BacktestError {
     },
     #[error("no candles to replay (check the symbols, the data files and the date range)")]
     NoCandles,
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 /// Decisions by outcome.
@@ -153,7 +157,12 @@ impl EscalationResolver for NobodyWatching {
 
 impl Backtest {
     /// Runs the backtest; `progress(done, total)` is called every few thousand candles.
-    pub async fn run(&self, mut progress: impl FnMut(u64, u64)) -> Result<Outcome, BacktestError> {
+    /// Every decision, opinion, order and audit entry goes to `store` when one is given.
+    pub async fn run(
+        &self,
+        store: Option<&Store>,
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<Outcome, BacktestError> {
         let strategy = &self.team_config.strategy;
         let name = strategy.metadata.name.clone().unwrap_or_default();
         let spec = &strategy.spec;
@@ -252,6 +261,12 @@ impl Backtest {
         let mut cycles = 0u64;
         let mut done = 0u64;
         let mut standing = Standing::new();
+        let mut chain = match store {
+            Some(store) => store.audit_chain(&name).await?,
+            None => AuditChain::default(),
+        };
+        let mut pending_decisions: Vec<Decision> = Vec::with_capacity(FLUSH_EVERY);
+        let mut pending_orders: Vec<OrderRecord> = Vec::new();
         for &t in &timeline {
             standing.record(t, exchange.equity().to_f64().unwrap_or(0.0));
             let close_time = t + self.interval_ms;
@@ -299,7 +314,8 @@ impl Backtest {
                         at: t,
                     };
                     // slippage applies to the level too; a refusal cannot happen for a held quantity
-                    let _ = exchange.execute(&order, price, reason);
+                    let result = exchange.execute(&order, price, reason);
+                    pending_orders.push(order_record(order, result, reason));
                 }
                 exchange.mark(symbol, decimal(candle.close));
                 if let Some(learner) = learner.as_mut() {
@@ -358,13 +374,17 @@ impl Backtest {
                 }
                 let (execution, fill) = match executor.plan(&decision, &exchange, &context) {
                     Plan::Trade(order) => {
-                        match exchange.execute(&order, decimal(candle.close), "decision") {
-                            Ok(fill) => (
-                                format!("{:?} {} @ {}", fill.side, fill.quantity, fill.price),
-                                Some(fill),
-                            ),
-                            Err(rejected) => (format!("rejected: {rejected}"), None),
-                        }
+                        let result = exchange.execute(&order, decimal(candle.close), "decision");
+                        let record = order_record(order, result, "decision");
+                        let execution = match &record.fill {
+                            Some(fill) => {
+                                format!("{:?} {} @ {}", fill.side, fill.quantity, fill.price)
+                            }
+                            None => format!("rejected: {}", record.reason),
+                        };
+                        let fill = record.fill.clone();
+                        pending_orders.push(record);
+                        (execution, fill)
                     }
                     Plan::Nothing(why) => (why, None),
                     Plan::Refused(why) => (format!("refused: {why}"), None),
@@ -375,11 +395,22 @@ impl Backtest {
                     || decision.action != Action::Hold
                 {
                     records.push(DecisionRecord {
-                        decision,
+                        decision: decision.clone(),
                         trigger,
                         execution,
                         fill,
                     });
+                }
+                pending_decisions.push(decision);
+                if pending_decisions.len() >= FLUSH_EVERY {
+                    flush(
+                        store,
+                        &name,
+                        &mut chain,
+                        &mut pending_decisions,
+                        &mut pending_orders,
+                    )
+                    .await?;
                 }
             }
             curve.push((t, exchange.equity().to_f64().unwrap_or(0.0)));
@@ -388,6 +419,24 @@ impl Backtest {
             }
         }
         progress(done, total);
+        flush(
+            store,
+            &name,
+            &mut chain,
+            &mut pending_decisions,
+            &mut pending_orders,
+        )
+        .await?;
+        let weights: Vec<(String, f64)> = team
+            .voters()
+            .into_iter()
+            .map(|v| (v.assistant, v.weight))
+            .collect();
+        if let Some(store) = store {
+            store
+                .save_weights(&name, timeline[timeline.len() - 1], &weights)
+                .await?;
+        }
         let pnls: Vec<f64> = exchange
             .trades()
             .iter()
@@ -441,6 +490,47 @@ impl Backtest {
                 .collect(),
             learning_updates,
         })
+    }
+}
+
+/// Decisions buffered before a write to the store.
+const FLUSH_EVERY: usize = 2048;
+
+/// Writes the buffered decisions and orders (and their audit entries) in one transaction.
+async fn flush(
+    store: Option<&Store>,
+    strategy: &str,
+    chain: &mut AuditChain,
+    decisions: &mut Vec<Decision>,
+    orders: &mut Vec<OrderRecord>,
+) -> Result<(), BacktestError> {
+    if let Some(store) = store {
+        store.record(strategy, chain, decisions, orders).await?;
+    }
+    decisions.clear();
+    orders.clear();
+    Ok(())
+}
+
+/// The store's record of an order the paper exchange filled or refused.
+fn order_record(
+    order: protocol::messages::Order,
+    result: Result<Fill, crate::exchange::OrderRejection>,
+    reason: &str,
+) -> OrderRecord {
+    match result {
+        Ok(fill) => OrderRecord {
+            order,
+            fill: Some(fill),
+            status: "FILLED",
+            reason: reason.to_string(),
+        },
+        Err(rejection) => OrderRecord {
+            order,
+            fill: None,
+            status: "REJECTED",
+            reason: rejection.to_string(),
+        },
     }
 }
 

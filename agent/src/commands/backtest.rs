@@ -4,6 +4,7 @@ use agent::backtest::report::{html_report, json_report, table, RunInfo};
 use agent::backtest::{default_team, Backtest, Series};
 use agent::config::TeamConfig;
 use agent::market::{bundled, file::parse_candles, read_candles, Candle};
+use agent::store::Store;
 use anyhow::{anyhow, bail, Context};
 use chrono::{NaiveDate, NaiveTime};
 use clap::Args;
@@ -49,7 +50,8 @@ pub struct BacktestArgs {
         value_delimiter = ','
     )]
     data: Vec<String>,
-    /// First day to replay (UTC, YYYY-MM-DD, inclusive).
+    /// First day to replay (UTC, YYYY-MM-DD, inclusive). Default: everything in --data files; for the
+    /// bundled data, the last year of it (2020), unless --to is given.
     #[arg(long, value_name = "DATE", env = "IA_FROM")]
     from: Option<NaiveDate>,
     /// Last day to replay (UTC, YYYY-MM-DD, inclusive).
@@ -82,7 +84,11 @@ pub struct BacktestArgs {
     /// Largest position as a fraction of equity (spec.risk.maxPositionFraction).
     #[arg(long, env = "IA_MAX_POSITION_FRACTION")]
     max_position_fraction: Option<f64>,
-    /// Directory for report.json and report.html.
+    /// Database for every decision, opinion, order and audit entry: sqlite://PATH or postgres://…
+    /// (default: sqlite://OUT/ia-agents.db, replaced on each run).
+    #[arg(long, value_name = "URL", env = "IA_DB")]
+    db: Option<String>,
+    /// Directory for report.json, report.html and ia-agents.db.
     #[arg(
         long,
         value_name = "DIR",
@@ -206,6 +212,8 @@ fn within(candles: Vec<Candle>, from: Option<i64>, to: Option<i64>) -> Vec<Candl
         .collect()
 }
 
+const YEAR_MS: i64 = 366 * 86_400_000;
+
 fn day_start(date: NaiveDate) -> i64 {
     date.and_time(NaiveTime::MIN).and_utc().timestamp_millis()
 }
@@ -251,10 +259,19 @@ pub async fn run(args: BacktestArgs) -> anyhow::Result<()> {
         }
     }
     team_config.strategy.spec.interval = interval;
-    let (from, to) = (
+    let (mut from, to) = (
         args.from.map(day_start),
         args.to.map(|d| day_start(d) + 86_400_000),
     );
+    if args.data.is_empty() && from.is_none() && to.is_none() {
+        // the bundled data spans years; a first run replays its last year
+        let last = series
+            .iter()
+            .filter_map(|s| s.candles.last())
+            .map(|c| c.open_time)
+            .max();
+        from = last.map(|t| t + interval.millis() - YEAR_MS);
+    }
     for s in &mut series {
         let first = s.candles.first().map(|c| c.open_time);
         let last = s.candles.last().map(|c| c.open_time);
@@ -305,9 +322,26 @@ pub async fn run(args: BacktestArgs) -> anyhow::Result<()> {
         );
         bar
     });
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let db_url = match &args.db {
+        Some(url) => url.clone(),
+        None => {
+            let path = args.out.join("ia-agents.db");
+            for stale in ["", "-wal", "-shm"] {
+                let file = PathBuf::from(format!("{}{stale}", path.display()));
+                if file.exists() {
+                    std::fs::remove_file(&file)
+                        .with_context(|| format!("replacing {}", file.display()))?;
+                }
+            }
+            format!("sqlite://{}", path.display())
+        }
+    };
+    let store = Store::connect(&db_url).await?;
     let mut last_line = 0u64;
     let outcome = backtest
-        .run(|done, total| match &bar {
+        .run(Some(&store), |done, total| match &bar {
             Some(bar) => bar.set_position(done),
             None => {
                 if done * 10 / total.max(1) > last_line || done == total {
@@ -338,9 +372,10 @@ pub async fn run(args: BacktestArgs) -> anyhow::Result<()> {
     } else {
         print!("{}", table(&outcome, &info));
         println!(
-            "\nwrote {} and {} in {:.2} s",
+            "\nwrote {}, {} and {} in {:.2} s",
             json_path.display(),
             html_path.display(),
+            store.name(),
             info.wall_seconds
         );
     }

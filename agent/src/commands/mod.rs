@@ -1,3 +1,4 @@
 //! The subcommands of `trading-agent` that need more than a few lines (errors via anyhow, at the edge).
 
+pub mod audit;
 pub mod backtest;

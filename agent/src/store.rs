@@ -1,0 +1,427 @@
+//! Persistence with sqlx: Postgres in clusters, SQLite in local mode, the same schema and the same
+//! queries (`$n` placeholders work on both), migrations in `agent/migrations/{postgres,sqlite}`.
+//!
+//! Writes are batched in transactions; an order is idempotent by (strategy, decision id), enforced by
+//! the primary key, so a replayed decision never records (or trades) twice.
+
+use crate::audit::{AuditChain, AuditEntry};
+use protocol::messages::{Decision, Fill, Order};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use sqlx::{QueryBuilder, Row};
+use std::str::FromStr;
+
+/// Rows per multi-row INSERT (well under both backends' bind-parameter limits).
+const CHUNK: usize = 500;
+
+/// Why the store failed, naming the database (without its credentials) and what was being done.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database URL {0:?}: use sqlite://PATH or postgres://HOST/DB")]
+    Scheme(String),
+    #[error("{db}: {doing}: {error}")]
+    Sql {
+        db: String,
+        doing: &'static str,
+        error: sqlx::Error,
+    },
+    #[error("{db}: {doing}: {error}")]
+    Migrate {
+        db: String,
+        doing: &'static str,
+        error: sqlx::migrate::MigrateError,
+    },
+}
+
+/// A database, Postgres or SQLite.
+#[derive(Debug, Clone)]
+pub enum Store {
+    Sqlite { pool: SqlitePool, db: String },
+    Postgres { pool: PgPool, db: String },
+}
+
+/// Runs the same body against whichever pool the store holds.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store {
+            Store::Sqlite { pool: $pool, .. } => $body,
+            Store::Postgres { pool: $pool, .. } => $body,
+        }
+    };
+}
+
+/// A URL with any password replaced, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// What the executor did with a decision's order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderRecord {
+    pub order: Order,
+    pub fill: Option<Fill>,
+    /// FILLED or REJECTED.
+    pub status: &'static str,
+    pub reason: String,
+}
+
+impl Store {
+    /// Connects (creating a SQLite file if needed) and runs the migrations.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let db = redact(url);
+        let sql = |doing| {
+            let db = db.clone();
+            move |error| StoreError::Sql { db, doing, error }
+        };
+        let store = if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(sql("parsing the URL"))?
+                .create_if_missing(true)
+                .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sqlx::sqlite::SqliteSynchronous::Normal);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(options)
+                .await
+                .map_err(sql("connecting"))?;
+            Store::Sqlite {
+                pool,
+                db: db.clone(),
+            }
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let pool = PgPoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(std::time::Duration::from_secs(5))
+                .connect(url)
+                .await
+                .map_err(sql("connecting"))?;
+            Store::Postgres {
+                pool,
+                db: db.clone(),
+            }
+        } else {
+            return Err(StoreError::Scheme(db));
+        };
+        let migrate = |error| StoreError::Migrate {
+            db: db.clone(),
+            doing: "running migrations",
+            error,
+        };
+        match &store {
+            Store::Sqlite { pool, .. } => sqlx::migrate!("./migrations/sqlite")
+                .run(pool)
+                .await
+                .map_err(migrate)?,
+            Store::Postgres { pool, .. } => sqlx::migrate!("./migrations/postgres")
+                .run(pool)
+                .await
+                .map_err(migrate)?,
+        }
+        Ok(store)
+    }
+
+    /// The database, credentials redacted.
+    pub fn name(&self) -> &str {
+        match self {
+            Store::Sqlite { db, .. } | Store::Postgres { db, .. } => db,
+        }
+    }
+
+    fn err(&self, doing: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
+        move |error| StoreError::Sql {
+            db: self.name().to_string(),
+            doing,
+            error,
+        }
+    }
+
+    /// The head of a strategy's audit chain, to continue it.
+    pub async fn audit_chain(&self, strategy: &str) -> Result<AuditChain, StoreError> {
+        let row = on_pool!(self, pool => sqlx::query("SELECT seq, hash FROM audit_log WHERE strategy = $1 ORDER BY seq DESC LIMIT 1")
+            .bind(strategy)
+            .fetch_optional(pool)
+            .await
+            .map_err(self.err("reading the audit chain"))?
+            .map(|r| (r.get::<i64, _>(0), r.get::<String, _>(1))));
+        Ok(row.map_or_else(AuditChain::default, |(seq, hash)| {
+            AuditChain::resume(seq, hash)
+        }))
+    }
+
+    /// Records decisions with their opinions and orders, and appends them to the audit chain, in one
+    /// transaction. A decision or order already stored (same strategy and id) is left as it is.
+    pub async fn record(
+        &self,
+        strategy: &str,
+        chain: &mut AuditChain,
+        decisions: &[Decision],
+        orders: &[OrderRecord],
+    ) -> Result<(), StoreError> {
+        let mut audit: Vec<AuditEntry> = Vec::with_capacity(decisions.len() + orders.len());
+        let mut pending = chain.clone();
+        for d in decisions {
+            let payload = serde_json::json!({
+                "id": d.id, "symbol": d.symbol, "action": d.action, "confidence": d.confidence,
+                "consensusReached": d.consensus_reached, "escalated": d.escalated, "vetoed": d.vetoed,
+                "rounds": d.rounds.len(), "price": d.price,
+            });
+            audit.push(pending.append(d.decided_at, "decision", &d.id, payload.to_string()));
+        }
+        for o in orders {
+            let payload = serde_json::json!({"order": o.order, "fill": o.fill, "status": o.status, "reason": o.reason});
+            audit.push(pending.append(
+                o.order.at,
+                "order",
+                &o.order.decision_id,
+                payload.to_string(),
+            ));
+        }
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await.map_err(self.err("starting a transaction"))?;
+            // decisions first; only those new to the store get their opinions (idempotent replays)
+            let mut fresh: std::collections::HashSet<String> = std::collections::HashSet::with_capacity(decisions.len());
+            for chunk in decisions.chunks(CHUNK) {
+                let mut q = QueryBuilder::new("INSERT INTO decisions (id, strategy, symbol, action, confidence, consensus_reached, escalated, vetoed, rounds, votes, price, decided_at) ");
+                q.push_values(chunk, |mut b, d| {
+                    b.push_bind(d.id.as_str())
+                        .push_bind(strategy)
+                        .push_bind(d.symbol.as_str())
+                        .push_bind(d.action.as_str())
+                        .push_bind(d.confidence)
+                        .push_bind(d.consensus_reached)
+                        .push_bind(d.escalated)
+                        .push_bind(d.vetoed)
+                        .push_bind(d.rounds.len() as i32)
+                        .push_bind(round_scores(d))
+                        .push_bind(d.price)
+                        .push_bind(d.decided_at);
+                });
+                q.push(" ON CONFLICT DO NOTHING RETURNING id");
+                for row in q.build().fetch_all(&mut *tx).await.map_err(self.err("storing decisions"))? {
+                    fresh.insert(row.get::<String, _>(0));
+                }
+            }
+            let opinions: Vec<(&Decision, &protocol::messages::Opinion)> = decisions
+                .iter()
+                .filter(|d| fresh.contains(&d.id))
+                .flat_map(|d| d.transcript.iter().map(move |o| (d, o)))
+                .collect();
+            for chunk in opinions.chunks(CHUNK) {
+                let mut q = QueryBuilder::new("INSERT INTO opinions (strategy, decision_id, round, assistant, role, symbol, action, confidence, weight, reasoning, evidence, veto, llm) ");
+                q.push_values(chunk, |mut b, (decision, o)| {
+                    b.push_bind(strategy)
+                        .push_bind(decision.id.as_str())
+                        .push_bind(o.round as i32)
+                        .push_bind(o.assistant.as_str())
+                        .push_bind(o.role.as_str())
+                        .push_bind(o.symbol.as_str())
+                        .push_bind(o.action.as_str())
+                        .push_bind(o.confidence)
+                        .push_bind(vote_weight(decision, o))
+                        .push_bind(o.reasoning.as_str())
+                        .push_bind(serde_json::to_string(&o.evidence).unwrap_or_default())
+                        .push_bind(o.veto)
+                        .push_bind(o.llm);
+                });
+                q.build().execute(&mut *tx).await.map_err(self.err("storing opinions"))?;
+            }
+            for chunk in orders.chunks(CHUNK) {
+                let mut q = QueryBuilder::new("INSERT INTO orders (strategy, decision_id, symbol, side, kind, quantity, status, price, fee, reason, at) ");
+                q.push_values(chunk, |mut b, o| {
+                    b.push_bind(strategy)
+                        .push_bind(o.order.decision_id.as_str())
+                        .push_bind(o.order.symbol.as_str())
+                        .push_bind(side(o.order.side))
+                        .push_bind(kind(o.order.kind))
+                        .push_bind(o.order.quantity.to_string())
+                        .push_bind(o.status)
+                        .push_bind(o.fill.as_ref().map(|f| f.price.to_string()))
+                        .push_bind(o.fill.as_ref().map(|f| f.fee.to_string()))
+                        .push_bind(o.reason.as_str())
+                        .push_bind(o.order.at);
+                });
+                q.push(" ON CONFLICT DO NOTHING");
+                q.build().execute(&mut *tx).await.map_err(self.err("storing orders"))?;
+            }
+            for chunk in audit.chunks(CHUNK) {
+                let mut q = QueryBuilder::new("INSERT INTO audit_log (strategy, seq, at, kind, subject, payload, prev_hash, hash) ");
+                q.push_values(chunk, |mut b, e| {
+                    b.push_bind(strategy)
+                        .push_bind(e.seq)
+                        .push_bind(e.at)
+                        .push_bind(e.kind.as_str())
+                        .push_bind(e.subject.as_str())
+                        .push_bind(e.payload.as_str())
+                        .push_bind(e.prev_hash.as_str())
+                        .push_bind(e.hash.as_str());
+                });
+                q.build().execute(&mut *tx).await.map_err(self.err("appending to the audit log"))?;
+            }
+            tx.commit().await.map_err(self.err("committing"))?;
+        });
+        *chain = pending;
+        Ok(())
+    }
+
+    /// Records one order if its decision has none yet; `false` when it already had one (idempotency).
+    pub async fn insert_order_once(
+        &self,
+        strategy: &str,
+        record: &OrderRecord,
+    ) -> Result<bool, StoreError> {
+        let o = &record.order;
+        let done = on_pool!(self, pool => sqlx::query("INSERT INTO orders (strategy, decision_id, symbol, side, kind, quantity, status, price, fee, reason, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING")
+            .bind(strategy)
+            .bind(o.decision_id.as_str())
+            .bind(o.symbol.as_str())
+            .bind(side(o.side))
+            .bind(kind(o.kind))
+            .bind(o.quantity.to_string())
+            .bind(record.status)
+            .bind(record.fill.as_ref().map(|f| f.price.to_string()))
+            .bind(record.fill.as_ref().map(|f| f.fee.to_string()))
+            .bind(record.reason.as_str())
+            .bind(o.at)
+            .execute(pool)
+            .await
+            .map_err(self.err("storing an order"))?
+            .rows_affected());
+        Ok(done == 1)
+    }
+
+    /// Stores the current vote weights.
+    pub async fn save_weights(
+        &self,
+        strategy: &str,
+        at: i64,
+        weights: &[(String, f64)],
+    ) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await.map_err(self.err("starting a transaction"))?;
+            for (assistant, weight) in weights {
+                sqlx::query("INSERT INTO assistant_weights (strategy, assistant, weight, updated_at) VALUES ($1, $2, $3, $4) ON CONFLICT (strategy, assistant) DO UPDATE SET weight = excluded.weight, updated_at = excluded.updated_at")
+                    .bind(strategy)
+                    .bind(assistant.as_str())
+                    .bind(*weight)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(self.err("storing weights"))?;
+            }
+            tx.commit().await.map_err(self.err("committing"))?;
+        });
+        Ok(())
+    }
+
+    /// Every audit entry of a strategy (all strategies when `None`), in chain order.
+    pub async fn audit_entries(&self) -> Result<Vec<(String, AuditEntry)>, StoreError> {
+        let rows = on_pool!(self, pool => sqlx::query("SELECT strategy, seq, at, kind, subject, payload, prev_hash, hash FROM audit_log ORDER BY strategy, seq")
+            .fetch_all(pool)
+            .await
+            .map_err(self.err("reading the audit log"))?
+            .into_iter()
+            .map(|r| {
+                (
+                    r.get::<String, _>(0),
+                    AuditEntry {
+                        seq: r.get(1),
+                        at: r.get(2),
+                        kind: r.get(3),
+                        subject: r.get(4),
+                        payload: r.get(5),
+                        prev_hash: r.get(6),
+                        hash: r.get(7),
+                    },
+                )
+            })
+            .collect::<Vec<_>>());
+        Ok(rows)
+    }
+
+    /// Counts the rows of a table for a strategy (tests and reports).
+    pub async fn count(&self, table: Table, strategy: &str) -> Result<i64, StoreError> {
+        let sql = match table {
+            Table::Decisions => "SELECT COUNT(*) FROM decisions WHERE strategy = $1",
+            Table::Opinions => "SELECT COUNT(*) FROM opinions WHERE strategy = $1",
+            Table::Orders => "SELECT COUNT(*) FROM orders WHERE strategy = $1",
+            Table::AuditLog => "SELECT COUNT(*) FROM audit_log WHERE strategy = $1",
+            Table::AssistantWeights => "SELECT COUNT(*) FROM assistant_weights WHERE strategy = $1",
+        };
+        let n = on_pool!(self, pool => sqlx::query(sql)
+            .bind(strategy)
+            .fetch_one(pool)
+            .await
+            .map_err(self.err("counting rows"))?
+            .get::<i64, _>(0));
+        Ok(n)
+    }
+}
+
+/// Tables [`Store::count`] can count.
+#[derive(Debug, Clone, Copy)]
+pub enum Table {
+    Decisions,
+    Opinions,
+    Orders,
+    AuditLog,
+    AssistantWeights,
+}
+
+/// Each round's tally without the individual votes (those are the opinions rows, with their weight).
+fn round_scores(d: &Decision) -> String {
+    let rounds: Vec<_> = d
+        .rounds
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "round": r.round,
+                "scores": r.scores,
+                "answeredWeight": r.answered_weight,
+                "totalWeight": r.total_weight,
+            })
+        })
+        .collect();
+    serde_json::Value::Array(rounds).to_string()
+}
+
+/// The weight an opinion's vote carried, from its round's tally (0 when it was not counted).
+fn vote_weight(d: &Decision, o: &protocol::messages::Opinion) -> f64 {
+    d.rounds
+        .iter()
+        .find(|r| r.round == o.round)
+        .and_then(|r| r.votes.iter().find(|v| v.assistant == o.assistant))
+        .map_or(0.0, |v| v.weight)
+}
+
+fn side(s: protocol::messages::Side) -> &'static str {
+    match s {
+        protocol::messages::Side::Buy => "BUY",
+        protocol::messages::Side::Sell => "SELL",
+    }
+}
+
+fn kind(k: protocol::messages::OrderKind) -> &'static str {
+    match k {
+        protocol::messages::OrderKind::Market => "MARKET",
+        protocol::messages::OrderKind::Limit => "LIMIT",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_lose_their_credentials_in_messages() {
+        assert_eq!(
+            redact("postgres://ia:s3cret@db:5432/ia"),
+            "postgres://***@db:5432/ia"
+        );
+        assert_eq!(redact("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
+    }
+}
