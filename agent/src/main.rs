@@ -34,6 +34,11 @@ enum Command {
     /// paper exchange) and report the result against buy-and-hold, SMA crossover and MACD.
     /// With no options it runs the built-in sample Strategy on the bundled BTCUSDT and ETHUSDT data.
     Backtest(Box<commands::backtest::BacktestArgs>),
+    /// Market data for users with a network.
+    Data {
+        #[command(subcommand)]
+        command: DataCommand,
+    },
     /// Work with the auditor's hash-chained log.
     Audit {
         #[command(subcommand)]
@@ -51,6 +56,13 @@ enum Command {
         #[arg(long, value_name = "FILE", env = "IA_OUTPUT")]
         output: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum DataCommand {
+    /// Fetch real klines from Binance's public REST API into DIR/SYMBOL-INTERVAL.csv (resumable,
+    /// rate-limit aware); the file feeds `backtest --data` and `indicators --input`.
+    Download(commands::data::DownloadArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -98,6 +110,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
         }
         Command::Backtest(args) => runtime()?.block_on(commands::backtest::run(*args))?,
+        Command::Data {
+            command: DataCommand::Download(args),
+        } => runtime()?.block_on(commands::data::download(args))?,
         Command::Audit {
             command: AuditCommand::Verify { db },
         } => runtime()?.block_on(commands::audit::verify_db(&db))?,

@@ -1,9 +1,11 @@
 //! Market data: the [`Candle`] every assistant reasons about, and where candles come from.
 //!
+//! - [`binance`]: Binance's REST klines (paginated, rate-limit aware);
 //! - [`bundled`]: real candles built into the binary for the local backtest;
 //! - [`file`]: replay from a candle file (our OHLCV CSV or Binance's kline CSV, optionally gzipped);
 //! - [`check`]: the sanity rules every source applies (monotonic time, finite positive prices, ...).
 
+pub mod binance;
 pub mod bundled;
 pub mod check;
 pub mod file;
