@@ -2,6 +2,7 @@
 //!
 //! - [`audit`]: the hash-chained audit log and its verification.
 //! - [`backtest`]: the embedded default: the whole team over replayed candles, with a report.
+//! - [`bus`]: the `Bus` trait over NATS (JetStream, KV presence) and in memory.
 //! - [`config`]: loads the Strategy and ConsensusPolicy manifests an agent runs with, validated
 //!   exactly as the cluster validates them.
 //! - [`learning`]: vote weights learned from realised returns (multiplicative weights).
@@ -10,6 +11,7 @@
 //! - [`roles`]: the voting roles' deterministic reasoning and the debate rule.
 //! - [`consensus`]: tally, cycle state machine and coordinator (transport-agnostic).
 //! - [`schedule`]: the Strategy's cron schedules, stepped through time.
+//! - [`service`]: one assistant serving its role on the bus.
 //! - [`standing`]: drawdown and daily loss against the risk limits.
 //! - [`store`]: Postgres / SQLite persistence with sqlx migrations.
 //! - [`team`]: the whole team in one process (the local transport).
@@ -18,6 +20,7 @@
 
 pub mod audit;
 pub mod backtest;
+pub mod bus;
 pub mod config;
 pub mod consensus;
 pub mod exchange;
@@ -27,6 +30,7 @@ pub mod learning;
 pub mod market;
 pub mod roles;
 pub mod schedule;
+pub mod service;
 pub mod standing;
 pub mod store;
 pub mod team;

@@ -44,6 +44,12 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Serve one role on NATS: heartbeat into the presence bucket and answer analyze requests
+    /// (replicas of one assistant share them through a queue group).
+    Assistant(Box<commands::team::AssistantArgs>),
+    /// Run consensus cycles for a Strategy over NATS: ask the present voters round by round, apply
+    /// the ConsensusPolicy, publish each Decision exactly once to the JetStream decision stream.
+    Coordinator(Box<commands::team::CoordinatorArgs>),
     /// Compute every technical indicator for every candle of a file and write them as CSV
     /// (header: open_time,close,sma_20,ema_20,rsi_14,macd,macd_signal,macd_hist,bb_upper,bb_middle,
     /// bb_lower,stoch_k,stoch_d,willr_14,cci_20,adx_14,atr_14,obv; empty cells during warm-up).
@@ -83,7 +89,23 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
+/// Logs on stderr: human-readable, or JSON lines with IA_LOG_FORMAT=json (clusters); level from
+/// RUST_LOG (default info).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("IA_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
 fn main() -> ExitCode {
+    init_logging();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -110,6 +132,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
         }
         Command::Backtest(args) => runtime()?.block_on(commands::backtest::run(*args))?,
+        Command::Assistant(args) => runtime()?.block_on(commands::team::assistant(*args))?,
+        Command::Coordinator(args) => runtime()?.block_on(commands::team::coordinator(*args))?,
         Command::Data {
             command: DataCommand::Download(args),
         } => runtime()?.block_on(commands::data::download(args))?,

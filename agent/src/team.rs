@@ -33,13 +33,6 @@ impl LocalTeam {
     pub fn voters(&self) -> Vec<Voter> {
         self.assistants.iter().map(|a| a.voter.clone()).collect()
     }
-
-    /// Sets an assistant's vote weight (the learning loop's output).
-    pub fn set_weight(&mut self, assistant: &str, weight: f64) {
-        if let Some(&i) = self.index.get(assistant) {
-            self.assistants[i].voter.weight = weight;
-        }
-    }
 }
 
 impl Transport for LocalTeam {

@@ -18,7 +18,7 @@ pub mod report;
 use crate::audit::AuditChain;
 use crate::config::TeamConfig;
 use crate::consensus::coordinator::cycle_id;
-use crate::consensus::{Coordinator, EscalationResolver, Resolution, Voter};
+use crate::consensus::{Coordinator, EscalationResolver, Resolution, Transport, Voter};
 use crate::exchange::paper::decimal;
 use crate::exchange::{ClosedTrade, FeeModel, PaperExchange};
 use crate::executor::{Executor, Plan};
@@ -82,6 +82,8 @@ pub struct Backtest {
     pub team: Vec<Member>,
     pub series: Vec<Series>,
     pub interval_ms: i64,
+    /// Stop after this many cycles (all candles when `None`).
+    pub max_cycles: Option<u64>,
 }
 
 /// Why a backtest could not run.
@@ -156,11 +158,55 @@ impl EscalationResolver for NobodyWatching {
 }
 
 impl Backtest {
-    /// Runs the backtest; `progress(done, total)` is called every few thousand candles.
-    /// Every decision, opinion, order and audit entry goes to `store` when one is given.
+    /// The local team of [`Backtest::team`]: its voting analysts in process, and its voters.
+    pub fn local_team(&self) -> Result<(LocalTeam, Vec<Voter>), BacktestError> {
+        let risk = &self.team_config.strategy.spec.risk;
+        let mut assistants = Vec::new();
+        for member in &self.team {
+            let analyst = analyst_for(member.role, &member.params, risk).map_err(|error| {
+                BacktestError::Params {
+                    assistant: member.name.clone(),
+                    error,
+                }
+            })?;
+            if let Some(analyst) = analyst {
+                assistants.push(LocalAssistant {
+                    voter: Voter {
+                        assistant: member.name.clone(),
+                        role: member.role,
+                        weight: member.weight,
+                    },
+                    analyst,
+                });
+            }
+        }
+        let team = LocalTeam::new(assistants);
+        let voters = team.voters();
+        Ok((team, voters))
+    }
+
+    /// Runs the backtest with the whole team in process; `progress(done, total)` is called every few
+    /// thousand candles. Every decision, opinion, order and audit entry goes to `store` when given.
     pub async fn run(
         &self,
         store: Option<&Store>,
+        progress: impl FnMut(u64, u64),
+    ) -> Result<Outcome, BacktestError> {
+        let (team, voters) = self.local_team()?;
+        self.replay(&team, &NobodyWatching, voters, store, |_| {}, progress)
+            .await
+    }
+
+    /// Replays the candles through any transport (the local team, or assistants over the bus):
+    /// `voters` are asked each cycle (their weights learned on the way when the policy says so), and
+    /// `on_decision` sees every decision as it is made.
+    pub async fn replay<T: Transport, E: EscalationResolver>(
+        &self,
+        transport: &T,
+        escalations: &E,
+        mut voters: Vec<Voter>,
+        store: Option<&Store>,
+        mut on_decision: impl FnMut(&Decision),
         mut progress: impl FnMut(u64, u64),
     ) -> Result<Outcome, BacktestError> {
         let strategy = &self.team_config.strategy;
@@ -178,32 +224,12 @@ impl Backtest {
                     error,
                 },
             )?;
-        let mut assistants = Vec::new();
-        let mut detector_params = Params::default();
-        for member in &self.team {
-            let analyst =
-                analyst_for(member.role, &member.params, &spec.risk).map_err(|error| {
-                    BacktestError::Params {
-                        assistant: member.name.clone(),
-                        error,
-                    }
-                })?;
-            if member.role == Role::MarketMonitor {
-                detector_params = member.params.clone();
-            }
-            if let Some(analyst) = analyst {
-                assistants.push(LocalAssistant {
-                    voter: Voter {
-                        assistant: member.name.clone(),
-                        role: member.role,
-                        weight: member.weight,
-                    },
-                    analyst,
-                });
-            }
-        }
-        let mut team = LocalTeam::new(assistants);
-        let mut voters = team.voters();
+        let detector_params = self
+            .team
+            .iter()
+            .find(|m| m.role == Role::MarketMonitor)
+            .map(|m| m.params.clone())
+            .unwrap_or_default();
         // learned weights (policy `weighting: learned`): opinions scored 12 candles later
         let horizon_ms = 12 * self.interval_ms;
         let mut learner =
@@ -268,15 +294,19 @@ impl Backtest {
         let mut pending_decisions: Vec<Decision> = Vec::with_capacity(FLUSH_EVERY);
         let mut pending_orders: Vec<OrderRecord> = Vec::new();
         for &t in &timeline {
+            if self.max_cycles.is_some_and(|max| cycles >= max) {
+                break;
+            }
             standing.record(t, exchange.equity().to_f64().unwrap_or(0.0));
             let close_time = t + self.interval_ms;
             let scheduled = analysis.fires_within(t, close_time);
             if let Some(learner) = learner.as_mut() {
                 if learning_schedule.fires_within(t, close_time) {
                     for (assistant, _, weight) in learner.update() {
-                        team.set_weight(&assistant, weight);
+                        if let Some(v) = voters.iter_mut().find(|v| v.assistant == assistant) {
+                            v.weight = weight;
+                        }
                     }
-                    voters = team.voters();
                     learning_updates += 1;
                 }
             }
@@ -304,7 +334,7 @@ impl Backtest {
                         .map(|p| p.quantity)
                         .unwrap_or_default();
                     let order = protocol::messages::Order {
-                        decision_id: format!("{name}.{symbol}.{t}.{reason}"),
+                        decision_id: format!("{name}_{symbol}_{t}_{reason}"),
                         strategy: name.clone(),
                         symbol: symbol.clone(),
                         side: protocol::messages::Side::Sell,
@@ -321,7 +351,7 @@ impl Backtest {
                 if let Some(learner) = learner.as_mut() {
                     learner.settle(symbol, t, candle.close);
                 }
-                if !(scheduled || alert) {
+                if !(scheduled || alert) || self.max_cycles.is_some_and(|max| cycles >= max) {
                     continue;
                 }
                 let trigger = if scheduled { "schedule" } else { "alert" };
@@ -355,8 +385,8 @@ impl Backtest {
                         cycle_id(&name, symbol, t, trigger),
                         snapshot,
                         voters.clone(),
-                        &team,
-                        &NobodyWatching,
+                        transport,
+                        escalations,
                         || close_time,
                     )
                     .await;
@@ -401,6 +431,7 @@ impl Backtest {
                         fill,
                     });
                 }
+                on_decision(&decision);
                 pending_decisions.push(decision);
                 if pending_decisions.len() >= FLUSH_EVERY {
                     flush(
@@ -427,10 +458,9 @@ impl Backtest {
             &mut pending_orders,
         )
         .await?;
-        let weights: Vec<(String, f64)> = team
-            .voters()
-            .into_iter()
-            .map(|v| (v.assistant, v.weight))
+        let weights: Vec<(String, f64)> = voters
+            .iter()
+            .map(|v| (v.assistant.clone(), v.weight))
             .collect();
         if let Some(store) = store {
             store
@@ -474,7 +504,7 @@ impl Backtest {
             figures: figures(&curve, self.interval_ms, &pnls),
             baselines: baseline_figures,
             decisions: counts,
-            candles: total,
+            candles: done,
             cycles,
             first_open_time: timeline[0],
             last_open_time: *timeline.last().expect("not empty"),
@@ -483,11 +513,7 @@ impl Backtest {
             records,
             trades: exchange.trades().to_vec(),
             fees_paid: exchange.fees_paid(),
-            weights: team
-                .voters()
-                .into_iter()
-                .map(|v| (v.assistant, v.weight))
-                .collect(),
+            weights: weights.into_iter().collect(),
             learning_updates,
         })
     }

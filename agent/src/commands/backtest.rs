@@ -16,8 +16,8 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-#[derive(Args, Debug)]
-pub struct BacktestArgs {
+#[derive(Args, Debug, Clone)]
+pub struct ReplayArgs {
     /// Strategy manifest (YAML) to run; default: the built-in sample (config/samples/strategy.yaml:
     /// BTCUSDT + ETHUSDT, 1h, paper).
     #[arg(
@@ -26,7 +26,7 @@ pub struct BacktestArgs {
         env = "IA_STRATEGY_FILE",
         requires = "policy_file"
     )]
-    strategy_file: Option<PathBuf>,
+    pub strategy_file: Option<PathBuf>,
     /// ConsensusPolicy manifest (YAML) the Strategy references; default: the built-in `balanced`.
     #[arg(
         long,
@@ -34,13 +34,13 @@ pub struct BacktestArgs {
         env = "IA_POLICY_FILE",
         requires = "strategy_file"
     )]
-    policy_file: Option<PathBuf>,
+    pub policy_file: Option<PathBuf>,
     /// Symbols to trade, comma-separated (default: the Strategy's).
     #[arg(long, value_delimiter = ',', env = "IA_SYMBOLS")]
-    symbols: Vec<String>,
+    pub symbols: Vec<String>,
     /// Candle interval (default: the data's, else the Strategy's), e.g. 1h or 1m.
     #[arg(long, env = "IA_INTERVAL")]
-    interval: Option<Interval>,
+    pub interval: Option<Interval>,
     /// Candle file to replay instead of the bundled data, as `FILE` (one symbol) or `SYMBOL=FILE`;
     /// repeat for several symbols. Formats: OHLCV CSV with header or Binance kline CSV, optionally .gz.
     #[arg(
@@ -49,14 +49,20 @@ pub struct BacktestArgs {
         env = "IA_DATA",
         value_delimiter = ','
     )]
-    data: Vec<String>,
+    pub data: Vec<String>,
     /// First day to replay (UTC, YYYY-MM-DD, inclusive). Default: everything in --data files; for the
     /// bundled data, the last year of it (2020), unless --to is given.
     #[arg(long, value_name = "DATE", env = "IA_FROM")]
-    from: Option<NaiveDate>,
+    pub from: Option<NaiveDate>,
     /// Last day to replay (UTC, YYYY-MM-DD, inclusive).
     #[arg(long, value_name = "DATE", env = "IA_TO")]
-    to: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+}
+
+#[derive(Args, Debug)]
+pub struct BacktestArgs {
+    #[command(flatten)]
+    pub replay: ReplayArgs,
     /// Weighted share the winning action needs (ConsensusPolicy spec.threshold).
     #[arg(long, env = "IA_THRESHOLD")]
     threshold: Option<f64>,
@@ -116,8 +122,8 @@ impl BacktestArgs {
         put(&mut policy, "quorum", self.quorum.map(Value::from));
         put(&mut policy, "maxRounds", self.max_rounds.map(Value::from));
         put(&mut strategy, "capital", self.capital.map(Value::from));
-        if !self.symbols.is_empty() {
-            strategy.insert("symbols".into(), json!(self.symbols));
+        if !self.replay.symbols.is_empty() {
+            strategy.insert("symbols".into(), json!(self.replay.symbols));
         }
         put(&mut risk, "stopLoss", self.stop_loss.map(Value::from));
         put(&mut risk, "takeProfit", self.take_profit.map(Value::from));
@@ -144,7 +150,7 @@ impl BacktestArgs {
 
 /// The candle files to replay, per symbol: explicit `--data` or the bundled ones.
 fn load_series(
-    args: &BacktestArgs,
+    args: &ReplayArgs,
     symbols: &[String],
     interval: Interval,
 ) -> anyhow::Result<(Vec<Series>, Vec<String>)> {
@@ -218,14 +224,14 @@ fn day_start(date: NaiveDate) -> i64 {
     date.and_time(NaiveTime::MIN).and_utc().timestamp_millis()
 }
 
-pub async fn run(args: BacktestArgs) -> anyhow::Result<()> {
-    let started = Instant::now();
-    let base = match (&args.strategy_file, &args.policy_file) {
-        (Some(s), Some(p)) => TeamConfig::load(s, p)?,
-        _ => TeamConfig::builtin()?,
-    };
-    let (strategy_patch, policy_patch) = args.overrides();
-    let mut team_config = base.with_overrides(strategy_patch, policy_patch)?;
+/// A replay ready to run, and what it is about.
+pub struct Prepared {
+    pub backtest: Backtest,
+    pub info: RunInfo,
+}
+
+/// Loads the data for `team_config`'s symbols, settles the interval and the date range.
+pub fn prepare(args: &ReplayArgs, mut team_config: TeamConfig) -> anyhow::Result<Prepared> {
     if let (Some(from), Some(to)) = (args.from, args.to) {
         if to < from {
             bail!("--from {from} is after --to {to}: the date range is empty");
@@ -234,7 +240,7 @@ pub async fn run(args: BacktestArgs) -> anyhow::Result<()> {
     let symbols = team_config.strategy.spec.symbols.clone();
     // the interval: explicit, else the data's (checked below), else the Strategy's
     let wanted = args.interval.unwrap_or(team_config.strategy.spec.interval);
-    let (mut series, sources) = load_series(&args, &symbols, wanted)?;
+    let (mut series, sources) = load_series(args, &symbols, wanted)?;
     let interval = match series.first().and_then(|s| spacing(&s.candles)) {
         Some(ms) => Interval::ALL
             .into_iter()
@@ -304,13 +310,28 @@ pub async fn run(args: BacktestArgs) -> anyhow::Result<()> {
         policy: serde_json::to_value(&team_config.policy.spec)?,
         wall_seconds: 0.0,
     };
-    let total: u64 = series.iter().map(|s| s.candles.len() as u64).sum();
-    let backtest = Backtest {
-        team_config,
-        team: default_team(),
-        series,
-        interval_ms: interval.millis(),
+    Ok(Prepared {
+        backtest: Backtest {
+            team_config,
+            team: default_team(),
+            series,
+            interval_ms: interval.millis(),
+            max_cycles: None,
+        },
+        info,
+    })
+}
+
+pub async fn run(args: BacktestArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let base = match (&args.replay.strategy_file, &args.replay.policy_file) {
+        (Some(s), Some(p)) => TeamConfig::load(s, p)?,
+        _ => TeamConfig::builtin()?,
     };
+    let (strategy_patch, policy_patch) = args.overrides();
+    let team_config = base.with_overrides(strategy_patch, policy_patch)?;
+    let Prepared { backtest, info } = prepare(&args.replay, team_config)?;
+    let total: u64 = backtest.series.iter().map(|s| s.candles.len() as u64).sum();
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = ProgressBar::new(total);
         bar.set_style(

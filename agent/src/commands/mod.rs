@@ -3,3 +3,4 @@
 pub mod audit;
 pub mod backtest;
 pub mod data;
+pub mod team;

@@ -146,7 +146,7 @@ impl Coordinator {
 
 /// The stable id of a cycle: strategy, symbol, the candle's open time, and what started it.
 pub fn cycle_id(strategy: &str, symbol: &str, open_time: i64, trigger: &str) -> String {
-    format!("{strategy}.{symbol}.{open_time}.{trigger}")
+    format!("{strategy}_{symbol}_{open_time}_{trigger}")
 }
 
 #[cfg(test)]

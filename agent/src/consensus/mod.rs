@@ -1,9 +1,11 @@
 //! The consensus engine (DESIGN.md §4), ours and transport-agnostic:
 //! - [`tally`]: counting one round (weights × confidences, quorum, threshold, veto);
 //! - [`cycle`]: one cycle's rounds as a state machine;
+//! - [`bus_transport`]: the coordinator's side of the bus (voters, presence, escalations);
 //! - [`coordinator`]: drives cycles over a [`coordinator::Transport`] (the in-process team, or the
 //!   bus), applies the policy's escalation, and produces the [`protocol::messages::Decision`].
 
+pub mod bus_transport;
 pub mod coordinator;
 pub mod cycle;
 pub mod tally;

@@ -1,0 +1,139 @@
+//! The bus the team talks over (DESIGN.md §4), behind one trait with two implementations:
+//! - [`nats::NatsBus`]: async-nats; core request/reply with queue groups for `analyze`, JetStream for
+//!   the durable `decision` / `order` / `fill` subjects (deduplicated by message id), and a KV bucket
+//!   with a TTL for presence;
+//! - [`memory::MemoryBus`]: the same semantics in one process, for the local mode and tests.
+//!
+//! Both carry typed [`Message`]s; the NATS side encodes them with the protocol's versioned JSON and
+//! rejects (counts and logs) whatever does not decode, never panicking.
+
+pub mod memory;
+pub mod nats;
+
+use protocol::messages::{DecodeError, Heartbeat, Message};
+use std::future::Future;
+use std::sync::LazyLock;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Messages received but rejected by the decoder, by reason.
+pub static REJECTED: LazyLock<prometheus::IntCounterVec> = LazyLock::new(|| {
+    prometheus::register_int_counter_vec!(
+        "ia_agent_bus_rejected_messages_total",
+        "Messages from the bus that did not decode, by reason",
+        &["reason"]
+    )
+    .expect("the metric is registered once")
+});
+
+/// Counts and logs a message that did not decode.
+pub fn rejected(subject: &str, error: &DecodeError) {
+    REJECTED.with_label_values(&[error.kind()]).inc();
+    tracing::warn!(%subject, %error, "rejected a message from the bus");
+}
+
+/// Why a bus operation failed, naming the subject.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("{subject}: {error}")]
+    Nats { subject: String, error: String },
+    #[error("{subject}: the bus is closed")]
+    Closed { subject: String },
+}
+
+/// A request received by a server, to be answered once.
+#[derive(Debug)]
+pub struct Incoming {
+    pub message: Message,
+    reply: Replier,
+}
+
+#[derive(Debug)]
+enum Replier {
+    Memory(oneshot::Sender<Message>),
+    Nats {
+        client: async_nats::Client,
+        subject: async_nats::Subject,
+    },
+    Nobody,
+}
+
+impl Incoming {
+    /// Answers the request (a no-op when the sender expects no answer or has gone).
+    pub async fn reply(self, message: Message) -> Result<(), BusError> {
+        match self.reply {
+            Replier::Memory(tx) => {
+                let _ = tx.send(message);
+                Ok(())
+            }
+            Replier::Nats { client, subject } => client
+                .publish(subject.clone(), protocol::messages::encode(&message).into())
+                .await
+                .map_err(|e| BusError::Nats {
+                    subject: subject.to_string(),
+                    error: e.to_string(),
+                }),
+            Replier::Nobody => Ok(()),
+        }
+    }
+}
+
+/// What a team needs from its bus.
+pub trait Bus: Clone + Send + Sync + 'static {
+    /// Sends a request to one member of the queue group serving `subject`; `None` when nobody
+    /// answered within `timeout` (or nobody serves the subject).
+    fn request(
+        &self,
+        subject: &str,
+        message: &Message,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Option<Message>, BusError>> + Send;
+
+    /// Serves `subject` as a member of `queue`: each request goes to one member only.
+    fn serve(
+        &self,
+        subject: &str,
+        queue: &str,
+    ) -> impl Future<Output = Result<mpsc::Receiver<Incoming>, BusError>> + Send;
+
+    /// Fire-and-forget publish (alerts, escalation answers).
+    fn publish(
+        &self,
+        subject: &str,
+        message: &Message,
+    ) -> impl Future<Output = Result<(), BusError>> + Send;
+
+    /// Every message published on `subject` from now on (core subjects).
+    fn subscribe(
+        &self,
+        subject: &str,
+    ) -> impl Future<Output = Result<mpsc::Receiver<Message>, BusError>> + Send;
+
+    /// Durable publish (JetStream): stored exactly once per `id`; `Ok(false)` when `id` was already
+    /// stored (a retried or replayed publish).
+    fn publish_durable(
+        &self,
+        subject: &str,
+        id: &str,
+        message: &Message,
+    ) -> impl Future<Output = Result<bool, BusError>> + Send;
+
+    /// Every durable message on `subject`, from the first (replay, then live).
+    fn read_durable(
+        &self,
+        subject: &str,
+    ) -> impl Future<Output = Result<mpsc::Receiver<Message>, BusError>> + Send;
+
+    /// Announces an assistant instance in the presence bucket (expires after the bus's TTL).
+    fn announce(
+        &self,
+        key: &str,
+        heartbeat: &Heartbeat,
+    ) -> impl Future<Output = Result<(), BusError>> + Send;
+
+    /// The assistant instances whose presence has not expired.
+    fn present(&self) -> impl Future<Output = Result<Vec<Heartbeat>, BusError>> + Send;
+}
+
+/// Default presence TTL: an assistant that misses three 5-second heartbeats is gone.
+pub const PRESENCE_TTL: Duration = Duration::from_secs(15);

@@ -1,0 +1,288 @@
+//! The bus over NATS (async-nats): core request/reply and queue groups for `analyze`, JetStream for
+//! durable subjects (one stream, `IA_DECISIONS`, over `ia.*.*.decision|order|fill`, deduplicated by
+//! `Nats-Msg-Id`), and presence in the `ia-assistants` bucket, whose `max_age` is the presence TTL.
+//! The bucket is a JetStream stream keeping the last message per key (what a KV bucket is): built on
+//! the stream API directly because async-nats 0.51's KV calls cannot read nats-server 2.9's replies. async-nats reconnects by itself and resubscribes; requests in flight
+//! during an outage time out and the coordinator's round simply counts them as missing.
+
+use super::{rejected, Bus, BusError, Incoming, Replier, PRESENCE_TTL};
+use futures::StreamExt;
+use protocol::messages::{decode, encode, Heartbeat, Message};
+use protocol::subjects::{PRESENCE_BUCKET, STREAM_DECISIONS};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+const QUEUE: usize = 1024;
+
+#[derive(Clone)]
+pub struct NatsBus {
+    client: async_nats::Client,
+    jetstream: async_nats::jetstream::Context,
+    presence: async_nats::jetstream::stream::Stream,
+}
+
+/// Subjects of the presence bucket: `<PRESENCE_BUCKET>.<key>`.
+fn presence_subject(key: &str) -> String {
+    format!("{PRESENCE_BUCKET}.{key}")
+}
+
+fn nats_error(subject: &str, error: impl std::fmt::Display) -> BusError {
+    BusError::Nats {
+        subject: subject.to_string(),
+        error: error.to_string(),
+    }
+}
+
+impl NatsBus {
+    /// Connects (retrying until the server is up) and makes sure the stream and bucket exist.
+    pub async fn connect(url: &str) -> Result<Self, BusError> {
+        Self::connect_with_ttl(url, PRESENCE_TTL).await
+    }
+
+    pub async fn connect_with_ttl(url: &str, presence_ttl: Duration) -> Result<Self, BusError> {
+        let client = async_nats::ConnectOptions::new()
+            .name("ia-agents")
+            .retry_on_initial_connect()
+            .connection_timeout(Duration::from_secs(5))
+            .event_callback(|event| async move {
+                tracing::info!(%event, "NATS connection event");
+            })
+            .connect(url)
+            .await
+            .map_err(|e| nats_error(url, e))?;
+        let jetstream = async_nats::jetstream::new(client.clone());
+        jetstream
+            .get_or_create_stream(async_nats::jetstream::stream::Config {
+                name: STREAM_DECISIONS.to_string(),
+                subjects: vec![
+                    "ia.*.*.decision".into(),
+                    "ia.*.*.order".into(),
+                    "ia.*.*.fill".into(),
+                ],
+                duplicate_window: Duration::from_secs(24 * 3600),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| nats_error(STREAM_DECISIONS, e))?;
+        let presence = jetstream
+            .get_or_create_stream(async_nats::jetstream::stream::Config {
+                name: PRESENCE_BUCKET.to_string(),
+                subjects: vec![format!("{PRESENCE_BUCKET}.>")],
+                max_messages_per_subject: 1,
+                max_age: presence_ttl,
+                discard: async_nats::jetstream::stream::DiscardPolicy::Old,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| nats_error(PRESENCE_BUCKET, e))?;
+        Ok(Self {
+            client,
+            jetstream,
+            presence,
+        })
+    }
+
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+}
+
+impl Bus for NatsBus {
+    async fn request(
+        &self,
+        subject: &str,
+        message: &Message,
+        timeout: Duration,
+    ) -> Result<Option<Message>, BusError> {
+        let request = async_nats::Request::new()
+            .payload(encode(message).into())
+            .timeout(Some(timeout));
+        match self.client.send_request(subject.to_string(), request).await {
+            Ok(reply) => match decode(&reply.payload) {
+                Ok(m) => Ok(Some(m)),
+                Err(e) => {
+                    rejected(subject, &e);
+                    Ok(None)
+                }
+            },
+            Err(e) => match e.kind() {
+                async_nats::RequestErrorKind::TimedOut
+                | async_nats::RequestErrorKind::NoResponders => Ok(None),
+                _ => Err(nats_error(subject, e)),
+            },
+        }
+    }
+
+    async fn serve(
+        &self,
+        subject: &str,
+        queue: &str,
+    ) -> Result<mpsc::Receiver<Incoming>, BusError> {
+        let mut subscriber = self
+            .client
+            .queue_subscribe(subject.to_string(), queue.to_string())
+            .await
+            .map_err(|e| nats_error(subject, e))?;
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let client = self.client.clone();
+        let subject = subject.to_string();
+        tokio::spawn(async move {
+            while let Some(m) = subscriber.next().await {
+                let message = match decode(&m.payload) {
+                    Ok(message) => message,
+                    Err(e) => {
+                        rejected(&subject, &e);
+                        continue;
+                    }
+                };
+                let reply = match m.reply {
+                    Some(reply) => Replier::Nats {
+                        client: client.clone(),
+                        subject: reply,
+                    },
+                    None => Replier::Nobody,
+                };
+                if tx.send(Incoming { message, reply }).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(rx)
+    }
+
+    async fn publish(&self, subject: &str, message: &Message) -> Result<(), BusError> {
+        self.client
+            .publish(subject.to_string(), encode(message).into())
+            .await
+            .map_err(|e| nats_error(subject, e))
+    }
+
+    async fn subscribe(&self, subject: &str) -> Result<mpsc::Receiver<Message>, BusError> {
+        let mut subscriber = self
+            .client
+            .subscribe(subject.to_string())
+            .await
+            .map_err(|e| nats_error(subject, e))?;
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let subject = subject.to_string();
+        tokio::spawn(async move {
+            while let Some(m) = subscriber.next().await {
+                match decode(&m.payload) {
+                    Ok(message) => {
+                        if tx.send(message).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => rejected(&subject, &e),
+                }
+            }
+        });
+        Ok(rx)
+    }
+
+    async fn publish_durable(
+        &self,
+        subject: &str,
+        id: &str,
+        message: &Message,
+    ) -> Result<bool, BusError> {
+        let publish = async_nats::jetstream::message::PublishMessage::build()
+            .payload(encode(message).into())
+            .message_id(id);
+        let ack = self
+            .jetstream
+            .send_publish(subject.to_string(), publish)
+            .await
+            .map_err(|e| nats_error(subject, e))?
+            .await
+            .map_err(|e| nats_error(subject, e))?;
+        Ok(!ack.duplicate)
+    }
+
+    async fn read_durable(&self, subject: &str) -> Result<mpsc::Receiver<Message>, BusError> {
+        use async_nats::jetstream::consumer;
+        let stream = self
+            .jetstream
+            .get_stream(STREAM_DECISIONS)
+            .await
+            .map_err(|e| nats_error(subject, e))?;
+        let consumer = stream
+            .create_consumer(consumer::pull::Config {
+                filter_subject: subject.to_string(),
+                deliver_policy: consumer::DeliverPolicy::All,
+                ack_policy: consumer::AckPolicy::None,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| nats_error(subject, e))?;
+        let mut messages = consumer
+            .messages()
+            .await
+            .map_err(|e| nats_error(subject, e))?;
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let subject = subject.to_string();
+        tokio::spawn(async move {
+            while let Some(m) = messages.next().await {
+                let Ok(m) = m else { continue };
+                match decode(&m.payload) {
+                    Ok(message) => {
+                        if tx.send(message).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => rejected(&subject, &e),
+                }
+            }
+        });
+        Ok(rx)
+    }
+
+    async fn announce(&self, key: &str, heartbeat: &Heartbeat) -> Result<(), BusError> {
+        let subject = presence_subject(key);
+        self.jetstream
+            .publish(
+                subject.clone(),
+                encode(&Message::Heartbeat(heartbeat.clone())).into(),
+            )
+            .await
+            .map_err(|e| nats_error(&subject, e))?
+            .await
+            .map(|_| ())
+            .map_err(|e| nats_error(&subject, e))
+    }
+
+    async fn present(&self) -> Result<Vec<Heartbeat>, BusError> {
+        use async_nats::jetstream::consumer;
+        let consumer = self
+            .presence
+            .create_consumer(consumer::pull::Config {
+                deliver_policy: consumer::DeliverPolicy::LastPerSubject,
+                filter_subject: format!("{PRESENCE_BUCKET}.>"),
+                ack_policy: consumer::AckPolicy::None,
+                inactive_threshold: Duration::from_secs(5),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| nats_error(PRESENCE_BUCKET, e))?;
+        let pending = consumer.cached_info().num_pending;
+        let mut beats = Vec::new();
+        if pending > 0 {
+            let mut messages = consumer
+                .fetch()
+                .max_messages(pending as usize)
+                .messages()
+                .await
+                .map_err(|e| nats_error(PRESENCE_BUCKET, e))?;
+            while let Some(m) = messages.next().await {
+                let Ok(m) = m else { continue };
+                match decode(&m.payload) {
+                    Ok(Message::Heartbeat(h)) => beats.push(h),
+                    Ok(_) => {}
+                    Err(e) => rejected(&m.subject, &e),
+                }
+            }
+        }
+        beats.sort_by(|a, b| a.instance.cmp(&b.instance));
+        Ok(beats)
+    }
+}

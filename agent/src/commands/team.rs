@@ -1,0 +1,319 @@
+//! `trading-agent assistant` and `trading-agent coordinator`: the team as separate processes over
+//! NATS, in a cluster (one per pod) or on bare machines and docker compose.
+
+use super::backtest::{prepare, Prepared, ReplayArgs};
+use agent::bus::nats::NatsBus;
+use agent::bus::Bus;
+use agent::config::{load_one, TeamConfig};
+use agent::consensus::bus_transport::{voters_from_presence, BusEscalations, BusTransport};
+use agent::roles::{analyst_for, Params};
+use agent::service::{default_heartbeat, AssistantService};
+use anyhow::{bail, Context};
+use clap::Args;
+use protocol::crd::{RiskSpec, Strategy};
+use protocol::messages::{Decision, Message};
+use protocol::subjects::Subjects;
+use protocol::Role;
+use serde_json::json;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Where the team meets.
+#[derive(Args, Debug, Clone)]
+pub struct BusArgs {
+    /// NATS server URL.
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "nats://127.0.0.1:4222",
+        env = "IA_NATS_URL"
+    )]
+    pub nats: String,
+    /// Namespace of the team (the Kubernetes namespace in a cluster); first token of its subjects.
+    #[arg(long, default_value = "default", env = "IA_NAMESPACE")]
+    pub namespace: String,
+}
+
+#[derive(Args, Debug)]
+pub struct AssistantArgs {
+    #[command(flatten)]
+    bus: BusArgs,
+    /// The Strategy this assistant works for.
+    #[arg(long, env = "IA_STRATEGY")]
+    strategy: String,
+    /// The role it plays (marketMonitor, technicalAnalyst, fundamentalAnalyst, riskManager, strategist).
+    #[arg(long, env = "IA_ROLE")]
+    role: Role,
+    /// The TradingAssistant's name (default: the role's).
+    #[arg(long, env = "IA_ASSISTANT")]
+    name: Option<String>,
+    /// This replica's name, unique among replicas (default: $HOSTNAME, else host-pid).
+    #[arg(long, env = "IA_INSTANCE")]
+    instance: Option<String>,
+    /// Initial vote weight (TradingAssistant spec.weight).
+    #[arg(long, default_value_t = 1.0, env = "IA_WEIGHT")]
+    weight: f64,
+    /// Strategy manifest, for the risk limits the risk manager enforces (default limits otherwise).
+    #[arg(long, value_name = "FILE", env = "IA_STRATEGY_FILE")]
+    strategy_file: Option<PathBuf>,
+    /// Role parameter, KEY=VALUE (TradingAssistant spec.params); repeatable.
+    #[arg(
+        long = "param",
+        value_name = "KEY=VALUE",
+        env = "IA_PARAMS",
+        value_delimiter = ','
+    )]
+    params: Vec<String>,
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
+}
+
+pub async fn assistant(args: AssistantArgs) -> anyhow::Result<()> {
+    if !args.role.reasons() {
+        bail!(
+            "--role {}: the executor and auditor act on decisions and do not serve analyze requests",
+            args.role
+        );
+    }
+    let risk = match &args.strategy_file {
+        Some(path) => {
+            let validator = protocol::crd::validate::ManifestValidator::new();
+            let strategy: Strategy = load_one(&validator, path, "Strategy")?;
+            strategy.spec.risk
+        }
+        None => RiskSpec::default(),
+    };
+    let mut params = Params::default();
+    for p in &args.params {
+        let (k, v) = p
+            .split_once('=')
+            .with_context(|| format!("--param {p:?}: expected KEY=VALUE"))?;
+        params.0.insert(k.trim().to_string(), v.trim().to_string());
+    }
+    let analyst = analyst_for(args.role, &params, &risk)
+        .map_err(|e| anyhow::anyhow!("TradingAssistant {}: {e}", args.role))?
+        .expect("voting roles have an analyst");
+    let subjects = Subjects::new(&args.bus.namespace, &args.strategy)?;
+    let bus = NatsBus::connect(&args.bus.nats).await?;
+    let instance = args
+        .instance
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| format!("{}-{}", args.role, std::process::id()));
+    let service = AssistantService {
+        bus,
+        subjects,
+        strategy: args.strategy.clone(),
+        assistant: args.name.unwrap_or_else(|| args.role.as_str().to_string()),
+        instance,
+        role: args.role,
+        weight: args.weight,
+        analyst: Arc::from(analyst),
+        heartbeat_every: default_heartbeat(),
+    };
+    let answered = service.run(shutdown_signal()).await?;
+    tracing::info!(answered, "stopped");
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct CoordinatorArgs {
+    #[command(flatten)]
+    bus: BusArgs,
+    #[command(flatten)]
+    replay: ReplayArgs,
+    /// Stop after this many cycles.
+    #[arg(long, env = "IA_MAX_CYCLES")]
+    max_cycles: Option<u64>,
+    /// Print each decision as one JSON line on stdout.
+    #[arg(long, env = "IA_JSON")]
+    json: bool,
+    /// How long to wait for the policy's voters to be present before starting.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 30,
+        env = "IA_WAIT_FOR_VOTERS"
+    )]
+    wait_for_voters: u64,
+}
+
+/// A decision as `--json` prints it: one line per decision.
+pub fn decision_line(d: &Decision) -> serde_json::Value {
+    let votes: Vec<_> = d
+        .rounds
+        .last()
+        .map(|r| {
+            r.votes
+                .iter()
+                .map(|v| json!({"assistant": v.assistant, "role": v.role, "action": v.action, "confidence": v.confidence, "weight": v.weight, "veto": v.veto}))
+                .collect()
+        })
+        .unwrap_or_default();
+    json!({
+        "id": d.id,
+        "symbol": d.symbol,
+        "action": d.action,
+        "confidence": d.confidence,
+        "consensus_reached": d.consensus_reached,
+        "rounds": d.rounds.len(),
+        "votes": votes,
+        "escalated": d.escalated,
+        "vetoed": d.vetoed,
+        "price": d.price,
+        "decided_at": d.decided_at,
+    })
+}
+
+pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
+    let (Some(strategy_file), Some(policy_file)) =
+        (&args.replay.strategy_file, &args.replay.policy_file)
+    else {
+        bail!(
+            "the coordinator needs --strategy-file and --policy-file (the manifests the team runs)"
+        );
+    };
+    if args.replay.data.is_empty() {
+        bail!("--data FILE: the coordinator replays a candle file (live Binance streaming is `trading-agent run --local`)");
+    }
+    let mut team_config = TeamConfig::load(strategy_file, policy_file)?;
+    if !args.replay.symbols.is_empty() {
+        team_config =
+            team_config.with_overrides(json!({"symbols": args.replay.symbols}), json!({}))?;
+    }
+    let name = team_config
+        .strategy
+        .metadata
+        .name
+        .clone()
+        .unwrap_or_default();
+    let policy = team_config.policy.spec.clone();
+    let Prepared { mut backtest, info } = prepare(&args.replay, team_config)?;
+    backtest.max_cycles = args.max_cycles;
+    let subjects = Subjects::new(&args.bus.namespace, &name)?;
+    let bus = NatsBus::connect(&args.bus.nats).await?;
+
+    // wait for the voters the policy names
+    let started = Instant::now();
+    let voters = loop {
+        let present = voters_from_presence(&bus.present().await?, &name);
+        let missing: Vec<Role> = policy
+            .voters
+            .iter()
+            .copied()
+            .filter(|r| !present.iter().any(|v| v.role == *r))
+            .collect();
+        if missing.is_empty() {
+            break present;
+        }
+        if started.elapsed() >= Duration::from_secs(args.wait_for_voters) {
+            if present.is_empty() {
+                bail!(
+                    "no assistant of Strategy {name} is present on {} after {} s",
+                    args.bus.nats,
+                    args.wait_for_voters
+                );
+            }
+            tracing::warn!(?missing, "starting without every voter; quorum decides");
+            break present;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    tracing::info!(voters = voters.len(), strategy = %name, "coordinating");
+
+    // decisions go to the durable stream (exactly once per cycle id) in order, from a task of their own
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Decision>();
+    let publisher = {
+        let bus = bus.clone();
+        let subject = subjects.decision();
+        let json_lines = args.json;
+        tokio::spawn(async move {
+            let mut published = 0u64;
+            while let Some(decision) = rx.recv().await {
+                let message = Message::Decision(decision.clone());
+                let mut attempt = 0;
+                loop {
+                    match bus.publish_durable(&subject, &decision.id, &message).await {
+                        Ok(_) => break,
+                        Err(error) if attempt < 30 => {
+                            attempt += 1;
+                            tracing::warn!(%error, id = %decision.id, "publishing the decision failed; retrying");
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                        }
+                        Err(error) => {
+                            return Err(anyhow::anyhow!("decision {}: {error}", decision.id))
+                        }
+                    }
+                }
+                published += 1;
+                if json_lines {
+                    println!("{}", decision_line(&decision));
+                } else {
+                    println!(
+                        "{} {} {} confidence {:.2} ({} rounds{}{})",
+                        decision.id,
+                        decision.symbol,
+                        decision.action,
+                        decision.confidence,
+                        decision.rounds.len(),
+                        if decision.escalated {
+                            ", escalated"
+                        } else {
+                            ""
+                        },
+                        if decision.vetoed { ", vetoed" } else { "" },
+                    );
+                }
+            }
+            Ok::<u64, anyhow::Error>(published)
+        })
+    };
+    let transport = BusTransport {
+        bus: bus.clone(),
+        subjects: subjects.clone(),
+        round_timeout: Duration::from_secs(u64::from(policy.round_timeout_seconds)),
+    };
+    let escalations = BusEscalations {
+        bus: bus.clone(),
+        subjects: subjects.clone(),
+    };
+    let outcome = backtest
+        .replay(
+            &transport,
+            &escalations,
+            voters,
+            None,
+            |d| {
+                let _ = tx.send(d.clone());
+            },
+            |_, _| {},
+        )
+        .await?;
+    drop(tx);
+    let published = publisher
+        .await
+        .context("the decision publisher stopped")??;
+    bus.client().flush().await.ok();
+    eprintln!(
+        "{} cycles over {} candles of {}; {published} decisions on {}",
+        outcome.cycles,
+        outcome.candles,
+        info.symbols.join(", "),
+        subjects.decision()
+    );
+    Ok(())
+}

@@ -1,0 +1,114 @@
+//! The coordinator's side of the bus: asking the present voters in parallel, reading who is present,
+//! and escalating to a human.
+
+use super::{EscalationResolver, Resolution, Transport, Voter};
+use crate::bus::Bus;
+use protocol::messages::{Escalation, Heartbeat, Message, Opinion, RoundRequest};
+use protocol::subjects::Subjects;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Asks voters over the bus; each request waits at most the round's timeout.
+pub struct BusTransport<B: Bus> {
+    pub bus: B,
+    pub subjects: Subjects,
+    pub round_timeout: Duration,
+}
+
+impl<B: Bus> Transport for BusTransport<B> {
+    async fn ask(&self, voters: &[Voter], request: &RoundRequest) -> Vec<Opinion> {
+        let message = Message::RoundRequest(Box::new(request.clone()));
+        let asks = voters.iter().map(|v| {
+            let subject = self.subjects.analyze(v.role);
+            let message = &message;
+            async move {
+                self.bus
+                    .request(&subject, message, self.round_timeout)
+                    .await
+            }
+        });
+        futures::future::join_all(asks)
+            .await
+            .into_iter()
+            .filter_map(|reply| match reply {
+                Ok(Some(Message::Opinion(o))) => Some(o),
+                Ok(_) => None,
+                Err(error) => {
+                    tracing::warn!(%error, "asking a voter failed");
+                    None
+                }
+            })
+            .collect()
+    }
+}
+
+/// The voters among the present assistants of `strategy`: one per TradingAssistant (replicas
+/// collapse), executors and auditors excluded.
+pub fn voters_from_presence(present: &[Heartbeat], strategy: &str) -> Vec<Voter> {
+    let mut by_name: BTreeMap<&str, Voter> = BTreeMap::new();
+    for h in present
+        .iter()
+        .filter(|h| h.strategy == strategy && h.role.reasons())
+    {
+        by_name.entry(&h.assistant).or_insert_with(|| Voter {
+            assistant: h.assistant.clone(),
+            role: h.role,
+            weight: h.weight,
+        });
+    }
+    by_name.into_values().collect()
+}
+
+/// Escalations over the bus: the Escalation goes out on `escalation.<id>`, and the first
+/// EscalationResolution for that id (from the operator relaying an annotation, or the HTTP API)
+/// decides; none within the policy's timeout → [`Resolution::TimedOut`].
+pub struct BusEscalations<B: Bus> {
+    pub bus: B,
+    pub subjects: Subjects,
+}
+
+impl<B: Bus> EscalationResolver for BusEscalations<B> {
+    async fn resolve(&self, escalation: &Escalation) -> Resolution {
+        let subject = match self.subjects.escalation(&escalation.id) {
+            Ok(subject) => subject,
+            Err(error) => {
+                tracing::error!(%error, "cannot escalate");
+                return Resolution::TimedOut;
+            }
+        };
+        let mut answers = match self.bus.subscribe(&subject).await {
+            Ok(answers) => answers,
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for the escalation's answer");
+                return Resolution::TimedOut;
+            }
+        };
+        if let Err(error) = self
+            .bus
+            .publish(&subject, &Message::Escalation(escalation.clone()))
+            .await
+        {
+            tracing::error!(%error, "cannot publish the escalation");
+        }
+        tracing::info!(id = %escalation.id, proposed = %escalation.proposed, "escalated to a human");
+        let timeout = Duration::from_secs(u64::from(escalation.timeout_seconds));
+        let wait = async {
+            while let Some(message) = answers.recv().await {
+                if let Message::EscalationResolution(r) = message {
+                    if r.id == escalation.id {
+                        tracing::info!(id = %r.id, approved = r.approved, by = %r.by, "escalation resolved");
+                        return if r.approved {
+                            Resolution::Approved
+                        } else {
+                            Resolution::Rejected
+                        };
+                    }
+                }
+            }
+            Resolution::TimedOut
+        };
+        tokio::time::timeout(timeout, wait)
+            .await
+            .unwrap_or(Resolution::TimedOut)
+    }
+}

@@ -1,0 +1,192 @@
+//! One contract, two buses: the in-memory bus and NATS (a real nats-server) behave the same.
+
+mod support;
+
+use agent::bus::memory::MemoryBus;
+use agent::bus::nats::NatsBus;
+use agent::bus::Bus;
+use protocol::messages::{EscalationResolution, Heartbeat, Message};
+use protocol::Role;
+use std::time::Duration;
+
+fn note(id: &str) -> Message {
+    Message::EscalationResolution(EscalationResolution {
+        id: id.into(),
+        approved: true,
+        by: "test".into(),
+        at: 0,
+    })
+}
+
+fn id_of(m: &Message) -> String {
+    match m {
+        Message::EscalationResolution(r) => r.id.clone(),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+async fn contract(bus: impl Bus, presence_ttl: Duration) {
+    // request/reply through a queue group: each request answered by exactly one member
+    let mut members = vec![];
+    for member in 0..2 {
+        let mut requests = bus
+            .serve("ia.t.s.analyze.strategist", "ia-t-s-strategist")
+            .await
+            .unwrap();
+        members.push(tokio::spawn(async move {
+            let mut answered = 0;
+            while let Some(incoming) = requests.recv().await {
+                let id = id_of(&incoming.message);
+                incoming
+                    .reply(note(&format!("{id}-by-{member}")))
+                    .await
+                    .unwrap();
+                answered += 1;
+            }
+            answered
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for i in 0..20 {
+        let reply = bus
+            .request(
+                "ia.t.s.analyze.strategist",
+                &note(&format!("q{i}")),
+                Duration::from_secs(2),
+            )
+            .await
+            .unwrap()
+            .expect("a member answers");
+        assert!(id_of(&reply).starts_with(&format!("q{i}-by-")));
+    }
+    // nobody serves: no answer, no error
+    let none = bus
+        .request(
+            "ia.t.s.analyze.auditor",
+            &note("x"),
+            Duration::from_millis(200),
+        )
+        .await
+        .unwrap();
+    assert!(none.is_none());
+
+    // pub/sub
+    let mut sub = bus.subscribe("ia.t.s.escalation.e1").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    bus.publish("ia.t.s.escalation.e1", &note("e1"))
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(2), sub.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(id_of(&got), "e1");
+
+    // durable, exactly once per id, readable from the start
+    assert!(bus
+        .publish_durable("ia.t.s.decision", "d1", &note("d1"))
+        .await
+        .unwrap());
+    assert!(!bus
+        .publish_durable("ia.t.s.decision", "d1", &note("d1"))
+        .await
+        .unwrap());
+    assert!(bus
+        .publish_durable("ia.t.s.decision", "d2", &note("d2"))
+        .await
+        .unwrap());
+    let mut log = bus.read_durable("ia.t.s.decision").await.unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(2), log.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let second = tokio::time::timeout(Duration::from_secs(2), log.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((id_of(&first), id_of(&second)), ("d1".into(), "d2".into()));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), log.recv())
+            .await
+            .is_err(),
+        "no duplicate"
+    );
+
+    // presence expires after the TTL
+    let beat = Heartbeat {
+        assistant: "strategist".into(),
+        role: Role::Strategist,
+        instance: "pod-1".into(),
+        strategy: "s".into(),
+        weight: 1.0,
+        at: 0,
+    };
+    bus.announce("t.s.strategist.pod-1", &beat).await.unwrap();
+    assert_eq!(bus.present().await.unwrap(), vec![beat]);
+    tokio::time::sleep(presence_ttl + Duration::from_millis(1500)).await;
+    assert!(bus.present().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_memory_bus_keeps_the_contract() {
+    contract(
+        MemoryBus::with_presence_ttl(Duration::from_secs(1)),
+        Duration::from_secs(1),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_nats_bus_keeps_the_contract() {
+    let Some(server) = support::NatsServer::start() else {
+        return;
+    };
+    let bus = NatsBus::connect_with_ttl(&server.url(), Duration::from_secs(1))
+        .await
+        .unwrap();
+    contract(bus, Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn malformed_messages_are_counted_not_fatal() {
+    let Some(server) = support::NatsServer::start() else {
+        return;
+    };
+    let bus = NatsBus::connect(&server.url()).await.unwrap();
+    let mut requests = bus.serve("ia.t.s.analyze.riskManager", "q").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let before = agent::bus::REJECTED.with_label_values(&["not_json"]).get();
+    bus.client()
+        .publish("ia.t.s.analyze.riskManager", "{not json".into())
+        .await
+        .unwrap();
+    bus.client()
+        .publish(
+            "ia.t.s.analyze.riskManager",
+            r#"{"v":1,"type":"fromTheFuture"}"#.into(),
+        )
+        .await
+        .unwrap();
+    bus.publish("ia.t.s.analyze.riskManager", &note("fine"))
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(2), requests.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        id_of(&got.message),
+        "fine",
+        "the good message still arrives"
+    );
+    assert_eq!(
+        agent::bus::REJECTED.with_label_values(&["not_json"]).get(),
+        before + 1
+    );
+    assert!(
+        agent::bus::REJECTED
+            .with_label_values(&["unknown_type"])
+            .get()
+            >= 1
+    );
+}

@@ -1,0 +1,103 @@
+//! Test support: a real nats-server per test, on a free port of 127.0.0.1, with JetStream in a
+//! temporary directory; restartable on the same port and state.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct NatsServer {
+    pub port: u16,
+    binary: PathBuf,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+fn binary() -> Option<PathBuf> {
+    if let Ok(path) = std::env::var("IA_TEST_NATS_SERVER") {
+        return Some(PathBuf::from(path));
+    }
+    let found = Command::new("nats-server")
+        .arg("--version")
+        .output()
+        .is_ok();
+    if found {
+        return Some(PathBuf::from("nats-server"));
+    }
+    if std::env::var("IA_REQUIRE_SERVICES").is_ok() {
+        panic!("nats-server is not installed but IA_REQUIRE_SERVICES is set: scripts/services.sh installs it");
+    }
+    eprintln!("SKIPPED: nats-server not found (run scripts/test.sh, which installs it)");
+    None
+}
+
+impl NatsServer {
+    /// Starts a server, or `None` (test skipped, loudly) where nats-server is not installed.
+    pub fn start() -> Option<Self> {
+        let binary = binary()?;
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut server = Self {
+            port,
+            binary,
+            dir: tempfile::tempdir().unwrap(),
+            child: None,
+        };
+        server.run();
+        Some(server)
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    fn run(&mut self) {
+        let child = Command::new(&self.binary)
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server starts");
+        self.child = Some(child);
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "nats-server did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops and starts again on the same port and JetStream state.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.run();
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
