@@ -122,9 +122,16 @@ async fn contract(bus: impl Bus, presence_ttl: Duration) {
         at: 0,
     };
     bus.announce("t.s.strategist.pod-1", &beat).await.unwrap();
-    assert_eq!(bus.present().await.unwrap(), vec![beat]);
+    bus.announce("other.s.strategist.pod-1", &beat)
+        .await
+        .unwrap();
+    assert_eq!(
+        bus.present("t.s").await.unwrap(),
+        vec![beat],
+        "another team's presence is not ours"
+    );
     tokio::time::sleep(presence_ttl + Duration::from_millis(1500)).await;
-    assert!(bus.present().await.unwrap().is_empty());
+    assert!(bus.present("t.s").await.unwrap().is_empty());
 }
 
 #[tokio::test]

@@ -106,12 +106,17 @@ impl Subjects {
         Ok(format!("{}.escalation.{id}", self.prefix))
     }
 
+    /// The part of presence keys shared by this team's assistants (`<ns>.<strategy>`).
+    pub fn presence_scope(&self) -> &str {
+        self.prefix.trim_start_matches("ia.")
+    }
+
     /// Key of an assistant instance in the presence bucket (`<ns>.<strategy>.<role>.<instance>` flattened).
     pub fn presence_key(&self, role: Role, instance: &str) -> Result<String, InvalidToken> {
         check("instance", instance)?;
         Ok(format!(
             "{}.{}.{instance}",
-            self.prefix.trim_start_matches("ia."),
+            self.presence_scope(),
             role.as_str()
         ))
     }

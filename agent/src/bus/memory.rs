@@ -183,11 +183,17 @@ impl Bus for MemoryBus {
         Ok(())
     }
 
-    async fn present(&self) -> Result<Vec<Heartbeat>, BusError> {
+    async fn present(&self, scope: &str) -> Result<Vec<Heartbeat>, BusError> {
         let ttl = self.ttl.unwrap_or(PRESENCE_TTL);
         let mut inner = self.lock();
         inner.presence.retain(|_, (at, _)| at.elapsed() < ttl);
-        let mut beats: Vec<Heartbeat> = inner.presence.values().map(|(_, h)| h.clone()).collect();
+        let prefix = format!("{scope}.");
+        let mut beats: Vec<Heartbeat> = inner
+            .presence
+            .iter()
+            .filter(|(key, _)| key.starts_with(&prefix))
+            .map(|(_, (_, h))| h.clone())
+            .collect();
         beats.sort_by(|a, b| a.instance.cmp(&b.instance));
         Ok(beats)
     }

@@ -131,8 +131,11 @@ pub trait Bus: Clone + Send + Sync + 'static {
         heartbeat: &Heartbeat,
     ) -> impl Future<Output = Result<(), BusError>> + Send;
 
-    /// The assistant instances whose presence has not expired.
-    fn present(&self) -> impl Future<Output = Result<Vec<Heartbeat>, BusError>> + Send;
+    /// The assistant instances of one team (keys under `scope`, see
+    /// [`Subjects::presence_scope`](protocol::subjects::Subjects::presence_scope)) whose presence has
+    /// not expired.
+    fn present(&self, scope: &str)
+        -> impl Future<Output = Result<Vec<Heartbeat>, BusError>> + Send;
 }
 
 /// Default presence TTL: an assistant that misses three 5-second heartbeats is gone.

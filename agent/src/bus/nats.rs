@@ -251,13 +251,13 @@ impl Bus for NatsBus {
             .map_err(|e| nats_error(&subject, e))
     }
 
-    async fn present(&self) -> Result<Vec<Heartbeat>, BusError> {
+    async fn present(&self, scope: &str) -> Result<Vec<Heartbeat>, BusError> {
         use async_nats::jetstream::consumer;
         let consumer = self
             .presence
             .create_consumer(consumer::pull::Config {
                 deliver_policy: consumer::DeliverPolicy::LastPerSubject,
-                filter_subject: format!("{PRESENCE_BUCKET}.>"),
+                filter_subject: format!("{PRESENCE_BUCKET}.{scope}.>"),
                 ack_policy: consumer::AckPolicy::None,
                 inactive_threshold: Duration::from_secs(5),
                 ..Default::default()

@@ -210,7 +210,7 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
     // wait for the voters the policy names
     let started = Instant::now();
     let voters = loop {
-        let present = voters_from_presence(&bus.present().await?, &name);
+        let present = voters_from_presence(&bus.present(subjects.presence_scope()).await?, &name);
         let missing: Vec<Role> = policy
             .voters
             .iter()

@@ -36,20 +36,24 @@ pub fn tally(round: u32, votes: Vec<Vote>, total_weight: f64) -> RoundTally {
 }
 
 /// The top action of a tally and its share of all scores (0 when nobody expressed any confidence).
-/// Ties go to HOLD, then BUY: the cautious reading of a split team.
+/// A tie for the top goes to HOLD: the cautious reading of a split team.
 pub fn leading(t: &RoundTally) -> (Action, f64) {
     let total: f64 = t.scores.values().sum();
-    let mut best = (
-        Action::Hold,
-        t.scores.get(&Action::Hold).copied().unwrap_or(0.0),
-    );
-    for action in [Action::Buy, Action::Sell] {
-        let score = t.scores.get(&action).copied().unwrap_or(0.0);
-        if score > best.1 {
-            best = (action, score);
-        }
-    }
-    (best.0, if total > 0.0 { best.1 / total } else { 0.0 })
+    let score = |a: Action| t.scores.get(&a).copied().unwrap_or(0.0);
+    let best = Action::ALL.iter().map(|a| score(*a)).fold(0.0, f64::max);
+    let top: Vec<Action> = Action::ALL
+        .into_iter()
+        .filter(|a| score(*a) == best)
+        .collect();
+    let action = if top.len() == 1 { top[0] } else { Action::Hold };
+    (
+        action,
+        if total > 0.0 {
+            score(action) / total
+        } else {
+            0.0
+        },
+    )
 }
 
 /// Judges a tally against the policy. A veto counts only from one of the policy's veto roles.
@@ -223,5 +227,14 @@ mod tests {
             2.0,
         );
         assert_eq!(leading(&t), (Action::Hold, 0.5));
+        let t = tally(
+            1,
+            vec![
+                vote("a", Role::TechnicalAnalyst, Action::Buy, 0.5, 1.0),
+                vote("b", Role::Strategist, Action::Sell, 0.5, 1.0),
+            ],
+            2.0,
+        );
+        assert_eq!(leading(&t), (Action::Hold, 0.0));
     }
 }

@@ -1,0 +1,466 @@
+//! The team over a real nats-server: the binaries end to end (five voters and the coordinator as
+//! processes), a coordinator restart that must not duplicate decisions, and the protocol's paths
+//! (consensus, escalation → approve, risk veto → HOLD, a silent voter, a late one, a server restart).
+
+mod support;
+
+use agent::bus::nats::NatsBus;
+use agent::bus::Bus;
+use agent::consensus::bus_transport::{voters_from_presence, BusEscalations, BusTransport};
+use agent::consensus::Coordinator;
+use agent::roles::{Analyst, Judgement};
+use agent::service::AssistantService;
+use protocol::crd::ConsensusPolicySpec;
+use protocol::messages::{
+    EscalationResolution, Indicators, MarketSnapshot, Message, PortfolioContext, RoundRequest,
+};
+use protocol::subjects::Subjects;
+use protocol::{Action, Role};
+use std::collections::HashSet;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+
+struct Processes(Vec<Child>);
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn coordinator(url: &str) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_trading-agent"))
+        .args([
+            "coordinator",
+            "--nats",
+            url,
+            "--namespace",
+            "e2e",
+            "--json",
+            "--max-cycles",
+            "24",
+        ])
+        .args([
+            "--strategy-file",
+            &format!("{ROOT}/config/samples/strategy.yaml"),
+        ])
+        .args([
+            "--policy-file",
+            &format!("{ROOT}/config/samples/consensuspolicy.yaml"),
+        ])
+        .args([
+            "--symbols",
+            "BTCUSDT",
+            "--data",
+            &format!("{ROOT}/data/BTCUSDT-1h.csv.gz"),
+        ])
+        .args([
+            "--from",
+            "2020-03-01",
+            "--to",
+            "2020-03-05",
+            "--wait-for-voters",
+            "20",
+        ])
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_voters_and_a_coordinator_as_processes_decide_once_per_cycle() {
+    let Some(server) = support::NatsServer::start() else {
+        return;
+    };
+    let url = server.url();
+    let mut team = Processes(vec![]);
+    for (role, weight) in [
+        ("marketMonitor", "1.0"),
+        ("technicalAnalyst", "1.2"),
+        ("fundamentalAnalyst", "0.8"),
+        ("riskManager", "1.5"),
+        ("strategist", "1.0"),
+    ] {
+        team.0.push(
+            Command::new(env!("CARGO_BIN_EXE_trading-agent"))
+                .args([
+                    "assistant",
+                    "--nats",
+                    &url,
+                    "--namespace",
+                    "e2e",
+                    "--strategy",
+                    "btc-eth-paper",
+                ])
+                .args([
+                    "--role",
+                    role,
+                    "--weight",
+                    weight,
+                    "--instance",
+                    &format!("{role}-0"),
+                ])
+                .args([
+                    "--strategy-file",
+                    &format!("{ROOT}/config/samples/strategy.yaml"),
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+    }
+    let url2 = url.clone();
+    let first = tokio::task::spawn_blocking(move || coordinator(&url2))
+        .await
+        .unwrap();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&first.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 24);
+    for field in [
+        "id",
+        "symbol",
+        "action",
+        "confidence",
+        "consensus_reached",
+        "rounds",
+        "votes",
+        "escalated",
+        "vetoed",
+    ] {
+        assert!(lines.iter().all(|l| !l[field].is_null()), "{field} missing");
+    }
+    // every voter answered: five votes in the last round of each cycle
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["votes"].as_array().unwrap().len() == 5),
+        "{:?}",
+        lines[0]
+    );
+    assert!(lines.iter().any(|l| l["consensus_reached"] == true));
+
+    // a restarted coordinator replays the same cycles: the stream keeps each decision once
+    let url3 = url.clone();
+    let again = tokio::task::spawn_blocking(move || coordinator(&url3))
+        .await
+        .unwrap();
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let bus = NatsBus::connect(&url).await.unwrap();
+    let mut log = bus
+        .read_durable(&Subjects::new("e2e", "btc-eth-paper").unwrap().decision())
+        .await
+        .unwrap();
+    let mut ids = vec![];
+    while let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(500), log.recv()).await {
+        if let Message::Decision(d) = m {
+            ids.push(d.id);
+        }
+    }
+    let unique: HashSet<_> = ids.iter().collect();
+    assert_eq!(
+        (ids.len(), unique.len()),
+        (24, 24),
+        "no decision lost, none duplicated"
+    );
+}
+
+/// An analyst with a fixed answer, optionally slow.
+struct Fixed {
+    role: Role,
+    action: Action,
+    confidence: f64,
+    veto: bool,
+    delay: Duration,
+}
+
+impl Analyst for Fixed {
+    fn role(&self) -> Role {
+        self.role
+    }
+    fn analyze(&self, _: &RoundRequest) -> Judgement {
+        std::thread::sleep(self.delay);
+        let mut j = Judgement::new(self.action, self.confidence, "fixed");
+        j.veto = self.veto;
+        j
+    }
+    fn debate(&self, r: &RoundRequest, _: &str) -> Judgement {
+        self.analyze(r)
+    }
+}
+
+async fn serve(
+    bus: &NatsBus,
+    subjects: &Subjects,
+    role: Role,
+    action: Action,
+    veto: bool,
+    delay: Duration,
+) {
+    let service = AssistantService {
+        bus: bus.clone(),
+        subjects: subjects.clone(),
+        strategy: "s".into(),
+        assistant: role.as_str().into(),
+        instance: format!("{}-0", role.as_str()),
+        role,
+        weight: 1.0,
+        analyst: Arc::new(Fixed {
+            role,
+            action,
+            confidence: 0.8,
+            veto,
+            delay,
+        }),
+        heartbeat_every: Duration::from_millis(200),
+    };
+    tokio::spawn(service.run(std::future::pending()));
+}
+
+fn snapshot() -> MarketSnapshot {
+    MarketSnapshot {
+        symbol: "BTCUSDT".into(),
+        open_time: 0,
+        open: 100.0,
+        high: 101.0,
+        low: 99.0,
+        close: 100.0,
+        volume: 1.0,
+        indicators: Indicators::default(),
+        portfolio: PortfolioContext::default(),
+    }
+}
+
+/// Starts a team of fixed voters and returns a coordinator's transport and escalation channel.
+async fn team(
+    url: &str,
+    namespace: &str,
+    answers: &[(Role, Action, bool, Duration)],
+) -> (NatsBus, Subjects, Vec<agent::consensus::Voter>) {
+    let bus = NatsBus::connect(url).await.unwrap();
+    let subjects = Subjects::new(namespace, "s").unwrap();
+    for &(role, action, veto, delay) in answers {
+        serve(&bus, &subjects, role, action, veto, delay).await;
+    }
+    let mut voters = vec![];
+    for _ in 0..50 {
+        voters = voters_from_presence(&bus.present(subjects.presence_scope()).await.unwrap(), "s");
+        if voters.len() == answers.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(voters.len(), answers.len());
+    (bus, subjects, voters)
+}
+
+fn policy(threshold: f64, timeout: u32) -> ConsensusPolicySpec {
+    ConsensusPolicySpec {
+        threshold,
+        quorum: 0.5,
+        round_timeout_seconds: timeout,
+        voters: vec![
+            Role::TechnicalAnalyst,
+            Role::Strategist,
+            Role::RiskManager,
+            Role::MarketMonitor,
+        ],
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn escalation_is_approved_over_the_bus_and_a_veto_holds() {
+    let Some(server) = support::NatsServer::start() else {
+        return;
+    };
+    let quick = Duration::ZERO;
+    // a split team: BUY 2 × 0.8 against SELL 2 × 0.8, threshold 0.6 → escalate
+    let (bus, subjects, voters) = team(
+        &server.url(),
+        "esc",
+        &[
+            (Role::TechnicalAnalyst, Action::Buy, false, quick),
+            (Role::MarketMonitor, Action::Buy, false, quick),
+            (Role::Strategist, Action::Sell, false, quick),
+            (Role::RiskManager, Action::Sell, false, quick),
+        ],
+    )
+    .await;
+    // a human (the operator relaying an annotation) approves whatever is escalated
+    let mut watch = bus
+        .subscribe(&subjects.escalation("s_BTCUSDT_0_schedule").unwrap())
+        .await
+        .unwrap();
+    let human = bus.clone();
+    let subject = subjects.escalation("s_BTCUSDT_0_schedule").unwrap();
+    tokio::spawn(async move {
+        while let Some(m) = watch.recv().await {
+            if let Message::Escalation(e) = m {
+                let answer = EscalationResolution {
+                    id: e.id,
+                    approved: true,
+                    by: "kubectl".into(),
+                    at: 0,
+                };
+                human
+                    .publish(&subject, &Message::EscalationResolution(answer))
+                    .await
+                    .unwrap();
+            }
+        }
+    });
+    let mut coordinator = Coordinator::new(
+        "s",
+        ConsensusPolicySpec {
+            max_rounds: 2,
+            ..policy(0.6, 2)
+        },
+    );
+    let transport = BusTransport {
+        bus: bus.clone(),
+        subjects: subjects.clone(),
+        round_timeout: Duration::from_secs(2),
+    };
+    let escalations = BusEscalations {
+        bus: bus.clone(),
+        subjects: subjects.clone(),
+    };
+    let d = coordinator
+        .run_cycle(
+            "s_BTCUSDT_0_schedule".into(),
+            snapshot(),
+            voters.clone(),
+            &transport,
+            &escalations,
+            || 0,
+        )
+        .await;
+    assert!(d.escalated && !d.consensus_reached, "{d:?}");
+    assert_eq!(d.rounds.len(), 2);
+    // the tie goes to HOLD as the proposal; approval takes it
+    assert_eq!(d.action, Action::Hold);
+
+    // the risk manager vetoes: HOLD, whatever the others say
+    let (bus, subjects, voters) = team(
+        &server.url(),
+        "veto",
+        &[
+            (Role::TechnicalAnalyst, Action::Buy, false, quick),
+            (Role::Strategist, Action::Buy, false, quick),
+            (Role::RiskManager, Action::Hold, true, quick),
+        ],
+    )
+    .await;
+    let transport = BusTransport {
+        bus: bus.clone(),
+        subjects: subjects.clone(),
+        round_timeout: Duration::from_secs(2),
+    };
+    let escalations = BusEscalations { bus, subjects };
+    let d = Coordinator::new("s", policy(0.5, 2))
+        .run_cycle(
+            "v1".into(),
+            snapshot(),
+            voters,
+            &transport,
+            &escalations,
+            || 0,
+        )
+        .await;
+    assert_eq!((d.action, d.vetoed), (Action::Hold, true));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_late_voter_is_ignored_and_a_server_restart_is_survived() {
+    let Some(mut server) = support::NatsServer::start() else {
+        return;
+    };
+    let (bus, subjects, voters) = team(
+        &server.url(),
+        "late",
+        &[
+            (Role::TechnicalAnalyst, Action::Buy, false, Duration::ZERO),
+            (Role::Strategist, Action::Buy, false, Duration::ZERO),
+            (Role::MarketMonitor, Action::Buy, false, Duration::ZERO),
+            (
+                Role::RiskManager,
+                Action::Sell,
+                false,
+                Duration::from_millis(1500),
+            ),
+        ],
+    )
+    .await;
+    let transport = BusTransport {
+        bus: bus.clone(),
+        subjects: subjects.clone(),
+        round_timeout: Duration::from_secs(1),
+    };
+    let escalations = BusEscalations {
+        bus: bus.clone(),
+        subjects: subjects.clone(),
+    };
+    let mut coordinator = Coordinator::new("s", policy(0.6, 1));
+    let d = coordinator
+        .run_cycle(
+            "l1".into(),
+            snapshot(),
+            voters.clone(),
+            &transport,
+            &escalations,
+            || 0,
+        )
+        .await;
+    // the slow risk manager missed the round: three votes, quorum 3/4 ≥ 0.5, consensus BUY
+    assert_eq!(d.rounds[0].votes.len(), 3);
+    assert_eq!((d.action, d.consensus_reached), (Action::Buy, true));
+
+    // the server goes away and comes back on the same port and state; the team reconnects
+    server.restart();
+    let mut decided = None;
+    for attempt in 0..40 {
+        let d = coordinator
+            .run_cycle(
+                format!("l2-{attempt}"),
+                snapshot(),
+                voters.clone(),
+                &transport,
+                &escalations,
+                || 0,
+            )
+            .await;
+        if d.consensus_reached {
+            decided = Some(d);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let d = decided.expect("the team decides again after the restart");
+    assert_eq!(d.action, Action::Buy);
+    // durable publishing works again too, once per id
+    let subject = subjects.decision();
+    assert!(bus
+        .publish_durable(&subject, &d.id, &Message::Decision(d.clone()))
+        .await
+        .unwrap());
+    assert!(!bus
+        .publish_durable(&subject, &d.id, &Message::Decision(d.clone()))
+        .await
+        .unwrap());
+}
