@@ -6,6 +6,7 @@
 //! - [`config`]: loads the Strategy and ConsensusPolicy manifests an agent runs with, validated
 //!   exactly as the cluster validates them.
 //! - [`learning`]: vote weights learned from realised returns (multiplicative weights).
+//! - [`llm`]: Ollama reasoning with validation, fallback and bounded concurrency.
 //! - [`market`]: candles and where they come from (files, Binance).
 //! - [`indicators`]: streaming technical indicators with TA-Lib's definitions.
 //! - [`roles`]: the voting roles' deterministic reasoning and the debate rule.
@@ -27,6 +28,7 @@ pub mod exchange;
 pub mod executor;
 pub mod indicators;
 pub mod learning;
+pub mod llm;
 pub mod market;
 pub mod roles;
 pub mod schedule;

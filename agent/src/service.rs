@@ -2,6 +2,7 @@
 //! `analyze` requests of its strategy (replicas share them through the role's queue group).
 
 use crate::bus::{Bus, BusError, PRESENCE_TTL};
+use crate::llm::LlmReasoner;
 use crate::roles::Analyst;
 use protocol::messages::{Heartbeat, Message};
 use protocol::subjects::Subjects;
@@ -24,6 +25,8 @@ pub struct AssistantService<B: Bus> {
     pub analyst: Arc<dyn Analyst>,
     /// How often presence is renewed (a third of the TTL by default).
     pub heartbeat_every: Duration,
+    /// The role's model, when the TradingAssistant has one.
+    pub llm: Option<LlmReasoner>,
 }
 
 impl<B: Bus> AssistantService<B> {
@@ -76,7 +79,13 @@ impl<B: Bus> AssistantService<B> {
                     let Some(incoming) = request else { break };
                     match &incoming.message {
                         Message::RoundRequest(r) if r.strategy == self.strategy => {
-                            let opinion = self.analyst.answer(r, &self.assistant);
+                            let judgement = self.analyst.judge(r, &self.assistant);
+                            let (judgement, llm) = match &self.llm {
+                                Some(model) => model.judge(self.role, r, judgement).await,
+                                None => (judgement, false),
+                            };
+                            let mut opinion = judgement.into_opinion(r, &self.assistant, self.role);
+                            opinion.llm = llm;
                             if let Err(error) = incoming.reply(Message::Opinion(opinion)).await {
                                 tracing::warn!(%error, "could not answer a round request");
                             } else {

@@ -2,6 +2,7 @@
 //! embedded default (`trading-agent backtest`) and of unit tests.
 
 use crate::consensus::{Transport, Voter};
+use crate::llm::LlmReasoner;
 use crate::roles::Analyst;
 use protocol::messages::{Opinion, RoundRequest};
 use std::collections::HashMap;
@@ -10,6 +11,8 @@ use std::collections::HashMap;
 pub struct LocalAssistant {
     pub voter: Voter,
     pub analyst: Box<dyn Analyst>,
+    /// The role's model, when it has one (`backtest --ollama-url`).
+    pub llm: Option<LlmReasoner>,
 }
 
 /// The voting assistants of a team, answering in-process.
@@ -37,13 +40,26 @@ impl LocalTeam {
 
 impl Transport for LocalTeam {
     async fn ask(&self, voters: &[Voter], request: &RoundRequest) -> Vec<Opinion> {
-        voters
+        let members = voters
             .iter()
             .filter_map(|v| self.index.get(&v.assistant))
-            .map(|&i| {
-                let a = &self.assistants[i];
-                a.analyst.answer(request, &a.voter.assistant)
-            })
-            .collect()
+            .map(|&i| &self.assistants[i]);
+        if self.assistants.iter().all(|a| a.llm.is_none()) {
+            // the deterministic team answers synchronously: no futures to drive
+            return members
+                .map(|a| a.analyst.answer(request, &a.voter.assistant))
+                .collect();
+        }
+        let asks = members.map(|a| async move {
+            let judgement = a.analyst.judge(request, &a.voter.assistant);
+            let (judgement, llm) = match &a.llm {
+                Some(model) => model.judge(a.voter.role, request, judgement).await,
+                None => (judgement, false),
+            };
+            let mut opinion = judgement.into_opinion(request, &a.voter.assistant, a.voter.role);
+            opinion.llm = llm;
+            opinion
+        });
+        futures::future::join_all(asks).await
     }
 }

@@ -228,6 +228,7 @@ async fn serve(
             delay,
         }),
         heartbeat_every: Duration::from_millis(200),
+        llm: None,
     };
     tokio::spawn(service.run(std::future::pending()));
 }

@@ -84,6 +84,8 @@ pub struct Backtest {
     pub interval_ms: i64,
     /// Stop after this many cycles (all candles when `None`).
     pub max_cycles: Option<u64>,
+    /// A model for the reasoning roles (the risk manager stays rule-bound), `--ollama-url`.
+    pub llm: Option<crate::llm::LlmReasoner>,
 }
 
 /// Why a backtest could not run.
@@ -177,6 +179,11 @@ impl Backtest {
                         weight: member.weight,
                     },
                     analyst,
+                    llm: self
+                        .llm
+                        .as_ref()
+                        .filter(|_| member.role != Role::RiskManager)
+                        .cloned(),
                 });
             }
         }

@@ -102,6 +102,16 @@ pub struct BacktestArgs {
         env = "IA_OUT"
     )]
     out: PathBuf,
+    /// Ollama base URL: the reasoning roles (all voters but the risk manager) ask this model, falling
+    /// back to their rules on timeouts, errors and invalid answers.
+    #[arg(long, value_name = "URL", env = "IA_OLLAMA_URL")]
+    ollama_url: Option<String>,
+    /// The Ollama model for --ollama-url.
+    #[arg(long, default_value = "llama3.2", env = "IA_MODEL")]
+    model: String,
+    /// Seconds to wait for the model per opinion.
+    #[arg(long, default_value_t = 20, env = "IA_MODEL_TIMEOUT")]
+    model_timeout: u64,
     /// Print report.json on stdout instead of the table.
     #[arg(long, env = "IA_JSON")]
     json: bool,
@@ -317,6 +327,7 @@ pub fn prepare(args: &ReplayArgs, mut team_config: TeamConfig) -> anyhow::Result
             series,
             interval_ms: interval.millis(),
             max_cycles: None,
+            llm: None,
         },
         info,
     })
@@ -330,7 +341,19 @@ pub async fn run(args: BacktestArgs) -> anyhow::Result<()> {
     };
     let (strategy_patch, policy_patch) = args.overrides();
     let team_config = base.with_overrides(strategy_patch, policy_patch)?;
-    let Prepared { backtest, info } = prepare(&args.replay, team_config)?;
+    let Prepared { mut backtest, info } = prepare(&args.replay, team_config)?;
+    if let Some(url) = &args.ollama_url {
+        backtest.llm = Some(
+            agent::llm::LlmReasoner::new(
+                url,
+                &args.model,
+                0.2,
+                std::time::Duration::from_secs(args.model_timeout),
+                4,
+            )
+            .map_err(|e| anyhow!("--ollama-url: {e}"))?,
+        );
+    }
     let total: u64 = backtest.series.iter().map(|s| s.candles.len() as u64).sum();
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = ProgressBar::new(total);

@@ -57,6 +57,21 @@ pub struct AssistantArgs {
     /// Strategy manifest, for the risk limits the risk manager enforces (default limits otherwise).
     #[arg(long, value_name = "FILE", env = "IA_STRATEGY_FILE")]
     strategy_file: Option<PathBuf>,
+    /// Ollama model this role reasons with (TradingAssistant spec.model.name); rules only without.
+    #[arg(long, env = "IA_MODEL", requires = "ollama_url")]
+    model: Option<String>,
+    /// Ollama base URL (the Strategy's ollama dependency).
+    #[arg(long, value_name = "URL", env = "IA_OLLAMA_URL")]
+    ollama_url: Option<String>,
+    /// Sampling temperature (spec.model.temperature).
+    #[arg(long, default_value_t = 0.2, env = "IA_MODEL_TEMPERATURE")]
+    temperature: f32,
+    /// Seconds to wait for the model (spec.model.timeoutSeconds).
+    #[arg(long, default_value_t = 20, env = "IA_MODEL_TIMEOUT")]
+    model_timeout: u64,
+    /// Concurrent requests to the model from this replica.
+    #[arg(long, default_value_t = 2, env = "IA_MODEL_CONCURRENCY")]
+    model_concurrency: usize,
     /// Role parameter, KEY=VALUE (TradingAssistant spec.params); repeatable.
     #[arg(
         long = "param",
@@ -108,6 +123,19 @@ pub async fn assistant(args: AssistantArgs) -> anyhow::Result<()> {
     let analyst = analyst_for(args.role, &params, &risk)
         .map_err(|e| anyhow::anyhow!("TradingAssistant {}: {e}", args.role))?
         .expect("voting roles have an analyst");
+    let llm = match (&args.model, &args.ollama_url) {
+        (Some(model), Some(url)) => Some(
+            agent::llm::LlmReasoner::new(
+                url,
+                model,
+                args.temperature,
+                Duration::from_secs(args.model_timeout),
+                args.model_concurrency,
+            )
+            .map_err(|e| anyhow::anyhow!("--ollama-url: {e}"))?,
+        ),
+        _ => None,
+    };
     let subjects = Subjects::new(&args.bus.namespace, &args.strategy)?;
     let bus = NatsBus::connect(&args.bus.nats).await?;
     let instance = args
@@ -124,6 +152,7 @@ pub async fn assistant(args: AssistantArgs) -> anyhow::Result<()> {
         weight: args.weight,
         analyst: Arc::from(analyst),
         heartbeat_every: default_heartbeat(),
+        llm,
     };
     let answered = service.run(shutdown_signal()).await?;
     tracing::info!(answered, "stopped");

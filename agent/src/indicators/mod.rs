@@ -73,8 +73,9 @@ pub struct IndicatorSet {
     rsi: Rsi,
     macd: Macd,
     bollinger: Bollinger,
+    /// The 14-candle high/low range, shared by the Stochastic and Williams %R.
+    range: oscillators::Range,
     stochastic: Stochastic,
-    willr: WilliamsR,
     cci: Cci,
     adx: Adx,
     atr: Atr,
@@ -101,8 +102,8 @@ impl IndicatorSet {
             rsi: Rsi::new(14),
             macd: Macd::new(12, 26, 9),
             bollinger: Bollinger::new(20, 2.0),
+            range: oscillators::Range::new(14),
             stochastic: Stochastic::new(14, 3, 3),
-            willr: WilliamsR::new(14),
             cci: Cci::new(20),
             adx: Adx::new(14),
             atr: Atr::new(14),
@@ -118,7 +119,8 @@ impl IndicatorSet {
     pub fn update(&mut self, c: &Candle) -> IndicatorValues {
         let macd = self.macd.update(c.close);
         let bands = self.bollinger.update(c.close);
-        let stoch = self.stochastic.update(c.high, c.low, c.close);
+        let range = self.range.update(c.high, c.low);
+        let stoch = range.and_then(|r| self.stochastic.update_in_range(r, c.close));
         let previous = self.previous_close.replace(c.close);
         self.closes.push(c.close);
         IndicatorValues {
@@ -136,7 +138,7 @@ impl IndicatorSet {
                 bb_lower: bands.map(|b| b.lower),
                 stoch_k: stoch.map(|s| s.0),
                 stoch_d: stoch.map(|s| s.1),
-                willr_14: self.willr.update(c.high, c.low, c.close),
+                willr_14: range.map(|r| WilliamsR::in_range(r, c.close)),
                 cci_20: self.cci.update(c.typical_price()),
                 adx_14: self.adx.update(c.high, c.low, c.close),
                 atr_14: self.atr.update(c.high, c.low, c.close),

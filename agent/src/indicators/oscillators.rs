@@ -59,29 +59,84 @@ impl Rsi {
     }
 }
 
-/// Highest high and lowest low over the last `period` candles.
+/// Highest high and lowest low over the last `period` candles, tracked as TA-Lib does: the
+/// extremes and their positions are kept, and the window is rescanned only when an extreme leaves it
+/// (amortised O(1), no allocation).
 #[derive(Debug, Clone)]
-struct Range {
-    highs: Window,
-    lows: Window,
+pub struct Range {
+    highs: Box<[f64]>,
+    lows: Box<[f64]>,
+    /// Candles seen so far (the absolute index of the next one).
+    seen: u64,
+    /// Where the next candle goes (`seen % period`, kept without a division).
+    slot: usize,
+    highest: (f64, u64),
+    lowest: (f64, u64),
 }
 
 impl Range {
-    fn new(period: usize) -> Self {
+    pub fn new(period: usize) -> Self {
+        let period = period.max(1);
         Self {
-            highs: Window::new(period),
-            lows: Window::new(period),
+            highs: vec![0.0; period].into_boxed_slice(),
+            lows: vec![0.0; period].into_boxed_slice(),
+            seen: 0,
+            slot: 0,
+            highest: (f64::NEG_INFINITY, 0),
+            lowest: (f64::INFINITY, 0),
         }
     }
 
     /// Returns (highest, lowest) once `period` candles are in.
     #[inline]
-    fn update(&mut self, high: f64, low: f64) -> Option<(f64, f64)> {
-        self.highs.push(high);
-        self.lows.push(low);
-        self.highs
-            .is_full()
-            .then(|| (self.highs.max(), self.lows.min()))
+    pub fn update(&mut self, high: f64, low: f64) -> Option<(f64, f64)> {
+        let period = self.highs.len() as u64;
+        let i = self.seen;
+        self.highs[self.slot] = high;
+        self.lows[self.slot] = low;
+        self.slot += 1;
+        if self.slot == self.highs.len() {
+            self.slot = 0;
+        }
+        self.seen += 1;
+        let oldest = (i + 1).saturating_sub(period);
+        if high >= self.highest.0 || self.highest.1 < oldest {
+            self.highest = if high >= self.highest.0 {
+                (high, i)
+            } else {
+                self.rescan(oldest, i, true)
+            };
+        }
+        if low <= self.lowest.0 || self.lowest.1 < oldest {
+            self.lowest = if low <= self.lowest.0 {
+                (low, i)
+            } else {
+                self.rescan(oldest, i, false)
+            };
+        }
+        (self.seen >= period).then_some((self.highest.0, self.lowest.0))
+    }
+
+    /// The extreme of the window `oldest..=newest` (the latest on ties) and its index.
+    #[cold]
+    fn rescan(&self, oldest: u64, newest: u64, highest: bool) -> (f64, u64) {
+        let period = self.highs.len() as u64;
+        let values = if highest { &self.highs } else { &self.lows };
+        let mut best = (
+            if highest {
+                f64::NEG_INFINITY
+            } else {
+                f64::INFINITY
+            },
+            oldest,
+        );
+        for j in oldest..=newest {
+            let v = values[(j % period) as usize];
+            if (highest && v >= best.0) || (!highest && v <= best.0) {
+                best = (v, j);
+            }
+        }
+        best
     }
 }
 
@@ -105,7 +160,18 @@ impl Stochastic {
     /// Returns (%K, %D), both on a 0..100 scale.
     #[inline]
     pub fn update(&mut self, high: f64, low: f64, close: f64) -> Option<(f64, f64)> {
-        let (highest, lowest) = self.range.update(high, low)?;
+        let range = self.range.update(high, low)?;
+        self.update_in_range(range, close)
+    }
+
+    /// As [`Stochastic::update`], given the (highest, lowest) of the %K period computed elsewhere
+    /// (shared with Williams %R in [`super::IndicatorSet`]).
+    #[inline]
+    pub fn update_in_range(
+        &mut self,
+        (highest, lowest): (f64, f64),
+        close: f64,
+    ) -> Option<(f64, f64)> {
         let scale = (highest - lowest) / 100.0;
         let fast_k = if scale != 0.0 {
             (close - lowest) / scale
@@ -133,13 +199,19 @@ impl WilliamsR {
 
     #[inline]
     pub fn update(&mut self, high: f64, low: f64, close: f64) -> Option<f64> {
-        let (highest, lowest) = self.range.update(high, low)?;
+        let range = self.range.update(high, low)?;
+        Some(Self::in_range(range, close))
+    }
+
+    /// Williams %R of `close` in a (highest, lowest) range.
+    #[inline]
+    pub fn in_range((highest, lowest): (f64, f64), close: f64) -> f64 {
         let scale = (highest - lowest) * -0.01;
-        Some(if scale != 0.0 {
+        if scale != 0.0 {
             (highest - close) / scale
         } else {
             0.0
-        })
+        }
     }
 }
 
@@ -224,6 +296,31 @@ mod tests {
         // a flat range gives 0, not a division by zero
         let mut flat = WilliamsR::new(1);
         assert_eq!(flat.update(1.0, 1.0, 1.0), Some(0.0));
+    }
+
+    #[test]
+    fn range_tracks_extremes_as_they_enter_and_leave() {
+        let mut range = Range::new(3);
+        let highs = [5.0, 9.0, 4.0, 3.0, 2.0, 8.0, 1.0];
+        let lows = [5.0, 1.0, 4.0, 3.0, 6.0, 0.5, 2.0];
+        let got: Vec<_> = highs
+            .iter()
+            .zip(lows)
+            .map(|(h, l)| range.update(*h, l))
+            .collect();
+        // windows: [5,9,4] [9,4,3] [4,3,2] [3,2,8] [2,8,1]; lows [5,1,4] [1,4,3] [4,3,6] [3,6,.5] [6,.5,2]
+        assert_eq!(
+            got,
+            vec![
+                None,
+                None,
+                Some((9.0, 1.0)),
+                Some((9.0, 1.0)),
+                Some((4.0, 3.0)),
+                Some((8.0, 0.5)),
+                Some((8.0, 0.5))
+            ]
+        );
     }
 
     #[test]

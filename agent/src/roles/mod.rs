@@ -81,14 +81,19 @@ pub trait Analyst: Send + Sync {
         debate::revise(self.analyze(request), &request.debate, assistant)
     }
 
-    /// Answers a round request as `assistant`.
-    fn answer(&self, request: &RoundRequest, assistant: &str) -> Opinion {
-        let judgement = if request.round <= 1 || request.debate.is_empty() {
+    /// The judgement for a round request: the snapshot alone in round 1, the debate afterwards.
+    fn judge(&self, request: &RoundRequest, assistant: &str) -> Judgement {
+        if request.round <= 1 || request.debate.is_empty() {
             self.analyze(request)
         } else {
             self.debate(request, assistant)
-        };
-        judgement.into_opinion(request, assistant, self.role())
+        }
+    }
+
+    /// Answers a round request as `assistant`.
+    fn answer(&self, request: &RoundRequest, assistant: &str) -> Opinion {
+        self.judge(request, assistant)
+            .into_opinion(request, assistant, self.role())
     }
 }
 

@@ -1,0 +1,236 @@
+//! Consensus over the bus: one full cycle of five voters (the seven-role team's voting members; the
+//! executor and auditor act after the decision) forced through 3 rounds, over a real nats-server on
+//! 127.0.0.1 and over the in-memory bus, against the NATS round-trip floor (a bare request/reply).
+//!
+//! `cargo bench -p ia-agent --bench consensus` (needs nats-server on PATH, or IA_TEST_NATS_SERVER).
+
+use agent::bus::memory::MemoryBus;
+use agent::bus::nats::NatsBus;
+use agent::bus::Bus;
+use agent::consensus::bus_transport::{voters_from_presence, BusTransport};
+use agent::consensus::{Coordinator, EscalationResolver, Resolution};
+use agent::roles::analyst_for;
+use agent::service::AssistantService;
+use protocol::crd::{ConsensusPolicySpec, EscalationAction, RiskSpec};
+use protocol::messages::{
+    Escalation, EscalationResolution, Indicators, MarketSnapshot, Message, PortfolioContext,
+};
+use protocol::subjects::Subjects;
+use protocol::Role;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+struct Nobody;
+impl EscalationResolver for Nobody {
+    async fn resolve(&self, _: &Escalation) -> Resolution {
+        Resolution::TimedOut
+    }
+}
+
+fn snapshot(symbol: usize) -> MarketSnapshot {
+    MarketSnapshot {
+        symbol: format!("SYM{symbol}USDT"),
+        open_time: 0,
+        open: 100.0,
+        high: 101.0,
+        low: 99.0,
+        close: 100.5,
+        volume: 10.0,
+        indicators: Indicators {
+            rsi_14: Some(45.0),
+            macd_hist: Some(0.1),
+            ema_20: Some(100.0),
+            bb_upper: Some(103.0),
+            bb_lower: Some(97.0),
+            bb_middle: Some(100.0),
+            stoch_k: Some(50.0),
+            stoch_d: Some(50.0),
+            cci_20: Some(10.0),
+            adx_14: Some(22.0),
+            atr_14: Some(1.0),
+            return_12: Some(0.004),
+            volume_ratio_20: Some(1.1),
+            ..Default::default()
+        },
+        portfolio: PortfolioContext::default(),
+    }
+}
+
+/// Threshold 1 with a mixed team never agrees: every cycle runs all 3 rounds, then holds.
+fn policy() -> ConsensusPolicySpec {
+    let mut p = ConsensusPolicySpec {
+        max_rounds: 3,
+        threshold: 1.0,
+        ..Default::default()
+    };
+    p.escalation.action = EscalationAction::Hold;
+    p
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+async fn team<B: Bus>(bus: &B, subjects: &Subjects) {
+    for role in Role::DEFAULT_VOTERS {
+        let analyst = analyst_for(role, &Default::default(), &RiskSpec::default())
+            .unwrap()
+            .unwrap();
+        let service = AssistantService {
+            bus: bus.clone(),
+            subjects: subjects.clone(),
+            strategy: "bench".into(),
+            assistant: role.as_str().into(),
+            instance: format!("{}-0", role.as_str()),
+            role,
+            weight: 1.0,
+            analyst: Arc::from(analyst),
+            heartbeat_every: Duration::from_secs(2),
+            llm: None,
+        };
+        tokio::spawn(service.run(std::future::pending()));
+    }
+}
+
+async fn measure<B: Bus>(name: &str, bus: B, cycles: usize) {
+    let subjects = Subjects::new("bench", "bench").unwrap();
+    team(&bus, &subjects).await;
+    let voters = loop {
+        let v = voters_from_presence(
+            &bus.present(subjects.presence_scope()).await.unwrap(),
+            "bench",
+        );
+        if v.len() == 5 {
+            break v;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let transport = BusTransport {
+        bus: bus.clone(),
+        subjects: subjects.clone(),
+        round_timeout: Duration::from_secs(5),
+    };
+    // latency of one cycle at a time
+    let mut latencies = Vec::with_capacity(cycles);
+    for i in 0..cycles {
+        let mut c = Coordinator::new("bench", policy());
+        let start = Instant::now();
+        let d = c
+            .run_cycle(
+                format!("c{i}"),
+                snapshot(0),
+                voters.clone(),
+                &transport,
+                &Nobody,
+                || 0,
+            )
+            .await;
+        latencies.push(start.elapsed());
+        assert_eq!(d.rounds.len(), 3);
+    }
+    latencies.sort();
+    // throughput: 100 symbols' cycles at once, repeatedly
+    let batches = (cycles / 100).max(3);
+    let start = Instant::now();
+    for b in 0..batches {
+        let runs = (0..100).map(|s| {
+            let transport = &transport;
+            let voters = voters.clone();
+            async move {
+                let mut c = Coordinator::new("bench", policy());
+                c.run_cycle(
+                    format!("t{b}-{s}"),
+                    snapshot(s),
+                    voters,
+                    transport,
+                    &Nobody,
+                    || 0,
+                )
+                .await
+            }
+        });
+        futures::future::join_all(runs).await;
+    }
+    let per_second = (batches * 100) as f64 / start.elapsed().as_secs_f64();
+    println!(
+        "{name:<8} full cycle (5 voters, 3 rounds): p50 {:>8.1} µs  p99 {:>8.1} µs   100 symbols at once: {:>9.0} cycles/s",
+        percentile(&latencies, 0.5).as_secs_f64() * 1e6,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e6,
+        per_second
+    );
+}
+
+async fn floor(bus: &NatsBus, n: usize) {
+    let mut requests = bus.serve("bench.echo", "echo").await.unwrap();
+    tokio::spawn(async move {
+        while let Some(r) = requests.recv().await {
+            let m = r.message.clone();
+            let _ = r.reply(m).await;
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let ping = Message::EscalationResolution(EscalationResolution {
+        id: "p".into(),
+        approved: true,
+        by: "b".into(),
+        at: 0,
+    });
+    let mut rtts = Vec::with_capacity(n);
+    for _ in 0..n {
+        let start = Instant::now();
+        bus.request("bench.echo", &ping, Duration::from_secs(1))
+            .await
+            .unwrap()
+            .unwrap();
+        rtts.push(start.elapsed());
+    }
+    rtts.sort();
+    let p50 = percentile(&rtts, 0.5);
+    println!(
+        "nats     bare request/reply floor:            p50 {:>8.1} µs  p99 {:>8.1} µs   → 3 rounds ≥ {:.1} µs; target p50 ≤ 1.5 × that = {:.1} µs",
+        p50.as_secs_f64() * 1e6,
+        percentile(&rtts, 0.99).as_secs_f64() * 1e6,
+        3.0 * p50.as_secs_f64() * 1e6,
+        4.5 * p50.as_secs_f64() * 1e6
+    );
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // `cargo test --benches` runs this binary with --bench absent: keep that a quick smoke run
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let cycles = if quick { 20 } else { 2000 };
+    runtime.block_on(measure("memory", MemoryBus::new(), cycles * 5));
+    let binary = std::env::var("IA_TEST_NATS_SERVER").unwrap_or_else(|_| "nats-server".into());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let Ok(mut server) = Command::new(&binary)
+        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+    else {
+        println!("nats     skipped: {binary} not found");
+        return;
+    };
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    runtime.block_on(async {
+        let bus = NatsBus::connect(&format!("nats://127.0.0.1:{port}"))
+            .await
+            .unwrap();
+        floor(&bus, cycles * 5).await;
+        measure("nats", bus, cycles).await;
+    });
+    let _ = server.kill();
+}

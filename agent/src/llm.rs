@@ -1,0 +1,256 @@
+//! LLM reasoning through Ollama (`ollama-rs`): a role with a `model` hands its evidence, and in debate
+//! rounds the others' opinions, to the model and asks for JSON `{action, confidence, reasoning}`.
+//! The reply is validated; a timeout, an error or invalid JSON falls back to the role's deterministic
+//! judgement, and is counted. Requests per model are bounded by a semaphore.
+
+use crate::roles::Judgement;
+use ollama_rs::generation::chat::request::ChatMessageRequest;
+use ollama_rs::generation::chat::ChatMessage;
+use ollama_rs::generation::parameters::FormatType;
+use ollama_rs::models::ModelOptions;
+use ollama_rs::Ollama;
+use protocol::messages::RoundRequest;
+use protocol::{Action, Role};
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// LLM requests by role, model and outcome (`ok`, or the fallback's reason).
+pub static LLM_REQUESTS: LazyLock<prometheus::IntCounterVec> = LazyLock::new(|| {
+    prometheus::register_int_counter_vec!(
+        "ia_agent_llm_requests_total",
+        "LLM requests by role, model and outcome (ok, timeout, error, invalid)",
+        &["role", "model", "outcome"]
+    )
+    .expect("the metric is registered once")
+});
+
+/// Opinions that fell back to the deterministic rule, by role and reason.
+pub static LLM_FALLBACKS: LazyLock<prometheus::IntCounterVec> = LazyLock::new(|| {
+    prometheus::register_int_counter_vec!(
+        "ia_agent_llm_fallbacks_total",
+        "Opinions that fell back to the deterministic rule, by role and reason",
+        &["role", "reason"]
+    )
+    .expect("the metric is registered once")
+});
+
+/// A role's model (TradingAssistant `spec.model`).
+#[derive(Clone)]
+pub struct LlmReasoner {
+    ollama: Ollama,
+    pub model: String,
+    pub temperature: f32,
+    pub timeout: Duration,
+    permits: Arc<Semaphore>,
+}
+
+/// Why the model's answer was not used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LlmFailure {
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    #[error("Ollama error: {0}")]
+    Error(String),
+    #[error("invalid answer: {0}")]
+    Invalid(String),
+}
+
+impl LlmFailure {
+    fn reason(&self) -> &'static str {
+        match self {
+            LlmFailure::Timeout(_) => "timeout",
+            LlmFailure::Error(_) => "error",
+            LlmFailure::Invalid(_) => "invalid",
+        }
+    }
+}
+
+impl LlmReasoner {
+    /// `url` is Ollama's base URL (`http://ollama:11434`); at most `concurrency` requests at once.
+    pub fn new(
+        url: &str,
+        model: &str,
+        temperature: f32,
+        timeout: Duration,
+        concurrency: usize,
+    ) -> Result<Self, String> {
+        let ollama = Ollama::try_new(url).map_err(|e| format!("Ollama URL {url:?}: {e}"))?;
+        Ok(Self {
+            ollama,
+            model: model.to_string(),
+            temperature,
+            timeout,
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+        })
+    }
+
+    /// The model's judgement, or the deterministic one (with the reason) when the model fails.
+    pub async fn judge(
+        &self,
+        role: Role,
+        request: &RoundRequest,
+        deterministic: Judgement,
+    ) -> (Judgement, bool) {
+        match self.ask(role, request, &deterministic).await {
+            Ok(judgement) => {
+                LLM_REQUESTS
+                    .with_label_values(&[role.as_str(), &self.model, "ok"])
+                    .inc();
+                (judgement, true)
+            }
+            Err(failure) => {
+                LLM_REQUESTS
+                    .with_label_values(&[role.as_str(), &self.model, failure.reason()])
+                    .inc();
+                LLM_FALLBACKS
+                    .with_label_values(&[role.as_str(), failure.reason()])
+                    .inc();
+                tracing::warn!(%role, model = %self.model, %failure, "LLM fell back to the deterministic rule");
+                let mut j = deterministic;
+                j.reasoning = format!("{} [LLM fallback: {failure}]", j.reasoning);
+                (j, false)
+            }
+        }
+    }
+
+    async fn ask(
+        &self,
+        role: Role,
+        request: &RoundRequest,
+        deterministic: &Judgement,
+    ) -> Result<Judgement, LlmFailure> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| LlmFailure::Error(e.to_string()))?;
+        let chat = ChatMessageRequest::new(
+            self.model.clone(),
+            vec![
+                ChatMessage::system(system_prompt(role)),
+                ChatMessage::user(prompt(request, deterministic)),
+            ],
+        )
+        .format(FormatType::Json)
+        .options(ModelOptions::default().temperature(self.temperature));
+        let reply = tokio::time::timeout(self.timeout, self.ollama.send_chat_messages(chat))
+            .await
+            .map_err(|_| LlmFailure::Timeout(self.timeout))?
+            .map_err(|e| LlmFailure::Error(e.to_string()))?;
+        let mut judgement = parse_answer(&reply.message.content).map_err(LlmFailure::Invalid)?;
+        // the figures stay the deterministic ones: the model interprets them, it does not invent them
+        judgement.evidence = deterministic.evidence.clone();
+        judgement.veto = deterministic.veto;
+        Ok(judgement)
+    }
+}
+
+fn system_prompt(role: Role) -> String {
+    format!(
+        "You are the {role} of a crypto trading team that decides by weighted vote. Judge only from the \
+         figures you are given. Answer with one JSON object: {{\"action\": \"BUY\" | \"SELL\" | \"HOLD\", \
+         \"confidence\": number between 0 and 1, \"reasoning\": one or two sentences}}."
+    )
+}
+
+/// The user prompt: the market, the role's own figures and rule-based view, and the debate so far.
+pub fn prompt(request: &RoundRequest, deterministic: &Judgement) -> String {
+    let s = &request.snapshot;
+    let mut text = format!(
+        "Symbol {} at close {} (round {} of a consensus cycle).\nIndicators: {}\nPortfolio: {}\n",
+        s.symbol,
+        s.close,
+        request.round,
+        serde_json::to_string(&s.indicators).unwrap_or_default(),
+        serde_json::to_string(&s.portfolio).unwrap_or_default(),
+    );
+    text.push_str(&format!(
+        "Your rule-based reading: {} at confidence {:.2} because {}; figures {}.\n",
+        deterministic.action,
+        deterministic.confidence,
+        deterministic.reasoning,
+        serde_json::to_string(&deterministic.evidence).unwrap_or_default()
+    ));
+    if !request.debate.is_empty() {
+        text.push_str("The other members said last round:\n");
+        for o in &request.debate {
+            text.push_str(&format!(
+                "- {} ({}): {} at {:.2}: {}\n",
+                o.assistant, o.role, o.action, o.confidence, o.reasoning
+            ));
+        }
+        text.push_str("You may keep or revise your view.\n");
+    }
+    text
+}
+
+/// Validates the model's JSON answer.
+pub fn parse_answer(content: &str) -> Result<Judgement, String> {
+    let value: serde_json::Value = serde_json::from_str(content.trim())
+        .map_err(|e| format!("not JSON ({e}): {:.80}", content))?;
+    let action = match value
+        .get("action")
+        .and_then(|a| a.as_str())
+        .map(str::to_ascii_uppercase)
+    {
+        Some(a) if a == "BUY" => Action::Buy,
+        Some(a) if a == "SELL" => Action::Sell,
+        Some(a) if a == "HOLD" => Action::Hold,
+        other => {
+            return Err(format!(
+                "field action must be BUY, SELL or HOLD, got {other:?}"
+            ))
+        }
+    };
+    let confidence = value
+        .get("confidence")
+        .and_then(|c| c.as_f64())
+        .filter(|c| (0.0..=1.0).contains(c))
+        .ok_or_else(|| {
+            format!(
+                "field confidence must be a number in [0, 1], got {}",
+                value["confidence"]
+            )
+        })?;
+    let reasoning = value
+        .get("reasoning")
+        .and_then(|r| r.as_str())
+        .filter(|r| !r.trim().is_empty())
+        .ok_or("field reasoning must be a non-empty string")?;
+    Ok(Judgement::new(
+        action,
+        confidence,
+        reasoning.chars().take(1000).collect::<String>(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_validated_field_by_field() {
+        let j =
+            parse_answer(r#"{"action":"buy","confidence":0.7,"reasoning":"momentum"}"#).unwrap();
+        assert_eq!((j.action, j.confidence), (Action::Buy, 0.7));
+        for (bad, field) in [
+            ("not json", "not JSON"),
+            (
+                r#"{"action":"MOON","confidence":0.5,"reasoning":"x"}"#,
+                "field action",
+            ),
+            (
+                r#"{"action":"BUY","confidence":1.5,"reasoning":"x"}"#,
+                "field confidence",
+            ),
+            (
+                r#"{"action":"BUY","confidence":0.5,"reasoning":""}"#,
+                "field reasoning",
+            ),
+        ] {
+            let e = parse_answer(bad).unwrap_err();
+            assert!(e.starts_with(field), "{e}");
+        }
+    }
+}
