@@ -9,6 +9,7 @@
 //! - [`llm`]: Ollama reasoning with validation, fallback and bounded concurrency.
 //! - [`market`]: candles and where they come from (files, Binance).
 //! - [`indicators`]: streaming technical indicators with TA-Lib's definitions.
+//! - [`ml`]: the smartcore ensemble (direction, magnitude, confidence, risk) and walk-forward evaluation.
 //! - [`roles`]: the voting roles' deterministic reasoning and the debate rule.
 //! - [`consensus`]: tally, cycle state machine and coordinator (transport-agnostic).
 //! - [`schedule`]: the Strategy's cron schedules, stepped through time.
@@ -30,6 +31,7 @@ pub mod indicators;
 pub mod learning;
 pub mod llm;
 pub mod market;
+pub mod ml;
 pub mod roles;
 pub mod schedule;
 pub mod service;

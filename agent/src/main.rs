@@ -50,6 +50,9 @@ enum Command {
     /// Run consensus cycles for a Strategy over NATS: ask the present voters round by round, apply
     /// the ConsensusPolicy, publish each Decision exactly once to the JetStream decision stream.
     Coordinator(Box<commands::team::CoordinatorArgs>),
+    /// Train the strategist's ML ensemble (direction, magnitude, confidence, risk) on historical
+    /// candles, print its walk-forward evaluation, and save it.
+    Train(commands::train::TrainArgs),
     /// Compute every technical indicator for every candle of a file and write them as CSV
     /// (header: open_time,close,sma_20,ema_20,rsi_14,macd,macd_signal,macd_hist,bb_upper,bb_middle,
     /// bb_lower,stoch_k,stoch_d,willr_14,cci_20,adx_14,atr_14,obv; empty cells during warm-up).
@@ -134,6 +137,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backtest(args) => runtime()?.block_on(commands::backtest::run(*args))?,
         Command::Assistant(args) => runtime()?.block_on(commands::team::assistant(*args))?,
         Command::Coordinator(args) => runtime()?.block_on(commands::team::coordinator(*args))?,
+        Command::Train(args) => commands::train::train(args)?,
         Command::Data {
             command: DataCommand::Download(args),
         } => runtime()?.block_on(commands::data::download(args))?,

@@ -282,3 +282,82 @@ async fn the_database_holds_the_run_and_the_audit_log_detects_tampering() {
     let out = String::from_utf8_lossy(&broken.stdout);
     assert!(out.contains("row seq=11: expected seq=10"), "{out}");
 }
+
+#[tokio::test]
+async fn a_trained_ensemble_informs_the_strategist() {
+    use sqlx::Row;
+    let dir = tempfile::tempdir().unwrap();
+    // 1,500 real hourly candles of early 2020 as a small training file
+    let all = agent::market::read_candles(Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../data/BTCUSDT-1h.csv.gz"
+    )))
+    .unwrap();
+    let start = all
+        .iter()
+        .position(|c| c.open_time >= 1_577_836_800_000)
+        .unwrap();
+    let mut csv = String::from("open_time,open,high,low,close,volume\n");
+    for c in &all[start..start + 1500] {
+        csv.push_str(&format!(
+            "{},{},{},{},{},{}\n",
+            c.open_time, c.open, c.high, c.low, c.close, c.volume
+        ));
+    }
+    let data = dir.path().join("train.csv");
+    std::fs::write(&data, csv).unwrap();
+    let model = dir.path().join("model.json");
+    let trained = agent(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--folds",
+        "2",
+        "--trees",
+        "5",
+        "--max-depth",
+        "4",
+        "--out",
+        model.to_str().unwrap(),
+    ]);
+    assert!(
+        trained.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trained.stderr)
+    );
+    let table = String::from_utf8_lossy(&trained.stdout);
+    assert!(
+        table.contains("accuracy") && table.lines().count() >= 4,
+        "{table}"
+    );
+
+    let out = dir.path().join("bt");
+    let report = run_report(
+        &out,
+        &[
+            "--symbols",
+            "BTCUSDT",
+            "--forecaster",
+            model.to_str().unwrap(),
+        ],
+    );
+    assert!(report["decisions"]["total"].as_u64().unwrap() > 0);
+    let pool =
+        sqlx::SqlitePool::connect(&format!("sqlite://{}", out.join("ia-agents.db").display()))
+            .await
+            .unwrap();
+    let with_forecast = sqlx::query("SELECT COUNT(*) FROM opinions WHERE role = 'strategist' AND evidence LIKE '%probability_up%'")
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+        .get::<i64, _>(0);
+    assert!(with_forecast > 0);
+    let bad = agent(&[
+        "backtest",
+        "--forecaster",
+        "/nonexistent/model.json",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("/nonexistent/model.json"));
+}

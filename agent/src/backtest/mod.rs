@@ -86,6 +86,8 @@ pub struct Backtest {
     pub max_cycles: Option<u64>,
     /// A model for the reasoning roles (the risk manager stays rule-bound), `--ollama-url`.
     pub llm: Option<crate::llm::LlmReasoner>,
+    /// The strategist's ML forecast (`--forecaster FILE`).
+    pub forecaster: Option<std::sync::Arc<dyn crate::roles::strategist::Forecaster>>,
 }
 
 /// Why a backtest could not run.
@@ -165,6 +167,22 @@ impl Backtest {
         let risk = &self.team_config.strategy.spec.risk;
         let mut assistants = Vec::new();
         for member in &self.team {
+            if member.role == Role::Strategist {
+                if let Some(forecaster) = &self.forecaster {
+                    assistants.push(LocalAssistant {
+                        voter: Voter {
+                            assistant: member.name.clone(),
+                            role: member.role,
+                            weight: member.weight,
+                        },
+                        analyst: Box::new(crate::roles::strategist::Strategist {
+                            forecaster: Some(forecaster.clone()),
+                        }),
+                        llm: self.llm.clone(),
+                    });
+                    continue;
+                }
+            }
             let analyst = analyst_for(member.role, &member.params, risk).map_err(|error| {
                 BacktestError::Params {
                     assistant: member.name.clone(),

@@ -112,6 +112,9 @@ pub struct BacktestArgs {
     /// Seconds to wait for the model per opinion.
     #[arg(long, default_value_t = 20, env = "IA_MODEL_TIMEOUT")]
     model_timeout: u64,
+    /// An ML ensemble saved by `trading-agent train`: the strategist adds its forecast to the regime.
+    #[arg(long, value_name = "FILE", env = "IA_FORECASTER")]
+    forecaster: Option<PathBuf>,
     /// Print report.json on stdout instead of the table.
     #[arg(long, env = "IA_JSON")]
     json: bool,
@@ -328,6 +331,7 @@ pub fn prepare(args: &ReplayArgs, mut team_config: TeamConfig) -> anyhow::Result
             interval_ms: interval.millis(),
             max_cycles: None,
             llm: None,
+            forecaster: None,
         },
         info,
     })
@@ -342,6 +346,9 @@ pub async fn run(args: BacktestArgs) -> anyhow::Result<()> {
     let (strategy_patch, policy_patch) = args.overrides();
     let team_config = base.with_overrides(strategy_patch, policy_patch)?;
     let Prepared { mut backtest, info } = prepare(&args.replay, team_config)?;
+    if let Some(path) = &args.forecaster {
+        backtest.forecaster = Some(std::sync::Arc::new(agent::ml::Ensemble::load(path)?));
+    }
     if let Some(url) = &args.ollama_url {
         backtest.llm = Some(
             agent::llm::LlmReasoner::new(

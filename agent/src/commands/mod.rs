@@ -4,3 +4,4 @@ pub mod audit;
 pub mod backtest;
 pub mod data;
 pub mod team;
+pub mod train;

@@ -1,0 +1,99 @@
+//! `trading-agent train`: the ML ensemble on historical candles, evaluated walk-forward, saved for
+//! the strategist (`backtest --forecaster FILE`).
+
+use agent::market::{bundled, file::parse_candles, read_candles};
+use agent::ml::{walk_forward, Dataset, Ensemble, Training};
+use anyhow::{anyhow, bail, Context};
+use clap::Args;
+use flate2::read::MultiGzDecoder;
+use std::path::{Path, PathBuf};
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Symbol of the bundled data to train on (ignored with --data).
+    #[arg(long, default_value = "BTCUSDT", env = "IA_SYMBOL")]
+    symbol: String,
+    /// Candle file to train on instead of the bundled data.
+    #[arg(long, value_name = "FILE", env = "IA_DATA")]
+    data: Option<PathBuf>,
+    /// Candles ahead the labels look.
+    #[arg(long, default_value_t = 12, env = "IA_HORIZON")]
+    horizon: usize,
+    /// Walk-forward folds.
+    #[arg(long, default_value_t = 5, env = "IA_FOLDS")]
+    folds: usize,
+    /// Trees per forest.
+    #[arg(long, default_value_t = 40)]
+    trees: u16,
+    /// Depth limit of each tree.
+    #[arg(long, default_value_t = 8)]
+    max_depth: u16,
+    /// Where to save the model trained on all the data.
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "ia-agents-out/model.json",
+        env = "IA_MODEL_FILE"
+    )]
+    out: PathBuf,
+}
+
+pub fn train(args: TrainArgs) -> anyhow::Result<()> {
+    if args.horizon == 0 {
+        bail!("--horizon must be at least 1 candle");
+    }
+    let candles = match &args.data {
+        Some(path) => read_candles(path)?,
+        None => {
+            let (name, bytes) = bundled::find(&args.symbol, "1h").ok_or_else(|| {
+                anyhow!(
+                    "no bundled data for {} (bundled: {}); pass --data FILE",
+                    args.symbol,
+                    bundled::listing()
+                )
+            })?;
+            parse_candles(MultiGzDecoder::new(bytes), Path::new(name))?
+        }
+    };
+    let ds = Dataset::from_candles(&candles, args.horizon);
+    let training = Training {
+        trees: args.trees,
+        max_depth: args.max_depth,
+        seed: 42,
+    };
+    eprintln!(
+        "{} samples from {} candles; walk-forward over {} folds",
+        ds.len(),
+        candles.len(),
+        args.folds
+    );
+    println!(
+        "{:>6} {:>7} {:>6} {:>9} {:>9} {:>7} {:>14} {:>9}",
+        "fold", "train", "test", "accuracy", "baseline", "brier", "magnitude MAE", "risk MAE"
+    );
+    for (k, f) in walk_forward(&ds, args.folds, training)?.iter().enumerate() {
+        println!(
+            "{:>6} {:>7} {:>6} {:>8.1}% {:>8.1}% {:>7.4} {:>13.3}% {:>8.3}%",
+            k + 1,
+            f.train,
+            f.test,
+            f.accuracy * 100.0,
+            f.baseline * 100.0,
+            f.brier,
+            f.magnitude_mae,
+            f.risk_mae
+        );
+    }
+    let mut model = Ensemble::train(&ds, training)?;
+    model.horizon = args.horizon;
+    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    model.save(&args.out)?;
+    println!(
+        "saved the ensemble trained on all {} samples to {}",
+        ds.len(),
+        args.out.display()
+    );
+    Ok(())
+}

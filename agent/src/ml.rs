@@ -1,0 +1,436 @@
+//! The ML ensemble of the seed, with smartcore: a direction classifier (random forest), a magnitude
+//! regressor (random forest on the forward return), a confidence model (logistic regression, whose
+//! probability of a rise is calibrated by construction) and a risk regressor (random forest on the
+//! forward absolute return). Features are the indicators, recent returns, the volatility regime and
+//! the hour and weekday; labels look `horizon` candles ahead. [`walk_forward`] evaluates on time-ordered
+//! folds (train on the past, test on the next slice), as a trader would have used the model.
+
+use crate::indicators::IndicatorSet;
+use crate::market::Candle;
+use crate::roles::strategist::{Forecast, Forecaster};
+use chrono::{Datelike, TimeZone, Timelike, Utc};
+use protocol::messages::{Indicators, MarketSnapshot};
+use serde::{Deserialize, Serialize};
+use smartcore::ensemble::random_forest_classifier::{
+    RandomForestClassifier, RandomForestClassifierParameters,
+};
+use smartcore::ensemble::random_forest_regressor::{
+    RandomForestRegressor, RandomForestRegressorParameters,
+};
+use smartcore::linalg::basic::arrays::Array;
+use smartcore::linalg::basic::matrix::DenseMatrix;
+use smartcore::linear::logistic_regression::{LogisticRegression, LogisticRegressionParameters};
+
+/// The features, in order.
+pub const FEATURES: [&str; 14] = [
+    "rsi",
+    "macd_hist_rel",
+    "ema_gap",
+    "bb_percent",
+    "bb_width",
+    "stoch_k",
+    "willr",
+    "cci",
+    "adx",
+    "atr_rel",
+    "volume_ratio",
+    "return_1",
+    "return_12",
+    "hour_of_week",
+];
+const N: usize = FEATURES.len();
+
+/// The feature vector of a candle, once every indicator is warm.
+pub fn features(open_time: i64, close: f64, i: &Indicators) -> Option<[f64; N]> {
+    let (upper, lower, middle) = (i.bb_upper?, i.bb_lower?, i.bb_middle?);
+    let width = upper - lower;
+    let at = Utc.timestamp_millis_opt(open_time).single()?;
+    Some([
+        i.rsi_14? / 100.0,
+        i.macd_hist? / close * 100.0,
+        (close / i.ema_20? - 1.0) * 100.0,
+        if width > 0.0 {
+            (close - lower) / width
+        } else {
+            0.5
+        },
+        width / middle * 100.0,
+        i.stoch_k? / 100.0,
+        i.willr_14? / 100.0,
+        i.cci_20? / 100.0,
+        i.adx_14? / 100.0,
+        i.atr_14? / close * 100.0,
+        i.volume_ratio_20?.min(10.0),
+        i.return_1? * 100.0,
+        i.return_12? * 100.0,
+        (at.weekday().num_days_from_monday() * 24 + at.hour()) as f64 / 168.0,
+    ])
+}
+
+/// Features and labels of a candle series.
+#[derive(Debug, Clone, Default)]
+pub struct Dataset {
+    pub x: Vec<[f64; N]>,
+    /// 1 when the close `horizon` candles later is higher.
+    pub up: Vec<u32>,
+    /// Forward return over the horizon, in percent.
+    pub forward: Vec<f64>,
+}
+
+impl Dataset {
+    pub fn from_candles(candles: &[Candle], horizon: usize) -> Self {
+        let mut set = IndicatorSet::new();
+        let mut ds = Dataset::default();
+        for (k, c) in candles.iter().enumerate() {
+            let v = set.update(c);
+            let Some(later) = candles.get(k + horizon) else {
+                break;
+            };
+            if let Some(f) = features(c.open_time, c.close, &v.indicators) {
+                let r = (later.close / c.close - 1.0) * 100.0;
+                ds.x.push(f);
+                ds.up.push(u32::from(r > 0.0));
+                ds.forward.push(r);
+            }
+        }
+        ds
+    }
+
+    pub fn len(&self) -> usize {
+        self.x.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.x.is_empty()
+    }
+
+    fn slice(&self, range: std::ops::Range<usize>) -> Self {
+        Self {
+            x: self.x[range.clone()].to_vec(),
+            up: self.up[range.clone()].to_vec(),
+            forward: self.forward[range].to_vec(),
+        }
+    }
+}
+
+/// Why a model could not be trained or used.
+#[derive(Debug, thiserror::Error)]
+pub enum MlError {
+    #[error("training the {model}: {error}")]
+    Fit { model: &'static str, error: String },
+    #[error("too few samples to train: {0} (need at least {1})")]
+    TooFew(usize, usize),
+    #[error("{path}: {error}")]
+    File { path: String, error: String },
+}
+
+type Matrix = DenseMatrix<f64>;
+
+/// The trained ensemble.
+#[derive(Serialize, Deserialize)]
+pub struct Ensemble {
+    pub horizon: usize,
+    mean: Vec<f64>,
+    std: Vec<f64>,
+    direction: RandomForestClassifier<f64, u32, Matrix, Vec<u32>>,
+    magnitude: RandomForestRegressor<f64, f64, Matrix, Vec<f64>>,
+    confidence: LogisticRegression<f64, u32, Matrix, Vec<u32>>,
+    risk: RandomForestRegressor<f64, f64, Matrix, Vec<f64>>,
+}
+
+/// What the ensemble says of one candle.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Prediction {
+    /// The forest's call: will the price be higher after the horizon?
+    pub up: bool,
+    /// The logistic model's probability of a rise.
+    pub probability_up: f64,
+    /// Expected forward return, percent.
+    pub magnitude: f64,
+    /// Expected absolute forward return, percent (risk).
+    pub risk: f64,
+}
+
+/// Size of the forests.
+#[derive(Debug, Clone, Copy)]
+pub struct Training {
+    pub trees: u16,
+    pub max_depth: u16,
+    pub seed: u64,
+}
+
+impl Default for Training {
+    fn default() -> Self {
+        Self {
+            trees: 40,
+            max_depth: 8,
+            seed: 42,
+        }
+    }
+}
+
+fn fit_err(model: &'static str) -> impl Fn(smartcore::error::Failed) -> MlError {
+    move |e| MlError::Fit {
+        model,
+        error: e.to_string(),
+    }
+}
+
+impl Ensemble {
+    pub fn train(ds: &Dataset, t: Training) -> Result<Self, MlError> {
+        const MIN: usize = 200;
+        if ds.len() < MIN {
+            return Err(MlError::TooFew(ds.len(), MIN));
+        }
+        let n = ds.len() as f64;
+        let mean: Vec<f64> = (0..N)
+            .map(|j| ds.x.iter().map(|r| r[j]).sum::<f64>() / n)
+            .collect();
+        let std: Vec<f64> = (0..N)
+            .map(|j| {
+                let v = ds.x.iter().map(|r| (r[j] - mean[j]).powi(2)).sum::<f64>() / n;
+                if v > 0.0 {
+                    v.sqrt()
+                } else {
+                    1.0
+                }
+            })
+            .collect();
+        let x = matrix(&ds.x, &mean, &std)?;
+        let risk_y: Vec<f64> = ds.forward.iter().map(|r| r.abs()).collect();
+        Ok(Self {
+            horizon: 0,
+            direction: RandomForestClassifier::fit(
+                &x,
+                &ds.up,
+                RandomForestClassifierParameters::default()
+                    .with_n_trees(t.trees)
+                    .with_max_depth(t.max_depth)
+                    .with_seed(t.seed),
+            )
+            .map_err(fit_err("direction classifier"))?,
+            magnitude: RandomForestRegressor::fit(
+                &x,
+                &ds.forward,
+                RandomForestRegressorParameters::default()
+                    .with_n_trees(t.trees as usize)
+                    .with_max_depth(t.max_depth)
+                    .with_seed(t.seed),
+            )
+            .map_err(fit_err("magnitude regressor"))?,
+            confidence: LogisticRegression::fit(
+                &x,
+                &ds.up,
+                LogisticRegressionParameters::default(),
+            )
+            .map_err(fit_err("confidence model"))?,
+            risk: RandomForestRegressor::fit(
+                &x,
+                &risk_y,
+                RandomForestRegressorParameters::default()
+                    .with_n_trees(t.trees as usize)
+                    .with_max_depth(t.max_depth)
+                    .with_seed(t.seed + 1),
+            )
+            .map_err(fit_err("risk regressor"))?,
+            mean,
+            std,
+        })
+    }
+
+    /// Predictions for many feature rows at once.
+    pub fn predict(&self, rows: &[[f64; N]]) -> Result<Vec<Prediction>, MlError> {
+        let x = matrix(rows, &self.mean, &self.std)?;
+        let up = self
+            .direction
+            .predict(&x)
+            .map_err(fit_err("direction classifier"))?;
+        let magnitude = self
+            .magnitude
+            .predict(&x)
+            .map_err(fit_err("magnitude regressor"))?;
+        let risk = self.risk.predict(&x).map_err(fit_err("risk regressor"))?;
+        let w = self.confidence.coefficients();
+        let b = *self.confidence.intercept().get((0, 0));
+        Ok((0..rows.len())
+            .map(|k| {
+                let z: f64 = b + (0..N).map(|j| *w.get((0, j)) * *x.get((k, j))).sum::<f64>();
+                Prediction {
+                    up: up[k] == 1,
+                    probability_up: 1.0 / (1.0 + (-z).exp()),
+                    magnitude: magnitude[k],
+                    risk: risk[k],
+                }
+            })
+            .collect())
+    }
+
+    pub fn save(&self, path: &std::path::Path) -> Result<(), MlError> {
+        let file = |error: String| MlError::File {
+            path: path.display().to_string(),
+            error,
+        };
+        let json = serde_json::to_vec(self).map_err(|e| file(e.to_string()))?;
+        std::fs::write(path, json).map_err(|e| file(e.to_string()))
+    }
+
+    pub fn load(path: &std::path::Path) -> Result<Self, MlError> {
+        let file = |error: String| MlError::File {
+            path: path.display().to_string(),
+            error,
+        };
+        let bytes = std::fs::read(path).map_err(|e| file(e.to_string()))?;
+        serde_json::from_slice(&bytes).map_err(|e| file(format!("not an ia-agents model: {e}")))
+    }
+}
+
+fn matrix(rows: &[[f64; N]], mean: &[f64], std: &[f64]) -> Result<Matrix, MlError> {
+    let scaled: Vec<Vec<f64>> = rows
+        .iter()
+        .map(|r| (0..N).map(|j| (r[j] - mean[j]) / std[j]).collect())
+        .collect();
+    DenseMatrix::from_2d_vec(&scaled).map_err(fit_err("feature matrix"))
+}
+
+impl Forecaster for Ensemble {
+    /// The logistic probability, nudged by the forest's call (the two agree more often than not).
+    fn forecast(&self, s: &MarketSnapshot) -> Option<Forecast> {
+        let f = features(s.open_time, s.close, &s.indicators)?;
+        let p = self.predict(&[f]).ok()?.pop()?;
+        let forest = if p.up { 1.0 } else { 0.0 };
+        Some(Forecast {
+            probability_up: (0.7 * p.probability_up + 0.3 * forest).clamp(0.0, 1.0),
+        })
+    }
+}
+
+/// One fold of the walk-forward evaluation.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Fold {
+    pub train: usize,
+    pub test: usize,
+    /// Share of correct up/down calls by the forest.
+    pub accuracy: f64,
+    /// Share of the test slice's majority direction (what always guessing it would score).
+    pub baseline: f64,
+    /// Brier score of the logistic probability (0.25 = a coin).
+    pub brier: f64,
+    /// Mean absolute error of the magnitude regressor, percent.
+    pub magnitude_mae: f64,
+    /// Mean absolute error of the risk regressor, percent.
+    pub risk_mae: f64,
+}
+
+/// Trains on the first `k` slices and tests on slice `k + 1`, for `k = 1..folds`.
+pub fn walk_forward(ds: &Dataset, folds: usize, t: Training) -> Result<Vec<Fold>, MlError> {
+    let folds = folds.max(2);
+    let slice = ds.len() / (folds + 1);
+    let mut out = Vec::new();
+    for k in 1..=folds {
+        let train = ds.slice(0..slice * k);
+        let test = ds.slice(slice * k..(slice * (k + 1)).min(ds.len()));
+        if test.is_empty() {
+            break;
+        }
+        let model = Ensemble::train(&train, t)?;
+        let p = model.predict(&test.x)?;
+        let n = test.len() as f64;
+        let ups = test.up.iter().filter(|u| **u == 1).count() as f64;
+        out.push(Fold {
+            train: train.len(),
+            test: test.len(),
+            accuracy: p
+                .iter()
+                .zip(&test.up)
+                .filter(|(p, u)| p.up == (**u == 1))
+                .count() as f64
+                / n,
+            baseline: (ups / n).max(1.0 - ups / n),
+            brier: p
+                .iter()
+                .zip(&test.up)
+                .map(|(p, u)| (p.probability_up - *u as f64).powi(2))
+                .sum::<f64>()
+                / n,
+            magnitude_mae: p
+                .iter()
+                .zip(&test.forward)
+                .map(|(p, r)| (p.magnitude - r).abs())
+                .sum::<f64>()
+                / n,
+            risk_mae: p
+                .iter()
+                .zip(&test.forward)
+                .map(|(p, r)| (p.risk - r.abs()).abs())
+                .sum::<f64>()
+                / n,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::market::bundled;
+    use crate::market::file::parse_candles;
+    use flate2::read::MultiGzDecoder;
+
+    fn candles(n: usize) -> Vec<Candle> {
+        let (name, bytes) = bundled::find("BTCUSDT", "1h").unwrap();
+        let mut all =
+            parse_candles(MultiGzDecoder::new(bytes), std::path::Path::new(name)).unwrap();
+        all.truncate(n);
+        all
+    }
+
+    const SMALL: Training = Training {
+        trees: 8,
+        max_depth: 5,
+        seed: 7,
+    };
+
+    #[test]
+    fn trains_predicts_and_round_trips_through_a_file() {
+        let ds = Dataset::from_candles(&candles(1500), 12);
+        assert!(ds.len() > 1400, "{}", ds.len());
+        let model = Ensemble::train(&ds, SMALL).unwrap();
+        let p = model.predict(&ds.x[..50]).unwrap();
+        assert!(p
+            .iter()
+            .all(|p| (0.0..=1.0).contains(&p.probability_up) && p.risk >= 0.0));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.json");
+        model.save(&path).unwrap();
+        let loaded = Ensemble::load(&path).unwrap();
+        assert_eq!(
+            loaded.predict(&ds.x[..50]).unwrap(),
+            p,
+            "the same predictions after a round trip"
+        );
+        let e = Ensemble::load(&dir.path().join("missing.json"))
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("missing.json"));
+    }
+
+    #[test]
+    fn walk_forward_tests_only_on_unseen_later_data() {
+        let ds = Dataset::from_candles(&candles(2000), 12);
+        let folds = walk_forward(&ds, 3, SMALL).unwrap();
+        assert_eq!(folds.len(), 3);
+        for (k, f) in folds.iter().enumerate() {
+            assert_eq!(f.train, ds.len() / 4 * (k + 1));
+            assert!((0.0..=1.0).contains(&f.accuracy) && f.brier < 1.0 && f.baseline >= 0.5);
+        }
+    }
+
+    #[test]
+    fn too_little_data_is_named() {
+        let ds = Dataset::from_candles(&candles(100), 12);
+        assert!(matches!(
+            Ensemble::train(&ds, SMALL),
+            Err(MlError::TooFew(..))
+        ));
+    }
+}
