@@ -1,5 +1,6 @@
 //! The ia-agents agent: one binary, one role per pod (or the whole team in one process locally).
 //!
+//! - [`api`]: the HTTP API (warp): health, metrics, the record, escalations, a WebSocket stream.
 //! - [`audit`]: the hash-chained audit log and its verification.
 //! - [`backtest`]: the embedded default: the whole team over replayed candles, with a report.
 //! - [`bus`]: the `Bus` trait over NATS (JetStream, KV presence) and in memory.
@@ -20,6 +21,7 @@
 //! - [`exchange`]: the paper exchange (decimal money, idempotent by decision id).
 //! - [`executor`]: decisions into orders, with the risk limits re-checked.
 
+pub mod api;
 pub mod audit;
 pub mod backtest;
 pub mod bus;

@@ -362,6 +362,145 @@ impl Store {
     }
 }
 
+/// A page of rows for the HTTP API, filtered by symbol and time (ms since the epoch, inclusive).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+pub struct PageQuery {
+    pub symbol: Option<String>,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+impl Store {
+    /// Decisions, newest first, as JSON objects.
+    pub async fn decisions_page(
+        &self,
+        strategy: &str,
+        q: &PageQuery,
+    ) -> Result<Vec<serde_json::Value>, StoreError> {
+        let rows = on_pool!(self, pool => sqlx::query("SELECT id, symbol, action, confidence, consensus_reached, escalated, vetoed, rounds, votes, price, decided_at FROM decisions WHERE strategy = $1 AND ($2 IS NULL OR symbol = $2) AND decided_at >= $3 AND decided_at <= $4 ORDER BY decided_at DESC, id DESC LIMIT $5 OFFSET $6")
+            .bind(strategy)
+            .bind(q.symbol.as_deref())
+            .bind(q.from.unwrap_or(i64::MIN))
+            .bind(q.to.unwrap_or(i64::MAX))
+            .bind(q.limit.unwrap_or(100))
+            .bind(q.offset.unwrap_or(0))
+            .fetch_all(pool)
+            .await
+            .map_err(self.err("reading decisions"))?
+            .into_iter()
+            .map(|r| serde_json::json!({
+                "id": r.get::<String, _>(0),
+                "symbol": r.get::<String, _>(1),
+                "action": r.get::<String, _>(2),
+                "confidence": r.get::<f64, _>(3),
+                "consensusReached": r.get::<bool, _>(4),
+                "escalated": r.get::<bool, _>(5),
+                "vetoed": r.get::<bool, _>(6),
+                "rounds": r.get::<i32, _>(7),
+                "tally": serde_json::from_str::<serde_json::Value>(&r.get::<String, _>(8)).unwrap_or_default(),
+                "price": r.get::<f64, _>(9),
+                "decidedAt": r.get::<i64, _>(10),
+            }))
+            .collect::<Vec<_>>());
+        Ok(rows)
+    }
+
+    /// Orders, newest first, as JSON objects.
+    pub async fn orders_page(
+        &self,
+        strategy: &str,
+        q: &PageQuery,
+    ) -> Result<Vec<serde_json::Value>, StoreError> {
+        let rows = on_pool!(self, pool => sqlx::query("SELECT decision_id, symbol, side, kind, quantity, status, price, fee, reason, at FROM orders WHERE strategy = $1 AND ($2 IS NULL OR symbol = $2) AND at >= $3 AND at <= $4 ORDER BY at DESC, decision_id DESC LIMIT $5 OFFSET $6")
+            .bind(strategy)
+            .bind(q.symbol.as_deref())
+            .bind(q.from.unwrap_or(i64::MIN))
+            .bind(q.to.unwrap_or(i64::MAX))
+            .bind(q.limit.unwrap_or(100))
+            .bind(q.offset.unwrap_or(0))
+            .fetch_all(pool)
+            .await
+            .map_err(self.err("reading orders"))?
+            .into_iter()
+            .map(|r| serde_json::json!({
+                "decisionId": r.get::<String, _>(0),
+                "symbol": r.get::<String, _>(1),
+                "side": r.get::<String, _>(2),
+                "kind": r.get::<String, _>(3),
+                "quantity": r.get::<String, _>(4),
+                "status": r.get::<String, _>(5),
+                "price": r.get::<Option<String>, _>(6),
+                "fee": r.get::<Option<String>, _>(7),
+                "reason": r.get::<String, _>(8),
+                "at": r.get::<i64, _>(9),
+            }))
+            .collect::<Vec<_>>());
+        Ok(rows)
+    }
+
+    /// The assistants' current vote weights.
+    pub async fn weights(&self, strategy: &str) -> Result<Vec<serde_json::Value>, StoreError> {
+        let rows = on_pool!(self, pool => sqlx::query("SELECT assistant, weight, updated_at FROM assistant_weights WHERE strategy = $1 ORDER BY assistant")
+            .bind(strategy)
+            .fetch_all(pool)
+            .await
+            .map_err(self.err("reading weights"))?
+            .into_iter()
+            .map(|r| serde_json::json!({"assistant": r.get::<String, _>(0), "weight": r.get::<f64, _>(1), "updatedAt": r.get::<i64, _>(2)}))
+            .collect::<Vec<_>>());
+        Ok(rows)
+    }
+
+    /// Positions and the latest portfolio snapshot.
+    pub async fn portfolio(&self, strategy: &str) -> Result<serde_json::Value, StoreError> {
+        let (positions, snapshot) = on_pool!(self, pool => {
+            let positions: Vec<serde_json::Value> = sqlx::query("SELECT symbol, quantity, entry_price, updated_at FROM positions WHERE strategy = $1 ORDER BY symbol")
+                .bind(strategy)
+                .fetch_all(pool)
+                .await
+                .map_err(self.err("reading positions"))?
+                .into_iter()
+                .map(|r| serde_json::json!({"symbol": r.get::<String, _>(0), "quantity": r.get::<String, _>(1), "entryPrice": r.get::<String, _>(2), "updatedAt": r.get::<i64, _>(3)}))
+                .collect();
+            let snapshot = sqlx::query("SELECT at, equity, cash FROM portfolio WHERE strategy = $1 ORDER BY at DESC LIMIT 1")
+                .bind(strategy)
+                .fetch_optional(pool)
+                .await
+                .map_err(self.err("reading the portfolio"))?
+                .map(|r| serde_json::json!({"at": r.get::<i64, _>(0), "equity": r.get::<String, _>(1), "cash": r.get::<String, _>(2)}));
+            (positions, snapshot)
+        });
+        Ok(serde_json::json!({"positions": positions, "latest": snapshot}))
+    }
+
+    /// Replaces the positions and adds a portfolio snapshot.
+    pub async fn save_portfolio(
+        &self,
+        strategy: &str,
+        at: i64,
+        equity: &str,
+        cash: &str,
+        positions: &[(String, String, String)],
+    ) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await.map_err(self.err("starting a transaction"))?;
+            sqlx::query("DELETE FROM positions WHERE strategy = $1").bind(strategy).execute(&mut *tx).await.map_err(self.err("storing positions"))?;
+            for (symbol, quantity, entry) in positions {
+                sqlx::query("INSERT INTO positions (strategy, symbol, quantity, entry_price, updated_at) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(strategy).bind(symbol.as_str()).bind(quantity.as_str()).bind(entry.as_str()).bind(at)
+                    .execute(&mut *tx).await.map_err(self.err("storing positions"))?;
+            }
+            sqlx::query("INSERT INTO portfolio (strategy, at, equity, cash) VALUES ($1, $2, $3, $4) ON CONFLICT (strategy, at) DO UPDATE SET equity = excluded.equity, cash = excluded.cash")
+                .bind(strategy).bind(at).bind(equity).bind(cash)
+                .execute(&mut *tx).await.map_err(self.err("storing the portfolio"))?;
+            tx.commit().await.map_err(self.err("committing"))?;
+        });
+        Ok(())
+    }
+}
+
 /// Tables [`Store::count`] can count.
 #[derive(Debug, Clone, Copy)]
 pub enum Table {

@@ -488,8 +488,26 @@ impl Backtest {
             .map(|v| (v.assistant.clone(), v.weight))
             .collect();
         if let Some(store) = store {
+            let at = timeline[timeline.len() - 1];
+            store.save_weights(&name, at, &weights).await?;
+            let positions: Vec<(String, String, String)> = exchange
+                .positions()
+                .map(|p| {
+                    (
+                        p.symbol.clone(),
+                        p.quantity.to_string(),
+                        p.entry_price.to_string(),
+                    )
+                })
+                .collect();
             store
-                .save_weights(&name, timeline[timeline.len() - 1], &weights)
+                .save_portfolio(
+                    &name,
+                    at,
+                    &exchange.equity().round_dp(8).to_string(),
+                    &exchange.cash().round_dp(8).to_string(),
+                    &positions,
+                )
                 .await?;
         }
         let pnls: Vec<f64> = exchange

@@ -171,6 +171,14 @@ pub struct CoordinatorArgs {
     /// Print each decision as one JSON line on stdout.
     #[arg(long, env = "IA_JSON")]
     json: bool,
+    /// Database for decisions, opinions, orders and the audit log (sqlite://PATH or postgres://…;
+    /// a password belongs in the URL's env var, IA_DB, never on the command line).
+    #[arg(long, value_name = "URL", env = "IA_DB")]
+    db: Option<String>,
+    /// Serve the HTTP API (health, metrics, the record, escalation answers, a WebSocket stream) here;
+    /// needs --db. Mutating routes take the bearer token in IA_API_TOKEN.
+    #[arg(long, value_name = "ADDR", env = "IA_LISTEN", requires = "db")]
+    listen: Option<std::net::SocketAddr>,
     /// How long to wait for the policy's voters to be present before starting.
     #[arg(
         long,
@@ -311,6 +319,47 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
             Ok::<u64, anyhow::Error>(published)
         })
     };
+    let store = match &args.db {
+        Some(url) => Some(agent::store::Store::connect(url).await?),
+        None => None,
+    };
+    // the HTTP API: answers to escalations go on the bus, decisions to the WebSocket stream
+    let events = match (&args.listen, &store) {
+        (Some(addr), Some(store)) => {
+            let (resolutions, mut answers) =
+                tokio::sync::mpsc::channel::<protocol::messages::EscalationResolution>(64);
+            let state = agent::api::ApiState::new(
+                store.clone(),
+                &name,
+                std::env::var("IA_API_TOKEN").ok(),
+                resolutions,
+            );
+            let events = state.events.clone();
+            let bound = agent::api::serve(state, *addr, shutdown_signal())
+                .await
+                .with_context(|| format!("--listen {addr}"))?;
+            tracing::info!(%bound, "HTTP API listening");
+            let relay = bus.clone();
+            let relay_subjects = subjects.clone();
+            tokio::spawn(async move {
+                while let Some(answer) = answers.recv().await {
+                    match relay_subjects.escalation(&answer.id) {
+                        Ok(subject) => {
+                            if let Err(error) = relay
+                                .publish(&subject, &Message::EscalationResolution(answer))
+                                .await
+                            {
+                                tracing::error!(%error, "relaying an escalation answer failed");
+                            }
+                        }
+                        Err(error) => tracing::warn!(%error, "ignored an escalation answer"),
+                    }
+                }
+            });
+            Some(events)
+        }
+        _ => None,
+    };
     let transport = BusTransport {
         bus: bus.clone(),
         subjects: subjects.clone(),
@@ -325,8 +374,11 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
             &transport,
             &escalations,
             voters,
-            None,
+            store.as_ref(),
             |d| {
+                if let Some(events) = &events {
+                    let _ = events.send(json!({"type": "decision", "decision": decision_line(d)}));
+                }
                 let _ = tx.send(d.clone());
             },
             |_, _| {},

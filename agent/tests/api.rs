@@ -1,0 +1,224 @@
+//! The HTTP API over a real SQLite store filled by a backtest: listings with paging and filters,
+//! 4xx JSON errors naming the field, bearer-token escalation answers (401/403/202, rate limit),
+//! the OpenAPI document, metrics and the WebSocket stream.
+
+use agent::api::{serve, ApiState};
+use agent::store::Store;
+use futures::StreamExt;
+use serde_json::Value;
+use std::time::Duration;
+
+async fn api() -> (
+    String,
+    tokio::sync::mpsc::Receiver<protocol::messages::EscalationResolution>,
+    ApiState,
+    tempfile::TempDir,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap().to_string();
+    let status = tokio::task::block_in_place(|| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_trading-agent"))
+            .args([
+                "backtest",
+                "--symbols",
+                "BTCUSDT,ETHUSDT",
+                "--from",
+                "2020-03-01",
+                "--to",
+                "2020-03-10",
+                "--out",
+                &out,
+            ])
+            .output()
+            .unwrap()
+    });
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let store = Store::connect(&format!("sqlite://{out}/ia-agents.db"))
+        .await
+        .unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let state = ApiState::new(store, "btc-eth-paper", Some("s3cret-token".into()), tx);
+    let addr = serve(
+        state.clone(),
+        "127.0.0.1:0".parse().unwrap(),
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    (format!("http://{addr}"), rx, state, dir)
+}
+
+async fn get(url: &str) -> (u16, Value) {
+    let r = reqwest::get(url).await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_the_record_with_paging_and_filters() {
+    let (base, _rx, _state, _dir) = api().await;
+    let (status, page) = get(&format!("{base}/api/v1/decisions?limit=10")).await;
+    assert_eq!(status, 200);
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 10);
+    assert!(
+        items
+            .windows(2)
+            .all(|w| w[0]["decidedAt"].as_i64() >= w[1]["decidedAt"].as_i64()),
+        "newest first"
+    );
+    let (_, next) = get(&format!("{base}/api/v1/decisions?limit=10&offset=10")).await;
+    assert_ne!(next["items"][0]["id"], items[0]["id"]);
+    let (_, eth) = get(&format!(
+        "{base}/api/v1/decisions?symbol=ETHUSDT&limit=1000"
+    ))
+    .await;
+    assert!(eth["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|d| d["symbol"] == "ETHUSDT"));
+    let from = items[5]["decidedAt"].as_i64().unwrap();
+    let (_, recent) = get(&format!("{base}/api/v1/decisions?from={from}&limit=1000")).await;
+    assert!(recent["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|d| d["decidedAt"].as_i64().unwrap() >= from));
+    for route in ["orders", "assistants", "portfolio", "positions"] {
+        let (status, _) = get(&format!("{base}/api/v1/{route}")).await;
+        assert_eq!(status, 200, "{route}");
+    }
+    let (_, weights) = get(&format!("{base}/api/v1/assistants")).await;
+    assert_eq!(weights["items"].as_array().unwrap().len(), 5);
+    let (status, _) = get(&format!("{base}/healthz")).await;
+    assert_eq!(status, 200);
+    let (status, doc) = get(&format!("{base}/api/v1/openapi.json")).await;
+    assert_eq!((status, doc["openapi"].as_str()), (200, Some("3.0.3")));
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.is_empty() || metrics.contains("# TYPE"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_a_4xx_naming_the_field() {
+    let (base, _rx, _state, _dir) = api().await;
+    for (query, field) in [
+        ("limit=0", "limit"),
+        ("limit=abc", "limit"),
+        ("offset=-1", "offset"),
+        ("symbol=btc-usdt", "symbol"),
+        ("from=10&to=5", "from"),
+        ("colour=red", "colour"),
+    ] {
+        let (status, body) = get(&format!("{base}/api/v1/decisions?{query}")).await;
+        assert_eq!(status, 400, "{query}");
+        assert_eq!(body["field"], field, "{query}: {body}");
+    }
+    let (status, body) = get(&format!("{base}/api/v1/nothing")).await;
+    assert_eq!(status, 404);
+    assert!(body["error"].is_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn escalations_need_the_token_and_reach_the_coordinator() {
+    let (base, mut rx, state, _dir) = api().await;
+    let client = reqwest::Client::new();
+    let post = |auth: Option<&str>, path: &str| {
+        let mut r = client.post(format!("{base}/api/v1/escalations/{path}"));
+        if let Some(a) = auth {
+            r = r.header("authorization", a);
+        }
+        r.send()
+    };
+    let first = post(None, "e1/approve").await.unwrap();
+    let status = first.status().as_u16();
+    assert_eq!(status, 401, "{}", first.text().await.unwrap());
+    assert_eq!(
+        post(Some("Bearer wrong"), "e1/approve")
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        403
+    );
+    let ok = post(
+        Some("Bearer s3cret-token"),
+        "btc-eth-paper_BTCUSDT_1_schedule/approve",
+    )
+    .await
+    .unwrap();
+    assert_eq!(ok.status().as_u16(), 202);
+    let r = tokio::time::timeout(Duration::from_secs(2), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (r.id.as_str(), r.approved),
+        ("btc-eth-paper_BTCUSDT_1_schedule", true)
+    );
+    assert_eq!(
+        post(Some("Bearer s3cret-token"), "e2/reject")
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        202
+    );
+    assert!(!rx.recv().await.unwrap().approved);
+    assert_eq!(
+        post(Some("Bearer s3cret-token"), "e2/maybe")
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        404
+    );
+    let big = client
+        .post(format!("{base}/api/v1/escalations/e3/approve"))
+        .header("authorization", "Bearer s3cret-token")
+        .body(vec![b'x'; 64 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(big.status().as_u16(), 413, "request size limit");
+    // the mutating routes are rate limited
+    let mut limited = false;
+    for _ in 0..40 {
+        if post(Some("Bearer s3cret-token"), "e4/approve")
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+            == 429
+        {
+            limited = true;
+            break;
+        }
+        let _ = rx.try_recv();
+    }
+    assert!(limited);
+
+    // the stream carries what the coordinator broadcasts
+    let ws_url = base.replace("http://", "ws://") + "/api/v1/stream";
+    let (mut socket, _) = tokio_tungstenite::connect_async(ws_url).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    state
+        .events
+        .send(serde_json::json!({"type": "decision", "id": "d1"}))
+        .unwrap();
+    let frame = tokio::time::timeout(Duration::from_secs(2), socket.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(frame.to_text().unwrap().contains("\"d1\""));
+}
