@@ -11,6 +11,7 @@
 //! - [`market`]: candles and where they come from (files, Binance).
 //! - [`indicators`]: streaming technical indicators with TA-Lib's definitions.
 //! - [`ml`]: the smartcore ensemble (direction, magnitude, confidence, risk) and walk-forward evaluation.
+//! - [`news`]: RSS/Atom feeds polled into the fundamental analyst's news book.
 //! - [`roles`]: the voting roles' deterministic reasoning and the debate rule.
 //! - [`consensus`]: tally, cycle state machine and coordinator (transport-agnostic).
 //! - [`schedule`]: the Strategy's cron schedules, stepped through time.
@@ -34,6 +35,7 @@ pub mod learning;
 pub mod llm;
 pub mod market;
 pub mod ml;
+pub mod news;
 pub mod roles;
 pub mod schedule;
 pub mod service;

@@ -141,7 +141,11 @@ pub struct Outcome {
     pub last_open_time: i64,
     pub curve: Vec<(i64, f64)>,
     pub buy_and_hold_curve: Vec<(i64, f64)>,
-    pub records: Vec<DecisionRecord>,
+    /// The latest [`RECORDS_KEPT`] notable decisions (traded, escalated, vetoed or not HOLD), for the
+    /// report's log; the store holds every decision.
+    pub records: std::collections::VecDeque<DecisionRecord>,
+    /// How many notable decisions there were in all.
+    pub notable: u64,
     pub trades: Vec<ClosedTrade>,
     pub fees_paid: Decimal,
     /// Vote weights at the end (learned, or as declared).
@@ -307,7 +311,8 @@ impl Backtest {
         }
         let mut cursors = vec![0usize; self.series.len()];
         let mut curve = Vec::with_capacity(timeline.len());
-        let mut records = Vec::new();
+        let mut records = std::collections::VecDeque::with_capacity(RECORDS_KEPT);
+        let mut notable = 0u64;
         let mut counts = DecisionCounts::default();
         let mut cycles = 0u64;
         let mut done = 0u64;
@@ -449,7 +454,11 @@ impl Backtest {
                     || decision.vetoed
                     || decision.action != Action::Hold
                 {
-                    records.push(DecisionRecord {
+                    notable += 1;
+                    if records.len() == RECORDS_KEPT {
+                        records.pop_front();
+                    }
+                    records.push_back(DecisionRecord {
                         decision: decision.clone(),
                         trigger,
                         execution,
@@ -554,6 +563,7 @@ impl Backtest {
             curve,
             buy_and_hold_curve: hold_curve,
             records,
+            notable,
             trades: exchange.trades().to_vec(),
             fees_paid: exchange.fees_paid(),
             weights: weights.into_iter().collect(),
@@ -561,6 +571,9 @@ impl Backtest {
         })
     }
 }
+
+/// Notable decisions kept in memory for the report (memory stays bounded on long runs).
+pub const RECORDS_KEPT: usize = 300;
 
 /// Decisions buffered before a write to the store.
 const FLUSH_EVERY: usize = 2048;

@@ -257,7 +257,7 @@ td:first-child,th:first-child{text-align:left}.log td{text-align:left;font-size:
         html,
         "<h2>Decision log</h2><p>The latest {} of {} decisions that traded, escalated, were vetoed or were not HOLD (every decision is in ia-agents.db).</p><table class=\"log\"><tr><th>time (UTC)</th><th>symbol</th><th>action</th><th>confidence</th><th>rounds</th><th>outcome</th><th>execution</th></tr>",
         outcome.records.len().min(LOG_ROWS),
-        outcome.records.len()
+        outcome.notable
     );
     for r in outcome.records.iter().rev().take(LOG_ROWS) {
         html.push_str(&log_row(r));

@@ -120,9 +120,36 @@ pub async fn assistant(args: AssistantArgs) -> anyhow::Result<()> {
             .with_context(|| format!("--param {p:?}: expected KEY=VALUE"))?;
         params.0.insert(k.trim().to_string(), v.trim().to_string());
     }
-    let analyst = analyst_for(args.role, &params, &risk)
-        .map_err(|e| anyhow::anyhow!("TradingAssistant {}: {e}", args.role))?
-        .expect("voting roles have an analyst");
+    let analyst: Box<dyn agent::roles::Analyst> = if args.role == Role::FundamentalAnalyst {
+        // the fundamental analyst reads the feeds of params.feeds, polled into its news book
+        let book = agent::roles::fundamental::NewsBook::default();
+        let feeds = params.list("feeds");
+        let every = Duration::from_secs_f64(
+            params
+                .number("pollSeconds", 300.0)
+                .map_err(|e| anyhow::anyhow!("TradingAssistant {}: {e}", args.role))?
+                .max(10.0),
+        );
+        let symbols = match &args.strategy_file {
+            Some(path) => {
+                let validator = protocol::crd::validate::ManifestValidator::new();
+                let strategy: Strategy = load_one(&validator, path, "Strategy")?;
+                strategy.spec.symbols
+            }
+            None => vec![],
+        };
+        if feeds.is_empty() || symbols.is_empty() {
+            tracing::warn!("no params.feeds or no symbols (--strategy-file): the fundamental analyst will abstain");
+        } else {
+            let poller = agent::news::NewsPoller::new(feeds, symbols, book.clone());
+            tokio::spawn(poller.run(every));
+        }
+        Box::new(agent::roles::fundamental::FundamentalAnalyst { news: book })
+    } else {
+        analyst_for(args.role, &params, &risk)
+            .map_err(|e| anyhow::anyhow!("TradingAssistant {}: {e}", args.role))?
+            .expect("voting roles have an analyst")
+    };
     let llm = match (&args.model, &args.ollama_url) {
         (Some(model), Some(url)) => Some(
             agent::llm::LlmReasoner::new(
@@ -225,7 +252,7 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         );
     };
     if args.replay.data.is_empty() {
-        bail!("--data FILE: the coordinator replays a candle file (live Binance streaming is `trading-agent run --local`)");
+        bail!("--data FILE: the coordinator replays a candle file; live market data is not wired in yet");
     }
     let mut team_config = TeamConfig::load(strategy_file, policy_file)?;
     if !args.replay.symbols.is_empty() {
