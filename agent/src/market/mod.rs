@@ -2,6 +2,7 @@
 //!
 //! - [`binance`]: Binance's REST klines (paginated, rate-limit aware);
 //! - [`bundled`]: real candles built into the binary for the local backtest;
+//! - [`stream`]: Binance's WebSocket kline streams with reconnects and REST back-fill;
 //! - [`file`]: replay from a candle file (our OHLCV CSV or Binance's kline CSV, optionally gzipped);
 //! - [`check`]: the sanity rules every source applies (monotonic time, finite positive prices, ...).
 
@@ -9,6 +10,7 @@ pub mod binance;
 pub mod bundled;
 pub mod check;
 pub mod file;
+pub mod stream;
 
 pub use check::{CandleChecker, CandleProblem};
 pub use file::{read_candles, CandleFileError};
