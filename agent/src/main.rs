@@ -44,6 +44,9 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Run the whole team in this process on live Binance data (`run --local`): warm up from the
+    /// REST API, then decide on each closed candle from the WebSocket streams, printing decisions.
+    Run(Box<commands::live::RunArgs>),
     /// Serve one role on NATS: heartbeat into the presence bucket and answer analyze requests
     /// (replicas of one assistant share them through a queue group).
     Assistant(Box<commands::team::AssistantArgs>),
@@ -135,6 +138,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
         }
         Command::Backtest(args) => runtime()?.block_on(commands::backtest::run(*args))?,
+        Command::Run(args) => runtime()?.block_on(commands::live::run(*args))?,
         Command::Assistant(args) => runtime()?.block_on(commands::team::assistant(*args))?,
         Command::Coordinator(args) => runtime()?.block_on(commands::team::coordinator(*args))?,
         Command::Train(args) => commands::train::train(args)?,

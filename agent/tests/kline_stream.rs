@@ -114,3 +114,136 @@ async fn survives_a_disconnect_without_losing_or_repeating_candles() {
     );
     assert!(connections.load(Ordering::SeqCst) >= 2, "it reconnected");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_local_warms_up_then_decides_on_live_candles() {
+    let now = chrono::Utc::now().timestamp_millis();
+    let current = now - now.rem_euclid(MINUTE);
+    let ws = warp::path("stream")
+        .and(warp::ws())
+        .map(move |ws: warp::ws::Ws| {
+            ws.on_upgrade(move |mut socket| async move {
+                for k in 0..4 {
+                    let _ = socket
+                        .send(warp::ws::Message::text(kline_frame(
+                            current + k * MINUTE,
+                            true,
+                        )))
+                        .await;
+                }
+                tokio::time::sleep(Duration::from_secs(30)).await;
+            })
+        });
+    let rest = warp::path!("api" / "v3" / "klines")
+        .and(warp::query::<HashMap<String, String>>())
+        .map(move |q: HashMap<String, String>| {
+            let start: i64 = q["startTime"].parse().unwrap();
+            let end: i64 = q.get("endTime").map_or(i64::MAX, |e| e.parse().unwrap());
+            let rows: Vec<_> = (0..1000)
+                .map(|i| start + i * MINUTE)
+                .take_while(|t| *t <= end && *t < current)
+                .map(|t| {
+                    let p = 100.0 + ((t / MINUTE) % 17) as f64 * 0.1;
+                    serde_json::json!([
+                        t,
+                        format!("{p}"),
+                        format!("{}", p + 0.5),
+                        format!("{}", p - 0.5),
+                        format!("{}", p + 0.1),
+                        "5.0",
+                        t + MINUTE - 1,
+                        "500",
+                        10,
+                        "2",
+                        "200",
+                        "0"
+                    ])
+                })
+                .collect();
+            warp::reply::json(&rows)
+        });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(warp::serve(ws.or(rest)).incoming(listener).run());
+
+    let dir = tempfile::tempdir().unwrap();
+    let sample = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../config/samples/strategy.yaml"
+    ))
+    .unwrap();
+    let strategy = dir.path().join("strategy.yaml");
+    std::fs::write(
+        &strategy,
+        sample
+            .replace("interval: 1h", "interval: 1m")
+            .replace("analysis: \"0 * * * *\"", "analysis: \"* * * * *\""),
+    )
+    .unwrap();
+    let out = dir.path().to_str().unwrap().to_string();
+    let output = tokio::task::block_in_place(|| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_trading-agent"))
+            .args([
+                "run",
+                "--local",
+                "--symbols",
+                "BTCUSDT",
+                "--warmup",
+                "60",
+                "--max-cycles",
+                "63",
+                "--json",
+            ])
+            .args(["--strategy-file", strategy.to_str().unwrap()])
+            .args([
+                "--policy-file",
+                concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/../config/samples/consensuspolicy.yaml"
+                ),
+            ])
+            .args([
+                "--rest-url",
+                &format!("http://{addr}"),
+                "--ws-url",
+                &format!("ws://{addr}"),
+                "--out",
+                &out,
+            ])
+            .output()
+            .unwrap()
+    });
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // 60 warm-up cycles are history (not printed); the live candles' decisions are
+    assert!(!lines.is_empty() && lines.len() <= 3, "{lines:?}");
+    assert!(lines
+        .iter()
+        .all(|l| l["decided_at"].as_i64().unwrap() > current));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("60 warm-up candles"));
+
+    let unknown = tokio::task::block_in_place(|| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_trading-agent"))
+            .args([
+                "run",
+                "--local",
+                "--symbols",
+                "DOGEUSDT",
+                "--rest-url",
+                &format!("http://{addr}/nope"),
+                "--out",
+                &out,
+            ])
+            .output()
+            .unwrap()
+    });
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("warming up DOGEUSDT"));
+}

@@ -158,8 +158,8 @@ pub struct Outcome {
 const TYPICAL_DAILY_MOVE: f64 = 0.035;
 
 /// No human watches a backtest: escalations time out at once (the policy's default action applies).
-struct NobodyWatching;
-impl EscalationResolver for NobodyWatching {
+pub struct EscalationsTimeOut;
+impl EscalationResolver for EscalationsTimeOut {
     async fn resolve(&self, _: &Escalation) -> Resolution {
         Resolution::TimedOut
     }
@@ -222,8 +222,16 @@ impl Backtest {
         progress: impl FnMut(u64, u64),
     ) -> Result<Outcome, BacktestError> {
         let (team, voters) = self.local_team()?;
-        self.replay(&team, &NobodyWatching, voters, store, |_| {}, progress)
-            .await
+        self.replay(
+            None,
+            &team,
+            &EscalationsTimeOut,
+            voters,
+            store,
+            |_| {},
+            progress,
+        )
+        .await
     }
 
     /// Replays the candles through any transport (the local team, or assistants over the bus):
@@ -231,6 +239,7 @@ impl Backtest {
     /// `on_decision` sees every decision as it is made.
     pub async fn replay<T: Transport, E: EscalationResolver>(
         &self,
+        live: Option<tokio::sync::mpsc::Receiver<crate::market::stream::SymbolCandle>>,
         transport: &T,
         escalations: &E,
         mut voters: Vec<Voter>,
@@ -309,7 +318,6 @@ impl Backtest {
                 })?,
             );
         }
-        let mut cursors = vec![0usize; self.series.len()];
         let mut curve = Vec::with_capacity(timeline.len());
         let mut records = std::collections::VecDeque::with_capacity(RECORDS_KEPT);
         let mut notable = 0u64;
@@ -323,10 +331,19 @@ impl Backtest {
         };
         let mut pending_decisions: Vec<Decision> = Vec::with_capacity(FLUSH_EVERY);
         let mut pending_orders: Vec<OrderRecord> = Vec::new();
-        for &t in &timeline {
+        let mut feed = Feed {
+            series: &self.series,
+            timeline: &timeline,
+            next: 0,
+            cursors: vec![0usize; self.series.len()],
+            live,
+        };
+        let mut last_t = timeline[0];
+        while let Some((t, step)) = feed.next().await {
             if self.max_cycles.is_some_and(|max| cycles >= max) {
                 break;
             }
+            last_t = t;
             standing.record(t, exchange.equity().to_f64().unwrap_or(0.0));
             let close_time = t + self.interval_ms;
             let scheduled = analysis.fires_within(t, close_time);
@@ -340,12 +357,9 @@ impl Backtest {
                     learning_updates += 1;
                 }
             }
-            for (s, series) in self.series.iter().enumerate() {
-                let Some(candle) = series.candles.get(cursors[s]).filter(|c| c.open_time == t)
-                else {
-                    continue;
-                };
-                cursors[s] += 1;
+            for (s, candle) in step {
+                let candle = &candle;
+                let series = &self.series[s];
                 done += 1;
                 let values = indicators[s].update(candle);
                 let alert = detectors[s].update(candle).is_some();
@@ -497,7 +511,7 @@ impl Backtest {
             .map(|v| (v.assistant.clone(), v.weight))
             .collect();
         if let Some(store) = store {
-            let at = timeline[timeline.len() - 1];
+            let at = last_t;
             store.save_weights(&name, at, &weights).await?;
             let positions: Vec<(String, String, String)> = exchange
                 .positions()
@@ -613,6 +627,47 @@ fn order_record(
             status: "REJECTED",
             reason: rejection.to_string(),
         },
+    }
+}
+
+/// Time steps to process: the loaded candles (grouped by open time), then live candles one by one.
+struct Feed<'a> {
+    series: &'a [Series],
+    timeline: &'a [i64],
+    next: usize,
+    cursors: Vec<usize>,
+    live: Option<tokio::sync::mpsc::Receiver<crate::market::stream::SymbolCandle>>,
+}
+
+impl Feed<'_> {
+    /// The next open time and the candles (by series index) that opened then.
+    async fn next(&mut self) -> Option<(i64, Vec<(usize, Candle)>)> {
+        if let Some(&t) = self.timeline.get(self.next) {
+            self.next += 1;
+            let mut step = Vec::with_capacity(self.series.len());
+            for (s, series) in self.series.iter().enumerate() {
+                if let Some(c) = series
+                    .candles
+                    .get(self.cursors[s])
+                    .filter(|c| c.open_time == t)
+                {
+                    self.cursors[s] += 1;
+                    step.push((s, *c));
+                }
+            }
+            return Some((t, step));
+        }
+        let live = self.live.as_mut()?;
+        loop {
+            let sc = live.recv().await?;
+            if let Some(s) = self
+                .series
+                .iter()
+                .position(|series| series.symbol == sc.symbol)
+            {
+                return Some((sc.candle.open_time, vec![(s, sc.candle)]));
+            }
+        }
     }
 }
 

@@ -3,5 +3,6 @@
 pub mod audit;
 pub mod backtest;
 pub mod data;
+pub mod live;
 pub mod team;
 pub mod train;

@@ -398,6 +398,7 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
     };
     let outcome = backtest
         .replay(
+            None,
             &transport,
             &escalations,
             voters,

@@ -1,0 +1,207 @@
+//! `trading-agent run --local`: the whole team in one process on live Binance data: a warm-up of
+//! recent candles from the REST API, then closed candles from the WebSocket streams as they come,
+//! each decision printed as it is made.
+
+use agent::backtest::{default_team, Backtest, EscalationsTimeOut, Series};
+use agent::config::TeamConfig;
+use agent::market::binance::{BinanceRest, MAINNET};
+use agent::market::stream::{KlineStream, MAINNET_WS};
+use agent::store::Store;
+use anyhow::{bail, Context};
+use clap::Args;
+use protocol::crd::Interval;
+use serde_json::json;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Run the team in this process (the only mode of `run`; in a cluster the operator runs one role per pod).
+    #[arg(long)]
+    local: bool,
+    /// Strategy manifest (default: the built-in sample).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "IA_STRATEGY_FILE",
+        requires = "policy_file"
+    )]
+    strategy_file: Option<PathBuf>,
+    /// ConsensusPolicy manifest (default: the built-in sample).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "IA_POLICY_FILE",
+        requires = "strategy_file"
+    )]
+    policy_file: Option<PathBuf>,
+    /// Symbols, comma-separated (default: the Strategy's).
+    #[arg(long, value_delimiter = ',', env = "IA_SYMBOLS")]
+    symbols: Vec<String>,
+    /// Candle interval (default: the Strategy's).
+    #[arg(long, env = "IA_INTERVAL")]
+    interval: Option<Interval>,
+    /// Candles of history to warm the indicators up with.
+    #[arg(long, default_value_t = 200, env = "IA_WARMUP")]
+    warmup: u32,
+    /// Binance REST base URL.
+    #[arg(long, value_name = "URL", default_value = MAINNET, env = "IA_BINANCE_URL")]
+    rest_url: String,
+    /// Binance WebSocket base URL.
+    #[arg(long, value_name = "URL", default_value = MAINNET_WS, env = "IA_BINANCE_WS_URL")]
+    ws_url: String,
+    /// Stop after this many cycles (warm-up included).
+    #[arg(long, env = "IA_MAX_CYCLES")]
+    max_cycles: Option<u64>,
+    /// Print each decision as one JSON line.
+    #[arg(long, env = "IA_JSON")]
+    json: bool,
+    /// Directory for ia-agents.db.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "ia-agents-out",
+        env = "IA_OUT"
+    )]
+    out: PathBuf,
+}
+
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    if !args.local {
+        bail!("`run` needs --local (the team in this process); in a cluster, apply the manifests and let the operator run it");
+    }
+    let mut team_config = match (&args.strategy_file, &args.policy_file) {
+        (Some(s), Some(p)) => TeamConfig::load(s, p)?,
+        _ => TeamConfig::builtin()?,
+    };
+    let mut patch = serde_json::Map::new();
+    if !args.symbols.is_empty() {
+        patch.insert("symbols".into(), json!(args.symbols));
+    }
+    if let Some(i) = args.interval {
+        patch.insert("interval".into(), json!(i.as_str()));
+    }
+    team_config = team_config.with_overrides(serde_json::Value::Object(patch), json!({}))?;
+    let interval = team_config.strategy.spec.interval;
+    let symbols = team_config.strategy.spec.symbols.clone();
+    let rest = BinanceRest::new(&args.rest_url);
+    let now = chrono::Utc::now().timestamp_millis();
+    let to = now - now.rem_euclid(interval.millis());
+    let from = to - i64::from(args.warmup.max(50)) * interval.millis();
+    let mut series = Vec::new();
+    for symbol in &symbols {
+        let mut candles = Vec::new();
+        rest.klines_range(
+            symbol,
+            interval.millis(),
+            interval.as_str(),
+            from,
+            to,
+            |page| {
+                candles.extend_from_slice(page);
+                Ok(())
+            },
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "warming up {symbol} {interval} from {} (is the network or the symbol reachable?)",
+                args.rest_url
+            )
+        })?;
+        if candles.is_empty() {
+            bail!(
+                "{}: no {symbol} {interval} candles for the warm-up",
+                args.rest_url
+            );
+        }
+        eprintln!("{symbol}: {} warm-up candles", candles.len());
+        series.push(Series {
+            symbol: symbol.clone(),
+            candles,
+        });
+    }
+    let since: HashMap<String, i64> = series
+        .iter()
+        .filter_map(|s| s.candles.last().map(|c| (s.symbol.clone(), c.open_time)))
+        .collect();
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let store = Store::connect(&format!(
+        "sqlite://{}",
+        args.out.join("ia-agents.db").display()
+    ))
+    .await?;
+    let backtest = Backtest {
+        team_config,
+        team: default_team(),
+        series,
+        interval_ms: interval.millis(),
+        max_cycles: args.max_cycles,
+        llm: None,
+        forecaster: None,
+    };
+    let (team, voters) = backtest.local_team()?;
+    let (tx, rx) = tokio::sync::mpsc::channel(256);
+    let stream = KlineStream {
+        ws_url: args.ws_url.clone(),
+        rest: rest.clone(),
+        symbols: symbols.clone(),
+        interval: interval.as_str().to_string(),
+        interval_ms: interval.millis(),
+        idle_timeout: Duration::from_secs(300),
+        max_backoff: Duration::from_secs(60),
+    };
+    let streaming = tokio::spawn(stream.run(since, tx));
+    let stopper = streaming.abort_handle();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        eprintln!("stopping: finishing the current cycle");
+        stopper.abort(); // the feed ends, the team flushes and reports
+    });
+    eprintln!(
+        "live on {} ({interval}); decisions follow, Ctrl-C stops",
+        symbols.join(", ")
+    );
+    let json_lines = args.json;
+    let outcome = backtest
+        .replay(
+            Some(rx),
+            &team,
+            &EscalationsTimeOut,
+            voters,
+            Some(&store),
+            |d| {
+                if d.decided_at <= to {
+                    return; // warm-up history
+                }
+                if json_lines {
+                    println!("{}", super::team::decision_line(d));
+                } else {
+                    println!(
+                        "{} {} {} {} confidence {:.2} ({} rounds{}{})",
+                        agent::backtest::report::utc(d.decided_at),
+                        d.symbol,
+                        d.action,
+                        d.price,
+                        d.confidence,
+                        d.rounds.len(),
+                        if d.escalated { ", escalated" } else { "" },
+                        if d.vetoed { ", vetoed" } else { "" },
+                    );
+                }
+            },
+            |_, _| {},
+        )
+        .await?;
+    streaming.abort();
+    eprintln!(
+        "{} cycles over {} candles; equity {:.2}; every decision is in {}",
+        outcome.cycles,
+        outcome.candles,
+        outcome.figures.final_equity,
+        store.name()
+    );
+    Ok(())
+}
