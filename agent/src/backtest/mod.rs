@@ -157,6 +157,13 @@ pub struct Outcome {
 /// horizons); a constant rather than an estimate from the data, so a replay never looks ahead.
 const TYPICAL_DAILY_MOVE: f64 = 0.035;
 
+/// Who decides in a replay: the transport to the voters, where escalations go, and the voters.
+pub struct ReplayTeam<'a, T, E> {
+    pub transport: &'a T,
+    pub escalations: &'a E,
+    pub voters: Vec<Voter>,
+}
+
 /// No human watches a backtest: escalations time out at once (the policy's default action applies).
 pub struct EscalationsTimeOut;
 impl EscalationResolver for EscalationsTimeOut {
@@ -222,16 +229,12 @@ impl Backtest {
         progress: impl FnMut(u64, u64),
     ) -> Result<Outcome, BacktestError> {
         let (team, voters) = self.local_team()?;
-        self.replay(
-            None,
-            &team,
-            &EscalationsTimeOut,
+        let team = ReplayTeam {
+            transport: &team,
+            escalations: &EscalationsTimeOut,
             voters,
-            store,
-            |_| {},
-            progress,
-        )
-        .await
+        };
+        self.replay(None, team, store, |_| {}, progress).await
     }
 
     /// Replays the candles through any transport (the local team, or assistants over the bus):
@@ -240,13 +243,16 @@ impl Backtest {
     pub async fn replay<T: Transport, E: EscalationResolver>(
         &self,
         live: Option<tokio::sync::mpsc::Receiver<crate::market::stream::SymbolCandle>>,
-        transport: &T,
-        escalations: &E,
-        mut voters: Vec<Voter>,
+        team: ReplayTeam<'_, T, E>,
         store: Option<&Store>,
         mut on_decision: impl FnMut(&Decision),
         mut progress: impl FnMut(u64, u64),
     ) -> Result<Outcome, BacktestError> {
+        let ReplayTeam {
+            transport,
+            escalations,
+            mut voters,
+        } = team;
         let strategy = &self.team_config.strategy;
         let name = strategy.metadata.name.clone().unwrap_or_default();
         let spec = &strategy.spec;

@@ -168,9 +168,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let outcome = backtest
         .replay(
             Some(rx),
-            &team,
-            &EscalationsTimeOut,
-            voters,
+            agent::backtest::ReplayTeam {
+                transport: &team,
+                escalations: &EscalationsTimeOut,
+                voters,
+            },
             Some(&store),
             |d| {
                 if d.decided_at <= to {

@@ -399,9 +399,11 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
     let outcome = backtest
         .replay(
             None,
-            &transport,
-            &escalations,
-            voters,
+            agent::backtest::ReplayTeam {
+                transport: &transport,
+                escalations: &escalations,
+                voters,
+            },
             store.as_ref(),
             |d| {
                 if let Some(events) = &events {
