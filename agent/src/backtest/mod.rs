@@ -337,6 +337,8 @@ impl Backtest {
         };
         let mut pending_decisions: Vec<Decision> = Vec::with_capacity(FLUSH_EVERY);
         let mut pending_orders: Vec<OrderRecord> = Vec::new();
+        // live decisions are written as they are made; a replay batches them
+        let flush_every = if live.is_some() { 1 } else { FLUSH_EVERY };
         let mut feed = Feed {
             series: &self.series,
             timeline: &timeline,
@@ -487,7 +489,7 @@ impl Backtest {
                 }
                 on_decision(&decision);
                 pending_decisions.push(decision);
-                if pending_decisions.len() >= FLUSH_EVERY {
+                if pending_decisions.len() >= flush_every {
                     flush(
                         store,
                         &name,

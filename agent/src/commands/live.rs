@@ -67,6 +67,65 @@ pub struct RunArgs {
     out: PathBuf,
 }
 
+/// Recent closed candles of every symbol from the REST API, and the start of the interval now forming.
+pub async fn warm_up(
+    rest: &BinanceRest,
+    rest_url: &str,
+    symbols: &[String],
+    interval: Interval,
+    warmup: u32,
+) -> anyhow::Result<(Vec<Series>, i64)> {
+    let now = chrono::Utc::now().timestamp_millis();
+    let to = now - now.rem_euclid(interval.millis());
+    let from = to - i64::from(warmup.max(50)) * interval.millis();
+    let mut series = Vec::new();
+    for symbol in symbols {
+        let mut candles = Vec::new();
+        rest.klines_range(symbol, interval.millis(), interval.as_str(), from, to, |page| {
+            candles.extend_from_slice(page);
+            Ok(())
+        })
+        .await
+        .with_context(|| format!("warming up {symbol} {interval} from {rest_url} (is the network or the symbol reachable?)"))?;
+        if candles.is_empty() {
+            bail!("{rest_url}: no {symbol} {interval} candles for the warm-up");
+        }
+        eprintln!("{symbol}: {} warm-up candles", candles.len());
+        series.push(Series {
+            symbol: symbol.clone(),
+            candles,
+        });
+    }
+    Ok((series, to))
+}
+
+/// The live kline feed after a warm-up: closed candles of every symbol from the WebSocket streams.
+pub fn live_feed(
+    rest: &BinanceRest,
+    ws_url: &str,
+    series: &[Series],
+    interval: Interval,
+) -> (
+    tokio::task::JoinHandle<()>,
+    tokio::sync::mpsc::Receiver<agent::market::stream::SymbolCandle>,
+) {
+    let since: HashMap<String, i64> = series
+        .iter()
+        .filter_map(|s| s.candles.last().map(|c| (s.symbol.clone(), c.open_time)))
+        .collect();
+    let (tx, rx) = tokio::sync::mpsc::channel(256);
+    let stream = KlineStream {
+        ws_url: ws_url.to_string(),
+        rest: rest.clone(),
+        symbols: series.iter().map(|s| s.symbol.clone()).collect(),
+        interval: interval.as_str().to_string(),
+        interval_ms: interval.millis(),
+        idle_timeout: Duration::from_secs(300),
+        max_backoff: Duration::from_secs(60),
+    };
+    (tokio::spawn(stream.run(since, tx)), rx)
+}
+
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     if !args.local {
         bail!("`run` needs --local (the team in this process); in a cluster, apply the manifests and let the operator run it");
@@ -86,46 +145,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let interval = team_config.strategy.spec.interval;
     let symbols = team_config.strategy.spec.symbols.clone();
     let rest = BinanceRest::new(&args.rest_url);
-    let now = chrono::Utc::now().timestamp_millis();
-    let to = now - now.rem_euclid(interval.millis());
-    let from = to - i64::from(args.warmup.max(50)) * interval.millis();
-    let mut series = Vec::new();
-    for symbol in &symbols {
-        let mut candles = Vec::new();
-        rest.klines_range(
-            symbol,
-            interval.millis(),
-            interval.as_str(),
-            from,
-            to,
-            |page| {
-                candles.extend_from_slice(page);
-                Ok(())
-            },
-        )
-        .await
-        .with_context(|| {
-            format!(
-                "warming up {symbol} {interval} from {} (is the network or the symbol reachable?)",
-                args.rest_url
-            )
-        })?;
-        if candles.is_empty() {
-            bail!(
-                "{}: no {symbol} {interval} candles for the warm-up",
-                args.rest_url
-            );
-        }
-        eprintln!("{symbol}: {} warm-up candles", candles.len());
-        series.push(Series {
-            symbol: symbol.clone(),
-            candles,
-        });
-    }
-    let since: HashMap<String, i64> = series
-        .iter()
-        .filter_map(|s| s.candles.last().map(|c| (s.symbol.clone(), c.open_time)))
-        .collect();
+    let (series, to) = warm_up(&rest, &args.rest_url, &symbols, interval, args.warmup).await?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let store = Store::connect(&format!(
@@ -143,17 +163,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         forecaster: None,
     };
     let (team, voters) = backtest.local_team()?;
-    let (tx, rx) = tokio::sync::mpsc::channel(256);
-    let stream = KlineStream {
-        ws_url: args.ws_url.clone(),
-        rest: rest.clone(),
-        symbols: symbols.clone(),
-        interval: interval.as_str().to_string(),
-        interval_ms: interval.millis(),
-        idle_timeout: Duration::from_secs(300),
-        max_backoff: Duration::from_secs(60),
-    };
-    let streaming = tokio::spawn(stream.run(since, tx));
+    let (streaming, rx) = live_feed(&rest, &args.ws_url, &backtest.series, interval);
     let stopper = streaming.abort_handle();
     tokio::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;

@@ -206,6 +206,15 @@ pub struct CoordinatorArgs {
     /// needs --db. Mutating routes take the bearer token in IA_API_TOKEN.
     #[arg(long, value_name = "ADDR", env = "IA_LISTEN", requires = "db")]
     listen: Option<std::net::SocketAddr>,
+    /// Without --data: Binance REST base URL for the warm-up.
+    #[arg(long, value_name = "URL", default_value = agent::market::binance::MAINNET, env = "IA_BINANCE_URL")]
+    rest_url: String,
+    /// Without --data: Binance WebSocket base URL for live candles.
+    #[arg(long, value_name = "URL", default_value = agent::market::stream::MAINNET_WS, env = "IA_BINANCE_WS_URL")]
+    ws_url: String,
+    /// Without --data: candles of history to warm the indicators up with.
+    #[arg(long, default_value_t = 200, env = "IA_WARMUP")]
+    warmup: u32,
     /// How long to wait for the policy's voters to be present before starting.
     #[arg(
         long,
@@ -251,9 +260,6 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
             "the coordinator needs --strategy-file and --policy-file (the manifests the team runs)"
         );
     };
-    if args.replay.data.is_empty() {
-        bail!("--data FILE: the coordinator replays a candle file; live market data is not wired in yet");
-    }
     let mut team_config = TeamConfig::load(strategy_file, policy_file)?;
     if !args.replay.symbols.is_empty() {
         team_config =
@@ -266,7 +272,48 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_default();
     let policy = team_config.policy.spec.clone();
-    let Prepared { mut backtest, info } = prepare(&args.replay, team_config)?;
+    // replay a file, or warm up from Binance and go on with live candles
+    let (mut backtest, info, live, streaming) = if args.replay.data.is_empty() {
+        let interval = args
+            .replay
+            .interval
+            .unwrap_or(team_config.strategy.spec.interval);
+        team_config.strategy.spec.interval = interval;
+        let rest = agent::market::binance::BinanceRest::new(&args.rest_url);
+        let symbols = team_config.strategy.spec.symbols.clone();
+        let (series, _) =
+            super::live::warm_up(&rest, &args.rest_url, &symbols, interval, args.warmup).await?;
+        let (streaming, rx) = super::live::live_feed(&rest, &args.ws_url, &series, interval);
+        let stopper = streaming.abort_handle();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            stopper.abort(); // the feed ends; the cycle in flight completes and everything is flushed
+        });
+        let info = agent::backtest::report::RunInfo {
+            strategy: name.clone(),
+            symbols,
+            interval: interval.to_string(),
+            data: vec![format!("{} (live)", args.ws_url)],
+            capital: team_config.strategy.spec.capital,
+            fee_rate: 0.0,
+            slippage_bps: 0.0,
+            policy: serde_json::to_value(&team_config.policy.spec)?,
+            wall_seconds: 0.0,
+        };
+        let backtest = agent::backtest::Backtest {
+            team_config,
+            team: agent::backtest::default_team(),
+            series,
+            interval_ms: interval.millis(),
+            max_cycles: None,
+            llm: None,
+            forecaster: None,
+        };
+        (backtest, info, Some(rx), Some(streaming))
+    } else {
+        let Prepared { backtest, info } = prepare(&args.replay, team_config)?;
+        (backtest, info, None, None)
+    };
     backtest.max_cycles = args.max_cycles;
     let subjects = Subjects::new(&args.bus.namespace, &name)?;
     let bus = NatsBus::connect(&args.bus.nats).await?;
@@ -398,7 +445,7 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
     };
     let outcome = backtest
         .replay(
-            None,
+            live,
             agent::backtest::ReplayTeam {
                 transport: &transport,
                 escalations: &escalations,
@@ -415,6 +462,9 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         )
         .await?;
     drop(tx);
+    if let Some(streaming) = streaming {
+        streaming.abort();
+    }
     let published = publisher
         .await
         .context("the decision publisher stopped")??;
