@@ -73,8 +73,9 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-async fn team<B: Bus>(bus: &B, subjects: &Subjects) {
-    for role in Role::DEFAULT_VOTERS {
+/// The five voters, each on its own bus handle (its own connection on NATS, as separate pods have).
+async fn team<B: Bus>(buses: &[B], subjects: &Subjects) {
+    for (role, bus) in Role::DEFAULT_VOTERS.into_iter().zip(buses) {
         let analyst = analyst_for(role, &Default::default(), &RiskSpec::default())
             .unwrap()
             .unwrap();
@@ -94,9 +95,9 @@ async fn team<B: Bus>(bus: &B, subjects: &Subjects) {
     }
 }
 
-async fn measure<B: Bus>(name: &str, bus: B, cycles: usize) {
+async fn measure<B: Bus>(name: &str, bus: B, assistants: Vec<B>, cycles: usize) {
     let subjects = Subjects::new("bench", "bench").unwrap();
-    team(&bus, &subjects).await;
+    team(&assistants, &subjects).await;
     let voters = loop {
         let v = voters_from_presence(
             &bus.present(subjects.presence_scope()).await.unwrap(),
@@ -166,7 +167,7 @@ async fn floor(bus: &NatsBus, n: usize) {
     let mut requests = bus.serve("bench.echo", "echo").await.unwrap();
     tokio::spawn(async move {
         while let Some(r) = requests.recv().await {
-            let m = r.message.clone();
+            let m = Message::clone(&r.message);
             let _ = r.reply(m).await;
         }
     });
@@ -205,7 +206,15 @@ fn main() {
     // `cargo test --benches` runs this binary with --bench absent: keep that a quick smoke run
     let quick = !std::env::args().any(|a| a == "--bench");
     let cycles = if quick { 20 } else { 2000 };
-    runtime.block_on(measure("memory", MemoryBus::new(), cycles * 5));
+    // the in-memory bus runs as the local mode runs it: one thread, no cross-thread wake-ups
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let bus = MemoryBus::new();
+            measure("memory", bus.clone(), vec![bus; 5], cycles * 5).await
+        });
     let binary = std::env::var("IA_TEST_NATS_SERVER").unwrap_or_else(|_| "nats-server".into());
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -227,11 +236,14 @@ fn main() {
         std::thread::sleep(Duration::from_millis(20));
     }
     runtime.block_on(async {
-        let bus = NatsBus::connect(&format!("nats://127.0.0.1:{port}"))
-            .await
-            .unwrap();
+        let url = format!("nats://127.0.0.1:{port}");
+        let bus = NatsBus::connect(&url).await.unwrap();
         floor(&bus, cycles * 5).await;
-        measure("nats", bus, cycles).await;
+        let mut assistants = Vec::new();
+        for _ in 0..5 {
+            assistants.push(NatsBus::connect(&url).await.unwrap());
+        }
+        measure("nats", bus, assistants, cycles).await;
     });
     let _ = server.kill();
 }

@@ -77,7 +77,7 @@ impl<B: Bus> AssistantService<B> {
                 _ = &mut shutdown => break,
                 request = requests.recv() => {
                     let Some(incoming) = request else { break };
-                    match &incoming.message {
+                    match incoming.message.as_ref() {
                         Message::RoundRequest(r) if r.strategy == self.strategy => {
                             let judgement = self.analyst.judge(r, &self.assistant);
                             let (judgement, llm) = match &self.llm {

@@ -56,6 +56,30 @@ impl MemoryBus {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A request whose message is shared with the other recipients of its round.
+    async fn request_shared(
+        &self,
+        subject: &str,
+        message: Arc<Message>,
+        timeout: Duration,
+    ) -> Result<Option<Message>, BusError> {
+        let Some(member) = self.pick(subject) else {
+            return Ok(None); // no responders
+        };
+        let (tx, rx) = oneshot::channel();
+        let incoming = Incoming {
+            message,
+            reply: Replier::Memory(tx),
+        };
+        if member.send(incoming).await.is_err() {
+            return Ok(None);
+        }
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(reply)) => Ok(Some(reply)),
+            _ => Ok(None),
+        }
+    }
+
     /// One live member of the first queue group of `subject`, round-robin.
     fn pick(&self, subject: &str) -> Option<mpsc::Sender<Incoming>> {
         let mut inner = self.lock();
@@ -76,21 +100,21 @@ impl Bus for MemoryBus {
         message: &Message,
         timeout: Duration,
     ) -> Result<Option<Message>, BusError> {
-        let Some(member) = self.pick(subject) else {
-            return Ok(None); // no responders
-        };
-        let (tx, rx) = oneshot::channel();
-        let incoming = Incoming {
-            message: message.clone(),
-            reply: Replier::Memory(tx),
-        };
-        if member.send(incoming).await.is_err() {
-            return Ok(None);
-        }
-        match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(reply)) => Ok(Some(reply)),
-            _ => Ok(None),
-        }
+        self.request_shared(subject, Arc::new(message.clone()), timeout)
+            .await
+    }
+
+    async fn request_all(
+        &self,
+        subjects: &[String],
+        message: &Message,
+        timeout: Duration,
+    ) -> Vec<Result<Option<Message>, BusError>> {
+        let shared = Arc::new(message.clone());
+        let asks = subjects
+            .iter()
+            .map(|s| self.request_shared(s, shared.clone(), timeout));
+        futures::future::join_all(asks).await
     }
 
     async fn serve(

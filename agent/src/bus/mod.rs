@@ -44,7 +44,8 @@ pub enum BusError {
 /// A request received by a server, to be answered once.
 #[derive(Debug)]
 pub struct Incoming {
-    pub message: Message,
+    /// Shared: the in-memory bus hands every recipient the same message.
+    pub message: std::sync::Arc<Message>,
     reply: Replier,
 }
 
@@ -88,6 +89,20 @@ pub trait Bus: Clone + Send + Sync + 'static {
         message: &Message,
         timeout: Duration,
     ) -> impl Future<Output = Result<Option<Message>, BusError>> + Send;
+
+    /// Sends the same request to several subjects at once (a round's voters); the answers come back
+    /// in the order of `subjects`. The NATS bus encodes the message once for all of them.
+    fn request_all(
+        &self,
+        subjects: &[String],
+        message: &Message,
+        timeout: Duration,
+    ) -> impl Future<Output = Vec<Result<Option<Message>, BusError>>> + Send {
+        let asks = subjects
+            .iter()
+            .map(move |s| self.request(s, message, timeout));
+        futures::future::join_all(asks)
+    }
 
     /// Serves `subject` as a member of `queue`: each request goes to one member only.
     fn serve(

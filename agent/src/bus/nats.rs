@@ -113,6 +113,38 @@ impl Bus for NatsBus {
         }
     }
 
+    async fn request_all(
+        &self,
+        subjects: &[String],
+        message: &Message,
+        timeout: Duration,
+    ) -> Vec<Result<Option<Message>, BusError>> {
+        // encoded once for the whole round
+        let payload: bytes::Bytes = encode(message).into();
+        let asks = subjects.iter().map(|subject| {
+            let request = async_nats::Request::new()
+                .payload(payload.clone())
+                .timeout(Some(timeout));
+            async move {
+                match self.client.send_request(subject.to_string(), request).await {
+                    Ok(reply) => match decode(&reply.payload) {
+                        Ok(m) => Ok(Some(m)),
+                        Err(e) => {
+                            rejected(subject, &e);
+                            Ok(None)
+                        }
+                    },
+                    Err(e) => match e.kind() {
+                        async_nats::RequestErrorKind::TimedOut
+                        | async_nats::RequestErrorKind::NoResponders => Ok(None),
+                        _ => Err(nats_error(subject, e)),
+                    },
+                }
+            }
+        });
+        futures::future::join_all(asks).await
+    }
+
     async fn serve(
         &self,
         subject: &str,
@@ -142,7 +174,11 @@ impl Bus for NatsBus {
                     },
                     None => Replier::Nobody,
                 };
-                if tx.send(Incoming { message, reply }).await.is_err() {
+                let incoming = Incoming {
+                    message: std::sync::Arc::new(message),
+                    reply,
+                };
+                if tx.send(incoming).await.is_err() {
                     break;
                 }
             }

@@ -18,16 +18,12 @@ pub struct BusTransport<B: Bus> {
 impl<B: Bus> Transport for BusTransport<B> {
     async fn ask(&self, voters: &[Voter], request: &RoundRequest) -> Vec<Opinion> {
         let message = Message::RoundRequest(Box::new(request.clone()));
-        let asks = voters.iter().map(|v| {
-            let subject = self.subjects.analyze(v.role);
-            let message = &message;
-            async move {
-                self.bus
-                    .request(&subject, message, self.round_timeout)
-                    .await
-            }
-        });
-        futures::future::join_all(asks)
+        let subjects: Vec<String> = voters
+            .iter()
+            .map(|v| self.subjects.analyze(v.role))
+            .collect();
+        self.bus
+            .request_all(&subjects, &message, self.round_timeout)
             .await
             .into_iter()
             .filter_map(|reply| match reply {

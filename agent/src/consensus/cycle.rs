@@ -188,8 +188,16 @@ impl Cycle {
             Verdict::NoQuorum { .. } | Verdict::Split { .. } => Step::NextRound(self.round + 1),
         };
         self.tallies.push(t);
-        self.transcript.extend(opinions.iter().cloned());
-        self.previous = opinions;
+        // the next round's debate: each opinion's action, confidence and reasoning (its evidence
+        // stays in the transcript), which keeps debate requests small on the wire
+        self.previous = opinions
+            .iter()
+            .map(|o| Opinion {
+                evidence: Default::default(),
+                ..o.clone()
+            })
+            .collect();
+        self.transcript.extend(opinions);
         if let Step::NextRound(next) = step {
             self.round = next;
         }
