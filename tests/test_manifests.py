@@ -87,3 +87,28 @@ def test_kustomizations_list_existing_files():
     for kustomization in (ROOT / "config").rglob("kustomization.yaml"):
         for resource in yaml.safe_load(kustomization.read_text())["resources"]:
             assert (kustomization.parent / resource).exists(), f"{kustomization}: {resource} is missing"
+
+
+def rendered():
+    """What `trading-operator render` produces for config/samples (the operator's dry run)."""
+    import subprocess
+
+    binary = ROOT / "target" / "debug" / "trading-operator"
+    files = sorted(str(p) for p in (ROOT / "config" / "samples").glob("*.yaml") if p.name != "kustomization.yaml")
+    out = subprocess.run([str(binary), "render", *sum((["-f", f] for f in files), [])],
+                         check=True, capture_output=True, text=True).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+RENDERED = rendered()
+
+
+def test_render_produces_the_whole_team():
+    kinds = [d["kind"] for d in RENDERED]
+    assert kinds.count("Deployment") == 8  # the coordinator and seven assistants
+    assert kinds.count("StatefulSet") == 2  # managed NATS and Postgres
+
+
+@pytest.mark.parametrize("doc", RENDERED, ids=[f'{d["kind"]}/{d["metadata"]["name"]}' for d in RENDERED])
+def test_rendered_object_is_valid(doc):
+    kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)

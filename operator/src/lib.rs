@@ -6,3 +6,5 @@
 
 pub mod crdgen;
 pub mod manifests;
+pub mod render;
+pub mod resources;

@@ -22,6 +22,14 @@ enum Command {
         #[arg(long, value_name = "DIR", env = "IA_CRDS_OUT_DIR")]
         out_dir: Option<PathBuf>,
     },
+    /// Print, as YAML, every object the operator would create for the given custom resources
+    /// (Deployments, StatefulSets, Services, ConfigMaps, NetworkPolicies, Jobs): a dry run for
+    /// GitOps reviews. A managed Postgres's password Secret is generated in the cluster, not here.
+    Render {
+        /// YAML files with Strategies, their ConsensusPolicies and TradingAssistants.
+        #[arg(short = 'f', long = "filename", value_name = "FILE", required = true, num_args = 1..)]
+        files: Vec<PathBuf>,
+    },
     /// Validate manifests offline against the CRDs of this build, as an API server would (schema,
     /// defaults, unknown fields, CEL rules). Objects of other API groups are skipped. Exits 1 when any
     /// ia-agents object is invalid, naming the file, the object and each field at fault.
@@ -46,6 +54,18 @@ fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("writing CRDs into {}", dir.display()))?
             {
                 eprintln!("wrote {path}");
+            }
+        }
+        Command::Render { files } => {
+            let mut docs = Vec::new();
+            for file in &files {
+                docs.extend(operator::manifests::read_documents(file)?);
+            }
+            for object in operator::render::render(&docs)? {
+                print!(
+                    "---\n{}",
+                    serde_yaml::to_string(&object).context("printing YAML")?
+                );
             }
         }
         Command::Validate { files } => {

@@ -407,6 +407,39 @@ pub fn routes(
         .unify()
 }
 
+/// Health and metrics only, for processes without the full API (assistants): `/healthz`, `/readyz`
+/// (ready once `ready` is set) and `/metrics`.
+pub async fn serve_health(
+    addr: std::net::SocketAddr,
+    ready: Arc<AtomicBool>,
+) -> std::io::Result<std::net::SocketAddr> {
+    let healthz =
+        warp::path!("healthz").map(|| warp::reply::json(&json!({"status": "ok"})).into_response());
+    let readyz = warp::path!("readyz").map(move || {
+        if ready.load(Ordering::Relaxed) {
+            warp::reply::json(&json!({"status": "ready"})).into_response()
+        } else {
+            error(StatusCode::SERVICE_UNAVAILABLE, None, "not ready")
+        }
+    });
+    let metrics = warp::path!("metrics").map(|| {
+        let mut text = String::new();
+        match prometheus::TextEncoder::new().encode_utf8(&prometheus::gather(), &mut text) {
+            Ok(()) => warp::reply::with_header(text, "content-type", "text/plain; version=0.0.4")
+                .into_response(),
+            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, None, e.to_string()),
+        }
+    });
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    tokio::spawn(
+        warp::serve(warp::get().and(healthz.or(readyz).unify().or(metrics).unify()))
+            .incoming(listener)
+            .run(),
+    );
+    Ok(bound)
+}
+
 /// Serves the API on `addr` until `shutdown`.
 pub async fn serve(
     state: ApiState,

@@ -72,6 +72,9 @@ pub struct AssistantArgs {
     /// Concurrent requests to the model from this replica.
     #[arg(long, default_value_t = 2, env = "IA_MODEL_CONCURRENCY")]
     model_concurrency: usize,
+    /// Serve /healthz, /readyz and /metrics here (the operator sets 0.0.0.0:8080).
+    #[arg(long, value_name = "ADDR", env = "IA_LISTEN")]
+    listen: Option<std::net::SocketAddr>,
     /// Role parameter, KEY=VALUE (TradingAssistant spec.params); repeatable.
     #[arg(
         long = "param",
@@ -164,7 +167,15 @@ pub async fn assistant(args: AssistantArgs) -> anyhow::Result<()> {
         _ => None,
     };
     let subjects = Subjects::new(&args.bus.namespace, &args.strategy)?;
+    let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if let Some(addr) = args.listen {
+        let bound = agent::api::serve_health(addr, ready.clone())
+            .await
+            .with_context(|| format!("--listen {addr}"))?;
+        tracing::info!(%bound, "health and metrics");
+    }
     let bus = NatsBus::connect(&args.bus.nats).await?;
+    ready.store(true, std::sync::atomic::Ordering::Relaxed);
     let instance = args
         .instance
         .or_else(|| std::env::var("HOSTNAME").ok())

@@ -1,0 +1,176 @@
+//! `trading-operator render`: every object the operator would create for some custom resources,
+//! without a cluster (a dry run for GitOps reviews).
+
+use crate::manifests::Document;
+use crate::resources::{assistant, strategy, BuildError};
+use protocol::crd::{ConsensusPolicy, Strategy, TradingAssistant};
+use serde_json::Value;
+
+/// Why the resources could not be rendered, naming the object.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("{0}: {1}")]
+    Decode(String, serde_json::Error),
+    #[error("Strategy {strategy} references ConsensusPolicy {policy}, which is not among the given files")]
+    MissingPolicy { strategy: String, policy: String },
+    #[error(transparent)]
+    Build(#[from] BuildError),
+}
+
+/// The objects for every Strategy (with its policy) and TradingAssistant in `docs`, in apply order.
+/// A managed Postgres's password Secret is not rendered: the operator generates it in the cluster.
+pub fn render(docs: &[Document]) -> Result<Vec<Value>, RenderError> {
+    let of_kind = |kind: &'static str| {
+        docs.iter().filter(move |d| {
+            d.value["kind"] == kind && crate::manifests::is_ia_agents_resource(&d.value)
+        })
+    };
+    let decode = |d: &Document| -> Result<Value, RenderError> { Ok(d.value.clone()) };
+    let mut strategies = Vec::new();
+    for d in of_kind("Strategy") {
+        strategies.push(
+            serde_json::from_value::<Strategy>(decode(d)?)
+                .map_err(|e| RenderError::Decode(d.describe(), e))?,
+        );
+    }
+    let mut policies = Vec::new();
+    for d in of_kind("ConsensusPolicy") {
+        policies.push(
+            serde_json::from_value::<ConsensusPolicy>(decode(d)?)
+                .map_err(|e| RenderError::Decode(d.describe(), e))?,
+        );
+    }
+    let mut out = Vec::new();
+    for s in &mut strategies {
+        s.metadata.namespace.get_or_insert_with(|| "default".into());
+        s.metadata
+            .uid
+            .get_or_insert_with(|| "00000000-0000-0000-0000-000000000000".into());
+        let wanted = &s.spec.consensus_policy_ref.name;
+        let policy = policies
+            .iter()
+            .find(|p| p.metadata.name.as_ref() == Some(wanted))
+            .ok_or_else(|| RenderError::MissingPolicy {
+                strategy: s.metadata.name.clone().unwrap_or_default(),
+                policy: wanted.clone(),
+            })?;
+        out.extend(strategy::objects(s, policy)?);
+    }
+    for d in of_kind("TradingAssistant") {
+        let mut ta: TradingAssistant =
+            serde_json::from_value(decode(d)?).map_err(|e| RenderError::Decode(d.describe(), e))?;
+        ta.metadata
+            .namespace
+            .get_or_insert_with(|| "default".into());
+        ta.metadata
+            .uid
+            .get_or_insert_with(|| "00000000-0000-0000-0000-000000000000".into());
+        let owner_strategy = strategies
+            .iter()
+            .find(|s| s.metadata.name.as_ref() == Some(&ta.spec.strategy_ref.name));
+        out.push(serde_json::to_value(assistant::config_map(&ta)?).expect("objects serialise"));
+        out.push(
+            serde_json::to_value(assistant::deployment(&ta, owner_strategy)?)
+                .expect("objects serialise"),
+        );
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifests::parse_documents;
+    use std::path::Path;
+
+    fn samples() -> Vec<Document> {
+        let mut docs = Vec::new();
+        for file in ["consensuspolicy.yaml", "strategy.yaml", "team.yaml"] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../config/samples")
+                .join(file);
+            docs.extend(crate::manifests::read_documents(&path).unwrap());
+        }
+        docs
+    }
+
+    #[test]
+    fn the_samples_render_the_whole_team() {
+        let objects = render(&samples()).unwrap();
+        let count = |kind: &str| objects.iter().filter(|o| o["kind"] == kind).count();
+        // coordinator + seven assistants; NATS and Postgres are managed in the sample
+        assert_eq!(count("Deployment"), 8);
+        assert_eq!(count("StatefulSet"), 2);
+        assert_eq!(count("NetworkPolicy"), 2);
+        assert_eq!(count("Service"), 3);
+        assert_eq!(count("ConfigMap"), 8);
+        for o in &objects {
+            assert_eq!(
+                o["metadata"]["ownerReferences"][0]["controller"], true,
+                "{}",
+                o["metadata"]["name"]
+            );
+        }
+        let coordinator = objects
+            .iter()
+            .find(|o| {
+                o["kind"] == "Deployment" && o["metadata"]["name"] == "btc-eth-paper-coordinator"
+            })
+            .unwrap();
+        let env = coordinator["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array()
+            .unwrap();
+        assert!(env.iter().any(|e| e["name"] == "PGPASSWORD"
+            && e["valueFrom"]["secretKeyRef"]["name"] == "btc-eth-paper-postgres"));
+        assert!(
+            !serde_json::to_string(&objects)
+                .unwrap()
+                .contains("password\":\""),
+            "no secret value is rendered"
+        );
+    }
+
+    #[test]
+    fn a_missing_policy_is_named() {
+        let docs: Vec<Document> = samples()
+            .into_iter()
+            .filter(|d| d.value["kind"] != "ConsensusPolicy")
+            .collect();
+        let e = render(&docs).unwrap_err().to_string();
+        assert_eq!(e, "Strategy btc-eth-paper references ConsensusPolicy balanced, which is not among the given files");
+    }
+
+    #[test]
+    fn paused_scales_the_coordinator_to_zero_and_passwords_survive_reconciles() {
+        let docs = samples();
+        let mut s: Strategy = serde_json::from_value(
+            docs.iter()
+                .find(|d| d.value["kind"] == "Strategy")
+                .unwrap()
+                .value
+                .clone(),
+        )
+        .unwrap();
+        let p: ConsensusPolicy = serde_json::from_value(
+            docs.iter()
+                .find(|d| d.value["kind"] == "ConsensusPolicy")
+                .unwrap()
+                .value
+                .clone(),
+        )
+        .unwrap();
+        s.spec.paused = true;
+        let objects = strategy::objects(&s, &p).unwrap();
+        let d = objects.iter().find(|o| o["kind"] == "Deployment").unwrap();
+        assert_eq!(d["spec"]["replicas"], 0);
+        let first = strategy::postgres_secret(&s, None, || "generated-1".into()).unwrap();
+        let again =
+            strategy::postgres_secret(&s, Some("generated-1".into()), || "generated-2".into())
+                .unwrap();
+        assert_eq!(
+            first["stringData"]["password"],
+            again["stringData"]["password"]
+        );
+        let _ = parse_documents("", Path::new("x")).unwrap();
+    }
+}
