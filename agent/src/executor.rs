@@ -98,21 +98,7 @@ impl Executor {
                 c.open_positions, l.max_open_positions
             ));
         }
-        if c.drawdown >= l.max_drawdown {
-            return Some(format!(
-                "drawdown {:.1}%: risk.maxDrawdown is {:.1}%",
-                c.drawdown * 100.0,
-                l.max_drawdown * 100.0
-            ));
-        }
-        if c.daily_loss >= l.daily_loss_limit {
-            return Some(format!(
-                "today's loss {:.1}%: risk.dailyLossLimit is {:.1}%",
-                c.daily_loss * 100.0,
-                l.daily_loss_limit * 100.0
-            ));
-        }
-        None
+        crate::roles::risk::loss_limit_broken(l, c)
     }
 }
 

@@ -85,17 +85,17 @@ impl NatsBus {
     pub fn client(&self) -> &async_nats::Client {
         &self.client
     }
-}
 
-impl Bus for NatsBus {
-    async fn request(
+    /// One request with an encoded payload: the decoded reply, `None` on a timeout or when nobody
+    /// serves the subject (an undecodable reply is counted and treated as missing).
+    async fn send(
         &self,
         subject: &str,
-        message: &Message,
+        payload: bytes::Bytes,
         timeout: Duration,
     ) -> Result<Option<Message>, BusError> {
         let request = async_nats::Request::new()
-            .payload(encode(message).into())
+            .payload(payload)
             .timeout(Some(timeout));
         match self.client.send_request(subject.to_string(), request).await {
             Ok(reply) => match decode(&reply.payload) {
@@ -112,6 +112,17 @@ impl Bus for NatsBus {
             },
         }
     }
+}
+
+impl Bus for NatsBus {
+    async fn request(
+        &self,
+        subject: &str,
+        message: &Message,
+        timeout: Duration,
+    ) -> Result<Option<Message>, BusError> {
+        self.send(subject, encode(message).into(), timeout).await
+    }
 
     async fn request_all(
         &self,
@@ -121,27 +132,9 @@ impl Bus for NatsBus {
     ) -> Vec<Result<Option<Message>, BusError>> {
         // encoded once for the whole round
         let payload: bytes::Bytes = encode(message).into();
-        let asks = subjects.iter().map(|subject| {
-            let request = async_nats::Request::new()
-                .payload(payload.clone())
-                .timeout(Some(timeout));
-            async move {
-                match self.client.send_request(subject.to_string(), request).await {
-                    Ok(reply) => match decode(&reply.payload) {
-                        Ok(m) => Ok(Some(m)),
-                        Err(e) => {
-                            rejected(subject, &e);
-                            Ok(None)
-                        }
-                    },
-                    Err(e) => match e.kind() {
-                        async_nats::RequestErrorKind::TimedOut
-                        | async_nats::RequestErrorKind::NoResponders => Ok(None),
-                        _ => Err(nats_error(subject, e)),
-                    },
-                }
-            }
-        });
+        let asks = subjects
+            .iter()
+            .map(|subject| self.send(subject, payload.clone(), timeout));
         futures::future::join_all(asks).await
     }
 

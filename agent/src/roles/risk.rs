@@ -12,13 +12,33 @@
 
 use super::{Analyst, Judgement};
 use protocol::crd::RiskSpec;
-use protocol::messages::RoundRequest;
+use protocol::messages::{PortfolioContext, RoundRequest};
 use protocol::{Action, Role};
 
 /// Share of equity risked on one position.
 const RISK_PER_TRADE: f64 = 0.01;
 /// Stop distance in ATRs the sizing assumes.
 const STOP_ATRS: f64 = 2.0;
+
+/// The loss limit (drawdown, then the day's loss) the portfolio breaks, named as in the Strategy.
+/// The risk manager votes on it and the executor re-checks it before any order.
+pub fn loss_limit_broken(l: &RiskSpec, p: &PortfolioContext) -> Option<String> {
+    if p.drawdown >= l.max_drawdown {
+        return Some(format!(
+            "drawdown {:.1}% reaches risk.maxDrawdown {:.1}%",
+            p.drawdown * 100.0,
+            l.max_drawdown * 100.0
+        ));
+    }
+    if p.daily_loss >= l.daily_loss_limit {
+        return Some(format!(
+            "today's loss {:.1}% reaches risk.dailyLossLimit {:.1}%",
+            p.daily_loss * 100.0,
+            l.daily_loss_limit * 100.0
+        ));
+    }
+    None
+}
 
 #[derive(Debug, Clone)]
 pub struct RiskManager {
@@ -37,27 +57,6 @@ impl RiskManager {
             Some(v) if v > 0.0 => (RISK_PER_TRADE / (STOP_ATRS * v)).min(cap),
             _ => cap * 0.5,
         }
-    }
-
-    /// The first limit the portfolio breaks, named as in the Strategy.
-    fn broken_limit(&self, request: &RoundRequest) -> Option<String> {
-        let p = &request.snapshot.portfolio;
-        let l = &self.limits;
-        if p.drawdown >= l.max_drawdown {
-            return Some(format!(
-                "drawdown {:.1}% reaches risk.maxDrawdown {:.1}%",
-                p.drawdown * 100.0,
-                l.max_drawdown * 100.0
-            ));
-        }
-        if p.daily_loss >= l.daily_loss_limit {
-            return Some(format!(
-                "today's loss {:.1}% reaches risk.dailyLossLimit {:.1}%",
-                p.daily_loss * 100.0,
-                l.daily_loss_limit * 100.0
-            ));
-        }
-        None
     }
 }
 
@@ -103,7 +102,7 @@ impl Analyst for RiskManager {
                 ));
             }
         }
-        if let Some(limit) = self.broken_limit(request) {
+        if let Some(limit) = loss_limit_broken(&self.limits, p) {
             if holding {
                 return evidence(Judgement::new(
                     Action::Sell,
