@@ -10,6 +10,7 @@
 //! - [`llm`]: Ollama reasoning with validation, fallback and bounded concurrency.
 //! - [`market`]: candles and where they come from (files, Binance).
 //! - [`indicators`]: streaming technical indicators with TA-Lib's definitions.
+//! - [`metrics`]: the Prometheus metrics (decisions, cycle/round/opinion latency, orders, equity).
 //! - [`ml`]: the smartcore ensemble (direction, magnitude, confidence, risk) and walk-forward evaluation.
 //! - [`news`]: RSS/Atom feeds polled into the fundamental analyst's news book.
 //! - [`roles`]: the voting roles' deterministic reasoning and the debate rule.
@@ -34,6 +35,7 @@ pub mod indicators;
 pub mod learning;
 pub mod llm;
 pub mod market;
+pub mod metrics;
 pub mod ml;
 pub mod news;
 pub mod roles;

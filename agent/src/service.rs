@@ -79,6 +79,7 @@ impl<B: Bus> AssistantService<B> {
                     let Some(incoming) = request else { break };
                     match incoming.message.as_ref() {
                         Message::RoundRequest(r) if r.strategy == self.strategy => {
+                            let started = std::time::Instant::now();
                             let judgement = self.analyst.judge(r, &self.assistant);
                             let (judgement, llm) = match &self.llm {
                                 Some(model) => model.judge(self.role, r, judgement).await,
@@ -86,6 +87,9 @@ impl<B: Bus> AssistantService<B> {
                             };
                             let mut opinion = judgement.into_opinion(r, &self.assistant, self.role);
                             opinion.llm = llm;
+                            crate::metrics::OPINION_SECONDS
+                                .with_label_values(&[self.role.as_str()])
+                                .observe(started.elapsed().as_secs_f64());
                             if let Err(error) = incoming.reply(Message::Opinion(opinion)).await {
                                 tracing::warn!(%error, "could not answer a round request");
                             } else {

@@ -465,6 +465,7 @@ impl Backtest {
                             None => format!("rejected: {}", record.reason),
                         };
                         let fill = record.fill.clone();
+                        crate::metrics::ordered(&name, record.order.side, record.fill.as_ref());
                         pending_orders.push(record);
                         (execution, fill)
                     }
@@ -500,7 +501,9 @@ impl Backtest {
                     .await?;
                 }
             }
-            curve.push((t, exchange.equity().to_f64().unwrap_or(0.0)));
+            let equity = exchange.equity().to_f64().unwrap_or(0.0);
+            crate::metrics::portfolio(&name, equity, spec.capital);
+            curve.push((t, equity));
             if done % 4096 < self.series.len() as u64 {
                 progress(done, total);
             }

@@ -75,7 +75,9 @@ impl Coordinator {
             voters,
         );
         let round_ms = i64::from(self.policy.round_timeout_seconds) * 1000;
+        let started = std::time::Instant::now();
         let outcome = loop {
+            let round_started = std::time::Instant::now();
             let request = cycle.request(now_ms() + round_ms);
             for opinion in transport.ask(cycle.voters(), &request).await {
                 match cycle.accept(opinion) {
@@ -85,7 +87,11 @@ impl Coordinator {
                     Acceptance::WrongCycle | Acceptance::NotAVoter => self.counts.stray += 1,
                 }
             }
-            match cycle.close_round() {
+            let step = cycle.close_round();
+            crate::metrics::ROUND_SECONDS
+                .with_label_values(&[&self.strategy])
+                .observe(round_started.elapsed().as_secs_f64());
+            match step {
                 Step::NextRound(_) => continue,
                 Step::Done(outcome) => break outcome,
             }
@@ -127,7 +133,10 @@ impl Coordinator {
         let symbol = cycle.snapshot.symbol.clone();
         let price = cycle.snapshot.close;
         let (rounds, transcript) = cycle.into_record();
-        Decision {
+        crate::metrics::CYCLE_SECONDS
+            .with_label_values(&[&self.strategy])
+            .observe(started.elapsed().as_secs_f64());
+        let decision = Decision {
             id,
             strategy: self.strategy.clone(),
             symbol,
@@ -140,7 +149,9 @@ impl Coordinator {
             transcript,
             price,
             decided_at: now_ms(),
-        }
+        };
+        crate::metrics::decided(&decision);
+        decision
     }
 }
 
