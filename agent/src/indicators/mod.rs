@@ -122,6 +122,8 @@ impl IndicatorSet {
         let range = self.range.update(c.high, c.low);
         let stoch = range.and_then(|r| self.stochastic.update_in_range(r, c.close));
         let previous = self.previous_close.replace(c.close);
+        // one true range for the ATR and the ADX
+        let tr = previous.map(|p| true_range(c.high, c.low, p));
         self.closes.push(c.close);
         IndicatorValues {
             open_time: c.open_time,
@@ -140,8 +142,10 @@ impl IndicatorSet {
                 stoch_d: stoch.map(|s| s.1),
                 willr_14: range.map(|r| WilliamsR::in_range(r, c.close)),
                 cci_20: self.cci.update(c.typical_price()),
-                adx_14: self.adx.update(c.high, c.low, c.close),
-                atr_14: self.atr.update(c.high, c.low, c.close),
+                adx_14: self
+                    .adx
+                    .update_with_true_range(c.high, c.low, c.close, tr.unwrap_or(0.0)),
+                atr_14: tr.and_then(|tr| self.atr.push_true_range(tr)),
                 obv: self.obv.update(c.close, c.volume),
                 volume_ratio_20: self.volume_ratio.update(c.volume),
                 return_1: previous.map(|p| c.close / p - 1.0),

@@ -10,6 +10,8 @@ pub(crate) const EPSILON: f64 = 1e-14;
 #[derive(Debug, Clone)]
 pub struct Rsi {
     period: f64,
+    /// 1 / period: a multiplication in the steady state instead of a division
+    inv: f64,
     moves: usize,
     previous: Option<f64>,
     gain: f64,
@@ -18,8 +20,10 @@ pub struct Rsi {
 
 impl Rsi {
     pub fn new(period: usize) -> Self {
+        let period = period.max(1) as f64;
         Self {
-            period: period.max(1) as f64,
+            period,
+            inv: 1.0 / period,
             moves: 0,
             previous: None,
             gain: 0.0,
@@ -47,8 +51,8 @@ impl Rsi {
             self.gain = (self.gain + up) / period;
             self.loss = (self.loss + down) / period;
         } else {
-            self.gain = (self.gain * (period - 1.0) + up) / period;
-            self.loss = (self.loss * (period - 1.0) + down) / period;
+            self.gain = (self.gain * (period - 1.0) + up) * self.inv;
+            self.loss = (self.loss * (period - 1.0) + down) * self.inv;
         }
         let total = self.gain + self.loss;
         Some(if total.abs() < EPSILON {

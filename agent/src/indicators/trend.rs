@@ -65,6 +65,8 @@ impl Macd {
 #[derive(Debug, Clone)]
 pub struct Adx {
     period: f64,
+    /// 1 / period, for the steady-state smoothing
+    inv: f64,
     moves: usize,
     previous: Option<(f64, f64, f64)>,
     plus_dm: f64,
@@ -76,8 +78,10 @@ pub struct Adx {
 
 impl Adx {
     pub fn new(period: usize) -> Self {
+        let period = period.max(2) as f64;
         Self {
-            period: period.max(2) as f64,
+            period,
+            inv: 1.0 / period,
             moves: 0,
             previous: None,
             plus_dm: 0.0,
@@ -90,16 +94,32 @@ impl Adx {
 
     #[inline]
     pub fn update(&mut self, high: f64, low: f64, close: f64) -> Option<f64> {
-        let (prev_high, prev_low, prev_close) = self.previous.replace((high, low, close))?;
+        // the first candle has no true range: it only becomes the previous one
+        let tr = self
+            .previous
+            .map_or(0.0, |(_, _, prev_close)| true_range(high, low, prev_close));
+        self.update_with_true_range(high, low, close, tr)
+    }
+
+    /// As [`Adx::update`], with the candle's true range computed elsewhere (shared with the ATR in
+    /// [`super::IndicatorSet`]); `tr` is ignored on the first candle, which has none.
+    #[inline]
+    pub fn update_with_true_range(
+        &mut self,
+        high: f64,
+        low: f64,
+        close: f64,
+        tr: f64,
+    ) -> Option<f64> {
+        let (prev_high, prev_low, _) = self.previous.replace((high, low, close))?;
         self.moves += 1;
         let period = self.period;
         let n = period as usize;
         let up = high - prev_high;
         let down = prev_low - low;
-        let tr = true_range(high, low, prev_close);
         if self.moves >= n {
-            self.minus_dm -= self.minus_dm / period;
-            self.plus_dm -= self.plus_dm / period;
+            self.minus_dm -= self.minus_dm * self.inv;
+            self.plus_dm -= self.plus_dm * self.inv;
         }
         if down > 0.0 && up < down {
             self.minus_dm += down;
@@ -110,7 +130,7 @@ impl Adx {
             self.tr += tr;
             return None;
         }
-        self.tr = self.tr - self.tr / period + tr;
+        self.tr = self.tr - self.tr * self.inv + tr;
         let dx = self.dx();
         if self.moves < 2 * n - 1 {
             self.dx_sum += dx.unwrap_or(0.0);
@@ -120,7 +140,7 @@ impl Adx {
             self.dx_sum += dx.unwrap_or(0.0);
             self.adx = self.dx_sum / period;
         } else if let Some(dx) = dx {
-            self.adx = (self.adx * (period - 1.0) + dx) / period;
+            self.adx = (self.adx * (period - 1.0) + dx) * self.inv;
         }
         Some(self.adx)
     }

@@ -16,6 +16,8 @@ pub fn true_range(high: f64, low: f64, previous_close: f64) -> f64 {
 #[derive(Debug, Clone)]
 pub struct Atr {
     period: f64,
+    /// 1 / period, for the steady-state smoothing
+    inv: f64,
     previous_close: Option<f64>,
     ranges: usize,
     value: f64,
@@ -23,8 +25,10 @@ pub struct Atr {
 
 impl Atr {
     pub fn new(period: usize) -> Self {
+        let period = period.max(1) as f64;
         Self {
-            period: period.max(1) as f64,
+            period,
+            inv: 1.0 / period,
             previous_close: None,
             ranges: 0,
             value: 0.0,
@@ -34,7 +38,12 @@ impl Atr {
     #[inline]
     pub fn update(&mut self, high: f64, low: f64, close: f64) -> Option<f64> {
         let previous = self.previous_close.replace(close)?;
-        let tr = true_range(high, low, previous);
+        self.push_true_range(true_range(high, low, previous))
+    }
+
+    /// Feeds the true range of a candle (after the first) computed elsewhere.
+    #[inline]
+    pub fn push_true_range(&mut self, tr: f64) -> Option<f64> {
         self.ranges += 1;
         let period = self.period;
         if (self.ranges as f64) < period {
@@ -44,7 +53,7 @@ impl Atr {
         if (self.ranges as f64) == period {
             self.value = (self.value + tr) / period;
         } else {
-            self.value = (self.value * (period - 1.0) + tr) / period;
+            self.value = (self.value * (period - 1.0) + tr) * self.inv;
         }
         Some(self.value)
     }
