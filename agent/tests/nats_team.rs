@@ -72,7 +72,7 @@ fn coordinator(url: &str) -> std::process::Output {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn five_voters_and_a_coordinator_as_processes_decide_once_per_cycle() {
+async fn a_team_of_seven_and_a_coordinator_as_processes_decide_once_per_cycle() {
     let Some(server) = support::NatsServer::start() else {
         return;
     };
@@ -84,6 +84,8 @@ async fn five_voters_and_a_coordinator_as_processes_decide_once_per_cycle() {
         ("fundamentalAnalyst", "0.8"),
         ("riskManager", "1.5"),
         ("strategist", "1.0"),
+        ("executor", "1.0"),
+        ("auditor", "1.0"),
     ] {
         team.0.push(
             Command::new(env!("CARGO_BIN_EXE_trading-agent"))
@@ -150,6 +152,18 @@ async fn five_voters_and_a_coordinator_as_processes_decide_once_per_cycle() {
         lines[0]
     );
     assert!(lines.iter().any(|l| l["consensus_reached"] == true));
+
+    // all seven announced themselves; the executor and auditor do not vote
+    let presence = NatsBus::connect(&url).await.unwrap();
+    let scope = Subjects::new("e2e", "btc-eth-paper").unwrap();
+    assert_eq!(
+        presence
+            .present(scope.presence_scope())
+            .await
+            .unwrap()
+            .len(),
+        7
+    );
 
     // a restarted coordinator replays the same cycles: the stream keeps each decision once
     let url3 = url.clone();

@@ -103,10 +103,7 @@ async fn shutdown_signal() {
 
 pub async fn assistant(args: AssistantArgs) -> anyhow::Result<()> {
     if !args.role.reasons() {
-        bail!(
-            "--role {}: the executor and auditor act on decisions and do not serve analyze requests",
-            args.role
-        );
+        return duty_only(args).await;
     }
     let risk = match &args.strategy_file {
         Some(path) => {
@@ -194,6 +191,52 @@ pub async fn assistant(args: AssistantArgs) -> anyhow::Result<()> {
     };
     let answered = service.run(shutdown_signal()).await?;
     tracing::info!(answered, "stopped");
+    Ok(())
+}
+
+/// The executor and the auditor do not vote: in this build their duties (orders on the paper exchange,
+/// the hash-chained audit log) run inside the coordinator, next to the decisions they act on. Their
+/// pods announce themselves (so the team's presence and readiness are complete) and stay healthy.
+async fn duty_only(args: AssistantArgs) -> anyhow::Result<()> {
+    let subjects = Subjects::new(&args.bus.namespace, &args.strategy)?;
+    let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if let Some(addr) = args.listen {
+        agent::api::serve_health(addr, ready.clone())
+            .await
+            .with_context(|| format!("--listen {addr}"))?;
+    }
+    let bus = NatsBus::connect(&args.bus.nats).await?;
+    ready.store(true, std::sync::atomic::Ordering::Relaxed);
+    let instance = args
+        .instance
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| format!("{}-{}", args.role, std::process::id()));
+    let key = subjects.presence_key(args.role, &instance)?;
+    let heartbeat = protocol::messages::Heartbeat {
+        assistant: args.name.unwrap_or_else(|| args.role.as_str().to_string()),
+        role: args.role,
+        instance,
+        strategy: args.strategy,
+        weight: args.weight,
+        at: 0,
+    };
+    tracing::info!(role = %args.role, "the coordinator carries this role's duties; announcing presence only");
+    let beating = async {
+        loop {
+            let beat = protocol::messages::Heartbeat {
+                at: chrono::Utc::now().timestamp_millis(),
+                ..heartbeat.clone()
+            };
+            if let Err(error) = bus.announce(&key, &beat).await {
+                tracing::warn!(%error, "heartbeat failed; retrying on the next beat");
+            }
+            tokio::time::sleep(default_heartbeat()).await;
+        }
+    };
+    tokio::select! {
+        _ = beating => {},
+        _ = shutdown_signal() => {},
+    }
     Ok(())
 }
 
