@@ -614,3 +614,74 @@ async fn the_coordinator_runs_on_live_candles_without_a_data_file() {
         "the last decisions are on live candles"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_server_restart_in_the_middle_of_a_round_ends_in_one_decision() {
+    let Some(mut server) = support::NatsServer::start() else {
+        return;
+    };
+    // every voter takes 600 ms: the restart lands while their answers are being formed
+    let slow = Duration::from_millis(600);
+    let (bus, subjects, voters) = team(
+        &server.url(),
+        "mid",
+        &[
+            (Role::TechnicalAnalyst, Action::Buy, false, slow),
+            (Role::Strategist, Action::Buy, false, slow),
+            (Role::MarketMonitor, Action::Buy, false, slow),
+            (Role::RiskManager, Action::Buy, false, slow),
+        ],
+    )
+    .await;
+    let transport = BusTransport {
+        bus: bus.clone(),
+        subjects: subjects.clone(),
+        round_timeout: Duration::from_secs(2),
+    };
+    let escalations = BusEscalations {
+        bus: bus.clone(),
+        subjects: subjects.clone(),
+    };
+    let cycle = tokio::spawn(async move {
+        let mut coordinator = Coordinator::new(
+            "s",
+            ConsensusPolicySpec {
+                max_rounds: 3,
+                ..policy(0.6, 2)
+            },
+        );
+        coordinator
+            .run_cycle(
+                "m1".into(),
+                snapshot(),
+                voters,
+                &transport,
+                &escalations,
+                || 0,
+            )
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    server.restart();
+    // the cycle ends: its answers lost with the connection count as missing, later rounds ask again
+    let d = tokio::time::timeout(Duration::from_secs(20), cycle)
+        .await
+        .expect("the cycle ends")
+        .unwrap();
+    assert_eq!(d.id, "m1");
+    assert!(!d.rounds.is_empty());
+    // exactly one durable decision for the cycle, however often it is published
+    let subject = subjects.decision();
+    let mut stored = 0;
+    for _ in 0..40 {
+        match bus
+            .publish_durable(&subject, &d.id, &Message::Decision(d.clone()))
+            .await
+        {
+            Ok(true) => stored += 1,
+            Ok(false) => {}
+            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    }
+    assert_eq!(stored, 1, "stored once, then recognised as a duplicate");
+}
