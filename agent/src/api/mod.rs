@@ -183,6 +183,53 @@ fn listing(items: Vec<Value>, q: &PageQuery) -> warp::reply::Response {
     .into_response()
 }
 
+/// `/healthz`: the process is alive.
+fn health_reply() -> warp::reply::Response {
+    warp::reply::json(&json!({"status": "ok"})).into_response()
+}
+
+/// `/readyz`: 200 once ready, 503 before.
+fn ready_reply(ready: &AtomicBool) -> warp::reply::Response {
+    if ready.load(Ordering::Relaxed) {
+        warp::reply::json(&json!({"status": "ready"})).into_response()
+    } else {
+        error(StatusCode::SERVICE_UNAVAILABLE, None, "not ready")
+    }
+}
+
+/// `/metrics`: the default registry in Prometheus' text format.
+fn metrics_reply() -> warp::reply::Response {
+    let mut text = String::new();
+    match prometheus::TextEncoder::new().encode_utf8(&prometheus::gather(), &mut text) {
+        Ok(()) => warp::reply::with_header(text, "content-type", "text/plain; version=0.0.4")
+            .into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, None, e.to_string()),
+    }
+}
+
+/// The paged records the API lists.
+#[derive(Debug, Clone, Copy)]
+enum Record {
+    Decisions,
+    Orders,
+}
+
+/// A paged listing of `record`, or the 4xx/5xx that explains why not.
+async fn list(record: Record, raw: HashMap<String, String>, s: ApiState) -> warp::reply::Response {
+    let q = match page(&raw) {
+        Ok(q) => q,
+        Err(bad) => return bad.response(),
+    };
+    let items = match record {
+        Record::Decisions => s.store.decisions_page(&s.strategy, &q).await,
+        Record::Orders => s.store.orders_page(&s.strategy, &q).await,
+    };
+    match items {
+        Ok(items) => listing(items, &q),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, None, e.to_string()),
+    }
+}
+
 /// The largest request body a mutating route accepts.
 pub const MAX_BODY: u64 = 16 * 1024;
 
@@ -194,55 +241,23 @@ pub fn routes(
         let state = state.clone();
         warp::any().map(move || state.clone())
     };
-    let healthz = warp::path!("healthz")
-        .and(warp::get())
-        .map(|| warp::reply::json(&json!({"status": "ok"})).into_response());
+    let healthz = warp::path!("healthz").and(warp::get()).map(health_reply);
     let readyz = warp::path!("readyz")
         .and(warp::get())
         .and(with.clone())
-        .map(|s: ApiState| {
-            if s.ready.load(Ordering::Relaxed) {
-                warp::reply::json(&json!({"status": "ready"})).into_response()
-            } else {
-                error(StatusCode::SERVICE_UNAVAILABLE, None, "not ready")
-            }
-        });
-    let metrics = warp::path!("metrics").and(warp::get()).map(|| {
-        let mut text = String::new();
-        let encoder = prometheus::TextEncoder::new();
-        match encoder.encode_utf8(&prometheus::gather(), &mut text) {
-            Ok(()) => warp::reply::with_header(text, "content-type", "text/plain; version=0.0.4")
-                .into_response(),
-            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, None, e.to_string()),
-        }
-    });
+        .map(|s: ApiState| ready_reply(&s.ready));
+    let metrics = warp::path!("metrics").and(warp::get()).map(metrics_reply);
     let query = warp::query::<HashMap<String, String>>();
     let decisions = warp::path!("api" / "v1" / "decisions")
         .and(warp::get())
         .and(query)
         .and(with.clone())
-        .then(|raw: HashMap<String, String>, s: ApiState| async move {
-            match page(&raw) {
-                Err(bad) => bad.response(),
-                Ok(q) => match s.store.decisions_page(&s.strategy, &q).await {
-                    Ok(items) => listing(items, &q),
-                    Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, None, e.to_string()),
-                },
-            }
-        });
+        .then(|raw, s| list(Record::Decisions, raw, s));
     let orders = warp::path!("api" / "v1" / "orders")
         .and(warp::get())
         .and(query)
         .and(with.clone())
-        .then(|raw: HashMap<String, String>, s: ApiState| async move {
-            match page(&raw) {
-                Err(bad) => bad.response(),
-                Ok(q) => match s.store.orders_page(&s.strategy, &q).await {
-                    Ok(items) => listing(items, &q),
-                    Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, None, e.to_string()),
-                },
-            }
-        });
+        .then(|raw, s| list(Record::Orders, raw, s));
     let assistants = warp::path!("api" / "v1" / "assistants")
         .and(warp::get())
         .and(with.clone())
@@ -413,23 +428,9 @@ pub async fn serve_health(
     addr: std::net::SocketAddr,
     ready: Arc<AtomicBool>,
 ) -> std::io::Result<std::net::SocketAddr> {
-    let healthz =
-        warp::path!("healthz").map(|| warp::reply::json(&json!({"status": "ok"})).into_response());
-    let readyz = warp::path!("readyz").map(move || {
-        if ready.load(Ordering::Relaxed) {
-            warp::reply::json(&json!({"status": "ready"})).into_response()
-        } else {
-            error(StatusCode::SERVICE_UNAVAILABLE, None, "not ready")
-        }
-    });
-    let metrics = warp::path!("metrics").map(|| {
-        let mut text = String::new();
-        match prometheus::TextEncoder::new().encode_utf8(&prometheus::gather(), &mut text) {
-            Ok(()) => warp::reply::with_header(text, "content-type", "text/plain; version=0.0.4")
-                .into_response(),
-            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, None, e.to_string()),
-        }
-    });
+    let healthz = warp::path!("healthz").map(health_reply);
+    let readyz = warp::path!("readyz").map(move || ready_reply(&ready));
+    let metrics = warp::path!("metrics").map(metrics_reply);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     tokio::spawn(
