@@ -182,7 +182,12 @@ async fn escalations_need_the_token_and_reach_the_coordinator() {
             .as_u16(),
         404
     );
-    let big = client
+    // a connection whose body the server refused to read is closed after the 413; a client of
+    // its own keeps that closed connection out of the pool the next requests reuse
+    let big = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap()
         .post(format!("{base}/api/v1/escalations/e3/approve"))
         .header("authorization", "Bearer s3cret-token")
         .body(vec![b'x'; 64 * 1024])
