@@ -10,6 +10,8 @@ use std::fmt;
 pub const ROOT: &str = "ia";
 /// JetStream stream of decisions, orders and fills.
 pub const STREAM_DECISIONS: &str = "IA_DECISIONS";
+/// The subjects the decision stream keeps, for every namespace and strategy.
+pub const STREAM_DECISIONS_SUBJECTS: [&str; 3] = ["ia.*.*.decision", "ia.*.*.order", "ia.*.*.fill"];
 /// KV bucket of assistant presence (TTL = the bucket's max_age).
 pub const PRESENCE_BUCKET: &str = "ia-assistants";
 
@@ -104,6 +106,11 @@ impl Subjects {
     pub fn escalation(&self, id: &str) -> Result<String, InvalidToken> {
         check("escalation id", id)?;
         Ok(format!("{}.escalation.{id}", self.prefix))
+    }
+
+    /// Every escalation subject of this team (the Escalations and their answers).
+    pub fn all_escalations(&self) -> String {
+        format!("{}.escalation.*", self.prefix)
     }
 
     /// The part of presence keys shared by this team's assistants (`<ns>.<strategy>`).

@@ -8,7 +8,7 @@
 use super::{rejected, Bus, BusError, Incoming, Replier, PRESENCE_TTL};
 use futures::StreamExt;
 use protocol::messages::{decode, encode, Heartbeat, Message};
-use protocol::subjects::{PRESENCE_BUCKET, STREAM_DECISIONS};
+use protocol::subjects::{PRESENCE_BUCKET, STREAM_DECISIONS, STREAM_DECISIONS_SUBJECTS};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -54,11 +54,7 @@ impl NatsBus {
         jetstream
             .get_or_create_stream(async_nats::jetstream::stream::Config {
                 name: STREAM_DECISIONS.to_string(),
-                subjects: vec![
-                    "ia.*.*.decision".into(),
-                    "ia.*.*.order".into(),
-                    "ia.*.*.fill".into(),
-                ],
+                subjects: STREAM_DECISIONS_SUBJECTS.map(String::from).to_vec(),
                 duplicate_window: Duration::from_secs(24 * 3600),
                 ..Default::default()
             })

@@ -98,7 +98,8 @@ pub fn deployment(
                 "ownerReferences": owner(ta).into_iter().collect::<Vec<_>>(),
             },
             "spec": {
-                "replicas": ta.spec.replicas,
+                // a paused Strategy scales its whole team to zero
+                "replicas": if strategy.is_some_and(|s| s.spec.paused) { 0 } else { ta.spec.replicas },
                 "selector": {"matchLabels": selector(strategy_name, COMPONENT, &name)},
                 "template": {
                     "metadata": {"labels": labels(strategy_name, COMPONENT, &name)},

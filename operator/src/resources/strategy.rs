@@ -278,12 +278,26 @@ fn stateful(
                 "podSelector": {"matchLabels": selector(&strategy, component, &strategy)},
                 "policyTypes": ["Ingress"],
                 "ingress": [{
-                    "from": [{"podSelector": {"matchLabels": {"trading.ia-agents.dev/strategy": strategy}}}],
+                    "from": peers(&strategy, component),
                     "ports": [{"port": port, "protocol": "TCP"}]
                 }]
             }
         }),
     ]
+}
+
+/// Who may reach a managed dependency: the strategy's own pods and, for NATS, the operator (in any
+/// namespace), which consumes the decision stream and relays escalation answers.
+fn peers(strategy: &str, component: &str) -> Value {
+    let mut from =
+        vec![json!({"podSelector": {"matchLabels": {"trading.ia-agents.dev/strategy": strategy}}})];
+    if component == "nats" {
+        from.push(json!({
+            "namespaceSelector": {},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "trading-operator"}}
+        }));
+    }
+    json!(from)
 }
 
 /// The managed Postgres's password Secret; an existing password is kept (it must never change under

@@ -1,0 +1,128 @@
+//! TradingAssistant → its role ConfigMap and Deployment; status (replicas, selector, Ready /
+//! Progressing / Degraded) from the Deployment's real status. A missing Strategy is a condition
+//! and a retry, never a crash.
+
+use super::apply::{apply_object, apply_status, decode, event};
+use super::conditions::{condition, deployment_health};
+use super::{key, Context, Error, RESYNC, WAITING};
+use crate::resources::{assistant, FIELD_MANAGER};
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::runtime::controller::Action;
+use kube::{Api, ResourceExt};
+use protocol::crd::conditions::READY;
+use protocol::crd::{find_condition, set_condition, Strategy, TradingAssistant};
+use std::sync::Arc;
+
+/// The controller's name in metrics and logs.
+pub const CONTROLLER: &str = "tradingassistant";
+
+pub async fn reconcile(ta: Arc<TradingAssistant>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let _timer = ctx.metrics.reconcile(CONTROLLER);
+    if ta.metadata.deletion_timestamp.is_some() {
+        // its ConfigMap and Deployment carry owner references: the garbage collector removes them
+        return Ok(Action::await_change());
+    }
+    let namespace = ta.namespace().unwrap_or_else(|| "default".into());
+    let strategy_name = &ta.spec.strategy_ref.name;
+    let strategies: Api<Strategy> = Api::namespaced(ctx.client.clone(), &namespace);
+    let strategy = strategies
+        .get_opt(strategy_name)
+        .await
+        .map_err(|source| Error::Kube {
+            action: "reading the Strategy of",
+            object: format!("TradingAssistant {}", key(ta.as_ref())),
+            source,
+        })?;
+    let api: Api<TradingAssistant> = Api::namespaced(ctx.client.clone(), &namespace);
+    let previous = ta.status.clone().unwrap_or_default();
+    let mut status = previous.clone();
+    status.observed_generation = ta.metadata.generation;
+    let now = (ctx.now)();
+
+    let Some(strategy) = strategy else {
+        let message = format!(
+            "Strategy {strategy_name} does not exist in namespace {namespace}; retrying until it does"
+        );
+        let changed = set_condition(
+            &mut status.conditions,
+            condition(
+                READY,
+                false,
+                "StrategyNotFound",
+                &message,
+                ta.metadata.generation,
+            ),
+            now,
+        );
+        if changed || status != previous {
+            apply_status(&api, ta.as_ref(), &status, FIELD_MANAGER).await?;
+        }
+        if changed {
+            event(
+                &ctx,
+                ta.as_ref(),
+                true,
+                "StrategyNotFound",
+                "Reconcile",
+                message,
+            )
+            .await;
+        }
+        ctx.succeeded(&format!("TradingAssistant {}", key(ta.as_ref())));
+        return Ok(Action::requeue(WAITING));
+    };
+
+    let config_map = serde_json::to_value(assistant::config_map(&ta)?).expect("serialises");
+    let deployment =
+        serde_json::to_value(assistant::deployment(&ta, Some(&strategy))?).expect("serialises");
+    apply_object(&ctx.client, &config_map).await?;
+    let applied: Deployment = decode(&apply_object(&ctx.client, &deployment).await?)?;
+
+    let health = deployment_health(&applied, ta.metadata.generation);
+    status.replicas = health.replicas;
+    status.ready_replicas = health.ready_replicas;
+    status.selector = Some(health.selector);
+    if status.weight.is_none() {
+        status.weight = Some(ta.spec.weight);
+    }
+    let was_ready = find_condition(&previous.conditions, READY).map(|c| c.status.clone());
+    for c in health.conditions {
+        set_condition(&mut status.conditions, c, now.clone());
+    }
+    if status != previous {
+        apply_status(&api, ta.as_ref(), &status, FIELD_MANAGER).await?;
+    }
+    if previous.observed_generation != ta.metadata.generation {
+        event(
+            &ctx,
+            ta.as_ref(),
+            false,
+            "Applied",
+            "Reconcile",
+            format!(
+                "Deployment {} applied for generation {} ({} replicas of role {})",
+                applied.name_any(),
+                ta.metadata.generation.unwrap_or_default(),
+                ta.spec.replicas,
+                ta.spec.role.as_str()
+            ),
+        )
+        .await;
+    }
+    let ready = find_condition(&status.conditions, READY).expect("set above");
+    if was_ready.as_deref() != Some(ready.status.as_str()) {
+        let became_ready = ready.status == "True";
+        event(
+            &ctx,
+            ta.as_ref(),
+            !became_ready,
+            &ready.reason,
+            "Reconcile",
+            ready.message.clone(),
+        )
+        .await;
+    }
+    ctx.succeeded(&format!("TradingAssistant {}", key(ta.as_ref())));
+    // a Deployment status change triggers the next reconcile through `owns`; RESYNC is the safety net
+    Ok(Action::requeue(RESYNC))
+}

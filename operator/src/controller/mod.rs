@@ -1,0 +1,143 @@
+//! The control plane (DESIGN.md §3): one kube-runtime `Controller` per kind, each level-triggered
+//! and idempotent, applying children with server-side apply under one field manager.
+//!
+//! - [`assistant`]: TradingAssistant → ConfigMap + Deployment, status from the Deployment;
+//! - [`strategy`]: Strategy → coordinator, managed dependencies, NetworkPolicies, team status,
+//!   the approve/reject annotation relay;
+//! - [`policy`]: ConsensusPolicy → `Valid`;
+//! - [`conditions`]: readiness computed from the children's real status (pure functions);
+//! - [`apply`]: server-side apply of the builders' objects, status patches and Events;
+//! - [`metrics`]: reconcile counters and latency histograms per controller;
+//! - [`run`]: wiring, leader election, health and metrics server, graceful shutdown.
+
+pub mod apply;
+pub mod assistant;
+pub mod conditions;
+pub mod metrics;
+pub mod policy;
+pub mod run;
+pub mod strategy;
+
+use crate::decisions::DecisionWatchers;
+use crate::resources::BuildError;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::Client;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often a converged object is looked at again anyway (level-triggered safety net).
+pub const RESYNC: Duration = Duration::from_secs(300);
+/// How soon an object waiting for something (its Strategy, a policy, a dependency) is retried.
+pub const WAITING: Duration = Duration::from_secs(15);
+
+/// What every reconcile needs.
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub metrics: Arc<metrics::Metrics>,
+    /// The decision-stream consumers and the escalation relay, one NATS connection per Strategy.
+    pub decisions: Arc<DecisionWatchers>,
+    /// Generates a managed Postgres's password (only ever once per Strategy).
+    pub generate_password: fn() -> String,
+    /// The clock, so tests can pin condition times.
+    pub now: fn() -> Time,
+    /// Consecutive failures per object, for the error backoff.
+    failures: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+}
+
+impl Context {
+    pub fn new(client: Client, instance: &str, decisions: Arc<DecisionWatchers>) -> Self {
+        let reporter = Reporter {
+            controller: crate::resources::FIELD_MANAGER.into(),
+            instance: Some(instance.to_string()),
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics: Arc::new(metrics::Metrics::default()),
+            decisions,
+            generate_password: random_password,
+            now: || Time(k8s_openapi::jiff::Timestamp::now()),
+            failures: Default::default(),
+        }
+    }
+
+    /// Records a failure of `object` and returns how long to wait before the next try:
+    /// 1 s, 2 s, 4 s, … up to 5 minutes.
+    pub fn backoff(&self, object: &str) -> Duration {
+        let mut failures = self.failures.lock().expect("failures lock");
+        let n = failures.entry(object.to_string()).or_insert(0);
+        *n = n.saturating_add(1);
+        Duration::from_secs(1u64 << (*n - 1).min(8)).min(Duration::from_secs(300))
+    }
+
+    /// Forgets the failures of `object` after a successful reconcile.
+    pub fn succeeded(&self, object: &str) {
+        self.failures.lock().expect("failures lock").remove(object);
+    }
+}
+
+/// A 32-character alphanumeric password from the OS's random source.
+pub fn random_password() -> String {
+    use rand::distr::{Alphanumeric, SampleString};
+    Alphanumeric.sample_string(&mut rand::rng(), 32)
+}
+
+/// Why a reconcile failed; every variant names the object at fault. The controller requeues it
+/// with backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{action} {object}: {source}")]
+    Kube {
+        action: &'static str,
+        object: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error("{object}: {reason}")]
+    Invalid { object: String, reason: String },
+    #[error("Strategy {strategy}: relaying the escalation answer over NATS: {reason}")]
+    Relay { strategy: String, reason: String },
+    #[error("finalizer of {object}: {reason}")]
+    Finalizer { object: String, reason: String },
+}
+
+impl Error {
+    /// A short label for the error metric.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Kube { .. } => "kube",
+            Error::Build(_) => "build",
+            Error::Invalid { .. } => "invalid",
+            Error::Relay { .. } => "relay",
+            Error::Finalizer { .. } => "finalizer",
+        }
+    }
+}
+
+/// `namespace/name` of an object, for messages.
+pub fn key<K: kube::Resource>(object: &K) -> String {
+    format!(
+        "{}/{}",
+        object.meta().namespace.as_deref().unwrap_or("default"),
+        object.meta().name.as_deref().unwrap_or_default()
+    )
+}
+
+/// The controllers' error policy: count, log with the object's name, retry with exponential backoff.
+pub fn error_policy<K: kube::Resource<DynamicType = ()>>(
+    object: Arc<K>,
+    error: &Error,
+    ctx: Arc<Context>,
+) -> Action {
+    let kind = K::kind(&());
+    let object = format!("{kind} {}", key(object.as_ref()));
+    ctx.metrics.failed(&kind, error);
+    let delay = ctx.backoff(&object);
+    tracing::warn!(%object, %error, retry_in_s = delay.as_secs(), "reconcile failed");
+    Action::requeue(delay)
+}

@@ -1,0 +1,311 @@
+//! `trading-operator run`: the three controllers, leader election on a Lease, the health and
+//! metrics server, and graceful shutdown on SIGTERM / Ctrl-C. This is the binary's edge, hence
+//! `anyhow`.
+
+use super::{assistant, error_policy, policy, strategy, Context};
+use crate::decisions::DecisionWatchers;
+use anyhow::Context as _;
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{watcher, Controller};
+use kube::{Api, Client, ResourceExt};
+use protocol::crd::{ConsensusPolicy, Strategy, TradingAssistant};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// How the operator runs.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Health (`/healthz`, `/readyz`) and `/metrics` server.
+    pub listen: SocketAddr,
+    /// Hold the Lease before reconciling, so several replicas can run safely.
+    pub leader_election: bool,
+    /// Namespace of the Lease (the operator's own).
+    pub lease_namespace: String,
+    /// Name of the Lease.
+    pub lease_name: String,
+    /// This replica's identity in the Lease (the pod name).
+    pub identity: String,
+    /// Watch only this namespace (default: all).
+    pub namespace: Option<String>,
+    /// Consume the teams' decision streams from NATS into Strategy conditions.
+    pub decisions: bool,
+}
+
+/// Resolves when SIGTERM or Ctrl-C arrives.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+pub async fn run(config: RunConfig) -> anyhow::Result<()> {
+    let client = Client::try_default()
+        .await
+        .context("connecting to the Kubernetes API (in-cluster config or KUBECONFIG)")?;
+    let decisions = Arc::new(if config.decisions {
+        DecisionWatchers::new(client.clone())
+    } else {
+        DecisionWatchers::disabled()
+    });
+    let ctx = Arc::new(Context::new(client.clone(), &config.identity, decisions));
+    let leading = Arc::new(AtomicBool::new(!config.leader_election));
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {} (--listen)", config.listen))?;
+    let server = tokio::spawn(serve(
+        listener,
+        ctx.clone(),
+        client.clone(),
+        leading.clone(),
+        stop_rx.clone(),
+    ));
+    {
+        let stop_tx = stop_tx.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+            let _ = stop_tx.send(true);
+        });
+    }
+
+    let mut lease = None;
+    if config.leader_election {
+        let manager =
+            kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &config.lease_name)
+                .with_namespace(&config.lease_namespace)
+                .with_identity(&config.identity)
+                .with_duration(15)
+                .with_grace(5)
+                .build()
+                .await
+                .with_context(|| {
+                    format!(
+                        "setting up leader election on Lease {}/{}",
+                        config.lease_namespace, config.lease_name
+                    )
+                })?;
+        let (mut state, task) = manager.watch().await;
+        tracing::info!(identity = %config.identity, lease = %config.lease_name, "waiting for leadership");
+        let mut stop = stop_rx.clone();
+        loop {
+            if *state.borrow_and_update() {
+                break;
+            }
+            tokio::select! {
+                changed = state.changed() => changed.context("leader election stopped")?,
+                _ = stop.changed() => {
+                    drop(state);
+                    let _ = task.await;
+                    let _ = server.await;
+                    return Ok(());
+                }
+            }
+        }
+        tracing::info!(identity = %config.identity, "leading; starting the controllers");
+        leading.store(true, Ordering::SeqCst);
+        // losing the Lease means another replica leads: stop reconciling at once
+        let lost_tx = stop_tx.clone();
+        let mut lost = state.clone();
+        tokio::spawn(async move {
+            while lost.changed().await.is_ok() {
+                if !*lost.borrow_and_update() {
+                    tracing::error!("lost the leader Lease; stopping");
+                    let _ = lost_tx.send(true);
+                    break;
+                }
+            }
+        });
+        lease = Some((state, task));
+    }
+
+    controllers(client, ctx, config.namespace.as_deref(), stop_rx).await;
+    if let Some((state, task)) = lease {
+        // closing the channel makes the manager release the Lease for the next leader
+        drop(state);
+        let _ = task.await;
+    }
+    let _ = stop_tx.send(true);
+    let _ = server.await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Runs the three controllers until `stop` turns true, letting in-flight reconciles finish.
+pub async fn controllers(
+    client: Client,
+    ctx: Arc<Context>,
+    namespace: Option<&str>,
+    stop: watch::Receiver<bool>,
+) {
+    let ours = watcher::Config::default().labels("app.kubernetes.io/managed-by=trading-operator");
+    let shutdown = |mut stop: watch::Receiver<bool>| async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+
+    let assistants = Controller::new(
+        api::<TradingAssistant>(&client, namespace),
+        watcher::Config::default(),
+    );
+    let assistant_store = assistants.store();
+    let assistants = assistants
+        .owns(api::<Deployment>(&client, namespace), ours.clone())
+        .owns(api::<ConfigMap>(&client, namespace), ours.clone())
+        .watches(
+            api::<Strategy>(&client, namespace),
+            watcher::Config::default(),
+            move |s: Strategy| {
+                // a Strategy appearing, pausing or changing its dependencies concerns its team
+                let namespace = s.namespace();
+                let name = s.name_any();
+                assistant_store
+                    .state()
+                    .into_iter()
+                    .filter(|ta| ta.namespace() == namespace && ta.spec.strategy_ref.name == name)
+                    .map(|ta| ObjectRef::from_obj(ta.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .graceful_shutdown_on(shutdown(stop.clone()))
+        .run(assistant::reconcile, error_policy, ctx.clone())
+        .for_each(|r| async move {
+            if let Err(error) = r {
+                tracing::debug!(%error, "tradingassistant controller");
+            }
+        });
+
+    let strategies = Controller::new(
+        api::<Strategy>(&client, namespace),
+        watcher::Config::default(),
+    );
+    let strategy_store = strategies.store();
+    let strategies = strategies
+        .owns(api::<Deployment>(&client, namespace), ours.clone())
+        .owns(api::<StatefulSet>(&client, namespace), ours.clone())
+        .owns(api::<Job>(&client, namespace), ours.clone())
+        .watches(
+            api::<TradingAssistant>(&client, namespace),
+            watcher::Config::default(),
+            |ta: TradingAssistant| {
+                let r = ObjectRef::<Strategy>::new(&ta.spec.strategy_ref.name);
+                Some(match ta.namespace() {
+                    Some(ns) => r.within(&ns),
+                    None => r,
+                })
+            },
+        )
+        .watches(
+            api::<ConsensusPolicy>(&client, namespace),
+            watcher::Config::default(),
+            move |p: ConsensusPolicy| {
+                let namespace = p.namespace();
+                let name = p.name_any();
+                strategy_store
+                    .state()
+                    .into_iter()
+                    .filter(|s| {
+                        s.namespace() == namespace && s.spec.consensus_policy_ref.name == name
+                    })
+                    .map(|s| ObjectRef::from_obj(s.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .graceful_shutdown_on(shutdown(stop.clone()))
+        .run(strategy::reconcile, error_policy, ctx.clone())
+        .for_each(|r| async move {
+            if let Err(error) = r {
+                tracing::debug!(%error, "strategy controller");
+            }
+        });
+
+    let policies = Controller::new(
+        api::<ConsensusPolicy>(&client, namespace),
+        watcher::Config::default(),
+    )
+    .graceful_shutdown_on(shutdown(stop))
+    .run(policy::reconcile, error_policy, ctx)
+    .for_each(|r| async move {
+        if let Err(error) = r {
+            tracing::debug!(%error, "consensuspolicy controller");
+        }
+    });
+    tokio::join!(assistants, strategies, policies);
+}
+
+/// `/healthz` (the process serves), `/readyz` (the API server answers, and this replica leads or
+/// stands by), `/metrics`.
+async fn serve(
+    listener: tokio::net::TcpListener,
+    ctx: Arc<Context>,
+    client: Client,
+    leading: Arc<AtomicBool>,
+    mut stop: watch::Receiver<bool>,
+) {
+    use warp::Filter;
+    let healthz = warp::path!("healthz").map(|| String::from("ok"));
+    let readyz = warp::path!("readyz").then(move || {
+        let client = client.clone();
+        let leading = leading.clone();
+        async move {
+            match client.apiserver_version().await {
+                Ok(_) => warp::reply::with_status(
+                    String::from(if leading.load(Ordering::SeqCst) {
+                        "ready: leading"
+                    } else {
+                        "ready: standing by"
+                    }),
+                    warp::http::StatusCode::OK,
+                ),
+                Err(_) => warp::reply::with_status(
+                    String::from("the Kubernetes API does not answer"),
+                    warp::http::StatusCode::SERVICE_UNAVAILABLE,
+                ),
+            }
+        }
+    });
+    let metrics = warp::path!("metrics").map(move || {
+        warp::reply::with_header(
+            ctx.metrics.render(),
+            "content-type",
+            "text/plain; version=0.0.4",
+        )
+    });
+    let routes = warp::get().and(healthz.or(readyz).or(metrics));
+    tracing::info!(listen = ?listener.local_addr().ok(), "serving /healthz, /readyz and /metrics");
+    warp::serve(routes)
+        .incoming(listener)
+        .graceful(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .run()
+        .await;
+}

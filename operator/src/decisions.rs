@@ -1,0 +1,518 @@
+//! Consensus outcomes as Strategy conditions (DESIGN.md §3): one consumer per Strategy reads its
+//! team's decision stream (JetStream) and escalation subjects (core NATS) and writes
+//! `status.lastDecision`, `status.pendingEscalations`, `ConsensusReached` and `EscalationPending`
+//! under a field manager of its own, so the reconciler's conditions are never overwritten.
+//! The same connection relays a human's approve/reject (from the Strategy's annotations).
+
+use crate::controller::apply::apply_status;
+use crate::controller::conditions::condition;
+use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::Api;
+use protocol::crd::conditions::{CONSENSUS_REACHED, ESCALATION_PENDING};
+use protocol::crd::{set_condition, DecisionSummary, PendingEscalation, Strategy};
+use protocol::messages::{decode, encode, Decision, Escalation, EscalationResolution, Message};
+use protocol::subjects::{Subjects, STREAM_DECISIONS};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+/// The field manager of the outcome fields of a Strategy's status.
+pub const FIELD_MANAGER: &str = "trading-operator-decisions";
+
+/// Why a consumer or the relay could not talk to a team's NATS.
+#[derive(Debug, thiserror::Error)]
+pub enum NatsError {
+    #[error("Strategy {strategy}: NATS at {url}: {reason}")]
+    Nats {
+        strategy: String,
+        url: String,
+        reason: String,
+    },
+}
+
+/// The outcome fields of a Strategy's status, as this consumer owns them.
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Outcome {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_decision: Option<DecisionSummary>,
+    pub pending_escalations: Vec<PendingEscalation>,
+    pub conditions: Vec<Condition>,
+}
+
+fn rfc3339(ms: i64) -> String {
+    k8s_openapi::jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+impl Outcome {
+    /// Folds one message of the team into the outcome; returns whether the status changed.
+    pub fn observe(&mut self, message: &Message, now: Time, generation: Option<i64>) -> bool {
+        let before = self.clone();
+        match message {
+            Message::Decision(d) => self.decided(d, now.clone(), generation),
+            Message::Escalation(e) => self.escalated(e),
+            Message::EscalationResolution(r) => self.pending_escalations.retain(|p| p.id != r.id),
+            _ => return false,
+        }
+        let pending = match self.pending_escalations.as_slice() {
+            [] => condition(
+                ESCALATION_PENDING,
+                false,
+                "NoneOpen",
+                "no decision waits for a human",
+                generation,
+            ),
+            open => condition(
+                ESCALATION_PENDING,
+                true,
+                "AwaitingHuman",
+                format!(
+                    "decision {} ({}) waits for a human: annotate the Strategy with \
+                     trading.ia-agents.dev/approve={} or trading.ia-agents.dev/reject={}{}",
+                    open[0].id,
+                    open[0].symbol,
+                    open[0].id,
+                    open[0].id,
+                    if open.len() > 1 {
+                        format!(" ({} more open)", open.len() - 1)
+                    } else {
+                        String::new()
+                    }
+                ),
+                generation,
+            ),
+        };
+        set_condition(&mut self.conditions, pending, now);
+        *self != before
+    }
+
+    fn decided(&mut self, d: &Decision, now: Time, generation: Option<i64>) {
+        // a replayed older decision (consumer restart) must not move the status back in time
+        if let Some(last) = &self.last_decision {
+            if last.id == d.id || last.at > rfc3339(d.decided_at) {
+                self.pending_escalations.retain(|p| p.id != d.id);
+                return;
+            }
+        }
+        let votes = d
+            .rounds
+            .last()
+            .map(|r| {
+                r.scores
+                    .iter()
+                    .map(|(a, s)| (a.to_string(), (s * 1000.0).round() / 1000.0))
+                    .collect::<BTreeMap<_, _>>()
+            })
+            .unwrap_or_default();
+        self.last_decision = Some(DecisionSummary {
+            id: d.id.clone(),
+            symbol: d.symbol.clone(),
+            action: d.action,
+            confidence: (d.confidence * 1000.0).round() / 1000.0,
+            consensus_reached: d.consensus_reached,
+            rounds: d.rounds.len() as u32,
+            votes,
+            at: rfc3339(d.decided_at),
+        });
+        let (status, reason) = if d.vetoed {
+            (false, "Vetoed")
+        } else if d.consensus_reached {
+            (true, "Consensus")
+        } else {
+            (false, "NoConsensus")
+        };
+        let message = format!(
+            "decision {}: {} {} at {:.0}% after {} round(s){}",
+            d.id,
+            d.action,
+            d.symbol,
+            d.confidence * 100.0,
+            d.rounds.len(),
+            if d.escalated { ", escalated" } else { "" }
+        );
+        set_condition(
+            &mut self.conditions,
+            condition(CONSENSUS_REACHED, status, reason, message, generation),
+            now,
+        );
+        self.pending_escalations.retain(|p| p.id != d.id);
+    }
+
+    fn escalated(&mut self, e: &Escalation) {
+        if !self.pending_escalations.iter().any(|p| p.id == e.id) {
+            self.pending_escalations.push(PendingEscalation {
+                id: e.id.clone(),
+                symbol: e.symbol.clone(),
+                since: rfc3339(e.raised_at),
+            });
+        }
+    }
+}
+
+struct Watcher {
+    url: String,
+    task: JoinHandle<()>,
+}
+
+/// One decision consumer per Strategy, started by the Strategy reconciler and stopped by its
+/// finalizer; plus the relay of escalation answers.
+pub struct DecisionWatchers {
+    kube: Option<kube::Client>,
+    watchers: Mutex<HashMap<String, Watcher>>,
+    now: fn() -> Time,
+}
+
+impl DecisionWatchers {
+    /// Consumers that write outcomes through `kube`.
+    pub fn new(kube: kube::Client) -> Self {
+        Self {
+            kube: Some(kube),
+            watchers: Mutex::default(),
+            now: || Time(k8s_openapi::jiff::Timestamp::now()),
+        }
+    }
+
+    /// No consumers (`trading-operator run --no-decisions`, and reconciler tests): the outcome
+    /// conditions are not written; relaying an answer still works.
+    pub fn disabled() -> Self {
+        Self {
+            kube: None,
+            watchers: Mutex::default(),
+            now: || Time(k8s_openapi::jiff::Timestamp::now()),
+        }
+    }
+
+    /// The Strategies whose decision stream is being consumed (`namespace/name`).
+    pub fn watched(&self) -> Vec<String> {
+        let mut keys: Vec<_> = self
+            .watchers
+            .lock()
+            .expect("lock")
+            .keys()
+            .cloned()
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// Starts the consumer of a Strategy (again, if its NATS URL changed).
+    pub fn ensure(&self, namespace: &str, strategy: &str, url: &str) {
+        let Some(kube) = &self.kube else { return };
+        let key = format!("{namespace}/{strategy}");
+        let mut watchers = self.watchers.lock().expect("lock");
+        if let Some(w) = watchers.get(&key) {
+            if w.url == url && !w.task.is_finished() {
+                return;
+            }
+            w.task.abort();
+        }
+        let task = tokio::spawn(consume(
+            kube.clone(),
+            namespace.to_string(),
+            strategy.to_string(),
+            url.to_string(),
+            self.now,
+        ));
+        watchers.insert(
+            key,
+            Watcher {
+                url: url.to_string(),
+                task,
+            },
+        );
+    }
+
+    /// Stops the consumer of a deleted Strategy.
+    pub fn stop(&self, namespace: &str, strategy: &str) {
+        if let Some(w) = self
+            .watchers
+            .lock()
+            .expect("lock")
+            .remove(&format!("{namespace}/{strategy}"))
+        {
+            w.task.abort();
+        }
+    }
+
+    /// Publishes a human's answer to an escalation on the team's NATS, where the coordinator waits
+    /// for it. Returns once the server has it (flushed).
+    pub async fn relay(
+        &self,
+        namespace: &str,
+        strategy: &str,
+        url: &str,
+        answer: &EscalationResolution,
+    ) -> Result<(), NatsError> {
+        let error = |reason: String| NatsError::Nats {
+            strategy: format!("{namespace}/{strategy}"),
+            url: url.to_string(),
+            reason,
+        };
+        let subjects = Subjects::new(namespace, strategy).map_err(|e| error(e.to_string()))?;
+        let subject = subjects
+            .escalation(&answer.id)
+            .map_err(|e| error(e.to_string()))?;
+        let client = async_nats::ConnectOptions::new()
+            .name("trading-operator-relay")
+            .connection_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+            .map_err(|e| error(e.to_string()))?;
+        client
+            .publish(
+                subject,
+                encode(&Message::EscalationResolution(answer.clone())).into(),
+            )
+            .await
+            .map_err(|e| error(e.to_string()))?;
+        client.flush().await.map_err(|e| error(e.to_string()))?;
+        Ok(())
+    }
+}
+
+impl Drop for DecisionWatchers {
+    fn drop(&mut self) {
+        for w in self.watchers.lock().expect("lock").values() {
+            w.task.abort();
+        }
+    }
+}
+
+/// Consumes one team's outcomes until aborted, reconnecting with backoff.
+async fn consume(
+    kube: kube::Client,
+    namespace: String,
+    strategy: String,
+    url: String,
+    now: fn() -> Time,
+) {
+    let mut delay = Duration::from_secs(1);
+    loop {
+        match consume_once(&kube, &namespace, &strategy, &url, now).await {
+            Ok(()) => delay = Duration::from_secs(1),
+            Err(error) => {
+                tracing::warn!(strategy = %format!("{namespace}/{strategy}"), %error,
+                    retry_in_s = delay.as_secs(), "decision stream unavailable");
+                delay = (delay * 2).min(Duration::from_secs(60));
+            }
+        }
+        tokio::time::sleep(delay).await;
+    }
+}
+
+async fn consume_once(
+    kube: &kube::Client,
+    namespace: &str,
+    strategy: &str,
+    url: &str,
+    now: fn() -> Time,
+) -> Result<(), NatsError> {
+    use async_nats::jetstream::consumer;
+    let error = |reason: String| NatsError::Nats {
+        strategy: format!("{namespace}/{strategy}"),
+        url: url.to_string(),
+        reason,
+    };
+    let subjects = Subjects::new(namespace, strategy).map_err(|e| error(e.to_string()))?;
+    let client = async_nats::ConnectOptions::new()
+        .name("trading-operator")
+        .connection_timeout(Duration::from_secs(5))
+        .connect(url)
+        .await
+        .map_err(|e| error(e.to_string()))?;
+    // escalations are core NATS: subscribe first so none raised meanwhile is missed
+    let mut escalations = client
+        .subscribe(subjects.all_escalations())
+        .await
+        .map_err(|e| error(e.to_string()))?;
+    let jetstream = async_nats::jetstream::new(client.clone());
+    // the coordinator creates the stream; until it has, there is nothing to consume
+    let stream = jetstream
+        .get_stream(STREAM_DECISIONS)
+        .await
+        .map_err(|e| error(format!("stream {STREAM_DECISIONS}: {e}")))?;
+    let consumer = stream
+        .create_consumer(consumer::pull::Config {
+            filter_subject: subjects.decision(),
+            // the latest decision is enough to rebuild the status after a restart
+            deliver_policy: consumer::DeliverPolicy::LastPerSubject,
+            ack_policy: consumer::AckPolicy::None,
+            inactive_threshold: Duration::from_secs(300),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| error(e.to_string()))?;
+    let mut decisions = consumer
+        .messages()
+        .await
+        .map_err(|e| error(e.to_string()))?;
+    tracing::info!(strategy = %format!("{namespace}/{strategy}"), %url, "consuming the decision stream");
+
+    let strategies: Api<Strategy> = Api::namespaced(kube.clone(), namespace);
+    let mut outcome = current_outcome(&strategies, strategy).await;
+    loop {
+        let message = tokio::select! {
+            m = decisions.next() => match m {
+                Some(Ok(m)) => decode(&m.payload),
+                Some(Err(e)) => return Err(error(e.to_string())),
+                None => return Err(error("the decision consumer ended".into())),
+            },
+            m = escalations.next() => match m {
+                Some(m) => decode(&m.payload),
+                None => return Err(error("the escalation subscription ended".into())),
+            },
+        };
+        let message = match message {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(strategy, kind = e.kind(), error = %e, "rejected a malformed message");
+                continue;
+            }
+        };
+        let Some(current) = strategies
+            .get_opt(strategy)
+            .await
+            .map_err(|e| error(format!("reading the Strategy: {e}")))?
+        else {
+            return Ok(());
+        };
+        if outcome.observe(&message, now(), current.metadata.generation) {
+            apply_status(&strategies, &current, &outcome, FIELD_MANAGER)
+                .await
+                .map_err(|e| error(e.to_string()))?;
+            if let Message::Decision(d) = &message {
+                tracing::info!(strategy, id = %d.id, action = %d.action, consensus = d.consensus_reached,
+                    "decision written to the Strategy's status");
+            }
+        }
+    }
+}
+
+/// The outcome fields already in the status (a restarted consumer keeps transition times).
+async fn current_outcome(strategies: &Api<Strategy>, strategy: &str) -> Outcome {
+    let Ok(Some(s)) = strategies.get_opt(strategy).await else {
+        return Outcome::default();
+    };
+    let status = s.status.unwrap_or_default();
+    Outcome {
+        last_decision: status.last_decision,
+        pending_escalations: status.pending_escalations,
+        conditions: status
+            .conditions
+            .into_iter()
+            .filter(|c| c.type_ == CONSENSUS_REACHED || c.type_ == ESCALATION_PENDING)
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::messages::RoundTally;
+    use protocol::Action;
+
+    fn time(s: i64) -> Time {
+        Time(k8s_openapi::jiff::Timestamp::from_second(s).unwrap())
+    }
+
+    fn decision(id: &str, consensus: bool, vetoed: bool, at: i64) -> Message {
+        Message::Decision(Decision {
+            id: id.into(),
+            strategy: "s".into(),
+            symbol: "BTCUSDT".into(),
+            action: Action::Buy,
+            confidence: 0.7234,
+            consensus_reached: consensus,
+            escalated: false,
+            vetoed,
+            rounds: vec![RoundTally {
+                round: 1,
+                votes: vec![],
+                scores: [(Action::Buy, 1.5), (Action::Hold, 0.5)].into(),
+                answered_weight: 2.0,
+                total_weight: 2.0,
+            }],
+            transcript: vec![],
+            price: 1.0,
+            decided_at: at,
+        })
+    }
+
+    fn cond<'a>(o: &'a Outcome, t: &str) -> &'a Condition {
+        o.conditions.iter().find(|c| c.type_ == t).unwrap()
+    }
+
+    #[test]
+    fn decisions_become_conditions_and_a_summary() {
+        let mut o = Outcome::default();
+        assert!(o.observe(&decision("a", true, false, 1_000), time(10), Some(3)));
+        let c = cond(&o, CONSENSUS_REACHED);
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("True", "Consensus")
+        );
+        assert!(c.message.contains("BUY BTCUSDT at 72%"), "{}", c.message);
+        let last = o.last_decision.clone().unwrap();
+        assert_eq!(
+            (last.id.as_str(), last.rounds, last.confidence),
+            ("a", 1, 0.723)
+        );
+        assert_eq!(last.votes["BUY"], 1.5);
+        assert_eq!(last.at, "1970-01-01T00:00:01Z");
+
+        assert!(o.observe(&decision("b", false, false, 2_000), time(20), Some(3)));
+        assert_eq!(cond(&o, CONSENSUS_REACHED).reason, "NoConsensus");
+        assert_eq!(cond(&o, CONSENSUS_REACHED).last_transition_time, time(20));
+        // same status, new reason: the transition time stays
+        assert!(o.observe(&decision("c", false, true, 3_000), time(30), Some(3)));
+        assert_eq!(cond(&o, CONSENSUS_REACHED).reason, "Vetoed");
+        assert_eq!(cond(&o, CONSENSUS_REACHED).last_transition_time, time(20));
+        // a replay of an older decision changes nothing
+        assert!(!o.observe(&decision("b", false, false, 2_000), time(40), Some(3)));
+        assert_eq!(o.last_decision.as_ref().unwrap().id, "c");
+    }
+
+    #[test]
+    fn escalations_are_pending_until_answered_or_decided() {
+        let mut o = Outcome::default();
+        let escalation = |id: &str| {
+            Message::Escalation(Escalation {
+                id: id.into(),
+                strategy: "s".into(),
+                symbol: "ETHUSDT".into(),
+                proposed: Action::Sell,
+                scores: Default::default(),
+                timeout_seconds: 60,
+                raised_at: 5_000,
+            })
+        };
+        assert!(o.observe(&escalation("e1"), time(1), None));
+        assert!(o.observe(&escalation("e2"), time(2), None));
+        let c = cond(&o, ESCALATION_PENDING);
+        assert_eq!(c.status, "True");
+        assert!(
+            c.message.contains("approve=e1") && c.message.contains("1 more open"),
+            "{}",
+            c.message
+        );
+        let answer = Message::EscalationResolution(EscalationResolution {
+            id: "e1".into(),
+            approved: true,
+            by: "annotation".into(),
+            at: 6_000,
+        });
+        assert!(o.observe(&answer, time(3), None));
+        assert_eq!(o.pending_escalations.len(), 1);
+        assert!(o.observe(&decision("e2", false, false, 7_000), time(4), None));
+        let c = cond(&o, ESCALATION_PENDING);
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "NoneOpen")
+        );
+        assert_eq!(c.last_transition_time, time(4));
+    }
+}

@@ -1,0 +1,560 @@
+//! The reconcilers against kube-rs's mocked API (tower-test) serving an in-memory API server:
+//! create, replica change, deletion, missing strategy and policy, dependencies not ready,
+//! pause, error backoff, and condition transition times.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::runtime::controller::Action;
+use operator::controller::{assistant, error_policy, policy, strategy, Context, Error};
+use operator::decisions::DecisionWatchers;
+use operator::fake_api::FakeApi;
+use protocol::crd::{ConsensusPolicy, Strategy, TradingAssistant};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+const NS: &str = "trading";
+const CRD: &str = "trading.ia-agents.dev/v1alpha1";
+
+fn sample(file: &str, index: usize) -> Value {
+    let text = std::fs::read_to_string(format!(
+        "{}/../config/samples/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let doc = serde_yaml::Deserializer::from_str(&text)
+        .nth(index)
+        .unwrap();
+    let mut v: Value = serde::Deserialize::deserialize(doc).unwrap();
+    v["metadata"]["namespace"] = json!(NS);
+    v
+}
+
+fn at(seconds: i64) -> Time {
+    Time(k8s_openapi::jiff::Timestamp::from_second(seconds).unwrap())
+}
+
+fn context(client: kube::Client) -> Context {
+    let mut ctx = Context::new(client, "test", Arc::new(DecisionWatchers::disabled()));
+    ctx.generate_password = || "generated-password".to_string();
+    ctx.now = || at(1_000);
+    ctx
+}
+
+fn read<K: serde::de::DeserializeOwned>(api: &FakeApi, kind: &str, name: &str) -> Arc<K> {
+    let v = api
+        .get(CRD, kind, NS, name)
+        .unwrap_or_else(|| panic!("{kind} {name}"));
+    Arc::new(serde_json::from_value(v).unwrap())
+}
+
+fn condition(object: &Value, type_: &str) -> Value {
+    object["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == type_)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {type_} in {}", object["status"]))
+}
+
+fn events(api: &FakeApi) -> Vec<String> {
+    api.all("Event")
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["reason"].as_str().unwrap(),
+                e["note"].as_str().unwrap_or("")
+            )
+        })
+        .collect()
+}
+
+/// A Strategy with its policy, reconciled until its finalizer is on and its children applied.
+async fn reconcile_strategy(
+    api: &FakeApi,
+    ctx: &Arc<Context>,
+    name: &str,
+) -> Result<Action, Error> {
+    let mut last = None;
+    for _ in 0..2 {
+        last = Some(strategy::reconcile(read(api, "Strategy", name), ctx.clone()).await);
+    }
+    last.unwrap()
+}
+
+fn set_ready(api: &FakeApi, api_version: &str, kind: &str, name: &str, ready: i32) {
+    api.update(api_version, kind, NS, name, |o| {
+        let generation = o["metadata"]["generation"].clone();
+        let replicas = o["spec"]["replicas"].as_i64().unwrap_or(1);
+        o["status"] = json!({"observedGeneration": generation, "replicas": replicas,
+            "readyReplicas": ready, "updatedReplicas": replicas, "availableReplicas": ready});
+    });
+}
+
+#[tokio::test]
+async fn an_assistant_gets_a_deployment_and_its_status_follows_the_pods() {
+    let (client, api) = FakeApi::start();
+    let ctx = Arc::new(context(client));
+    api.insert(sample("strategy.yaml", 0));
+    api.insert(sample("team.yaml", 0));
+
+    let action = assistant::reconcile(
+        read(&api, "TradingAssistant", "market-monitor"),
+        ctx.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(action, Action::requeue(Duration::from_secs(300)));
+    let d = api
+        .get("apps/v1", "Deployment", NS, "market-monitor-assistant")
+        .unwrap();
+    assert_eq!(d["spec"]["replicas"], 1);
+    assert_eq!(
+        d["metadata"]["ownerReferences"][0]["kind"],
+        "TradingAssistant"
+    );
+    assert_eq!(d["metadata"]["ownerReferences"][0]["controller"], true);
+    assert!(api
+        .get("v1", "ConfigMap", NS, "market-monitor-params")
+        .is_some());
+    // applied with server-side apply under the operator's field manager
+    let patch = api
+        .requests()
+        .into_iter()
+        .find(|r| r.contains("/deployments/"))
+        .unwrap();
+    assert!(patch.starts_with("PATCH"), "{patch}");
+
+    let ta = api
+        .get(CRD, "TradingAssistant", NS, "market-monitor")
+        .unwrap();
+    let ready = condition(&ta, "Ready");
+    assert_eq!(
+        (ready["status"].as_str(), ready["reason"].as_str()),
+        (Some("False"), Some("PodsNotReady"))
+    );
+    assert_eq!(
+        ta["status"]["selector"]
+            .as_str()
+            .unwrap()
+            .split(',')
+            .count(),
+        4
+    );
+    assert!(
+        events(&api).iter().any(|e| e.starts_with("Applied")),
+        "{:?}",
+        events(&api)
+    );
+
+    // `kubectl scale ta/market-monitor --replicas=3` writes spec.replicas through the scale subresource
+    api.update(CRD, "TradingAssistant", NS, "market-monitor", |o| {
+        o["spec"]["replicas"] = json!(3);
+        o["metadata"]["generation"] = json!(2);
+    });
+    assistant::reconcile(
+        read(&api, "TradingAssistant", "market-monitor"),
+        ctx.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        api.get("apps/v1", "Deployment", NS, "market-monitor-assistant")
+            .unwrap()["spec"]["replicas"],
+        3
+    );
+    // the Deployment controller brings the pods up
+    set_ready(&api, "apps/v1", "Deployment", "market-monitor-assistant", 3);
+    assistant::reconcile(
+        read(&api, "TradingAssistant", "market-monitor"),
+        ctx.clone(),
+    )
+    .await
+    .unwrap();
+    let ta = api
+        .get(CRD, "TradingAssistant", NS, "market-monitor")
+        .unwrap();
+    assert_eq!(
+        (
+            ta["status"]["replicas"].as_i64(),
+            ta["status"]["readyReplicas"].as_i64()
+        ),
+        (Some(3), Some(3))
+    );
+    assert_eq!(condition(&ta, "Ready")["status"], "True");
+    assert_eq!(
+        condition(&ta, "Ready")["lastTransitionTime"],
+        "1970-01-01T00:16:40Z"
+    );
+    assert_eq!(condition(&ta, "Progressing")["reason"], "RolloutComplete");
+    assert_eq!(ta["status"]["observedGeneration"], 2);
+    assert!(
+        events(&api).iter().any(|e| e.starts_with("PodsReady")),
+        "{:?}",
+        events(&api)
+    );
+
+    // nothing changed: a further reconcile writes no status and keeps the transition time
+    let mut later = context(ctx.client.clone());
+    later.now = || at(5_000);
+    let later = Arc::new(later);
+    api.clear_requests();
+    assistant::reconcile(read(&api, "TradingAssistant", "market-monitor"), later)
+        .await
+        .unwrap();
+    assert!(
+        !api.requests().iter().any(|r| r.ends_with("/status")),
+        "{:?}",
+        api.requests()
+    );
+    let ta = api
+        .get(CRD, "TradingAssistant", NS, "market-monitor")
+        .unwrap();
+    assert_eq!(
+        condition(&ta, "Ready")["lastTransitionTime"],
+        "1970-01-01T00:16:40Z"
+    );
+}
+
+#[tokio::test]
+async fn an_assistant_without_its_strategy_waits_and_says_why() {
+    let (client, api) = FakeApi::start();
+    let ctx = Arc::new(context(client));
+    api.insert(sample("team.yaml", 1));
+    let action = assistant::reconcile(
+        read(&api, "TradingAssistant", "technical-analyst"),
+        ctx.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(action, Action::requeue(Duration::from_secs(15)));
+    let ta = api
+        .get(CRD, "TradingAssistant", NS, "technical-analyst")
+        .unwrap();
+    let ready = condition(&ta, "Ready");
+    assert_eq!(
+        (ready["status"].as_str(), ready["reason"].as_str()),
+        (Some("False"), Some("StrategyNotFound"))
+    );
+    assert!(ready["message"].as_str().unwrap().contains("btc-eth-paper"));
+    assert!(api.all("Deployment").is_empty());
+    assert!(events(&api)
+        .iter()
+        .any(|e| e.starts_with("StrategyNotFound")));
+
+    // the Strategy appears: the next reconcile converges
+    api.insert(sample("strategy.yaml", 0));
+    assistant::reconcile(read(&api, "TradingAssistant", "technical-analyst"), ctx)
+        .await
+        .unwrap();
+    assert_eq!(api.all("Deployment").len(), 1);
+    let ta = api
+        .get(CRD, "TradingAssistant", NS, "technical-analyst")
+        .unwrap();
+    assert_eq!(condition(&ta, "Ready")["reason"], "PodsNotReady");
+}
+
+#[tokio::test]
+async fn a_deleted_assistant_is_left_to_the_garbage_collector() {
+    let (client, api) = FakeApi::start();
+    let ctx = Arc::new(context(client));
+    let mut ta = sample("team.yaml", 0);
+    ta["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+    api.insert(ta);
+    let action = assistant::reconcile(read(&api, "TradingAssistant", "market-monitor"), ctx)
+        .await
+        .unwrap();
+    assert_eq!(action, Action::await_change());
+    assert!(api.requests().is_empty(), "{:?}", api.requests());
+}
+
+#[tokio::test]
+async fn a_strategy_provisions_its_dependencies_and_is_ready_when_they_and_its_team_are() {
+    let (client, api) = FakeApi::start();
+    let ctx = Arc::new(context(client));
+    api.insert(sample("consensuspolicy.yaml", 0));
+    api.insert(sample("strategy.yaml", 0));
+    api.insert(sample("team.yaml", 0));
+
+    let action = reconcile_strategy(&api, &ctx, "btc-eth-paper")
+        .await
+        .unwrap();
+    assert_eq!(action, Action::requeue(Duration::from_secs(15)));
+    let s = api.get(CRD, "Strategy", NS, "btc-eth-paper").unwrap();
+    assert_eq!(s["metadata"]["finalizers"], json!([strategy::FINALIZER]));
+    for sts in ["btc-eth-paper-nats", "btc-eth-paper-postgres"] {
+        assert!(
+            api.get("apps/v1", "StatefulSet", NS, sts).is_some(),
+            "{sts}"
+        );
+    }
+    assert!(api
+        .get("apps/v1", "Deployment", NS, "btc-eth-paper-coordinator")
+        .is_some());
+    assert_eq!(api.all("NetworkPolicy").len(), 2);
+    let secret = api
+        .get("v1", "Secret", NS, "btc-eth-paper-postgres")
+        .unwrap();
+    assert_eq!(secret["stringData"]["password"], "generated-password");
+    let deps = condition(&s, "DependenciesReady");
+    assert_eq!(deps["status"], "False");
+    assert!(
+        deps["message"]
+            .as_str()
+            .unwrap()
+            .contains("StatefulSet btc-eth-paper-nats: 0/1 ready"),
+        "{deps}"
+    );
+    assert_eq!(condition(&s, "Ready")["reason"], "DependenciesNotReady");
+    assert_eq!(s["status"]["assistants"], json!({"total": 1, "ready": 0}));
+
+    // the dependencies and the coordinator come up; the team is not ready yet
+    set_ready(&api, "apps/v1", "StatefulSet", "btc-eth-paper-nats", 1);
+    set_ready(&api, "apps/v1", "StatefulSet", "btc-eth-paper-postgres", 1);
+    set_ready(
+        &api,
+        "apps/v1",
+        "Deployment",
+        "btc-eth-paper-coordinator",
+        1,
+    );
+    strategy::reconcile(read(&api, "Strategy", "btc-eth-paper"), ctx.clone())
+        .await
+        .unwrap();
+    let s = api.get(CRD, "Strategy", NS, "btc-eth-paper").unwrap();
+    assert_eq!(condition(&s, "DependenciesReady")["status"], "True");
+    assert_eq!(condition(&s, "AssistantsReady")["reason"], "NotReady");
+    assert!(condition(&s, "AssistantsReady")["message"]
+        .as_str()
+        .unwrap()
+        .contains("market-monitor"));
+    assert_eq!(condition(&s, "Ready")["reason"], "AssistantsNotReady");
+
+    // its assistant becomes ready: the Strategy is Ready
+    assistant::reconcile(
+        read(&api, "TradingAssistant", "market-monitor"),
+        ctx.clone(),
+    )
+    .await
+    .unwrap();
+    set_ready(&api, "apps/v1", "Deployment", "market-monitor-assistant", 1);
+    assistant::reconcile(
+        read(&api, "TradingAssistant", "market-monitor"),
+        ctx.clone(),
+    )
+    .await
+    .unwrap();
+    let action = strategy::reconcile(read(&api, "Strategy", "btc-eth-paper"), ctx.clone())
+        .await
+        .unwrap();
+    assert_eq!(action, Action::requeue(Duration::from_secs(300)));
+    let s = api.get(CRD, "Strategy", NS, "btc-eth-paper").unwrap();
+    assert_eq!(condition(&s, "Ready")["status"], "True", "{}", s["status"]);
+    assert_eq!(s["status"]["assistants"], json!({"total": 1, "ready": 1}));
+    assert!(
+        events(&api).iter().any(|e| e.starts_with("Ready")),
+        "{:?}",
+        events(&api)
+    );
+
+    // the generated password is never regenerated
+    let mut other = context(ctx.client.clone());
+    other.generate_password = || "another-password".into();
+    strategy::reconcile(read(&api, "Strategy", "btc-eth-paper"), Arc::new(other))
+        .await
+        .unwrap();
+    let secret = api
+        .get("v1", "Secret", NS, "btc-eth-paper-postgres")
+        .unwrap();
+    assert_eq!(secret["stringData"]["password"], "generated-password");
+}
+
+#[tokio::test]
+async fn a_paused_strategy_scales_its_team_to_zero_and_says_so() {
+    let (client, api) = FakeApi::start();
+    let ctx = Arc::new(context(client));
+    api.insert(sample("consensuspolicy.yaml", 0));
+    let mut s = sample("strategy.yaml", 0);
+    s["spec"]["paused"] = json!(true);
+    api.insert(s);
+    api.insert(sample("team.yaml", 0));
+    reconcile_strategy(&api, &ctx, "btc-eth-paper")
+        .await
+        .unwrap();
+    assistant::reconcile(
+        read(&api, "TradingAssistant", "market-monitor"),
+        ctx.clone(),
+    )
+    .await
+    .unwrap();
+    let coordinator = api
+        .get("apps/v1", "Deployment", NS, "btc-eth-paper-coordinator")
+        .unwrap();
+    assert_eq!(coordinator["spec"]["replicas"], 0);
+    let assistant = api
+        .get("apps/v1", "Deployment", NS, "market-monitor-assistant")
+        .unwrap();
+    assert_eq!(assistant["spec"]["replicas"], 0);
+    let s = api.get(CRD, "Strategy", NS, "btc-eth-paper").unwrap();
+    assert_eq!(condition(&s, "Paused")["status"], "True");
+    assert_eq!(condition(&s, "Ready")["reason"], "Paused");
+}
+
+#[tokio::test]
+async fn a_strategy_with_a_missing_or_invalid_policy_is_not_ready_and_names_it() {
+    let (client, api) = FakeApi::start();
+    let ctx = Arc::new(context(client));
+    api.insert(sample("strategy.yaml", 0));
+    reconcile_strategy(&api, &ctx, "btc-eth-paper")
+        .await
+        .unwrap();
+    let s = api.get(CRD, "Strategy", NS, "btc-eth-paper").unwrap();
+    let ready = condition(&s, "Ready");
+    assert_eq!(ready["reason"], "PolicyNotFound");
+    assert!(ready["message"]
+        .as_str()
+        .unwrap()
+        .contains("ConsensusPolicy balanced"));
+    assert!(
+        api.all("StatefulSet").is_empty(),
+        "nothing runs without a policy"
+    );
+
+    // a policy stored before a stricter CRD, letting the executor vote
+    let mut p = sample("consensuspolicy.yaml", 0);
+    p["spec"]["voters"] = json!(["executor", "riskManager"]);
+    api.insert(p);
+    policy::reconcile(read(&api, "ConsensusPolicy", "balanced"), ctx.clone())
+        .await
+        .unwrap();
+    let p = api.get(CRD, "ConsensusPolicy", NS, "balanced").unwrap();
+    let valid = condition(&p, "Valid");
+    assert_eq!(
+        (valid["status"].as_str(), valid["reason"].as_str()),
+        (Some("False"), Some("Invalid"))
+    );
+    assert!(
+        valid["message"]
+            .as_str()
+            .unwrap()
+            .contains("spec.voters: executor"),
+        "{valid}"
+    );
+    strategy::reconcile(read(&api, "Strategy", "btc-eth-paper"), ctx.clone())
+        .await
+        .unwrap();
+    let s = api.get(CRD, "Strategy", NS, "btc-eth-paper").unwrap();
+    assert_eq!(condition(&s, "Ready")["reason"], "PolicyInvalid");
+
+    // fixed: Valid, and the Strategy goes ahead
+    api.update(CRD, "ConsensusPolicy", NS, "balanced", |p| {
+        p["spec"]["voters"] = json!(["technicalAnalyst", "riskManager"]);
+    });
+    policy::reconcile(read(&api, "ConsensusPolicy", "balanced"), ctx.clone())
+        .await
+        .unwrap();
+    let p = api.get(CRD, "ConsensusPolicy", NS, "balanced").unwrap();
+    assert_eq!(condition(&p, "Valid")["status"], "True");
+    strategy::reconcile(read(&api, "Strategy", "btc-eth-paper"), ctx.clone())
+        .await
+        .unwrap();
+    assert_eq!(api.all("StatefulSet").len(), 2);
+}
+
+#[tokio::test]
+async fn a_deleted_strategy_releases_its_finalizer() {
+    let (client, api) = FakeApi::start();
+    let ctx = Arc::new(context(client));
+    api.insert(sample("consensuspolicy.yaml", 0));
+    api.insert(sample("strategy.yaml", 0));
+    reconcile_strategy(&api, &ctx, "btc-eth-paper")
+        .await
+        .unwrap();
+    api.update(CRD, "Strategy", NS, "btc-eth-paper", |s| {
+        s["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+    });
+    let action = strategy::reconcile(read(&api, "Strategy", "btc-eth-paper"), ctx.clone())
+        .await
+        .unwrap();
+    assert_eq!(action, Action::await_change());
+    let s = api.get(CRD, "Strategy", NS, "btc-eth-paper").unwrap();
+    assert_eq!(s["metadata"]["finalizers"], json!([]), "{}", s["metadata"]);
+    assert!(events(&api).iter().any(|e| e.starts_with("Deleted")));
+}
+
+#[tokio::test]
+async fn api_errors_are_retried_with_growing_backoff_and_name_the_object() {
+    let (client, api) = FakeApi::start();
+    let ctx = Arc::new(context(client));
+    api.insert(sample("strategy.yaml", 0));
+    api.insert(sample("team.yaml", 0));
+    let mut delays = Vec::new();
+    for _ in 0..3 {
+        api.fail_once("/deployments/market-monitor-assistant", 500);
+        let ta: Arc<TradingAssistant> = read(&api, "TradingAssistant", "market-monitor");
+        let error = assistant::reconcile(ta.clone(), ctx.clone())
+            .await
+            .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("Deployment trading/market-monitor-assistant"),
+            "{error}"
+        );
+        delays.push(error_policy(ta, &error, ctx.clone()));
+    }
+    assert_eq!(
+        delays,
+        [1, 2, 4].map(|s| Action::requeue(Duration::from_secs(s)))
+    );
+    assert!(ctx.metrics.render().contains(
+        "ia_operator_reconcile_errors_total{controller=\"TradingAssistant\",error=\"kube\"} 3"
+    ));
+    // success resets the backoff
+    let ta: Arc<TradingAssistant> = read(&api, "TradingAssistant", "market-monitor");
+    assistant::reconcile(ta.clone(), ctx.clone()).await.unwrap();
+    api.fail_once("/deployments/market-monitor-assistant", 500);
+    let error = assistant::reconcile(ta.clone(), ctx.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error_policy(ta, &error, ctx.clone()),
+        Action::requeue(Duration::from_secs(1))
+    );
+}
+
+#[tokio::test]
+async fn a_policy_is_valid_and_an_unreachable_nats_keeps_the_approve_annotation() {
+    let (client, api) = FakeApi::start();
+    let ctx = Arc::new(context(client));
+    api.insert(sample("consensuspolicy.yaml", 0));
+    policy::reconcile(
+        read::<ConsensusPolicy>(&api, "ConsensusPolicy", "balanced"),
+        ctx.clone(),
+    )
+    .await
+    .unwrap();
+    let p = api.get(CRD, "ConsensusPolicy", NS, "balanced").unwrap();
+    assert_eq!(
+        condition(&p, "Valid")["message"],
+        "5 voters, threshold 0.55, quorum 0.6, up to 3 rounds"
+    );
+
+    let mut s = sample("strategy.yaml", 0);
+    s["spec"]["dependencies"]["nats"] = json!({"url": "nats://127.0.0.1:1"});
+    s["metadata"]["annotations"] = json!({strategy::APPROVE_ANNOTATION: "cycle_1"});
+    api.insert(s);
+    let error = reconcile_strategy(&api, &ctx, "btc-eth-paper")
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("Strategy trading/btc-eth-paper"),
+        "{error}"
+    );
+    let s: Arc<Strategy> = read(&api, "Strategy", "btc-eth-paper");
+    assert_eq!(
+        s.metadata.annotations.as_ref().unwrap()[strategy::APPROVE_ANNOTATION],
+        "cycle_1"
+    );
+}
