@@ -1,0 +1,287 @@
+//! Consensus outcomes from a real nats-server (started on 127.0.0.1 by the test) into Strategy
+//! conditions, and the approve annotation relayed to NATS, against the in-memory API server.
+
+#[path = "../../agent/tests/support/mod.rs"]
+mod support;
+
+use futures::StreamExt;
+use operator::controller::{strategy, Context};
+use operator::decisions::DecisionWatchers;
+use operator::fake_api::FakeApi;
+use protocol::messages::{decode, encode, Decision, Escalation, Message, RoundTally};
+use protocol::subjects::{Subjects, STREAM_DECISIONS, STREAM_DECISIONS_SUBJECTS};
+use protocol::Action;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const NS: &str = "trading";
+const CRD: &str = "trading.ia-agents.dev/v1alpha1";
+
+fn sample(file: &str) -> Value {
+    let text = std::fs::read_to_string(format!(
+        "{}/../config/samples/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let mut v: Value = serde_yaml::from_str(&text).unwrap();
+    v["metadata"]["namespace"] = json!(NS);
+    v
+}
+
+fn strategy_with_nats(url: &str) -> Value {
+    let mut s = sample("strategy.yaml");
+    s["spec"]["dependencies"]["nats"] = json!({"url": url});
+    s
+}
+
+/// Waits until the Strategy's status satisfies `check`.
+async fn eventually(api: &FakeApi, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let started = Instant::now();
+    loop {
+        let s = api.get(CRD, "Strategy", NS, "btc-eth-paper").unwrap();
+        if check(&s["status"]) {
+            return s["status"].clone();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{what}: status is {}",
+            s["status"]
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn condition(status: &Value, type_: &str) -> Option<Value> {
+    status["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+        .cloned()
+}
+
+fn decision(id: &str, consensus: bool, at: i64) -> Message {
+    Message::Decision(Decision {
+        id: id.into(),
+        strategy: "btc-eth-paper".into(),
+        symbol: "BTCUSDT".into(),
+        action: Action::Sell,
+        confidence: 0.81,
+        consensus_reached: consensus,
+        escalated: !consensus,
+        vetoed: false,
+        rounds: vec![RoundTally {
+            round: 1,
+            votes: vec![],
+            scores: [(Action::Sell, 2.0)].into(),
+            answered_weight: 3.0,
+            total_weight: 3.0,
+        }],
+        transcript: vec![],
+        price: 100.0,
+        decided_at: at,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decisions_and_escalations_become_strategy_conditions() {
+    let Some(mut server) = support::NatsServer::start() else {
+        return;
+    };
+    let (client, api) = FakeApi::start();
+    api.insert(strategy_with_nats(&server.url()));
+    // a condition of the reconciler's, which the consumer must leave alone
+    let strategies: kube::Api<protocol::crd::Strategy> = kube::Api::namespaced(client.clone(), NS);
+    strategies
+        .patch_status(
+            "btc-eth-paper",
+            &kube::api::PatchParams::apply("trading-operator").force(),
+            &kube::api::Patch::Apply(json!({"apiVersion": CRD, "kind": "Strategy", "status": {
+                "conditions": [{"type": "Ready", "status": "True", "reason": "Ready", "message": "",
+                                "lastTransitionTime": "2026-01-01T00:00:00Z"}]}})),
+        )
+        .await
+        .unwrap();
+
+    // the stream as the agents create it
+    let nats = async_nats::connect(server.url()).await.unwrap();
+    let jetstream = async_nats::jetstream::new(nats.clone());
+    jetstream
+        .get_or_create_stream(async_nats::jetstream::stream::Config {
+            name: STREAM_DECISIONS.into(),
+            subjects: STREAM_DECISIONS_SUBJECTS.map(String::from).to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let subjects = Subjects::new(NS, "btc-eth-paper").unwrap();
+
+    let watchers = DecisionWatchers::new(client.clone());
+    watchers.ensure(NS, "btc-eth-paper", &server.url());
+    assert_eq!(watchers.watched(), ["trading/btc-eth-paper"]);
+    // let the consumer subscribe before the core-NATS escalation goes out
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let escalation = Message::Escalation(Escalation {
+        id: "btc-eth-paper_BTCUSDT_7_schedule".into(),
+        strategy: "btc-eth-paper".into(),
+        symbol: "BTCUSDT".into(),
+        proposed: Action::Sell,
+        scores: Default::default(),
+        timeout_seconds: 300,
+        raised_at: 1_700_000_000_000,
+    });
+    nats.publish(
+        subjects
+            .escalation("btc-eth-paper_BTCUSDT_7_schedule")
+            .unwrap(),
+        encode(&escalation).into(),
+    )
+    .await
+    .unwrap();
+    let status = eventually(&api, "escalation pending", |s| {
+        condition(s, "EscalationPending").is_some_and(|c| c["status"] == "True")
+    })
+    .await;
+    let pending = condition(&status, "EscalationPending").unwrap();
+    assert!(pending["message"]
+        .as_str()
+        .unwrap()
+        .contains("trading.ia-agents.dev/approve=btc-eth-paper_BTCUSDT_7_schedule"));
+    assert_eq!(status["pendingEscalations"][0]["symbol"], "BTCUSDT");
+
+    // the escalated cycle ends in a decision: consensus not reached, nothing pending any more
+    jetstream
+        .publish(
+            subjects.decision(),
+            encode(&decision(
+                "btc-eth-paper_BTCUSDT_7_schedule",
+                false,
+                1_700_000_100_000,
+            ))
+            .into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let status = eventually(&api, "decision written", |s| {
+        s["lastDecision"]["id"] == "btc-eth-paper_BTCUSDT_7_schedule"
+            && condition(s, "EscalationPending").is_some_and(|c| c["status"] == "False")
+    })
+    .await;
+    let reached = condition(&status, "ConsensusReached").unwrap();
+    assert_eq!(
+        (reached["status"].as_str(), reached["reason"].as_str()),
+        (Some("False"), Some("NoConsensus"))
+    );
+    assert_eq!(status["lastDecision"]["action"], "SELL");
+    assert_eq!(status["lastDecision"]["votes"]["SELL"], 2.0);
+    assert_eq!(status["pendingEscalations"], json!([]));
+    assert_eq!(
+        condition(&status, "Ready").unwrap()["status"],
+        "True",
+        "the reconciler's condition stays"
+    );
+
+    // the server restarts (JetStream state kept): the consumer reconnects and goes on
+    server.restart();
+    let publisher = async_nats::jetstream::new(async_nats::connect(server.url()).await.unwrap());
+    let started = Instant::now();
+    loop {
+        let ack = publisher
+            .publish(
+                subjects.decision(),
+                encode(&decision("cycle_8", true, 1_700_000_200_000)).into(),
+            )
+            .await;
+        if let Ok(ack) = ack {
+            if ack.await.is_ok() {
+                break;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "JetStream back after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = eventually(&api, "decision after a restart", |s| {
+        s["lastDecision"]["id"] == "cycle_8"
+    })
+    .await;
+    assert_eq!(
+        condition(&status, "ConsensusReached").unwrap()["reason"],
+        "Consensus"
+    );
+
+    watchers.stop(NS, "btc-eth-paper");
+    assert!(watchers.watched().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approve_annotation_reaches_the_coordinator_and_is_removed() {
+    let Some(server) = support::NatsServer::start() else {
+        return;
+    };
+    let (client, api) = FakeApi::start();
+    let mut policy = sample("consensuspolicy.yaml");
+    policy["metadata"]["namespace"] = json!(NS);
+    api.insert(policy);
+    let mut s = strategy_with_nats(&server.url());
+    s["metadata"]["annotations"] =
+        json!({strategy::APPROVE_ANNOTATION: "btc-eth-paper_ETHUSDT_3_alert"});
+    api.insert(s);
+
+    // the coordinator waits for the answer on the escalation subject
+    let nats = async_nats::connect(server.url()).await.unwrap();
+    let subjects = Subjects::new(NS, "btc-eth-paper").unwrap();
+    let mut answers = nats
+        .subscribe(
+            subjects
+                .escalation("btc-eth-paper_ETHUSDT_3_alert")
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    nats.flush().await.unwrap();
+
+    let ctx = Arc::new(Context::new(
+        client,
+        "test",
+        Arc::new(DecisionWatchers::disabled()),
+    ));
+    for _ in 0..2 {
+        let object = api.get(CRD, "Strategy", NS, "btc-eth-paper").unwrap();
+        strategy::reconcile(
+            Arc::new(serde_json::from_value(object).unwrap()),
+            ctx.clone(),
+        )
+        .await
+        .unwrap();
+    }
+    let answer = tokio::time::timeout(Duration::from_secs(5), answers.next())
+        .await
+        .expect("the answer is relayed")
+        .unwrap();
+    let Message::EscalationResolution(answer) = decode(&answer.payload).unwrap() else {
+        panic!("not an answer");
+    };
+    assert_eq!(answer.id, "btc-eth-paper_ETHUSDT_3_alert");
+    assert!(answer.approved);
+    assert!(
+        answer.by.contains("trading.ia-agents.dev/approve"),
+        "{}",
+        answer.by
+    );
+    let s = api.get(CRD, "Strategy", NS, "btc-eth-paper").unwrap();
+    assert!(
+        s["metadata"]["annotations"]
+            .get(strategy::APPROVE_ANNOTATION)
+            .is_none(),
+        "{}",
+        s["metadata"]
+    );
+    let events: Vec<Value> = api.all("Event");
+    assert!(events.iter().any(|e| e["reason"] == "EscalationApproved"));
+}
