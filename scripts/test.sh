@@ -26,6 +26,9 @@ if ! command -v cargo >/dev/null 2>&1; then
   . "$HOME/.cargo/env"
 fi
 
+# `kubectl kustomize config/default` is checked against the Helm chart
+command -v kubectl >/dev/null 2>&1 || apt_install kubernetes-client
+
 if ! command -v python3 >/dev/null 2>&1; then
   apt_install python3 python3-venv
 fi
@@ -55,7 +58,7 @@ cargo test --workspace --all-targets --locked
 log "building the binaries the Python tests drive"
 cargo build --workspace --bins --locked
 
-log "Python tests (pytest: kubernetes-validate on config/ and crds/, indicators against TA-Lib)"
+log "Python tests (pytest: kubernetes-validate on config/, crds/ and the Helm chart; indicators against TA-Lib)"
 "$PY_ENV/bin/python" -m pytest -q tests
 
 log "all tests passed"

@@ -71,6 +71,34 @@ pub static PORTFOLIO: LazyLock<GaugeVec> = LazyLock::new(|| {
     .expect("registered once")
 });
 
+/// Voters that gave no opinion in a cycle's last round, by role (an assistant that stopped answering).
+pub static MISSING_OPINIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "ia_agent_missing_opinions_total",
+        "Voters silent in the last round of a cycle, by strategy and role",
+        &["strategy", "role"]
+    )
+    .expect("registered once")
+});
+
+/// Drawdown from the 30-day equity peak and the Strategy's limit on it, as fractions.
+pub static RISK: LazyLock<GaugeVec> = LazyLock::new(|| {
+    register_gauge_vec!(
+        "ia_agent_risk_ratio",
+        "Drawdown from the 30-day equity peak (figure=drawdown) and spec.risk.maxDrawdown (figure=max_drawdown), by strategy",
+        &["strategy", "figure"]
+    )
+    .expect("registered once")
+});
+
+/// Sets the drawdown gauges.
+pub fn risk(strategy: &str, drawdown: f64, max_drawdown: f64) {
+    RISK.with_label_values(&[strategy, "drawdown"])
+        .set(drawdown);
+    RISK.with_label_values(&[strategy, "max_drawdown"])
+        .set(max_drawdown);
+}
+
 /// Counts a decision.
 pub fn decided(d: &Decision) {
     let outcome = if d.vetoed {

@@ -503,6 +503,7 @@ impl Backtest {
             }
             let equity = exchange.equity().to_f64().unwrap_or(0.0);
             crate::metrics::portfolio(&name, equity, spec.capital);
+            crate::metrics::risk(&name, standing.drawdown(equity), spec.risk.max_drawdown);
             curve.push((t, equity));
             if done % 4096 < self.series.len() as u64 {
                 progress(done, total);

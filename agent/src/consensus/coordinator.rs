@@ -132,6 +132,16 @@ impl Coordinator {
         let id = cycle.id.clone();
         let symbol = cycle.snapshot.symbol.clone();
         let price = cycle.snapshot.close;
+        // voters silent in the last round: the "assistant stopped answering" alert counts these
+        if let Some(last) = cycle.tallies().last() {
+            for voter in cycle.voters() {
+                if !last.votes.iter().any(|v| v.assistant == voter.assistant) {
+                    crate::metrics::MISSING_OPINIONS
+                        .with_label_values(&[&self.strategy, voter.role.as_str()])
+                        .inc();
+                }
+            }
+        }
         let (rounds, transcript) = cycle.into_record();
         crate::metrics::CYCLE_SECONDS
             .with_label_values(&[&self.strategy])

@@ -2,8 +2,7 @@
 //! assistant`, scaled by `spec.replicas` (the scale subresource), owned by the TradingAssistant.
 
 use super::{
-    child_name, container_security, labels, owner, selector, typed, BuildError, AGENT_IMAGE,
-    AGENT_PORT,
+    child_name, container_security, labels, owner, selector, typed, BuildError, AGENT_PORT,
 };
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -110,7 +109,7 @@ pub fn deployment(
                         "tolerations": ta.spec.tolerations,
                         "containers": [{
                             "name": "assistant",
-                            "image": ta.spec.image.clone().unwrap_or_else(|| AGENT_IMAGE.to_string()),
+                            "image": ta.spec.image.clone().unwrap_or_else(super::agent_image),
                             "args": ["assistant"],
                             "env": env,
                             "ports": [{"name": "http", "containerPort": AGENT_PORT}],

@@ -19,6 +19,20 @@ pub const AGENT_IMAGE: &str = concat!(
     "ghcr.io/ia-agents/trading-agent:",
     env!("CARGO_PKG_VERSION")
 );
+/// The agent image for coordinators and assistants: `IA_AGENT_IMAGE` (set by the Helm chart's
+/// `agentImage`) or [`AGENT_IMAGE`]. A TradingAssistant's `spec.image` still wins.
+pub fn agent_image() -> String {
+    static IMAGE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    IMAGE
+        .get_or_init(|| {
+            std::env::var("IA_AGENT_IMAGE")
+                .ok()
+                .filter(|i| !i.trim().is_empty())
+                .unwrap_or_else(|| AGENT_IMAGE.to_string())
+        })
+        .clone()
+}
+
 /// The port of the agent's health, metrics and API server.
 pub const AGENT_PORT: i32 = 8080;
 /// The field manager of every server-side apply.

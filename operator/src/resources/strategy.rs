@@ -5,8 +5,7 @@
 //! dependencies are referenced, never created.
 
 use super::{
-    child_name, container_security, labels, owner, selector, typed, BuildError, AGENT_IMAGE,
-    AGENT_PORT,
+    child_name, container_security, labels, owner, selector, typed, BuildError, AGENT_PORT,
 };
 use protocol::crd::{ConsensusPolicy, Dependency, Strategy};
 use serde_json::{json, Value};
@@ -112,7 +111,7 @@ pub fn objects(s: &Strategy, policy: &ConsensusPolicy) -> Result<Vec<Value>, Bui
                     "securityContext": pod_security(),
                     "containers": [{
                         "name": "coordinator",
-                        "image": AGENT_IMAGE,
+                        "image": super::agent_image(),
                         "args": ["coordinator"],
                         "env": env,
                         "ports": [{"name": "http", "containerPort": AGENT_PORT}],
