@@ -85,7 +85,8 @@ def test_cluster_role_is_least_privilege():
 
 def test_kustomizations_list_existing_files():
     for kustomization in (ROOT / "config").rglob("kustomization.yaml"):
-        for resource in yaml.safe_load(kustomization.read_text())["resources"]:
+        spec = yaml.safe_load(kustomization.read_text())
+        for resource in spec.get("resources", []) + spec.get("bases", []):
             assert (kustomization.parent / resource).exists(), f"{kustomization}: {resource} is missing"
 
 

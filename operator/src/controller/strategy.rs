@@ -4,7 +4,7 @@
 //! approve/reject annotations relayed to NATS and removed; the team's decision consumer started,
 //! and stopped by a finalizer when the Strategy goes.
 
-use super::apply::{apply_all, apply_object, apply_status, decode, event};
+use super::apply::{apply_all, apply_status, decode, event};
 use super::conditions::{condition, deployment_ready, job_succeeded, statefulset_ready};
 use super::{key, policy, Context, Error, RESYNC, WAITING};
 use crate::resources::{strategy as build, FIELD_MANAGER};
@@ -154,8 +154,23 @@ async fn apply(s: Arc<Strategy>, ctx: Arc<Context>) -> Result<Action, Error> {
                 source,
             })?;
         if existing.is_none() {
-            let secret = build::postgres_secret(&s, None, ctx.generate_password)?;
-            apply_object(&ctx.client, &secret).await?;
+            // created, never applied: the operator may only get and create Secrets (no patch)
+            let secret: Secret = decode(&build::postgres_secret(&s, None, ctx.generate_password)?)?;
+            match secrets
+                .create(&kube::api::PostParams::default(), &secret)
+                .await
+            {
+                Ok(_) => {}
+                // another reconcile created it first: its password stands
+                Err(kube::Error::Api(e)) if e.code == 409 => {}
+                Err(source) => {
+                    return Err(Error::Kube {
+                        action: "creating",
+                        object: format!("Secret {namespace}/{secret_name}"),
+                        source,
+                    })
+                }
+            }
             event(
                 &ctx,
                 s.as_ref(),
