@@ -1,5 +1,5 @@
 # Developer shortcuts; each target is one command you can also run by hand.
-.PHONY: test ci crds validate-samples fmt clippy
+.PHONY: test ci crds validate-samples fmt clippy images e2e chart-crds
 
 test:            ## the whole test suite (installs what it needs)
 	./scripts/test.sh
@@ -7,8 +7,9 @@ test:            ## the whole test suite (installs what it needs)
 ci:              ## what CI runs: fmt, clippy, tests
 	./.ci/run
 
-crds:            ## regenerate crds/ from the Rust types
+crds:            ## regenerate crds/ from the Rust types (and the chart's copy)
 	cargo run -q -p ia-operator -- crds --out-dir crds
+	cp crds/trading.ia-agents.dev_*.yaml charts/ia-agents/crds/
 
 validate-samples: ## check config/samples against the CRDs, offline
 	cargo run -q -p ia-operator -- validate -f config/samples/*.yaml
@@ -18,3 +19,15 @@ fmt:
 
 clippy:
 	cargo clippy --workspace --all-targets -- -D warnings
+
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+
+images:          ## build the operator and agent images (one Dockerfile, two targets)
+	docker build --target operator -t ghcr.io/ia-agents/trading-operator:$(VERSION) .
+	docker build --target agent -t ghcr.io/ia-agents/trading-agent:$(VERSION) .
+
+chart-crds:      ## copy the generated CRDs into the Helm chart (a test keeps them identical)
+	cp crds/trading.ia-agents.dev_*.yaml charts/ia-agents/crds/
+
+e2e:             ## kind end-to-end: cluster, images, chart, samples, Ready, scale, a decision, teardown
+	./scripts/e2e.sh

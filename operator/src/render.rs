@@ -172,5 +172,31 @@ mod tests {
             again["stringData"]["password"]
         );
         let _ = parse_documents("", Path::new("x")).unwrap();
+
+        // exchange credentials come from their Secret by reference, never as values
+        s.spec
+            .exchange
+            .get_or_insert_with(Default::default)
+            .credentials_secret_ref = Some(protocol::crd::LocalObjectRef {
+            name: "binance-keys".into(),
+        });
+        let objects = strategy::objects(&s, &p).unwrap();
+        let d = objects.iter().find(|o| o["kind"] == "Deployment").unwrap();
+        let env = d["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array()
+            .unwrap();
+        let key = env
+            .iter()
+            .find(|e| e["name"] == "IA_EXCHANGE_API_KEY")
+            .unwrap();
+        assert_eq!(
+            key["valueFrom"]["secretKeyRef"],
+            serde_json::json!({"name": "binance-keys", "key": "apiKey"})
+        );
+        assert!(
+            env.iter()
+                .all(|e| e.get("value").is_none()
+                    || !e["name"].as_str().unwrap().contains("EXCHANGE"))
+        );
     }
 }

@@ -315,6 +315,14 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         );
     };
     let mut team_config = TeamConfig::load(strategy_file, policy_file)?;
+    if team_config.strategy.spec.mode == protocol::crd::TradingMode::Live {
+        // never fall back to paper silently when a user asked for real orders
+        bail!(
+            "{}: spec.mode is live, but this build executes on the paper exchange only; \
+             set spec.mode: paper (live execution is not available yet)",
+            strategy_file.display()
+        );
+    }
     if !args.replay.symbols.is_empty() {
         team_config =
             team_config.with_overrides(json!({"symbols": args.replay.symbols}), json!({}))?;
@@ -327,7 +335,14 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         .unwrap_or_default();
     let policy = team_config.policy.spec.clone();
     // replay a file, or warm up from Binance and go on with live candles
-    let (mut backtest, info, live, streaming) = if args.replay.data.is_empty() {
+    // the Strategy may ask for a replay (its own file, else the bundled candles) instead of Binance
+    let market = &team_config.strategy.spec.market_data;
+    let replay_asked = market.source == protocol::crd::MarketDataSource::Replay;
+    let mut replay_args = args.replay.clone();
+    if replay_asked && replay_args.data.is_empty() {
+        replay_args.data.extend(market.replay_file.iter().cloned());
+    }
+    let (mut backtest, info, live, streaming) = if args.replay.data.is_empty() && !replay_asked {
         let interval = args
             .replay
             .interval
@@ -365,7 +380,8 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         };
         (backtest, info, Some(rx), Some(streaming))
     } else {
-        let Prepared { backtest, info } = prepare(&args.replay, team_config)?;
+        tracing::info!(data = ?replay_args.data, "replaying candles (empty: the bundled data)");
+        let Prepared { backtest, info } = prepare(&replay_args, team_config)?;
         (backtest, info, None, None)
     };
     backtest.max_cycles = args.max_cycles;

@@ -96,6 +96,20 @@ pub fn objects(s: &Strategy, policy: &ConsensusPolicy) -> Result<Vec<Value>, Bui
     } else if let Some(url) = &pg.url {
         env.push(json!({"name": "IA_DB", "value": url}));
     }
+    // exchange credentials reach the coordinator from their Secret, never through the spec
+    if let Some(secret) = s
+        .spec
+        .exchange
+        .as_ref()
+        .and_then(|e| e.credentials_secret_ref.as_ref())
+    {
+        for (var, key) in [
+            ("IA_EXCHANGE_API_KEY", "apiKey"),
+            ("IA_EXCHANGE_API_SECRET", "apiSecret"),
+        ] {
+            env.push(json!({"name": var, "valueFrom": {"secretKeyRef": {"name": secret.name, "key": key}}}));
+        }
+    }
     let replicas = if s.spec.paused { 0 } else { 1 };
     out.push(json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
