@@ -387,7 +387,34 @@ async fn consume_once(
             if let Message::Decision(d) = &message {
                 tracing::info!(strategy, id = %d.id, action = %d.action, consensus = d.consensus_reached,
                     "decision written to the Strategy's status");
+                assistants_voted(kube, namespace, d).await;
             }
+        }
+    }
+}
+
+/// Each voter's weight (learned, or its spec.weight) and latest opinion, into its TradingAssistant's
+/// status. A vote from an assistant that is not a TradingAssistant here (a process outside the
+/// cluster) is skipped.
+async fn assistants_voted(kube: &kube::Client, namespace: &str, d: &Decision) {
+    let Some(last) = d.rounds.last() else { return };
+    let assistants: Api<protocol::crd::TradingAssistant> = Api::namespaced(kube.clone(), namespace);
+    let at = rfc3339(d.decided_at);
+    for vote in &last.votes {
+        let Ok(Some(ta)) = assistants.get_opt(&vote.assistant).await else {
+            continue;
+        };
+        let status = serde_json::json!({
+            "weight": (vote.weight * 1000.0).round() / 1000.0,
+            "lastOpinion": {
+                "symbol": d.symbol,
+                "action": vote.action,
+                "confidence": (vote.confidence * 1000.0).round() / 1000.0,
+                "at": at,
+            },
+        });
+        if let Err(error) = apply_status(&assistants, &ta, &status, FIELD_MANAGER).await {
+            tracing::debug!(assistant = %vote.assistant, %error, "cannot write the assistant's vote");
         }
     }
 }

@@ -8,7 +8,7 @@ use futures::StreamExt;
 use operator::controller::{strategy, Context};
 use operator::decisions::DecisionWatchers;
 use operator::fake_api::FakeApi;
-use protocol::messages::{decode, encode, Decision, Escalation, Message, RoundTally};
+use protocol::messages::{decode, encode, Decision, Escalation, Message, RoundTally, Vote};
 use protocol::subjects::{Subjects, STREAM_DECISIONS, STREAM_DECISIONS_SUBJECTS};
 use protocol::Action;
 use serde_json::{json, Value};
@@ -72,7 +72,14 @@ fn decision(id: &str, consensus: bool, at: i64) -> Message {
         vetoed: false,
         rounds: vec![RoundTally {
             round: 1,
-            votes: vec![],
+            votes: vec![Vote {
+                assistant: "technical-analyst".into(),
+                role: protocol::Role::TechnicalAnalyst,
+                action: Action::Sell,
+                confidence: 0.9,
+                weight: 1.37,
+                veto: false,
+            }],
             scores: [(Action::Sell, 2.0)].into(),
             answered_weight: 3.0,
             total_weight: 3.0,
@@ -90,6 +97,16 @@ async fn decisions_and_escalations_become_strategy_conditions() {
     };
     let (client, api) = FakeApi::start();
     api.insert(strategy_with_nats(&server.url()));
+    let team = std::fs::read_to_string(format!(
+        "{}/../config/samples/team.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    for doc in serde_yaml::Deserializer::from_str(&team) {
+        let mut ta: Value = serde::Deserialize::deserialize(doc).unwrap();
+        ta["metadata"]["namespace"] = json!(NS);
+        api.insert(ta);
+    }
     // a condition of the reconciler's, which the consumer must leave alone
     let strategies: kube::Api<protocol::crd::Strategy> = kube::Api::namespaced(client.clone(), NS);
     strategies
@@ -183,6 +200,20 @@ async fn decisions_and_escalations_become_strategy_conditions() {
         "True",
         "the reconciler's condition stays"
     );
+    // the voter's weight and opinion reach its TradingAssistant
+    let started = Instant::now();
+    let ta = loop {
+        let ta = api
+            .get(CRD, "TradingAssistant", NS, "technical-analyst")
+            .unwrap();
+        if !ta["status"]["weight"].is_null() || started.elapsed() > Duration::from_secs(10) {
+            break ta;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(ta["status"]["weight"], 1.37);
+    assert_eq!(ta["status"]["lastOpinion"]["action"], "SELL");
+    assert_eq!(ta["status"]["lastOpinion"]["symbol"], "BTCUSDT");
 
     // the server restarts (JetStream state kept): the consumer reconnects and goes on
     server.restart();

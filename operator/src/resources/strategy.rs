@@ -57,8 +57,10 @@ fn meta(s: &Strategy, object: &str, component: &str) -> Value {
     })
 }
 
+/// Restricted pod security; `fsGroup` makes the managed dependencies' volumes writable by the
+/// non-root user their containers run as.
 fn pod_security() -> Value {
-    json!({"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}})
+    json!({"runAsNonRoot": true, "fsGroup": 65532, "seccompProfile": {"type": "RuntimeDefault"}})
 }
 
 /// Everything a Strategy owns, in apply order. `policy` is the ConsensusPolicy it references.
