@@ -25,7 +25,11 @@ fn decisions(strategy: &str, n: usize) -> Vec<Decision> {
                 id: format!("{strategy}_BTCUSDT_{i}_schedule"),
                 strategy: strategy.into(),
                 symbol: "BTCUSDT".into(),
-                action: if i % 2 == 0 { Action::Buy } else { Action::Sell },
+                action: if i % 2 == 0 {
+                    Action::Buy
+                } else {
+                    Action::Sell
+                },
                 confidence: 0.8,
                 consensus_reached: true,
                 escalated: false,
@@ -45,6 +49,8 @@ fn execute(strategy: &str, decisions: &[Decision]) -> Vec<OrderRecord> {
         strategy: strategy.into(),
         limits: Default::default(),
         paused: false,
+        order_type: protocol::crd::OrderType::Market,
+        limit_offset_bps: 0.0,
     };
     let mut exchange = PaperExchange::new(Decimal::from(1_000_000), FeeModel::new(0.001, 5.0));
     let mut orders = Vec::with_capacity(decisions.len());
@@ -77,7 +83,11 @@ fn execute(strategy: &str, decisions: &[Decision]) -> Vec<OrderRecord> {
 }
 
 fn wrk(url: &str, quick: bool) {
-    if std::process::Command::new("wrk").arg("--version").output().is_err() {
+    if std::process::Command::new("wrk")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         println!("api: wrk not found (apt install wrk); skipped");
         return;
     }

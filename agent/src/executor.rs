@@ -2,7 +2,7 @@
 //! the risk manager may have been outvoted, absent or wrong). A refusal is recorded with its reason.
 
 use crate::exchange::PaperExchange;
-use protocol::crd::RiskSpec;
+use protocol::crd::{OrderType, RiskSpec};
 use protocol::messages::{Decision, Order, OrderKind, PortfolioContext, Side};
 use protocol::{Action, Role};
 use rust_decimal::prelude::FromPrimitive;
@@ -23,6 +23,9 @@ pub struct Executor {
     pub strategy: String,
     pub limits: RiskSpec,
     pub paused: bool,
+    /// Market orders, or limit orders `limit_offset_bps` better than the decision's price.
+    pub order_type: OrderType,
+    pub limit_offset_bps: f64,
 }
 
 /// Quantities are rounded down to Binance's finest lot step.
@@ -46,16 +49,23 @@ impl Executor {
                 self.strategy
             ));
         }
+        if exchange.resting(symbol).next().is_some() {
+            return Plan::Nothing(format!("a limit order for {symbol} is still open"));
+        }
         let held = exchange.position(symbol).map(|p| p.quantity);
         let order = |side, quantity| {
+            let (kind, limit_price) = match self.order_type {
+                OrderType::Market => (OrderKind::Market, None),
+                OrderType::Limit => (OrderKind::Limit, self.limit_price(side, decision.price)),
+            };
             Plan::Trade(Order {
                 decision_id: decision.id.clone(),
                 strategy: self.strategy.clone(),
                 symbol: symbol.clone(),
                 side,
-                kind: OrderKind::Market,
+                kind,
                 quantity,
-                limit_price: None,
+                limit_price,
                 at: decision.decided_at,
             })
         };
@@ -88,6 +98,16 @@ impl Executor {
             }
             Action::Hold => unreachable!("handled above"),
         }
+    }
+
+    /// A limit `limit_offset_bps` below (buys) or above (sells) `price`, to the cent's hundredth.
+    fn limit_price(&self, side: Side, price: f64) -> Option<Decimal> {
+        let offset = self.limit_offset_bps / 10_000.0;
+        let limit = match side {
+            Side::Buy => price * (1.0 - offset),
+            Side::Sell => price * (1.0 + offset),
+        };
+        Decimal::from_f64(limit).map(|d| d.round_dp(4))
     }
 
     fn limit_broken(&self, c: &PortfolioContext) -> Option<String> {
@@ -168,7 +188,36 @@ mod tests {
             strategy: "s".into(),
             limits: limits(),
             paused: false,
+            order_type: OrderType::Market,
+            limit_offset_bps: 0.0,
         }
+    }
+
+    #[test]
+    fn limit_orders_are_priced_better_than_the_decision_and_one_at_a_time() {
+        let e = Executor {
+            order_type: OrderType::Limit,
+            limit_offset_bps: 25.0,
+            ..executor()
+        };
+        let mut ex = exchange();
+        let context = PortfolioContext {
+            equity: 10_000.0,
+            ..Default::default()
+        };
+        let Plan::Trade(buy) = e.plan(&decision(Action::Buy, None), &ex, &context) else {
+            panic!("a buy");
+        };
+        assert_eq!(buy.kind, OrderKind::Limit);
+        assert_eq!(buy.limit_price, Some(Decimal::from(19_950))); // 20000 - 0.25%
+        ex.place(&buy, Decimal::from(20_000), "decision", 10)
+            .unwrap();
+        // while it rests, the next decision waits
+        let mut next = decision(Action::Buy, None);
+        next.id = "d-next".into();
+        assert!(
+            matches!(e.plan(&next, &ex, &context), Plan::Nothing(why) if why.contains("still open"))
+        );
     }
 
     fn exchange() -> PaperExchange {

@@ -379,7 +379,14 @@ impl Store {
         strategy: &str,
         q: &PageQuery,
     ) -> Result<Vec<serde_json::Value>, StoreError> {
-        let rows = on_pool!(self, pool => sqlx::query("SELECT id, symbol, action, confidence, consensus_reached, escalated, vetoed, rounds, votes, price, decided_at FROM decisions WHERE strategy = $1 AND ($2 IS NULL OR symbol = $2) AND decided_at >= $3 AND decided_at <= $4 ORDER BY decided_at DESC, id DESC LIMIT $5 OFFSET $6")
+        // two static statements rather than `$2 IS NULL OR symbol = $2`, so that each gets a plan
+        // on its own index (a generic plan for both would scan and sort)
+        let sql = if q.symbol.is_some() {
+            "SELECT id, symbol, action, confidence, consensus_reached, escalated, vetoed, rounds, votes, price, decided_at FROM decisions WHERE strategy = $1 AND symbol = $2 AND decided_at >= $3 AND decided_at <= $4 ORDER BY decided_at DESC, id DESC LIMIT $5 OFFSET $6"
+        } else {
+            "SELECT id, symbol, action, confidence, consensus_reached, escalated, vetoed, rounds, votes, price, decided_at FROM decisions WHERE strategy = $1 AND $2 IS NULL AND decided_at >= $3 AND decided_at <= $4 ORDER BY decided_at DESC, id DESC LIMIT $5 OFFSET $6"
+        };
+        let rows = on_pool!(self, pool => sqlx::query(sql)
             .bind(strategy)
             .bind(q.symbol.as_deref())
             .bind(q.from.unwrap_or(i64::MIN))
@@ -413,7 +420,12 @@ impl Store {
         strategy: &str,
         q: &PageQuery,
     ) -> Result<Vec<serde_json::Value>, StoreError> {
-        let rows = on_pool!(self, pool => sqlx::query("SELECT decision_id, symbol, side, kind, quantity, status, price, fee, reason, at FROM orders WHERE strategy = $1 AND ($2 IS NULL OR symbol = $2) AND at >= $3 AND at <= $4 ORDER BY at DESC, decision_id DESC LIMIT $5 OFFSET $6")
+        let sql = if q.symbol.is_some() {
+            "SELECT decision_id, symbol, side, kind, quantity, status, price, fee, reason, at FROM orders WHERE strategy = $1 AND symbol = $2 AND at >= $3 AND at <= $4 ORDER BY at DESC, decision_id DESC LIMIT $5 OFFSET $6"
+        } else {
+            "SELECT decision_id, symbol, side, kind, quantity, status, price, fee, reason, at FROM orders WHERE strategy = $1 AND $2 IS NULL AND at >= $3 AND at <= $4 ORDER BY at DESC, decision_id DESC LIMIT $5 OFFSET $6"
+        };
+        let rows = on_pool!(self, pool => sqlx::query(sql)
             .bind(strategy)
             .bind(q.symbol.as_deref())
             .bind(q.from.unwrap_or(i64::MIN))

@@ -361,3 +361,55 @@ async fn a_trained_ensemble_informs_the_strategist() {
     ]);
     assert!(String::from_utf8_lossy(&bad.stderr).contains("/nonexistent/model.json"));
 }
+
+#[tokio::test]
+async fn limit_orders_rest_fill_or_expire_and_are_stored_once() {
+    use sqlx::Row;
+    let dir = tempfile::tempdir().unwrap();
+    let samples = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/samples/");
+    let mut strategy: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(format!("{samples}strategy.yaml")).unwrap())
+            .unwrap();
+    strategy["spec"]["exchange"]["orderType"] = "limit".into();
+    strategy["spec"]["exchange"]["limitOffsetBps"] = 30.into();
+    strategy["spec"]["exchange"]["limitTtlCandles"] = 2.into();
+    let strategy_file = dir.path().join("strategy.yaml");
+    std::fs::write(&strategy_file, serde_yaml::to_string(&strategy).unwrap()).unwrap();
+    let policy_file = format!("{samples}consensuspolicy.yaml");
+    run_report(
+        dir.path(),
+        &[
+            "--symbols",
+            "BTCUSDT",
+            "--strategy-file",
+            strategy_file.to_str().unwrap(),
+            "--policy-file",
+            &policy_file,
+        ],
+    );
+    let url = format!("sqlite://{}", dir.path().join("ia-agents.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let rows = sqlx::query("SELECT kind, status, COUNT(*) FROM orders GROUP BY kind, status")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    let count = |kind: &str, status: &str| {
+        rows.iter()
+            .find(|r| r.get::<String, _>(0) == kind && r.get::<String, _>(1) == status)
+            .map_or(0, |r| r.get::<i64, _>(2))
+    };
+    assert!(count("LIMIT", "FILLED") > 0, "some limits are reached");
+    assert!(
+        count("LIMIT", "EXPIRED") > 0,
+        "some are not, within 2 candles"
+    );
+    // an expired order says why and has no fill
+    let odd = sqlx::query(
+        "SELECT COUNT(*) FROM orders WHERE status = 'EXPIRED' AND (price IS NOT NULL OR reason NOT LIKE '%limitTtlCandles%')",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap()
+    .get::<i64, _>(0);
+    assert_eq!(odd, 0);
+}

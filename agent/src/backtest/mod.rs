@@ -20,7 +20,7 @@ use crate::config::TeamConfig;
 use crate::consensus::coordinator::cycle_id;
 use crate::consensus::{Coordinator, EscalationResolver, Resolution, Transport, Voter};
 use crate::exchange::paper::decimal;
-use crate::exchange::{ClosedTrade, FeeModel, PaperExchange};
+use crate::exchange::{ClosedTrade, FeeModel, PaperExchange, Placement};
 use crate::executor::{Executor, Plan};
 use crate::indicators::IndicatorSet;
 use crate::learning::WeightLearner;
@@ -289,11 +289,15 @@ impl Backtest {
             });
         let mut learning_updates = 0u64;
         let mut coordinator = Coordinator::new(name.clone(), self.team_config.policy.spec.clone());
+        let exchange_spec = spec.exchange.clone().unwrap_or_default();
         let executor = Executor {
             strategy: name.clone(),
             limits: spec.risk.clone(),
             paused: spec.paused,
+            order_type: exchange_spec.order_type,
+            limit_offset_bps: exchange_spec.limit_offset_bps,
         };
+        let limit_ttl_ms = i64::from(exchange_spec.limit_ttl_candles) * self.interval_ms;
         let (fee_rate, slippage_bps) = spec
             .exchange
             .as_ref()
@@ -372,6 +376,26 @@ impl Backtest {
                 let values = indicators[s].update(candle);
                 let alert = detectors[s].update(candle).is_some();
                 let symbol = &series.symbol;
+                // resting limit orders this candle reaches, then those whose time ran out
+                for (resting, result) in exchange.fill_resting(
+                    symbol,
+                    decimal(candle.open),
+                    decimal(candle.high),
+                    decimal(candle.low),
+                    t,
+                ) {
+                    crate::metrics::ordered(&name, resting.order.side, result.as_ref().ok());
+                    pending_orders.push(order_record(resting.order, result, &resting.reason));
+                }
+                for expired in exchange.expire_resting(symbol, t) {
+                    crate::metrics::ordered(&name, expired.order.side, None);
+                    pending_orders.push(OrderRecord {
+                        order: expired.order,
+                        fill: None,
+                        status: "EXPIRED",
+                        reason: "limit not reached before spec.exchange.limitTtlCandles".into(),
+                    });
+                }
                 // a held position's stop or target, inside this candle
                 if let Some((price, reason)) = exchange.exit_on_candle(
                     symbol,
@@ -456,18 +480,49 @@ impl Backtest {
                 }
                 let (execution, fill) = match executor.plan(&decision, &exchange, &context) {
                     Plan::Trade(order) => {
-                        let result = exchange.execute(&order, decimal(candle.close), "decision");
-                        let record = order_record(order, result, "decision");
-                        let execution = match &record.fill {
-                            Some(fill) => {
-                                format!("{:?} {} @ {}", fill.side, fill.quantity, fill.price)
-                            }
-                            None => format!("rejected: {}", record.reason),
+                        let placed = exchange.place(
+                            &order,
+                            decimal(candle.close),
+                            "decision",
+                            t + limit_ttl_ms,
+                        );
+                        let result = match placed {
+                            Ok(Placement::Filled(fill)) => Some(Ok(fill)),
+                            Err(rejection) => Some(Err(rejection)),
+                            Ok(Placement::Resting) => None,
                         };
-                        let fill = record.fill.clone();
-                        crate::metrics::ordered(&name, record.order.side, record.fill.as_ref());
-                        pending_orders.push(record);
-                        (execution, fill)
+                        match result {
+                            // a resting limit order is recorded when it fills or expires
+                            None => (
+                                format!(
+                                    "limit {:?} {} @ {} resting",
+                                    order.side,
+                                    order.quantity,
+                                    order.limit_price.unwrap_or_default()
+                                ),
+                                None,
+                            ),
+                            Some(result) => {
+                                let record = order_record(order, result, "decision");
+                                let execution = match &record.fill {
+                                    Some(fill) => {
+                                        format!(
+                                            "{:?} {} @ {}",
+                                            fill.side, fill.quantity, fill.price
+                                        )
+                                    }
+                                    None => format!("rejected: {}", record.reason),
+                                };
+                                let fill = record.fill.clone();
+                                crate::metrics::ordered(
+                                    &name,
+                                    record.order.side,
+                                    record.fill.as_ref(),
+                                );
+                                pending_orders.push(record);
+                                (execution, fill)
+                            }
+                        }
                     }
                     Plan::Nothing(why) => (why, None),
                     Plan::Refused(why) => (format!("refused: {why}"), None),

@@ -2,4 +2,6 @@
 
 pub mod paper;
 
-pub use paper::{ClosedTrade, FeeModel, OrderRejection, PaperExchange, Position};
+pub use paper::{
+    ClosedTrade, FeeModel, OrderRejection, PaperExchange, Placement, Position, RestingOrder,
+};

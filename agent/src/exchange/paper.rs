@@ -2,7 +2,7 @@
 //! take-profit level that a later candle crosses) with fees and slippage; positions, cash and equity
 //! kept in exact decimals. Orders are idempotent by decision id: a replayed decision never trades twice.
 
-use protocol::messages::{Fill, Order, Side};
+use protocol::messages::{Fill, Order, OrderKind, Side};
 use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, HashSet};
@@ -84,6 +84,25 @@ pub enum OrderRejection {
     },
     #[error("order for {symbol}: quantity must be positive")]
     ZeroQuantity { symbol: String },
+    #[error("limit order for {symbol}: no limit price")]
+    NoLimitPrice { symbol: String },
+}
+
+/// A limit order waiting for a candle to reach its price.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestingOrder {
+    pub order: Order,
+    pub reason: String,
+    /// The order expires unfilled at this time (ms since the epoch).
+    pub expires_at: i64,
+}
+
+/// What became of a placed order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Placement {
+    Filled(Fill),
+    /// A limit order the price has not reached: it rests until filled or expired.
+    Resting,
 }
 
 #[derive(Debug, Clone)]
@@ -95,6 +114,7 @@ pub struct PaperExchange {
     traded: HashSet<String>,
     trades: Vec<ClosedTrade>,
     fees_paid: Decimal,
+    resting: Vec<RestingOrder>,
 }
 
 impl PaperExchange {
@@ -107,6 +127,7 @@ impl PaperExchange {
             traded: HashSet::new(),
             trades: Vec::new(),
             fees_paid: Decimal::ZERO,
+            resting: Vec::new(),
         }
     }
 
@@ -169,6 +190,152 @@ impl PaperExchange {
             });
         }
         let price = self.fees.execution_price(order.side, reference);
+        let fill = self.settle(order, price, order.at, reason)?;
+        self.mark(&order.symbol, reference);
+        Ok(fill)
+    }
+
+    /// Places an order: a market order fills at once ([`Self::execute`]); a limit order fills at once
+    /// when the price is already at or better than its limit, and otherwise rests until a candle
+    /// reaches it ([`Self::fill_resting`]) or it expires at `expires_at` ([`Self::expire_resting`]).
+    /// Cash or the position is checked when it is placed and again when it fills.
+    pub fn place(
+        &mut self,
+        order: &Order,
+        reference: Decimal,
+        reason: &str,
+        expires_at: i64,
+    ) -> Result<Placement, OrderRejection> {
+        if order.kind == OrderKind::Market {
+            return self
+                .execute(order, reference, reason)
+                .map(Placement::Filled);
+        }
+        let Some(limit) = order.limit_price else {
+            return Err(OrderRejection::NoLimitPrice {
+                symbol: order.symbol.clone(),
+            });
+        };
+        if self.traded.contains(&order.decision_id) {
+            return Err(OrderRejection::Duplicate(order.decision_id.clone()));
+        }
+        if order.quantity <= Decimal::ZERO {
+            return Err(OrderRejection::ZeroQuantity {
+                symbol: order.symbol.clone(),
+            });
+        }
+        let price = self.fees.execution_price(order.side, reference);
+        let marketable = match order.side {
+            Side::Buy => price <= limit,
+            Side::Sell => price >= limit,
+        };
+        if marketable {
+            let fill = self.settle(order, price, order.at, reason)?;
+            self.mark(&order.symbol, reference);
+            return Ok(Placement::Filled(fill));
+        }
+        // what the fill will need must be there now
+        self.affordable(order, limit)?;
+        self.traded.insert(order.decision_id.clone());
+        self.resting.push(RestingOrder {
+            order: order.clone(),
+            reason: reason.to_string(),
+            expires_at,
+        });
+        Ok(Placement::Resting)
+    }
+
+    /// The resting limit orders of a symbol.
+    pub fn resting<'a>(&'a self, symbol: &'a str) -> impl Iterator<Item = &'a RestingOrder> {
+        self.resting
+            .iter()
+            .filter(move |r| r.order.symbol == symbol)
+    }
+
+    /// Fills the resting limit orders of `symbol` that the candle reaches, at their limit or at the
+    /// open when the candle gaps through it (the better price), without slippage (a resting order is
+    /// a maker order). Each comes back with its fill, or why it could not fill.
+    pub fn fill_resting(
+        &mut self,
+        symbol: &str,
+        open: Decimal,
+        high: Decimal,
+        low: Decimal,
+        at: i64,
+    ) -> Vec<(RestingOrder, Result<Fill, OrderRejection>)> {
+        let (reached, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.resting)
+            .into_iter()
+            .partition(|r| {
+                let limit = r.order.limit_price.unwrap_or_default();
+                r.order.symbol == symbol
+                    && match r.order.side {
+                        Side::Buy => low <= limit,
+                        Side::Sell => high >= limit,
+                    }
+            });
+        self.resting = waiting;
+        reached
+            .into_iter()
+            .map(|r| {
+                let limit = r.order.limit_price.unwrap_or_default();
+                let price = match r.order.side {
+                    Side::Buy => open.min(limit),
+                    Side::Sell => open.max(limit),
+                };
+                let result = self.settle(&r.order, price, at, &r.reason);
+                (r, result)
+            })
+            .collect()
+    }
+
+    /// Removes and returns the resting orders of `symbol` whose time ran out at `at`.
+    pub fn expire_resting(&mut self, symbol: &str, at: i64) -> Vec<RestingOrder> {
+        let (expired, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.resting)
+            .into_iter()
+            .partition(|r| r.order.symbol == symbol && r.expires_at <= at);
+        self.resting = waiting;
+        expired
+    }
+
+    /// Whether `order` can be paid for (buys) or delivered (sells) at `price`.
+    fn affordable(&self, order: &Order, price: Decimal) -> Result<(), OrderRejection> {
+        match order.side {
+            Side::Buy => {
+                let notional = order.quantity * price;
+                let needed = notional + (notional * self.fees.fee_rate).round_dp(8);
+                if needed > self.cash {
+                    return Err(OrderRejection::InsufficientCash {
+                        symbol: order.symbol.clone(),
+                        needed,
+                        available: self.cash,
+                    });
+                }
+            }
+            Side::Sell => {
+                let held = self
+                    .positions
+                    .get(&order.symbol)
+                    .map_or(Decimal::ZERO, |p| p.quantity);
+                if order.quantity > held {
+                    return Err(OrderRejection::InsufficientPosition {
+                        symbol: order.symbol.clone(),
+                        wanted: order.quantity,
+                        held,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Books a fill at `price`: cash, position, fees, the closed trade of a sell.
+    fn settle(
+        &mut self,
+        order: &Order,
+        price: Decimal,
+        at: i64,
+        reason: &str,
+    ) -> Result<Fill, OrderRejection> {
         let notional = order.quantity * price;
         let fee = (notional * self.fees.fee_rate).round_dp(8);
         match order.side {
@@ -190,7 +357,7 @@ impl PaperExchange {
                         quantity: Decimal::ZERO,
                         entry_price: Decimal::ZERO,
                         cost: Decimal::ZERO,
-                        opened_at: order.at,
+                        opened_at: at,
                     });
                 let quantity = position.quantity + order.quantity;
                 position.entry_price =
@@ -223,7 +390,7 @@ impl PaperExchange {
                 self.trades.push(ClosedTrade {
                     symbol: order.symbol.clone(),
                     opened_at: position.opened_at,
-                    closed_at: order.at,
+                    closed_at: at,
                     entry_price: position.entry_price,
                     exit_price: price,
                     quantity: order.quantity,
@@ -237,7 +404,6 @@ impl PaperExchange {
         }
         self.fees_paid += fee;
         self.traded.insert(order.decision_id.clone());
-        self.mark(&order.symbol, reference);
         Ok(Fill {
             decision_id: order.decision_id.clone(),
             strategy: order.strategy.clone(),
@@ -246,7 +412,7 @@ impl PaperExchange {
             quantity: order.quantity,
             price,
             fee,
-            at: order.at,
+            at,
         })
     }
 
@@ -279,7 +445,6 @@ impl PaperExchange {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use protocol::messages::OrderKind;
 
     fn order(id: &str, side: Side, quantity: &str) -> Order {
         Order {
@@ -296,6 +461,105 @@ mod tests {
 
     fn d(s: &str) -> Decimal {
         s.parse().unwrap()
+    }
+
+    fn limit(id: &str, side: Side, quantity: &str, price: &str) -> Order {
+        Order {
+            kind: OrderKind::Limit,
+            limit_price: Some(price.parse().unwrap()),
+            ..order(id, side, quantity)
+        }
+    }
+
+    #[test]
+    fn a_limit_order_rests_until_a_candle_reaches_it_then_fills_at_its_price() {
+        let mut ex = PaperExchange::new(d("10000"), FeeModel::new(0.001, 10.0));
+        let buy = limit("d1", Side::Buy, "0.1", "19900");
+        assert_eq!(
+            ex.place(&buy, d("20000"), "decision", 3_000).unwrap(),
+            Placement::Resting
+        );
+        assert_eq!(ex.resting("BTCUSDT").count(), 1);
+        assert_eq!(ex.cash(), d("10000"), "nothing is paid while it rests");
+        // a replayed decision cannot place it again
+        assert!(matches!(
+            ex.place(&buy, d("20000"), "decision", 3_000),
+            Err(OrderRejection::Duplicate(_))
+        ));
+        // a candle that stays above the limit leaves it resting
+        assert!(ex
+            .fill_resting("BTCUSDT", d("20000"), d("20100"), d("19950"), 1_000)
+            .is_empty());
+        // a candle that trades through it fills it at the limit, without slippage
+        let filled = ex.fill_resting("BTCUSDT", d("19980"), d("20000"), d("19850"), 2_000);
+        let (resting, fill) = &filled[0];
+        let fill = fill.as_ref().unwrap();
+        assert_eq!(
+            (resting.order.decision_id.as_str(), fill.price, fill.at),
+            ("d1", d("19900"), 2_000)
+        );
+        assert_eq!(fill.fee, d("1.99"));
+        assert_eq!(ex.cash(), d("10000") - d("1990") - d("1.99"));
+        assert_eq!(ex.resting("BTCUSDT").count(), 0);
+        // a sell limit above the market; the candle gaps up through it: filled at the (better) open
+        let sell = limit("d2", Side::Sell, "0.1", "20500");
+        assert_eq!(
+            ex.place(&sell, d("20000"), "decision", 9_000).unwrap(),
+            Placement::Resting
+        );
+        let filled = ex.fill_resting("BTCUSDT", d("20600"), d("20700"), d("20550"), 3_000);
+        assert_eq!(filled[0].1.as_ref().unwrap().price, d("20600"));
+        assert!(ex.position("BTCUSDT").is_none());
+    }
+
+    #[test]
+    fn a_marketable_limit_fills_at_once_and_an_unreached_one_expires() {
+        let mut ex = PaperExchange::new(d("10000"), FeeModel::new(0.001, 10.0));
+        // limit above the market for a buy: fills now at the market price with slippage
+        let placed = ex
+            .place(
+                &limit("d1", Side::Buy, "0.1", "20100"),
+                d("20000"),
+                "decision",
+                0,
+            )
+            .unwrap();
+        let Placement::Filled(fill) = placed else {
+            panic!("marketable")
+        };
+        assert_eq!(fill.price, d("20020"));
+        // a sell limit far above: rests, then expires
+        ex.place(
+            &limit("d2", Side::Sell, "0.1", "25000"),
+            d("20000"),
+            "decision",
+            5_000,
+        )
+        .unwrap();
+        assert!(ex.expire_resting("BTCUSDT", 4_000).is_empty());
+        let expired = ex.expire_resting("BTCUSDT", 5_000);
+        assert_eq!(expired[0].order.decision_id, "d2");
+        assert_eq!(
+            ex.position("BTCUSDT").unwrap().quantity,
+            d("0.1"),
+            "still held"
+        );
+        // a resting order must be affordable when placed, and a limit order needs a price
+        assert!(matches!(
+            ex.place(
+                &limit("d3", Side::Buy, "1", "19000"),
+                d("20000"),
+                "decision",
+                0
+            ),
+            Err(OrderRejection::InsufficientCash { .. })
+        ));
+        let mut no_price = limit("d4", Side::Buy, "0.1", "1");
+        no_price.limit_price = None;
+        assert!(matches!(
+            ex.place(&no_price, d("20000"), "decision", 0),
+            Err(OrderRejection::NoLimitPrice { .. })
+        ));
     }
 
     #[test]

@@ -364,12 +364,39 @@ pub struct ExchangeSpec {
     #[serde(default = "default_slippage_bps")]
     #[schemars(range(min = 0.0, max = 1000.0))]
     pub slippage_bps: f64,
+    /// `market` orders fill at the next price (± slippage); `limit` orders rest at
+    /// `limitOffsetBps` better than the decision's price and fill only if a candle reaches them.
+    #[serde(default)]
+    pub order_type: OrderType,
+    /// For `limit` orders: how far below (buys) or above (sells) the decision's price, in basis points.
+    #[serde(default = "default_limit_offset_bps")]
+    #[schemars(range(min = 0.0, max = 1000.0))]
+    pub limit_offset_bps: f64,
+    /// For `limit` orders: candles an unfilled order rests before it expires.
+    #[serde(default = "default_limit_ttl_candles")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub limit_ttl_candles: u32,
     /// Secret with the exchange API key and secret (keys `apiKey` and `apiSecret`). Required for live mode;
     /// credentials never appear in the spec itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret_ref: Option<LocalObjectRef>,
 }
 
+/// How the executor's orders are priced.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum OrderType {
+    #[default]
+    Market,
+    Limit,
+}
+
+fn default_limit_offset_bps() -> f64 {
+    10.0
+}
+fn default_limit_ttl_candles() -> u32 {
+    3
+}
 fn default_fee_rate() -> f64 {
     0.001
 }
@@ -383,6 +410,9 @@ impl Default for ExchangeSpec {
             base_url: None,
             fee_rate: default_fee_rate(),
             slippage_bps: default_slippage_bps(),
+            order_type: OrderType::default(),
+            limit_offset_bps: default_limit_offset_bps(),
+            limit_ttl_candles: default_limit_ttl_candles(),
             credentials_secret_ref: None,
         }
     }
