@@ -7,6 +7,7 @@
 //! - [`check`]: the sanity rules every source applies (monotonic time, finite positive prices, ...).
 
 pub mod binance;
+pub mod book;
 pub mod bundled;
 pub mod check;
 pub mod file;
