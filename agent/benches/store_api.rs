@@ -82,7 +82,7 @@ fn execute(strategy: &str, decisions: &[Decision]) -> Vec<OrderRecord> {
     orders
 }
 
-fn wrk(url: &str, quick: bool) {
+fn wrk(url: &str, quick: bool, connections: u32) {
     if std::process::Command::new("wrk")
         .arg("--version")
         .output()
@@ -93,7 +93,14 @@ fn wrk(url: &str, quick: bool) {
     }
     let duration = if quick { "2s" } else { "15s" };
     let out = std::process::Command::new("wrk")
-        .args(["-t2", "-c16", "-d", duration, "--latency", url])
+        .args([
+            "-t2",
+            &format!("-c{connections}"),
+            "-d",
+            duration,
+            "--latency",
+            url,
+        ])
         .output()
         .expect("wrk runs");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -104,7 +111,7 @@ fn wrk(url: &str, quick: bool) {
             .unwrap_or_else(|| "?".into())
     };
     println!(
-        "api: GET /api/v1/decisions?limit=50 with wrk -t2 -c16 -d{duration}: {} requests/s, p50 {} p99 {} (non-2xx: {})",
+        "api: GET /api/v1/decisions?limit=50 with wrk -t2 -c{connections} -d{duration}: {} requests/s, p50 {} p99 {} (non-2xx: {})",
         pick("Requests/sec:"),
         pick("50%"),
         pick("99%"),
@@ -181,8 +188,13 @@ fn main() {
         let url = format!("http://{addr}/api/v1/decisions?limit=50");
         let probe = reqwest::get(&url).await.unwrap();
         assert_eq!(probe.status(), 200);
-        tokio::task::spawn_blocking(move || wrk(&url, quick))
-            .await
-            .unwrap();
+        // the store's pool holds 8 Postgres connections: at 8 clients nothing queues for one
+        tokio::task::spawn_blocking(move || {
+            for connections in [8, 16] {
+                wrk(&url, quick, connections);
+            }
+        })
+        .await
+        .unwrap();
     });
 }

@@ -413,3 +413,65 @@ async fn limit_orders_rest_fill_or_expire_and_are_stored_once() {
     .get::<i64, _>(0);
     assert_eq!(odd, 0);
 }
+
+#[test]
+fn live_mode_needs_its_keys_and_live_candles_and_never_falls_back_to_paper() {
+    let dir = tempfile::tempdir().unwrap();
+    let samples = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/samples/");
+    let mut strategy: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(format!("{samples}strategy.yaml")).unwrap())
+            .unwrap();
+    strategy["spec"]["mode"] = "live".into();
+    strategy["spec"]["exchange"]["credentialsSecretRef"] = serde_json::json!({"name": "keys"});
+    let file = dir.path().join("live.yaml");
+    std::fs::write(&file, serde_yaml::to_string(&strategy).unwrap()).unwrap();
+    let policy = format!("{samples}consensuspolicy.yaml");
+    let coordinator = |with_keys: bool| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_trading-agent"));
+        c.args([
+            "coordinator",
+            "--nats",
+            "nats://127.0.0.1:1",
+            "--strategy-file",
+        ])
+        .arg(&file)
+        .args([
+            "--policy-file",
+            &policy,
+            "--symbols",
+            "BTCUSDT",
+            "--data",
+            "BTCUSDT=../data/BTCUSDT-1h.csv.gz",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("IA_EXCHANGE_API_KEY")
+        .env_remove("IA_EXCHANGE_API_SECRET");
+        if with_keys {
+            c.env("IA_EXCHANGE_API_KEY", "k")
+                .env("IA_EXCHANGE_API_SECRET", "s");
+        }
+        c.output().unwrap()
+    };
+    let out = coordinator(false);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("spec.mode is live") && err.contains("IA_EXCHANGE_API_KEY"),
+        "{err}"
+    );
+    let out = coordinator(true);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("trades on live candles only"), "{err}");
+    // the one-process team refuses too
+    let out = agent(&[
+        "run",
+        "--local",
+        "--strategy-file",
+        file.to_str().unwrap(),
+        "--policy-file",
+        &policy,
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("paper-trades only"));
+}

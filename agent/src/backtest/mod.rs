@@ -20,7 +20,7 @@ use crate::config::TeamConfig;
 use crate::consensus::coordinator::cycle_id;
 use crate::consensus::{Coordinator, EscalationResolver, Resolution, Transport, Voter};
 use crate::exchange::paper::decimal;
-use crate::exchange::{ClosedTrade, FeeModel, PaperExchange, Placement};
+use crate::exchange::{ClosedTrade, FeeModel, OrderRejection, PaperExchange, Placement};
 use crate::executor::{Executor, Plan};
 use crate::indicators::IndicatorSet;
 use crate::learning::WeightLearner;
@@ -88,6 +88,9 @@ pub struct Backtest {
     pub llm: Option<crate::llm::LlmReasoner>,
     /// The strategist's ML forecast (`--forecaster FILE`).
     pub forecaster: Option<std::sync::Arc<dyn crate::roles::strategist::Forecaster>>,
+    /// `mode: live`: the decisions' orders go to this exchange and the paper book mirrors its
+    /// fills (stops, targets and limit orders stay simulated). `None`: paper trading.
+    pub live: Option<crate::exchange::binance::BinanceSpot>,
 }
 
 /// Why a backtest could not run.
@@ -480,12 +483,23 @@ impl Backtest {
                 }
                 let (execution, fill) = match executor.plan(&decision, &exchange, &context) {
                     Plan::Trade(order) => {
-                        let placed = exchange.place(
-                            &order,
-                            decimal(candle.close),
-                            "decision",
-                            t + limit_ttl_ms,
-                        );
+                        let placed = match &self.live {
+                            Some(live) => match live.place(&order).await {
+                                Ok(fill) => {
+                                    exchange.book_fill(&order, &fill).map(Placement::Filled)
+                                }
+                                Err(error) => {
+                                    tracing::warn!(%error, "the live order did not go through");
+                                    Err(OrderRejection::Exchange(error.to_string()))
+                                }
+                            },
+                            None => exchange.place(
+                                &order,
+                                decimal(candle.close),
+                                "decision",
+                                t + limit_ttl_ms,
+                            ),
+                        };
                         let result = match placed {
                             Ok(Placement::Filled(fill)) => Some(Ok(fill)),
                             Err(rejection) => Some(Err(rejection)),

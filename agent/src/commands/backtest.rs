@@ -332,6 +332,7 @@ pub fn prepare(args: &ReplayArgs, mut team_config: TeamConfig) -> anyhow::Result
             max_cycles: None,
             llm: None,
             forecaster: None,
+            live: None,
         },
         info,
     })

@@ -142,6 +142,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         patch.insert("interval".into(), json!(i.as_str()));
     }
     team_config = team_config.with_overrides(serde_json::Value::Object(patch), json!({}))?;
+    if team_config.strategy.spec.mode == protocol::crd::TradingMode::Live {
+        // the one-process team paper-trades only; live orders go through the coordinator
+        anyhow::bail!(
+            "spec.mode is live: `run --local` paper-trades only; run the team with \
+             `trading-agent coordinator` (or in a cluster) to trade live"
+        );
+    }
     let interval = team_config.strategy.spec.interval;
     let symbols = team_config.strategy.spec.symbols.clone();
     let rest = BinanceRest::new(&args.rest_url);
@@ -161,6 +168,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         max_cycles: args.max_cycles,
         llm: None,
         forecaster: None,
+        live: None,
     };
     let (team, voters) = backtest.local_team()?;
     let (streaming, rx) = live_feed(&rest, &args.ws_url, &backtest.series, interval);

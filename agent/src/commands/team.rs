@@ -315,14 +315,27 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         );
     };
     let mut team_config = TeamConfig::load(strategy_file, policy_file)?;
-    if team_config.strategy.spec.mode == protocol::crd::TradingMode::Live {
-        // never fall back to paper silently when a user asked for real orders
-        bail!(
-            "{}: spec.mode is live, but this build executes on the paper exchange only; \
-             set spec.mode: paper (live execution is not available yet)",
-            strategy_file.display()
-        );
-    }
+    // live trading only when the Strategy says so, with its keys from the environment (a Secret)
+    let live_exchange = if team_config.strategy.spec.mode == protocol::crd::TradingMode::Live {
+        let exchange = team_config
+            .strategy
+            .spec
+            .exchange
+            .clone()
+            .unwrap_or_default();
+        let base_url = exchange
+            .base_url
+            .unwrap_or_else(|| agent::exchange::binance::TESTNET.to_string());
+        let credentials = agent::exchange::binance::Credentials::from_env()
+            .with_context(|| format!("{}: spec.mode is live", strategy_file.display()))?;
+        tracing::warn!(%base_url, "LIVE trading: orders go to the exchange");
+        Some(agent::exchange::binance::BinanceSpot::new(
+            &base_url,
+            credentials,
+        ))
+    } else {
+        None
+    };
     if !args.replay.symbols.is_empty() {
         team_config =
             team_config.with_overrides(json!({"symbols": args.replay.symbols}), json!({}))?;
@@ -377,6 +390,7 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
             max_cycles: None,
             llm: None,
             forecaster: None,
+            live: None,
         };
         (backtest, info, Some(rx), Some(streaming))
     } else {
@@ -384,6 +398,13 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         let Prepared { backtest, info } = prepare(&replay_args, team_config)?;
         (backtest, info, None, None)
     };
+    if live_exchange.is_some() && streaming.is_none() {
+        bail!(
+            "{}: spec.mode is live, which trades on live candles only (no --data, marketData.source: binance)",
+            strategy_file.display()
+        );
+    }
+    backtest.live = live_exchange;
     backtest.max_cycles = args.max_cycles;
     let subjects = Subjects::new(&args.bus.namespace, &name)?;
     let bus = NatsBus::connect(&args.bus.nats).await?;

@@ -86,6 +86,8 @@ pub enum OrderRejection {
     ZeroQuantity { symbol: String },
     #[error("limit order for {symbol}: no limit price")]
     NoLimitPrice { symbol: String },
+    #[error("the exchange did not fill it: {0}")]
+    Exchange(String),
 }
 
 /// A limit order waiting for a candle to reach its price.
@@ -336,8 +338,34 @@ impl PaperExchange {
         at: i64,
         reason: &str,
     ) -> Result<Fill, OrderRejection> {
+        let fee = (order.quantity * price * self.fees.fee_rate).round_dp(8);
+        self.settle_with_fee(order, price, fee, at, reason)
+    }
+
+    /// Books what a real exchange filled (its quantity, price and commission), so that the book
+    /// mirrors the account the orders went to.
+    pub fn book_fill(&mut self, order: &Order, fill: &Fill) -> Result<Fill, OrderRejection> {
+        if self.traded.contains(&order.decision_id) {
+            return Err(OrderRejection::Duplicate(order.decision_id.clone()));
+        }
+        let filled = Order {
+            quantity: fill.quantity,
+            ..order.clone()
+        };
+        let booked = self.settle_with_fee(&filled, fill.price, fill.fee, fill.at, "exchange")?;
+        self.mark(&order.symbol, fill.price);
+        Ok(booked)
+    }
+
+    fn settle_with_fee(
+        &mut self,
+        order: &Order,
+        price: Decimal,
+        fee: Decimal,
+        at: i64,
+        reason: &str,
+    ) -> Result<Fill, OrderRejection> {
         let notional = order.quantity * price;
-        let fee = (notional * self.fees.fee_rate).round_dp(8);
         match order.side {
             Side::Buy => {
                 let needed = notional + fee;

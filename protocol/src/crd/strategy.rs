@@ -352,7 +352,8 @@ pub enum MarketDataSource {
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ExchangeSpec {
-    /// Base URL of the exchange's trading API (live mode; e.g. https://testnet.binance.vision).
+    /// Base URL of the exchange's trading API for live mode (default: Binance's spot testnet,
+    /// https://testnet.binance.vision; set https://api.binance.com to trade for real).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^https?://[^\s@]+$"))]
     pub base_url: Option<String>,
