@@ -104,6 +104,12 @@ impl Dataset {
         self.x.is_empty()
     }
 
+    fn extend(&mut self, other: Dataset) {
+        self.x.extend(other.x);
+        self.up.extend(other.up);
+        self.forward.extend(other.forward);
+    }
+
     fn slice(&self, range: std::ops::Range<usize>) -> Self {
         Self {
             x: self.x[range.clone()].to_vec(),
@@ -122,6 +128,13 @@ pub enum MlError {
     TooFew(usize, usize),
     #[error("{path}: {error}")]
     File { path: String, error: String },
+}
+
+impl Ensemble {
+    /// The model as bytes (JSON), for the `models` table.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a trained model serialises")
+    }
 }
 
 type Matrix = DenseMatrix<f64>;
@@ -304,6 +317,107 @@ impl Forecaster for Ensemble {
     }
 }
 
+/// What one retraining did, for the logs and the `models` table.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RetrainReport {
+    /// Version of the model now in use (1 for the first one trained).
+    pub version: u64,
+    pub trained_on: usize,
+    /// Samples held out (the most recent ones) to compare the models on.
+    pub held_out: usize,
+    /// Direction accuracy of the previous model on the held-out samples (`None`: there was none).
+    pub previous_accuracy: Option<f64>,
+    pub accuracy: f64,
+    /// Brier score of the new model's probability on the held-out samples.
+    pub brier: f64,
+}
+
+/// The strategist's forecaster, retrained on the learning schedule: it forecasts with the model
+/// in use and swaps in a new one after each retraining, so the team never waits for training.
+pub struct Retrainer {
+    current: std::sync::RwLock<Option<(u64, std::sync::Arc<Ensemble>)>>,
+    training: Training,
+    /// Forecast horizon in candles (labels).
+    pub horizon: usize,
+    /// Most recent candles per symbol a retraining uses.
+    pub window: usize,
+}
+
+impl Retrainer {
+    pub fn new(
+        initial: Option<Ensemble>,
+        training: Training,
+        horizon: usize,
+        window: usize,
+    ) -> Self {
+        Self {
+            current: std::sync::RwLock::new(initial.map(|m| (0, std::sync::Arc::new(m)))),
+            training,
+            horizon,
+            window,
+        }
+    }
+
+    /// The model in use and its version.
+    pub fn current(&self) -> Option<(u64, std::sync::Arc<Ensemble>)> {
+        self.current.read().expect("model lock").clone()
+    }
+
+    /// Trains a new model on the recent candles of each series (the last fifth held out to
+    /// compare it with the previous one), and puts it in use.
+    pub fn retrain(&self, series: &[&[Candle]]) -> Result<RetrainReport, MlError> {
+        let mut train = Dataset::default();
+        let mut test = Dataset::default();
+        for candles in series {
+            let recent = &candles[candles.len().saturating_sub(self.window)..];
+            let ds = Dataset::from_candles(recent, self.horizon);
+            let cut = ds.len() * 4 / 5;
+            train.extend(ds.slice(0..cut));
+            test.extend(ds.slice(cut..ds.len()));
+        }
+        let model = Ensemble::train(&train, self.training)?;
+        let accuracy = |m: &Ensemble| -> Result<(f64, f64), MlError> {
+            let p = m.predict(&test.x)?;
+            let n = test.len().max(1) as f64;
+            let right = p
+                .iter()
+                .zip(&test.up)
+                .filter(|(p, up)| p.up == (**up == 1))
+                .count();
+            let brier = p
+                .iter()
+                .zip(&test.up)
+                .map(|(p, up)| (p.probability_up - f64::from(*up)).powi(2))
+                .sum::<f64>()
+                / n;
+            Ok((right as f64 / n, brier))
+        };
+        let previous = self.current();
+        let previous_accuracy = match &previous {
+            Some((_, m)) if !test.is_empty() => Some(accuracy(m)?.0),
+            _ => None,
+        };
+        let (new_accuracy, brier) = accuracy(&model)?;
+        let version = previous.map_or(1, |(v, _)| v + 1);
+        *self.current.write().expect("model lock") = Some((version, std::sync::Arc::new(model)));
+        Ok(RetrainReport {
+            version,
+            trained_on: train.len(),
+            held_out: test.len(),
+            previous_accuracy,
+            accuracy: new_accuracy,
+            brier,
+        })
+    }
+}
+
+impl Forecaster for Retrainer {
+    fn forecast(&self, s: &MarketSnapshot) -> Option<Forecast> {
+        self.current()?.1.forecast(s)
+    }
+}
+
 /// One fold of the walk-forward evaluation.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Fold {
@@ -423,6 +537,44 @@ mod tests {
             assert_eq!(f.train, ds.len() / 4 * (k + 1));
             assert!((0.0..=1.0).contains(&f.accuracy) && f.brier < 1.0 && f.baseline >= 0.5);
         }
+    }
+
+    #[test]
+    fn a_retraining_swaps_in_a_new_version_and_compares_it_with_the_old_one() {
+        let all = candles(2400);
+        let retrainer = Retrainer::new(None, SMALL, 12, 1200);
+        let snapshot_at = |k: usize| {
+            let mut set = IndicatorSet::new();
+            let mut last = None;
+            for c in &all[..=k] {
+                last = Some(set.update(c));
+            }
+            MarketSnapshot {
+                symbol: "BTCUSDT".into(),
+                open_time: all[k].open_time,
+                open: all[k].open,
+                high: all[k].high,
+                low: all[k].low,
+                close: all[k].close,
+                volume: all[k].volume,
+                indicators: last.unwrap().indicators,
+                portfolio: Default::default(),
+            }
+        };
+        assert!(
+            retrainer.forecast(&snapshot_at(1300)).is_none(),
+            "no model yet"
+        );
+        let first = retrainer.retrain(&[&all[..1300]]).unwrap();
+        assert_eq!((first.version, first.previous_accuracy), (1, None));
+        assert!(first.trained_on > 800 && first.held_out > 200, "{first:?}");
+        assert!((0.0..=1.0).contains(&first.accuracy) && first.brier < 1.0);
+        assert!(retrainer.forecast(&snapshot_at(1300)).is_some());
+        // a day later (the learning schedule): version 2, judged beside version 1 on recent data
+        let second = retrainer.retrain(&[&all[..2400]]).unwrap();
+        assert_eq!(second.version, 2);
+        assert!(second.previous_accuracy.is_some());
+        assert_eq!(retrainer.current().unwrap().0, 2);
     }
 
     #[test]

@@ -294,6 +294,30 @@ impl Store {
         Ok(done == 1)
     }
 
+    /// Stores a trained model (its bytes and evaluation); a version already stored is kept.
+    pub async fn save_model(
+        &self,
+        strategy: &str,
+        name: &str,
+        version: i64,
+        trained_at: i64,
+        metrics: &str,
+        model: &[u8],
+    ) -> Result<(), StoreError> {
+        on_pool!(self, pool => sqlx::query("INSERT INTO models (strategy, name, version, trained_at, metrics, model) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING")
+            .bind(strategy)
+            .bind(name)
+            .bind(version)
+            .bind(trained_at)
+            .bind(metrics)
+            .bind(model)
+            .execute(pool)
+            .await
+            .map_err(self.err("storing a model"))
+            .map(|_| ())?);
+        Ok(())
+    }
+
     /// Stores the current vote weights.
     pub async fn save_weights(
         &self,

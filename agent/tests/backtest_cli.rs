@@ -475,3 +475,53 @@ fn live_mode_needs_its_keys_and_live_candles_and_never_falls_back_to_paper() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("paper-trades only"));
 }
+
+#[tokio::test]
+async fn retraining_on_the_learning_schedule_stores_each_model_with_its_evaluation() {
+    use sqlx::Row;
+    let dir = tempfile::tempdir().unwrap();
+    let out = agent(&[
+        "backtest",
+        "--symbols",
+        "BTCUSDT",
+        "--from",
+        "2020-03-01",
+        "--to",
+        "2020-03-25",
+        "--retrain",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let url = format!("sqlite://{}", dir.path().join("ia-agents.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let rows = sqlx::query(
+        "SELECT version, trained_at, metrics, length(model) FROM models ORDER BY version",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    // the sample's learning schedule is daily; the first days are too short a history to train on
+    assert!(rows.len() >= 10, "{} models", rows.len());
+    let versions: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(versions, (1..=rows.len() as i64).collect::<Vec<_>>());
+    let times: Vec<i64> = rows.iter().map(|r| r.get(1)).collect();
+    assert!(
+        times.windows(2).all(|w| w[1] - w[0] == 86_400_000),
+        "one a day: {times:?}"
+    );
+    let last: Value = serde_json::from_str(&rows.last().unwrap().get::<String, _>(2)).unwrap();
+    assert!((0.0..=1.0).contains(&last["accuracy"].as_f64().unwrap()));
+    assert!(
+        last["previousAccuracy"].as_f64().is_some(),
+        "compared with the model before: {last}"
+    );
+    assert!(
+        rows.iter().all(|r| r.get::<i64, _>(3) > 1000),
+        "the model itself is stored"
+    );
+}

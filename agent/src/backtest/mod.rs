@@ -88,6 +88,9 @@ pub struct Backtest {
     pub llm: Option<crate::llm::LlmReasoner>,
     /// The strategist's ML forecast (`--forecaster FILE`).
     pub forecaster: Option<std::sync::Arc<dyn crate::roles::strategist::Forecaster>>,
+    /// Retrains the strategist's ensemble on the learning schedule (`backtest --retrain`); the
+    /// same object is the `forecaster`.
+    pub retrainer: Option<std::sync::Arc<crate::ml::Retrainer>>,
     /// `mode: live`: the decisions' orders go to this exchange and the paper book mirrors its
     /// fills (stops, targets and limit orders stay simulated). `None`: paper trading.
     pub live: Option<crate::exchange::binance::BinanceSpot>,
@@ -176,6 +179,52 @@ impl EscalationResolver for EscalationsTimeOut {
 }
 
 impl Backtest {
+    /// Retrains the strategist's model on the candles up to `t`, logs what changed and stores the
+    /// model. A failure (too little history yet) keeps the model in use.
+    async fn retrain(
+        &self,
+        retrainer: &crate::ml::Retrainer,
+        t: i64,
+        strategy: &str,
+        store: Option<&Store>,
+    ) {
+        let history: Vec<&[crate::market::Candle]> = self
+            .series
+            .iter()
+            .map(|s| &s.candles[..s.candles.partition_point(|c| c.open_time <= t)])
+            .collect();
+        match retrainer.retrain(&history) {
+            Ok(report) => {
+                tracing::info!(
+                    version = report.version,
+                    trained_on = report.trained_on,
+                    held_out = report.held_out,
+                    previous_accuracy = ?report.previous_accuracy,
+                    accuracy = report.accuracy,
+                    brier = report.brier,
+                    "retrained the strategist's ensemble"
+                );
+                if let (Some(store), Some((version, model))) = (store, retrainer.current()) {
+                    let metrics = serde_json::to_string(&report).unwrap_or_default();
+                    if let Err(error) = store
+                        .save_model(
+                            strategy,
+                            "ensemble",
+                            version as i64,
+                            t,
+                            &metrics,
+                            &model.to_bytes(),
+                        )
+                        .await
+                    {
+                        tracing::warn!(%error, "cannot store the retrained model");
+                    }
+                }
+            }
+            Err(error) => tracing::info!(%error, "not retrained yet"),
+        }
+    }
+
     /// The local team of [`Backtest::team`]: its voting analysts in process, and its voters.
     pub fn local_team(&self) -> Result<(LocalTeam, Vec<Voter>), BacktestError> {
         let risk = &self.team_config.strategy.spec.risk;
@@ -362,14 +411,21 @@ impl Backtest {
             standing.record(t, exchange.equity().to_f64().unwrap_or(0.0));
             let close_time = t + self.interval_ms;
             let scheduled = analysis.fires_within(t, close_time);
+            // asked once per step: the schedule moves on when it fires
+            let learning_due = learning_schedule.fires_within(t, close_time);
             if let Some(learner) = learner.as_mut() {
-                if learning_schedule.fires_within(t, close_time) {
+                if learning_due {
                     for (assistant, _, weight) in learner.update() {
                         if let Some(v) = voters.iter_mut().find(|v| v.assistant == assistant) {
                             v.weight = weight;
                         }
                     }
                     learning_updates += 1;
+                }
+            }
+            if let Some(retrainer) = &self.retrainer {
+                if learning_due {
+                    self.retrain(retrainer, t, &name, store).await;
                 }
             }
             for (s, candle) in step {

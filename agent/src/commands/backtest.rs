@@ -115,6 +115,11 @@ pub struct BacktestArgs {
     /// An ML ensemble saved by `trading-agent train`: the strategist adds its forecast to the regime.
     #[arg(long, value_name = "FILE", env = "IA_FORECASTER")]
     forecaster: Option<PathBuf>,
+    /// Retrain the strategist's ML ensemble on the Strategy's learning schedule from the candles seen
+    /// so far (starting from --forecaster's model, if any), logging how each new model compares with
+    /// the previous one on the most recent candles and storing it in the `models` table.
+    #[arg(long, env = "IA_RETRAIN")]
+    retrain: bool,
     /// Print report.json on stdout instead of the table.
     #[arg(long, env = "IA_JSON")]
     json: bool,
@@ -332,6 +337,7 @@ pub fn prepare(args: &ReplayArgs, mut team_config: TeamConfig) -> anyhow::Result
             max_cycles: None,
             llm: None,
             forecaster: None,
+            retrainer: None,
             live: None,
         },
         info,
@@ -347,8 +353,22 @@ pub async fn run(args: BacktestArgs) -> anyhow::Result<()> {
     let (strategy_patch, policy_patch) = args.overrides();
     let team_config = base.with_overrides(strategy_patch, policy_patch)?;
     let Prepared { mut backtest, info } = prepare(&args.replay, team_config)?;
-    if let Some(path) = &args.forecaster {
-        backtest.forecaster = Some(std::sync::Arc::new(agent::ml::Ensemble::load(path)?));
+    let initial = args
+        .forecaster
+        .as_deref()
+        .map(agent::ml::Ensemble::load)
+        .transpose()?;
+    if args.retrain {
+        let retrainer = std::sync::Arc::new(agent::ml::Retrainer::new(
+            initial,
+            agent::ml::Training::default(),
+            12,
+            24 * 180,
+        ));
+        backtest.forecaster = Some(retrainer.clone());
+        backtest.retrainer = Some(retrainer);
+    } else if let Some(model) = initial {
+        backtest.forecaster = Some(std::sync::Arc::new(model));
     }
     if let Some(url) = &args.ollama_url {
         backtest.llm = Some(

@@ -168,6 +168,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         max_cycles: args.max_cycles,
         llm: None,
         forecaster: None,
+        retrainer: None,
         live: None,
     };
     let (team, voters) = backtest.local_team()?;

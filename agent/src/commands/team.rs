@@ -390,6 +390,7 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
             max_cycles: None,
             llm: None,
             forecaster: None,
+            retrainer: None,
             live: None,
         };
         (backtest, info, Some(rx), Some(streaming))
