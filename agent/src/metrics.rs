@@ -81,6 +81,16 @@ pub static MISSING_OPINIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     .expect("registered once")
 });
 
+/// Each voter's current weight (learned, or its spec.weight).
+pub static WEIGHTS: LazyLock<GaugeVec> = LazyLock::new(|| {
+    register_gauge_vec!(
+        "ia_agent_assistant_weight",
+        "Current vote weight of each assistant (learned by the multiplicative-weights loop, or static)",
+        &["strategy", "assistant"]
+    )
+    .expect("registered once")
+});
+
 /// Drawdown from the 30-day equity peak and the Strategy's limit on it, as fractions.
 pub static RISK: LazyLock<GaugeVec> = LazyLock::new(|| {
     register_gauge_vec!(

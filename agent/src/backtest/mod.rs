@@ -307,6 +307,11 @@ impl Backtest {
         } = team;
         let strategy = &self.team_config.strategy;
         let name = strategy.metadata.name.clone().unwrap_or_default();
+        for v in &voters {
+            crate::metrics::WEIGHTS
+                .with_label_values(&[&name, &v.assistant])
+                .set(v.weight);
+        }
         let spec = &strategy.spec;
         let mut analysis = Schedule::parse("spec.schedule.analysis", &spec.schedule.analysis)
             .map_err(|error| BacktestError::Schedule {
@@ -416,6 +421,9 @@ impl Backtest {
             if let Some(learner) = learner.as_mut() {
                 if learning_due {
                     for (assistant, _, weight) in learner.update() {
+                        crate::metrics::WEIGHTS
+                            .with_label_values(&[&name, &assistant])
+                            .set(weight);
                         if let Some(v) = voters.iter_mut().find(|v| v.assistant == assistant) {
                             v.weight = weight;
                         }
