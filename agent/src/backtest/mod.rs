@@ -38,7 +38,7 @@ use protocol::{Action, Role};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// The candles of one symbol, ascending.
 #[derive(Debug, Clone)]
@@ -91,10 +91,17 @@ pub struct Backtest {
     /// Retrains the strategist's ensemble on the learning schedule (`backtest --retrain`); the
     /// same object is the `forecaster`.
     pub retrainer: Option<std::sync::Arc<crate::ml::Retrainer>>,
+    /// The latest streamed order books (symbol → book, arrival ms), live only: market orders of the
+    /// paper exchange walk them while they are fresh.
+    pub books: Option<SharedBooks>,
     /// `mode: live`: the decisions' orders go to this exchange and the paper book mirrors its
     /// fills (stops, targets and limit orders stay simulated). `None`: paper trading.
     pub live: Option<crate::exchange::binance::BinanceSpot>,
 }
+
+/// Order books shared between the book stream's task and the replay.
+pub type SharedBooks =
+    std::sync::Arc<std::sync::Mutex<HashMap<String, (crate::market::book::Depth, i64)>>>;
 
 /// Why a backtest could not run.
 #[derive(Debug, thiserror::Error)]
@@ -547,6 +554,12 @@ impl Backtest {
                 }
                 let (execution, fill) = match executor.plan(&decision, &exchange, &context) {
                     Plan::Trade(order) => {
+                        if let Some(books) = &self.books {
+                            let book = books.lock().expect("books lock").get(symbol).cloned();
+                            if let Some((depth, at)) = book {
+                                exchange.update_book(depth, at);
+                            }
+                        }
                         let placed = match &self.live {
                             Some(live) => match live.place(&order).await {
                                 Ok(fill) => {

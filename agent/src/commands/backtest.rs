@@ -338,6 +338,7 @@ pub fn prepare(args: &ReplayArgs, mut team_config: TeamConfig) -> anyhow::Result
             llm: None,
             forecaster: None,
             retrainer: None,
+            books: None,
             live: None,
         },
         info,

@@ -169,6 +169,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         llm: None,
         forecaster: None,
         retrainer: None,
+        books: None,
         live: None,
     };
     let (team, voters) = backtest.local_team()?;

@@ -391,6 +391,7 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
             llm: None,
             forecaster: None,
             retrainer: None,
+            books: None,
             live: None,
         };
         (backtest, info, Some(rx), Some(streaming))
@@ -406,6 +407,40 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         );
     }
     backtest.live = live_exchange;
+    if let Some(feed) = &streaming {
+        // the live order books price the paper fills (market orders walk the visible levels)
+        let books = agent::backtest::SharedBooks::default();
+        let stream = agent::market::book::BookStream {
+            ws_url: args.ws_url.clone(),
+            symbols: backtest.team_config.strategy.spec.symbols.clone(),
+            depth_levels: 20,
+            idle_timeout: Duration::from_secs(60),
+            max_backoff: Duration::from_secs(30),
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::channel(256);
+        let task = tokio::spawn(stream.run(tx));
+        let shared = books.clone();
+        tokio::spawn(async move {
+            while let Some(event) = rx.recv().await {
+                if let agent::market::book::BookEvent::Depth(depth) = event {
+                    let at = chrono::Utc::now().timestamp_millis();
+                    shared
+                        .lock()
+                        .expect("books lock")
+                        .insert(depth.symbol.clone(), (depth, at));
+                }
+            }
+        });
+        let feed_done = feed.abort_handle();
+        tokio::spawn(async move {
+            // the book stream ends with the candle feed
+            while !feed_done.is_finished() {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            task.abort();
+        });
+        backtest.books = Some(books);
+    }
     backtest.max_cycles = args.max_cycles;
     let subjects = Subjects::new(&args.bus.namespace, &name)?;
     let bus = NatsBus::connect(&args.bus.nats).await?;

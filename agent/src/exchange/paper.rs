@@ -117,7 +117,12 @@ pub struct PaperExchange {
     trades: Vec<ClosedTrade>,
     fees_paid: Decimal,
     resting: Vec<RestingOrder>,
+    /// The latest streamed order book per symbol and when it arrived (ms).
+    books: BTreeMap<String, (crate::market::book::Depth, i64)>,
 }
+
+/// How old a streamed book may be and still price a market order.
+pub const BOOK_FRESH_MS: i64 = 5_000;
 
 impl PaperExchange {
     pub fn new(capital: Decimal, fees: FeeModel) -> Self {
@@ -130,6 +135,7 @@ impl PaperExchange {
             trades: Vec::new(),
             fees_paid: Decimal::ZERO,
             resting: Vec::new(),
+            books: BTreeMap::new(),
         }
     }
 
@@ -191,10 +197,29 @@ impl PaperExchange {
                 symbol: order.symbol.clone(),
             });
         }
-        let price = self.fees.execution_price(order.side, reference);
+        let price = self
+            .book_price(order)
+            .unwrap_or_else(|| self.fees.execution_price(order.side, reference));
         let fill = self.settle(order, price, order.at, reason)?;
         self.mark(&order.symbol, reference);
         Ok(fill)
+    }
+
+    /// Records a streamed order book (`at`: when it arrived), so that market orders of its symbol
+    /// fill by walking its levels while it is fresh, instead of by the fixed slippage.
+    pub fn update_book(&mut self, depth: crate::market::book::Depth, at: i64) {
+        self.books.insert(depth.symbol.clone(), (depth, at));
+    }
+
+    /// The volume-weighted price of a market order against a fresh book deep enough for it.
+    fn book_price(&self, order: &Order) -> Option<Decimal> {
+        let (depth, at) = self.books.get(&order.symbol)?;
+        if (order.at - at).abs() > BOOK_FRESH_MS {
+            return None;
+        }
+        let quantity = order.quantity.to_f64()?;
+        let price = depth.sweep(order.side == Side::Buy, quantity)?;
+        Decimal::from_f64(price).map(|p| p.round_dp(8))
     }
 
     /// Places an order: a market order fills at once ([`Self::execute`]); a limit order fills at once
@@ -538,6 +563,30 @@ mod tests {
         let filled = ex.fill_resting("BTCUSDT", d("20600"), d("20700"), d("20550"), 3_000);
         assert_eq!(filled[0].1.as_ref().unwrap().price, d("20600"));
         assert!(ex.position("BTCUSDT").is_none());
+    }
+
+    #[test]
+    fn a_fresh_streamed_book_prices_market_orders_and_a_stale_one_does_not() {
+        let mut ex = PaperExchange::new(d("100000"), FeeModel::new(0.0, 10.0));
+        ex.update_book(
+            crate::market::book::Depth {
+                symbol: "BTCUSDT".into(),
+                last_update_id: 1,
+                bids: vec![(19990.0, 1.0)],
+                asks: vec![(20010.0, 0.05), (20030.0, 1.0)],
+            },
+            0,
+        );
+        // 0.05 at 20010 and 0.05 at 20030
+        let fill = ex
+            .execute(&order("d1", Side::Buy, "0.1"), d("20000"), "decision")
+            .unwrap();
+        assert_eq!(fill.price, d("20020"));
+        // the book is too old for a later order: the slippage model prices it (+10 bps)
+        let mut late = order("d2", Side::Sell, "0.1");
+        late.at = BOOK_FRESH_MS + 1;
+        let fill = ex.execute(&late, d("20000"), "decision").unwrap();
+        assert_eq!(fill.price, d("19980"));
     }
 
     #[test]
