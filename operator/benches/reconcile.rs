@@ -10,7 +10,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher;
-use operator::controller::{assistant, Context};
+use operator::controllers::{assistant, Context};
 use operator::decisions::DecisionWatchers;
 use operator::fake_api::FakeApi;
 use operator::resources::assistant as build;

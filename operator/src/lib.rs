@@ -5,11 +5,11 @@
 //! - [`manifests`]: reads YAML manifests (for `validate` and `render`);
 //! - [`resources`]: the objects the operator creates, as pure functions;
 //! - [`render`]: `trading-operator render`, those objects for files instead of a cluster;
-//! - [`controller`]: the three reconcilers and their wiring (`trading-operator run`);
+//! - [`controllers`]: the three reconcilers and their wiring (`trading-operator run`);
 //! - [`decisions`]: consensus outcomes from NATS into Strategy conditions, and the escalation relay;
 //! - `fake_api` (feature `testing`): an in-memory API server behind kube-rs's mocked client.
 
-pub mod controller;
+pub mod controllers;
 pub mod crdgen;
 pub mod decisions;
 #[cfg(any(test, feature = "testing"))]

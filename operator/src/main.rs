@@ -82,8 +82,8 @@ fn main() -> anyhow::Result<()> {
         } => {
             init_logging();
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-            runtime.block_on(operator::controller::run::run(
-                operator::controller::run::RunConfig {
+            runtime.block_on(operator::controllers::run::run(
+                operator::controllers::run::RunConfig {
                     listen,
                     leader_election,
                     lease_namespace,

@@ -5,7 +5,7 @@
 mod support;
 
 use futures::StreamExt;
-use operator::controller::{strategy, Context};
+use operator::controllers::{strategy, Context};
 use operator::decisions::DecisionWatchers;
 use operator::fake_api::FakeApi;
 use protocol::messages::{decode, encode, Decision, Escalation, Message, RoundTally, Vote};

@@ -4,7 +4,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::Action;
-use operator::controller::{assistant, error_policy, policy, strategy, Context, Error};
+use operator::controllers::{assistant, error_policy, policy, strategy, Context, Error};
 use operator::decisions::DecisionWatchers;
 use operator::fake_api::FakeApi;
 use protocol::crd::{ConsensusPolicy, Strategy, TradingAssistant};
