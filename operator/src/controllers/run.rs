@@ -309,3 +309,48 @@ async fn serve(
         .run()
         .await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake_api::FakeApi;
+
+    #[tokio::test]
+    async fn health_readiness_and_metrics_are_served_until_shutdown() {
+        let (client, _api) = FakeApi::start();
+        let ctx = Arc::new(Context::new(
+            client.clone(),
+            "test",
+            Arc::new(DecisionWatchers::disabled()),
+        ));
+        drop(ctx.metrics.reconcile(super::super::assistant::CONTROLLER));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let leading = Arc::new(AtomicBool::new(false));
+        let (stop, stopped) = watch::channel(false);
+        let server = tokio::spawn(serve(listener, ctx, client, leading.clone(), stopped));
+        let get = |path: &str| {
+            let url = format!("http://{addr}{path}");
+            async move {
+                let r = reqwest::get(url).await.unwrap();
+                (r.status().as_u16(), r.text().await.unwrap())
+            }
+        };
+        assert_eq!(get("/healthz").await, (200, "ok".into()));
+        assert_eq!(get("/readyz").await, (200, "ready: standing by".into()));
+        leading.store(true, Ordering::SeqCst);
+        assert_eq!(get("/readyz").await, (200, "ready: leading".into()));
+        let (status, metrics) = get("/metrics").await;
+        assert_eq!(status, 200);
+        assert!(
+            metrics.contains("ia_operator_reconcile_total{controller=\"tradingassistant\"} 1"),
+            "{metrics}"
+        );
+        assert!(metrics.contains("ia_operator_reconcile_duration_seconds_bucket"));
+        stop.send(true).unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(5), server)
+            .await
+            .expect("the server stops on shutdown")
+            .unwrap();
+    }
+}
