@@ -134,10 +134,16 @@ impl Range {
             },
             oldest,
         );
+        // walk the ring from the oldest slot, wrapping by comparison (no division per element)
+        let mut slot = (oldest % period) as usize;
         for j in oldest..=newest {
-            let v = values[(j % period) as usize];
+            let v = values[slot];
             if (highest && v >= best.0) || (!highest && v <= best.0) {
                 best = (v, j);
+            }
+            slot += 1;
+            if slot == values.len() {
+                slot = 0;
             }
         }
         best
