@@ -192,6 +192,79 @@ async fn a_team_of_seven_and_a_coordinator_as_processes_decide_once_per_cycle() 
         (24, 24),
         "no decision lost, none duplicated"
     );
+
+    // as the operator runs it: after the replay the coordinator holds until SIGTERM, then exits cleanly
+    let mut held = Command::new(env!("CARGO_BIN_EXE_trading-agent"))
+        .args([
+            "coordinator",
+            "--nats",
+            &url,
+            "--namespace",
+            "e2e",
+            "--max-cycles",
+            "2",
+        ])
+        .args([
+            "--strategy-file",
+            &format!("{ROOT}/config/samples/strategy.yaml"),
+        ])
+        .args([
+            "--policy-file",
+            &format!("{ROOT}/config/samples/consensuspolicy.yaml"),
+        ])
+        .args([
+            "--symbols",
+            "BTCUSDT",
+            "--data",
+            &format!("{ROOT}/data/BTCUSDT-1h.csv.gz"),
+        ])
+        .args([
+            "--from",
+            "2020-03-01",
+            "--to",
+            "2020-03-02",
+            "--wait-for-voters",
+            "20",
+        ])
+        .env("IA_HOLD_AFTER_REPLAY", "true")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // read stderr to its end (a closed pipe would fail the process's next log line)
+    let stderr = held.stderr.take().unwrap();
+    let (seen, holding) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("holding until SIGTERM") {
+                let _ = seen.send(());
+            }
+        }
+    });
+    assert!(
+        holding.recv_timeout(Duration::from_secs(60)).is_ok(),
+        "the coordinator holds after its replay"
+    );
+    assert!(held.try_wait().unwrap().is_none(), "still running");
+    Command::new("kill")
+        .args(["-TERM", &held.id().to_string()])
+        .status()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = held.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "SIGTERM ends the hold"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
 }
 
 /// An analyst with a fixed answer, optionally slow.

@@ -277,6 +277,10 @@ pub struct CoordinatorArgs {
         env = "IA_WAIT_FOR_VOTERS"
     )]
     wait_for_voters: u64,
+    /// After a replay ends, keep serving (health, API) until SIGTERM instead of exiting, so that a
+    /// coordinator pod replaying candles does not restart and replay again (set by the operator).
+    #[arg(long, env = "IA_HOLD_AFTER_REPLAY")]
+    hold_after_replay: bool,
 }
 
 /// A decision as `--json` prints it: one line per decision.
@@ -603,5 +607,9 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         info.symbols.join(", "),
         subjects.decision()
     );
+    if args.hold_after_replay {
+        tracing::info!("the replay is over; holding until SIGTERM (--hold-after-replay)");
+        shutdown_signal().await;
+    }
     Ok(())
 }

@@ -86,6 +86,8 @@ pub fn objects(s: &Strategy, policy: &ConsensusPolicy) -> Result<Vec<Value>, Bui
         json!({"name": "IA_POLICY_FILE", "value": "/etc/ia-agents/policy.yaml"}),
         json!({"name": "IA_LISTEN", "value": format!("0.0.0.0:{AGENT_PORT}")}),
         json!({"name": "IA_LOG_FORMAT", "value": "json"}),
+        // a replaying coordinator stays up when its candles run out, rather than restarting
+        json!({"name": "IA_HOLD_AFTER_REPLAY", "value": "true"}),
     ];
     let pg = &s.spec.dependencies.postgres;
     if managed(pg) {
