@@ -7,8 +7,8 @@
 //! The depth snapshots also price a market order against the visible book ([`Depth::sweep`]), which
 //! is how a paper fill can follow the real book instead of a fixed slippage.
 
-use super::stream::SKIPPED;
-use futures::{SinkExt, StreamExt};
+use super::stream::{next_text, SKIPPED};
+use futures::SinkExt;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message as Frame;
@@ -243,35 +243,20 @@ impl BookStream {
                     } else {
                         tracing::info!(%url, streams = self.streams().len(), "book stream subscribed");
                         backoff = Duration::from_millis(500);
-                        loop {
-                            let frame = match tokio::time::timeout(self.idle_timeout, socket.next())
-                                .await
-                            {
-                                Err(_) => {
-                                    tracing::warn!("book stream silent; reconnecting");
-                                    break;
-                                }
-                                Ok(None) | Ok(Some(Err(_))) => break,
-                                Ok(Some(Ok(frame))) => frame,
-                            };
-                            match frame {
-                                Frame::Text(text) => match parse_book_frame(&text) {
-                                    Ok(Some(event)) => {
-                                        if out.send(event).await.is_err() {
-                                            return;
-                                        }
+                        while let Some(text) =
+                            next_text(&mut socket, self.idle_timeout, "book stream").await
+                        {
+                            match parse_book_frame(&text) {
+                                Ok(Some(event)) => {
+                                    if out.send(event).await.is_err() {
+                                        return;
                                     }
-                                    Ok(None) => {}
-                                    Err(error) => {
-                                        SKIPPED.with_label_values(&["bad_book_frame"]).inc();
-                                        tracing::warn!(%error, "skipped a book frame");
-                                    }
-                                },
-                                Frame::Ping(payload) => {
-                                    let _ = socket.send(Frame::Pong(payload)).await;
                                 }
-                                Frame::Close(_) => break,
-                                _ => {}
+                                Ok(None) => {}
+                                Err(error) => {
+                                    SKIPPED.with_label_values(&["bad_book_frame"]).inc();
+                                    tracing::warn!(%error, "skipped a book frame");
+                                }
                             }
                         }
                     }

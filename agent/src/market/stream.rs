@@ -26,6 +26,40 @@ pub static SKIPPED: LazyLock<prometheus::IntCounterVec> = LazyLock::new(|| {
     .expect("the metric is registered once")
 });
 
+/// The next text frame of a market-data WebSocket, answering pings on the way; `None` when the
+/// connection is over (closed, failed, or silent for `idle_timeout`) and the caller should reconnect.
+/// `what` names the stream in the logs.
+pub(super) async fn next_text<S>(
+    socket: &mut S,
+    idle_timeout: Duration,
+    what: &str,
+) -> Option<tokio_tungstenite::tungstenite::Utf8Bytes>
+where
+    S: futures::Stream<Item = Result<Frame, tokio_tungstenite::tungstenite::Error>>
+        + futures::Sink<Frame>
+        + Unpin,
+{
+    loop {
+        match tokio::time::timeout(idle_timeout, socket.next()).await {
+            Err(_) => {
+                tracing::warn!("{what} silent; reconnecting");
+                return None;
+            }
+            Ok(None) => return None,
+            Ok(Some(Err(error))) => {
+                tracing::warn!(%error, "{what} error; reconnecting");
+                return None;
+            }
+            Ok(Some(Ok(Frame::Text(text)))) => return Some(text),
+            Ok(Some(Ok(Frame::Ping(payload)))) => {
+                let _ = socket.send(Frame::Pong(payload)).await;
+            }
+            Ok(Some(Ok(Frame::Close(_)))) => return None,
+            Ok(Some(Ok(_))) => {}
+        }
+    }
+}
+
 /// A closed candle of one symbol.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SymbolCandle {
@@ -142,42 +176,24 @@ impl KlineStream {
                 Ok((mut socket, _)) => {
                     tracing::info!(%url, "market stream connected");
                     backoff = Duration::from_millis(500);
-                    loop {
-                        let frame =
-                            match tokio::time::timeout(self.idle_timeout, socket.next()).await {
-                                Err(_) => {
-                                    tracing::warn!("market stream silent; reconnecting");
-                                    break;
+                    while let Some(text) =
+                        next_text(&mut socket, self.idle_timeout, "market stream").await
+                    {
+                        match parse_frame(&text) {
+                            Ok(Some(sc)) => {
+                                let symbol = sc.symbol.clone();
+                                if !self
+                                    .emit(&mut since, &mut checkers, &out, &symbol, sc.candle)
+                                    .await
+                                {
+                                    return;
                                 }
-                                Ok(None) => break,
-                                Ok(Some(Err(error))) => {
-                                    tracing::warn!(%error, "market stream error; reconnecting");
-                                    break;
-                                }
-                                Ok(Some(Ok(frame))) => frame,
-                            };
-                        match frame {
-                            Frame::Text(text) => match parse_frame(&text) {
-                                Ok(Some(sc)) => {
-                                    let symbol = sc.symbol.clone();
-                                    if !self
-                                        .emit(&mut since, &mut checkers, &out, &symbol, sc.candle)
-                                        .await
-                                    {
-                                        return;
-                                    }
-                                }
-                                Ok(None) => {}
-                                Err(error) => {
-                                    SKIPPED.with_label_values(&["bad_frame"]).inc();
-                                    tracing::warn!(%error, "skipped a market frame");
-                                }
-                            },
-                            Frame::Ping(payload) => {
-                                let _ = socket.send(Frame::Pong(payload)).await;
                             }
-                            Frame::Close(_) => break,
-                            _ => {}
+                            Ok(None) => {}
+                            Err(error) => {
+                                SKIPPED.with_label_values(&["bad_frame"]).inc();
+                                tracing::warn!(%error, "skipped a market frame");
+                            }
                         }
                     }
                 }
