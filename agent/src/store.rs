@@ -396,6 +396,23 @@ pub struct PageQuery {
     pub offset: Option<i64>,
 }
 
+/// A page of one strategy's rows, newest first: `SELECT {columns_from}` filtered by symbol ($2) and
+/// the time column between $3 and $4, then LIMIT $5 OFFSET $6. Two statements (with and without the
+/// symbol) rather than `$2 IS NULL OR symbol = $2`, so that each gets a plan on its own index: a
+/// generic plan for both would scan and sort the strategy's whole history. Every piece of the
+/// statement is a literal of this module; the values are bound.
+fn page_sql(columns_from: &str, time: &str, tiebreak: &str, q: &PageQuery) -> String {
+    let symbol = if q.symbol.is_some() {
+        "symbol = $2"
+    } else {
+        "$2 IS NULL"
+    };
+    format!(
+        "SELECT {columns_from} WHERE strategy = $1 AND {symbol} AND {time} >= $3 AND {time} <= $4 \
+         ORDER BY {time} DESC, {tiebreak} DESC LIMIT $5 OFFSET $6"
+    )
+}
+
 impl Store {
     /// Decisions, newest first, as JSON objects.
     pub async fn decisions_page(
@@ -403,14 +420,13 @@ impl Store {
         strategy: &str,
         q: &PageQuery,
     ) -> Result<Vec<serde_json::Value>, StoreError> {
-        // two static statements rather than `$2 IS NULL OR symbol = $2`, so that each gets a plan
-        // on its own index (a generic plan for both would scan and sort)
-        let sql = if q.symbol.is_some() {
-            "SELECT id, symbol, action, confidence, consensus_reached, escalated, vetoed, rounds, votes, price, decided_at FROM decisions WHERE strategy = $1 AND symbol = $2 AND decided_at >= $3 AND decided_at <= $4 ORDER BY decided_at DESC, id DESC LIMIT $5 OFFSET $6"
-        } else {
-            "SELECT id, symbol, action, confidence, consensus_reached, escalated, vetoed, rounds, votes, price, decided_at FROM decisions WHERE strategy = $1 AND $2 IS NULL AND decided_at >= $3 AND decided_at <= $4 ORDER BY decided_at DESC, id DESC LIMIT $5 OFFSET $6"
-        };
-        let rows = on_pool!(self, pool => sqlx::query(sql)
+        let sql = page_sql(
+            "id, symbol, action, confidence, consensus_reached, escalated, vetoed, rounds, votes, price, decided_at FROM decisions",
+            "decided_at",
+            "id",
+            q,
+        );
+        let rows = on_pool!(self, pool => sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(strategy)
             .bind(q.symbol.as_deref())
             .bind(q.from.unwrap_or(i64::MIN))
@@ -444,12 +460,13 @@ impl Store {
         strategy: &str,
         q: &PageQuery,
     ) -> Result<Vec<serde_json::Value>, StoreError> {
-        let sql = if q.symbol.is_some() {
-            "SELECT decision_id, symbol, side, kind, quantity, status, price, fee, reason, at FROM orders WHERE strategy = $1 AND symbol = $2 AND at >= $3 AND at <= $4 ORDER BY at DESC, decision_id DESC LIMIT $5 OFFSET $6"
-        } else {
-            "SELECT decision_id, symbol, side, kind, quantity, status, price, fee, reason, at FROM orders WHERE strategy = $1 AND $2 IS NULL AND at >= $3 AND at <= $4 ORDER BY at DESC, decision_id DESC LIMIT $5 OFFSET $6"
-        };
-        let rows = on_pool!(self, pool => sqlx::query(sql)
+        let sql = page_sql(
+            "decision_id, symbol, side, kind, quantity, status, price, fee, reason, at FROM orders",
+            "at",
+            "decision_id",
+            q,
+        );
+        let rows = on_pool!(self, pool => sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(strategy)
             .bind(q.symbol.as_deref())
             .bind(q.from.unwrap_or(i64::MIN))

@@ -262,7 +262,8 @@ impl PaperExchange {
             return Ok(Placement::Filled(fill));
         }
         // what the fill will need must be there now
-        self.affordable(order, limit)?;
+        let fee = (order.quantity * limit * self.fees.fee_rate).round_dp(8);
+        self.affordable(order, limit, fee)?;
         self.traded.insert(order.decision_id.clone());
         self.resting.push(RestingOrder {
             order: order.clone(),
@@ -324,12 +325,16 @@ impl PaperExchange {
         expired
     }
 
-    /// Whether `order` can be paid for (buys) or delivered (sells) at `price`.
-    fn affordable(&self, order: &Order, price: Decimal) -> Result<(), OrderRejection> {
+    /// Whether `order` can be paid for (buys, `fee` included) or delivered (sells) at `price`.
+    fn affordable(
+        &self,
+        order: &Order,
+        price: Decimal,
+        fee: Decimal,
+    ) -> Result<(), OrderRejection> {
         match order.side {
             Side::Buy => {
-                let notional = order.quantity * price;
-                let needed = notional + (notional * self.fees.fee_rate).round_dp(8);
+                let needed = order.quantity * price + fee;
                 if needed > self.cash {
                     return Err(OrderRejection::InsufficientCash {
                         symbol: order.symbol.clone(),
@@ -390,17 +395,11 @@ impl PaperExchange {
         at: i64,
         reason: &str,
     ) -> Result<Fill, OrderRejection> {
+        self.affordable(order, price, fee)?;
         let notional = order.quantity * price;
         match order.side {
             Side::Buy => {
                 let needed = notional + fee;
-                if needed > self.cash {
-                    return Err(OrderRejection::InsufficientCash {
-                        symbol: order.symbol.clone(),
-                        needed,
-                        available: self.cash,
-                    });
-                }
                 self.cash -= needed;
                 let position = self
                     .positions
@@ -419,23 +418,12 @@ impl PaperExchange {
                 position.cost += needed;
             }
             Side::Sell => {
-                let held = self
-                    .positions
-                    .get(&order.symbol)
-                    .map_or(Decimal::ZERO, |p| p.quantity);
-                if order.quantity > held {
-                    return Err(OrderRejection::InsufficientPosition {
-                        symbol: order.symbol.clone(),
-                        wanted: order.quantity,
-                        held,
-                    });
-                }
                 let proceeds = notional - fee;
                 self.cash += proceeds;
                 let position = self
                     .positions
                     .get_mut(&order.symbol)
-                    .expect("held > 0 implies a position");
+                    .expect("affordable: a sell has a position to take from");
                 let share = order.quantity / position.quantity;
                 let cost = (position.cost * share).round_dp(8);
                 position.cost -= cost;
