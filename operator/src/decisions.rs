@@ -247,30 +247,53 @@ impl DecisionWatchers {
         url: &str,
         answer: &EscalationResolution,
     ) -> Result<(), NatsError> {
-        let error = |reason: String| NatsError::Nats {
-            strategy: format!("{namespace}/{strategy}"),
-            url: url.to_string(),
-            reason,
+        let team = Team {
+            namespace,
+            strategy,
+            url,
         };
-        let subjects = Subjects::new(namespace, strategy).map_err(|e| error(e.to_string()))?;
-        let subject = subjects
-            .escalation(&answer.id)
-            .map_err(|e| error(e.to_string()))?;
-        let client = async_nats::ConnectOptions::new()
-            .name("trading-operator-relay")
-            .connection_timeout(Duration::from_secs(5))
-            .connect(url)
-            .await
-            .map_err(|e| error(e.to_string()))?;
+        let error = |e: &dyn std::fmt::Display| team.error(e);
+        let (subjects, client) = team.connect("trading-operator-relay").await?;
+        let subject = subjects.escalation(&answer.id).map_err(|e| error(&e))?;
         client
             .publish(
                 subject,
                 encode(&Message::EscalationResolution(answer.clone())).into(),
             )
             .await
-            .map_err(|e| error(e.to_string()))?;
-        client.flush().await.map_err(|e| error(e.to_string()))?;
+            .map_err(|e| error(&e))?;
+        client.flush().await.map_err(|e| error(&e))?;
         Ok(())
+    }
+}
+
+/// One team's NATS, as the consumer and the relay reach it.
+struct Team<'a> {
+    namespace: &'a str,
+    strategy: &'a str,
+    url: &'a str,
+}
+
+impl Team<'_> {
+    /// An error naming the Strategy and the server.
+    fn error(&self, reason: &dyn std::fmt::Display) -> NatsError {
+        NatsError::Nats {
+            strategy: format!("{}/{}", self.namespace, self.strategy),
+            url: self.url.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// The team's subjects and a connection, named `name` on the server.
+    async fn connect(&self, name: &str) -> Result<(Subjects, async_nats::Client), NatsError> {
+        let subjects = Subjects::new(self.namespace, self.strategy).map_err(|e| self.error(&e))?;
+        let client = async_nats::ConnectOptions::new()
+            .name(name)
+            .connection_timeout(Duration::from_secs(5))
+            .connect(self.url)
+            .await
+            .map_err(|e| self.error(&e))?;
+        Ok((subjects, client))
     }
 }
 
@@ -312,18 +335,13 @@ async fn consume_once(
     now: fn() -> Time,
 ) -> Result<(), NatsError> {
     use async_nats::jetstream::consumer;
-    let error = |reason: String| NatsError::Nats {
-        strategy: format!("{namespace}/{strategy}"),
-        url: url.to_string(),
-        reason,
+    let team = Team {
+        namespace,
+        strategy,
+        url,
     };
-    let subjects = Subjects::new(namespace, strategy).map_err(|e| error(e.to_string()))?;
-    let client = async_nats::ConnectOptions::new()
-        .name("trading-operator")
-        .connection_timeout(Duration::from_secs(5))
-        .connect(url)
-        .await
-        .map_err(|e| error(e.to_string()))?;
+    let error = |reason: String| team.error(&reason);
+    let (subjects, client) = team.connect("trading-operator").await?;
     // escalations are core NATS: subscribe first so none raised meanwhile is missed
     let mut escalations = client
         .subscribe(subjects.all_escalations())

@@ -19,30 +19,7 @@ enum Command {
     /// TradingAssistants, Strategies and ConsensusPolicies, consume each team's decisions from
     /// NATS into Strategy conditions, serve /healthz, /readyz and /metrics. Stops gracefully on
     /// SIGTERM.
-    Run {
-        /// Address of the health and metrics server.
-        #[arg(long, env = "IA_OPERATOR_LISTEN", default_value = "0.0.0.0:8080")]
-        listen: std::net::SocketAddr,
-        /// Hold a coordination.k8s.io Lease before reconciling, so several replicas can run.
-        #[arg(long, env = "IA_LEADER_ELECTION")]
-        leader_election: bool,
-        /// Namespace of the leader Lease (the operator's own).
-        #[arg(long, env = "POD_NAMESPACE", default_value = "ia-agents-system")]
-        lease_namespace: String,
-        /// Name of the leader Lease.
-        #[arg(long, default_value = "trading-operator-leader")]
-        lease_name: String,
-        /// This replica's identity in the Lease.
-        #[arg(long, env = "POD_NAME", default_value = "trading-operator")]
-        identity: String,
-        /// Watch only this namespace (default: every namespace).
-        #[arg(long, env = "IA_WATCH_NAMESPACE")]
-        namespace: Option<String>,
-        /// Do not consume the teams' decision streams (no NATS access needed; the
-        /// ConsensusReached / EscalationPending conditions are then not written).
-        #[arg(long)]
-        no_decisions: bool,
-    },
+    Run(operator::controllers::run::RunConfig),
     /// Print the CustomResourceDefinitions of the three kinds as YAML (apply them with
     /// `trading-operator crds | kubectl apply -f -`), or write one file per CRD with --out-dir.
     Crds {
@@ -71,28 +48,10 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run {
-            listen,
-            leader_election,
-            lease_namespace,
-            lease_name,
-            identity,
-            namespace,
-            no_decisions,
-        } => {
+        Command::Run(config) => {
             init_logging();
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-            runtime.block_on(operator::controllers::run::run(
-                operator::controllers::run::RunConfig {
-                    listen,
-                    leader_election,
-                    lease_namespace,
-                    lease_name,
-                    identity,
-                    namespace,
-                    decisions: !no_decisions,
-                },
-            ))?;
+            runtime.block_on(operator::controllers::run::run(config))?;
         }
         Command::Crds { out_dir: None } => {
             print!(

@@ -19,22 +19,30 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 /// How the operator runs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct RunConfig {
-    /// Health (`/healthz`, `/readyz`) and `/metrics` server.
+    /// Address of the health and metrics server.
+    #[arg(long, env = "IA_OPERATOR_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
-    /// Hold the Lease before reconciling, so several replicas can run safely.
+    /// Hold a coordination.k8s.io Lease before reconciling, so several replicas can run.
+    #[arg(long, env = "IA_LEADER_ELECTION")]
     pub leader_election: bool,
-    /// Namespace of the Lease (the operator's own).
+    /// Namespace of the leader Lease (the operator's own).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "ia-agents-system")]
     pub lease_namespace: String,
-    /// Name of the Lease.
+    /// Name of the leader Lease.
+    #[arg(long, default_value = "trading-operator-leader")]
     pub lease_name: String,
-    /// This replica's identity in the Lease (the pod name).
+    /// This replica's identity in the Lease.
+    #[arg(long, env = "POD_NAME", default_value = "trading-operator")]
     pub identity: String,
-    /// Watch only this namespace (default: all).
+    /// Watch only this namespace (default: every namespace).
+    #[arg(long, env = "IA_WATCH_NAMESPACE")]
     pub namespace: Option<String>,
-    /// Consume the teams' decision streams from NATS into Strategy conditions.
-    pub decisions: bool,
+    /// Do not consume the teams' decision streams (no NATS access needed; the
+    /// ConsensusReached / EscalationPending conditions are then not written).
+    #[arg(long)]
+    pub no_decisions: bool,
 }
 
 /// Resolves when SIGTERM or Ctrl-C arrives.
@@ -57,10 +65,10 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
     let client = Client::try_default()
         .await
         .context("connecting to the Kubernetes API (in-cluster config or KUBECONFIG)")?;
-    let decisions = Arc::new(if config.decisions {
-        DecisionWatchers::new(client.clone())
-    } else {
+    let decisions = Arc::new(if config.no_decisions {
         DecisionWatchers::disabled()
+    } else {
+        DecisionWatchers::new(client.clone())
     });
     let ctx = Arc::new(Context::new(client.clone(), &config.identity, decisions));
     let leading = Arc::new(AtomicBool::new(!config.leader_election));
@@ -197,11 +205,7 @@ pub async fn controllers(
         )
         .graceful_shutdown_on(shutdown(stop.clone()))
         .run(assistant::reconcile, error_policy, ctx.clone())
-        .for_each(|r| async move {
-            if let Err(error) = r {
-                tracing::debug!(%error, "tradingassistant controller");
-            }
-        });
+        .for_each(drain("tradingassistant"));
 
     let strategies = Controller::new(
         api::<Strategy>(&client, namespace),
@@ -241,11 +245,7 @@ pub async fn controllers(
         )
         .graceful_shutdown_on(shutdown(stop.clone()))
         .run(strategy::reconcile, error_policy, ctx.clone())
-        .for_each(|r| async move {
-            if let Err(error) = r {
-                tracing::debug!(%error, "strategy controller");
-            }
-        });
+        .for_each(drain("strategy"));
 
     let policies = Controller::new(
         api::<ConsensusPolicy>(&client, namespace),
@@ -253,12 +253,21 @@ pub async fn controllers(
     )
     .graceful_shutdown_on(shutdown(stop))
     .run(policy::reconcile, error_policy, ctx)
-    .for_each(|r| async move {
-        if let Err(error) = r {
-            tracing::debug!(%error, "consensuspolicy controller");
-        }
-    });
+    .for_each(drain("consensuspolicy"));
     tokio::join!(assistants, strategies, policies);
+}
+
+/// Drains a controller's stream: failed reconciles are already logged and counted by
+/// `error_policy`; what else it reports (an object gone from the cache, a watch error) is logged here.
+fn drain<T, E: std::fmt::Display>(
+    controller: &'static str,
+) -> impl FnMut(Result<T, E>) -> futures::future::Ready<()> {
+    move |result| {
+        if let Err(error) = result {
+            tracing::debug!(%error, controller, "controller stream");
+        }
+        futures::future::ready(())
+    }
 }
 
 /// `/healthz` (the process serves), `/readyz` (the API server answers, and this replica leads or
