@@ -33,40 +33,46 @@ impl Drop for Processes {
     }
 }
 
+/// The coordinator over the sample Strategy, replaying BTCUSDT hourly candles from 2020-03-01 to `to`.
+fn coordinator_command(url: &str, max_cycles: &str, to: &str) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_trading-agent"));
+    c.args([
+        "coordinator",
+        "--nats",
+        url,
+        "--namespace",
+        "e2e",
+        "--max-cycles",
+        max_cycles,
+    ])
+    .args([
+        "--strategy-file",
+        &format!("{ROOT}/config/samples/strategy.yaml"),
+    ])
+    .args([
+        "--policy-file",
+        &format!("{ROOT}/config/samples/consensuspolicy.yaml"),
+    ])
+    .args([
+        "--symbols",
+        "BTCUSDT",
+        "--data",
+        &format!("{ROOT}/data/BTCUSDT-1h.csv.gz"),
+    ])
+    .args([
+        "--from",
+        "2020-03-01",
+        "--to",
+        to,
+        "--wait-for-voters",
+        "20",
+    ]);
+    c
+}
+
 fn coordinator(url: &str) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_trading-agent"))
-        .args([
-            "coordinator",
-            "--nats",
-            url,
-            "--namespace",
-            "e2e",
-            "--json",
-            "--max-cycles",
-            "24",
-        ])
-        .args([
-            "--strategy-file",
-            &format!("{ROOT}/config/samples/strategy.yaml"),
-        ])
-        .args([
-            "--policy-file",
-            &format!("{ROOT}/config/samples/consensuspolicy.yaml"),
-        ])
-        .args([
-            "--symbols",
-            "BTCUSDT",
-            "--data",
-            &format!("{ROOT}/data/BTCUSDT-1h.csv.gz"),
-        ])
-        .args([
-            "--from",
-            "2020-03-01",
-            "--to",
-            "2020-03-05",
-            "--wait-for-voters",
-            "20",
-        ])
+    coordinator_command(url, "24", "2020-03-05")
+        .arg("--json")
         .output()
         .unwrap()
 }
@@ -194,38 +200,7 @@ async fn a_team_of_seven_and_a_coordinator_as_processes_decide_once_per_cycle() 
     );
 
     // as the operator runs it: after the replay the coordinator holds until SIGTERM, then exits cleanly
-    let mut held = Command::new(env!("CARGO_BIN_EXE_trading-agent"))
-        .args([
-            "coordinator",
-            "--nats",
-            &url,
-            "--namespace",
-            "e2e",
-            "--max-cycles",
-            "2",
-        ])
-        .args([
-            "--strategy-file",
-            &format!("{ROOT}/config/samples/strategy.yaml"),
-        ])
-        .args([
-            "--policy-file",
-            &format!("{ROOT}/config/samples/consensuspolicy.yaml"),
-        ])
-        .args([
-            "--symbols",
-            "BTCUSDT",
-            "--data",
-            &format!("{ROOT}/data/BTCUSDT-1h.csv.gz"),
-        ])
-        .args([
-            "--from",
-            "2020-03-01",
-            "--to",
-            "2020-03-02",
-            "--wait-for-voters",
-            "20",
-        ])
+    let mut held = coordinator_command(&url, "2", "2020-03-02")
         .env("IA_HOLD_AFTER_REPLAY", "true")
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -1,8 +1,11 @@
 //! Consensus outcomes from a real nats-server (started on 127.0.0.1 by the test) into Strategy
 //! conditions, and the approve annotation relayed to NATS, against the in-memory API server.
 
+mod common;
 #[path = "../../agent/tests/support/mod.rs"]
 mod support;
+
+use common::{sample, samples, CRD, NS};
 
 use futures::StreamExt;
 use operator::controllers::{strategy, Context};
@@ -15,22 +18,8 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const NS: &str = "trading";
-const CRD: &str = "trading.ia-agents.dev/v1alpha1";
-
-fn sample(file: &str) -> Value {
-    let text = std::fs::read_to_string(format!(
-        "{}/../config/samples/{file}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap();
-    let mut v: Value = serde_yaml::from_str(&text).unwrap();
-    v["metadata"]["namespace"] = json!(NS);
-    v
-}
-
 fn strategy_with_nats(url: &str) -> Value {
-    let mut s = sample("strategy.yaml");
+    let mut s = sample("strategy.yaml", 0);
     s["spec"]["dependencies"]["nats"] = json!({"url": url});
     s
 }
@@ -97,14 +86,7 @@ async fn decisions_and_escalations_become_strategy_conditions() {
     };
     let (client, api) = FakeApi::start();
     api.insert(strategy_with_nats(&server.url()));
-    let team = std::fs::read_to_string(format!(
-        "{}/../config/samples/team.yaml",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap();
-    for doc in serde_yaml::Deserializer::from_str(&team) {
-        let mut ta: Value = serde::Deserialize::deserialize(doc).unwrap();
-        ta["metadata"]["namespace"] = json!(NS);
+    for ta in samples("team.yaml") {
         api.insert(ta);
     }
     // a condition of the reconciler's, which the consumer must leave alone
@@ -256,9 +238,7 @@ async fn an_approve_annotation_reaches_the_coordinator_and_is_removed() {
         return;
     };
     let (client, api) = FakeApi::start();
-    let mut policy = sample("consensuspolicy.yaml");
-    policy["metadata"]["namespace"] = json!(NS);
-    api.insert(policy);
+    api.insert(sample("consensuspolicy.yaml", 0));
     let mut s = strategy_with_nats(&server.url());
     s["metadata"]["annotations"] =
         json!({strategy::APPROVE_ANNOTATION: "btc-eth-paper_ETHUSDT_3_alert"});

@@ -12,22 +12,8 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
 
-const NS: &str = "trading";
-const CRD: &str = "trading.ia-agents.dev/v1alpha1";
-
-fn sample(file: &str, index: usize) -> Value {
-    let text = std::fs::read_to_string(format!(
-        "{}/../config/samples/{file}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap();
-    let doc = serde_yaml::Deserializer::from_str(&text)
-        .nth(index)
-        .unwrap();
-    let mut v: Value = serde::Deserialize::deserialize(doc).unwrap();
-    v["metadata"]["namespace"] = json!(NS);
-    v
-}
+mod common;
+use common::{sample, CRD, NS};
 
 fn at(seconds: i64) -> Time {
     Time(k8s_openapi::jiff::Timestamp::from_second(seconds).unwrap())
