@@ -93,7 +93,12 @@ impl Outcome {
     fn decided(&mut self, d: &Decision, now: Time, generation: Option<i64>) {
         // a replayed older decision (consumer restart) must not move the status back in time
         if let Some(last) = &self.last_decision {
-            if last.id == d.id || last.at > rfc3339(d.decided_at) {
+            // compared as instants: RFC 3339 strings with and without fractions do not sort
+            let last_ms = last
+                .at
+                .parse::<k8s_openapi::jiff::Timestamp>()
+                .map(|t| t.as_millisecond());
+            if last.id == d.id || last_ms.is_ok_and(|ms| ms > d.decided_at) {
                 self.pending_escalations.retain(|p| p.id != d.id);
                 return;
             }
@@ -516,9 +521,12 @@ mod tests {
         assert!(o.observe(&decision("c", false, true, 3_000), time(30), Some(3)));
         assert_eq!(cond(&o, CONSENSUS_REACHED).reason, "Vetoed");
         assert_eq!(cond(&o, CONSENSUS_REACHED).last_transition_time, time(20));
-        // a replay of an older decision changes nothing
+        // a replay of an older decision changes nothing, even a fraction of a second older
         assert!(!o.observe(&decision("b", false, false, 2_000), time(40), Some(3)));
         assert_eq!(o.last_decision.as_ref().unwrap().id, "c");
+        assert!(o.observe(&decision("d", true, false, 3_500), time(50), Some(3)));
+        assert!(!o.observe(&decision("e", true, false, 3_400), time(60), Some(3)));
+        assert_eq!(o.last_decision.as_ref().unwrap().id, "d");
     }
 
     #[test]
