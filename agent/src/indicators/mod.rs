@@ -68,10 +68,10 @@ impl IndicatorValues {
 /// All indicators with the standard parameters, fed one candle at a time.
 #[derive(Debug, Clone)]
 pub struct IndicatorSet {
-    sma: Sma,
     ema: Ema,
     rsi: Rsi,
     macd: Macd,
+    /// Bollinger (20, 2), whose middle band is also the set's SMA 20 (one running sum, not two).
     bollinger: Bollinger,
     /// The 14-candle high/low range, shared by the Stochastic and Williams %R.
     range: oscillators::Range,
@@ -97,7 +97,6 @@ impl IndicatorSet {
     /// ADX 14, ATR 14, OBV, volume ratio 20, and the 1- and 12-candle returns.
     pub fn new() -> Self {
         Self {
-            sma: Sma::new(20),
             ema: Ema::new(20),
             rsi: Rsi::new(14),
             macd: Macd::new(12, 26, 9),
@@ -129,7 +128,7 @@ impl IndicatorSet {
             open_time: c.open_time,
             close: c.close,
             indicators: Indicators {
-                sma_20: self.sma.update(c.close),
+                sma_20: bands.map(|b| b.middle),
                 ema_20: self.ema.update(c.close),
                 rsi_14: self.rsi.update(c.close),
                 macd: macd.map(|m| m.macd),

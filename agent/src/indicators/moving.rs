@@ -8,7 +8,8 @@ use super::window::Window;
 pub struct Sma {
     window: Window,
     sum: f64,
-    period: f64,
+    /// 1 / period: a multiplication per update instead of a division
+    inv_period: f64,
 }
 
 impl Sma {
@@ -16,7 +17,7 @@ impl Sma {
         Self {
             window: Window::new(period),
             sum: 0.0,
-            period: period.max(1) as f64,
+            inv_period: 1.0 / period.max(1) as f64,
         }
     }
 
@@ -26,7 +27,7 @@ impl Sma {
         if let Some(old) = self.window.push(value) {
             self.sum -= old;
         }
-        self.window.is_full().then(|| self.sum / self.period)
+        self.window.is_full().then_some(self.sum * self.inv_period)
     }
 }
 

@@ -121,11 +121,10 @@ impl Adx {
             self.minus_dm -= self.minus_dm * self.inv;
             self.plus_dm -= self.plus_dm * self.inv;
         }
-        if down > 0.0 && up < down {
-            self.minus_dm += down;
-        } else if up > 0.0 && up > down {
-            self.plus_dm += up;
-        }
+        // the two cases exclude each other (up < down, up > down): both as selects, not branches a
+        // price series makes unpredictable
+        self.minus_dm += if down > 0.0 && up < down { down } else { 0.0 };
+        self.plus_dm += if up > 0.0 && up > down { up } else { 0.0 };
         if self.moves < n {
             self.tr += tr;
             return None;
@@ -151,10 +150,12 @@ impl Adx {
         if self.tr.abs() < EPSILON {
             return None;
         }
-        let minus_di = 100.0 * (self.minus_dm / self.tr);
-        let plus_di = 100.0 * (self.plus_dm / self.tr);
-        let sum = minus_di + plus_di;
-        (sum.abs() >= EPSILON).then(|| 100.0 * ((minus_di - plus_di).abs() / sum))
+        // DX = 100 |-DI - +DI| / (-DI + +DI), and both DIs are 100 × DM / TR: the TR cancels, so one
+        // division instead of TA-Lib's three (equal to it within rounding); TR > 0 here, so "the DIs'
+        // sum is not zero" is compared without dividing either
+        let dm_sum = self.minus_dm + self.plus_dm;
+        ((100.0 * dm_sum).abs() >= EPSILON * self.tr.abs())
+            .then(|| 100.0 * ((self.minus_dm - self.plus_dm).abs() / dm_sum))
     }
 }
 

@@ -1,6 +1,5 @@
 //! Volatility: true range, ATR (Wilder) and Bollinger Bands.
 
-use super::moving::Sma;
 use super::oscillators::EPSILON;
 use super::window::Window;
 
@@ -62,14 +61,15 @@ impl Atr {
 /// Bollinger Bands: an SMA of `period` closes ± `deviations` population standard deviations.
 #[derive(Debug, Clone)]
 pub struct Bollinger {
-    middle: Sma,
-    squares: Window,
+    /// the last `period` closes: one ring for both running sums
+    closes: Window,
+    sum: f64,
     sum_of_squares: f64,
-    period: f64,
+    /// 1 / period
+    inv_period: f64,
     deviations: f64,
 }
 
-/// One Bollinger reading.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Bands {
     pub upper: f64,
@@ -80,23 +80,27 @@ pub struct Bands {
 impl Bollinger {
     pub fn new(period: usize, deviations: f64) -> Self {
         Self {
-            middle: Sma::new(period),
-            squares: Window::new(period),
+            closes: Window::new(period),
+            sum: 0.0,
             sum_of_squares: 0.0,
-            period: period.max(1) as f64,
+            inv_period: 1.0 / period.max(1) as f64,
             deviations,
         }
     }
 
     #[inline]
     pub fn update(&mut self, close: f64) -> Option<Bands> {
-        let square = close * close;
-        self.sum_of_squares += square;
-        if let Some(old) = self.squares.push(square) {
-            self.sum_of_squares -= old;
+        self.sum += close;
+        self.sum_of_squares += close * close;
+        if let Some(old) = self.closes.push(close) {
+            self.sum -= old;
+            self.sum_of_squares -= old * old;
         }
-        let middle = self.middle.update(close)?;
-        let variance = self.sum_of_squares / self.period - middle * middle;
+        if !self.closes.is_full() {
+            return None;
+        }
+        let middle = self.sum * self.inv_period;
+        let variance = self.sum_of_squares * self.inv_period - middle * middle;
         let deviation = if variance < EPSILON {
             0.0
         } else {

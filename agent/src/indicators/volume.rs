@@ -18,9 +18,16 @@ impl Obv {
     pub fn update(&mut self, close: f64, volume: f64) -> f64 {
         match self.previous_close.replace(close) {
             None => self.value = volume,
-            Some(previous) if close > previous => self.value += volume,
-            Some(previous) if close < previous => self.value -= volume,
-            Some(_) => {}
+            // a select, not a branch on the (unpredictable) direction of the close
+            Some(previous) => {
+                self.value += if close > previous {
+                    volume
+                } else if close < previous {
+                    -volume
+                } else {
+                    0.0
+                }
+            }
         }
         self.value
     }
