@@ -100,6 +100,17 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
+/// For the team's replays (backtest, run --local): the team decides on the main thread, and one
+/// worker thread writes the record to the store meanwhile (`backtest::writer`).
+fn replay_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("ia-store-writer")
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
 /// Logs on stderr: human-readable, or JSON lines with IA_LOG_FORMAT=json (clusters); level from
 /// RUST_LOG (default info).
 fn init_logging() {
@@ -142,8 +153,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 serde_json::to_string_pretty(&effective).context("printing the configuration")?
             );
         }
-        Command::Backtest(args) => runtime()?.block_on(commands::backtest::run(*args))?,
-        Command::Run(args) => runtime()?.block_on(commands::live::run(*args))?,
+        Command::Backtest(args) => replay_runtime()?.block_on(commands::backtest::run(*args))?,
+        Command::Run(args) => replay_runtime()?.block_on(commands::live::run(*args))?,
         Command::Assistant(args) => runtime()?.block_on(commands::team::assistant(*args))?,
         Command::Coordinator(args) => runtime()?.block_on(commands::team::coordinator(*args))?,
         Command::Train(args) => commands::train::train(args)?,

@@ -31,6 +31,17 @@ pub enum StoreError {
         doing: &'static str,
         error: sqlx::migrate::MigrateError,
     },
+    #[error("the task writing to the store stopped: {0}")]
+    Writer(String),
+}
+
+/// How a SQLite file is written.
+#[derive(Debug, Clone, Copy)]
+enum Durability {
+    /// WAL, synced at checkpoints: survives crashes, readers beside the writer.
+    Durable,
+    /// No journal, no syncs: see [`Store::create_output_file`].
+    OutputFile,
 }
 
 /// A database, Postgres or SQLite.
@@ -73,17 +84,46 @@ pub struct OrderRecord {
 impl Store {
     /// Connects (creating a SQLite file if needed) and runs the migrations.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::open(url, Durability::Durable).await
+    }
+
+    /// Creates a new SQLite file that one process writes from start to finish and nobody reads
+    /// until it is complete (a backtest's output): no rollback journal or WAL and no syncs, so each
+    /// page is written once. A crash can leave the file unusable, so write it under a temporary
+    /// name and rename it when done (see `trading-agent backtest`).
+    pub async fn create_output_file(path: &std::path::Path) -> Result<Self, StoreError> {
+        Self::open(
+            &format!("sqlite://{}", path.display()),
+            Durability::OutputFile,
+        )
+        .await
+    }
+
+    /// Waits for pending work and closes the connections (a SQLite file is complete afterwards).
+    pub async fn close(&self) {
+        match self {
+            Store::Sqlite { pool, .. } => pool.close().await,
+            Store::Postgres { pool, .. } => pool.close().await,
+        }
+    }
+
+    async fn open(url: &str, durability: Durability) -> Result<Self, StoreError> {
         let db = redact(url);
         let sql = |doing| {
             let db = db.clone();
             move |error| StoreError::Sql { db, doing, error }
         };
         let store = if url.starts_with("sqlite:") {
+            use sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+            let (journal, synchronous) = match durability {
+                Durability::Durable => (SqliteJournalMode::Wal, SqliteSynchronous::Normal),
+                Durability::OutputFile => (SqliteJournalMode::Off, SqliteSynchronous::Off),
+            };
             let options = SqliteConnectOptions::from_str(url)
                 .map_err(sql("parsing the URL"))?
                 .create_if_missing(true)
-                .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-                .synchronous(sqlx::sqlite::SqliteSynchronous::Normal);
+                .journal_mode(journal)
+                .synchronous(synchronous);
             let pool = SqlitePoolOptions::new()
                 .max_connections(1)
                 .connect_with(options)
@@ -153,7 +193,7 @@ impl Store {
         }))
     }
 
-    /// Records decisions with their opinions and orders, and appends them to the audit chain, in one
+    /// Records decisions with their debates and orders, and appends them to the audit chain, in one
     /// transaction. A decision or order already stored (same strategy and id) is left as it is.
     pub async fn record(
         &self,
@@ -183,10 +223,9 @@ impl Store {
         }
         on_pool!(self, pool => {
             let mut tx = pool.begin().await.map_err(self.err("starting a transaction"))?;
-            // decisions first; only those new to the store get their opinions (idempotent replays)
-            let mut fresh: std::collections::HashSet<String> = std::collections::HashSet::with_capacity(decisions.len());
+            // a decision carries its debate (one JSON array); one already stored is left as it is
             for chunk in decisions.chunks(CHUNK) {
-                let mut q = QueryBuilder::new("INSERT INTO decisions (id, strategy, symbol, action, confidence, consensus_reached, escalated, vetoed, rounds, votes, price, decided_at) ");
+                let mut q = QueryBuilder::new("INSERT INTO decisions (id, strategy, symbol, action, confidence, consensus_reached, escalated, vetoed, rounds, votes, price, decided_at, transcript) ");
                 q.push_values(chunk, |mut b, d| {
                     b.push_bind(d.id.as_str())
                         .push_bind(strategy)
@@ -199,36 +238,11 @@ impl Store {
                         .push_bind(d.rounds.len() as i32)
                         .push_bind(round_scores(d))
                         .push_bind(d.price)
-                        .push_bind(d.decided_at);
+                        .push_bind(d.decided_at)
+                        .push_bind(transcript(d));
                 });
-                q.push(" ON CONFLICT DO NOTHING RETURNING id");
-                for row in q.build().fetch_all(&mut *tx).await.map_err(self.err("storing decisions"))? {
-                    fresh.insert(row.get::<String, _>(0));
-                }
-            }
-            let opinions: Vec<(&Decision, &protocol::messages::Opinion)> = decisions
-                .iter()
-                .filter(|d| fresh.contains(&d.id))
-                .flat_map(|d| d.transcript.iter().map(move |o| (d, o)))
-                .collect();
-            for chunk in opinions.chunks(CHUNK) {
-                let mut q = QueryBuilder::new("INSERT INTO opinions (strategy, decision_id, round, assistant, role, symbol, action, confidence, weight, reasoning, evidence, veto, llm) ");
-                q.push_values(chunk, |mut b, (decision, o)| {
-                    b.push_bind(strategy)
-                        .push_bind(decision.id.as_str())
-                        .push_bind(o.round as i32)
-                        .push_bind(o.assistant.as_str())
-                        .push_bind(o.role.as_str())
-                        .push_bind(o.symbol.as_str())
-                        .push_bind(o.action.as_str())
-                        .push_bind(o.confidence)
-                        .push_bind(vote_weight(decision, o))
-                        .push_bind(o.reasoning.as_str())
-                        .push_bind(serde_json::to_string(&o.evidence).unwrap_or_default())
-                        .push_bind(o.veto)
-                        .push_bind(o.llm);
-                });
-                q.build().execute(&mut *tx).await.map_err(self.err("storing opinions"))?;
+                q.push(" ON CONFLICT DO NOTHING");
+                q.build().execute(&mut *tx).await.map_err(self.err("storing decisions"))?;
             }
             for chunk in orders.chunks(CHUNK) {
                 let mut q = QueryBuilder::new("INSERT INTO orders (strategy, decision_id, symbol, side, kind, quantity, status, price, fee, reason, at) ");
@@ -564,7 +578,7 @@ pub enum Table {
     AssistantWeights,
 }
 
-/// Each round's tally without the individual votes (those are the opinions rows, with their weight).
+/// Each round's tally without the individual votes (those are in the transcript, with their weight).
 fn round_scores(d: &Decision) -> String {
     let rounds: Vec<_> = d
         .rounds
@@ -579,6 +593,43 @@ fn round_scores(d: &Decision) -> String {
         })
         .collect();
     serde_json::Value::Array(rounds).to_string()
+}
+
+/// One opinion as the `transcript` column holds it (the `opinions` view's columns, less those the
+/// decision row already has: strategy, decision id, symbol).
+#[derive(serde::Serialize)]
+struct StoredOpinion<'a> {
+    round: u32,
+    assistant: &'a str,
+    role: &'a str,
+    action: &'a str,
+    confidence: f64,
+    weight: f64,
+    reasoning: &'a str,
+    evidence: &'a std::collections::BTreeMap<String, f64>,
+    veto: bool,
+    llm: bool,
+}
+
+/// The debate of a decision, every round's opinions in order, as a JSON array.
+fn transcript(d: &Decision) -> String {
+    let opinions: Vec<StoredOpinion> = d
+        .transcript
+        .iter()
+        .map(|o| StoredOpinion {
+            round: o.round,
+            assistant: &o.assistant,
+            role: o.role.as_str(),
+            action: o.action.as_str(),
+            confidence: o.confidence,
+            weight: vote_weight(d, o),
+            reasoning: &o.reasoning,
+            evidence: &o.evidence,
+            veto: o.veto,
+            llm: o.llm,
+        })
+        .collect();
+    serde_json::to_string(&opinions).expect("opinions serialize")
 }
 
 /// The weight an opinion's vote carried, from its round's tally (0 when it was not counted).

@@ -238,6 +238,8 @@ async fn the_database_holds_the_run_and_the_audit_log_detects_tampering() {
     let dir = tempfile::tempdir().unwrap();
     let report = run_report(dir.path(), &["--symbols", "BTCUSDT"]);
     let db = dir.path().join("ia-agents.db");
+    // written under a temporary name, renamed once complete
+    assert!(db.exists() && !dir.path().join("ia-agents.db.partial").exists());
     let url = format!("sqlite://{}", db.display());
     let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
     let count = |sql: &'static str| {

@@ -4,7 +4,7 @@
 
 use agent::audit::verify;
 use agent::store::{OrderRecord, Store, Table};
-use protocol::messages::{Decision, Fill, Opinion, Order, OrderKind, RoundTally, Side};
+use protocol::messages::{Decision, Fill, Opinion, Order, OrderKind, RoundTally, Side, Vote};
 use protocol::{Action, Role};
 
 /// The Postgres URL, or a loud skip when running outside scripts/test.sh (never silently in CI).
@@ -46,7 +46,14 @@ fn decision(id: &str, at: i64) -> Decision {
         vetoed: false,
         rounds: vec![RoundTally {
             round: 1,
-            votes: vec![],
+            votes: vec![Vote {
+                assistant: "technical".into(),
+                role: Role::TechnicalAnalyst,
+                action: Action::Buy,
+                confidence: 0.7,
+                weight: 1.2,
+                veto: false,
+            }],
             scores: Default::default(),
             answered_weight: 2.0,
             total_weight: 2.0,
@@ -88,7 +95,93 @@ fn order(id: &str) -> OrderRecord {
     }
 }
 
-async fn exercise(store: &Store, strategy: &str) {
+/// One row of the `opinions` view.
+#[derive(Debug, PartialEq)]
+struct OpinionRow {
+    round: i32,
+    assistant: String,
+    role: String,
+    symbol: String,
+    action: String,
+    confidence: f64,
+    weight: f64,
+    reasoning: String,
+    evidence: serde_json::Value,
+    veto: bool,
+    llm: bool,
+}
+
+impl OpinionRow {
+    /// What [`decision`]'s opinion of `assistant` reads as.
+    fn expected(assistant: &str, role: &str, action: &str, weight: f64) -> Self {
+        Self {
+            round: 1,
+            assistant: assistant.into(),
+            role: role.into(),
+            symbol: "BTCUSDT".into(),
+            action: action.into(),
+            confidence: 0.7,
+            weight,
+            reasoning: format!("{assistant} thinks {action}"),
+            evidence: serde_json::json!({"rsi": 28.5}),
+            veto: false,
+            llm: false,
+        }
+    }
+}
+
+/// The `opinions` view's rows of one decision, in debate order, read with a connection of its own.
+async fn opinion_rows(url: &str, strategy: &str, decision_id: &str) -> Vec<OpinionRow> {
+    const SQL: &str = "SELECT round, assistant, role, symbol, action, confidence, weight, reasoning, evidence, veto, llm FROM opinions WHERE strategy = $1 AND decision_id = $2 ORDER BY position";
+    macro_rules! rows {
+        ($pool:expr) => {{
+            let pool = $pool;
+            sqlx::query_as::<
+                _,
+                (
+                    i32,
+                    String,
+                    String,
+                    String,
+                    String,
+                    f64,
+                    f64,
+                    String,
+                    String,
+                    bool,
+                    bool,
+                ),
+            >(SQL)
+            .bind(strategy)
+            .bind(decision_id)
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+        }};
+    }
+    let rows = if url.starts_with("sqlite:") {
+        rows!(sqlx::SqlitePool::connect(url).await.unwrap())
+    } else {
+        rows!(sqlx::PgPool::connect(url).await.unwrap())
+    };
+    rows.into_iter()
+        .map(|r| OpinionRow {
+            round: r.0,
+            assistant: r.1,
+            role: r.2,
+            symbol: r.3,
+            action: r.4,
+            confidence: r.5,
+            weight: r.6,
+            reasoning: r.7,
+            evidence: serde_json::from_str(&r.8).unwrap(),
+            veto: r.9,
+            llm: r.10,
+        })
+        .collect()
+}
+
+async fn exercise(store: &Store, url: &str, strategy: &str) {
     let mut chain = store.audit_chain(strategy).await.unwrap();
     let decisions: Vec<Decision> = (0..1200)
         .map(|i| decision(&format!("{strategy}-d{i}"), i))
@@ -107,6 +200,15 @@ async fn exercise(store: &Store, strategy: &str) {
         .unwrap();
     assert_eq!(store.count(Table::Decisions, strategy).await.unwrap(), 1200);
     assert_eq!(store.count(Table::Opinions, strategy).await.unwrap(), 2400);
+    // each opinion is a row of the `opinions` view, in debate order, with its vote's weight
+    let rows = opinion_rows(url, strategy, &format!("{strategy}-d7")).await;
+    assert_eq!(
+        rows,
+        vec![
+            OpinionRow::expected("technical", "technicalAnalyst", "BUY", 1.2),
+            OpinionRow::expected("risk", "riskManager", "HOLD", 0.0),
+        ]
+    );
     assert_eq!(store.count(Table::Orders, strategy).await.unwrap(), 600);
     assert!(!store
         .insert_order_once(strategy, &order(&format!("{strategy}-d5")))
@@ -172,7 +274,7 @@ async fn sqlite_stores_everything_once_with_an_intact_audit_chain() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("ia.db").display());
     let store = Store::connect(&url).await.unwrap();
-    exercise(&store, "sqlite-test").await;
+    exercise(&store, &url, "sqlite-test").await;
     // migrations are idempotent: connecting again keeps the data
     let again = Store::connect(&url).await.unwrap();
     assert_eq!(
@@ -187,7 +289,7 @@ async fn postgres_stores_everything_once_with_an_intact_audit_chain() {
     let store = Store::connect(&url).await.unwrap();
     // a unique strategy per run: the throwaway server may outlive one test run
     let strategy = format!("pg-{}", std::process::id());
-    exercise(&store, &strategy).await;
+    exercise(&store, &url, &strategy).await;
 }
 
 #[tokio::test]
@@ -202,4 +304,86 @@ async fn bad_urls_and_unreachable_servers_are_named_without_secrets() {
         e.contains("postgres://***@127.0.0.1:1/ia") && !e.contains("hunter2"),
         "{e}"
     );
+}
+
+/// Brings a database to the schema before the debate moved into `decisions` (one row per opinion),
+/// records a decision there the old way, then lets [`Store::connect`] migrate it: the opinions must
+/// come out of the `opinions` view as they went in.
+macro_rules! migrates_old_opinions {
+    ($pool:expr, $dir:literal, $url:expr) => {{
+        let pool = $pool;
+        let mut migrator = sqlx::migrate::Migrator::new(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join($dir),
+        )
+        .await
+        .unwrap();
+        migrator.migrations = migrator
+            .migrations
+            .iter()
+            .filter(|m| m.version < 20261126000001)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into();
+        migrator.run(&pool).await.unwrap();
+        sqlx::query("INSERT INTO decisions (id, strategy, symbol, action, confidence, consensus_reached, escalated, vetoed, rounds, votes, price, decided_at) VALUES ('old-d1', 'old', 'BTCUSDT', 'BUY', 0.7, TRUE, FALSE, FALSE, 1, '[]', 20000.5, 1)")
+            .execute(&pool).await.unwrap();
+        for (assistant, role, action, weight) in [("technical", "technicalAnalyst", "BUY", 1.2), ("risk", "riskManager", "HOLD", 0.0)] {
+            sqlx::query("INSERT INTO opinions (strategy, decision_id, round, assistant, role, symbol, action, confidence, weight, reasoning, evidence, veto, llm) VALUES ('old', 'old-d1', 1, $1, $2, 'BTCUSDT', $3, 0.7, $4, $5, '{\"rsi\":28.5}', FALSE, FALSE)")
+                .bind(assistant).bind(role).bind(action).bind(weight)
+                .bind(format!("{assistant} thinks {action}"))
+                .execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+        let store = Store::connect($url).await.unwrap();
+        assert_eq!(store.count(Table::Opinions, "old").await.unwrap(), 2);
+        assert_eq!(
+            opinion_rows($url, "old", "old-d1").await,
+            vec![
+                OpinionRow::expected("technical", "technicalAnalyst", "BUY", 1.2),
+                OpinionRow::expected("risk", "riskManager", "HOLD", 0.0),
+            ]
+        );
+    }};
+}
+
+#[tokio::test]
+async fn sqlite_opinions_stored_one_row_each_move_into_their_decisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
+    migrates_old_opinions!(
+        sqlx::SqlitePool::connect(&url).await.unwrap(),
+        "migrations/sqlite",
+        &url
+    );
+}
+
+#[tokio::test]
+async fn postgres_opinions_stored_one_row_each_move_into_their_decisions() {
+    let Some(url) = postgres_url() else { return };
+    // a database of its own, at the old schema (the name is ours: digits after a fixed prefix)
+    let name = format!("ia_migrate_{}", std::process::id());
+    let admin = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name}"
+    )))
+    .execute(&admin)
+    .await
+    .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let (base, _) = url.rsplit_once('/').unwrap();
+    let old = format!("{base}/{name}");
+    migrates_old_opinions!(
+        sqlx::PgPool::connect(&old).await.unwrap(),
+        "migrations/postgres",
+        &old
+    );
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE {name} WITH (FORCE)"
+    )))
+    .execute(&admin)
+    .await
+    .unwrap();
 }

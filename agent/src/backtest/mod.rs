@@ -14,8 +14,8 @@
 pub mod baselines;
 pub mod metrics;
 pub mod report;
+mod writer;
 
-use crate::audit::AuditChain;
 use crate::config::TeamConfig;
 use crate::consensus::coordinator::cycle_id;
 use crate::consensus::{Coordinator, EscalationResolver, Resolution, Transport, Voter};
@@ -399,10 +399,7 @@ impl Backtest {
         let mut cycles = 0u64;
         let mut done = 0u64;
         let mut standing = Standing::new();
-        let mut chain = match store {
-            Some(store) => store.audit_chain(&name).await?,
-            None => AuditChain::default(),
-        };
+        let mut writer = writer::RecordWriter::new(store, &name).await?;
         let mut pending_decisions: Vec<Decision> = Vec::with_capacity(FLUSH_EVERY);
         let mut pending_orders: Vec<OrderRecord> = Vec::new();
         // live decisions are written as they are made; a replay batches them
@@ -637,14 +634,15 @@ impl Backtest {
                 on_decision(&decision);
                 pending_decisions.push(decision);
                 if pending_decisions.len() >= flush_every {
-                    flush(
-                        store,
-                        &name,
-                        &mut chain,
-                        &mut pending_decisions,
-                        &mut pending_orders,
-                    )
-                    .await?;
+                    writer
+                        .write(
+                            std::mem::replace(
+                                &mut pending_decisions,
+                                Vec::with_capacity(flush_every),
+                            ),
+                            std::mem::take(&mut pending_orders),
+                        )
+                        .await?;
                 }
             }
             let equity = exchange.equity().to_f64().unwrap_or(0.0);
@@ -656,14 +654,8 @@ impl Backtest {
             }
         }
         progress(done, total);
-        flush(
-            store,
-            &name,
-            &mut chain,
-            &mut pending_decisions,
-            &mut pending_orders,
-        )
-        .await?;
+        writer.write(pending_decisions, pending_orders).await?;
+        writer.finish().await?;
         let weights: Vec<(String, f64)> = voters
             .iter()
             .map(|v| (v.assistant.clone(), v.weight))
@@ -749,22 +741,6 @@ pub const RECORDS_KEPT: usize = 300;
 
 /// Decisions buffered before a write to the store.
 const FLUSH_EVERY: usize = 2048;
-
-/// Writes the buffered decisions and orders (and their audit entries) in one transaction.
-async fn flush(
-    store: Option<&Store>,
-    strategy: &str,
-    chain: &mut AuditChain,
-    decisions: &mut Vec<Decision>,
-    orders: &mut Vec<OrderRecord>,
-) -> Result<(), BacktestError> {
-    if let Some(store) = store {
-        store.record(strategy, chain, decisions, orders).await?;
-    }
-    decisions.clear();
-    orders.clear();
-    Ok(())
-}
 
 /// The store's record of an order the paper exchange filled or refused.
 fn order_record(

@@ -397,21 +397,27 @@ pub async fn run(args: BacktestArgs) -> anyhow::Result<()> {
     });
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
-    let db_url = match &args.db {
-        Some(url) => url.clone(),
+    // Our own database file is written under a temporary name without a journal (each page once),
+    // and takes its name only when the run completed: a run that dies leaves
+    // `ia-agents.db.partial`, never a half-written `ia-agents.db`.
+    let (store, output_file) = match &args.db {
+        Some(url) => (Store::connect(url).await?, None),
         None => {
             let path = args.out.join("ia-agents.db");
-            for stale in ["", "-wal", "-shm"] {
+            let partial = args.out.join("ia-agents.db.partial");
+            for stale in ["", "-wal", "-shm", ".partial"] {
                 let file = PathBuf::from(format!("{}{stale}", path.display()));
                 if file.exists() {
                     std::fs::remove_file(&file)
                         .with_context(|| format!("replacing {}", file.display()))?;
                 }
             }
-            format!("sqlite://{}", path.display())
+            (
+                Store::create_output_file(&partial).await?,
+                Some((partial, path)),
+            )
         }
     };
-    let store = Store::connect(&db_url).await?;
     let mut last_line = 0u64;
     let outcome = backtest
         .run(Some(&store), |done, total| match &bar {
@@ -427,6 +433,15 @@ pub async fn run(args: BacktestArgs) -> anyhow::Result<()> {
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
+    store.close().await;
+    let db_name = match output_file {
+        Some((partial, path)) => {
+            std::fs::rename(&partial, &path)
+                .with_context(|| format!("renaming {} to {}", partial.display(), path.display()))?;
+            format!("sqlite://{}", path.display())
+        }
+        None => store.name().to_string(),
+    };
     let info = RunInfo {
         wall_seconds: started.elapsed().as_secs_f64(),
         ..info
@@ -448,7 +463,7 @@ pub async fn run(args: BacktestArgs) -> anyhow::Result<()> {
             "\nwrote {}, {} and {} in {:.2} s",
             json_path.display(),
             html_path.display(),
-            store.name(),
+            db_name,
             info.wall_seconds
         );
     }
