@@ -21,6 +21,11 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The allocator `trading-agent` runs with (agent/src/main.rs), so the processes modelled here
+/// allocate as the real ones do.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Nobody;
 impl EscalationResolver for Nobody {
     async fn resolve(&self, _: &Escalation) -> Resolution {
@@ -74,30 +79,57 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 /// The five voters, each on its own bus handle (its own connection on NATS, as separate pods have).
-async fn team<B: Bus>(buses: &[B], subjects: &Subjects) {
-    for (role, bus) in Role::DEFAULT_VOTERS.into_iter().zip(buses) {
-        let analyst = analyst_for(role, &Default::default(), &RiskSpec::default())
-            .unwrap()
-            .unwrap();
-        let service = AssistantService {
-            bus: bus.clone(),
-            subjects: subjects.clone(),
-            strategy: "bench".into(),
-            assistant: role.as_str().into(),
-            instance: format!("{}-0", role.as_str()),
-            role,
-            weight: 1.0,
-            analyst: Arc::from(analyst),
-            heartbeat_every: Duration::from_secs(2),
-            llm: None,
-        };
-        tokio::spawn(service.run(std::future::pending()));
+fn service<B: Bus>(bus: B, subjects: &Subjects, role: Role) -> AssistantService<B> {
+    let analyst = analyst_for(role, &Default::default(), &RiskSpec::default())
+        .unwrap()
+        .unwrap();
+    AssistantService {
+        bus,
+        subjects: subjects.clone(),
+        strategy: "bench".into(),
+        assistant: role.as_str().into(),
+        instance: format!("{}-0", role.as_str()),
+        role,
+        weight: 1.0,
+        analyst: Arc::from(analyst),
+        heartbeat_every: Duration::from_secs(2),
+        llm: None,
     }
 }
 
-async fn measure<B: Bus>(name: &str, bus: B, assistants: Vec<B>, cycles: usize) {
-    let subjects = Subjects::new("bench", "bench").unwrap();
-    team(&assistants, &subjects).await;
+/// The five voters on the in-memory bus, as tasks of the caller's (single-threaded) runtime: the
+/// local mode's shape.
+async fn memory_team(bus: &MemoryBus, subjects: &Subjects) {
+    for role in Role::DEFAULT_VOTERS {
+        tokio::spawn(service(bus.clone(), subjects, role).run(std::future::pending()));
+    }
+}
+
+/// The five voters over NATS as `trading-agent assistant` runs each one: a process of its own with a
+/// single-threaded runtime and its own connection (here: a thread with its own runtime).
+fn nats_team(url: &str, subjects: &Subjects) {
+    for role in Role::DEFAULT_VOTERS {
+        let (url, subjects) = (url.to_string(), subjects.clone());
+        std::thread::spawn(move || {
+            single_threaded().block_on(async {
+                let bus = NatsBus::connect(&url).await.unwrap();
+                service(bus, &subjects, role)
+                    .run(std::future::pending())
+                    .await
+                    .unwrap();
+            })
+        });
+    }
+}
+
+fn single_threaded() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn measure<B: Bus>(name: &str, bus: B, subjects: &Subjects, cycles: usize) {
     let voters = loop {
         let v = voters_from_presence(
             &bus.present(subjects.presence_scope()).await.unwrap(),
@@ -163,14 +195,23 @@ async fn measure<B: Bus>(name: &str, bus: B, assistants: Vec<B>, cycles: usize) 
     );
 }
 
-async fn floor(bus: &NatsBus, n: usize) {
-    let mut requests = bus.serve("bench.echo", "echo").await.unwrap();
-    tokio::spawn(async move {
-        while let Some(r) = requests.recv().await {
-            let m = Message::clone(&r.message);
-            let _ = r.reply(m).await;
-        }
+/// A bare request/reply between two connections, the echo served like an assistant (a thread with a
+/// single-threaded runtime of its own).
+async fn floor(url: &str, bus: &NatsBus, n: usize) {
+    let url = url.to_string();
+    let (ready_tx, ready) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        single_threaded().block_on(async {
+            let echo = NatsBus::connect(&url).await.unwrap();
+            let mut requests = echo.serve("bench.echo", "echo").await.unwrap();
+            ready_tx.send(()).unwrap();
+            while let Some(r) = requests.recv().await {
+                let m = Message::clone(&r.message);
+                let _ = r.reply(m).await;
+            }
+        })
     });
+    ready.recv().unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     let ping = Message::EscalationResolution(EscalationResolution {
         id: "p".into(),
@@ -199,22 +240,16 @@ async fn floor(bus: &NatsBus, n: usize) {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     // `cargo test --benches` runs this binary with --bench absent: keep that a quick smoke run
     let quick = !std::env::args().any(|a| a == "--bench");
     let cycles = if quick { 20 } else { 2000 };
+    let subjects = Subjects::new("bench", "bench").unwrap();
     // the in-memory bus runs as the local mode runs it: one thread, no cross-thread wake-ups
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async {
-            let bus = MemoryBus::new();
-            measure("memory", bus.clone(), vec![bus; 5], cycles * 5).await
-        });
+    single_threaded().block_on(async {
+        let bus = MemoryBus::new();
+        memory_team(&bus, &subjects).await;
+        measure("memory", bus, &subjects, cycles * 5).await
+    });
     let binary = std::env::var("IA_TEST_NATS_SERVER").unwrap_or_else(|_| "nats-server".into());
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -235,15 +270,13 @@ fn main() {
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         std::thread::sleep(Duration::from_millis(20));
     }
-    runtime.block_on(async {
-        let url = format!("nats://127.0.0.1:{port}");
+    let url = format!("nats://127.0.0.1:{port}");
+    // the coordinator as `trading-agent coordinator` runs it: a single-threaded runtime
+    single_threaded().block_on(async {
         let bus = NatsBus::connect(&url).await.unwrap();
-        floor(&bus, cycles * 5).await;
-        let mut assistants = Vec::new();
-        for _ in 0..5 {
-            assistants.push(NatsBus::connect(&url).await.unwrap());
-        }
-        measure("nats", bus, assistants, cycles).await;
+        floor(&url, &bus, cycles * 5).await;
+        nats_team(&url, &subjects);
+        measure("nats", bus, &subjects, cycles).await;
     });
     let _ = server.kill();
 }

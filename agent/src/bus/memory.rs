@@ -1,7 +1,7 @@
 //! The bus in one process: queue groups served round-robin, core pub/sub, a durable log per subject
 //! deduplicated by id, and presence with a TTL. Exact subjects only (the team needs no wildcards).
 
-use super::{Bus, BusError, Incoming, Replier, PRESENCE_TTL};
+use super::{Bus, BusError, Incoming, Replier, Requests, PRESENCE_TTL};
 use protocol::messages::{Heartbeat, Message};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -117,11 +117,7 @@ impl Bus for MemoryBus {
         futures::future::join_all(asks).await
     }
 
-    async fn serve(
-        &self,
-        subject: &str,
-        queue: &str,
-    ) -> Result<mpsc::Receiver<Incoming>, BusError> {
+    async fn serve(&self, subject: &str, queue: &str) -> Result<Requests, BusError> {
         let (tx, rx) = mpsc::channel(QUEUE);
         let mut inner = self.lock();
         let groups = inner.groups.entry(subject.to_string()).or_default();
@@ -133,7 +129,7 @@ impl Bus for MemoryBus {
                 next: 0,
             }),
         }
-        Ok(rx)
+        Ok(Requests::channel(rx))
     }
 
     async fn publish(&self, subject: &str, message: &Message) -> Result<(), BusError> {

@@ -79,6 +79,73 @@ impl Incoming {
     }
 }
 
+/// The requests a server receives from [`Bus::serve`], one at a time.
+pub struct Requests {
+    source: RequestSource,
+}
+
+enum RequestSource {
+    /// The in-memory bus hands requests over a channel.
+    Channel(mpsc::Receiver<Incoming>),
+    /// NATS requests are decoded on the receiving task as they are read: no task and channel in
+    /// between, i.e. one wake-up fewer per request.
+    Nats {
+        subscriber: async_nats::Subscriber,
+        client: async_nats::Client,
+        subject: String,
+    },
+}
+
+impl Requests {
+    fn channel(requests: mpsc::Receiver<Incoming>) -> Self {
+        Self {
+            source: RequestSource::Channel(requests),
+        }
+    }
+
+    fn nats(subscriber: async_nats::Subscriber, client: async_nats::Client, subject: &str) -> Self {
+        Self {
+            source: RequestSource::Nats {
+                subscriber,
+                client,
+                subject: subject.to_string(),
+            },
+        }
+    }
+
+    /// The next request; `None` once the bus is gone. Messages that do not decode are counted,
+    /// logged and skipped. Cancel-safe (may be raced in `select!`).
+    pub async fn recv(&mut self) -> Option<Incoming> {
+        match &mut self.source {
+            RequestSource::Channel(requests) => requests.recv().await,
+            RequestSource::Nats {
+                subscriber,
+                client,
+                subject,
+            } => loop {
+                use futures::StreamExt;
+                let m = subscriber.next().await?;
+                match protocol::messages::decode(&m.payload) {
+                    Ok(message) => {
+                        let reply = match m.reply {
+                            Some(reply) => Replier::Nats {
+                                client: client.clone(),
+                                subject: reply,
+                            },
+                            None => Replier::Nobody,
+                        };
+                        return Some(Incoming {
+                            message: std::sync::Arc::new(message),
+                            reply,
+                        });
+                    }
+                    Err(e) => rejected(subject, &e),
+                }
+            },
+        }
+    }
+}
+
 /// What a team needs from its bus.
 pub trait Bus: Clone + Send + Sync + 'static {
     /// Sends a request to one member of the queue group serving `subject`; `None` when nobody
@@ -109,7 +176,7 @@ pub trait Bus: Clone + Send + Sync + 'static {
         &self,
         subject: &str,
         queue: &str,
-    ) -> impl Future<Output = Result<mpsc::Receiver<Incoming>, BusError>> + Send;
+    ) -> impl Future<Output = Result<Requests, BusError>> + Send;
 
     /// Fire-and-forget publish (alerts, escalation answers).
     fn publish(

@@ -5,7 +5,7 @@
 //! the stream API directly because async-nats 0.51's KV calls cannot read nats-server 2.9's replies. async-nats reconnects by itself and resubscribes; requests in flight
 //! during an outage time out and the coordinator's round simply counts them as missing.
 
-use super::{rejected, Bus, BusError, Incoming, Replier, PRESENCE_TTL};
+use super::{rejected, Bus, BusError, Requests, PRESENCE_TTL};
 use futures::StreamExt;
 use protocol::messages::{decode, encode, Heartbeat, Message};
 use protocol::subjects::{PRESENCE_BUCKET, STREAM_DECISIONS, STREAM_DECISIONS_SUBJECTS};
@@ -134,45 +134,13 @@ impl Bus for NatsBus {
         futures::future::join_all(asks).await
     }
 
-    async fn serve(
-        &self,
-        subject: &str,
-        queue: &str,
-    ) -> Result<mpsc::Receiver<Incoming>, BusError> {
-        let mut subscriber = self
+    async fn serve(&self, subject: &str, queue: &str) -> Result<Requests, BusError> {
+        let subscriber = self
             .client
             .queue_subscribe(subject.to_string(), queue.to_string())
             .await
             .map_err(|e| nats_error(subject, e))?;
-        let (tx, rx) = mpsc::channel(QUEUE);
-        let client = self.client.clone();
-        let subject = subject.to_string();
-        tokio::spawn(async move {
-            while let Some(m) = subscriber.next().await {
-                let message = match decode(&m.payload) {
-                    Ok(message) => message,
-                    Err(e) => {
-                        rejected(&subject, &e);
-                        continue;
-                    }
-                };
-                let reply = match m.reply {
-                    Some(reply) => Replier::Nats {
-                        client: client.clone(),
-                        subject: reply,
-                    },
-                    None => Replier::Nobody,
-                };
-                let incoming = Incoming {
-                    message: std::sync::Arc::new(message),
-                    reply,
-                };
-                if tx.send(incoming).await.is_err() {
-                    break;
-                }
-            }
-        });
-        Ok(rx)
+        Ok(Requests::nats(subscriber, self.client.clone(), subject))
     }
 
     async fn publish(&self, subject: &str, message: &Message) -> Result<(), BusError> {
