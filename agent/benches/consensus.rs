@@ -195,15 +195,15 @@ async fn measure<B: Bus>(name: &str, bus: B, subjects: &Subjects, cycles: usize)
     );
 }
 
-/// A bare request/reply between two connections, the echo served like an assistant (a thread with a
-/// single-threaded runtime of its own).
-async fn floor(url: &str, bus: &NatsBus, n: usize) {
+/// An echo server on `subject`, served like an assistant (a thread with a single-threaded runtime and
+/// a connection of its own); returns once it is subscribed.
+fn echo(url: &str, subject: &'static str) {
     let url = url.to_string();
     let (ready_tx, ready) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         single_threaded().block_on(async {
             let echo = NatsBus::connect(&url).await.unwrap();
-            let mut requests = echo.serve("bench.echo", "echo").await.unwrap();
+            let mut requests = echo.serve(subject, subject).await.unwrap();
             ready_tx.send(()).unwrap();
             while let Some(r) = requests.recv().await {
                 let m = Message::clone(&r.message);
@@ -212,6 +212,21 @@ async fn floor(url: &str, bus: &NatsBus, n: usize) {
         })
     });
     ready.recv().unwrap();
+}
+
+/// The floors a round is compared with: a bare request/reply to one echo server, and the same tiny
+/// request to five echo servers at once (a round's fan-out with no analysis and no payload).
+async fn floors(url: &str, bus: &NatsBus, n: usize) {
+    const ECHOES: [&str; 5] = [
+        "bench.echo.0",
+        "bench.echo.1",
+        "bench.echo.2",
+        "bench.echo.3",
+        "bench.echo.4",
+    ];
+    for subject in ECHOES {
+        echo(url, subject);
+    }
     tokio::time::sleep(Duration::from_millis(100)).await;
     let ping = Message::EscalationResolution(EscalationResolution {
         id: "p".into(),
@@ -222,7 +237,7 @@ async fn floor(url: &str, bus: &NatsBus, n: usize) {
     let mut rtts = Vec::with_capacity(n);
     for _ in 0..n {
         let start = Instant::now();
-        bus.request("bench.echo", &ping, Duration::from_secs(1))
+        bus.request(ECHOES[0], &ping, Duration::from_secs(1))
             .await
             .unwrap()
             .unwrap();
@@ -236,6 +251,24 @@ async fn floor(url: &str, bus: &NatsBus, n: usize) {
         percentile(&rtts, 0.99).as_secs_f64() * 1e6,
         3.0 * p50.as_secs_f64() * 1e6,
         4.5 * p50.as_secs_f64() * 1e6
+    );
+    let subjects: Vec<String> = ECHOES.iter().map(|s| s.to_string()).collect();
+    let mut fans = Vec::with_capacity(n);
+    for _ in 0..n {
+        let start = Instant::now();
+        let replies = bus
+            .request_all(&subjects, &ping, Duration::from_secs(1))
+            .await;
+        assert!(replies.iter().all(|r| matches!(r, Ok(Some(_)))));
+        fans.push(start.elapsed());
+    }
+    fans.sort();
+    let fan = percentile(&fans, 0.5);
+    println!(
+        "nats     5-way request/reply floor (a round's fan-out, empty): p50 {:>8.1} µs  p99 {:>8.1} µs   → 3 rounds ≥ {:.1} µs",
+        fan.as_secs_f64() * 1e6,
+        percentile(&fans, 0.99).as_secs_f64() * 1e6,
+        3.0 * fan.as_secs_f64() * 1e6,
     );
 }
 
@@ -274,7 +307,7 @@ fn main() {
     // the coordinator as `trading-agent coordinator` runs it: a single-threaded runtime
     single_threaded().block_on(async {
         let bus = NatsBus::connect(&url).await.unwrap();
-        floor(&url, &bus, cycles * 5).await;
+        floors(&url, &bus, cycles * 5).await;
         nats_team(&url, &subjects);
         measure("nats", bus, &subjects, cycles).await;
     });
