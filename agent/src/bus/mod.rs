@@ -26,10 +26,15 @@ pub static REJECTED: LazyLock<prometheus::IntCounterVec> = LazyLock::new(|| {
     .expect("the metric is registered once")
 });
 
-/// Counts and logs a message that did not decode.
-pub fn rejected(subject: &str, error: &DecodeError) {
-    REJECTED.with_label_values(&[error.kind()]).inc();
-    tracing::warn!(%subject, %error, "rejected a message from the bus");
+/// Decodes a message received on `subject`; one that does not decode is counted and logged, and
+/// gives `None` (every receiving path goes through here, so none can forget the metric).
+pub fn decoded(subject: &str, payload: &[u8]) -> Option<Message> {
+    protocol::messages::decode(payload)
+        .inspect_err(|error: &DecodeError| {
+            REJECTED.with_label_values(&[error.kind()]).inc();
+            tracing::warn!(%subject, %error, "rejected a message from the bus");
+        })
+        .ok()
 }
 
 /// Why a bus operation failed, naming the subject.
@@ -125,22 +130,20 @@ impl Requests {
             } => loop {
                 use futures::StreamExt;
                 let m = subscriber.next().await?;
-                match protocol::messages::decode(&m.payload) {
-                    Ok(message) => {
-                        let reply = match m.reply {
-                            Some(reply) => Replier::Nats {
-                                client: client.clone(),
-                                subject: reply,
-                            },
-                            None => Replier::Nobody,
-                        };
-                        return Some(Incoming {
-                            message: std::sync::Arc::new(message),
-                            reply,
-                        });
-                    }
-                    Err(e) => rejected(subject, &e),
-                }
+                let Some(message) = decoded(subject, &m.payload) else {
+                    continue;
+                };
+                let reply = match m.reply {
+                    Some(reply) => Replier::Nats {
+                        client: client.clone(),
+                        subject: reply,
+                    },
+                    None => Replier::Nobody,
+                };
+                return Some(Incoming {
+                    message: std::sync::Arc::new(message),
+                    reply,
+                });
             },
         }
     }

@@ -5,9 +5,9 @@
 //! the stream API directly because async-nats 0.51's KV calls cannot read nats-server 2.9's replies. async-nats reconnects by itself and resubscribes; requests in flight
 //! during an outage time out and the coordinator's round simply counts them as missing.
 
-use super::{rejected, Bus, BusError, Requests, PRESENCE_TTL};
+use super::{decoded, Bus, BusError, Requests, PRESENCE_TTL};
 use futures::StreamExt;
-use protocol::messages::{decode, encode, Heartbeat, Message};
+use protocol::messages::{encode, Heartbeat, Message};
 use protocol::subjects::{PRESENCE_BUCKET, STREAM_DECISIONS, STREAM_DECISIONS_SUBJECTS};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -94,13 +94,7 @@ impl NatsBus {
             .payload(payload)
             .timeout(Some(timeout));
         match self.client.send_request(subject.to_string(), request).await {
-            Ok(reply) => match decode(&reply.payload) {
-                Ok(m) => Ok(Some(m)),
-                Err(e) => {
-                    rejected(subject, &e);
-                    Ok(None)
-                }
-            },
+            Ok(reply) => Ok(decoded(subject, &reply.payload)),
             Err(e) => match e.kind() {
                 async_nats::RequestErrorKind::TimedOut
                 | async_nats::RequestErrorKind::NoResponders => Ok(None),
@@ -160,13 +154,10 @@ impl Bus for NatsBus {
         let subject = subject.to_string();
         tokio::spawn(async move {
             while let Some(m) = subscriber.next().await {
-                match decode(&m.payload) {
-                    Ok(message) => {
-                        if tx.send(message).await.is_err() {
-                            break;
-                        }
+                if let Some(message) = decoded(&subject, &m.payload) {
+                    if tx.send(message).await.is_err() {
+                        break;
                     }
-                    Err(e) => rejected(&subject, &e),
                 }
             }
         });
@@ -217,13 +208,10 @@ impl Bus for NatsBus {
         tokio::spawn(async move {
             while let Some(m) = messages.next().await {
                 let Ok(m) = m else { continue };
-                match decode(&m.payload) {
-                    Ok(message) => {
-                        if tx.send(message).await.is_err() {
-                            break;
-                        }
+                if let Some(message) = decoded(&subject, &m.payload) {
+                    if tx.send(message).await.is_err() {
+                        break;
                     }
-                    Err(e) => rejected(&subject, &e),
                 }
             }
         });
@@ -268,10 +256,8 @@ impl Bus for NatsBus {
                 .map_err(|e| nats_error(PRESENCE_BUCKET, e))?;
             while let Some(m) = messages.next().await {
                 let Ok(m) = m else { continue };
-                match decode(&m.payload) {
-                    Ok(Message::Heartbeat(h)) => beats.push(h),
-                    Ok(_) => {}
-                    Err(e) => rejected(&m.subject, &e),
+                if let Some(Message::Heartbeat(h)) = decoded(&m.subject, &m.payload) {
+                    beats.push(h);
                 }
             }
         }
