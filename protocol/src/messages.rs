@@ -389,12 +389,18 @@ pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
     Ok(message)
 }
 
-/// `{"v":1,"type":"<kind>",<fields>}`: the fields are the variant's own, so they are read as
-/// `{<fields>}` into its struct, with no intermediate JSON tree and no buffering for the tag.
-/// `None` when the layout differs or anything fails (the general path then decides and explains).
+/// `{"v":<this version>,"type":"<kind>",<fields>}`: the fields are the variant's own, so they are
+/// read as `{<fields>}` into its struct, with no intermediate JSON tree and no buffering for the tag.
+/// `None` when the layout or version differs or anything fails (the general path then decides and
+/// explains).
 fn decode_canonical(bytes: &[u8]) -> Option<Message> {
-    const PREFIX: &[u8] = b"{\"v\":1,\"type\":\"";
-    let rest = bytes.strip_prefix(PREFIX)?;
+    let rest = bytes.strip_prefix(b"{\"v\":")?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    let version: u64 = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
+    if version != PROTOCOL_VERSION {
+        return None;
+    }
+    let rest = rest[digits..].strip_prefix(b",\"type\":\"")?;
     let end = rest.iter().position(|&b| b == b'"')?;
     let (kind, rest) = (&rest[..end], &rest[end + 1..]);
     let fields = rest.strip_prefix(b",")?;
