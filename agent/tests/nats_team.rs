@@ -1,6 +1,7 @@
 //! The team over a real nats-server: the binaries end to end (five voters and the coordinator as
 //! processes), a coordinator restart that must not duplicate decisions, and the protocol's paths
-//! (consensus, escalation → approve, risk veto → HOLD, a silent voter, a late one, a server restart).
+//! (consensus, escalation → approve, risk veto → HOLD, a late voter, a crashed one still listed as
+//! present, one that answers twice, a server restart).
 
 mod support;
 
@@ -732,4 +733,144 @@ async fn a_server_restart_in_the_middle_of_a_round_ends_in_one_decision() {
         }
     }
     assert_eq!(stored, 1, "stored once, then recognised as a duplicate");
+}
+
+/// A voter that answers every request twice (a retrying or misbehaving replica): raw NATS, outside
+/// `AssistantService`, so both answers really reach the coordinator's inbox.
+async fn serve_twice(url: &str, subjects: &Subjects, role: Role, action: Action) {
+    let client = async_nats::connect(url).await.unwrap();
+    let mut requests = client
+        .queue_subscribe(subjects.analyze(role), subjects.analyze_queue_group(role))
+        .await
+        .unwrap();
+    client.flush().await.unwrap();
+    tokio::spawn(async move {
+        use futures::StreamExt;
+        while let Some(m) = requests.next().await {
+            let (Ok(Message::RoundRequest(r)), Some(reply)) =
+                (protocol::messages::decode(&m.payload), m.reply)
+            else {
+                continue;
+            };
+            let opinion =
+                Judgement::new(action, 0.8, "answered twice").into_opinion(&r, role.as_str(), role);
+            let payload = protocol::messages::encode(&Message::Opinion(opinion));
+            for _ in 0..2 {
+                client
+                    .publish(reply.clone(), payload.clone().into())
+                    .await
+                    .unwrap();
+            }
+            client.flush().await.unwrap();
+        }
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_crashed_voter_counts_as_missing_and_a_double_answer_counts_once() {
+    let Some(server) = support::NatsServer::start() else {
+        return;
+    };
+    let url = server.url();
+    let (bus, subjects, mut voters) = team(
+        &url,
+        "faults",
+        &[
+            (Role::TechnicalAnalyst, Action::Buy, false, Duration::ZERO),
+            (Role::Strategist, Action::Buy, false, Duration::ZERO),
+        ],
+    )
+    .await;
+    serve_twice(&url, &subjects, Role::RiskManager, Action::Buy).await;
+    // the market monitor crashed: its presence has not expired yet, but nobody serves its subject
+    for role in [Role::RiskManager, Role::MarketMonitor] {
+        let instance = format!("{}-0", role.as_str());
+        let heartbeat = protocol::messages::Heartbeat {
+            assistant: role.as_str().into(),
+            role,
+            instance: instance.clone(),
+            strategy: "s".into(),
+            weight: 1.0,
+            at: 0,
+        };
+        bus.announce(&subjects.presence_key(role, &instance).unwrap(), &heartbeat)
+            .await
+            .unwrap();
+    }
+    for _ in 0..50 {
+        voters = voters_from_presence(&bus.present(subjects.presence_scope()).await.unwrap(), "s");
+        if voters.len() == 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(voters.len(), 4, "{voters:?}");
+    let transport = BusTransport {
+        bus: bus.clone(),
+        subjects: subjects.clone(),
+        round_timeout: Duration::from_secs(30),
+    };
+    let escalations = BusEscalations {
+        bus: bus.clone(),
+        subjects: subjects.clone(),
+    };
+    let voted = |d: &protocol::messages::Decision, round: usize| {
+        let mut names: Vec<String> = d.rounds[round]
+            .votes
+            .iter()
+            .map(|v| v.assistant.clone())
+            .collect();
+        names.sort();
+        names
+    };
+    let expected = ["riskManager", "strategist", "technicalAnalyst"];
+
+    // quorum 0.5: three of four answered (0.75), all BUY → consensus in round 1; the crashed voter
+    // is known missing at once (no responders), so the round does not wait out its 30 s timeout
+    let started = std::time::Instant::now();
+    let mut coordinator = Coordinator::new("s", policy(0.6, 30));
+    let d = coordinator
+        .run_cycle(
+            "f1".into(),
+            snapshot(),
+            voters.clone(),
+            &transport,
+            &escalations,
+            || 0,
+        )
+        .await;
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(
+        (d.action, d.consensus_reached),
+        (Action::Buy, true),
+        "{d:?}"
+    );
+    assert_eq!(voted(&d, 0), expected, "the double answer is one vote");
+    assert_eq!(coordinator.counts.counted, 3);
+
+    // quorum 0.8 is out of reach with one voter down: every round counts the same three votes once,
+    // and the cycle ends by the policy's escalation action (HOLD) after the last round
+    let mut strict = ConsensusPolicySpec {
+        quorum: 0.8,
+        max_rounds: 3,
+        ..policy(0.6, 30)
+    };
+    strict.escalation.action = protocol::crd::EscalationAction::Hold;
+    let mut coordinator = Coordinator::new("s", strict);
+    let d = coordinator
+        .run_cycle(
+            "f2".into(),
+            snapshot(),
+            voters,
+            &transport,
+            &escalations,
+            || 0,
+        )
+        .await;
+    assert_eq!(d.rounds.len(), 3);
+    for round in 0..3 {
+        assert_eq!(voted(&d, round), expected, "round {}", round + 1);
+    }
+    assert_eq!(coordinator.counts.counted, 9);
+    assert_eq!((d.action, d.consensus_reached), (Action::Hold, false));
 }
