@@ -1,6 +1,8 @@
 //! Consensus over the bus: one full cycle of five voters (the seven-role team's voting members; the
 //! executor and auditor act after the decision) forced through 3 rounds, over a real nats-server on
 //! 127.0.0.1 and over the in-memory bus, against the NATS round-trip floor (a bare request/reply).
+//! Each NATS figure also says where the CPU went (this process against nats-server) and how many
+//! cores that kept busy: on a small machine, a round's wall time is bounded by CPU, not only latency.
 //!
 //! `cargo bench -p ia-agent --bench consensus` (needs nats-server on PATH, or IA_TEST_NATS_SERVER).
 
@@ -74,6 +76,54 @@ fn policy() -> ConsensusPolicySpec {
     p
 }
 
+/// CPU time used so far by every live thread of process `pid` (a number, or "self"), from the
+/// kernel's scheduler statistics (`/proc/<pid>/task/*/schedstat`, nanoseconds on CPU); `None` where
+/// that is not available.
+fn cpu_time(pid: &str) -> Option<Duration> {
+    let mut nanos = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        nanos += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(Duration::from_nanos(nanos))
+}
+
+/// Where the CPU went over a measured stretch: this process (coordinator and assistants) and the
+/// nats-server, per operation, and how many of the machine's cores that kept busy on average.
+struct CpuUse {
+    server: Option<String>,
+    at: Option<(Duration, Duration)>,
+    wall: Instant,
+}
+
+impl CpuUse {
+    fn start(server: Option<u32>) -> Self {
+        let server = server.map(|p| p.to_string());
+        let at = cpu_time("self").zip(server.as_deref().and_then(cpu_time));
+        Self {
+            server,
+            at,
+            wall: Instant::now(),
+        }
+    }
+
+    fn report(self, operations: usize, what: &str) -> String {
+        let wall = self.wall.elapsed();
+        let now = cpu_time("self").zip(self.server.as_deref().and_then(cpu_time));
+        let (Some((ours0, server0)), Some((ours1, server1))) = (self.at, now) else {
+            return String::new();
+        };
+        let per = |d: Duration| d.as_secs_f64() * 1e6 / operations as f64;
+        let (ours, server) = (ours1 - ours0, server1 - server0);
+        format!(
+            "\n         CPU per {what}: {:.0} µs ours (coordinator and assistants) + {:.0} µs nats-server; {:.2} cores busy",
+            per(ours),
+            per(server),
+            (ours + server).as_secs_f64() / wall.as_secs_f64()
+        )
+    }
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -129,7 +179,13 @@ fn single_threaded() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-async fn measure<B: Bus>(name: &str, bus: B, subjects: &Subjects, cycles: usize) {
+async fn measure<B: Bus>(
+    name: &str,
+    bus: B,
+    subjects: &Subjects,
+    cycles: usize,
+    server: Option<u32>,
+) {
     let voters = loop {
         let v = voters_from_presence(
             &bus.present(subjects.presence_scope()).await.unwrap(),
@@ -147,6 +203,7 @@ async fn measure<B: Bus>(name: &str, bus: B, subjects: &Subjects, cycles: usize)
     };
     // latency of one cycle at a time
     let mut latencies = Vec::with_capacity(cycles);
+    let cpu = CpuUse::start(server);
     for i in 0..cycles {
         let mut c = Coordinator::new("bench", policy());
         let start = Instant::now();
@@ -163,6 +220,7 @@ async fn measure<B: Bus>(name: &str, bus: B, subjects: &Subjects, cycles: usize)
         latencies.push(start.elapsed());
         assert_eq!(d.rounds.len(), 3);
     }
+    let cpu = cpu.report(cycles, "cycle");
     latencies.sort();
     // throughput: 100 symbols' cycles at once, repeatedly
     let batches = (cycles / 100).max(3);
@@ -188,7 +246,7 @@ async fn measure<B: Bus>(name: &str, bus: B, subjects: &Subjects, cycles: usize)
     }
     let per_second = (batches * 100) as f64 / start.elapsed().as_secs_f64();
     println!(
-        "{name:<8} full cycle (5 voters, 3 rounds): p50 {:>8.1} µs  p99 {:>8.1} µs   100 symbols at once: {:>9.0} cycles/s",
+        "{name:<8} full cycle (5 voters, 3 rounds): p50 {:>8.1} µs  p99 {:>8.1} µs   100 symbols at once: {:>9.0} cycles/s{cpu}",
         percentile(&latencies, 0.5).as_secs_f64() * 1e6,
         percentile(&latencies, 0.99).as_secs_f64() * 1e6,
         per_second
@@ -216,7 +274,7 @@ fn echo(url: &str, subject: &'static str) {
 
 /// The floors a round is compared with: a bare request/reply to one echo server, and the same tiny
 /// request to five echo servers at once (a round's fan-out with no analysis and no payload).
-async fn floors(url: &str, bus: &NatsBus, n: usize) {
+async fn floors(url: &str, bus: &NatsBus, n: usize, server: u32) {
     const ECHOES: [&str; 5] = [
         "bench.echo.0",
         "bench.echo.1",
@@ -235,6 +293,7 @@ async fn floors(url: &str, bus: &NatsBus, n: usize) {
         at: 0,
     });
     let mut rtts = Vec::with_capacity(n);
+    let cpu = CpuUse::start(Some(server));
     for _ in 0..n {
         let start = Instant::now();
         bus.request(ECHOES[0], &ping, Duration::from_secs(1))
@@ -243,10 +302,11 @@ async fn floors(url: &str, bus: &NatsBus, n: usize) {
             .unwrap();
         rtts.push(start.elapsed());
     }
+    let cpu_rtt = cpu.report(n, "round trip");
     rtts.sort();
     let p50 = percentile(&rtts, 0.5);
     println!(
-        "nats     bare request/reply floor:            p50 {:>8.1} µs  p99 {:>8.1} µs   → 3 rounds ≥ {:.1} µs; target p50 ≤ 1.5 × that = {:.1} µs",
+        "nats     bare request/reply floor:            p50 {:>8.1} µs  p99 {:>8.1} µs   → 3 rounds ≥ {:.1} µs; target p50 ≤ 1.5 × that = {:.1} µs{cpu_rtt}",
         p50.as_secs_f64() * 1e6,
         percentile(&rtts, 0.99).as_secs_f64() * 1e6,
         3.0 * p50.as_secs_f64() * 1e6,
@@ -254,6 +314,7 @@ async fn floors(url: &str, bus: &NatsBus, n: usize) {
     );
     let subjects: Vec<String> = ECHOES.iter().map(|s| s.to_string()).collect();
     let mut fans = Vec::with_capacity(n);
+    let cpu = CpuUse::start(Some(server));
     for _ in 0..n {
         let start = Instant::now();
         let replies = bus
@@ -262,10 +323,11 @@ async fn floors(url: &str, bus: &NatsBus, n: usize) {
         assert!(replies.iter().all(|r| matches!(r, Ok(Some(_)))));
         fans.push(start.elapsed());
     }
+    let cpu_fan = cpu.report(n, "fan-out");
     fans.sort();
     let fan = percentile(&fans, 0.5);
     println!(
-        "nats     5-way request/reply floor (a round's fan-out, empty): p50 {:>8.1} µs  p99 {:>8.1} µs   → 3 rounds ≥ {:.1} µs",
+        "nats     5-way request/reply floor (a round's fan-out, empty): p50 {:>8.1} µs  p99 {:>8.1} µs   → 3 rounds ≥ {:.1} µs{cpu_fan}",
         fan.as_secs_f64() * 1e6,
         percentile(&fans, 0.99).as_secs_f64() * 1e6,
         3.0 * fan.as_secs_f64() * 1e6,
@@ -281,7 +343,7 @@ fn main() {
     single_threaded().block_on(async {
         let bus = MemoryBus::new();
         memory_team(&bus, &subjects).await;
-        measure("memory", bus, &subjects, cycles * 5).await
+        measure("memory", bus, &subjects, cycles * 5, None).await
     });
     let binary = std::env::var("IA_TEST_NATS_SERVER").unwrap_or_else(|_| "nats-server".into());
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -307,9 +369,9 @@ fn main() {
     // the coordinator as `trading-agent coordinator` runs it: a single-threaded runtime
     single_threaded().block_on(async {
         let bus = NatsBus::connect(&url).await.unwrap();
-        floors(&url, &bus, cycles * 5).await;
+        floors(&url, &bus, cycles * 5, server.id()).await;
         nats_team(&url, &subjects);
-        measure("nats", bus, &subjects, cycles).await;
+        measure("nats", bus, &subjects, cycles, Some(server.id())).await;
     });
     let _ = server.kill();
 }
