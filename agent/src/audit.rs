@@ -94,27 +94,56 @@ pub enum ChainBreak {
     Content { seq: i64 },
 }
 
-/// Checks a chain given in `seq` order; `Ok(n)` is the number of intact entries.
-pub fn verify<'a>(entries: impl IntoIterator<Item = &'a AuditEntry>) -> Result<u64, ChainBreak> {
-    let mut prev = GENESIS.to_string();
-    let mut n = 0;
-    for (expected_seq, e) in (1i64..).zip(entries) {
-        if e.seq != expected_seq {
+/// Checks a chain entry by entry, as its rows are read: memory stays constant however long the chain.
+#[derive(Debug, Clone)]
+pub struct ChainVerifier {
+    prev_hash: String,
+    verified: u64,
+}
+
+impl Default for ChainVerifier {
+    fn default() -> Self {
+        Self {
+            prev_hash: GENESIS.to_string(),
+            verified: 0,
+        }
+    }
+}
+
+impl ChainVerifier {
+    /// Checks the next entry of the chain (entries come in `seq` order, from the first).
+    pub fn check(&mut self, e: &AuditEntry) -> Result<(), ChainBreak> {
+        let expected = self.verified as i64 + 1;
+        if e.seq != expected {
             return Err(ChainBreak::Sequence {
-                expected: expected_seq,
+                expected,
                 found: e.seq,
             });
         }
-        if e.prev_hash != prev {
+        if e.prev_hash != self.prev_hash {
             return Err(ChainBreak::Link { seq: e.seq });
         }
         if entry_hash(&e.prev_hash, e.seq, e.at, &e.kind, &e.subject, &e.payload) != e.hash {
             return Err(ChainBreak::Content { seq: e.seq });
         }
-        prev = e.hash.clone();
-        n += 1;
+        self.prev_hash.clone_from(&e.hash);
+        self.verified += 1;
+        Ok(())
     }
-    Ok(n)
+
+    /// The intact entries so far.
+    pub fn verified(&self) -> u64 {
+        self.verified
+    }
+}
+
+/// Checks a chain given in `seq` order; `Ok(n)` is the number of intact entries.
+pub fn verify<'a>(entries: impl IntoIterator<Item = &'a AuditEntry>) -> Result<u64, ChainBreak> {
+    let mut chain = ChainVerifier::default();
+    for e in entries {
+        chain.check(e)?;
+    }
+    Ok(chain.verified())
 }
 
 #[cfg(test)]

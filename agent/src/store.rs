@@ -356,9 +356,20 @@ impl Store {
         Ok(())
     }
 
-    /// Every audit entry of a strategy (all strategies when `None`), in chain order.
-    pub async fn audit_entries(&self) -> Result<Vec<(String, AuditEntry)>, StoreError> {
-        let rows = on_pool!(self, pool => sqlx::query("SELECT strategy, seq, at, kind, subject, payload, prev_hash, hash FROM audit_log ORDER BY strategy, seq")
+    /// A page of the audit log in chain order (strategy, then seq): at most `limit` entries after
+    /// the entry `after` (from the start when `None`). Reading page by page keeps memory constant
+    /// and holds no long read transaction open on a live database.
+    pub async fn audit_page(
+        &self,
+        after: Option<(&str, i64)>,
+        limit: u32,
+    ) -> Result<Vec<(String, AuditEntry)>, StoreError> {
+        // every strategy name is non-empty, so ("", MIN) is before the first entry
+        let (strategy, seq) = after.unwrap_or(("", i64::MIN));
+        let rows = on_pool!(self, pool => sqlx::query("SELECT strategy, seq, at, kind, subject, payload, prev_hash, hash FROM audit_log WHERE (strategy, seq) > ($1, $2) ORDER BY strategy, seq LIMIT $3")
+            .bind(strategy)
+            .bind(seq)
+            .bind(i64::from(limit))
             .fetch_all(pool)
             .await
             .map_err(self.err("reading the audit log"))?

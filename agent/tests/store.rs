@@ -2,7 +2,7 @@
 //! `IA_TEST_POSTGRES_URL` (scripts/test.sh starts a throwaway server on 127.0.0.1 and sets it).
 //! The same checks run on both.
 
-use agent::audit::verify;
+use agent::audit::{verify, AuditEntry};
 use agent::store::{OrderRecord, Store, Table};
 use protocol::messages::{Decision, Fill, Opinion, Order, OrderKind, RoundTally, Side, Vote};
 use protocol::{Action, Role};
@@ -181,6 +181,34 @@ async fn opinion_rows(url: &str, strategy: &str, decision_id: &str) -> Vec<Opini
         .collect()
 }
 
+/// A strategy's audit chain read as `audit verify` reads the log, page by page: small pages here, so
+/// the chain crosses many page boundaries, and the scan starts at the strategy's first row and stops
+/// at the next strategy's.
+async fn audit_log_of(store: &Store, strategy: &str) -> Vec<AuditEntry> {
+    let mut entries = vec![];
+    let mut after = (strategy.to_string(), 0);
+    loop {
+        let page = store
+            .audit_page(Some((&after.0, after.1)), 333)
+            .await
+            .unwrap();
+        let Some((last, entry)) = page.last() else {
+            break;
+        };
+        after = (last.clone(), entry.seq);
+        let before = entries.len();
+        entries.extend(
+            page.into_iter()
+                .filter(|(s, _)| s == strategy)
+                .map(|(_, e)| e),
+        );
+        if entries.len() - before < 333 {
+            break;
+        }
+    }
+    entries
+}
+
 async fn exercise(store: &Store, url: &str, strategy: &str) {
     let mut chain = store.audit_chain(strategy).await.unwrap();
     let decisions: Vec<Decision> = (0..1200)
@@ -219,14 +247,7 @@ async fn exercise(store: &Store, url: &str, strategy: &str) {
         .await
         .unwrap());
     // the audit chain is intact across batches, and a reconnecting writer resumes it
-    let entries: Vec<_> = store
-        .audit_entries()
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|(s, _)| s == strategy)
-        .map(|(_, e)| e)
-        .collect();
+    let entries = audit_log_of(store, strategy).await;
     assert_eq!(verify(&entries), Ok(700 + 300 + 600 + 400));
     let resumed = store.audit_chain(strategy).await.unwrap();
     let mut again = resumed.clone();
@@ -239,14 +260,7 @@ async fn exercise(store: &Store, url: &str, strategy: &str) {
         )
         .await
         .unwrap();
-    let entries: Vec<_> = store
-        .audit_entries()
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|(s, _)| s == strategy)
-        .map(|(_, e)| e)
-        .collect();
+    let entries = audit_log_of(store, strategy).await;
     assert_eq!(verify(&entries), Ok(2001));
     store
         .save_weights(
