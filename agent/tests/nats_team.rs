@@ -8,12 +8,13 @@ mod support;
 use agent::bus::nats::NatsBus;
 use agent::bus::Bus;
 use agent::consensus::bus_transport::{voters_from_presence, BusEscalations, BusTransport};
-use agent::consensus::Coordinator;
+use agent::consensus::{Coordinator, Voter};
 use agent::roles::{Analyst, Judgement};
 use agent::service::AssistantService;
 use protocol::crd::ConsensusPolicySpec;
 use protocol::messages::{
-    EscalationResolution, Indicators, MarketSnapshot, Message, PortfolioContext, RoundRequest,
+    Decision, EscalationResolution, Indicators, MarketSnapshot, Message, PortfolioContext,
+    RoundRequest,
 };
 use protocol::subjects::Subjects;
 use protocol::{Action, Role};
@@ -321,16 +322,66 @@ async fn team(
     for &(role, action, veto, delay) in answers {
         serve(&bus, &subjects, role, action, veto, delay).await;
     }
+    let voters = present_voters(&bus, &subjects, answers.len()).await;
+    (bus, subjects, voters)
+}
+
+/// The voters present in the team's presence bucket, once there are `n` of them.
+async fn present_voters(bus: &NatsBus, subjects: &Subjects, n: usize) -> Vec<Voter> {
     let mut voters = vec![];
     for _ in 0..50 {
         voters = voters_from_presence(&bus.present(subjects.presence_scope()).await.unwrap(), "s");
-        if voters.len() == answers.len() {
+        if voters.len() == n {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(voters.len(), answers.len());
-    (bus, subjects, voters)
+    assert_eq!(voters.len(), n, "{voters:?}");
+    voters
+}
+
+/// The coordinator's end of a test team: its voters, asked over the bus (each request waits at
+/// most `round_timeout`), and escalations over the same bus.
+struct Asking {
+    voters: Vec<Voter>,
+    transport: BusTransport<NatsBus>,
+    escalations: BusEscalations<NatsBus>,
+}
+
+impl Asking {
+    fn new(
+        bus: &NatsBus,
+        subjects: &Subjects,
+        voters: Vec<Voter>,
+        round_timeout: Duration,
+    ) -> Self {
+        Self {
+            voters,
+            transport: BusTransport {
+                bus: bus.clone(),
+                subjects: subjects.clone(),
+                round_timeout,
+            },
+            escalations: BusEscalations {
+                bus: bus.clone(),
+                subjects: subjects.clone(),
+            },
+        }
+    }
+
+    /// Runs cycle `id` over the test snapshot.
+    async fn cycle(&self, coordinator: &mut Coordinator, id: &str) -> Decision {
+        coordinator
+            .run_cycle(
+                id.into(),
+                snapshot(),
+                self.voters.clone(),
+                &self.transport,
+                &self.escalations,
+                || 0,
+            )
+            .await
+    }
 }
 
 fn policy(threshold: f64, timeout: u32) -> ConsensusPolicySpec {
@@ -396,25 +447,8 @@ async fn escalation_is_approved_over_the_bus_and_a_veto_holds() {
             ..policy(0.6, 2)
         },
     );
-    let transport = BusTransport {
-        bus: bus.clone(),
-        subjects: subjects.clone(),
-        round_timeout: Duration::from_secs(2),
-    };
-    let escalations = BusEscalations {
-        bus: bus.clone(),
-        subjects: subjects.clone(),
-    };
-    let d = coordinator
-        .run_cycle(
-            "s_BTCUSDT_0_schedule".into(),
-            snapshot(),
-            voters.clone(),
-            &transport,
-            &escalations,
-            || 0,
-        )
-        .await;
+    let asking = Asking::new(&bus, &subjects, voters, Duration::from_secs(2));
+    let d = asking.cycle(&mut coordinator, "s_BTCUSDT_0_schedule").await;
     assert!(d.escalated && !d.consensus_reached, "{d:?}");
     assert_eq!(d.rounds.len(), 2);
     // the tie goes to HOLD as the proposal; approval takes it
@@ -431,21 +465,9 @@ async fn escalation_is_approved_over_the_bus_and_a_veto_holds() {
         ],
     )
     .await;
-    let transport = BusTransport {
-        bus: bus.clone(),
-        subjects: subjects.clone(),
-        round_timeout: Duration::from_secs(2),
-    };
-    let escalations = BusEscalations { bus, subjects };
-    let d = Coordinator::new("s", policy(0.5, 2))
-        .run_cycle(
-            "v1".into(),
-            snapshot(),
-            voters,
-            &transport,
-            &escalations,
-            || 0,
-        )
+    let asking = Asking::new(&bus, &subjects, voters, Duration::from_secs(2));
+    let d = asking
+        .cycle(&mut Coordinator::new("s", policy(0.5, 2)), "v1")
         .await;
     assert_eq!((d.action, d.vetoed), (Action::Hold, true));
 }
@@ -471,26 +493,9 @@ async fn a_late_voter_is_ignored_and_a_server_restart_is_survived() {
         ],
     )
     .await;
-    let transport = BusTransport {
-        bus: bus.clone(),
-        subjects: subjects.clone(),
-        round_timeout: Duration::from_secs(1),
-    };
-    let escalations = BusEscalations {
-        bus: bus.clone(),
-        subjects: subjects.clone(),
-    };
+    let asking = Asking::new(&bus, &subjects, voters, Duration::from_secs(1));
     let mut coordinator = Coordinator::new("s", policy(0.6, 1));
-    let d = coordinator
-        .run_cycle(
-            "l1".into(),
-            snapshot(),
-            voters.clone(),
-            &transport,
-            &escalations,
-            || 0,
-        )
-        .await;
+    let d = asking.cycle(&mut coordinator, "l1").await;
     // the slow risk manager missed the round: three votes, quorum 3/4 ≥ 0.5, consensus BUY
     assert_eq!(d.rounds[0].votes.len(), 3);
     assert_eq!((d.action, d.consensus_reached), (Action::Buy, true));
@@ -499,15 +504,8 @@ async fn a_late_voter_is_ignored_and_a_server_restart_is_survived() {
     server.restart();
     let mut decided = None;
     for attempt in 0..40 {
-        let d = coordinator
-            .run_cycle(
-                format!("l2-{attempt}"),
-                snapshot(),
-                voters.clone(),
-                &transport,
-                &escalations,
-                || 0,
-            )
+        let d = asking
+            .cycle(&mut coordinator, &format!("l2-{attempt}"))
             .await;
         if d.consensus_reached {
             decided = Some(d);
@@ -682,15 +680,7 @@ async fn a_server_restart_in_the_middle_of_a_round_ends_in_one_decision() {
         ],
     )
     .await;
-    let transport = BusTransport {
-        bus: bus.clone(),
-        subjects: subjects.clone(),
-        round_timeout: Duration::from_secs(2),
-    };
-    let escalations = BusEscalations {
-        bus: bus.clone(),
-        subjects: subjects.clone(),
-    };
+    let asking = Asking::new(&bus, &subjects, voters, Duration::from_secs(2));
     let cycle = tokio::spawn(async move {
         let mut coordinator = Coordinator::new(
             "s",
@@ -699,16 +689,7 @@ async fn a_server_restart_in_the_middle_of_a_round_ends_in_one_decision() {
                 ..policy(0.6, 2)
             },
         );
-        coordinator
-            .run_cycle(
-                "m1".into(),
-                snapshot(),
-                voters,
-                &transport,
-                &escalations,
-                || 0,
-            )
-            .await
+        asking.cycle(&mut coordinator, "m1").await
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
     server.restart();
@@ -772,7 +753,7 @@ async fn a_crashed_voter_counts_as_missing_and_a_double_answer_counts_once() {
         return;
     };
     let url = server.url();
-    let (bus, subjects, mut voters) = team(
+    let (bus, subjects, _) = team(
         &url,
         "faults",
         &[
@@ -797,24 +778,9 @@ async fn a_crashed_voter_counts_as_missing_and_a_double_answer_counts_once() {
             .await
             .unwrap();
     }
-    for _ in 0..50 {
-        voters = voters_from_presence(&bus.present(subjects.presence_scope()).await.unwrap(), "s");
-        if voters.len() == 4 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(voters.len(), 4, "{voters:?}");
-    let transport = BusTransport {
-        bus: bus.clone(),
-        subjects: subjects.clone(),
-        round_timeout: Duration::from_secs(30),
-    };
-    let escalations = BusEscalations {
-        bus: bus.clone(),
-        subjects: subjects.clone(),
-    };
-    let voted = |d: &protocol::messages::Decision, round: usize| {
+    let voters = present_voters(&bus, &subjects, 4).await;
+    let asking = Asking::new(&bus, &subjects, voters, Duration::from_secs(30));
+    let voted = |d: &Decision, round: usize| {
         let mut names: Vec<String> = d.rounds[round]
             .votes
             .iter()
@@ -829,16 +795,7 @@ async fn a_crashed_voter_counts_as_missing_and_a_double_answer_counts_once() {
     // is known missing at once (no responders), so the round does not wait out its 30 s timeout
     let started = std::time::Instant::now();
     let mut coordinator = Coordinator::new("s", policy(0.6, 30));
-    let d = coordinator
-        .run_cycle(
-            "f1".into(),
-            snapshot(),
-            voters.clone(),
-            &transport,
-            &escalations,
-            || 0,
-        )
-        .await;
+    let d = asking.cycle(&mut coordinator, "f1").await;
     assert!(started.elapsed() < Duration::from_secs(20));
     assert_eq!(
         (d.action, d.consensus_reached),
@@ -857,16 +814,7 @@ async fn a_crashed_voter_counts_as_missing_and_a_double_answer_counts_once() {
     };
     strict.escalation.action = protocol::crd::EscalationAction::Hold;
     let mut coordinator = Coordinator::new("s", strict);
-    let d = coordinator
-        .run_cycle(
-            "f2".into(),
-            snapshot(),
-            voters,
-            &transport,
-            &escalations,
-            || 0,
-        )
-        .await;
+    let d = asking.cycle(&mut coordinator, "f2").await;
     assert_eq!(d.rounds.len(), 3);
     for round in 0..3 {
         assert_eq!(voted(&d, round), expected, "round {}", round + 1);
