@@ -407,8 +407,10 @@ fn decode_canonical(bytes: &[u8]) -> Option<Message> {
     let mut object = Vec::with_capacity(fields.len() + 1);
     object.push(b'{');
     object.extend_from_slice(fields);
-    fn read<T: serde::de::DeserializeOwned>(object: &[u8]) -> Option<T> {
-        serde_json::from_slice(object).ok()
+    // validated as UTF-8 once, as a whole, so the parser need not check each string again
+    let object = String::from_utf8(object).ok()?;
+    fn read<T: serde::de::DeserializeOwned>(object: &str) -> Option<T> {
+        serde_json::from_str(object).ok()
     }
     Some(match kind {
         b"roundRequest" => Message::RoundRequest(Box::new(read(&object)?)),
@@ -632,8 +634,10 @@ mod tests {
 
     #[test]
     fn rejects_with_a_label_per_cause() {
-        let cases: [(&[u8], &str); 7] = [
+        let cases: [(&[u8], &str); 8] = [
             (b"not json", "not_json"),
+            // the canonical layout with a string that is not UTF-8
+            (b"{\"v\":1,\"type\":\"heartbeat\",\"assistant\":\"\xff\"}", "not_json"),
             (b"[1,2]", "not_json"),
             (br#"{"type":"opinion"}"#, "missing_version"),
             (br#"{"v":2,"type":"opinion"}"#, "unsupported_version"),
