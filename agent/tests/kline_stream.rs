@@ -1,6 +1,8 @@
 //! The WebSocket kline stream against local servers speaking Binance's formats: closed candles flow,
 //! a dropped connection is re-established, the gap is back-filled from REST, and nothing is repeated.
 
+mod support;
+
 use agent::market::binance::BinanceRest;
 use agent::market::stream::KlineStream;
 use futures::SinkExt;
@@ -8,38 +10,12 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use support::binance::{self, current_minute, kline_frame, MINUTE};
 use warp::Filter;
-
-const MINUTE: i64 = 60_000;
-
-fn kline_frame(open_time: i64, closed: bool) -> String {
-    serde_json::json!({"stream": "btcusdt@kline_1m", "data": {"e": "kline", "E": open_time, "s": "BTCUSDT", "k": {
-        "t": open_time, "T": open_time + MINUTE - 1, "s": "BTCUSDT", "i": "1m",
-        "o": "100.0", "c": "101.0", "h": "102.0", "l": "99.0", "v": "5.0", "x": closed}}})
-    .to_string()
-}
-
-fn rest_row(open_time: i64) -> serde_json::Value {
-    serde_json::json!([
-        open_time,
-        "100.0",
-        "102.0",
-        "99.0",
-        "101.0",
-        "5.0",
-        open_time + MINUTE - 1,
-        "500",
-        10,
-        "2",
-        "200",
-        "0"
-    ])
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn survives_a_disconnect_without_losing_or_repeating_candles() {
-    let now = chrono::Utc::now().timestamp_millis();
-    let current = now - now.rem_euclid(MINUTE); // the minute still forming
+    let current = current_minute(); // the minute still forming
     let connections = Arc::new(AtomicU32::new(0));
     let counter = connections.clone();
     let ws = warp::path("stream")
@@ -68,21 +44,7 @@ async fn survives_a_disconnect_without_losing_or_repeating_candles() {
                 }
             })
         });
-    let rest = warp::path!("api" / "v3" / "klines")
-        .and(warp::query::<HashMap<String, String>>())
-        .map(move |q: HashMap<String, String>| {
-            let start: i64 = q["startTime"].parse().unwrap();
-            let end: i64 = q.get("endTime").map_or(i64::MAX, |e| e.parse().unwrap());
-            let rows: Vec<_> = (0..1000)
-                .map(|i| start + i * MINUTE)
-                .take_while(|t| *t <= end && *t < current)
-                .map(rest_row)
-                .collect();
-            warp::reply::json(&rows)
-        });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(warp::serve(ws.or(rest)).incoming(listener).run());
+    let addr = binance::serve(ws.or(binance::klines_before(current))).await;
 
     let stream = KlineStream {
         ws_url: format!("ws://{addr}"),
@@ -117,55 +79,7 @@ async fn survives_a_disconnect_without_losing_or_repeating_candles() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_local_warms_up_then_decides_on_live_candles() {
-    let now = chrono::Utc::now().timestamp_millis();
-    let current = now - now.rem_euclid(MINUTE);
-    let ws = warp::path("stream")
-        .and(warp::ws())
-        .map(move |ws: warp::ws::Ws| {
-            ws.on_upgrade(move |mut socket| async move {
-                for k in 0..4 {
-                    let _ = socket
-                        .send(warp::ws::Message::text(kline_frame(
-                            current + k * MINUTE,
-                            true,
-                        )))
-                        .await;
-                }
-                tokio::time::sleep(Duration::from_secs(30)).await;
-            })
-        });
-    let rest = warp::path!("api" / "v3" / "klines")
-        .and(warp::query::<HashMap<String, String>>())
-        .map(move |q: HashMap<String, String>| {
-            let start: i64 = q["startTime"].parse().unwrap();
-            let end: i64 = q.get("endTime").map_or(i64::MAX, |e| e.parse().unwrap());
-            let rows: Vec<_> = (0..1000)
-                .map(|i| start + i * MINUTE)
-                .take_while(|t| *t <= end && *t < current)
-                .map(|t| {
-                    let p = 100.0 + ((t / MINUTE) % 17) as f64 * 0.1;
-                    serde_json::json!([
-                        t,
-                        format!("{p}"),
-                        format!("{}", p + 0.5),
-                        format!("{}", p - 0.5),
-                        format!("{}", p + 0.1),
-                        "5.0",
-                        t + MINUTE - 1,
-                        "500",
-                        10,
-                        "2",
-                        "200",
-                        "0"
-                    ])
-                })
-                .collect();
-            warp::reply::json(&rows)
-        });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(warp::serve(ws.or(rest)).incoming(listener).run());
-
+    let (addr, current) = binance::with_live_candles(4).await;
     let dir = tempfile::tempdir().unwrap();
     let sample = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),

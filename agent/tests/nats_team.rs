@@ -529,63 +529,11 @@ async fn a_late_voter_is_ignored_and_a_server_restart_is_survived() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_coordinator_runs_on_live_candles_without_a_data_file() {
-    use futures::SinkExt;
-    use std::collections::HashMap;
-    use warp::Filter;
-    const MINUTE: i64 = 60_000;
     let Some(server) = support::NatsServer::start() else {
         return;
     };
     // Binance, locally: REST for the warm-up, a WebSocket with three live candles
-    let now = chrono::Utc::now().timestamp_millis();
-    let current = now - now.rem_euclid(MINUTE);
-    let frame = move |t: i64| {
-        serde_json::json!({"stream": "btcusdt@kline_1m", "data": {"e": "kline", "s": "BTCUSDT", "k": {
-            "t": t, "s": "BTCUSDT", "o": "100.0", "c": "100.5", "h": "101.0", "l": "99.5", "v": "3.0", "x": true}}})
-        .to_string()
-    };
-    let ws = warp::path("stream")
-        .and(warp::ws())
-        .map(move |ws: warp::ws::Ws| {
-            ws.on_upgrade(move |mut socket| async move {
-                for k in 0..3 {
-                    let _ = socket
-                        .send(warp::ws::Message::text(frame(current + k * MINUTE)))
-                        .await;
-                }
-                tokio::time::sleep(Duration::from_secs(30)).await;
-            })
-        });
-    let rest = warp::path!("api" / "v3" / "klines")
-        .and(warp::query::<HashMap<String, String>>())
-        .map(move |q: HashMap<String, String>| {
-            let start: i64 = q["startTime"].parse().unwrap();
-            let end: i64 = q.get("endTime").map_or(i64::MAX, |e| e.parse().unwrap());
-            let rows: Vec<_> = (0..1000)
-                .map(|i| start + i * MINUTE)
-                .take_while(|t| *t <= end && *t < current)
-                .map(|t| {
-                    serde_json::json!([
-                        t,
-                        "100.0",
-                        "101.0",
-                        "99.0",
-                        "100.2",
-                        "4.0",
-                        t + MINUTE - 1,
-                        "400",
-                        9,
-                        "2",
-                        "200",
-                        "0"
-                    ])
-                })
-                .collect();
-            warp::reply::json(&rows)
-        });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(warp::serve(ws.or(rest)).incoming(listener).run());
+    let (addr, current) = support::binance::with_live_candles(3).await;
 
     // the five voters, in process, on NATS
     let bus = NatsBus::connect(&server.url()).await.unwrap();

@@ -637,7 +637,10 @@ mod tests {
         let cases: [(&[u8], &str); 8] = [
             (b"not json", "not_json"),
             // the canonical layout with a string that is not UTF-8
-            (b"{\"v\":1,\"type\":\"heartbeat\",\"assistant\":\"\xff\"}", "not_json"),
+            (
+                b"{\"v\":1,\"type\":\"heartbeat\",\"assistant\":\"\xff\"}",
+                "not_json",
+            ),
             (b"[1,2]", "not_json"),
             (br#"{"type":"opinion"}"#, "missing_version"),
             (br#"{"v":2,"type":"opinion"}"#, "unsupported_version"),

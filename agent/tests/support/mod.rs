@@ -1,7 +1,10 @@
 //! Test support: a real nats-server per test, on a free port of 127.0.0.1, with JetStream in a
-//! temporary directory; restartable on the same port and state.
+//! temporary directory; restartable on the same port and state. [`binance`]: Binance's market data
+//! formats, served locally.
 
 #![allow(dead_code)]
+
+pub mod binance;
 
 use std::net::TcpListener;
 use std::path::PathBuf;

@@ -1,0 +1,93 @@
+//! Binance, locally: its REST klines and WebSocket kline stream formats on 127.0.0.1, for the tests
+//! of everything that reads live candles (never the network).
+
+use futures::SinkExt;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+use warp::Filter;
+
+pub const MINUTE: i64 = 60_000;
+
+/// The open time of the minute now forming (UTC).
+pub fn current_minute() -> i64 {
+    let now = chrono::Utc::now().timestamp_millis();
+    now - now.rem_euclid(MINUTE)
+}
+
+/// A one-minute kline event of the combined stream, as Binance sends it.
+pub fn kline_frame(open_time: i64, closed: bool) -> String {
+    serde_json::json!({"stream": "btcusdt@kline_1m", "data": {"e": "kline", "E": open_time, "s": "BTCUSDT", "k": {
+        "t": open_time, "T": open_time + MINUTE - 1, "s": "BTCUSDT", "i": "1m",
+        "o": "100.0", "c": "101.0", "h": "102.0", "l": "99.0", "v": "5.0", "x": closed}}})
+    .to_string()
+}
+
+/// A `GET /api/v3/klines` row for one minute; the price wanders with the minute so that the
+/// indicators warmed up on the history have something to measure.
+pub fn rest_row(open_time: i64) -> serde_json::Value {
+    let p = 100.0 + ((open_time / MINUTE) % 17) as f64 * 0.1;
+    serde_json::json!([
+        open_time,
+        format!("{p}"),
+        format!("{}", p + 0.5),
+        format!("{}", p - 0.5),
+        format!("{}", p + 0.1),
+        "5.0",
+        open_time + MINUTE - 1,
+        "500",
+        10,
+        "2",
+        "200",
+        "0"
+    ])
+}
+
+/// `GET /api/v3/klines`: the closed minutes in the request's range, before `current` (at most 1,000,
+/// as Binance pages them).
+pub fn klines_before(
+    current: i64,
+) -> impl Filter<Extract = (warp::reply::Json,), Error = warp::Rejection> + Clone {
+    warp::path!("api" / "v3" / "klines")
+        .and(warp::query::<HashMap<String, String>>())
+        .map(move |q: HashMap<String, String>| {
+            let start: i64 = q["startTime"].parse().unwrap();
+            let end: i64 = q.get("endTime").map_or(i64::MAX, |e| e.parse().unwrap());
+            let rows: Vec<_> = (0..1000)
+                .map(|i| start + i * MINUTE)
+                .take_while(|t| *t <= end && *t < current)
+                .map(rest_row)
+                .collect();
+            warp::reply::json(&rows)
+        })
+}
+
+/// Serves `routes` on a free port of 127.0.0.1; returns the address.
+pub async fn serve<F>(routes: F) -> SocketAddr
+where
+    F: Filter + Clone + Send + Sync + 'static,
+    F::Extract: warp::Reply,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(warp::serve(routes).incoming(listener).run());
+    addr
+}
+
+/// A Binance with history up to the current minute (returned with the address) and, on each
+/// WebSocket connection, `live` closed candles from the current minute on, then a quiet stream.
+pub async fn with_live_candles(live: i64) -> (SocketAddr, i64) {
+    let current = current_minute();
+    let ws = warp::path("stream")
+        .and(warp::ws())
+        .map(move |ws: warp::ws::Ws| {
+            ws.on_upgrade(move |mut socket| async move {
+                for k in 0..live {
+                    let frame = kline_frame(current + k * MINUTE, true);
+                    let _ = socket.send(warp::ws::Message::text(frame)).await;
+                }
+                tokio::time::sleep(Duration::from_secs(30)).await;
+            })
+        });
+    (serve(ws.or(klines_before(current))).await, current)
+}
