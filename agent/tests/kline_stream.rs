@@ -1,16 +1,17 @@
 //! The WebSocket kline stream against local servers speaking Binance's formats: closed candles flow,
 //! a dropped connection is re-established, the gap is back-filled from REST, and nothing is repeated.
 
-mod support;
+#[path = "support/binance.rs"]
+mod binance;
 
 use agent::market::binance::BinanceRest;
 use agent::market::stream::KlineStream;
+use binance::{current_minute, kline_frame, MINUTE};
 use futures::SinkExt;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use support::binance::{self, current_minute, kline_frame, MINUTE};
 use warp::Filter;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

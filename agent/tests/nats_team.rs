@@ -3,6 +3,8 @@
 //! (consensus, escalation → approve, risk veto → HOLD, a late voter, a crashed one still listed as
 //! present, one that answers twice, a server restart).
 
+#[path = "support/binance.rs"]
+mod binance;
 mod support;
 
 use agent::bus::nats::NatsBus;
@@ -32,6 +34,46 @@ impl Drop for Processes {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+}
+
+/// Runs `command` to its end and returns its output; panics, having killed it, if it has not ended
+/// within `limit` (a process that should exit and hangs fails its test instead of stalling it).
+fn output_within(mut command: Command, limit: Duration) -> std::process::Output {
+    use std::io::Read;
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            pipe.read_to_end(&mut bytes).unwrap();
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "still running after {limit:?}; stderr:\n{}",
+                String::from_utf8_lossy(&stderr.join().unwrap())
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::process::Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
     }
 }
 
@@ -532,8 +574,9 @@ async fn the_coordinator_runs_on_live_candles_without_a_data_file() {
     let Some(server) = support::NatsServer::start() else {
         return;
     };
-    // Binance, locally: REST for the warm-up, a WebSocket with three live candles
-    let (addr, current) = support::binance::with_live_candles(3).await;
+    // Binance, locally: REST for the warm-up, a WebSocket with two live candles and then nothing:
+    // the coordinator must stop after its last cycle, not wait for a candle that never comes
+    let (addr, current) = binance::with_live_candles(2).await;
 
     // the five voters, in process, on NATS
     let bus = NatsBus::connect(&server.url()).await.unwrap();
@@ -568,7 +611,8 @@ async fn the_coordinator_runs_on_live_candles_without_a_data_file() {
     .unwrap();
     let url = server.url();
     let output = tokio::task::block_in_place(|| {
-        Command::new(env!("CARGO_BIN_EXE_trading-agent"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_trading-agent"));
+        command
             .args([
                 "coordinator",
                 "--nats",
@@ -590,9 +634,8 @@ async fn the_coordinator_runs_on_live_candles_without_a_data_file() {
                 "--ws-url",
                 &format!("ws://{addr}"),
             ])
-            .args(["--warmup", "50", "--max-cycles", "52"])
-            .output()
-            .unwrap()
+            .args(["--warmup", "50", "--max-cycles", "52"]);
+        output_within(command, Duration::from_secs(60))
     });
     assert!(
         output.status.success(),

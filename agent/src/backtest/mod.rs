@@ -412,10 +412,15 @@ impl Backtest {
             live,
         };
         let mut last_t = timeline[0];
-        while let Some((t, step)) = feed.next().await {
+        loop {
+            // checked before waiting for the next candle: on a live feed that wait is up to a
+            // whole interval, and the run is over as soon as its last cycle is
             if self.max_cycles.is_some_and(|max| cycles >= max) {
                 break;
             }
+            let Some((t, step)) = feed.next().await else {
+                break;
+            };
             last_t = t;
             standing.record(t, exchange.equity().to_f64().unwrap_or(0.0));
             let close_time = t + self.interval_ms;

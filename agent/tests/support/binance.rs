@@ -1,5 +1,9 @@
 //! Binance, locally: its REST klines and WebSocket kline stream formats on 127.0.0.1, for the tests
-//! of everything that reads live candles (never the network).
+//! of everything that reads live candles (never the network). Included by the tests that need it as
+//! `#[path = "support/binance.rs"] mod binance;` (not a submodule of `support`, which the operator's
+//! tests share without these dependencies).
+
+#![allow(dead_code)]
 
 use futures::SinkExt;
 use std::collections::HashMap;
@@ -76,7 +80,14 @@ where
 
 /// A Binance with history up to the current minute (returned with the address) and, on each
 /// WebSocket connection, `live` closed candles from the current minute on, then a quiet stream.
+///
+/// Near the end of a minute it first waits for the next one, so that a process started now sees the
+/// same current minute (and so the same number of warm-up candles) as the server.
 pub async fn with_live_candles(live: i64) -> (SocketAddr, i64) {
+    let into_minute = chrono::Utc::now().timestamp_millis().rem_euclid(MINUTE);
+    if into_minute > MINUTE - 10_000 {
+        tokio::time::sleep(Duration::from_millis((MINUTE - into_minute) as u64 + 100)).await;
+    }
     let current = current_minute();
     let ws = warp::path("stream")
         .and(warp::ws())

@@ -1,10 +1,8 @@
 //! Test support: a real nats-server per test, on a free port of 127.0.0.1, with JetStream in a
-//! temporary directory; restartable on the same port and state. [`binance`]: Binance's market data
-//! formats, served locally.
+//! temporary directory; restartable on the same port and state. (Binance served locally is in
+//! `binance.rs` beside it, a module of its own: the operator's tests share this one.)
 
 #![allow(dead_code)]
-
-pub mod binance;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
