@@ -37,46 +37,6 @@ impl Drop for Processes {
     }
 }
 
-/// Runs `command` to its end and returns its output; panics, having killed it, if it has not ended
-/// within `limit` (a process that should exit and hangs fails its test instead of stalling it).
-fn output_within(mut command: Command, limit: Duration) -> std::process::Output {
-    use std::io::Read;
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let drain = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            pipe.read_to_end(&mut bytes).unwrap();
-            bytes
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().unwrap()));
-    let stderr = drain(Box::new(child.stderr.take().unwrap()));
-    let deadline = std::time::Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "still running after {limit:?}; stderr:\n{}",
-                String::from_utf8_lossy(&stderr.join().unwrap())
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    std::process::Output {
-        status,
-        stdout: stdout.join().unwrap(),
-        stderr: stderr.join().unwrap(),
-    }
-}
-
 /// The coordinator over the sample Strategy, replaying BTCUSDT hourly candles from 2020-03-01 to `to`.
 fn coordinator_command(url: &str, max_cycles: &str, to: &str) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_trading-agent"));
@@ -635,7 +595,7 @@ async fn the_coordinator_runs_on_live_candles_without_a_data_file() {
                 &format!("ws://{addr}"),
             ])
             .args(["--warmup", "50", "--max-cycles", "52"]);
-        output_within(command, Duration::from_secs(60))
+        support::output_within(command, Duration::from_secs(60))
     });
     assert!(
         output.status.success(),
