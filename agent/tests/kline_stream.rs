@@ -17,7 +17,7 @@ use warp::Filter;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn survives_a_disconnect_without_losing_or_repeating_candles() {
-    let current = current_minute(); // the minute still forming
+    let current = current_minute().await; // the minute still forming
     let connections = Arc::new(AtomicU32::new(0));
     let counter = connections.clone();
     let ws = warp::path("stream")

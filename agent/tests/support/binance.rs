@@ -13,8 +13,13 @@ use warp::Filter;
 
 pub const MINUTE: i64 = 60_000;
 
-/// The open time of the minute now forming (UTC).
-pub fn current_minute() -> i64 {
+/// The open time of the minute now forming (UTC). Near the end of a minute it first waits for the
+/// next one, so that the code under test, reading the clock a little later, sees the same minute.
+pub async fn current_minute() -> i64 {
+    let into_minute = chrono::Utc::now().timestamp_millis().rem_euclid(MINUTE);
+    if into_minute > MINUTE - 10_000 {
+        tokio::time::sleep(Duration::from_millis((MINUTE - into_minute) as u64 + 100)).await;
+    }
     let now = chrono::Utc::now().timestamp_millis();
     now - now.rem_euclid(MINUTE)
 }
@@ -79,16 +84,10 @@ where
 }
 
 /// A Binance with history up to the current minute (returned with the address) and, on each
-/// WebSocket connection, `live` closed candles from the current minute on, then a quiet stream.
-///
-/// Near the end of a minute it first waits for the next one, so that a process started now sees the
-/// same current minute (and so the same number of warm-up candles) as the server.
+/// WebSocket connection, `live` closed candles from the current minute on, then a quiet stream. A
+/// process started now sees the same current minute, so the same number of warm-up candles.
 pub async fn with_live_candles(live: i64) -> (SocketAddr, i64) {
-    let into_minute = chrono::Utc::now().timestamp_millis().rem_euclid(MINUTE);
-    if into_minute > MINUTE - 10_000 {
-        tokio::time::sleep(Duration::from_millis((MINUTE - into_minute) as u64 + 100)).await;
-    }
-    let current = current_minute();
+    let current = current_minute().await;
     let ws = warp::path("stream")
         .and(warp::ws())
         .map(move |ws: warp::ws::Ws| {
