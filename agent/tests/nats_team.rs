@@ -75,10 +75,9 @@ fn coordinator_command(url: &str, max_cycles: &str, to: &str) -> Command {
 }
 
 fn coordinator(url: &str) -> std::process::Output {
-    coordinator_command(url, "24", "2020-03-05")
-        .arg("--json")
-        .output()
-        .unwrap()
+    let mut command = coordinator_command(url, "24", "2020-03-05");
+    command.arg("--json");
+    support::output_within(command, Duration::from_secs(120))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
