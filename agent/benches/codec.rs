@@ -52,6 +52,7 @@ fn round_one() -> RoundRequest {
         },
         debate: vec![],
         deadline: 1_583_020_830_000,
+        round_timeout_ms: 30_000,
     }
 }
 

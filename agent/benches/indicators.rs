@@ -109,6 +109,7 @@ fn technical_analyst(c: &mut Criterion) {
             },
             debate: vec![],
             deadline: 0,
+            round_timeout_ms: 0,
         })
         .collect();
     let analyst = TechnicalAnalyst;

@@ -85,14 +85,29 @@ impl LlmReasoner {
         })
     }
 
-    /// The model's judgement, or the deterministic one (with the reason) when the model fails.
+    /// How long the model may take on `request`: its own timeout, and within the round's (nine
+    /// tenths of it, the rest for the answer's way back), so that a slow model costs the round the
+    /// model's view, never the assistant's vote.
+    pub fn budget(&self, request: &RoundRequest) -> Duration {
+        match request.round_timeout_ms {
+            0 => self.timeout,
+            round => self.timeout.min(Duration::from_millis(round) * 9 / 10),
+        }
+    }
+
+    /// The model's judgement, or the deterministic one (with the reason) when the model fails or
+    /// does not answer within [`budget`](Self::budget) (waiting for a free request slot included).
     pub async fn judge(
         &self,
         role: Role,
         request: &RoundRequest,
         deterministic: Judgement,
     ) -> (Judgement, bool) {
-        match self.ask(role, request, &deterministic).await {
+        let budget = self.budget(request);
+        let asked = tokio::time::timeout(budget, self.ask(role, request, &deterministic))
+            .await
+            .unwrap_or(Err(LlmFailure::Timeout(budget)));
+        match asked {
             Ok(judgement) => {
                 LLM_REQUESTS
                     .with_label_values(&[role.as_str(), &self.model, "ok"])
@@ -134,9 +149,10 @@ impl LlmReasoner {
         )
         .format(FormatType::Json)
         .options(ModelOptions::default().temperature(self.temperature));
-        let reply = tokio::time::timeout(self.timeout, self.ollama.send_chat_messages(chat))
+        let reply = self
+            .ollama
+            .send_chat_messages(chat)
             .await
-            .map_err(|_| LlmFailure::Timeout(self.timeout))?
             .map_err(|e| LlmFailure::Error(e.to_string()))?;
         let mut judgement = parse_answer(&reply.message.content).map_err(LlmFailure::Invalid)?;
         // the figures stay the deterministic ones: the model interprets them, it does not invent them

@@ -63,6 +63,7 @@ async fn polled_headlines_move_the_fundamental_analyst() {
         },
         debate: vec![],
         deadline: 0,
+        round_timeout_ms: 0,
     };
     assert_eq!(analyst.analyze(&request).action, Action::Sell);
 }

@@ -79,6 +79,7 @@ fn request() -> RoundRequest {
         },
         debate: vec![],
         deadline: 0,
+        round_timeout_ms: 0,
     }
 }
 
@@ -136,6 +137,80 @@ async fn good_answers_are_used_and_bad_ones_fall_back() {
         .judge(Role::Strategist, &request(), rule())
         .await;
     assert!(!llm);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_model_gives_way_to_the_rule_within_the_round() {
+    let addr = ollama().await;
+    // the model may take 20 s, but the round waits only 400 ms: the assistant must answer in time
+    let patient = LlmReasoner::new(
+        &format!("http://{addr}"),
+        "slow",
+        0.2,
+        Duration::from_secs(20),
+        1,
+    )
+    .unwrap();
+    let in_a_short_round = RoundRequest {
+        round_timeout_ms: 400,
+        ..request()
+    };
+    assert_eq!(
+        patient.budget(&in_a_short_round),
+        Duration::from_millis(360)
+    );
+    assert_eq!(
+        patient.budget(&request()),
+        Duration::from_secs(20),
+        "no round timeout said"
+    );
+    let long_round = RoundRequest {
+        round_timeout_ms: 60_000,
+        ..request()
+    };
+    assert_eq!(patient.budget(&long_round), Duration::from_secs(20));
+
+    let started = Instant::now();
+    let (j, llm) = patient
+        .judge(Role::Strategist, &in_a_short_round, rule())
+        .await;
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!llm);
+    assert_eq!(j.action, Action::Buy, "the deterministic rule answers");
+    assert!(
+        j.reasoning.contains("no answer within 360ms"),
+        "{}",
+        j.reasoning
+    );
+
+    // a request waiting for the model's only slot counts that wait against the round too
+    let busy = patient.clone();
+    let first = tokio::spawn(async move {
+        let long = RoundRequest {
+            round_timeout_ms: 60_000,
+            ..request()
+        };
+        busy.judge(Role::Strategist, &long, rule()).await
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    let (_, llm) = patient
+        .judge(Role::Strategist, &in_a_short_round, rule())
+        .await;
+    assert!(!llm);
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        first.await.unwrap().1,
+        "the first request got the model's answer"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

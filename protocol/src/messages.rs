@@ -155,8 +155,14 @@ pub struct RoundRequest {
     /// The other voters' opinions of the previous round (empty in round 1).
     #[serde(default)]
     pub debate: Vec<Opinion>,
-    /// Answers after this instant (ms since the epoch) are ignored for this round.
+    /// Answers after this instant (ms since the epoch, on the coordinator's clock: a replay's is
+    /// the candle's) are ignored for this round.
     pub deadline: i64,
+    /// How long the coordinator waits for this round's answers after sending the request (ms): an
+    /// assistant answers within it, so a model that has not replied in time gives way to the
+    /// deterministic rule. 0: not said (a coordinator from before this field).
+    #[serde(default)]
+    pub round_timeout_ms: u64,
 }
 
 /// An assistant's view of a symbol.

@@ -121,6 +121,7 @@ impl Cycle {
             snapshot: self.snapshot.clone(),
             debate: self.previous.clone(),
             deadline,
+            round_timeout_ms: u64::from(self.policy.round_timeout_seconds) * 1000,
         }
     }
 
@@ -348,6 +349,12 @@ mod tests {
         let request = c.request(0);
         assert_eq!(request.round, 2);
         assert_eq!(request.debate.len(), 3);
+        // voters learn how long the round waits for them (to give up on a slow model in time)
+        assert_eq!(
+            request.round_timeout_ms,
+            u64::from(c.policy().round_timeout_seconds) * 1000
+        );
+        assert!(request.round_timeout_ms > 0);
         for (a, action) in [
             ("technical", Action::Buy),
             ("strategist", Action::Buy),

@@ -187,6 +187,7 @@ pub(crate) mod testing {
             },
             debate: vec![],
             deadline: 0,
+            round_timeout_ms: 0,
         }
     }
 }

@@ -114,7 +114,8 @@ pub struct ModelSpec {
     #[serde(default = "default_temperature")]
     #[schemars(range(min = 0.0, max = 2.0))]
     pub temperature: f64,
-    /// Per-request timeout; on timeout the assistant falls back to its deterministic rule.
+    /// Per-request timeout; on timeout the assistant falls back to its deterministic rule. Capped at
+    /// nine tenths of the ConsensusPolicy's roundTimeoutSeconds, so the assistant always answers in time.
     #[serde(default = "default_model_timeout")]
     #[schemars(range(min = 1, max = 600))]
     pub timeout_seconds: u32,
