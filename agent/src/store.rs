@@ -81,6 +81,30 @@ pub struct OrderRecord {
     pub reason: String,
 }
 
+/// The audit log page by page, from [`Store::audit_pages`]; each page continues after the last
+/// entry of the one before (keyset paging on the log's primary key).
+pub struct AuditPages<'a> {
+    store: &'a Store,
+    after: Option<(String, i64)>,
+    limit: u32,
+}
+
+impl AuditPages<'_> {
+    /// The next page of (strategy, entry), `None` after the last.
+    pub async fn next(&mut self) -> Result<Option<Vec<(String, AuditEntry)>>, StoreError> {
+        let after = self
+            .after
+            .as_ref()
+            .map(|(strategy, seq)| (strategy.as_str(), *seq));
+        let page = self.store.audit_page(after, self.limit).await?;
+        let Some((strategy, entry)) = page.last() else {
+            return Ok(None);
+        };
+        self.after = Some((strategy.clone(), entry.seq));
+        Ok(Some(page))
+    }
+}
+
 impl Store {
     /// Connects (creating a SQLite file if needed) and runs the migrations.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
@@ -356,10 +380,19 @@ impl Store {
         Ok(())
     }
 
-    /// A page of the audit log in chain order (strategy, then seq): at most `limit` entries after
-    /// the entry `after` (from the start when `None`). Reading page by page keeps memory constant
-    /// and holds no long read transaction open on a live database.
-    pub async fn audit_page(
+    /// The audit log in chain order (strategy, then seq), read in pages of at most `limit` entries
+    /// from the entry after `after` (from the start when `None`). Reading page by page keeps memory
+    /// constant and holds no long read transaction open on a live database.
+    pub fn audit_pages(&self, after: Option<(&str, i64)>, limit: u32) -> AuditPages<'_> {
+        AuditPages {
+            store: self,
+            after: after.map(|(strategy, seq)| (strategy.to_string(), seq)),
+            limit,
+        }
+    }
+
+    /// At most `limit` audit entries after the entry `after` (from the start when `None`).
+    async fn audit_page(
         &self,
         after: Option<(&str, i64)>,
         limit: u32,

@@ -186,16 +186,8 @@ async fn opinion_rows(url: &str, strategy: &str, decision_id: &str) -> Vec<Opini
 /// at the next strategy's.
 async fn audit_log_of(store: &Store, strategy: &str) -> Vec<AuditEntry> {
     let mut entries = vec![];
-    let mut after = (strategy.to_string(), 0);
-    loop {
-        let page = store
-            .audit_page(Some((&after.0, after.1)), 333)
-            .await
-            .unwrap();
-        let Some((last, entry)) = page.last() else {
-            break;
-        };
-        after = (last.clone(), entry.seq);
+    let mut pages = store.audit_pages(Some((strategy, 0)), 333);
+    while let Some(page) = pages.next().await.unwrap() {
         let before = entries.len();
         entries.extend(
             page.into_iter()

@@ -49,17 +49,9 @@ pub async fn verify_db(url: &str) -> anyhow::Result<()> {
 
 async fn verify_store(store: &Store) -> anyhow::Result<BTreeMap<String, Chain>> {
     let mut chains: BTreeMap<String, Chain> = BTreeMap::new();
-    let mut last: Option<(String, i64)> = None;
+    let mut pages = store.audit_pages(None, PAGE);
     let mut read = 0u64;
-    loop {
-        let after = last
-            .as_ref()
-            .map(|(strategy, seq)| (strategy.as_str(), *seq));
-        let page = store.audit_page(after, PAGE).await?;
-        let Some((strategy, entry)) = page.last() else {
-            break;
-        };
-        last = Some((strategy.clone(), entry.seq));
+    while let Some(page) = pages.next().await? {
         read += page.len() as u64;
         for (strategy, entry) in page {
             let chain = chains.entry(strategy).or_default();

@@ -70,6 +70,7 @@ pub struct Bollinger {
     deviations: f64,
 }
 
+/// One Bollinger reading.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Bands {
     pub upper: f64,
