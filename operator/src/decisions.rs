@@ -4,8 +4,7 @@
 //! under a field manager of its own, so the reconciler's conditions are never overwritten.
 //! The same connection relays a human's approve/reject (from the Strategy's annotations).
 
-use crate::controllers::apply::apply_status;
-use crate::controllers::conditions::condition;
+use crate::status::{apply_status, condition};
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::Api;

@@ -7,6 +7,8 @@
 //! - [`render`]: `trading-operator render`, those objects for files instead of a cluster;
 //! - [`controllers`]: the three reconcilers and their wiring (`trading-operator run`);
 //! - [`decisions`]: consensus outcomes from NATS into Strategy conditions, and the escalation relay;
+//! - [`status`]: conditions and status writes, shared by `controllers` and `decisions` (which
+//!   therefore do not import each other both ways);
 //! - `fake_api` (feature `testing`): an in-memory API server behind kube-rs's mocked client.
 
 pub mod controllers;
@@ -17,3 +19,4 @@ pub mod fake_api;
 pub mod manifests;
 pub mod render;
 pub mod resources;
+pub mod status;

@@ -1,12 +1,12 @@
-//! Writes to the API server: server-side apply of built objects and of status, and Events.
+//! Writes to the API server: server-side apply of built objects, and Events.
 
 use super::{Context, Error};
 use crate::resources::FIELD_MANAGER;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType};
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, Resource};
 use serde::de::DeserializeOwned;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// Server-side applies one object built by [`crate::resources`] (taking ownership of the fields it
 /// sets, `force` so a human's `kubectl edit` of our fields is converged back) and returns the
@@ -55,36 +55,6 @@ pub fn decode<T: DeserializeOwned>(object: &Value) -> Result<T, Error> {
         ),
         reason: format!("unexpected shape from the API server: {e}"),
     })
-}
-
-/// Server-side applies `status` on the object's status subresource under `field_manager` (the
-/// reconcilers and the decision consumer use different managers, so each owns its own conditions).
-pub async fn apply_status<K>(
-    api: &Api<K>,
-    object: &K,
-    status: &impl serde::Serialize,
-    field_manager: &str,
-) -> Result<(), Error>
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
-{
-    let patch = json!({
-        "apiVersion": K::api_version(&()),
-        "kind": K::kind(&()),
-        "status": status,
-    });
-    api.patch_status(
-        &object.name_any(),
-        &PatchParams::apply(field_manager).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(|source| Error::Kube {
-        action: "updating the status of",
-        object: format!("{} {}", K::kind(&()), super::key(object)),
-        source,
-    })?;
-    Ok(())
 }
 
 /// Publishes a Kubernetes Event about `object`. A failure is logged, never fatal: events are

@@ -2,10 +2,11 @@
 //! Progressing / Degraded) from the Deployment's real status. A missing Strategy is a condition
 //! and a retry, never a crash.
 
-use super::apply::{apply_object, apply_status, decode, event};
-use super::conditions::{condition, deployment_health};
+use super::apply::{apply_object, decode, event};
+use super::conditions::deployment_health;
 use super::{key, Context, Error, RESYNC, WAITING};
 use crate::resources::{assistant, FIELD_MANAGER};
+use crate::status::{apply_status, condition};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};

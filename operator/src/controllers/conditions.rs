@@ -1,27 +1,10 @@
 //! Readiness computed from the children's real status: pure functions, unit-tested here.
 
+use crate::status::condition;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use protocol::crd::conditions::{DEGRADED, PROGRESSING, READY};
-
-/// A condition (its transition time is set by `protocol::crd::set_condition`).
-pub fn condition(
-    type_: &str,
-    status: bool,
-    reason: &str,
-    message: impl Into<String>,
-    generation: Option<i64>,
-) -> Condition {
-    Condition {
-        type_: type_.into(),
-        status: if status { "True" } else { "False" }.into(),
-        reason: reason.into(),
-        message: message.into(),
-        observed_generation: generation,
-        last_transition_time: Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
-    }
-}
 
 /// What a TradingAssistant's status says about its Deployment.
 #[derive(Debug, Clone, PartialEq)]

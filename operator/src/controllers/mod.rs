@@ -6,7 +6,8 @@
 //!   the approve/reject annotation relay;
 //! - [`policy`]: ConsensusPolicy → `Valid`;
 //! - [`conditions`]: readiness computed from the children's real status (pure functions);
-//! - [`apply`]: server-side apply of the builders' objects, status patches and Events;
+//! - [`apply`]: server-side apply of the builders' objects, and Events (status writes are
+//!   [`crate::status`]'s);
 //! - [`metrics`]: reconcile counters and latency histograms per controller;
 //! - [`run`]: wiring, leader election, health and metrics server, graceful shutdown.
 
@@ -20,6 +21,8 @@ pub mod strategy;
 
 use crate::decisions::DecisionWatchers;
 use crate::resources::BuildError;
+pub use crate::status::key;
+use crate::status::StatusError;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
@@ -106,6 +109,17 @@ pub enum Error {
     Finalizer { object: String, reason: String },
 }
 
+impl From<StatusError> for Error {
+    /// A refused status write is an API error like any other (same message, same metric label).
+    fn from(e: StatusError) -> Self {
+        Error::Kube {
+            action: "updating the status of",
+            object: format!("{} {}", e.kind, e.object),
+            source: e.source,
+        }
+    }
+}
+
 impl Error {
     /// A short label for the error metric.
     pub fn metric_label(&self) -> &'static str {
@@ -117,15 +131,6 @@ impl Error {
             Error::Finalizer { .. } => "finalizer",
         }
     }
-}
-
-/// `namespace/name` of an object, for messages.
-pub fn key<K: kube::Resource>(object: &K) -> String {
-    format!(
-        "{}/{}",
-        object.meta().namespace.as_deref().unwrap_or("default"),
-        object.meta().name.as_deref().unwrap_or_default()
-    )
 }
 
 /// The controllers' error policy: count, log with the object's name, retry with exponential backoff.

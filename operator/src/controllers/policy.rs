@@ -1,10 +1,10 @@
 //! ConsensusPolicy → `Valid`: the schema (with its CEL rules) as this build knows it, plus what a
 //! schema cannot say. A Strategy referencing an invalid policy is not Ready and says why.
 
-use super::apply::{apply_status, event};
-use super::conditions::condition;
+use super::apply::event;
 use super::{key, Context, Error, RESYNC};
 use crate::resources::FIELD_MANAGER;
+use crate::status::{apply_status, condition};
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 use protocol::crd::conditions::VALID;

@@ -4,10 +4,11 @@
 //! approve/reject annotations relayed to NATS and removed; the team's decision consumer started,
 //! and stopped by a finalizer when the Strategy goes.
 
-use super::apply::{apply_all, apply_status, decode, event};
-use super::conditions::{condition, deployment_ready, job_succeeded, statefulset_ready};
+use super::apply::{apply_all, decode, event};
+use super::conditions::{deployment_ready, job_succeeded, statefulset_ready};
 use super::{key, policy, Context, Error, RESYNC, WAITING};
 use crate::resources::{strategy as build, FIELD_MANAGER};
+use crate::status::{apply_status, condition};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{ListParams, Patch, PatchParams};
