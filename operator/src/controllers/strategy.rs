@@ -5,21 +5,21 @@
 //! and stopped by a finalizer when the Strategy goes.
 
 use super::apply::{apply_all, decode, event};
-use super::conditions::{deployment_ready, job_succeeded, statefulset_ready};
+use super::conditions::{
+    self, assistants_ready, dependencies_ready, deployment_ready, job_succeeded, policy_unusable,
+    statefulset_ready, strategy_ready, transition, StrategyReadiness,
+};
 use super::{key, policy, Context, Error, RESYNC, WAITING};
 use crate::resources::{strategy as build, FIELD_MANAGER};
-use crate::status::{apply_status, condition};
+use crate::status::apply_status;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{finalizer, Error as FinalizerError, Event as Finalized};
 use kube::{Api, ResourceExt};
 use protocol::crd::conditions::{ASSISTANTS_READY, DEPENDENCIES_READY, PAUSED, READY};
-use protocol::crd::{
-    condition_is_true, find_condition, set_condition, AssistantCounts, ConsensusPolicy, Strategy,
-    StrategyStatus, TradingAssistant,
-};
+use protocol::crd::{ConsensusPolicy, Strategy, StrategyStatus, TradingAssistant};
 use protocol::messages::EscalationResolution;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -90,6 +90,8 @@ fn owned_status(previous: &StrategyStatus) -> StrategyStatus {
     }
 }
 
+/// Converges one Strategy: its policy checked, escalation answers relayed, the Postgres password
+/// ensured, its children applied, then its conditions from what the children and the team report.
 async fn apply(s: Arc<Strategy>, ctx: Arc<Context>) -> Result<Action, Error> {
     let namespace = s.namespace().unwrap_or_else(|| "default".into());
     let name = s.name_any();
@@ -101,39 +103,16 @@ async fn apply(s: Arc<Strategy>, ctx: Arc<Context>) -> Result<Action, Error> {
     let now = (ctx.now)();
 
     // the team's policy must exist and be usable before anything runs
-    let policy_name = &s.spec.consensus_policy_ref.name;
-    let policies: Api<ConsensusPolicy> = Api::namespaced(ctx.client.clone(), &namespace);
-    let policy = policies
-        .get_opt(policy_name)
-        .await
-        .map_err(|source| Error::Kube {
-            action: "reading the ConsensusPolicy of",
-            object: format!("Strategy {}", key(s.as_ref())),
-            source,
-        })?;
-    let policy = match policy.map(|p| (policy::check(&p), p)) {
-        Some((Ok(()), p)) => p,
-        problem => {
-            let (reason, message) = match problem {
-                None => (
-                    "PolicyNotFound",
-                    format!(
-                        "ConsensusPolicy {policy_name} does not exist in namespace {namespace}"
-                    ),
-                ),
-                Some((Err(why), _)) => (
-                    "PolicyInvalid",
-                    format!("ConsensusPolicy {policy_name} is invalid: {why}"),
-                ),
-                Some((Ok(()), _)) => unreachable!("handled above"),
-            };
-            let ready = condition(READY, false, reason, &message, generation);
-            let transitioned = transition(&mut status.conditions, ready, now);
+    let policy = match usable_policy(&s, &ctx, &namespace).await? {
+        Ok(policy) => policy,
+        Err(not_ready) => {
+            let transitioned = transition(&mut status.conditions, not_ready.clone(), now);
             if status != previous {
                 apply_status(&api, s.as_ref(), &status, FIELD_MANAGER).await?;
             }
             if transitioned {
-                event(&ctx, s.as_ref(), true, reason, "Reconcile", message).await;
+                let (reason, message) = (not_ready.reason, not_ready.message);
+                event(&ctx, s.as_ref(), true, &reason, "Reconcile", message).await;
             }
             return Ok(Action::requeue(WAITING));
         }
@@ -141,241 +120,153 @@ async fn apply(s: Arc<Strategy>, ctx: Arc<Context>) -> Result<Action, Error> {
 
     let nats_url = build::nats_url(&s);
     relay_answers(&s, &ctx, &api, &nats_url).await?;
-
-    // a managed Postgres's password is generated once and never changes under the database
-    if s.spec.dependencies.postgres.managed == Some(true) {
-        let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
-        let secret_name = build::postgres_secret_name(&s);
-        let existing = secrets
-            .get_opt(&secret_name)
-            .await
-            .map_err(|source| Error::Kube {
-                action: "reading",
-                object: format!("Secret {namespace}/{secret_name}"),
-                source,
-            })?;
-        if existing.is_none() {
-            // created, never applied: the operator may only get and create Secrets (no patch)
-            let secret: Secret = decode(&build::postgres_secret(&s, None, ctx.generate_password)?)?;
-            match secrets
-                .create(&kube::api::PostParams::default(), &secret)
-                .await
-            {
-                Ok(_) => {}
-                // another reconcile created it first: its password stands
-                Err(kube::Error::Api(e)) if e.code == 409 => {}
-                Err(source) => {
-                    return Err(Error::Kube {
-                        action: "creating",
-                        object: format!("Secret {namespace}/{secret_name}"),
-                        source,
-                    })
-                }
-            }
-            event(
-                &ctx,
-                s.as_ref(),
-                false,
-                "SecretCreated",
-                "Reconcile",
-                format!("generated the Postgres password in Secret {secret_name}"),
-            )
-            .await;
-        }
-    }
-
+    ensure_postgres_secret(&s, &ctx, &namespace).await?;
     let applied = apply_all(&ctx.client, &build::objects(&s, &policy)?).await?;
-    let dependencies = dependency_problems(&applied)?;
-    let dependencies_ready = match dependencies.as_slice() {
-        [] => condition(
-            DEPENDENCIES_READY,
-            true,
-            "AllReady",
-            describe_dependencies(&s),
-            generation,
-        ),
-        waiting => condition(
-            DEPENDENCIES_READY,
-            false,
-            "Waiting",
-            waiting.join("; "),
-            generation,
-        ),
-    };
-
-    let assistants: Api<TradingAssistant> = Api::namespaced(ctx.client.clone(), &namespace);
-    let team: Vec<TradingAssistant> = assistants
-        .list(&ListParams::default())
-        .await
-        .map_err(|source| Error::Kube {
-            action: "listing the TradingAssistants of",
-            object: format!("Strategy {}", key(s.as_ref())),
-            source,
-        })?
-        .items
-        .into_iter()
-        .filter(|ta| ta.spec.strategy_ref.name == name)
-        .collect();
-    let ready_count = team
-        .iter()
-        .filter(|ta| {
-            ta.status
-                .as_ref()
-                .is_some_and(|st| condition_is_true(&st.conditions, READY))
-        })
-        .count() as u32;
-    let counts = AssistantCounts {
-        total: team.len() as u32,
-        ready: ready_count,
-    };
-    let assistants_ready = if counts.total == 0 {
-        condition(
-            ASSISTANTS_READY,
-            false,
-            "NoAssistants",
-            format!("no TradingAssistant references Strategy {name}"),
-            generation,
-        )
-    } else if counts.ready == counts.total {
-        condition(
-            ASSISTANTS_READY,
-            true,
-            "AllReady",
-            format!("{}/{} assistants ready", counts.ready, counts.total),
-            generation,
-        )
-    } else {
-        let waiting: Vec<String> = team
-            .iter()
-            .filter(|ta| {
-                !ta.status
-                    .as_ref()
-                    .is_some_and(|st| condition_is_true(&st.conditions, READY))
-            })
-            .map(|ta| ta.name_any())
-            .collect();
-        condition(
-            ASSISTANTS_READY,
-            false,
-            "NotReady",
-            format!(
-                "{}/{} assistants ready; waiting for {}",
-                counts.ready,
-                counts.total,
-                waiting.join(", ")
-            ),
-            generation,
-        )
-    };
+    let dependencies = dependencies_ready(
+        &dependency_problems(&applied)?,
+        &s.spec.dependencies,
+        generation,
+    );
+    let team = team_of(&s, &ctx, &namespace).await?;
+    let (counts, assistants) = assistants_ready(&name, &team, generation);
     status.assistants = Some(counts);
-
-    let paused = if s.spec.paused {
-        condition(
-            PAUSED,
-            true,
-            "Paused",
-            "spec.paused: the coordinator and every assistant are scaled to zero",
-            generation,
-        )
-    } else {
-        condition(PAUSED, false, "Running", "", generation)
-    };
-    let coordinator = applied
-        .iter()
-        .find(|o| o["kind"] == "Deployment")
-        .map(decode)
-        .transpose()?
-        .map(|d| deployment_ready(&d));
-    let ready = if s.spec.paused {
-        condition(
-            READY,
-            false,
-            "Paused",
-            "the team is paused (spec.paused)",
-            generation,
-        )
-    } else if dependencies_ready.status != "True" {
-        condition(
-            READY,
-            false,
-            "DependenciesNotReady",
-            dependencies_ready.message.clone(),
-            generation,
-        )
-    } else if let Some(Err(why)) = coordinator {
-        condition(READY, false, "CoordinatorNotReady", why, generation)
-    } else if assistants_ready.status != "True" {
-        condition(
-            READY,
-            false,
-            "AssistantsNotReady",
-            assistants_ready.message.clone(),
-            generation,
-        )
-    } else {
-        condition(
-            READY,
-            true,
-            "Ready",
-            format!(
-                "trading {} in {} mode with {} assistants",
-                s.spec.symbols.join(", "),
-                match s.spec.mode {
-                    protocol::crd::TradingMode::Paper => "paper",
-                    protocol::crd::TradingMode::Live => "live",
-                },
-                team.len()
-            ),
-            generation,
-        )
-    };
-    for c in [dependencies_ready, assistants_ready, paused] {
-        if transition(&mut status.conditions, c.clone(), now.clone()) {
-            event(
-                &ctx,
-                s.as_ref(),
-                c.status != "True" && c.type_ != PAUSED,
-                &c.reason,
-                "Reconcile",
-                format!("{}: {}", c.type_, c.message),
-            )
-            .await;
-        }
-    }
-    if transition(&mut status.conditions, ready.clone(), now) {
-        event(
-            &ctx,
-            s.as_ref(),
-            ready.status != "True",
-            &ready.reason,
-            "Reconcile",
-            ready.message.clone(),
-        )
-        .await;
-    }
-    if status != previous {
-        apply_status(&api, s.as_ref(), &status, FIELD_MANAGER).await?;
-    }
-    ctx.decisions.ensure(&namespace, &name, &nats_url);
+    let ready = strategy_ready(
+        StrategyReadiness {
+            strategy: &s,
+            dependencies: &dependencies,
+            coordinator: coordinator_ready(&applied)?,
+            assistants: &assistants,
+            team_size: team.len(),
+        },
+        generation,
+    );
     let next = if ready.status == "True" || s.spec.paused {
         RESYNC
     } else {
         WAITING
     };
+    let paused = conditions::paused(s.spec.paused, generation);
+    let changes = [dependencies, assistants, paused, ready];
+    record(&ctx, &s, &mut status.conditions, changes, now).await;
+    if status != previous {
+        apply_status(&api, s.as_ref(), &status, FIELD_MANAGER).await?;
+    }
+    ctx.decisions.ensure(&namespace, &name, &nats_url);
     Ok(Action::requeue(next))
 }
 
-/// Sets a condition; returns whether its status or reason changed (worth an Event).
-fn transition(
+/// The Strategy's ConsensusPolicy when it exists and is valid, else the `Ready=False` saying why.
+async fn usable_policy(
+    s: &Strategy,
+    ctx: &Context,
+    namespace: &str,
+) -> Result<Result<ConsensusPolicy, Condition>, Error> {
+    let policy_name = &s.spec.consensus_policy_ref.name;
+    let policies: Api<ConsensusPolicy> = Api::namespaced(ctx.client.clone(), namespace);
+    let policy = policies
+        .get_opt(policy_name)
+        .await
+        .map_err(|source| Error::Kube {
+            action: "reading the ConsensusPolicy of",
+            object: format!("Strategy {}", key(s)),
+            source,
+        })?;
+    let found = policy.as_ref().map(policy::check);
+    match (
+        policy,
+        policy_unusable(policy_name, namespace, found, s.metadata.generation),
+    ) {
+        (Some(policy), None) => Ok(Ok(policy)),
+        (_, Some(not_ready)) => Ok(Err(not_ready)),
+        (None, None) => unreachable!("a missing policy is unusable"),
+    }
+}
+
+/// Creates a managed Postgres's password Secret when it does not exist yet. The password is
+/// generated once and never changes under the database, so the Secret is created, never applied
+/// (the operator may only get and create Secrets, not patch them).
+async fn ensure_postgres_secret(s: &Strategy, ctx: &Context, namespace: &str) -> Result<(), Error> {
+    if s.spec.dependencies.postgres.managed != Some(true) {
+        return Ok(());
+    }
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    let secret_name = build::postgres_secret_name(s);
+    let kube_error = |action: &'static str| {
+        let object = format!("Secret {namespace}/{secret_name}");
+        move |source| Error::Kube {
+            action,
+            object,
+            source,
+        }
+    };
+    if secrets
+        .get_opt(&secret_name)
+        .await
+        .map_err(kube_error("reading"))?
+        .is_some()
+    {
+        return Ok(());
+    }
+    let secret: Secret = decode(&build::postgres_secret(s, None, ctx.generate_password)?)?;
+    match secrets
+        .create(&kube::api::PostParams::default(), &secret)
+        .await
+    {
+        Ok(_) => {}
+        // another reconcile created it first: its password stands
+        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(source) => return Err(kube_error("creating")(source)),
+    }
+    let note = format!("generated the Postgres password in Secret {secret_name}");
+    event(ctx, s, false, "SecretCreated", "Reconcile", note).await;
+    Ok(())
+}
+
+/// The TradingAssistants that reference the Strategy.
+async fn team_of(
+    s: &Strategy,
+    ctx: &Context,
+    namespace: &str,
+) -> Result<Vec<TradingAssistant>, Error> {
+    let assistants: Api<TradingAssistant> = Api::namespaced(ctx.client.clone(), namespace);
+    let name = s.name_any();
+    Ok(assistants
+        .list(&ListParams::default())
+        .await
+        .map_err(|source| Error::Kube {
+            action: "listing the TradingAssistants of",
+            object: format!("Strategy {}", key(s)),
+            source,
+        })?
+        .items
+        .into_iter()
+        .filter(|ta| ta.spec.strategy_ref.name == name)
+        .collect())
+}
+
+/// Sets the conditions, with an Event for each one that changed status or reason. A dependency or
+/// the team not being ready is a warning, `Paused` never is; their Events say which condition.
+async fn record(
+    ctx: &Context,
+    s: &Strategy,
     conditions: &mut Vec<Condition>,
-    new: Condition,
-    now: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
-) -> bool {
-    let before =
-        find_condition(conditions, &new.type_).map(|c| (c.status.clone(), c.reason.clone()));
-    let after = (new.status.clone(), new.reason.clone());
-    set_condition(conditions, new, now);
-    before.as_ref() != Some(&after)
+    changes: [Condition; 4],
+    now: Time,
+) {
+    for c in changes {
+        if !transition(conditions, c.clone(), now.clone()) {
+            continue;
+        }
+        let (warning, note) = if c.type_ == READY {
+            (c.status != "True", c.message)
+        } else {
+            (
+                c.status != "True" && c.type_ != PAUSED,
+                format!("{}: {}", c.type_, c.message),
+            )
+        };
+        event(ctx, s, warning, &c.reason, "Reconcile", note).await;
+    }
 }
 
 /// What the managed dependencies (as just applied, with their status) still wait for.
@@ -394,23 +285,14 @@ fn dependency_problems(applied: &[Value]) -> Result<Vec<String>, Error> {
     Ok(waiting)
 }
 
-fn describe_dependencies(s: &Strategy) -> String {
-    let d = &s.spec.dependencies;
-    let how = |managed: Option<bool>| {
-        if managed == Some(true) {
-            "managed"
-        } else {
-            "external"
-        }
-    };
-    let mut parts = vec![
-        format!("nats {}", how(d.nats.managed)),
-        format!("postgres {}", how(d.postgres.managed)),
-    ];
-    if let Some(o) = &d.ollama {
-        parts.push(format!("ollama {}", how(o.managed)));
-    }
-    parts.join(", ")
+/// Whether the coordinator Deployment (as just applied) has its pod ready.
+fn coordinator_ready(applied: &[Value]) -> Result<Option<Result<(), String>>, Error> {
+    Ok(applied
+        .iter()
+        .find(|o| o["kind"] == "Deployment")
+        .map(decode)
+        .transpose()?
+        .map(|d| deployment_ready(&d)))
 }
 
 /// Relays `approve`/`reject` annotations to the team's NATS, then removes them. If NATS cannot be
