@@ -2,7 +2,8 @@
 //! without a cluster (a dry run for GitOps reviews).
 
 use crate::manifests::Document;
-use crate::resources::{assistant, strategy, BuildError};
+use crate::resources::strategy::Child;
+use crate::resources::{assistant, manifest, strategy, BuildError};
 use protocol::crd::{ConsensusPolicy, Strategy, TradingAssistant};
 use serde_json::Value;
 
@@ -54,7 +55,7 @@ pub fn render(docs: &[Document]) -> Result<Vec<Value>, RenderError> {
                 strategy: s.metadata.name.clone().unwrap_or_default(),
                 policy: wanted.clone(),
             })?;
-        out.extend(strategy::objects(s, policy)?);
+        out.extend(strategy::objects(s, policy)?.iter().map(Child::manifest));
     }
     for d in of_kind("TradingAssistant") {
         let mut ta: TradingAssistant =
@@ -68,11 +69,8 @@ pub fn render(docs: &[Document]) -> Result<Vec<Value>, RenderError> {
         let owner_strategy = strategies
             .iter()
             .find(|s| s.metadata.name.as_ref() == Some(&ta.spec.strategy_ref.name));
-        out.push(serde_json::to_value(assistant::config_map(&ta)?).expect("objects serialise"));
-        out.push(
-            serde_json::to_value(assistant::deployment(&ta, owner_strategy)?)
-                .expect("objects serialise"),
-        );
+        out.push(manifest(&assistant::config_map(&ta)?));
+        out.push(manifest(&assistant::deployment(&ta, owner_strategy)?));
     }
     Ok(out)
 }
@@ -160,17 +158,19 @@ mod tests {
         )
         .unwrap();
         s.spec.paused = true;
-        let objects = strategy::objects(&s, &p).unwrap();
+        let objects: Vec<Value> = strategy::objects(&s, &p)
+            .unwrap()
+            .iter()
+            .map(Child::manifest)
+            .collect();
         let d = objects.iter().find(|o| o["kind"] == "Deployment").unwrap();
         assert_eq!(d["spec"]["replicas"], 0);
         let first = strategy::postgres_secret(&s, None, || "generated-1".into()).unwrap();
         let again =
             strategy::postgres_secret(&s, Some("generated-1".into()), || "generated-2".into())
                 .unwrap();
-        assert_eq!(
-            first["stringData"]["password"],
-            again["stringData"]["password"]
-        );
+        assert_eq!(first.string_data, again.string_data);
+        assert_eq!(first.string_data.unwrap()["password"], "generated-1");
         let _ = parse_documents("", Path::new("x")).unwrap();
 
         // exchange credentials come from their Secret by reference, never as values
@@ -180,7 +180,11 @@ mod tests {
             .credentials_secret_ref = Some(protocol::crd::LocalObjectRef {
             name: "binance-keys".into(),
         });
-        let objects = strategy::objects(&s, &p).unwrap();
+        let objects: Vec<Value> = strategy::objects(&s, &p)
+            .unwrap()
+            .iter()
+            .map(Child::manifest)
+            .collect();
         let d = objects.iter().find(|o| o["kind"] == "Deployment").unwrap();
         let env = d["spec"]["template"]["spec"]["containers"][0]["env"]
             .as_array()

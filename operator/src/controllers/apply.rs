@@ -1,60 +1,60 @@
 //! Writes to the API server: server-side apply of built objects, and Events.
 
 use super::{Context, Error};
-use crate::resources::FIELD_MANAGER;
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use crate::resources::strategy::Child;
+use crate::resources::{manifest, FIELD_MANAGER};
+use k8s_openapi::NamespaceResourceScope;
+use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource};
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde::Serialize;
 
 /// Server-side applies one object built by [`crate::resources`] (taking ownership of the fields it
 /// sets, `force` so a human's `kubectl edit` of our fields is converged back) and returns the
-/// object as the API server now has it, status included.
-pub async fn apply_object(client: &kube::Client, object: &Value) -> Result<Value, Error> {
-    let api_version = object["apiVersion"].as_str().unwrap_or_default();
-    let kind = object["kind"].as_str().unwrap_or_default();
-    let name = object["metadata"]["name"].as_str().unwrap_or_default();
-    let namespace = object["metadata"]["namespace"]
-        .as_str()
-        .unwrap_or("default");
-    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
-    let applied = api
-        .patch(
-            name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(object),
-        )
-        .await
-        .map_err(|source| Error::Kube {
-            action: "applying",
-            object: format!("{kind} {namespace}/{name}"),
-            source,
-        })?;
-    Ok(serde_json::to_value(applied).expect("objects serialise"))
+/// object as the API server now has it, status included. The body is the object's
+/// [`manifest`], exactly what `trading-operator render` prints.
+pub async fn apply<K>(client: &kube::Client, object: &K) -> Result<K, Error>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + Serialize
+        + std::fmt::Debug,
+{
+    let name = object.meta().name.as_deref().unwrap_or_default();
+    let namespace = object.meta().namespace.as_deref().unwrap_or("default");
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    api.patch(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(manifest(object)),
+    )
+    .await
+    .map_err(|source| Error::Kube {
+        action: "applying",
+        object: format!("{} {namespace}/{name}", K::kind(&())),
+        source,
+    })
 }
 
-/// Applies every object in order; returns them as applied.
-pub async fn apply_all(client: &kube::Client, objects: &[Value]) -> Result<Vec<Value>, Error> {
-    let mut out = Vec::with_capacity(objects.len());
-    for o in objects {
-        out.push(apply_object(client, o).await?);
+/// Applies a Strategy's children in order; returns them as applied.
+pub async fn apply_children(
+    client: &kube::Client,
+    children: &[Child],
+) -> Result<Vec<Child>, Error> {
+    let mut out = Vec::with_capacity(children.len());
+    for child in children {
+        out.push(match child {
+            Child::ConfigMap(o) => Child::ConfigMap(apply(client, o).await?),
+            Child::Deployment(o) => Child::Deployment(apply(client, o).await?),
+            Child::Service(o) => Child::Service(apply(client, o).await?),
+            Child::StatefulSet(o) => Child::StatefulSet(apply(client, o).await?),
+            Child::NetworkPolicy(o) => Child::NetworkPolicy(apply(client, o).await?),
+            Child::Job(o) => Child::Job(apply(client, o).await?),
+        });
     }
     Ok(out)
-}
-
-/// Decodes an applied object into its typed form.
-pub fn decode<T: DeserializeOwned>(object: &Value) -> Result<T, Error> {
-    serde_json::from_value(object.clone()).map_err(|e| Error::Invalid {
-        object: format!(
-            "{} {}",
-            object["kind"].as_str().unwrap_or_default(),
-            object["metadata"]["name"].as_str().unwrap_or_default()
-        ),
-        reason: format!("unexpected shape from the API server: {e}"),
-    })
 }
 
 /// Publishes a Kubernetes Event about `object`. A failure is logged, never fatal: events are

@@ -2,12 +2,11 @@
 //! Progressing / Degraded) from the Deployment's real status. A missing Strategy is a condition
 //! and a retry, never a crash.
 
-use super::apply::{apply_object, decode, event};
+use super::apply::{apply, event};
 use super::conditions::deployment_health;
 use super::{key, Context, Error, RESYNC, WAITING};
 use crate::resources::{assistant, FIELD_MANAGER};
 use crate::status::{apply_status, condition};
-use k8s_openapi::api::apps::v1::Deployment;
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 use protocol::crd::conditions::READY;
@@ -73,11 +72,8 @@ pub async fn reconcile(ta: Arc<TradingAssistant>, ctx: Arc<Context>) -> Result<A
         return Ok(Action::requeue(WAITING));
     };
 
-    let config_map = serde_json::to_value(assistant::config_map(&ta)?).expect("serialises");
-    let deployment =
-        serde_json::to_value(assistant::deployment(&ta, Some(&strategy))?).expect("serialises");
-    apply_object(&ctx.client, &config_map).await?;
-    let applied: Deployment = decode(&apply_object(&ctx.client, &deployment).await?)?;
+    apply(&ctx.client, &assistant::config_map(&ta)?).await?;
+    let applied = apply(&ctx.client, &assistant::deployment(&ta, Some(&strategy))?).await?;
 
     let health = deployment_health(&applied, ta.metadata.generation);
     status.replicas = health.replicas;

@@ -101,8 +101,6 @@ pub enum Error {
     },
     #[error(transparent)]
     Build(#[from] BuildError),
-    #[error("{object}: {reason}")]
-    Invalid { object: String, reason: String },
     #[error("Strategy {strategy}: relaying the escalation answer over NATS: {reason}")]
     Relay { strategy: String, reason: String },
     #[error("finalizer of {object}: {reason}")]
@@ -126,7 +124,6 @@ impl Error {
         match self {
             Error::Kube { .. } => "kube",
             Error::Build(_) => "build",
-            Error::Invalid { .. } => "invalid",
             Error::Relay { .. } => "relay",
             Error::Finalizer { .. } => "finalizer",
         }

@@ -4,13 +4,14 @@
 //! approve/reject annotations relayed to NATS and removed; the team's decision consumer started,
 //! and stopped by a finalizer when the Strategy goes.
 
-use super::apply::{apply_all, decode, event};
+use super::apply::{apply_children, event};
 use super::conditions::{
     self, assistants_ready, dependencies_ready, deployment_ready, job_succeeded, policy_unusable,
     statefulset_ready, strategy_ready, transition, StrategyReadiness,
 };
 use super::{key, policy, Context, Error, RESYNC, WAITING};
-use crate::resources::{strategy as build, FIELD_MANAGER};
+use crate::resources::strategy::{self as build, Child};
+use crate::resources::FIELD_MANAGER;
 use crate::status::apply_status;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -21,7 +22,7 @@ use kube::{Api, ResourceExt};
 use protocol::crd::conditions::{ASSISTANTS_READY, DEPENDENCIES_READY, PAUSED, READY};
 use protocol::crd::{ConsensusPolicy, Strategy, StrategyStatus, TradingAssistant};
 use protocol::messages::EscalationResolution;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::sync::Arc;
 
 /// The controller's name in metrics and logs.
@@ -121,9 +122,9 @@ async fn apply(s: Arc<Strategy>, ctx: Arc<Context>) -> Result<Action, Error> {
     let nats_url = build::nats_url(&s);
     relay_answers(&s, &ctx, &api, &nats_url).await?;
     ensure_postgres_secret(&s, &ctx, &namespace).await?;
-    let applied = apply_all(&ctx.client, &build::objects(&s, &policy)?).await?;
+    let applied = apply_children(&ctx.client, &build::objects(&s, &policy)?).await?;
     let dependencies = dependencies_ready(
-        &dependency_problems(&applied)?,
+        &dependency_problems(&applied),
         &s.spec.dependencies,
         generation,
     );
@@ -134,7 +135,7 @@ async fn apply(s: Arc<Strategy>, ctx: Arc<Context>) -> Result<Action, Error> {
         StrategyReadiness {
             strategy: &s,
             dependencies: &dependencies,
-            coordinator: coordinator_ready(&applied)?,
+            coordinator: coordinator_ready(&applied),
             assistants: &assistants,
             team_size: team.len(),
         },
@@ -207,7 +208,7 @@ async fn ensure_postgres_secret(s: &Strategy, ctx: &Context, namespace: &str) ->
     {
         return Ok(());
     }
-    let secret: Secret = decode(&build::postgres_secret(s, None, ctx.generate_password)?)?;
+    let secret = build::postgres_secret(s, None, ctx.generate_password)?;
     match secrets
         .create(&kube::api::PostParams::default(), &secret)
         .await
@@ -270,29 +271,23 @@ async fn record(
 }
 
 /// What the managed dependencies (as just applied, with their status) still wait for.
-fn dependency_problems(applied: &[Value]) -> Result<Vec<String>, Error> {
-    let mut waiting = Vec::new();
-    for o in applied {
-        let problem = match o["kind"].as_str() {
-            Some("StatefulSet") => statefulset_ready(&decode(o)?),
-            Some("Job") => job_succeeded(&decode(o)?),
-            _ => Ok(()),
-        };
-        if let Err(why) = problem {
-            waiting.push(why);
-        }
-    }
-    Ok(waiting)
+fn dependency_problems(applied: &[Child]) -> Vec<String> {
+    applied
+        .iter()
+        .filter_map(|child| match child {
+            Child::StatefulSet(s) => statefulset_ready(s).err(),
+            Child::Job(j) => job_succeeded(j).err(),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Whether the coordinator Deployment (as just applied) has its pod ready.
-fn coordinator_ready(applied: &[Value]) -> Result<Option<Result<(), String>>, Error> {
-    Ok(applied
-        .iter()
-        .find(|o| o["kind"] == "Deployment")
-        .map(decode)
-        .transpose()?
-        .map(|d| deployment_ready(&d)))
+fn coordinator_ready(applied: &[Child]) -> Option<Result<(), String>> {
+    applied.iter().find_map(|child| match child {
+        Child::Deployment(d) => Some(deployment_ready(d)),
+        _ => None,
+    })
 }
 
 /// Relays `approve`/`reject` annotations to the team's NATS, then removes them. If NATS cannot be

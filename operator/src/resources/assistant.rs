@@ -2,41 +2,44 @@
 //! assistant`, scaled by `spec.replicas` (the scale subresource), owned by the TradingAssistant.
 
 use super::{
-    child_name, container_security, labels, owner, selector, typed, BuildError, AGENT_PORT,
+    child_name, container_port, container_security, empty_dir, env, http_probe, labels,
+    match_labels, mount, owner, runtime_default, selector, BuildError, AGENT_PORT,
 };
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Container, EnvVar, EnvVarSource, ObjectFieldSelector, PodSecurityContext, PodSpec,
+    PodTemplateSpec,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use protocol::crd::{Strategy, TradingAssistant};
-use serde_json::json;
 
 /// The component label of assistants.
 pub const COMPONENT: &str = "assistant";
 
+/// The metadata of a TradingAssistant's child `object`, owned by it.
+fn meta(ta: &TradingAssistant, object: String, namespace: Option<String>) -> ObjectMeta {
+    let name = ta.metadata.name.clone().unwrap_or_default();
+    ObjectMeta {
+        name: Some(object),
+        namespace,
+        labels: Some(labels(&ta.spec.strategy_ref.name, COMPONENT, &name)),
+        owner_references: Some(owner(ta).into_iter().collect()),
+        ..Default::default()
+    }
+}
+
 /// The role parameters as a ConfigMap (mounted read-only, read as `--param` values).
 pub fn config_map(ta: &TradingAssistant) -> Result<ConfigMap, BuildError> {
     let name = ta.metadata.name.clone().unwrap_or_default();
-    let strategy = &ta.spec.strategy_ref.name;
-    let params: serde_json::Map<String, serde_json::Value> = ta
-        .spec
-        .params
-        .iter()
-        .map(|(k, v)| (k.clone(), json!(v)))
-        .collect();
-    typed(
-        "ConfigMap",
-        &name,
-        json!({
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {
-                "name": child_name(&name, "params"),
-                "namespace": ta.metadata.namespace,
-                "labels": labels(strategy, COMPONENT, &name),
-                "ownerReferences": owner(ta).into_iter().collect::<Vec<_>>(),
-            },
-            "data": params,
-        }),
-    )
+    Ok(ConfigMap {
+        metadata: meta(
+            ta,
+            child_name(&name, "params"),
+            ta.metadata.namespace.clone(),
+        ),
+        data: Some(ta.spec.params.clone()),
+        ..Default::default()
+    })
 }
 
 /// The assistant's Deployment. `strategy` (when found) gives the namespace's NATS and Ollama.
@@ -51,6 +54,61 @@ pub fn deployment(
         .clone()
         .unwrap_or_else(|| "default".into());
     let strategy_name = &ta.spec.strategy_ref.name;
+    let container = Container {
+        name: "assistant".into(),
+        image: Some(ta.spec.image.clone().unwrap_or_else(super::agent_image)),
+        args: Some(vec!["assistant".into()]),
+        env: Some(environment(ta, strategy)),
+        ports: Some(vec![container_port("http", AGENT_PORT)]),
+        liveness_probe: Some(http_probe("/healthz", 10)),
+        readiness_probe: Some(http_probe("/readyz", 5)),
+        resources: ta.spec.resources.clone(),
+        security_context: Some(container_security()),
+        volume_mounts: Some(vec![mount("tmp", "/tmp")]),
+        ..Default::default()
+    };
+    let pod = PodSpec {
+        automount_service_account_token: Some(false),
+        security_context: Some(PodSecurityContext {
+            run_as_non_root: Some(true),
+            seccomp_profile: Some(runtime_default()),
+            ..Default::default()
+        }),
+        node_selector: Some(ta.spec.node_selector.clone()),
+        tolerations: Some(ta.spec.tolerations.clone()),
+        containers: vec![container],
+        volumes: Some(vec![empty_dir("tmp")]),
+        ..Default::default()
+    };
+    Ok(Deployment {
+        metadata: meta(ta, child_name(&name, "assistant"), Some(namespace)),
+        spec: DeploymentSpec {
+            // a paused Strategy scales its whole team to zero
+            replicas: Some(if strategy.is_some_and(|s| s.spec.paused) {
+                0
+            } else {
+                ta.spec.replicas
+            }),
+            selector: match_labels(selector(strategy_name, COMPONENT, &name)),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels(strategy_name, COMPONENT, &name)),
+                    ..Default::default()
+                }),
+                spec: Some(pod),
+            },
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+}
+
+/// The assistant's environment: who it is, where its team's NATS (and Ollama) are, its params.
+fn environment(ta: &TradingAssistant, strategy: Option<&Strategy>) -> Vec<EnvVar> {
+    let name = ta.metadata.name.clone().unwrap_or_default();
+    let namespace = ta.metadata.namespace.as_deref().unwrap_or("default");
+    let strategy_name = &ta.spec.strategy_ref.name;
+    // without its Strategy (not found yet) the team's NATS is the managed one's name
     let nats_url = strategy.map_or_else(
         || format!("nats://{}:4222", child_name(strategy_name, "nats")),
         super::strategy::nats_url,
@@ -62,69 +120,39 @@ pub fn deployment(
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(",");
-    let mut env = vec![
-        json!({"name": "IA_NATS_URL", "value": nats_url}),
-        json!({"name": "IA_NAMESPACE", "value": namespace}),
-        json!({"name": "IA_STRATEGY", "value": strategy_name}),
-        json!({"name": "IA_ROLE", "value": ta.spec.role.as_str()}),
-        json!({"name": "IA_ASSISTANT", "value": name}),
-        json!({"name": "IA_WEIGHT", "value": ta.spec.weight.to_string()}),
-        json!({"name": "IA_INSTANCE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}),
-        json!({"name": "IA_LOG_FORMAT", "value": "json"}),
-        json!({"name": "IA_LISTEN", "value": format!("0.0.0.0:{AGENT_PORT}")}),
+    let mut vars = vec![
+        env("IA_NATS_URL", nats_url),
+        env("IA_NAMESPACE", namespace),
+        env("IA_STRATEGY", strategy_name),
+        env("IA_ROLE", ta.spec.role.as_str()),
+        env("IA_ASSISTANT", name),
+        env("IA_WEIGHT", ta.spec.weight.to_string()),
+        EnvVar {
+            name: "IA_INSTANCE".into(),
+            value_from: Some(EnvVarSource {
+                field_ref: Some(ObjectFieldSelector {
+                    field_path: "metadata.name".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        env("IA_LOG_FORMAT", "json"),
+        env("IA_LISTEN", format!("0.0.0.0:{AGENT_PORT}")),
     ];
     if !params.is_empty() {
-        env.push(json!({"name": "IA_PARAMS", "value": params}));
+        vars.push(env("IA_PARAMS", params));
     }
     if let Some(model) = &ta.spec.model {
-        env.push(json!({"name": "IA_MODEL", "value": model.name}));
-        env.push(json!({"name": "IA_MODEL_TEMPERATURE", "value": model.temperature.to_string()}));
-        env.push(json!({"name": "IA_MODEL_TIMEOUT", "value": model.timeout_seconds.to_string()}));
+        vars.push(env("IA_MODEL", &model.name));
+        vars.push(env("IA_MODEL_TEMPERATURE", model.temperature.to_string()));
+        vars.push(env("IA_MODEL_TIMEOUT", model.timeout_seconds.to_string()));
         if let Some(url) = strategy.and_then(super::strategy::ollama_url) {
-            env.push(json!({"name": "IA_OLLAMA_URL", "value": url}));
+            vars.push(env("IA_OLLAMA_URL", url));
         }
     }
-    typed(
-        "Deployment",
-        &name,
-        json!({
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {
-                "name": child_name(&name, "assistant"),
-                "namespace": namespace,
-                "labels": labels(strategy_name, COMPONENT, &name),
-                "ownerReferences": owner(ta).into_iter().collect::<Vec<_>>(),
-            },
-            "spec": {
-                // a paused Strategy scales its whole team to zero
-                "replicas": if strategy.is_some_and(|s| s.spec.paused) { 0 } else { ta.spec.replicas },
-                "selector": {"matchLabels": selector(strategy_name, COMPONENT, &name)},
-                "template": {
-                    "metadata": {"labels": labels(strategy_name, COMPONENT, &name)},
-                    "spec": {
-                        "automountServiceAccountToken": false,
-                        "securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}},
-                        "nodeSelector": ta.spec.node_selector,
-                        "tolerations": ta.spec.tolerations,
-                        "containers": [{
-                            "name": "assistant",
-                            "image": ta.spec.image.clone().unwrap_or_else(super::agent_image),
-                            "args": ["assistant"],
-                            "env": env,
-                            "ports": [{"name": "http", "containerPort": AGENT_PORT}],
-                            "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10},
-                            "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5},
-                            "resources": ta.spec.resources,
-                            "securityContext": container_security(),
-                            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
-                        }],
-                        "volumes": [{"name": "tmp", "emptyDir": {}}],
-                    }
-                }
-            }
-        }),
-    )
+    vars
 }
 
 #[cfg(test)]

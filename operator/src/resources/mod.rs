@@ -8,10 +8,15 @@
 pub mod assistant;
 pub mod strategy;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::api::core::v1::{
+    Capabilities, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, Probe, SeccompProfile,
+    SecretKeySelector, SecurityContext, ServicePort, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::Resource;
-use serde::de::DeserializeOwned;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// The agent image the operator runs unless a TradingAssistant overrides it.
@@ -78,28 +83,133 @@ pub fn owner<K: Resource<DynamicType = ()>>(owner: &K) -> Option<OwnerReference>
 }
 
 /// The restricted pod security every container of ours runs with.
-pub fn container_security() -> Value {
-    json!({
-        "runAsNonRoot": true,
-        "runAsUser": 65532,
-        "allowPrivilegeEscalation": false,
-        "readOnlyRootFilesystem": true,
-        "capabilities": {"drop": ["ALL"]},
-        "seccompProfile": {"type": "RuntimeDefault"}
-    })
+pub fn container_security() -> SecurityContext {
+    SecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(65532),
+        allow_privilege_escalation: Some(false),
+        read_only_root_filesystem: Some(true),
+        capabilities: Some(drop_all()),
+        seccomp_profile: Some(runtime_default()),
+        ..Default::default()
+    }
 }
 
-/// Converts a JSON object into a typed Kubernetes object (a mistake in a builder fails here, in tests).
-pub fn typed<T: DeserializeOwned>(
-    kind: &'static str,
-    name: &str,
-    value: Value,
-) -> Result<T, BuildError> {
-    serde_json::from_value(value).map_err(|e| BuildError::Invalid {
-        kind,
-        name: name.to_string(),
-        reason: e.to_string(),
-    })
+/// No Linux capability at all.
+pub fn drop_all() -> Capabilities {
+    Capabilities {
+        drop: Some(vec!["ALL".into()]),
+        ..Default::default()
+    }
+}
+
+/// The container runtime's default seccomp profile.
+pub fn runtime_default() -> SeccompProfile {
+    SeccompProfile {
+        type_: "RuntimeDefault".into(),
+        ..Default::default()
+    }
+}
+
+/// An environment variable with a value.
+pub fn env(name: &str, value: impl Into<String>) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        ..Default::default()
+    }
+}
+
+/// An environment variable from a key of a Secret (credentials never appear in a spec).
+pub fn secret_env(name: &str, secret: &str, key: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.into(),
+                key: key.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// A named container port.
+pub fn container_port(name: &str, port: i32) -> ContainerPort {
+    ContainerPort {
+        name: Some(name.into()),
+        container_port: port,
+        ..Default::default()
+    }
+}
+
+/// A probe GETting `path` on the `http` port every `period` seconds.
+pub fn http_probe(path: &str, period: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::String("http".into()),
+            ..Default::default()
+        }),
+        period_seconds: Some(period),
+        ..Default::default()
+    }
+}
+
+/// A Service port forwarding to the pods' port of the same name.
+pub fn service_port(name: &str, port: i32) -> ServicePort {
+    ServicePort {
+        name: Some(name.into()),
+        port,
+        target_port: Some(IntOrString::String(name.into())),
+        ..Default::default()
+    }
+}
+
+/// Mounts volume `name` at `path`.
+pub fn mount(name: &str, path: &str) -> VolumeMount {
+    VolumeMount {
+        name: name.into(),
+        mount_path: path.into(),
+        ..Default::default()
+    }
+}
+
+/// A scratch volume (the root filesystem is read-only).
+pub fn empty_dir(name: &str) -> Volume {
+    Volume {
+        name: name.into(),
+        empty_dir: Some(Default::default()),
+        ..Default::default()
+    }
+}
+
+/// Labels as a selector (`matchLabels`).
+pub fn match_labels(labels: BTreeMap<String, String>) -> LabelSelector {
+    LabelSelector {
+        match_labels: Some(labels),
+        ..Default::default()
+    }
+}
+
+/// A built object as it is rendered and applied. k8s-openapi writes `apiVersion` and `kind` into
+/// every embedded PersistentVolumeClaim (a StatefulSet's `volumeClaimTemplates`); the objects
+/// have never carried them, so they are removed: neither the rendered manifests nor the fields
+/// a server-side apply owns change with the typed builders.
+pub fn manifest(object: &impl Serialize) -> Value {
+    let mut value = serde_json::to_value(object).expect("Kubernetes objects serialise");
+    if let Some(templates) = value
+        .pointer_mut("/spec/volumeClaimTemplates")
+        .and_then(Value::as_array_mut)
+    {
+        for template in templates.iter_mut().filter_map(Value::as_object_mut) {
+            template.remove("apiVersion");
+            template.remove("kind");
+        }
+    }
+    value
 }
 
 /// A name derived from `base`, within Kubernetes' 63-character limit.
