@@ -3,19 +3,23 @@
 //! and a retry, never a crash.
 
 use super::apply::{apply, event};
-use super::conditions::deployment_health;
+use super::conditions::{deployment_health, strategy_not_found};
 use super::{key, Context, Error, RESYNC, WAITING};
 use crate::resources::{assistant, FIELD_MANAGER};
-use crate::status::{apply_status, condition};
+use crate::status::apply_status;
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 use protocol::crd::conditions::READY;
-use protocol::crd::{find_condition, set_condition, Strategy, TradingAssistant};
+use protocol::crd::{
+    find_condition, set_condition, Strategy, TradingAssistant, TradingAssistantStatus,
+};
 use std::sync::Arc;
 
 /// The controller's name in metrics and logs.
 pub const CONTROLLER: &str = "tradingassistant";
 
+/// Converges one TradingAssistant: its ConfigMap and Deployment applied, its status from the
+/// Deployment as applied. Without its Strategy it waits (`Ready=False/StrategyNotFound`).
 pub async fn reconcile(ta: Arc<TradingAssistant>, ctx: Arc<Context>) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile(CONTROLLER);
     if ta.metadata.deletion_timestamp.is_some() {
@@ -40,33 +44,14 @@ pub async fn reconcile(ta: Arc<TradingAssistant>, ctx: Arc<Context>) -> Result<A
     let now = (ctx.now)();
 
     let Some(strategy) = strategy else {
-        let message = format!(
-            "Strategy {strategy_name} does not exist in namespace {namespace}; retrying until it does"
-        );
-        let changed = set_condition(
-            &mut status.conditions,
-            condition(
-                READY,
-                false,
-                "StrategyNotFound",
-                &message,
-                ta.metadata.generation,
-            ),
-            now,
-        );
+        let not_found = strategy_not_found(strategy_name, &namespace, ta.metadata.generation);
+        let changed = set_condition(&mut status.conditions, not_found.clone(), now);
         if changed || status != previous {
             apply_status(&api, ta.as_ref(), &status, FIELD_MANAGER).await?;
         }
         if changed {
-            event(
-                &ctx,
-                ta.as_ref(),
-                true,
-                "StrategyNotFound",
-                "Reconcile",
-                message,
-            )
-            .await;
+            let (reason, message) = (not_found.reason, not_found.message);
+            event(&ctx, ta.as_ref(), true, &reason, "Reconcile", message).await;
         }
         ctx.succeeded(&format!("TradingAssistant {}", key(ta.as_ref())));
         return Ok(Action::requeue(WAITING));
@@ -82,44 +67,41 @@ pub async fn reconcile(ta: Arc<TradingAssistant>, ctx: Arc<Context>) -> Result<A
     if status.weight.is_none() {
         status.weight = Some(ta.spec.weight);
     }
-    let was_ready = find_condition(&previous.conditions, READY).map(|c| c.status.clone());
     for c in health.conditions {
         set_condition(&mut status.conditions, c, now.clone());
     }
     if status != previous {
         apply_status(&api, ta.as_ref(), &status, FIELD_MANAGER).await?;
     }
-    if previous.observed_generation != ta.metadata.generation {
-        event(
-            &ctx,
-            ta.as_ref(),
-            false,
-            "Applied",
-            "Reconcile",
-            format!(
-                "Deployment {} applied for generation {} ({} replicas of role {})",
-                applied.name_any(),
-                ta.metadata.generation.unwrap_or_default(),
-                ta.spec.replicas,
-                ta.spec.role.as_str()
-            ),
-        )
-        .await;
-    }
-    let ready = find_condition(&status.conditions, READY).expect("set above");
-    if was_ready.as_deref() != Some(ready.status.as_str()) {
-        let became_ready = ready.status == "True";
-        event(
-            &ctx,
-            ta.as_ref(),
-            !became_ready,
-            &ready.reason,
-            "Reconcile",
-            ready.message.clone(),
-        )
-        .await;
-    }
+    announce(&ctx, &ta, &applied.name_any(), &previous, &status).await;
     ctx.succeeded(&format!("TradingAssistant {}", key(ta.as_ref())));
     // a Deployment status change triggers the next reconcile through `owns`; RESYNC is the safety net
     Ok(Action::requeue(RESYNC))
+}
+
+/// The Events of a reconcile that got as far as the Deployment: `Applied` for a new generation,
+/// and the `Ready` condition's reason when its status changed (a warning when it became false).
+async fn announce(
+    ctx: &Context,
+    ta: &TradingAssistant,
+    deployment: &str,
+    previous: &TradingAssistantStatus,
+    status: &TradingAssistantStatus,
+) {
+    if previous.observed_generation != ta.metadata.generation {
+        let note = format!(
+            "Deployment {deployment} applied for generation {} ({} replicas of role {})",
+            ta.metadata.generation.unwrap_or_default(),
+            ta.spec.replicas,
+            ta.spec.role.as_str()
+        );
+        event(ctx, ta, false, "Applied", "Reconcile", note).await;
+    }
+    let was_ready = find_condition(&previous.conditions, READY).map(|c| c.status.as_str());
+    let ready = find_condition(&status.conditions, READY).expect("deployment_health sets Ready");
+    if was_ready != Some(ready.status.as_str()) {
+        let became_ready = ready.status == "True";
+        let note = ready.message.clone();
+        event(ctx, ta, !became_ready, &ready.reason, "Reconcile", note).await;
+    }
 }

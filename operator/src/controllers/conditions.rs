@@ -163,6 +163,19 @@ impl Rollout {
     }
 }
 
+/// A TradingAssistant's `Ready=False` while its Strategy does not exist (it is retried, not failed).
+pub fn strategy_not_found(strategy: &str, namespace: &str, generation: Option<i64>) -> Condition {
+    condition(
+        READY,
+        false,
+        "StrategyNotFound",
+        format!(
+            "Strategy {strategy} does not exist in namespace {namespace}; retrying until it does"
+        ),
+        generation,
+    )
+}
+
 /// Sets a condition; returns whether its status or reason changed (worth an Event). A new message
 /// alone (`2/3 ready` → `3/3 ready`) is no transition.
 pub fn transition(conditions: &mut Vec<Condition>, new: Condition, now: Time) -> bool {
@@ -714,5 +727,19 @@ mod tests {
         s.spec.paused = true;
         let c = ready(&s, &deps_waiting, Some(Err("x".into())), &team_waiting, 0);
         assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "Paused"));
+    }
+
+    #[test]
+    fn an_assistant_without_its_strategy_says_where_it_looked() {
+        let c = strategy_not_found("team", "trading", Some(5));
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "StrategyNotFound")
+        );
+        assert_eq!(
+            c.message,
+            "Strategy team does not exist in namespace trading; retrying until it does"
+        );
+        assert_eq!(c.observed_generation, Some(5));
     }
 }

@@ -218,3 +218,56 @@ pub fn child_name(base: &str, suffix: &str) -> String {
     name.truncate(63);
     name.trim_end_matches('-').to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
+    use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    #[test]
+    fn a_manifest_keeps_its_own_kind_but_not_its_claim_templates_kinds() {
+        let sts = StatefulSet {
+            metadata: ObjectMeta {
+                name: Some("db".into()),
+                ..Default::default()
+            },
+            spec: StatefulSetSpec {
+                volume_claim_templates: Some(vec![PersistentVolumeClaim {
+                    metadata: ObjectMeta {
+                        name: Some("data".into()),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        // k8s-openapi writes them into the embedded claim
+        let typed = serde_json::to_value(&sts).unwrap();
+        assert_eq!(
+            typed["spec"]["volumeClaimTemplates"][0]["kind"],
+            "PersistentVolumeClaim"
+        );
+        let m = manifest(&sts);
+        assert_eq!(
+            (m["apiVersion"].as_str(), m["kind"].as_str()),
+            (Some("apps/v1"), Some("StatefulSet"))
+        );
+        assert_eq!(
+            m["spec"]["volumeClaimTemplates"],
+            serde_json::json!([{"metadata": {"name": "data"}}])
+        );
+    }
+
+    #[test]
+    fn child_names_stay_within_63_characters() {
+        let long = "a".repeat(70);
+        assert_eq!(child_name(&long, "nats").len(), 63);
+        assert_eq!(child_name("team", "nats"), "team-nats");
+        // never ends on the separator
+        assert!(!child_name(&"b".repeat(62), "x").ends_with('-'));
+    }
+}
