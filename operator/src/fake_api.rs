@@ -226,74 +226,82 @@ impl State {
             Method::PATCH => {
                 let existing = self.objects.get(&object_path).cloned();
                 let patched = if content_type.starts_with("application/apply-patch") {
-                    let mut body = body;
-                    if let Some(m) = body["metadata"].as_object_mut() {
-                        m.remove("managedFields");
-                    }
-                    match existing.clone() {
-                        None if subresource => return not_found(path),
-                        None => body,
-                        Some(mut current) => {
-                            if subresource {
-                                let manager = query
-                                    .split('&')
-                                    .find_map(|kv| kv.strip_prefix("fieldManager="))
-                                    .unwrap_or_default()
-                                    .to_string();
-                                self.release_omitted(&object_path, &manager, &mut current, &body);
-                                merge(&mut current["status"], &body["status"], "status");
-                            } else {
-                                let status = current["status"].take();
-                                merge(&mut current, &body, "");
-                                current["status"] = status;
-                                if current["status"].is_null() {
-                                    current.as_object_mut().map(|o| o.remove("status"));
-                                }
-                            }
-                            current
-                        }
-                    }
+                    let manager = query
+                        .split('&')
+                        .find_map(|kv| kv.strip_prefix("fieldManager="))
+                        .unwrap_or_default()
+                        .to_string();
+                    self.server_side_apply(
+                        &object_path,
+                        subresource,
+                        &manager,
+                        existing.clone(),
+                        body,
+                    )
                 } else if content_type.starts_with("application/merge-patch") {
-                    let Some(mut current) = existing.clone() else {
-                        return not_found(path);
-                    };
-                    json_patch::merge(&mut current, &body);
-                    current
+                    existing
+                        .clone()
+                        .ok_or_else(|| refused(not_found(path)))
+                        .map(|mut current| {
+                            json_patch::merge(&mut current, &body);
+                            current
+                        })
                 } else if content_type.starts_with("application/json-patch") {
-                    let Some(mut current) = existing.clone() else {
-                        return not_found(path);
-                    };
-                    let patch: json_patch::Patch = match serde_json::from_value(body) {
-                        Ok(p) => p,
-                        Err(e) => return status_response(400, "BadRequest", &e.to_string()),
-                    };
-                    // like the API server's JSON patch, `test` of an absent field against null passes
-                    for op in &patch.0 {
-                        if let json_patch::PatchOperation::Test(t) = op {
-                            let path = t.path.to_string();
-                            if t.value.is_null() && current.pointer(&path).is_none() {
-                                if let Some((parent, field)) = path.rsplit_once('/') {
-                                    if let Some(Value::Object(o)) = current.pointer_mut(parent) {
-                                        o.insert(field.to_string(), Value::Null);
-                                    }
-                                }
-                            }
-                        }
-                    }
-                    if let Err(e) = json_patch::patch(&mut current, &patch) {
-                        return status_response(422, "Invalid", &e.to_string());
-                    }
-                    current
+                    existing
+                        .clone()
+                        .ok_or_else(|| refused(not_found(path)))
+                        .and_then(|current| json_patch_of(current, body))
                 } else {
-                    return status_response(415, "UnsupportedMediaType", content_type);
+                    Err(refused(status_response(
+                        415,
+                        "UnsupportedMediaType",
+                        content_type,
+                    )))
                 };
-                let mut patched = patched;
+                let mut patched = match patched {
+                    Ok(patched) => patched,
+                    Err(response) => return *response,
+                };
                 self.fill_metadata(&mut patched, existing.as_ref());
                 self.objects.insert(object_path, patched.clone());
                 ok(&patched)
             }
             _ => status_response(405, "MethodNotAllowed", method.as_str()),
         }
+    }
+
+    /// A server-side apply by `manager` of `body` onto `existing`: the status only through the
+    /// `/status` subresource, everything else only through the object.
+    fn server_side_apply(
+        &mut self,
+        object_path: &str,
+        subresource: bool,
+        manager: &str,
+        existing: Option<Value>,
+        mut body: Value,
+    ) -> Result<Value, Refused> {
+        if let Some(m) = body["metadata"].as_object_mut() {
+            m.remove("managedFields");
+        }
+        let Some(mut current) = existing else {
+            return if subresource {
+                Err(refused(not_found(&format!("{object_path}/status"))))
+            } else {
+                Ok(body)
+            };
+        };
+        if subresource {
+            self.release_omitted(object_path, manager, &mut current, &body);
+            merge(&mut current["status"], &body["status"], "status");
+        } else {
+            let status = current["status"].take();
+            merge(&mut current, &body, "");
+            current["status"] = status;
+            if current["status"].is_null() {
+                current.as_object_mut().map(|o| o.remove("status"));
+            }
+        }
+        Ok(current)
     }
 
     /// Server-side apply's ownership of list-map entries: an entry a manager applied before and
@@ -399,6 +407,35 @@ impl State {
             "items": items,
         }))
     }
+}
+
+/// The response of a refused patch (boxed: a response is large next to a `Value`).
+type Refused = Box<Response<Body>>;
+
+fn refused(response: Response<Body>) -> Refused {
+    Box::new(response)
+}
+
+/// A JSON patch (RFC 6902) of `current`.
+fn json_patch_of(mut current: Value, body: Value) -> Result<Value, Refused> {
+    let patch: json_patch::Patch = serde_json::from_value(body)
+        .map_err(|e| refused(status_response(400, "BadRequest", &e.to_string())))?;
+    // like the API server's JSON patch, `test` of an absent field against null passes
+    for op in &patch.0 {
+        if let json_patch::PatchOperation::Test(t) = op {
+            let path = t.path.to_string();
+            if t.value.is_null() && current.pointer(&path).is_none() {
+                if let Some((parent, field)) = path.rsplit_once('/') {
+                    if let Some(Value::Object(o)) = current.pointer_mut(parent) {
+                        o.insert(field.to_string(), Value::Null);
+                    }
+                }
+            }
+        }
+    }
+    json_patch::patch(&mut current, &patch)
+        .map_err(|e| refused(status_response(422, "Invalid", &e.to_string())))?;
+    Ok(current)
 }
 
 /// Server-side apply's merge, as far as the controllers rely on it: maps merge key by key, lists of
