@@ -51,6 +51,7 @@ fn execute(strategy: &str, decisions: &[Decision]) -> Vec<OrderRecord> {
         paused: false,
         order_type: protocol::crd::OrderType::Market,
         limit_offset_bps: 0.0,
+        min_hold_ms: 0,
     };
     let mut exchange = PaperExchange::new(Decimal::from(1_000_000), FeeModel::new(0.001, 5.0));
     let mut orders = Vec::with_capacity(decisions.len());
@@ -61,7 +62,7 @@ fn execute(strategy: &str, decisions: &[Decision]) -> Vec<OrderRecord> {
             equity: 1_000_000.0,
             ..Default::default()
         };
-        if let Plan::Trade(order) = executor.plan(d, &exchange, &context) {
+        if let Plan::Trade(order) = executor.plan(d, &exchange, &context, Default::default()) {
             let record = match exchange.execute(&order, price, "decision") {
                 Ok(fill) => OrderRecord {
                     order,

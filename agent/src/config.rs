@@ -259,7 +259,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(team.strategy.spec.symbols, ["BTCUSDT", "ETHUSDT"]);
-        assert_eq!(team.policy.spec.threshold, 0.55);
+        assert_eq!(team.policy.spec.threshold, 0.8);
         // Absent from the sample: filled in by the API's defaults.
         assert!(team.strategy.spec.dependencies.ollama.is_none());
         assert_eq!(team.strategy.spec.risk.max_open_positions, 2);

@@ -5,6 +5,10 @@
 //! horizon and the edge is the return for BUY, its negation for SELL, and `scale / 2 − |return|` for
 //! HOLD (standing aside is right when the market stays within half a typical move, wrong through a
 //! large one).
+//! Rewards are cost-aware: a BUY or SELL that reverses the voter's previous side on the symbol
+//! would have paid a round trip of fees and slippage (`cost`, [`WeightLearner::with_cost`]), which
+//! is taken off its edge, so a voter that flips often must be right by more than it costs.
+//! Abstentions (confidence 0) earn nothing either way.
 //! Rewards accumulate between updates; an update multiplies each weight by `exp(η × mean reward)`,
 //! clamps it to [`MIN_FACTOR`, `MAX_FACTOR`] × its initial weight, and renormalises so the team's total
 //! weight stays what the manifests declared.
@@ -16,7 +20,7 @@ use std::collections::{BTreeMap, VecDeque};
 /// Learning rate of the multiplicative update.
 pub const ETA: f64 = 0.5;
 /// Bounds of a learned weight, relative to the weight the TradingAssistant declares.
-pub const MIN_FACTOR: f64 = 0.2;
+pub const MIN_FACTOR: f64 = 0.5;
 pub const MAX_FACTOR: f64 = 5.0;
 
 /// Opinions waiting for their horizon to pass.
@@ -25,7 +29,8 @@ struct Pending {
     due: i64,
     symbol: String,
     price: f64,
-    opinions: Vec<(String, Action, f64)>,
+    /// (assistant, action, confidence, whether it reversed the assistant's previous side)
+    opinions: Vec<(String, Action, f64, bool)>,
 }
 
 #[derive(Debug, Clone)]
@@ -36,6 +41,10 @@ pub struct WeightLearner {
     weights: BTreeMap<String, f64>,
     rewards: BTreeMap<String, (f64, u64)>,
     pending: VecDeque<Pending>,
+    /// A round trip's fees and slippage, as a return.
+    cost: f64,
+    /// Each assistant's last side (BUY or SELL) per symbol.
+    sides: BTreeMap<(String, String), Action>,
 }
 
 impl WeightLearner {
@@ -48,7 +57,16 @@ impl WeightLearner {
             initial,
             rewards: BTreeMap::new(),
             pending: VecDeque::new(),
+            cost: 0.0,
+            sides: BTreeMap::new(),
         }
+    }
+
+    /// Charges `cost` (a round trip's fees and slippage, as a return) to every opinion that
+    /// reverses its voter's side.
+    pub fn with_cost(mut self, cost: f64) -> Self {
+        self.cost = cost.max(0.0);
+        self
     }
 
     pub fn weights(&self) -> &BTreeMap<String, f64> {
@@ -57,11 +75,21 @@ impl WeightLearner {
 
     /// Remembers the first-round opinions of a cycle (the assistants' own views, before the debate).
     pub fn observe(&mut self, at: i64, symbol: &str, price: f64, transcript: &[Opinion]) {
-        let opinions: Vec<_> = transcript
+        let mut opinions = Vec::new();
+        for o in transcript
             .iter()
             .filter(|o| o.round == 1 && self.weights.contains_key(&o.assistant))
-            .map(|o| (o.assistant.clone(), o.action, o.confidence))
-            .collect();
+        {
+            let mut reversed = false;
+            if o.action != Action::Hold && o.confidence > 0.0 {
+                let key = (o.assistant.clone(), symbol.to_string());
+                reversed = self
+                    .sides
+                    .insert(key, o.action)
+                    .is_some_and(|a| a != o.action);
+            }
+            opinions.push((o.assistant.clone(), o.action, o.confidence, reversed));
+        }
         if !opinions.is_empty() {
             self.pending.push_back(Pending {
                 due: at + self.horizon_ms,
@@ -87,12 +115,12 @@ impl WeightLearner {
             }
             let p = self.pending.remove(i).expect("index in range");
             let r = price / p.price - 1.0;
-            for (assistant, action, confidence) in p.opinions {
+            for (assistant, action, confidence, reversed) in p.opinions {
                 let edge = match action {
                     Action::Buy => r,
                     Action::Sell => -r,
                     Action::Hold => self.scale / 2.0 - r.abs(),
-                };
+                } - if reversed { self.cost } else { 0.0 };
                 let reward = confidence * (edge / self.scale).tanh();
                 let entry = self.rewards.entry(assistant).or_default();
                 entry.0 += reward;
@@ -191,7 +219,7 @@ mod tests {
         // "a" hits its cap (5×) before renormalisation; the total stays 4
         assert!((w["a"] + w["b"] - 4.0).abs() < 1e-9);
         assert!(
-            w["b"] >= MIN_FACTOR * 3.0 * 4.0 / (5.0 + 0.6) - 1e-9,
+            w["b"] >= MIN_FACTOR * 3.0 * 4.0 / (5.0 + MIN_FACTOR * 3.0) - 1e-9,
             "{w:?}"
         );
         assert!(w["a"] > w["b"]);

@@ -4,6 +4,8 @@
 //! - [`audit`]: the hash-chained audit log and its verification.
 //! - [`backtest`]: the embedded default: the whole team over replayed candles, with a report.
 //! - [`bus`]: the `Bus` trait over NATS (JetStream, KV presence) and in memory.
+//! - [`evaluation`]: `evaluate`, the team walked forward out of sample against the baselines and
+//!   each voter alone, with probabilistic and deflated Sharpe ratios.
 //! - [`config`]: loads the Strategy and ConsensusPolicy manifests an agent runs with, validated
 //!   exactly as the cluster validates them.
 //! - [`learning`]: vote weights learned from realised returns (multiplicative weights).
@@ -29,6 +31,7 @@ pub mod backtest;
 pub mod bus;
 pub mod config;
 pub mod consensus;
+pub mod evaluation;
 pub mod exchange;
 pub mod executor;
 pub mod indicators;

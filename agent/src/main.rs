@@ -39,6 +39,11 @@ enum Command {
     /// paper exchange) and report the result against buy-and-hold, SMA crossover and MACD.
     /// With no options it runs the built-in sample Strategy on the bundled BTCUSDT and ETHUSDT data.
     Backtest(Box<commands::backtest::BacktestArgs>),
+    /// Walk the team forward out of sample: each window (a year by default) of each symbol is traded
+    /// with fresh capital after a year of history it only learns from, against buy-and-hold, SMA
+    /// crossover, MACD and each voter alone; prints a table and writes evaluate.json and
+    /// evaluate.html with the probabilistic and deflated Sharpe ratios.
+    Evaluate(Box<commands::evaluate::EvaluateArgs>),
     /// Market data for users with a network.
     Data {
         #[command(subcommand)]
@@ -154,6 +159,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
         }
         Command::Backtest(args) => replay_runtime()?.block_on(commands::backtest::run(*args))?,
+        Command::Evaluate(args) => commands::evaluate::run(*args)?,
         Command::Run(args) => replay_runtime()?.block_on(commands::live::run(*args))?,
         Command::Assistant(args) => runtime()?.block_on(commands::team::assistant(*args))?,
         Command::Coordinator(args) => runtime()?.block_on(commands::team::coordinator(*args))?,

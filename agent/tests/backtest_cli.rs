@@ -93,7 +93,7 @@ fn the_report_has_every_figure_and_is_deterministic() {
     let weights = first["weights"].as_object().unwrap();
     assert_eq!(weights.len(), 5);
     let total_weight: f64 = weights.values().map(|w| w.as_f64().unwrap()).sum();
-    assert!((total_weight - 5.5).abs() < 1e-9, "{weights:?}");
+    assert!((total_weight - 5.7).abs() < 1e-9, "{weights:?}");
     assert!(first["learning_updates"].as_u64().unwrap() >= 60);
 
     let mut second = run_report(&dir.path().join("b"), &[]);

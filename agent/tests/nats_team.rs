@@ -160,7 +160,14 @@ async fn a_team_of_seven_and_a_coordinator_as_processes_decide_once_per_cycle() 
         "{:?}",
         lines[0]
     );
-    assert!(lines.iter().any(|l| l["consensus_reached"] == true));
+    // every cycle ends in an outcome, and the team settles some without a human: early March 2020
+    // falls, so the risk manager's trend veto holds the flat team out of the market
+    assert!(lines
+        .iter()
+        .all(|l| l["consensus_reached"] == true || l["vetoed"] == true || l["escalated"] == true));
+    assert!(lines
+        .iter()
+        .any(|l| l["consensus_reached"] == true || l["vetoed"] == true));
 
     // all seven announced themselves; the executor and auditor do not vote
     let presence = NatsBus::connect(&url).await.unwrap();

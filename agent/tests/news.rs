@@ -45,7 +45,10 @@ async fn polled_headlines_move_the_fundamental_analyst() {
         vec!["Bitcoin crashes as exchange is hacked"]
     );
 
-    let analyst = FundamentalAnalyst { news: book };
+    let analyst = FundamentalAnalyst {
+        news: book,
+        dated: None,
+    };
     let request = RoundRequest {
         cycle_id: "c".into(),
         round: 1,

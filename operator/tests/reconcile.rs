@@ -524,7 +524,7 @@ async fn a_policy_is_valid_and_an_unreachable_nats_keeps_the_approve_annotation(
     let p = api.get(CRD, "ConsensusPolicy", NS, "balanced").unwrap();
     assert_eq!(
         condition(&p, "Valid")["message"],
-        "5 voters, threshold 0.55, quorum 0.6, up to 3 rounds"
+        "5 voters, threshold 0.8, quorum 0.6, up to 3 rounds"
     );
 
     let mut s = sample("strategy.yaml", 0);

@@ -1,5 +1,5 @@
-//! Messages of the agent protocol (DESIGN.md §4), as JSON with a version and a type tag:
-//! `{"v": 1, "type": "opinion", ...}`.
+//! Messages of the agent protocol (docs/architecture.md, "NATS subjects and messages"), as JSON
+//! with a version and a type tag: `{"v": 1, "type": "opinion", ...}`.
 //!
 //! [`decode`] never panics: bytes that are not JSON, an unsupported version, an unknown type, a
 //! missing field or an out-of-range value each give a [`DecodeError`] whose [`DecodeError::kind`] is a
@@ -123,6 +123,18 @@ pub struct Indicators {
     /// Close-to-close return over the last 12 candles, as a fraction.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub return_12: Option<f64>,
+    /// Return over the last 168 candles (a week of hourly candles): time-series momentum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub momentum_168: Option<f64>,
+    /// Return over the last 720 candles (a month of hourly candles).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub momentum_720: Option<f64>,
+    /// Return over the last 2,160 candles (a quarter of hourly candles).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub momentum_2160: Option<f64>,
+    /// Realised volatility of log returns, annualised (0.6 = 60% a year).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volatility: Option<f64>,
 }
 
 /// The team's standing, as the risk manager needs it. Fractions are of equity.

@@ -1,4 +1,5 @@
-//! NATS subjects of one team: `ia.<namespace>.<strategy>.…` (DESIGN.md §4).
+//! NATS subjects of one team: `ia.<namespace>.<strategy>.…` (docs/architecture.md, "NATS subjects
+//! and messages").
 //!
 //! Every token is checked, so that a namespace or symbol can never inject a wildcard (`*`, `>`) or an
 //! extra level (`.`) into a subject.

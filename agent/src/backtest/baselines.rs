@@ -53,30 +53,72 @@ impl Rule for MacdRule {
     }
 }
 
-/// Runs a rule (a fresh one per symbol) over the aligned series; returns its figures and equity curve.
-pub fn run(
-    series: &[Series],
-    timeline: &[i64],
-    interval_ms: i64,
-    capital: Decimal,
-    fees: FeeModel,
-    mut make_rule: impl FnMut() -> Box<dyn Rule>,
-) -> (Figures, Vec<(i64, f64)>) {
-    let mut exchange = PaperExchange::new(capital, fees);
-    let share = capital / Decimal::from(series.len().max(1));
+/// The candles a baseline trades, and on what terms.
+pub struct Market<'a> {
+    pub series: &'a [Series],
+    /// Every open time, ascending.
+    pub timeline: &'a [i64],
+    /// Index in `timeline` of the first scored candle: before it the rules only warm up.
+    pub first_scored: usize,
+    pub interval_ms: i64,
+    pub capital: Decimal,
+    pub fees: FeeModel,
+}
+
+/// What a baseline did over the scored candles.
+#[derive(Debug, Clone)]
+pub struct BaselineRun {
+    pub figures: Figures,
+    pub curve: Vec<(i64, f64)>,
+    /// Mean share of equity held in positions.
+    pub exposure: f64,
+    /// Traded notional over mean equity.
+    pub turnover: f64,
+    pub fees: f64,
+}
+
+/// Buy-and-hold, SMA crossover and MACD over `market`, by name.
+pub fn run_all(market: &Market<'_>) -> std::collections::BTreeMap<&'static str, BaselineRun> {
+    let mut runs = std::collections::BTreeMap::new();
+    runs.insert(
+        "buy_and_hold",
+        run(market, || Box::new(BuyAndHold) as Box<dyn Rule>),
+    );
+    runs.insert(
+        "sma_crossover",
+        run(market, || Box::<SmaCrossover>::default() as Box<dyn Rule>),
+    );
+    runs.insert(
+        "macd",
+        run(market, || Box::<MacdRule>::default() as Box<dyn Rule>),
+    );
+    runs
+}
+
+/// Runs a rule (a fresh one per symbol) over the aligned series: it sees every candle, trades from
+/// the first scored one.
+pub fn run(market: &Market<'_>, mut make_rule: impl FnMut() -> Box<dyn Rule>) -> BaselineRun {
+    let series = market.series;
+    let mut exchange = PaperExchange::new(market.capital, market.fees);
+    let share = market.capital / Decimal::from(series.len().max(1));
     let mut rules: Vec<Box<dyn Rule>> = series.iter().map(|_| make_rule()).collect();
     let mut cursors = vec![0usize; series.len()];
-    let mut curve = Vec::with_capacity(timeline.len());
+    let mut curve = Vec::with_capacity(market.timeline.len() - market.first_scored);
+    let (mut exposure_sum, mut equity_sum) = (0.0, 0.0);
     let mut orders = 0u64;
-    for &t in timeline {
+    for (i, &t) in market.timeline.iter().enumerate() {
+        let scoring = i >= market.first_scored;
         for (s, serie) in series.iter().enumerate() {
             let Some(candle) = serie.candles.get(cursors[s]).filter(|c| c.open_time == t) else {
                 continue;
             };
             cursors[s] += 1;
+            let want = rules[s].long(candle.close);
+            if !scoring {
+                continue;
+            }
             let price = decimal(candle.close);
             exchange.mark(&serie.symbol, price);
-            let want = rules[s].long(candle.close);
             let held = exchange.position(&serie.symbol).map(|p| p.quantity);
             let side_quantity = match (want, held) {
                 (true, None) => {
@@ -104,12 +146,29 @@ pub fn run(
                 let _ = exchange.execute(&order, price, "rule");
             }
         }
-        curve.push((t, exchange.equity().to_f64().unwrap_or(0.0)));
+        if scoring {
+            let equity = exchange.equity().to_f64().unwrap_or(0.0);
+            exposure_sum += exchange.exposure();
+            equity_sum += equity;
+            curve.push((t, equity));
+        }
     }
     let pnls: Vec<f64> = exchange
         .trades()
         .iter()
         .map(|t| t.pnl.to_f64().unwrap_or(0.0))
         .collect();
-    (figures(&curve, interval_ms, &pnls), curve)
+    let n = curve.len().max(1) as f64;
+    let mean_equity = equity_sum / n;
+    BaselineRun {
+        figures: figures(&curve, market.interval_ms, &pnls),
+        curve,
+        exposure: exposure_sum / n,
+        turnover: if mean_equity > 0.0 {
+            exchange.traded_notional().to_f64().unwrap_or(0.0) / mean_equity
+        } else {
+            0.0
+        },
+        fees: exchange.fees_paid().to_f64().unwrap_or(0.0),
+    }
 }

@@ -1,5 +1,6 @@
-//! The embedded default (DESIGN.md §5): the coordinator and every role in one process, over
-//! replayed candles, with the paper exchange, producing figures against the baselines.
+//! The embedded default (docs/architecture.md, "The embedded default"): the coordinator and every
+//! role in one process, over replayed candles, with the paper exchange, producing figures against
+//! the baselines.
 //!
 //! - [`metrics`]: return, Sharpe, Sortino, drawdown, win rate of an equity curve;
 //! - [`baselines`]: buy-and-hold, SMA crossover and MACD through the same exchange;
@@ -21,7 +22,7 @@ use crate::consensus::coordinator::cycle_id;
 use crate::consensus::{Coordinator, EscalationResolver, Resolution, Transport, Voter};
 use crate::exchange::paper::decimal;
 use crate::exchange::{ClosedTrade, FeeModel, OrderRejection, PaperExchange, Placement};
-use crate::executor::{Executor, Plan};
+use crate::executor::{Executor, Market, Plan};
 use crate::indicators::IndicatorSet;
 use crate::learning::WeightLearner;
 use crate::market::Candle;
@@ -63,7 +64,7 @@ pub fn default_team() -> Vec<Member> {
         ("technical-analyst", Role::TechnicalAnalyst, 1.2),
         ("fundamental-analyst", Role::FundamentalAnalyst, 0.8),
         ("risk-manager", Role::RiskManager, 1.5),
-        ("strategist", Role::Strategist, 1.0),
+        ("strategist", Role::Strategist, 1.2),
         ("executor", Role::Executor, 1.0),
         ("auditor", Role::Auditor, 1.0),
     ]
@@ -84,6 +85,17 @@ pub struct Backtest {
     pub interval_ms: i64,
     /// Stop after this many cycles (all candles when `None`).
     pub max_cycles: Option<u64>,
+    /// Candles that opened before this instant (ms) are history: they warm the indicators, the
+    /// alert detectors, the learned weights (the team decides on them in the shadow, nothing is
+    /// traded or stored) and the retrained forecaster, and they are not scored. `None`: every
+    /// candle is traded and scored.
+    pub trade_from: Option<i64>,
+    /// Whether the team decides on history candles (in the shadow, to teach the learned weights).
+    /// A coordinator over NATS does not: a year of cycles through the bus before its first candle
+    /// would delay it by minutes.
+    pub shadow_cycles: bool,
+    /// Dated headlines for the fundamental analyst (`--news FILE`); without them it abstains.
+    pub news: Option<std::sync::Arc<crate::roles::fundamental::DatedHeadlines>>,
     /// A model for the reasoning roles (the risk manager stays rule-bound), `--ollama-url`.
     pub llm: Option<crate::llm::LlmReasoner>,
     /// The strategist's ML forecast (`--forecaster FILE`).
@@ -147,6 +159,8 @@ pub struct DecisionRecord {
 pub struct Outcome {
     pub figures: Figures,
     pub baselines: BTreeMap<&'static str, Figures>,
+    /// The baselines' runs in full (curves, exposure, turnover, fees).
+    pub baseline_runs: BTreeMap<&'static str, baselines::BaselineRun>,
     pub decisions: DecisionCounts,
     pub candles: u64,
     pub cycles: u64,
@@ -164,6 +178,10 @@ pub struct Outcome {
     /// Vote weights at the end (learned, or as declared).
     pub weights: BTreeMap<String, f64>,
     pub learning_updates: u64,
+    /// Mean share of equity held in positions over the scored candles.
+    pub exposure: f64,
+    /// Traded notional over the mean equity of the scored candles (2.0 = one full round trip).
+    pub turnover: f64,
 }
 
 /// The typical absolute daily move of a crypto pair, scaling the learning rewards (√time for other
@@ -237,6 +255,21 @@ impl Backtest {
         let risk = &self.team_config.strategy.spec.risk;
         let mut assistants = Vec::new();
         for member in &self.team {
+            if let (Role::FundamentalAnalyst, Some(news)) = (member.role, &self.news) {
+                assistants.push(LocalAssistant {
+                    voter: Voter {
+                        assistant: member.name.clone(),
+                        role: member.role,
+                        weight: member.weight,
+                    },
+                    analyst: Box::new(crate::roles::fundamental::FundamentalAnalyst {
+                        news: Default::default(),
+                        dated: Some(news.clone()),
+                    }),
+                    llm: self.llm.clone(),
+                });
+                continue;
+            }
             if member.role == Role::Strategist {
                 if let Some(forecaster) = &self.forecaster {
                     assistants.push(LocalAssistant {
@@ -340,6 +373,12 @@ impl Backtest {
             .unwrap_or_default();
         // learned weights (policy `weighting: learned`): opinions scored 12 candles later
         let horizon_ms = 12 * self.interval_ms;
+        let round_trip_cost = spec
+            .exchange
+            .as_ref()
+            .map_or(2.0 * (0.001 + 5.0 / 10_000.0), |e| {
+                2.0 * (e.fee_rate + e.slippage_bps / 10_000.0)
+            });
         let mut learner =
             (self.team_config.policy.spec.weighting == Weighting::Learned).then(|| {
                 WeightLearner::new(
@@ -350,6 +389,7 @@ impl Backtest {
                     horizon_ms,
                     TYPICAL_DAILY_MOVE * (horizon_ms as f64 / 86_400_000.0).sqrt(),
                 )
+                .with_cost(round_trip_cost)
             });
         let mut learning_updates = 0u64;
         let mut coordinator = Coordinator::new(name.clone(), self.team_config.policy.spec.clone());
@@ -360,6 +400,7 @@ impl Backtest {
             paused: spec.paused,
             order_type: exchange_spec.order_type,
             limit_offset_bps: exchange_spec.limit_offset_bps,
+            min_hold_ms: MIN_HOLD_CANDLES * self.interval_ms,
         };
         let limit_ttl_ms = i64::from(exchange_spec.limit_ttl_candles) * self.interval_ms;
         let (fee_rate, slippage_bps) = spec
@@ -371,7 +412,10 @@ impl Backtest {
         let mut exchange = PaperExchange::new(capital, fees);
 
         let timeline = timeline(&self.series);
-        if timeline.is_empty() {
+        let first_scored = self
+            .trade_from
+            .map_or(0, |from| timeline.partition_point(|t| *t < from));
+        if timeline.len() <= first_scored {
             return Err(BacktestError::NoCandles);
         }
         let total = self
@@ -411,7 +455,10 @@ impl Backtest {
             cursors: vec![0usize; self.series.len()],
             live,
         };
-        let mut last_t = timeline[0];
+        let mut last_t = timeline[first_scored];
+        let mut scored_candles = 0u64;
+        let mut trading = false;
+        let (mut exposure_sum, mut equity_sum) = (0.0f64, 0.0f64);
         loop {
             // checked before waiting for the next candle: on a live feed that wait is up to a
             // whole interval, and the run is over as soon as its last cycle is
@@ -421,8 +468,11 @@ impl Backtest {
             let Some((t, step)) = feed.next().await else {
                 break;
             };
-            last_t = t;
-            standing.record(t, exchange.equity().to_f64().unwrap_or(0.0));
+            let scoring = self.trade_from.is_none_or(|from| t >= from);
+            if scoring {
+                last_t = t;
+                standing.record(t, exchange.equity().to_f64().unwrap_or(0.0));
+            }
             let close_time = t + self.interval_ms;
             let scheduled = analysis.fires_within(t, close_time);
             // asked once per step: the schedule moves on when it fires
@@ -440,11 +490,15 @@ impl Backtest {
                     learning_updates += 1;
                 }
             }
+            // the forecaster trains on the history once, as trading starts, then on the schedule
+            let first_traded = scoring && !trading;
+            trading |= scoring;
             if let Some(retrainer) = &self.retrainer {
-                if learning_due {
+                if first_traded || (learning_due && scoring) {
                     self.retrain(retrainer, t, &name, store).await;
                 }
             }
+            let step_len = step.len() as u64;
             for (s, candle) in step {
                 let candle = &candle;
                 let series = &self.series[s];
@@ -452,6 +506,26 @@ impl Backtest {
                 let values = indicators[s].update(candle);
                 let alert = detectors[s].update(candle).is_some();
                 let symbol = &series.symbol;
+                if !scoring {
+                    if let Some(learner) = learner.as_mut() {
+                        learner.settle(symbol, t, candle.close);
+                        if self.shadow_cycles && (scheduled || alert) {
+                            let decision = coordinator
+                                .run_cycle(
+                                    cycle_id(&name, symbol, t, "history"),
+                                    history_snapshot(symbol, candle, values.indicators),
+                                    voters.clone(),
+                                    transport,
+                                    // nobody is asked about the past
+                                    &EscalationsTimeOut,
+                                    || close_time,
+                                )
+                                .await;
+                            learner.observe(t, symbol, candle.close, &decision.transcript);
+                        }
+                    }
+                    continue;
+                }
                 // resting limit orders this candle reaches, then those whose time ran out
                 for (resting, result) in exchange.fill_resting(
                     symbol,
@@ -554,7 +628,14 @@ impl Backtest {
                     Action::Buy => counts.buy += 1,
                     Action::Sell => counts.sell += 1,
                 }
-                let (execution, fill) = match executor.plan(&decision, &exchange, &context) {
+                let (execution, fill) = match executor.plan(
+                    &decision,
+                    &exchange,
+                    &context,
+                    Market {
+                        volatility: values.indicators.volatility,
+                    },
+                ) {
                     Plan::Trade(order) => {
                         if let Some(books) = &self.books {
                             let book = books.lock().expect("books lock").get(symbol).cloned();
@@ -650,7 +731,13 @@ impl Backtest {
                         .await?;
                 }
             }
+            if !scoring {
+                continue;
+            }
+            scored_candles += step_len;
             let equity = exchange.equity().to_f64().unwrap_or(0.0);
+            exposure_sum += exchange.exposure();
+            equity_sum += equity;
             crate::metrics::portfolio(&name, equity, spec.capital);
             crate::metrics::risk(&name, standing.drawdown(equity), spec.risk.max_drawdown);
             curve.push((t, equity));
@@ -693,41 +780,36 @@ impl Backtest {
             .iter()
             .map(|t| t.pnl.to_f64().unwrap_or(0.0))
             .collect();
-        let mut baseline_figures = BTreeMap::new();
-        let (hold_figures, hold_curve) = baselines::run(
-            &self.series,
-            &timeline,
-            self.interval_ms,
+        let scored = (timeline.len() - first_scored) as f64;
+        let exposure = exposure_sum / scored;
+        let mean_equity = equity_sum / scored;
+        let turnover = if mean_equity > 0.0 {
+            exchange.traded_notional().to_f64().unwrap_or(0.0) / mean_equity
+        } else {
+            0.0
+        };
+        let market = baselines::Market {
+            series: &self.series,
+            timeline: &timeline,
+            first_scored,
+            interval_ms: self.interval_ms,
             capital,
             fees,
-            || Box::new(baselines::BuyAndHold),
-        );
-        baseline_figures.insert("buy_and_hold", hold_figures);
-        let (sma, _) = baselines::run(
-            &self.series,
-            &timeline,
-            self.interval_ms,
-            capital,
-            fees,
-            || Box::<baselines::SmaCrossover>::default(),
-        );
-        baseline_figures.insert("sma_crossover", sma);
-        let (macd, _) = baselines::run(
-            &self.series,
-            &timeline,
-            self.interval_ms,
-            capital,
-            fees,
-            || Box::<baselines::MacdRule>::default(),
-        );
-        baseline_figures.insert("macd", macd);
+        };
+        let baseline_runs = baselines::run_all(&market);
+        let hold_curve = baseline_runs["buy_and_hold"].curve.clone();
+        let baseline_figures = baseline_runs
+            .iter()
+            .map(|(name, run)| (*name, run.figures))
+            .collect();
         Ok(Outcome {
             figures: figures(&curve, self.interval_ms, &pnls),
             baselines: baseline_figures,
+            baseline_runs,
             decisions: counts,
-            candles: done,
+            candles: scored_candles,
             cycles,
-            first_open_time: timeline[0],
+            first_open_time: timeline[first_scored],
             last_open_time: *timeline.last().expect("not empty"),
             curve,
             buy_and_hold_curve: hold_curve,
@@ -737,9 +819,37 @@ impl Backtest {
             fees_paid: exchange.fees_paid(),
             weights: weights.into_iter().collect(),
             learning_updates,
+            exposure,
+            turnover,
         })
     }
 }
+
+/// The snapshot of a history candle: the team decides on it flat, with nothing at stake.
+fn history_snapshot(
+    symbol: &str,
+    candle: &Candle,
+    indicators: protocol::messages::Indicators,
+) -> MarketSnapshot {
+    MarketSnapshot {
+        symbol: symbol.to_string(),
+        open_time: candle.open_time,
+        open: candle.open,
+        high: candle.high,
+        low: candle.low,
+        close: candle.close,
+        volume: candle.volume,
+        indicators,
+        portfolio: PortfolioContext {
+            equity: 1.0,
+            ..PortfolioContext::default()
+        },
+    }
+}
+
+/// Candles a position is held before the team's SELL closes it (a day of hourly candles; chosen
+/// on the BTCUSDT/ETHUSDT 2017–2020 hourly candles).
+pub const MIN_HOLD_CANDLES: i64 = 24;
 
 /// Notable decisions kept in memory for the report (memory stays bounded on long runs).
 pub const RECORDS_KEPT: usize = 300;

@@ -1,4 +1,5 @@
-//! The bus the team talks over (DESIGN.md §4), behind one trait with two implementations:
+//! The bus the team talks over (docs/architecture.md, "NATS subjects and messages"), behind one
+//! trait with two implementations:
 //! - [`nats::NatsBus`]: async-nats; core request/reply with queue groups for `analyze`, JetStream for
 //!   the durable `decision` / `order` / `fill` subjects (deduplicated by message id), and a KV bucket
 //!   with a TTL for presence;

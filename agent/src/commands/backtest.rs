@@ -120,6 +120,10 @@ pub struct BacktestArgs {
     /// the previous one on the most recent candles and storing it in the `models` table.
     #[arg(long, env = "IA_RETRAIN")]
     retrain: bool,
+    /// Dated headlines for the fundamental analyst: CSV with a `time,headline` header, time in ms
+    /// since the epoch or RFC 3339; it reads the 24 hours up to each candle (without: it abstains).
+    #[arg(long, value_name = "FILE", env = "IA_NEWS")]
+    news: Option<PathBuf>,
     /// Print report.json on stdout instead of the table.
     #[arg(long, env = "IA_JSON")]
     json: bool,
@@ -238,6 +242,9 @@ fn within(candles: Vec<Candle>, from: Option<i64>, to: Option<i64>) -> Vec<Candl
 
 const YEAR_MS: i64 = 366 * 86_400_000;
 
+/// How much history before `--from` a replay keeps for warm-up and learning.
+pub const HISTORY_MS: i64 = 365 * 86_400_000;
+
 fn day_start(date: NaiveDate) -> i64 {
     date.and_time(NaiveTime::MIN).and_utc().timestamp_millis()
 }
@@ -299,8 +306,14 @@ pub fn prepare(args: &ReplayArgs, mut team_config: TeamConfig) -> anyhow::Result
     for s in &mut series {
         let first = s.candles.first().map(|c| c.open_time);
         let last = s.candles.last().map(|c| c.open_time);
-        s.candles = within(std::mem::take(&mut s.candles), from, to);
-        if s.candles.is_empty() {
+        // candles before --from are history: the team warms up and learns on them, never trades
+        let history_from = from.map(|f| f - HISTORY_MS);
+        s.candles = within(std::mem::take(&mut s.candles), history_from, to);
+        if !s
+            .candles
+            .iter()
+            .any(|c| from.is_none_or(|f| c.open_time >= f))
+        {
             bail!(
                 "no {} candles between {} and {} (the data covers {} to {})",
                 s.symbol,
@@ -335,6 +348,9 @@ pub fn prepare(args: &ReplayArgs, mut team_config: TeamConfig) -> anyhow::Result
             series,
             interval_ms: interval.millis(),
             max_cycles: None,
+            trade_from: from,
+            shadow_cycles: true,
+            news: None,
             llm: None,
             forecaster: None,
             retrainer: None,
@@ -382,6 +398,12 @@ pub async fn run(args: BacktestArgs) -> anyhow::Result<()> {
             )
             .map_err(|e| anyhow!("--ollama-url: {e}"))?,
         );
+    }
+    if let Some(path) = &args.news {
+        backtest.news = Some(std::sync::Arc::new(
+            agent::roles::fundamental::DatedHeadlines::load(path)
+                .map_err(|e| anyhow!("--news: {e}"))?,
+        ));
     }
     let total: u64 = backtest.series.iter().map(|s| s.candles.len() as u64).sum();
     let bar = std::io::stderr().is_terminal().then(|| {

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod backtest;
 pub mod data;
+pub mod evaluate;
 pub mod live;
 pub mod team;
 pub mod train;

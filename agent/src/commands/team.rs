@@ -144,7 +144,10 @@ pub async fn assistant(args: AssistantArgs) -> anyhow::Result<()> {
             let poller = agent::news::NewsPoller::new(feeds, symbols, book.clone());
             tokio::spawn(poller.run(every));
         }
-        Box::new(agent::roles::fundamental::FundamentalAnalyst { news: book })
+        Box::new(agent::roles::fundamental::FundamentalAnalyst {
+            news: book,
+            dated: None,
+        })
     } else {
         analyst_for(args.role, &params, &risk)
             .map_err(|e| anyhow::anyhow!("TradingAssistant {}: {e}", args.role))?
@@ -392,6 +395,9 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
             series,
             interval_ms: interval.millis(),
             max_cycles: None,
+            trade_from: None,
+            shadow_cycles: true,
+            news: None,
             llm: None,
             forecaster: None,
             retrainer: None,
@@ -401,7 +407,9 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         (backtest, info, Some(rx), Some(streaming))
     } else {
         tracing::info!(data = ?replay_args.data, "replaying candles (empty: the bundled data)");
-        let Prepared { backtest, info } = prepare(&replay_args, team_config)?;
+        let Prepared { mut backtest, info } = prepare(&replay_args, team_config)?;
+        // the history before --from warms the indicators only: no cycles through the bus
+        backtest.shadow_cycles = false;
         (backtest, info, None, None)
     };
     if live_exchange.is_some() && streaming.is_none() {

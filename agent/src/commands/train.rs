@@ -16,6 +16,13 @@ pub struct TrainArgs {
     /// Candle file to train on instead of the bundled data.
     #[arg(long, value_name = "FILE", env = "IA_DATA")]
     data: Option<PathBuf>,
+    /// First day to train on (UTC, YYYY-MM-DD, inclusive).
+    #[arg(long, value_name = "DATE")]
+    from: Option<chrono::NaiveDate>,
+    /// Last day to train on (UTC, YYYY-MM-DD, inclusive): keep it before the period a backtest of
+    /// the model scores (`backtest --from`), or the score sees what the model learned from.
+    #[arg(long, value_name = "DATE")]
+    to: Option<chrono::NaiveDate>,
     /// Candles ahead the labels look.
     #[arg(long, default_value_t = 12, env = "IA_HORIZON")]
     horizon: usize,
@@ -55,6 +62,24 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
             parse_candles(MultiGzDecoder::new(bytes), Path::new(name))?
         }
     };
+    let day = |d: chrono::NaiveDate| {
+        d.and_time(chrono::NaiveTime::MIN)
+            .and_utc()
+            .timestamp_millis()
+    };
+    let (from, to) = (args.from.map(day), args.to.map(|d| day(d) + 86_400_000));
+    if let (Some(f), Some(t)) = (from, to) {
+        if t <= f {
+            bail!("--from is after --to: the training range is empty");
+        }
+    }
+    let candles: Vec<_> = candles
+        .into_iter()
+        .filter(|c| from.is_none_or(|f| c.open_time >= f) && to.is_none_or(|t| c.open_time < t))
+        .collect();
+    if candles.is_empty() {
+        bail!("no candles between --from and --to to train on");
+    }
     let ds = Dataset::from_candles(&candles, args.horizon);
     let training = Training {
         trees: args.trees,

@@ -177,6 +177,10 @@ impl Cycle {
                 confidence: supporters_confidence(&t, action),
             }),
             Verdict::Vetoed { assistant } => Step::Done(Outcome::Vetoed { assistant }),
+            Verdict::NoView => Step::Done(Outcome::Consensus {
+                action: Action::Hold,
+                confidence: 0.0,
+            }),
             Verdict::NoQuorum { .. } | Verdict::Split { .. }
                 if self.round >= self.policy.max_rounds =>
             {

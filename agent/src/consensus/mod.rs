@@ -1,4 +1,5 @@
-//! The consensus engine (DESIGN.md §4), ours and transport-agnostic:
+//! The consensus engine (docs/architecture.md, "The consensus cycle"), ours and
+//! transport-agnostic:
 //! - [`tally`]: counting one round (weights × confidences, quorum, threshold, veto);
 //! - [`cycle`]: one cycle's rounds as a state machine;
 //! - [`bus_transport`]: the coordinator's side of the bus (voters, presence, escalations);

@@ -16,6 +16,9 @@ pub enum Verdict {
     NoQuorum { answered: f64 },
     /// The team is split: the top action's share is under the threshold.
     Split { leading: Action, share: f64 },
+    /// Enough voters answered and every one of them abstained (confidence 0): nobody has a view,
+    /// so there is nothing to debate or escalate, and the team holds.
+    NoView,
 }
 
 /// Tallies the votes of one round; `total_weight` is the weight of every expected voter.
@@ -74,6 +77,9 @@ pub fn judge(t: &RoundTally, policy: &ConsensusPolicySpec) -> Verdict {
     };
     if answered + 1e-12 < policy.quorum {
         return Verdict::NoQuorum { answered };
+    }
+    if t.scores.values().all(|s| *s <= 0.0) {
+        return Verdict::NoView;
     }
     let (action, share) = leading(t);
     if share > 0.0 && share + 1e-12 >= policy.threshold {
@@ -209,15 +215,23 @@ mod tests {
     }
 
     #[test]
-    fn nobody_sure_is_no_consensus_and_ties_are_cautious() {
+    fn nobody_sure_is_no_view_and_ties_are_cautious() {
         let t = tally(
             1,
             vec![vote("f", Role::FundamentalAnalyst, Action::Buy, 0.0, 1.0)],
             1.0,
         );
-        assert!(
-            matches!(judge(&t, &policy(0.5, 0.5)), Verdict::Split { share, .. } if share == 0.0)
+        assert_eq!(judge(&t, &policy(0.5, 0.5)), Verdict::NoView);
+        // below the quorum it is still no quorum, not "no view"
+        let short = tally(
+            1,
+            vec![vote("f", Role::FundamentalAnalyst, Action::Hold, 0.0, 1.0)],
+            4.0,
         );
+        assert!(matches!(
+            judge(&short, &policy(0.5, 0.5)),
+            Verdict::NoQuorum { .. }
+        ));
         let t = tally(
             1,
             vec![

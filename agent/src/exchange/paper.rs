@@ -119,6 +119,8 @@ pub struct PaperExchange {
     resting: Vec<RestingOrder>,
     /// The latest streamed order book per symbol and when it arrived (ms).
     books: BTreeMap<String, (crate::market::book::Depth, i64)>,
+    /// Sum of every fill's notional (buys and sells), for turnover.
+    traded_notional: Decimal,
 }
 
 /// How old a streamed book may be and still price a market order.
@@ -136,6 +138,7 @@ impl PaperExchange {
             fees_paid: Decimal::ZERO,
             resting: Vec::new(),
             books: BTreeMap::new(),
+            traded_notional: Decimal::ZERO,
         }
     }
 
@@ -157,6 +160,20 @@ impl PaperExchange {
 
     pub fn fees_paid(&self) -> Decimal {
         self.fees_paid
+    }
+
+    /// The notional of every fill so far, buys and sells together.
+    pub fn traded_notional(&self) -> Decimal {
+        self.traded_notional
+    }
+
+    /// The value of every position at its latest price, over equity (0 when flat).
+    pub fn exposure(&self) -> f64 {
+        let equity = self.equity();
+        if equity <= Decimal::ZERO {
+            return 0.0;
+        }
+        ((equity - self.cash) / equity).to_f64().unwrap_or(0.0)
     }
 
     /// Records the latest price of a symbol (marks positions to market).
@@ -444,6 +461,7 @@ impl PaperExchange {
             }
         }
         self.fees_paid += fee;
+        self.traded_notional += notional;
         self.traded.insert(order.decision_id.clone());
         Ok(Fill {
             decision_id: order.decision_id.clone(),

@@ -6,6 +6,7 @@
 
 pub mod moving;
 pub mod oscillators;
+pub mod regime;
 pub mod trend;
 pub mod volatility;
 pub mod volume;
@@ -83,6 +84,8 @@ pub struct IndicatorSet {
     volume_ratio: VolumeRatio,
     /// The last 13 closes, for the 1- and 12-candle returns.
     closes: Window,
+    momentum: regime::Momentum,
+    volatility: regime::RealisedVolatility,
     previous_close: Option<f64>,
 }
 
@@ -94,7 +97,8 @@ impl Default for IndicatorSet {
 
 impl IndicatorSet {
     /// SMA/EMA 20, RSI 14, MACD 12/26/9, Bollinger 20/2, Stochastic 14/3/3, Williams %R 14, CCI 20,
-    /// ADX 14, ATR 14, OBV, volume ratio 20, and the 1- and 12-candle returns.
+    /// ADX 14, ATR 14, OBV, volume ratio 20, the 1- and 12-candle returns, momentum over 168, 720
+    /// and 2,160 candles and the annualised realised volatility.
     pub fn new() -> Self {
         Self {
             ema: Ema::new(20),
@@ -109,6 +113,8 @@ impl IndicatorSet {
             obv: Obv::new(),
             volume_ratio: VolumeRatio::new(20),
             closes: Window::new(13),
+            momentum: regime::Momentum::new(),
+            volatility: regime::RealisedVolatility::default(),
             previous_close: None,
         }
     }
@@ -124,6 +130,7 @@ impl IndicatorSet {
         // one true range for the ATR and the ADX
         let tr = previous.map(|p| true_range(c.high, c.low, p));
         self.closes.push(c.close);
+        let [momentum_168, momentum_720, momentum_2160] = self.momentum.update(c.close);
         IndicatorValues {
             open_time: c.open_time,
             close: c.close,
@@ -149,6 +156,10 @@ impl IndicatorSet {
                 volume_ratio_20: self.volume_ratio.update(c.volume),
                 return_1: previous.map(|p| c.close / p - 1.0),
                 return_12: self.closes.oldest().map(|p| c.close / p - 1.0),
+                momentum_168,
+                momentum_720,
+                momentum_2160,
+                volatility: self.volatility.update(c.open_time, c.close),
             },
         }
     }

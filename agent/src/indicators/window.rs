@@ -40,6 +40,15 @@ impl Window {
         self.is_full().then(|| self.values[self.next])
     }
 
+    /// The value pushed `n` pushes ago (0: the latest), if the window holds it.
+    #[inline]
+    pub fn ago(&self, n: usize) -> Option<f64> {
+        (n < self.len).then(|| {
+            let cap = self.values.len();
+            self.values[(self.next + cap - 1 - n) % cap]
+        })
+    }
+
     #[inline]
     pub fn is_full(&self) -> bool {
         self.len == self.values.len()

@@ -1,7 +1,9 @@
 //! The fundamental analyst: scores news sentiment per symbol with a finance lexicon.
 //!
 //! Headlines come from RSS/Atom feeds (the TradingAssistant's `params.feeds`), fetched by the
-//! agent's news poller into a shared [`NewsBook`]; a replay (backtest) has no news, so the analyst
+//! agent's news poller into a shared [`NewsBook`]. A replay has no live news: given a dated headline
+//! file (`backtest --news FILE`, CSV `time,headline`, [`DatedHeadlines`]) the analyst reads the
+//! headlines of the 24 hours up to the candle's open (never one published later); without one it
 //! says so and abstains (HOLD at zero confidence: it counts towards quorum, never towards a side).
 
 use super::{Analyst, Judgement};
@@ -139,9 +141,97 @@ impl NewsBook {
     }
 }
 
+/// How far back a replay's analyst reads dated headlines.
+pub const DATED_WINDOW_MS: i64 = 24 * 3_600_000;
+
+/// Headlines with the time they were published (ms since the epoch), ascending: a replay's news.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DatedHeadlines {
+    items: Vec<(i64, String)>,
+}
+
+/// Why a headline file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum HeadlineFileError {
+    #[error("{path}: {error}")]
+    Io { path: String, error: std::io::Error },
+    #[error("{path} line {line}: {reason}")]
+    Line {
+        path: String,
+        line: usize,
+        reason: String,
+    },
+}
+
+impl DatedHeadlines {
+    /// From `(time ms, headline)` pairs in any order.
+    pub fn new(mut items: Vec<(i64, String)>) -> Self {
+        items.sort_by_key(|(t, _)| *t);
+        Self { items }
+    }
+
+    /// Reads a CSV file with a `time,headline` header; `time` is milliseconds since the epoch or an
+    /// RFC 3339 instant (`2021-03-01T12:00:00Z`).
+    pub fn load(path: &std::path::Path) -> Result<Self, HeadlineFileError> {
+        let name = path.display().to_string();
+        let file = std::fs::File::open(path).map_err(|error| HeadlineFileError::Io {
+            path: name.clone(),
+            error,
+        })?;
+        let mut items = Vec::new();
+        for (i, record) in csv::Reader::from_reader(file).records().enumerate() {
+            let at_fault = |reason: String| HeadlineFileError::Line {
+                path: name.clone(),
+                line: i + 2,
+                reason,
+            };
+            let record = record.map_err(|e| at_fault(e.to_string()))?;
+            let (Some(time), Some(headline)) = (record.get(0), record.get(1)) else {
+                return Err(at_fault("expected two fields, time and headline".into()));
+            };
+            let time = time.trim();
+            let at = time
+                .parse::<i64>()
+                .ok()
+                .or_else(|| {
+                    chrono::DateTime::parse_from_rfc3339(time)
+                        .ok()
+                        .map(|t| t.timestamp_millis())
+                })
+                .ok_or_else(|| {
+                    at_fault(format!(
+                        "time {time:?} is neither milliseconds since the epoch nor RFC 3339"
+                    ))
+                })?;
+            items.push((at, headline.to_string()));
+        }
+        Ok(Self::new(items))
+    }
+
+    /// The headlines mentioning `symbol` published in `(until − DATED_WINDOW_MS, until]`.
+    pub fn about(&self, symbol: &str, until: i64) -> Vec<String> {
+        let names = aliases(symbol);
+        let from = self
+            .items
+            .partition_point(|(t, _)| *t <= until - DATED_WINDOW_MS);
+        let to = self.items.partition_point(|(t, _)| *t <= until);
+        self.items[from..to]
+            .iter()
+            .filter(|(_, h)| {
+                h.to_ascii_lowercase()
+                    .split(|c: char| !c.is_alphanumeric())
+                    .any(|w| names.iter().any(|n| n == w))
+            })
+            .map(|(_, h)| h.clone())
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct FundamentalAnalyst {
     pub news: NewsBook,
+    /// A replay's dated headlines; when given, they replace the live [`NewsBook`].
+    pub dated: Option<Arc<DatedHeadlines>>,
 }
 
 impl Analyst for FundamentalAnalyst {
@@ -150,7 +240,11 @@ impl Analyst for FundamentalAnalyst {
     }
 
     fn analyze(&self, request: &RoundRequest) -> Judgement {
-        let headlines = self.news.headlines(&request.snapshot.symbol);
+        let symbol = &request.snapshot.symbol;
+        let headlines = match &self.dated {
+            Some(dated) => dated.about(symbol, request.snapshot.open_time),
+            None => self.news.headlines(symbol),
+        };
         if headlines.is_empty() {
             return Judgement::new(
                 Action::Hold,
@@ -226,5 +320,56 @@ mod tests {
             10,
         );
         assert_eq!(analyst.analyze(&r).action, Action::Sell);
+    }
+
+    #[test]
+    fn dated_headlines_are_read_up_to_the_candle_never_after() {
+        let hour = 3_600_000;
+        let news = DatedHeadlines::new(vec![
+            (10 * hour, "Bitcoin rally lifts the market".into()),
+            (2 * hour, "Bitcoin crash fears".into()),
+            (13 * hour, "Bitcoin crash".into()),
+            (11 * hour, "Ethereum upgrade approved".into()),
+        ]);
+        assert_eq!(
+            news.about("BTCUSDT", 12 * hour),
+            ["Bitcoin crash fears", "Bitcoin rally lifts the market"]
+        );
+        // a day later the old one has aged out; the one after the candle is never seen before it
+        assert_eq!(
+            news.about("BTCUSDT", 27 * hour),
+            ["Bitcoin rally lifts the market", "Bitcoin crash"]
+        );
+        assert_eq!(news.about("BTCUSDT", 35 * hour), ["Bitcoin crash"]);
+        let analyst = FundamentalAnalyst {
+            dated: Some(Arc::new(news)),
+            ..Default::default()
+        };
+        let mut r = crate::roles::testing::request(100.0, Default::default(), Default::default());
+        r.snapshot.open_time = 10 * hour;
+        assert_eq!(analyst.analyze(&r).evidence["headlines"], 2.0);
+    }
+
+    #[test]
+    fn a_headline_file_reads_both_time_formats_and_names_a_bad_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("news.csv");
+        std::fs::write(
+            &good,
+            "time,headline\n1614600000000,Bitcoin surges\n2021-03-01T12:00:00Z,\"Ether, again\"\n",
+        )
+        .unwrap();
+        let news = DatedHeadlines::load(&good).unwrap();
+        assert_eq!(
+            news.about("ETHUSDT", 1_614_600_000_000 + 3_600_000),
+            ["Ether, again"]
+        );
+        let bad = dir.path().join("bad.csv");
+        std::fs::write(&bad, "time,headline\nyesterday,Bitcoin surges\n").unwrap();
+        let error = DatedHeadlines::load(&bad).unwrap_err().to_string();
+        assert!(
+            error.contains("bad.csv line 2") && error.contains("yesterday"),
+            "{error}"
+        );
     }
 }

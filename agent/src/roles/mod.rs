@@ -5,8 +5,11 @@
 //! - [`monitor`]: momentum and volume anomalies (and the ALERT detector that starts cycles);
 //! - [`fundamental`]: news sentiment per symbol;
 //! - [`risk`]: position sizing and limits, with the veto;
-//! - [`strategist`]: market regime combined with the ML forecast;
-//! - [`debate`]: how a deterministic voter revises its view after reading the others'.
+//! - [`strategist`]: the trend over a week, a month and a quarter, nudged by the ML forecast;
+//! - [`debate`]: why a deterministic voter's view stands in a debate (no herding).
+//!
+//! A voter without evidence abstains ([`Judgement::abstain`]): it never votes HOLD with confidence
+//! for want of a view.
 
 pub mod debate;
 pub mod fundamental;
@@ -41,6 +44,12 @@ impl Judgement {
             evidence: BTreeMap::new(),
             veto: false,
         }
+    }
+
+    /// No view: HOLD at confidence 0, which the tally counts for nothing (the voter answered, so
+    /// it counts towards the quorum, but it moves no share) and the debate ignores.
+    pub fn abstain(reasoning: impl Into<String>) -> Self {
+        Self::new(Action::Hold, 0.0, reasoning)
     }
 
     /// Adds a figure the judgement rests on.

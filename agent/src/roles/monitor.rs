@@ -1,7 +1,8 @@
 //! The market monitor: reads momentum and volume, and raises the ALERT that starts a cycle.
 //!
 //! Its opinion follows the 12-candle return, scaled by the alert threshold (a move of twice the
-//! threshold is full conviction), and is surer when volume is unusually high.
+//! threshold is full conviction), and is surer when volume is unusually high; a move under half the
+//! threshold is no evidence and the monitor abstains.
 //! [`AlertDetector`] (the seed's rule: a move of `alertThreshold` within `alertWindowMinutes`, or
 //! volume `volumeAnomalyZ` standard deviations above its mean) runs on the monitor's own candle stream.
 
@@ -47,7 +48,7 @@ impl Analyst for MarketMonitor {
     fn analyze(&self, request: &RoundRequest) -> Judgement {
         let i = &request.snapshot.indicators;
         let Some(change) = i.return_12 else {
-            return Judgement::new(Action::Hold, 0.1, "not enough candles for momentum yet");
+            return Judgement::abstain("not enough candles for momentum yet");
         };
         let volume = i.volume_ratio_20.unwrap_or(1.0);
         let momentum = (change / (2.0 * self.alert_threshold)).clamp(-1.0, 1.0);
@@ -57,7 +58,8 @@ impl Analyst for MarketMonitor {
         } else if momentum <= -0.25 {
             (Action::Sell, 0.3 - 0.5 * momentum + volume_boost)
         } else {
-            (Action::Hold, 0.5 - momentum.abs())
+            // a small move is no evidence either way
+            (Action::Hold, 0.0)
         };
         Judgement::new(
             action,

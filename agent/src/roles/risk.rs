@@ -1,24 +1,44 @@
 //! The risk manager: sizes positions from volatility and guards the Strategy's `risk` limits.
 //!
-//! - Sizing: risk 1% of equity on a stop two ATRs away, capped by `maxPositionFraction`
-//!   (`evidence.position_fraction`, which the executor uses).
+//! - Sizing by volatility: a position whose own volatility is [`TARGET_VOLATILITY`] of equity a
+//!   year (`0.30 / realised volatility`), capped by `maxPositionFraction`, and shrunk linearly as
+//!   the drawdown uses up `maxDrawdown` (`evidence.position_fraction`, which the executor uses).
+//!   Before the volatility is known: half the cap.
 //! - Exits: a held position past its stop-loss or take-profit, or any limit broken while holding,
 //!   is a SELL at high confidence.
 //! - Veto (forces HOLD on the whole team): while flat, when drawdown ≥ `maxDrawdown`, the day's loss
 //!   ≥ `dailyLossLimit`, `maxOpenPositions` are already open, or one candle's typical range (ATR)
-//!   exceeds the stop-loss distance. The reasoning names the limit.
-//! - Otherwise it raises no objection: HOLD at low confidence in round 1, and in debate rounds it
-//!   endorses the team's leading view with a confidence that shrinks as the limits come closer.
+//!   exceeds the stop-loss distance, or the trend is down over most of its horizons (a week, a
+//!   month, a quarter: no new long against it, the rule that keeps a long-only team out of bear
+//!   markets). The reasoning names the limit.
+//! - Otherwise it raises no objection and abstains (confidence 0, in every round: following the
+//!   majority is not a risk view), its sizing still in the evidence.
 
 use super::{Analyst, Judgement};
 use protocol::crd::RiskSpec;
 use protocol::messages::{PortfolioContext, RoundRequest};
 use protocol::{Action, Role};
 
-/// Share of equity risked on one position.
-const RISK_PER_TRADE: f64 = 0.01;
-/// Stop distance in ATRs the sizing assumes.
-const STOP_ATRS: f64 = 2.0;
+/// The yearly volatility one position may add to equity (0.30 = 30% a year), chosen on the
+/// BTCUSDT/ETHUSDT 2017–2020 hourly candles.
+pub const TARGET_VOLATILITY: f64 = 0.30;
+
+/// The share of equity a position in a market of annualised `volatility` should take under
+/// `limits` at `drawdown`: [`TARGET_VOLATILITY`] over the volatility, capped by
+/// `maxPositionFraction`, shrunk linearly to nothing as the drawdown reaches `maxDrawdown`.
+pub fn target_fraction(limits: &RiskSpec, volatility: Option<f64>, drawdown: f64) -> f64 {
+    let cap = limits.max_position_fraction;
+    let size = match volatility {
+        Some(v) if v > 0.0 => (TARGET_VOLATILITY / v).min(cap),
+        _ => cap * 0.5,
+    };
+    let headroom = if limits.max_drawdown > 0.0 {
+        (1.0 - drawdown / limits.max_drawdown).clamp(0.0, 1.0)
+    } else {
+        1.0
+    };
+    size * headroom
+}
 
 /// The loss limit (drawdown, then the day's loss) the portfolio breaks, named as in the Strategy.
 /// The risk manager votes on it and the executor re-checks it before any order.
@@ -50,13 +70,9 @@ impl RiskManager {
         Self { limits }
     }
 
-    /// The fraction of equity a new position should take, given the ATR as a fraction of price.
-    pub fn position_fraction(&self, atr_fraction: Option<f64>) -> f64 {
-        let cap = self.limits.max_position_fraction;
-        match atr_fraction {
-            Some(v) if v > 0.0 => (RISK_PER_TRADE / (STOP_ATRS * v)).min(cap),
-            _ => cap * 0.5,
-        }
+    /// The fraction of equity a position should take ([`target_fraction`]).
+    pub fn position_fraction(&self, volatility: Option<f64>, drawdown: f64) -> f64 {
+        target_fraction(&self.limits, volatility, drawdown)
     }
 }
 
@@ -69,7 +85,7 @@ impl Analyst for RiskManager {
         let s = &request.snapshot;
         let p = &s.portfolio;
         let atr_fraction = s.indicators.atr_14.map(|atr| atr / s.close);
-        let size = self.position_fraction(atr_fraction);
+        let size = self.position_fraction(s.indicators.volatility, p.drawdown);
         let evidence = |j: Judgement| {
             j.with("position_fraction", size)
                 .with("atr_fraction", atr_fraction.unwrap_or(f64::NAN))
@@ -126,6 +142,18 @@ impl Analyst for RiskManager {
             veto.veto = true;
             return evidence(veto);
         }
+        if let Some((trend, _)) = super::strategist::trend(s).filter(|(t, _)| !holding && *t < -0.3)
+        {
+            let mut veto = Judgement::new(
+                Action::Hold,
+                1.0,
+                format!(
+                    "veto: the trend is down over most of a week, a month and a quarter (score {trend:+.2}): no new long against it"
+                ),
+            );
+            veto.veto = true;
+            return evidence(veto).with("trend_score", trend);
+        }
         if let Some(v) = atr_fraction.filter(|v| !holding && *v >= self.limits.stop_loss) {
             let mut veto = Judgement::new(
                 Action::Hold,
@@ -139,51 +167,10 @@ impl Analyst for RiskManager {
             veto.veto = true;
             return evidence(veto);
         }
-        evidence(Judgement::new(
-            Action::Hold,
-            0.2,
-            format!(
-                "within limits; a new position would take {:.1}% of equity",
-                size * 100.0
-            ),
-        ))
-    }
-
-    /// In debate rounds, a risk manager with no objection endorses the team's leading view.
-    fn debate(&self, request: &RoundRequest, assistant: &str) -> Judgement {
-        let own = self.analyze(request);
-        if own.veto || own.action != Action::Hold {
-            return own;
-        }
-        let mut mass = [(Action::Buy, 0.0), (Action::Sell, 0.0), (Action::Hold, 0.0)];
-        for o in request.debate.iter().filter(|o| o.assistant != assistant) {
-            if let Some(slot) = mass.iter_mut().find(|(a, _)| *a == o.action) {
-                slot.1 += o.confidence;
-            }
-        }
-        let total: f64 = mass.iter().map(|m| m.1).sum();
-        let (leading, weight) = mass
-            .into_iter()
-            .max_by(|a, b| a.1.total_cmp(&b.1))
-            .unwrap_or((Action::Hold, 0.0));
-        if total <= 0.0 || leading == Action::Hold {
-            return own;
-        }
-        let p = &request.snapshot.portfolio;
-        let headroom = (1.0 - p.drawdown / self.limits.max_drawdown)
-            .min(1.0 - p.daily_loss / self.limits.daily_loss_limit)
-            .clamp(0.0, 1.0);
-        let mut endorsed = Judgement::new(
-            leading,
-            0.6 * (weight / total) * headroom,
-            format!(
-                "no objection to {leading} ({:.0}% of the team); {:.0}% of the risk budget left",
-                weight / total * 100.0,
-                headroom * 100.0
-            ),
-        );
-        endorsed.evidence = own.evidence;
-        endorsed
+        evidence(Judgement::abstain(format!(
+            "within limits; a position should take {:.1}% of equity",
+            size * 100.0
+        )))
     }
 }
 
@@ -215,8 +202,12 @@ mod tests {
     #[test]
     fn sizes_from_volatility_under_the_cap() {
         let rm = RiskManager::new(limits());
-        assert!((rm.position_fraction(Some(0.01)) - 0.25).abs() < 1e-12); // 0.5 capped at 0.25
-        assert!((rm.position_fraction(Some(0.04)) - 0.125).abs() < 1e-12);
+        // 0.30 / 0.6 = 0.5, capped at 0.25; 0.30 / 2.4 = 0.125
+        assert!((rm.position_fraction(Some(0.6), 0.0) - 0.25).abs() < 1e-12);
+        assert!((rm.position_fraction(Some(2.4), 0.0) - 0.125).abs() < 1e-12);
+        // half of maxDrawdown used: half the size
+        assert!((rm.position_fraction(Some(2.4), 0.1) - 0.0625).abs() < 1e-12);
+        assert!((rm.position_fraction(None, 0.0) - 0.125).abs() < 1e-12);
     }
 
     #[test]
@@ -284,7 +275,7 @@ mod tests {
     }
 
     #[test]
-    fn without_objection_it_endorses_the_leading_view_in_debate() {
+    fn without_objection_it_abstains_in_debate_too() {
         let mut r = request(
             100.0,
             Indicators {
@@ -310,17 +301,14 @@ mod tests {
             veto: false,
             llm: false,
         };
-        r.debate = vec![
-            o("a", Action::Buy),
-            o("b", Action::Buy),
-            o("c", Action::Hold),
-            o("d", Action::Sell),
-        ];
-        let rm = RiskManager::new(limits());
-        let j = rm.debate(&r, "risk");
-        assert_eq!(j.action, Action::Buy, "{}", j.reasoning);
-        // 0.6 × 50% of the team × 50% headroom
-        assert!((j.confidence - 0.15).abs() < 1e-12, "{}", j.confidence);
+        r.debate = vec![o("a", Action::Buy), o("b", Action::Buy)];
+        let j = RiskManager::new(limits()).debate(&r, "risk");
+        assert_eq!(
+            (j.action, j.confidence),
+            (Action::Hold, 0.0),
+            "{}",
+            j.reasoning
+        );
         assert!(j.evidence.contains_key("position_fraction"));
     }
 }

@@ -8,7 +8,8 @@
 //! ADX weighs the two families: a trending market (ADX ≥ 25) gives trend signals weight 2 and
 //! mean-reversion ones 0.25 (fading a trend is how a rule-based trader loses most), a ranging market
 //! (ADX < 20) gives trend 0.5 and mean reversion 2, in between both weigh 1. The weighted mean is the score;
-//! |score| ≥ 0.15 gives BUY or SELL. Confidence grows with the score's size and with the share of
+//! |score| ≥ 0.15 gives BUY or SELL, anything weaker is no signal and the analyst abstains
+//! (confidence 0). Confidence grows with the score's size and with the share of
 //! active signals that agree with it, so a lone strong signal is less sure than a chorus.
 
 use super::{Analyst, Judgement};
@@ -95,7 +96,7 @@ impl Analyst for TechnicalAnalyst {
     fn analyze(&self, request: &RoundRequest) -> Judgement {
         let snapshot = &request.snapshot;
         let Some(signals) = signals(snapshot.close, &snapshot.indicators) else {
-            return Judgement::new(Action::Hold, 0.1, "indicators are still warming up");
+            return Judgement::abstain("indicators are still warming up");
         };
         let total_weight: f64 = signals.iter().map(|(_, _, w)| w).sum();
         let score = signals.iter().map(|(_, s, w)| s * w).sum::<f64>() / total_weight;
@@ -117,10 +118,8 @@ impl Analyst for TechnicalAnalyst {
                 0.4 + 0.6 * (-score / 0.6).min(1.0) * agreement,
             )
         } else {
-            (
-                Action::Hold,
-                0.3 + 0.4 * (1.0 - score.abs() / ACTION_THRESHOLD),
-            )
+            // no signal is no evidence: abstain rather than vote for standing still
+            (Action::Hold, 0.0)
         };
         let strongest = signals
             .iter()
@@ -184,12 +183,11 @@ mod tests {
     }
 
     #[test]
-    fn no_signal_is_a_confident_hold_and_warm_up_a_timid_one() {
+    fn no_signal_and_warm_up_abstain() {
         let j = judge(100.0, indicators(50.0, 0.0, 100.0, 50.0, 50.0, 0.0, 22.0));
-        assert_eq!(j.action, Action::Hold);
-        assert!(j.confidence >= 0.69);
+        assert_eq!((j.action, j.confidence), (Action::Hold, 0.0));
         let warm = judge(100.0, Indicators::default());
-        assert_eq!((warm.action, warm.confidence), (Action::Hold, 0.1));
+        assert_eq!((warm.action, warm.confidence), (Action::Hold, 0.0));
     }
 
     #[test]
