@@ -1,7 +1,8 @@
-//! Consensus outcomes as Strategy conditions (DESIGN.md §3): one consumer per Strategy reads its
-//! team's decision stream (JetStream) and escalation subjects (core NATS) and writes
-//! `status.lastDecision`, `status.pendingEscalations`, `ConsensusReached` and `EscalationPending`
-//! under a field manager of its own, so the reconciler's conditions are never overwritten.
+//! Consensus outcomes as Strategy conditions (docs/architecture.md, "From a Strategy to running
+//! pods and back"): one consumer per Strategy reads its team's decision stream (JetStream) and
+//! escalation subjects (core NATS) and writes `status.lastDecision`, `status.pendingEscalations`,
+//! `ConsensusReached` and `EscalationPending` under a field manager of its own, so the reconciler's
+//! conditions are never overwritten.
 //! The same connection relays a human's approve/reject (from the Strategy's annotations).
 
 use crate::status::{apply_status, condition};

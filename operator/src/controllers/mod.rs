@@ -1,5 +1,6 @@
-//! The control plane (DESIGN.md §3): one kube-runtime `Controller` per kind, each level-triggered
-//! and idempotent, applying children with server-side apply under one field manager.
+//! The control plane (docs/architecture.md, "From a Strategy to running pods and back"): one
+//! kube-runtime `Controller` per kind, each level-triggered and idempotent, applying children with
+//! server-side apply under one field manager.
 //!
 //! - [`assistant`]: TradingAssistant → ConfigMap + Deployment, status from the Deployment;
 //! - [`strategy`]: Strategy → coordinator, managed dependencies, NetworkPolicies, team status,

@@ -1,5 +1,6 @@
-//! The objects the operator creates, as pure functions of the custom resources (DESIGN.md §3):
-//! easy to unit-test, and the same code behind `trading-operator render` and the controllers.
+//! The objects the operator creates, as pure functions of the custom resources
+//! (docs/architecture.md, "From a Strategy to running pods and back"): easy to unit-test, and the
+//! same code behind `trading-operator render` and the controllers.
 //!
 //! - [`assistant`]: a TradingAssistant's Deployment and role ConfigMap;
 //! - [`strategy`]: a Strategy's coordinator (Deployment, Service), its managed dependencies (NATS,
