@@ -2,7 +2,7 @@
 //! no indicator and no decision of the team changes when the data is cut right after the candle it
 //! was made on, and after their warm-up the indicators do not depend on where the data started.
 
-use agent::backtest::{default_team, Backtest, Series};
+use agent::backtest::{Backtest, Series};
 use agent::config::TeamConfig;
 use agent::evaluation::lookahead::{
     decision_lookahead, indicator_lookahead, sample, warm_up_dependence,
@@ -48,22 +48,15 @@ async fn no_decision_sees_a_later_candle() {
     let mut config = TeamConfig::builtin().unwrap();
     config.strategy.spec.symbols = vec!["BTCUSDT".into()];
     let backtest = Backtest {
-        team_config: config,
-        team: default_team(),
-        series: vec![Series {
-            symbol: "BTCUSDT".into(),
-            candles: slice,
-        }],
-        interval_ms: 3_600_000,
-        max_cycles: None,
         trade_from: Some(trade_from),
-        shadow_cycles: true,
-        news: None,
-        llm: None,
-        forecaster: None,
-        retrainer: None,
-        books: None,
-        live: None,
+        ..Backtest::new(
+            config,
+            vec![Series {
+                symbol: "BTCUSDT".into(),
+                candles: slice,
+            }],
+            3_600_000,
+        )
     };
     // 24 decisions spread over the traded part, each replayed with the data ending at its candle
     let samples = sample(100 * 24, 150 * 24, 24);

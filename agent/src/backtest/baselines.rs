@@ -2,7 +2,7 @@
 //! an SMA crossover (20/50) and MACD (12/26/9), each long-only, all-in / all-out per symbol with an
 //! equal share of the capital, through the same paper exchange (same fees and slippage).
 
-use super::metrics::{figures, Figures};
+use super::metrics::{figures, Figures, Holding};
 use super::Series;
 use crate::exchange::paper::decimal;
 use crate::exchange::{FeeModel, PaperExchange};
@@ -104,7 +104,7 @@ pub fn run(market: &Market<'_>, mut make_rule: impl FnMut() -> Box<dyn Rule>) ->
     let mut rules: Vec<Box<dyn Rule>> = series.iter().map(|_| make_rule()).collect();
     let mut cursors = vec![0usize; series.len()];
     let mut curve = Vec::with_capacity(market.timeline.len() - market.first_scored);
-    let (mut exposure_sum, mut equity_sum) = (0.0, 0.0);
+    let mut holding = Holding::default();
     let mut orders = 0u64;
     for (i, &t) in market.timeline.iter().enumerate() {
         let scoring = i >= market.first_scored;
@@ -148,8 +148,7 @@ pub fn run(market: &Market<'_>, mut make_rule: impl FnMut() -> Box<dyn Rule>) ->
         }
         if scoring {
             let equity = exchange.equity().to_f64().unwrap_or(0.0);
-            exposure_sum += exchange.exposure();
-            equity_sum += equity;
+            holding.sample(equity, exchange.exposure());
             curve.push((t, equity));
         }
     }
@@ -158,17 +157,11 @@ pub fn run(market: &Market<'_>, mut make_rule: impl FnMut() -> Box<dyn Rule>) ->
         .iter()
         .map(|t| t.pnl.to_f64().unwrap_or(0.0))
         .collect();
-    let n = curve.len().max(1) as f64;
-    let mean_equity = equity_sum / n;
     BaselineRun {
         figures: figures(&curve, market.interval_ms, &pnls),
         curve,
-        exposure: exposure_sum / n,
-        turnover: if mean_equity > 0.0 {
-            exchange.traded_notional().to_f64().unwrap_or(0.0) / mean_equity
-        } else {
-            0.0
-        },
+        exposure: holding.exposure(),
+        turnover: holding.turnover(exchange.traded_notional().to_f64().unwrap_or(0.0)),
         fees: exchange.fees_paid().to_f64().unwrap_or(0.0),
     }
 }

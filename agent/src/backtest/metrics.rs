@@ -36,11 +36,7 @@ pub fn figures(curve: &[(i64, f64)], interval_ms: i64, trade_pnls: &[f64]) -> Fi
     } else {
         total_return
     };
-    let returns: Vec<f64> = curve
-        .windows(2)
-        .filter(|w| w[0].1 > 0.0)
-        .map(|w| w[1].1 / w[0].1 - 1.0)
-        .collect();
+    let returns = returns(curve);
     let periods_per_year = if interval_ms > 0 {
         YEAR_MS / interval_ms as f64
     } else {
@@ -90,6 +86,47 @@ pub fn figures(curve: &[(i64, f64)], interval_ms: i64, trade_pnls: &[f64]) -> Fi
     }
 }
 
+/// The per-candle returns of an equity curve (steps from a non-positive equity are skipped).
+pub fn returns(curve: &[(i64, f64)]) -> Vec<f64> {
+    curve
+        .windows(2)
+        .filter(|w| w[0].1 > 0.0)
+        .map(|w| w[1].1 / w[0].1 - 1.0)
+        .collect()
+}
+
+/// How much of its equity a book held, and how much it traded, sampled once per scored step.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Holding {
+    exposure: f64,
+    equity: f64,
+    steps: u64,
+}
+
+impl Holding {
+    /// Records one step: the equity and the share of it held in positions.
+    pub fn sample(&mut self, equity: f64, exposure: f64) {
+        self.exposure += exposure;
+        self.equity += equity;
+        self.steps += 1;
+    }
+
+    /// Mean share of equity held in positions (0 before any step).
+    pub fn exposure(&self) -> f64 {
+        self.exposure / self.steps.max(1) as f64
+    }
+
+    /// `traded_notional` over the mean equity (2.0 = one full round trip).
+    pub fn turnover(&self, traded_notional: f64) -> f64 {
+        let mean_equity = self.equity / self.steps.max(1) as f64;
+        if mean_equity > 0.0 {
+            traded_notional / mean_equity
+        } else {
+            0.0
+        }
+    }
+}
+
 /// The largest fall from a peak, as a fraction of the peak.
 pub fn max_drawdown(equity: impl Iterator<Item = f64>) -> f64 {
     let mut peak = f64::MIN;
@@ -130,6 +167,16 @@ mod tests {
         assert!(f.sharpe > 0.0 && f.sortino > f.sharpe, "{f:?}");
         assert_eq!((f.trades, f.win_rate), (4, 0.5));
         assert_eq!(f.final_equity, 130.0);
+    }
+
+    #[test]
+    fn holding_means_exposure_and_turns_over_against_mean_equity() {
+        let mut h = Holding::default();
+        assert_eq!((h.exposure(), h.turnover(100.0)), (0.0, 0.0));
+        h.sample(100.0, 0.5);
+        h.sample(300.0, 0.0);
+        assert_eq!(h.exposure(), 0.25);
+        assert_eq!(h.turnover(400.0), 2.0);
     }
 
     #[test]

@@ -204,6 +204,26 @@ impl EscalationResolver for EscalationsTimeOut {
 }
 
 impl Backtest {
+    /// A replay of `series` by the default team under `team_config`: every candle traded and scored,
+    /// no cycle limit, no model, paper trading; callers set what differs.
+    pub fn new(team_config: TeamConfig, series: Vec<Series>, interval_ms: i64) -> Self {
+        Self {
+            team_config,
+            team: default_team(),
+            series,
+            interval_ms,
+            max_cycles: None,
+            trade_from: None,
+            shadow_cycles: true,
+            news: None,
+            llm: None,
+            forecaster: None,
+            retrainer: None,
+            books: None,
+            live: None,
+        }
+    }
+
     /// Retrains the strategist's model on the candles up to `t`, logs what changed and stores the
     /// model. A failure (too little history yet) keeps the model in use.
     async fn retrain(
@@ -373,12 +393,11 @@ impl Backtest {
             .unwrap_or_default();
         // learned weights (policy `weighting: learned`): opinions scored 12 candles later
         let horizon_ms = 12 * self.interval_ms;
-        let round_trip_cost = spec
+        let (fee_rate, slippage_bps) = spec
             .exchange
             .as_ref()
-            .map_or(2.0 * (0.001 + 5.0 / 10_000.0), |e| {
-                2.0 * (e.fee_rate + e.slippage_bps / 10_000.0)
-            });
+            .map_or((0.001, 5.0), |e| (e.fee_rate, e.slippage_bps));
+        let round_trip_cost = 2.0 * (fee_rate + slippage_bps / 10_000.0);
         let mut learner =
             (self.team_config.policy.spec.weighting == Weighting::Learned).then(|| {
                 WeightLearner::new(
@@ -403,10 +422,6 @@ impl Backtest {
             min_hold_ms: MIN_HOLD_CANDLES * self.interval_ms,
         };
         let limit_ttl_ms = i64::from(exchange_spec.limit_ttl_candles) * self.interval_ms;
-        let (fee_rate, slippage_bps) = spec
-            .exchange
-            .as_ref()
-            .map_or((0.001, 5.0), |e| (e.fee_rate, e.slippage_bps));
         let fees = FeeModel::new(fee_rate, slippage_bps);
         let capital = decimal(spec.capital);
         let mut exchange = PaperExchange::new(capital, fees);
@@ -458,7 +473,7 @@ impl Backtest {
         let mut last_t = timeline[first_scored];
         let mut scored_candles = 0u64;
         let mut trading = false;
-        let (mut exposure_sum, mut equity_sum) = (0.0f64, 0.0f64);
+        let mut holding = metrics::Holding::default();
         loop {
             // checked before waiting for the next candle: on a live feed that wait is up to a
             // whole interval, and the run is over as soon as its last cycle is
@@ -736,8 +751,7 @@ impl Backtest {
             }
             scored_candles += step_len;
             let equity = exchange.equity().to_f64().unwrap_or(0.0);
-            exposure_sum += exchange.exposure();
-            equity_sum += equity;
+            holding.sample(equity, exchange.exposure());
             crate::metrics::portfolio(&name, equity, spec.capital);
             crate::metrics::risk(&name, standing.drawdown(equity), spec.risk.max_drawdown);
             curve.push((t, equity));
@@ -780,14 +794,6 @@ impl Backtest {
             .iter()
             .map(|t| t.pnl.to_f64().unwrap_or(0.0))
             .collect();
-        let scored = (timeline.len() - first_scored) as f64;
-        let exposure = exposure_sum / scored;
-        let mean_equity = equity_sum / scored;
-        let turnover = if mean_equity > 0.0 {
-            exchange.traded_notional().to_f64().unwrap_or(0.0) / mean_equity
-        } else {
-            0.0
-        };
         let market = baselines::Market {
             series: &self.series,
             timeline: &timeline,
@@ -819,8 +825,8 @@ impl Backtest {
             fees_paid: exchange.fees_paid(),
             weights: weights.into_iter().collect(),
             learning_updates,
-            exposure,
-            turnover,
+            exposure: holding.exposure(),
+            turnover: holding.turnover(exchange.traded_notional().to_f64().unwrap_or(0.0)),
         })
     }
 }

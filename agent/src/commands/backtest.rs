@@ -1,7 +1,7 @@
 //! `trading-agent backtest`: the whole team in one process over real candles, with a report.
 
 use agent::backtest::report::{html_report, json_report, table, RunInfo};
-use agent::backtest::{default_team, Backtest, Series};
+use agent::backtest::{Backtest, Series};
 use agent::config::TeamConfig;
 use agent::market::{bundled, file::parse_candles, read_candles, Candle};
 use agent::store::Store;
@@ -343,19 +343,8 @@ pub fn prepare(args: &ReplayArgs, mut team_config: TeamConfig) -> anyhow::Result
     };
     Ok(Prepared {
         backtest: Backtest {
-            team_config,
-            team: default_team(),
-            series,
-            interval_ms: interval.millis(),
-            max_cycles: None,
             trade_from: from,
-            shadow_cycles: true,
-            news: None,
-            llm: None,
-            forecaster: None,
-            retrainer: None,
-            books: None,
-            live: None,
+            ..Backtest::new(team_config, series, interval.millis())
         },
         info,
     })

@@ -2,7 +2,7 @@
 //! recent candles from the REST API, then closed candles from the WebSocket streams as they come,
 //! each decision printed as it is made.
 
-use agent::backtest::{default_team, Backtest, EscalationsTimeOut, Series};
+use agent::backtest::{Backtest, EscalationsTimeOut, Series};
 use agent::config::TeamConfig;
 use agent::market::binance::{BinanceRest, MAINNET};
 use agent::market::stream::{KlineStream, MAINNET_WS};
@@ -161,19 +161,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     ))
     .await?;
     let backtest = Backtest {
-        team_config,
-        team: default_team(),
-        series,
-        interval_ms: interval.millis(),
         max_cycles: args.max_cycles,
-        trade_from: None,
-        shadow_cycles: true,
-        news: None,
-        llm: None,
-        forecaster: None,
-        retrainer: None,
-        books: None,
-        live: None,
+        ..Backtest::new(team_config, series, interval.millis())
     };
     let (team, voters) = backtest.local_team()?;
     let (streaming, rx) = live_feed(&rest, &args.ws_url, &backtest.series, interval);

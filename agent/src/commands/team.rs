@@ -389,21 +389,7 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
             policy: serde_json::to_value(&team_config.policy.spec)?,
             wall_seconds: 0.0,
         };
-        let backtest = agent::backtest::Backtest {
-            team_config,
-            team: agent::backtest::default_team(),
-            series,
-            interval_ms: interval.millis(),
-            max_cycles: None,
-            trade_from: None,
-            shadow_cycles: true,
-            news: None,
-            llm: None,
-            forecaster: None,
-            retrainer: None,
-            books: None,
-            live: None,
-        };
+        let backtest = agent::backtest::Backtest::new(team_config, series, interval.millis());
         (backtest, info, Some(rx), Some(streaming))
     } else {
         tracing::info!(data = ?replay_args.data, "replaying candles (empty: the bundled data)");

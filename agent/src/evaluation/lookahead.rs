@@ -203,6 +203,8 @@ fn difference(full: &Decision, cut: &Decision) -> Option<(String, String, String
 
 /// Checks that the team's decisions on the sampled candles of `backtest`'s only series are the
 /// same when the data ends right after each of them.
+/// The cut replays keep the backtest's team, history, news, model and forecaster; a retraining
+/// forecaster (`retrainer`) and live venues are not replayed (their state outlives one run).
 pub async fn decision_lookahead(backtest: &Backtest, samples: &[usize]) -> Result<(), Leak> {
     let full = decisions(backtest).await.map_err(|e| Leak::Decision {
         decision: "the full replay".into(),
@@ -217,19 +219,21 @@ pub async fn decision_lookahead(backtest: &Backtest, samples: &[usize]) -> Resul
             continue;
         };
         let cut = Backtest {
-            series: vec![Series {
-                symbol: series.symbol.clone(),
-                candles: series.candles[..=i].to_vec(),
-            }],
-            team_config: backtest.team_config.clone(),
             team: backtest.team.clone(),
+            max_cycles: backtest.max_cycles,
+            trade_from: backtest.trade_from,
+            shadow_cycles: backtest.shadow_cycles,
             news: backtest.news.clone(),
-            llm: None,
-            forecaster: None,
-            retrainer: None,
-            books: None,
-            live: None,
-            ..*backtest
+            llm: backtest.llm.clone(),
+            forecaster: backtest.forecaster.clone(),
+            ..Backtest::new(
+                backtest.team_config.clone(),
+                vec![Series {
+                    symbol: series.symbol.clone(),
+                    candles: series.candles[..=i].to_vec(),
+                }],
+                backtest.interval_ms,
+            )
         };
         let made = decisions(&cut).await.map_err(|e| Leak::Decision {
             decision: expected.id.clone(),

@@ -214,19 +214,10 @@ impl Evaluation {
         from: i64,
     ) -> Backtest {
         Backtest {
-            team_config: config,
             team,
-            series: vec![series],
-            interval_ms: self.interval_ms,
-            max_cycles: None,
             trade_from: Some(from),
-            shadow_cycles: true,
             news: self.news.clone(),
-            llm: None,
-            forecaster: None,
-            retrainer: None,
-            books: None,
-            live: None,
+            ..Backtest::new(config, vec![series], self.interval_ms)
         }
     }
 
