@@ -5,7 +5,6 @@
 use protocol::crd::validate::{ManifestValidator, ValidationError};
 use protocol::crd::{ConsensusPolicy, Strategy};
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -158,16 +157,10 @@ pub fn parse_one<T: DeserializeOwned>(
     path: &Path,
     kind: &'static str,
 ) -> Result<T, ConfigError> {
-    let mut docs = Vec::new();
-    for de in serde_yaml::Deserializer::from_str(text) {
-        let value = Value::deserialize(de).map_err(|error| ConfigError::Yaml {
-            path: path.to_path_buf(),
-            error,
-        })?;
-        if !value.is_null() {
-            docs.push(value);
-        }
-    }
+    let docs = protocol::yaml::documents(text).map_err(|e| ConfigError::Yaml {
+        path: path.to_path_buf(),
+        error: e.error,
+    })?;
     let found = docs
         .iter()
         .map(|d| {

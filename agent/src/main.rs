@@ -93,7 +93,7 @@ enum AuditCommand {
     /// fault in each broken chain.
     Verify {
         /// The database: sqlite://PATH or postgres://USER@HOST/DB (a password belongs in the env var).
-        #[arg(long, value_name = "URL", env = "IA_DB")]
+        #[arg(long, value_name = "URL", env = "IA_DB", hide_env_values = true)]
         db: String,
     },
 }

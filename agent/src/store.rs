@@ -31,6 +31,8 @@ pub enum StoreError {
         doing: &'static str,
         error: sqlx::migrate::MigrateError,
     },
+    #[error("{0}: no such database file (nothing to read; check the path)")]
+    Missing(String),
     #[error("the task writing to the store stopped: {0}")]
     Writer(String),
 }
@@ -105,10 +107,29 @@ impl AuditPages<'_> {
     }
 }
 
+/// The file a `sqlite:` URL names, if it names one (not `:memory:`).
+fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    let options = SqliteConnectOptions::from_str(url).ok()?;
+    let path = options.get_filename();
+    (url.starts_with("sqlite:") && !url.contains(":memory:")).then(|| path.to_path_buf())
+}
+
 impl Store {
     /// Connects (creating a SQLite file if needed) and runs the migrations.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         Self::open(url, Durability::Durable).await
+    }
+
+    /// Connects to a database that must already exist, for commands that only read what another
+    /// process wrote (`audit verify`): a SQLite path that names no file is an error instead of a new,
+    /// empty database that would pass every check.
+    pub async fn connect_existing(url: &str) -> Result<Self, StoreError> {
+        if let Some(path) = sqlite_path(url) {
+            if !path.exists() {
+                return Err(StoreError::Missing(redact(url)));
+            }
+        }
+        Self::connect(url).await
     }
 
     /// Creates a new SQLite file that one process writes from start to finish and nobody reads

@@ -527,3 +527,47 @@ async fn retraining_on_the_learning_schedule_stores_each_model_with_its_evaluati
         "the model itself is stored"
     );
 }
+
+#[test]
+fn help_never_shows_secret_values_from_the_environment() {
+    let secret = "postgres://trader:hunter2@db/trading";
+    for command in [
+        &["backtest", "--help"][..],
+        &["audit", "verify", "--help"],
+        &["coordinator", "--help"],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_trading-agent"))
+            .args(command)
+            .env("IA_DB", secret)
+            .env("IA_NATS_URL", "nats://bot:hunter2@nats:4222")
+            .env("IA_OLLAMA_URL", "http://u:hunter2@ollama:11434")
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{command:?}");
+        assert!(
+            help.contains("IA_DB") || help.contains("IA_NATS_URL"),
+            "{command:?}: {help}"
+        );
+        assert!(
+            !help.contains("hunter2"),
+            "{command:?} shows a secret: {help}"
+        );
+    }
+}
+
+#[test]
+fn audit_verify_of_a_missing_file_fails_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nope.db");
+    let output = agent(&[
+        "audit",
+        "verify",
+        "--db",
+        &format!("sqlite://{}", path.display()),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("no such database file"), "{stderr}");
+    assert!(!path.exists(), "audit verify created {}", path.display());
+}

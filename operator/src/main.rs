@@ -54,10 +54,7 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(operator::controllers::run::run(config))?;
         }
         Command::Crds { out_dir: None } => {
-            print!(
-                "{}",
-                operator::crdgen::crds_stream().context("rendering CRDs")?
-            );
+            print_out(&operator::crdgen::crds_stream().context("rendering CRDs")?)?;
         }
         Command::Crds { out_dir: Some(dir) } => {
             for path in operator::crdgen::write_crds(&dir)
@@ -71,12 +68,12 @@ fn main() -> anyhow::Result<()> {
             for file in &files {
                 docs.extend(operator::manifests::read_documents(file)?);
             }
+            let mut text = String::new();
             for object in operator::render::render(&docs)? {
-                print!(
-                    "---\n{}",
-                    serde_yaml::to_string(&object).context("printing YAML")?
-                );
+                text.push_str("---\n");
+                text.push_str(&serde_yaml::to_string(&object).context("printing YAML")?);
             }
+            print_out(&text)?;
         }
         Command::Validate { files } => {
             if !validate(&files)? {
@@ -85,6 +82,17 @@ fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Writes `text` to standard output. A reader that went away (`render | head -1`) ends the
+/// process quietly with success, as for other Unix filters, instead of a panic.
+fn print_out(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        result => result.context("writing to standard output"),
+    }
 }
 
 /// Logs to stderr: JSON when `IA_LOG_FORMAT=json` (as in the cluster), filtered by `RUST_LOG`.
@@ -107,6 +115,11 @@ fn validate(files: &[PathBuf]) -> anyhow::Result<bool> {
     let mut all_valid = true;
     for file in files {
         for doc in operator::manifests::read_documents(file)? {
+            if let Some(reason) = operator::manifests::unrecognised(&doc.value) {
+                all_valid = false;
+                println!("INVALID {}\n    {reason}", doc.describe());
+                continue;
+            }
             if !operator::manifests::is_ia_agents_resource(&doc.value) {
                 println!(
                     "skipped {}: not a trading.ia-agents.dev object",

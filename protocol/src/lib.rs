@@ -11,5 +11,7 @@ pub mod crd;
 pub mod messages;
 pub mod roles;
 pub mod subjects;
+#[cfg(feature = "validate")]
+pub mod yaml;
 
 pub use roles::{Action, Role};

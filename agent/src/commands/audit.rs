@@ -18,7 +18,7 @@ struct Chain {
 }
 
 pub async fn verify_db(url: &str) -> anyhow::Result<()> {
-    let store = Store::connect(url).await?;
+    let store = Store::connect_existing(url).await?;
     let chains = verify_store(&store).await?;
     if chains.is_empty() {
         println!("{}: the audit log is empty", store.name());

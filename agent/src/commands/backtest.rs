@@ -92,7 +92,7 @@ pub struct BacktestArgs {
     max_position_fraction: Option<f64>,
     /// Database for every decision, opinion, order and audit entry: sqlite://PATH or postgres://…
     /// (default: sqlite://OUT/ia-agents.db, replaced on each run).
-    #[arg(long, value_name = "URL", env = "IA_DB")]
+    #[arg(long, value_name = "URL", env = "IA_DB", hide_env_values = true)]
     db: Option<String>,
     /// Directory for report.json, report.html and ia-agents.db.
     #[arg(
@@ -104,7 +104,12 @@ pub struct BacktestArgs {
     out: PathBuf,
     /// Ollama base URL: the reasoning roles (all voters but the risk manager) ask this model, falling
     /// back to their rules on timeouts, errors and invalid answers.
-    #[arg(long, value_name = "URL", env = "IA_OLLAMA_URL")]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "IA_OLLAMA_URL",
+        hide_env_values = true
+    )]
     ollama_url: Option<String>,
     /// The Ollama model for --ollama-url.
     #[arg(long, default_value = "llama3.2", env = "IA_MODEL")]

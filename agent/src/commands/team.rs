@@ -27,7 +27,8 @@ pub struct BusArgs {
         long,
         value_name = "URL",
         default_value = "nats://127.0.0.1:4222",
-        env = "IA_NATS_URL"
+        env = "IA_NATS_URL",
+        hide_env_values = true
     )]
     pub nats: String,
     /// Namespace of the team (the Kubernetes namespace in a cluster); first token of its subjects.
@@ -61,7 +62,12 @@ pub struct AssistantArgs {
     #[arg(long, env = "IA_MODEL", requires = "ollama_url")]
     model: Option<String>,
     /// Ollama base URL (the Strategy's ollama dependency).
-    #[arg(long, value_name = "URL", env = "IA_OLLAMA_URL")]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "IA_OLLAMA_URL",
+        hide_env_values = true
+    )]
     ollama_url: Option<String>,
     /// Sampling temperature (spec.model.temperature).
     #[arg(long, default_value_t = 0.2, env = "IA_MODEL_TEMPERATURE")]
@@ -257,7 +263,7 @@ pub struct CoordinatorArgs {
     json: bool,
     /// Database for decisions, opinions, orders and the audit log (sqlite://PATH or postgres://…;
     /// a password belongs in the URL's env var, IA_DB, never on the command line).
-    #[arg(long, value_name = "URL", env = "IA_DB")]
+    #[arg(long, value_name = "URL", env = "IA_DB", hide_env_values = true)]
     db: Option<String>,
     /// Serve the HTTP API (health, metrics, the record, escalation answers, a WebSocket stream) here;
     /// needs --db. Mutating routes take the bearer token in IA_API_TOKEN.

@@ -74,9 +74,10 @@ pub struct StrategySpec {
     #[serde(default)]
     pub mode: TradingMode,
 
-    /// Starting capital in the quote asset (e.g. USDT).
+    /// Starting capital in the quote asset (e.g. USDT), at most 10^12: larger amounts would overflow
+    /// the exact decimal arithmetic of orders and fills.
     #[serde(default = "default_capital")]
-    #[schemars(extend("minimum" = 0.0, "exclusiveMinimum" = true))]
+    #[schemars(extend("minimum" = 0.0, "exclusiveMinimum" = true, "maximum" = 1.0e12))]
     pub capital: f64,
 
     /// Risk limits; the risk manager vetoes and the executor refuses anything that breaks them.
@@ -286,6 +287,11 @@ impl Default for RiskSpec {
 }
 
 /// Message of the rule that keeps credentials out of dependency URLs (they belong in a Secret).
+/// CEL: no user-info (`user:pass@`) and no credential-like query parameter (`?password=`,
+/// `&sslpassword=`, `?token=`, ...) in a dependency URL, which lands in a ConfigMap and in logs.
+const URL_WITHOUT_CREDENTIALS: &str =
+    "!self.contains('@') && !self.matches('(?i)[?&;][a-z_]*(pass|pwd|token|secret|key|auth|credential)[a-z_]*=')";
+
 const NO_CREDENTIALS_IN_URL: &str =
     "url must not embed credentials; put a URL with credentials in a Secret and reference it with secretRef";
 
@@ -457,7 +463,7 @@ pub struct Dependency {
     /// URL of an external instance, without credentials (e.g. nats://nats.infra:4222).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[a-z][a-z0-9+.-]*://\S+$"))]
-    #[x_kube(validation = Rule::new("!self.contains('@')").message(NO_CREDENTIALS_IN_URL))]
+    #[x_kube(validation = Rule::new(URL_WITHOUT_CREDENTIALS).message(NO_CREDENTIALS_IN_URL))]
     pub url: Option<String>,
     /// Secret key holding the URL of an external instance, credentials included (e.g. postgres://user:pass@host/db).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -496,7 +502,7 @@ pub struct OllamaDependency {
     /// URL of an external Ollama (e.g. http://ollama.ai:11434).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^https?://\S+$"))]
-    #[x_kube(validation = Rule::new("!self.contains('@')").message(NO_CREDENTIALS_IN_URL))]
+    #[x_kube(validation = Rule::new(URL_WITHOUT_CREDENTIALS).message(NO_CREDENTIALS_IN_URL))]
     pub url: Option<String>,
     /// Secret key holding the URL of an external Ollama.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -176,11 +176,31 @@ impl ManifestValidator {
 /// Error messages echo the offending value; a URL with credentials in it must not be echoed.
 fn redact_credentials(message: &str, instance: &Value) -> String {
     match instance.as_str() {
-        Some(value) if value.contains("://") && value.contains('@') => {
+        Some(value) if value.contains("://") && embeds_credentials(value) => {
             message.replace(value, "<URL with credentials, redacted>")
         }
         _ => message.to_string(),
     }
+}
+
+/// Whether a URL carries user-info or a credential-like query parameter (see the Strategy's CEL rule).
+fn embeds_credentials(url: &str) -> bool {
+    let query_secret = url.split(['?', '&', ';']).skip(1).any(|param| {
+        let name = param.split('=').next().unwrap_or("").to_ascii_lowercase();
+        param.contains('=')
+            && [
+                "pass",
+                "pwd",
+                "token",
+                "secret",
+                "key",
+                "auth",
+                "credential",
+            ]
+            .iter()
+            .any(|word| name.contains(word))
+    });
+    url.contains('@') || query_secret
 }
 
 /// `metadata.name` must be a DNS-1123 subdomain, as for every namespaced object.
