@@ -36,8 +36,9 @@ enum Command {
         files: Vec<PathBuf>,
     },
     /// Validate manifests offline against the CRDs of this build, as an API server would (schema,
-    /// defaults, unknown fields, CEL rules). Objects of other API groups are skipped. Exits 1 when any
-    /// ia-agents object is invalid, naming the file, the object and each field at fault.
+    /// defaults, unknown fields, CEL rules). Objects of other API groups are skipped; one without
+    /// apiVersion or kind, or of our kinds under an apiVersion this build does not serve, is invalid.
+    /// Exits 1 when any object is invalid, naming the file, the object and each field at fault.
     Validate {
         /// YAML files to check (multi-document files are fine).
         #[arg(short = 'f', long = "filename", value_name = "FILE", required = true, num_args = 1..)]
@@ -115,12 +116,7 @@ fn validate(files: &[PathBuf]) -> anyhow::Result<bool> {
     let mut all_valid = true;
     for file in files {
         for doc in operator::manifests::read_documents(file)? {
-            if let Some(reason) = operator::manifests::unrecognised(&doc.value) {
-                all_valid = false;
-                println!("INVALID {}\n    {reason}", doc.describe());
-                continue;
-            }
-            if !operator::manifests::is_ia_agents_resource(&doc.value) {
+            if !operator::manifests::needs_validation(&doc.value, &validator) {
                 println!(
                     "skipped {}: not a trading.ia-agents.dev object",
                     doc.describe()

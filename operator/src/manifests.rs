@@ -1,5 +1,6 @@
 //! Reading Kubernetes manifests from YAML files (one or many documents per file).
 
+use protocol::crd::validate::ManifestValidator;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -79,25 +80,15 @@ pub fn is_ia_agents_resource(value: &Value) -> bool {
         .is_some_and(|v| v.starts_with(&format!("{}/", protocol::crd::GROUP)))
 }
 
-/// The kinds this build defines.
-const OUR_KINDS: [&str; 3] = ["Strategy", "ConsensusPolicy", "TradingAssistant"];
-
-/// Why a document can be neither validated nor skipped as another API's object: it has no
-/// `apiVersion` or `kind`, or it is one of our kinds (or in our group) under an apiVersion this build
-/// does not serve, as after a typo. `None` for our objects and for other APIs' objects.
-pub fn unrecognised(value: &Value) -> Option<String> {
-    let api_version = value.get("apiVersion").and_then(Value::as_str);
+/// Whether `validate` must check a document rather than skip it as another API's object: it is in
+/// our group, names a kind the validator serves (under a mistyped apiVersion, say), or lacks a string
+/// apiVersion or kind. The validator's own errors then say what is wrong.
+pub fn needs_validation(value: &Value, validator: &ManifestValidator) -> bool {
+    let has_api_version = value.get("apiVersion").and_then(Value::as_str).is_some();
     let kind = value.get("kind").and_then(Value::as_str);
-    let (Some(api_version), Some(kind)) = (api_version, kind) else {
-        return Some("every object needs a string apiVersion and kind".into());
-    };
-    let ours = OUR_KINDS.contains(&kind) || is_ia_agents_resource(value);
-    (ours && api_version != protocol::crd::API_VERSION).then(|| {
-        format!(
-            "apiVersion {api_version:?} is not served by this build: use {:?} for kind {kind}",
-            protocol::crd::API_VERSION
-        )
-    })
+    is_ia_agents_resource(value)
+        || !has_api_version
+        || kind.is_none_or(|k| validator.serves_kind(k))
 }
 
 #[cfg(test)]
@@ -116,20 +107,23 @@ mod tests {
     }
 
     #[test]
-    fn a_mistyped_or_missing_api_version_is_named_not_skipped() {
-        let typo =
-            serde_json::json!({"apiVersion": "trading.ia-agent.dev/v1alpha1", "kind": "Strategy"});
-        assert!(unrecognised(&typo)
-            .unwrap()
-            .contains("trading.ia-agents.dev/v1alpha1"));
-        let version = serde_json::json!({"apiVersion": "trading.ia-agents.dev/v1", "kind": "Foo"});
-        assert!(unrecognised(&version).is_some());
-        assert!(unrecognised(&serde_json::json!({"kind": "Strategy"})).is_some());
-        let ours =
-            serde_json::json!({"apiVersion": protocol::crd::API_VERSION, "kind": "Strategy"});
-        assert_eq!(unrecognised(&ours), None);
-        let foreign = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap"});
-        assert_eq!(unrecognised(&foreign), None);
+    fn a_mistyped_or_missing_api_version_is_validated_not_skipped() {
+        let validator = ManifestValidator::new();
+        let needs = |v: Value| needs_validation(&v, &validator);
+        assert!(needs(
+            serde_json::json!({"apiVersion": "trading.ia-agent.dev/v1alpha1", "kind": "Strategy"})
+        ));
+        assert!(needs(
+            serde_json::json!({"apiVersion": "trading.ia-agents.dev/v1", "kind": "Foo"})
+        ));
+        assert!(needs(serde_json::json!({"kind": "Strategy"})));
+        assert!(needs(serde_json::json!({"apiVersion": "v1"})));
+        assert!(needs(
+            serde_json::json!({"apiVersion": protocol::crd::API_VERSION, "kind": "Strategy"})
+        ));
+        assert!(!needs(
+            serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap"})
+        ));
     }
 
     #[test]

@@ -121,6 +121,11 @@ impl ManifestValidator {
         }
     }
 
+    /// Whether one of the CRDs defines `kind` (in any version).
+    pub fn serves_kind(&self, kind: &str) -> bool {
+        self.kinds.iter().any(|k| k.kind == kind)
+    }
+
     /// Validates one manifest (as parsed from YAML or JSON). `old` is the previous version of the
     /// object, for transition rules such as immutable fields; `None` on creation.
     pub fn validate(&self, manifest: &Value, old: Option<&Value>) -> Result<(), ValidationError> {
