@@ -108,7 +108,7 @@ async fn run_local_warms_up_then_decides_on_live_candles() {
                 "--warmup",
                 "60",
                 "--max-cycles",
-                "63",
+                "3",
                 "--json",
             ])
             .args(["--strategy-file", strategy.to_str().unwrap()])
@@ -138,8 +138,8 @@ async fn run_local_warms_up_then_decides_on_live_candles() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    // 60 warm-up cycles are history (not printed); the three live candles' decisions are, and the
-    // run ends with the last of them (the feed sends no fourth)
+    // the 60 warm-up candles are history (no cycle on them); the three live candles are decided
+    // on, and the run ends with the last of them (the feed sends no fourth)
     assert_eq!(lines.len(), 3, "{lines:?}");
     assert!(lines
         .iter()

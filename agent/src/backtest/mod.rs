@@ -88,7 +88,8 @@ pub struct Backtest {
     /// Candles that opened before this instant (ms) are history: they warm the indicators, the
     /// alert detectors, the learned weights (the team decides on them in the shadow, nothing is
     /// traded or stored) and the retrained forecaster, and they are not scored. `None`: every
-    /// candle is traded and scored.
+    /// candle is traded and scored. On a live feed this is where the warm-up ends, so that no
+    /// order is ever sent for a warm-up candle.
     pub trade_from: Option<i64>,
     /// Whether the team decides on history candles (in the shadow, to teach the learned weights).
     /// A coordinator over NATS does not: a year of cycles through the bus before its first candle
@@ -430,7 +431,8 @@ impl Backtest {
         let first_scored = self
             .trade_from
             .map_or(0, |from| timeline.partition_point(|t| *t < from));
-        if timeline.len() <= first_scored {
+        // a live feed may bring every scored candle: the loaded ones are then its warm-up
+        if timeline.len() <= first_scored && live.is_none() {
             return Err(BacktestError::NoCandles);
         }
         let total = self
@@ -470,7 +472,8 @@ impl Backtest {
             cursors: vec![0usize; self.series.len()],
             live,
         };
-        let mut last_t = timeline[first_scored];
+        let mut first_t = timeline.get(first_scored).copied();
+        let mut last_t = first_t.or(self.trade_from).unwrap_or_default();
         let mut scored_candles = 0u64;
         let mut trading = false;
         let mut holding = metrics::Holding::default();
@@ -480,11 +483,17 @@ impl Backtest {
             if self.max_cycles.is_some_and(|max| cycles >= max) {
                 break;
             }
-            let Some((t, step)) = feed.next().await else {
+            let Some(Step {
+                t,
+                candles: step,
+                live,
+            }) = feed.next().await
+            else {
                 break;
             };
             let scoring = self.trade_from.is_none_or(|from| t >= from);
             if scoring {
+                first_t.get_or_insert(t);
                 last_t = t;
                 standing.record(t, exchange.equity().to_f64().unwrap_or(0.0));
             }
@@ -651,6 +660,21 @@ impl Backtest {
                         volatility: values.indicators.volatility,
                     },
                 ) {
+                    Plan::Trade(order)
+                        if live && !fresh(close_time, self.interval_ms, now_ms()) =>
+                    {
+                        let record = stale_order_record(order, close_time);
+                        crate::metrics::ordered(&name, record.order.side, None);
+                        tracing::warn!(
+                            symbol = %symbol,
+                            decision = %decision.id,
+                            reason = %record.reason,
+                            "not traded"
+                        );
+                        let execution = format!("expired: {}", record.reason);
+                        pending_orders.push(record);
+                        (execution, None)
+                    }
                     Plan::Trade(order) => {
                         if let Some(books) = &self.books {
                             let book = books.lock().expect("books lock").get(symbol).cloned();
@@ -815,8 +839,8 @@ impl Backtest {
             decisions: counts,
             candles: scored_candles,
             cycles,
-            first_open_time: timeline[first_scored],
-            last_open_time: *timeline.last().expect("not empty"),
+            first_open_time: first_t.unwrap_or(last_t),
+            last_open_time: last_t,
             curve,
             buy_and_hold_curve: hold_curve,
             records,
@@ -885,6 +909,39 @@ fn order_record(
     }
 }
 
+/// A live candle is traded only while it is fresh: if it closed at most one interval before now.
+/// An older one (a feed that lagged, a reconnect that caught up, a stalled cycle) is decided on
+/// but never traded: its order would act on a market that has moved since (docs/architecture.md,
+/// "Live safety").
+pub fn fresh(close_time: i64, interval_ms: i64, now_ms: i64) -> bool {
+    now_ms - close_time <= interval_ms
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// The store's record of an order that was planned on a stale live candle and never sent.
+fn stale_order_record(order: protocol::messages::Order, close_time: i64) -> OrderRecord {
+    let age_s = (now_ms() - close_time) / 1000;
+    OrderRecord {
+        order,
+        fill: None,
+        status: "EXPIRED",
+        reason: format!(
+            "the candle closed {age_s} s ago, more than one interval: too old to trade on"
+        ),
+    }
+}
+
+/// One time step: an open time and the candles (by series index) that opened then; `live` when
+/// they came from the live feed rather than the loaded history.
+struct Step {
+    t: i64,
+    candles: Vec<(usize, Candle)>,
+    live: bool,
+}
+
 /// Time steps to process: the loaded candles (grouped by open time), then live candles one by one.
 struct Feed<'a> {
     series: &'a [Series],
@@ -896,7 +953,7 @@ struct Feed<'a> {
 
 impl Feed<'_> {
     /// The next open time and the candles (by series index) that opened then.
-    async fn next(&mut self) -> Option<(i64, Vec<(usize, Candle)>)> {
+    async fn next(&mut self) -> Option<Step> {
         if let Some(&t) = self.timeline.get(self.next) {
             self.next += 1;
             let mut step = Vec::with_capacity(self.series.len());
@@ -910,7 +967,11 @@ impl Feed<'_> {
                     step.push((s, *c));
                 }
             }
-            return Some((t, step));
+            return Some(Step {
+                t,
+                candles: step,
+                live: false,
+            });
         }
         let live = self.live.as_mut()?;
         loop {
@@ -920,7 +981,11 @@ impl Feed<'_> {
                 .iter()
                 .position(|series| series.symbol == sc.symbol)
             {
-                return Some((sc.candle.open_time, vec![(s, sc.candle)]));
+                return Some(Step {
+                    t: sc.candle.open_time,
+                    candles: vec![(s, sc.candle)],
+                    live: true,
+                });
             }
         }
     }

@@ -162,6 +162,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     .await?;
     let backtest = Backtest {
         max_cycles: args.max_cycles,
+        // the warm-up candles are history: they teach the indicators, never reach an order
+        trade_from: Some(to),
         ..Backtest::new(team_config, series, interval.millis())
     };
     let (team, voters) = backtest.local_team()?;
@@ -187,9 +189,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             },
             Some(&store),
             |d| {
-                if d.decided_at <= to {
-                    return; // warm-up history
-                }
                 if json_lines {
                     println!("{}", super::team::decision_line(d));
                 } else {

@@ -376,7 +376,7 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         team_config.strategy.spec.interval = interval;
         let rest = agent::market::binance::BinanceRest::new(&args.rest_url);
         let symbols = team_config.strategy.spec.symbols.clone();
-        let (series, _) =
+        let (series, live_from) =
             super::live::warm_up(&rest, &args.rest_url, &symbols, interval, args.warmup).await?;
         let (streaming, rx) = super::live::live_feed(&rest, &args.ws_url, &series, interval);
         let stopper = streaming.abort_handle();
@@ -395,7 +395,11 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
             policy: serde_json::to_value(&team_config.policy.spec)?,
             wall_seconds: 0.0,
         };
-        let backtest = agent::backtest::Backtest::new(team_config, series, interval.millis());
+        // the warm-up candles are history: they teach the indicators, never reach an order
+        let backtest = agent::backtest::Backtest {
+            trade_from: Some(live_from),
+            ..agent::backtest::Backtest::new(team_config, series, interval.millis())
+        };
         (backtest, info, Some(rx), Some(streaming))
     } else {
         tracing::info!(data = ?replay_args.data, "replaying candles (empty: the bundled data)");
