@@ -89,8 +89,37 @@ async fn serve() -> (String, Arc<Exchange>) {
         });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(warp::serve(route).incoming(listener).run());
+    tokio::spawn(
+        warp::serve(route.or(exchange_info()))
+            .incoming(listener)
+            .run(),
+    );
     (format!("http://{addr}"), state)
+}
+
+/// `GET /api/v3/exchangeInfo?symbol=S`: every symbol trades in steps of 0.001 with a notional of at
+/// least 10 and a price tick of 0.01, except `UNLISTEDUSDT`, which the exchange does not know.
+fn exchange_info() -> impl Filter<Extract = (warp::reply::Json,), Error = warp::Rejection> + Clone {
+    warp::path!("api" / "v3" / "exchangeInfo")
+        .and(warp::query::<HashMap<String, String>>())
+        .map(|q: HashMap<String, String>| {
+            let symbol = q.get("symbol").cloned().unwrap_or_default();
+            let symbols = if symbol == "UNLISTEDUSDT" {
+                vec![]
+            } else {
+                vec![serde_json::json!({"symbol": symbol, "status": "TRADING", "filters": [
+                    {"filterType": "PRICE_FILTER", "minPrice": "0.01", "maxPrice": "1000000.00", "tickSize": "0.01"},
+                    {"filterType": "LOT_SIZE", "minQty": "0.001", "maxQty": "1000.0", "stepSize": "0.001"},
+                    {"filterType": "NOTIONAL", "minNotional": "10.0", "applyMinToMarket": true}
+                ]})]
+            };
+            warp::reply::json(&serde_json::json!({"timezone": "UTC", "symbols": symbols}))
+        })
+}
+
+/// The price the tests' market orders are decided at.
+fn close() -> rust_decimal::Decimal {
+    "100".parse().unwrap()
 }
 
 fn order(id: &str, symbol: &str, kind: OrderKind) -> Order {
@@ -115,7 +144,7 @@ async fn a_signed_order_fills_once_per_decision() {
         "BTCUSDT",
         OrderKind::Market,
     );
-    let fill = spot.place(&o).await.unwrap();
+    let fill = spot.place(&o, close()).await.unwrap();
     assert_eq!(fill.price, "101".parse().unwrap());
     assert_eq!(fill.quantity, "1".parse().unwrap());
     assert_eq!(fill.fee, "0.001".parse().unwrap());
@@ -124,11 +153,11 @@ async fn a_signed_order_fills_once_per_decision() {
     assert_eq!(sent["type"], "MARKET");
     assert_eq!(sent["newClientOrderId"], client_order_id(&o.decision_id));
     // the same decision again (a restarted coordinator): found at the exchange, not placed twice
-    let again = spot.place(&o).await.unwrap();
+    let again = spot.place(&o, close()).await.unwrap();
     assert_eq!(again, fill);
     assert_eq!(exchange.posts.load(Ordering::SeqCst), 1);
     // a limit order is immediate-or-cancel at its price
-    spot.place(&order("d-limit", "BTCUSDT", OrderKind::Limit))
+    spot.place(&order("d-limit", "BTCUSDT", OrderKind::Limit), close())
         .await
         .unwrap();
     let sent = exchange.last_post.lock().unwrap().clone();
@@ -147,7 +176,7 @@ async fn refusals_rate_limits_and_bad_keys_name_the_order_not_the_query() {
     let (url, _) = serve().await;
     let spot = BinanceSpot::new(&url, Credentials::new(KEY, SECRET));
     let e = spot
-        .place(&order("d-poor", "POORUSDT", OrderKind::Market))
+        .place(&order("d-poor", "POORUSDT", OrderKind::Market), close())
         .await
         .unwrap_err();
     assert!(matches!(e, LiveError::Rejected { code: -2010, .. }), "{e}");
@@ -155,7 +184,7 @@ async fn refusals_rate_limits_and_bad_keys_name_the_order_not_the_query() {
         e.to_string().contains("order d-poor") && e.to_string().contains("insufficient balance")
     );
     let e = spot
-        .place(&order("d-busy", "BUSYUSDT", OrderKind::Market))
+        .place(&order("d-busy", "BUSYUSDT", OrderKind::Market), close())
         .await
         .unwrap_err();
     assert!(
@@ -164,20 +193,57 @@ async fn refusals_rate_limits_and_bad_keys_name_the_order_not_the_query() {
     );
     let wrong = BinanceSpot::new(&url, Credentials::new(KEY, "not-the-secret"));
     let e = wrong
-        .place(&order("d-sig", "BTCUSDT", OrderKind::Market))
+        .place(&order("d-sig", "BTCUSDT", OrderKind::Market), close())
         .await
         .unwrap_err();
     assert!(matches!(e, LiveError::Rejected { code: -1022, .. }), "{e}");
     // an unreachable exchange: the error names the endpoint, never the signed query or the key
     let gone = BinanceSpot::new("http://127.0.0.1:1", Credentials::new(KEY, SECRET));
     let e = gone
-        .place(&order("d-gone", "BTCUSDT", OrderKind::Market))
+        .place(&order("d-gone", "BTCUSDT", OrderKind::Market), close())
         .await
         .unwrap_err()
         .to_string();
-    assert!(e.contains("http://127.0.0.1:1/api/v3/order"), "{e}");
+    assert!(e.contains("http://127.0.0.1:1/api/v3/"), "{e}");
     assert!(
         !e.contains("signature") && !e.contains(SECRET) && !e.contains(KEY),
         "{e}"
     );
+}
+
+#[tokio::test]
+async fn orders_are_held_to_the_symbol_s_trading_rules_before_they_are_sent() {
+    let (url, exchange) = serve().await;
+    let spot = BinanceSpot::new(&url, Credentials::new(KEY, SECRET));
+    // the quantity goes out on the lot step, rounded down
+    let mut o = order("d-step", "BTCUSDT", OrderKind::Market);
+    o.quantity = "0.5129".parse().unwrap();
+    spot.place(&o, close()).await.unwrap();
+    assert_eq!(exchange.last_post.lock().unwrap()["quantity"], "0.512");
+    // below the minimum notional (0.05 × 100 = 5 < 10): refused with the rule, never sent
+    let posts = exchange.posts.load(Ordering::SeqCst);
+    let mut small = order("d-small", "BTCUSDT", OrderKind::Market);
+    small.quantity = "0.05".parse().unwrap();
+    let e = spot.place(&small, close()).await.unwrap_err();
+    assert!(matches!(e, LiveError::Filtered { .. }), "{e}");
+    assert_eq!(
+        e.to_string(),
+        "order d-small: not sent, it breaks BTCUSDT's trading rules: \
+         NOTIONAL: 0.05 × 100 = 5 is below minNotional 10"
+    );
+    assert_eq!(exchange.posts.load(Ordering::SeqCst), posts, "nothing sent");
+    // a symbol the exchange does not list: refused, naming it
+    let e = spot
+        .place(
+            &order("d-unlisted", "UNLISTEDUSDT", OrderKind::Market),
+            close(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("exchangeInfo has no symbol UNLISTEDUSDT"),
+        "{e}"
+    );
+    assert_eq!(exchange.posts.load(Ordering::SeqCst), posts, "nothing sent");
 }

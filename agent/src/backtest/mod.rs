@@ -683,7 +683,7 @@ impl Backtest {
                             }
                         }
                         let placed = match &self.live {
-                            Some(live) => match live.place(&order).await {
+                            Some(live) => match live.place(&order, decimal(candle.close)).await {
                                 Ok(fill) => {
                                     exchange.book_fill(&order, &fill).map(Placement::Filled)
                                 }

@@ -2,7 +2,8 @@
 //! query with the API secret, `X-MBX-APIKEY` header, `timestamp` and `recvWindow`), market orders
 //! and immediate-or-cancel limit orders, each idempotent by decision id: the order carries a client
 //! order id derived from the decision id, and before placing one the client asks whether that id
-//! already exists, so a replayed decision never trades twice.
+//! already exists, so a replayed decision never trades twice. Every order is first held to the
+//! symbol's trading rules from `exchangeInfo` ([`super::filters`]).
 //!
 //! Keys come from the environment (`IA_EXCHANGE_API_KEY`, `IA_EXCHANGE_API_SECRET`, which the
 //! operator fills from the Strategy's `exchange.credentialsSecretRef`); they are never logged: the
@@ -12,7 +13,10 @@ use hmac::{Hmac, Mac};
 use protocol::messages::{Fill, Order, OrderKind, Side};
 use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::time::Duration;
+
+use super::filters::SymbolFilters;
 
 /// Binance's spot testnet, the default for `mode: live` without `exchange.baseUrl`.
 pub const TESTNET: &str = "https://testnet.binance.vision";
@@ -44,6 +48,18 @@ pub enum LiveError {
     },
     #[error("order {order}: unexpected reply from Binance: {reason}")]
     Reply { order: String, reason: String },
+    #[error("order {order}: not sent, it breaks {symbol}'s trading rules: {refusal}")]
+    Filtered {
+        order: String,
+        symbol: String,
+        refusal: super::filters::FilterRefusal,
+    },
+    #[error("order {order}: {url}: {error}")]
+    Rules {
+        order: String,
+        url: String,
+        error: super::filters::InfoError,
+    },
 }
 
 /// The API key and secret.
@@ -103,6 +119,8 @@ pub struct BinanceSpot {
     credentials: Credentials,
     http: reqwest::Client,
     recv_window_ms: u64,
+    /// Each symbol's trading rules, read from `exchangeInfo` on its first order.
+    rules: std::sync::Arc<tokio::sync::Mutex<HashMap<String, SymbolFilters>>>,
 }
 
 fn side(s: Side) -> &'static str {
@@ -122,7 +140,46 @@ impl BinanceSpot {
                 .build()
                 .expect("an HTTP client"),
             recv_window_ms: 5_000,
+            rules: Default::default(),
         }
+    }
+
+    /// `symbol`'s trading rules (`GET /api/v3/exchangeInfo`, public), fetched once and kept.
+    pub async fn rules(&self, symbol: &str, order: &str) -> Result<SymbolFilters, LiveError> {
+        let mut known = self.rules.lock().await;
+        if let Some(rules) = known.get(symbol) {
+            return Ok(rules.clone());
+        }
+        let path = "/api/v3/exchangeInfo";
+        let url = format!("{}{path}", self.base_url);
+        let http = |reason: String| LiveError::Http {
+            order: order.to_string(),
+            url: url.clone(),
+            reason,
+        };
+        let reply = self
+            .http
+            .get(&url)
+            .query(&[("symbol", symbol)])
+            .send()
+            .await
+            .map_err(|e| http(e.without_url().to_string()))?;
+        let status = reply.status();
+        if !status.is_success() {
+            return Err(http(format!("HTTP {status}")));
+        }
+        let info: serde_json::Value = reply
+            .json()
+            .await
+            .map_err(|e| http(format!("not JSON: {}", e.without_url())))?;
+        let rules =
+            SymbolFilters::from_exchange_info(symbol, &info).map_err(|error| LiveError::Rules {
+                order: order.to_string(),
+                url: url.clone(),
+                error,
+            })?;
+        known.insert(symbol.to_string(), rules.clone());
+        Ok(rules)
     }
 
     fn signed_query(&self, params: &[(&str, String)]) -> String {
@@ -199,7 +256,19 @@ impl BinanceSpot {
     /// Places `order` unless its decision already has an order at the exchange, and returns the
     /// fill (the volume-weighted price of its executions and the commission). Limit orders are
     /// immediate-or-cancel: they fill now, partly, or not at all (then `Rejected` with the status).
-    pub async fn place(&self, order: &Order) -> Result<Fill, LiveError> {
+    /// The order is first conformed to the symbol's trading rules ([`SymbolFilters`]; a market
+    /// order's notional priced at `reference_price`, the decision's close); one that cannot meet
+    /// them is `Filtered` and never sent.
+    pub async fn place(&self, order: &Order, reference_price: Decimal) -> Result<Fill, LiveError> {
+        let rules = self.rules(&order.symbol, &order.decision_id).await?;
+        let order =
+            &rules
+                .conform(order, reference_price)
+                .map_err(|refusal| LiveError::Filtered {
+                    order: order.decision_id.clone(),
+                    symbol: order.symbol.clone(),
+                    refusal,
+                })?;
         let client_id = client_order_id(&order.decision_id);
         let existing = self
             .call(

@@ -2,6 +2,7 @@
 //! `mode: live` Binance's spot API ([`binance`]), whose fills the paper book mirrors.
 
 pub mod binance;
+pub mod filters;
 pub mod paper;
 
 pub use paper::{

@@ -101,3 +101,104 @@ pub async fn with_live_candles(live: i64) -> (SocketAddr, i64) {
         });
     (serve(ws.or(klines_before(current))).await, current)
 }
+
+/// The orders a [`signed_orders`] fake received, as their query parameters.
+pub type Posted = std::sync::Arc<std::sync::Mutex<Vec<HashMap<String, String>>>>;
+
+/// Binance's signed `/api/v3/order` (POST places and fills a market order at once, GET finds one by
+/// client id) checked against `key` and `secret`, and the public `exchangeInfo` (lots of 0.001, a
+/// notional of at least 10, ticks of 0.01). Returns the routes and what was posted.
+pub fn signed_orders(
+    key: &'static str,
+    secret: &'static str,
+) -> (
+    impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone,
+    Posted,
+) {
+    use warp::Reply;
+    let posted = Posted::default();
+    let seen = posted.clone();
+    let orders = warp::path!("api" / "v3" / "order")
+        .and(warp::method())
+        .and(warp::header::optional::<String>("x-mbx-apikey"))
+        .and(warp::query::raw())
+        .map(move |method: warp::http::Method, api_key: Option<String>, query: String| {
+            let refuse = |code: i64, msg: &str| {
+                warp::reply::with_status(
+                    warp::reply::json(&serde_json::json!({"code": code, "msg": msg})),
+                    warp::http::StatusCode::BAD_REQUEST,
+                )
+                .into_response()
+            };
+            let (payload, signature) = query.rsplit_once("&signature=").unwrap_or((&query, ""));
+            if api_key.as_deref() != Some(key)
+                || agent::exchange::binance::sign(secret, payload) != signature
+            {
+                return refuse(-1022, "Signature for this request is not valid.");
+            }
+            let params: HashMap<String, String> = payload
+                .split('&')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let mut all = seen.lock().unwrap();
+            let id = params
+                .get("origClientOrderId")
+                .or_else(|| params.get("newClientOrderId"))
+                .cloned()
+                .unwrap_or_default();
+            let known = all.iter().find(|o| o["newClientOrderId"] == id).cloned();
+            let order = match (method == warp::http::Method::GET, known) {
+                (true, None) => return refuse(-2013, "Order does not exist."),
+                (true, Some(o)) => o,
+                (false, _) => {
+                    all.push(params.clone());
+                    params
+                }
+            };
+            let quantity: f64 = order["quantity"].parse().unwrap();
+            warp::reply::json(&serde_json::json!({
+                "symbol": order["symbol"], "orderId": all.len(), "clientOrderId": id,
+                "transactTime": chrono::Utc::now().timestamp_millis(), "status": "FILLED",
+                "executedQty": order["quantity"], "cummulativeQuoteQty": format!("{}", quantity * 101.0),
+                "fills": [{"price": "101.0", "qty": order["quantity"], "commission": "0", "commissionAsset": "USDT"}]
+            }))
+            .into_response()
+        });
+    let info = warp::path!("api" / "v3" / "exchangeInfo")
+        .and(warp::query::<HashMap<String, String>>())
+        .map(|q: HashMap<String, String>| {
+            warp::reply::json(&serde_json::json!({"symbols": [{
+                "symbol": q.get("symbol").cloned().unwrap_or_default(), "status": "TRADING", "filters": [
+                {"filterType": "PRICE_FILTER", "minPrice": "0.01", "maxPrice": "1000000", "tickSize": "0.01"},
+                {"filterType": "LOT_SIZE", "minQty": "0.001", "maxQty": "1000", "stepSize": "0.001"},
+                {"filterType": "NOTIONAL", "minNotional": "10", "applyMinToMarket": true}
+            ]}]}))
+            .into_response()
+        });
+    (orders.or(info).unify(), posted)
+}
+
+/// A Binance with history before the current minute, `live` closed candles on each WebSocket
+/// connection, and [`signed_orders`]: returns the address, the current minute and what was posted.
+pub async fn live_exchange(
+    live: i64,
+    key: &'static str,
+    secret: &'static str,
+) -> (SocketAddr, i64, Posted) {
+    let current = current_minute().await;
+    let ws = warp::path("stream")
+        .and(warp::ws())
+        .map(move |ws: warp::ws::Ws| {
+            ws.on_upgrade(move |mut socket| async move {
+                for k in 0..live {
+                    let frame = kline_frame(current + k * MINUTE, true);
+                    let _ = socket.send(warp::ws::Message::text(frame)).await;
+                }
+                tokio::time::sleep(Duration::from_secs(30)).await;
+            })
+        });
+    let (orders, posted) = signed_orders(key, secret);
+    let addr = serve(ws.or(klines_before(current)).or(orders)).await;
+    (addr, current, posted)
+}

@@ -1,0 +1,359 @@
+//! Binance's trading rules for a symbol, from `GET /api/v3/exchangeInfo`: the lot size (quantity
+//! step, minimum and maximum; `MARKET_LOT_SIZE` for market orders), the price filter (tick size
+//! and range, for limit orders) and the minimum notional (`MIN_NOTIONAL` or the newer `NOTIONAL`).
+//!
+//! An order is conformed before it is sent: its quantity is rounded down to the step and a limit
+//! price to the tick on the passive side (a buy down, a sell up, so rounding never pays more than
+//! the team decided). An order that still cannot meet a rule is refused with the rule and the
+//! figures, and never reaches the exchange, which would reject it anyway (`-1013 Filter failure`).
+
+use protocol::messages::{Order, OrderKind, Side};
+use rust_decimal::{Decimal, RoundingStrategy};
+
+/// The rules of one symbol. A step, tick or bound of zero means "no rule", as Binance writes it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SymbolFilters {
+    pub symbol: String,
+    pub lot: Lot,
+    /// `MARKET_LOT_SIZE`, for market orders, when the exchange sets one.
+    pub market_lot: Option<Lot>,
+    pub tick_size: Decimal,
+    pub min_price: Decimal,
+    pub max_price: Decimal,
+    /// The least quantity × price an order may have, and whether market orders are held to it.
+    pub min_notional: Option<(Decimal, bool)>,
+}
+
+/// A lot-size rule.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Lot {
+    pub step: Decimal,
+    pub min: Decimal,
+    pub max: Decimal,
+}
+
+/// Why `exchangeInfo` could not be read for a symbol.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum InfoError {
+    #[error("exchangeInfo has no symbol {0}")]
+    UnknownSymbol(String),
+    #[error(
+        "exchangeInfo for {symbol}: filter {filter}: field {field} is missing or not a number"
+    )]
+    BadField {
+        symbol: String,
+        filter: String,
+        field: &'static str,
+    },
+    #[error("exchangeInfo for {symbol}: the symbol is {status}, not TRADING")]
+    NotTrading { symbol: String, status: String },
+}
+
+/// Why an order was refused before it was sent.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum FilterRefusal {
+    #[error("{filter}: quantity {quantity} is below minQty {min}")]
+    BelowMinQuantity {
+        filter: &'static str,
+        quantity: Decimal,
+        min: Decimal,
+    },
+    #[error("{filter}: quantity {quantity} is above maxQty {max}")]
+    AboveMaxQuantity {
+        filter: &'static str,
+        quantity: Decimal,
+        max: Decimal,
+    },
+    #[error("PRICE_FILTER: limit price {price} is outside [{min}, {max}]")]
+    PriceOutOfRange {
+        price: Decimal,
+        min: Decimal,
+        max: Decimal,
+    },
+    #[error("NOTIONAL: {quantity} × {price} = {notional} is below minNotional {min}")]
+    BelowMinNotional {
+        quantity: Decimal,
+        price: Decimal,
+        notional: Decimal,
+        min: Decimal,
+    },
+}
+
+impl SymbolFilters {
+    /// The rules of `symbol` in an `exchangeInfo` reply.
+    pub fn from_exchange_info(symbol: &str, info: &serde_json::Value) -> Result<Self, InfoError> {
+        let entry = info["symbols"]
+            .as_array()
+            .and_then(|all| all.iter().find(|s| s["symbol"] == symbol))
+            .ok_or_else(|| InfoError::UnknownSymbol(symbol.to_string()))?;
+        if let Some(status) = entry["status"].as_str().filter(|s| *s != "TRADING") {
+            return Err(InfoError::NotTrading {
+                symbol: symbol.to_string(),
+                status: status.to_string(),
+            });
+        }
+        let mut rules = Self {
+            symbol: symbol.to_string(),
+            ..Self::default()
+        };
+        for filter in entry["filters"].as_array().into_iter().flatten() {
+            rules.read(filter)?;
+        }
+        Ok(rules)
+    }
+
+    fn read(&mut self, filter: &serde_json::Value) -> Result<(), InfoError> {
+        let kind = filter["filterType"].as_str().unwrap_or_default();
+        let number = |field: &'static str| -> Result<Decimal, InfoError> {
+            filter[field]
+                .as_str()
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| InfoError::BadField {
+                    symbol: self.symbol.clone(),
+                    filter: kind.to_string(),
+                    field,
+                })
+        };
+        let lot = || -> Result<Lot, InfoError> {
+            Ok(Lot {
+                step: number("stepSize")?,
+                min: number("minQty")?,
+                max: number("maxQty")?,
+            })
+        };
+        match kind {
+            "LOT_SIZE" => self.lot = lot()?,
+            "MARKET_LOT_SIZE" => self.market_lot = Some(lot()?),
+            "PRICE_FILTER" => {
+                self.tick_size = number("tickSize")?;
+                self.min_price = number("minPrice")?;
+                self.max_price = number("maxPrice")?;
+            }
+            // the older filter: `applyToMarket`; the newer: `applyMinToMarket`
+            "MIN_NOTIONAL" | "NOTIONAL" => {
+                let to_market = filter["applyToMarket"]
+                    .as_bool()
+                    .or_else(|| filter["applyMinToMarket"].as_bool())
+                    .unwrap_or(true);
+                self.min_notional = Some((number("minNotional")?, to_market));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// `order` conformed to the rules, priced (for the notional of a market order) at
+    /// `reference_price`; or why it cannot be sent.
+    pub fn conform(&self, order: &Order, reference_price: Decimal) -> Result<Order, FilterRefusal> {
+        let market = order.kind == OrderKind::Market;
+        let (lot, lot_name) = match self.market_lot.filter(|l| market && !l.step.is_zero()) {
+            Some(l) => (l, "MARKET_LOT_SIZE"),
+            None => (self.lot, "LOT_SIZE"),
+        };
+        let quantity = round_to(order.quantity, lot.step, RoundingStrategy::ToZero);
+        if quantity < lot.min || quantity.is_zero() {
+            return Err(FilterRefusal::BelowMinQuantity {
+                filter: lot_name,
+                quantity: order.quantity,
+                min: lot.min,
+            });
+        }
+        if !lot.max.is_zero() && quantity > lot.max {
+            return Err(FilterRefusal::AboveMaxQuantity {
+                filter: lot_name,
+                quantity,
+                max: lot.max,
+            });
+        }
+        let limit_price = order.limit_price.map(|p| self.conform_price(p, order.side));
+        if let Some(price) = limit_price {
+            let too_high = !self.max_price.is_zero() && price > self.max_price;
+            if price < self.min_price || too_high || price.is_zero() {
+                return Err(FilterRefusal::PriceOutOfRange {
+                    price,
+                    min: self.min_price,
+                    max: self.max_price,
+                });
+            }
+        }
+        let price = limit_price.unwrap_or(reference_price);
+        if let Some((min, to_market)) = self.min_notional {
+            let notional = quantity * price;
+            if (to_market || !market) && notional < min {
+                return Err(FilterRefusal::BelowMinNotional {
+                    quantity,
+                    price: price.normalize(),
+                    notional: notional.normalize(),
+                    min: min.normalize(),
+                });
+            }
+        }
+        Ok(Order {
+            quantity,
+            limit_price,
+            ..order.clone()
+        })
+    }
+
+    /// A limit price on the tick, rounded to the passive side.
+    fn conform_price(&self, price: Decimal, side: Side) -> Decimal {
+        let strategy = match side {
+            Side::Buy => RoundingStrategy::ToNegativeInfinity,
+            Side::Sell => RoundingStrategy::ToPositiveInfinity,
+        };
+        round_to(price, self.tick_size, strategy)
+    }
+}
+
+/// `value` on a multiple of `step` (unchanged when the step is zero), normalised so that the
+/// exchange reads no more decimals than the step has.
+fn round_to(value: Decimal, step: Decimal, strategy: RoundingStrategy) -> Decimal {
+    if step.is_zero() {
+        return value;
+    }
+    ((value / step).round_dp_with_strategy(0, strategy) * step).normalize()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> Decimal {
+        s.parse().unwrap()
+    }
+
+    /// BTCUSDT's rules as Binance's spot API lists them (trimmed to the filters read here).
+    fn btcusdt() -> SymbolFilters {
+        let info = serde_json::json!({"symbols": [{"symbol": "BTCUSDT", "status": "TRADING", "filters": [
+            {"filterType": "PRICE_FILTER", "minPrice": "0.01000000", "maxPrice": "1000000.00000000", "tickSize": "0.01000000"},
+            {"filterType": "LOT_SIZE", "minQty": "0.00001000", "maxQty": "9000.00000000", "stepSize": "0.00001000"},
+            {"filterType": "ICEBERG_PARTS", "limit": 10},
+            {"filterType": "MARKET_LOT_SIZE", "minQty": "0.00000000", "maxQty": "120.0", "stepSize": "0.00000000"},
+            {"filterType": "NOTIONAL", "minNotional": "5.00000000", "applyMinToMarket": true,
+             "maxNotional": "9000000.00000000", "applyMaxToMarket": false, "avgPriceMins": 5}
+        ]}]});
+        SymbolFilters::from_exchange_info("BTCUSDT", &info).unwrap()
+    }
+
+    fn order(kind: OrderKind, side: Side, quantity: &str, limit: Option<&str>) -> Order {
+        Order {
+            decision_id: "d".into(),
+            strategy: "s".into(),
+            symbol: "BTCUSDT".into(),
+            side,
+            kind,
+            quantity: d(quantity),
+            limit_price: limit.map(d),
+            at: 0,
+        }
+    }
+
+    #[test]
+    fn reads_the_lot_price_and_notional_rules() {
+        let f = btcusdt();
+        assert_eq!(
+            f.lot,
+            Lot {
+                step: d("0.00001"),
+                min: d("0.00001"),
+                max: d("9000")
+            }
+        );
+        assert_eq!(f.tick_size, d("0.01"));
+        assert_eq!(f.min_notional, Some((d("5"), true)));
+        assert_eq!(f.market_lot.unwrap().max, d("120"));
+    }
+
+    #[test]
+    fn quantities_round_down_to_the_step_and_prices_to_the_passive_tick() {
+        let f = btcusdt();
+        let market = f
+            .conform(
+                &order(OrderKind::Market, Side::Buy, "0.123456789", None),
+                d("60000"),
+            )
+            .unwrap();
+        assert_eq!(market.quantity.to_string(), "0.12345");
+        let buy = f
+            .conform(
+                &order(OrderKind::Limit, Side::Buy, "0.1", Some("60000.019")),
+                d("60000"),
+            )
+            .unwrap();
+        assert_eq!(buy.limit_price, Some(d("60000.01")));
+        let sell = f
+            .conform(
+                &order(OrderKind::Limit, Side::Sell, "0.1", Some("60000.011")),
+                d("60000"),
+            )
+            .unwrap();
+        assert_eq!(sell.limit_price, Some(d("60000.02")));
+    }
+
+    #[test]
+    fn orders_that_cannot_meet_a_rule_are_refused_with_the_figures() {
+        let f = btcusdt();
+        let tiny = f.conform(
+            &order(OrderKind::Market, Side::Buy, "0.000004", None),
+            d("60000"),
+        );
+        assert!(matches!(
+            tiny,
+            Err(FilterRefusal::BelowMinQuantity {
+                filter: "LOT_SIZE",
+                ..
+            })
+        ));
+        let small = f
+            .conform(
+                &order(OrderKind::Market, Side::Buy, "0.00005", None),
+                d("60000"),
+            )
+            .unwrap_err();
+        assert_eq!(
+            small.to_string(),
+            "NOTIONAL: 0.00005 × 60000 = 3 is below minNotional 5"
+        );
+        let huge = f.conform(
+            &order(OrderKind::Market, Side::Sell, "10000", None),
+            d("60000"),
+        );
+        assert!(matches!(
+            huge,
+            Err(FilterRefusal::AboveMaxQuantity {
+                filter: "LOT_SIZE",
+                ..
+            })
+        ));
+        let priced_out = f.conform(
+            &order(OrderKind::Limit, Side::Buy, "1", Some("2000000")),
+            d("60000"),
+        );
+        assert!(matches!(
+            priced_out,
+            Err(FilterRefusal::PriceOutOfRange { .. })
+        ));
+    }
+
+    #[test]
+    fn unknown_halted_or_malformed_symbols_are_errors_naming_them() {
+        let info = serde_json::json!({"symbols": [
+            {"symbol": "OLDUSDT", "status": "BREAK", "filters": []},
+            {"symbol": "BADUSDT", "status": "TRADING", "filters": [{"filterType": "LOT_SIZE", "minQty": 1}]}
+        ]});
+        assert_eq!(
+            SymbolFilters::from_exchange_info("BTCUSDT", &info).unwrap_err(),
+            InfoError::UnknownSymbol("BTCUSDT".into())
+        );
+        assert!(SymbolFilters::from_exchange_info("OLDUSDT", &info)
+            .unwrap_err()
+            .to_string()
+            .contains("BREAK, not TRADING"));
+        assert_eq!(
+            SymbolFilters::from_exchange_info("BADUSDT", &info)
+                .unwrap_err()
+                .to_string(),
+            "exchangeInfo for BADUSDT: filter LOT_SIZE: field stepSize is missing or not a number"
+        );
+    }
+}
