@@ -81,14 +81,31 @@ pub struct AssistantArgs {
     /// Serve /healthz, /readyz and /metrics here (the operator sets 0.0.0.0:8080).
     #[arg(long, value_name = "ADDR", env = "IA_LISTEN")]
     listen: Option<std::net::SocketAddr>,
-    /// Role parameter, KEY=VALUE (TradingAssistant spec.params); repeatable.
-    #[arg(
-        long = "param",
-        value_name = "KEY=VALUE",
-        env = "IA_PARAMS",
-        value_delimiter = ','
-    )]
+    /// Role parameter, KEY=VALUE (TradingAssistant spec.params); repeatable, and the value may hold
+    /// any character (commas included); overrides the same key of --params.
+    #[arg(long = "param", value_name = "KEY=VALUE")]
     params: Vec<String>,
+    /// Role parameters as a JSON object of strings, as the operator passes spec.params, e.g.
+    /// '{"feeds":"https://a/rss,https://b/rss"}'.
+    #[arg(long = "params", value_name = "JSON", env = "IA_PARAMS")]
+    params_json: Option<String>,
+}
+
+/// The role's params: the JSON object of `--params` (`IA_PARAMS`), then each `--param KEY=VALUE`.
+fn role_params(json: Option<&str>, pairs: &[String]) -> anyhow::Result<Params> {
+    let mut params = Params::default();
+    if let Some(json) = json {
+        params.0 = serde_json::from_str(json).with_context(|| {
+            format!("--params (IA_PARAMS) {json:?}: expected a JSON object of strings, e.g. {{\"alertThreshold\":\"0.03\"}}")
+        })?;
+    }
+    for p in pairs {
+        let (k, v) = p
+            .split_once('=')
+            .with_context(|| format!("--param {p:?}: expected KEY=VALUE"))?;
+        params.0.insert(k.trim().to_string(), v.trim().to_string());
+    }
+    Ok(params)
 }
 
 async fn shutdown_signal() {
@@ -119,13 +136,7 @@ pub async fn assistant(args: AssistantArgs) -> anyhow::Result<()> {
         }
         None => RiskSpec::default(),
     };
-    let mut params = Params::default();
-    for p in &args.params {
-        let (k, v) = p
-            .split_once('=')
-            .with_context(|| format!("--param {p:?}: expected KEY=VALUE"))?;
-        params.0.insert(k.trim().to_string(), v.trim().to_string());
-    }
+    let params = role_params(args.params_json.as_deref(), &args.params)?;
     let analyst: Box<dyn agent::roles::Analyst> = if args.role == Role::FundamentalAnalyst {
         // the fundamental analyst reads the feeds of params.feeds, polled into its news book
         let book = agent::roles::fundamental::NewsBook::default();
@@ -616,4 +627,29 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         shutdown_signal().await;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::role_params;
+
+    #[test]
+    fn params_keep_commas_and_pairs_override_the_json() {
+        let feeds = "https://www.coindesk.com/arc/outboundfeeds/rss/,https://cointelegraph.com/rss";
+        let json = serde_json::json!({"feeds": feeds, "alertThreshold": "0.03"}).to_string();
+        let params = role_params(Some(&json), &["alertThreshold=0.05".into()]).unwrap();
+        assert_eq!(params.list("feeds").len(), 2);
+        assert_eq!(params.0["feeds"], feeds);
+        assert_eq!(params.0["alertThreshold"], "0.05");
+        let pair = role_params(None, &[format!("feeds={feeds}")]).unwrap();
+        assert_eq!(pair.0["feeds"], feeds, "a --param value may hold commas");
+    }
+
+    #[test]
+    fn malformed_params_name_the_flag_and_the_variable() {
+        let e = role_params(Some("alertThreshold=0.03"), &[]).unwrap_err();
+        assert!(format!("{e:#}").contains("--params (IA_PARAMS)"), "{e:#}");
+        let e = role_params(None, &["alertThreshold".into()]).unwrap_err();
+        assert!(e.to_string().contains("expected KEY=VALUE"), "{e}");
+    }
 }

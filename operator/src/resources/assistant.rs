@@ -113,13 +113,8 @@ fn environment(ta: &TradingAssistant, strategy: Option<&Strategy>) -> Vec<EnvVar
         || format!("nats://{}:4222", child_name(strategy_name, "nats")),
         super::strategy::nats_url,
     );
-    let params = ta
-        .spec
-        .params
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",");
+    // a JSON object: a value may hold any character, commas included (a list of feeds)
+    let params = serde_json::to_string(&ta.spec.params).expect("a map of strings serialises");
     let mut vars = vec![
         env("IA_NATS_URL", nats_url),
         env("IA_NAMESPACE", namespace),
@@ -141,7 +136,7 @@ fn environment(ta: &TradingAssistant, strategy: Option<&Strategy>) -> Vec<EnvVar
         env("IA_LOG_FORMAT", "json"),
         env("IA_LISTEN", format!("0.0.0.0:{AGENT_PORT}")),
     ];
-    if !params.is_empty() {
+    if !ta.spec.params.is_empty() {
         vars.push(env("IA_PARAMS", params));
     }
     if let Some(model) = &ta.spec.model {
@@ -191,7 +186,9 @@ mod tests {
             .collect();
         assert_eq!(env["IA_ROLE"], "marketMonitor");
         assert_eq!(env["IA_STRATEGY"], "btc-eth-paper");
-        assert!(env["IA_PARAMS"].contains("alertThreshold=0.03"));
+        let params: std::collections::BTreeMap<String, String> =
+            serde_json::from_str(&env["IA_PARAMS"]).unwrap();
+        assert_eq!(params["alertThreshold"], "0.03");
         let sc = c.security_context.clone().unwrap();
         assert_eq!(sc.read_only_root_filesystem, Some(true));
         assert_eq!(sc.run_as_non_root, Some(true));
