@@ -95,6 +95,11 @@ async fn contract(bus: impl Bus, presence_ttl: Duration) {
         .publish_durable("ia.t.s.decision", "d2", &note("d2"))
         .await
         .unwrap());
+    // the same id from a Strategy of the same name in another namespace is its own message
+    assert!(bus
+        .publish_durable("ia.other.s.decision", "d1", &note("d1"))
+        .await
+        .unwrap());
     let mut log = bus.read_durable("ia.t.s.decision").await.unwrap();
     let first = tokio::time::timeout(Duration::from_secs(2), log.recv())
         .await

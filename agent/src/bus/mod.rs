@@ -195,8 +195,9 @@ pub trait Bus: Clone + Send + Sync + 'static {
         subject: &str,
     ) -> impl Future<Output = Result<mpsc::Receiver<Message>, BusError>> + Send;
 
-    /// Durable publish (JetStream): stored exactly once per `id`; `Ok(false)` when `id` was already
-    /// stored (a retried or replayed publish).
+    /// Durable publish (JetStream): stored exactly once per (`subject`, `id`); `Ok(false)` when
+    /// `id` was already stored on `subject` (a retried or replayed publish). The same id on another
+    /// subject (another namespace's or Strategy's team) is a different message.
     fn publish_durable(
         &self,
         subject: &str,

@@ -1,6 +1,6 @@
 //! The bus over NATS (async-nats): core request/reply and queue groups for `analyze`, JetStream for
 //! durable subjects (one stream, `IA_DECISIONS`, over `ia.*.*.decision|order|fill`, deduplicated by
-//! `Nats-Msg-Id`), and presence in the `ia-assistants` bucket, whose `max_age` is the presence TTL.
+//! `Nats-Msg-Id` = `<subject>/<id>`), and presence in the `ia-assistants` bucket, whose `max_age` is the presence TTL.
 //! The bucket is a JetStream stream keeping the last message per key (what a KV bucket is): built on
 //! the stream API directly because async-nats 0.51's KV calls cannot read nats-server 2.9's replies. async-nats reconnects by itself and resubscribes; requests in flight
 //! during an outage time out and the coordinator's round simply counts them as missing.
@@ -170,9 +170,11 @@ impl Bus for NatsBus {
         id: &str,
         message: &Message,
     ) -> Result<bool, BusError> {
+        // the stream deduplicates by message id across all its subjects; the subject carries the
+        // namespace and the Strategy, so two teams' equal ids never shadow each other
         let publish = async_nats::jetstream::message::PublishMessage::build()
             .payload(encode(message).into())
-            .message_id(id);
+            .message_id(format!("{subject}/{id}"));
         let ack = self
             .jetstream
             .send_publish(subject.to_string(), publish)
