@@ -663,7 +663,7 @@ impl Backtest {
                     Plan::Trade(order)
                         if live && !fresh(close_time, self.interval_ms, now_ms()) =>
                     {
-                        let record = stale_order_record(order, close_time);
+                        let record = stale_order_record(order, now_ms() - close_time);
                         crate::metrics::ordered(&name, record.order.side, None);
                         tracing::warn!(
                             symbol = %symbol,
@@ -921,9 +921,10 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-/// The store's record of an order that was planned on a stale live candle and never sent.
-fn stale_order_record(order: protocol::messages::Order, close_time: i64) -> OrderRecord {
-    let age_s = (now_ms() - close_time) / 1000;
+/// The store's record of an order that was planned on a live candle closed `age_ms` ago, too
+/// stale to trade on, and never sent.
+fn stale_order_record(order: protocol::messages::Order, age_ms: i64) -> OrderRecord {
+    let age_s = age_ms / 1000;
     OrderRecord {
         order,
         fill: None,

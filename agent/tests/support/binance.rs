@@ -83,12 +83,13 @@ where
     addr
 }
 
-/// A Binance with history up to the current minute (returned with the address) and, on each
-/// WebSocket connection, `live` closed candles from the current minute on, then a quiet stream. A
-/// process started now sees the same current minute, so the same number of warm-up candles.
-pub async fn with_live_candles(live: i64) -> (SocketAddr, i64) {
-    let current = current_minute().await;
-    let ws = warp::path("stream")
+/// `/stream`: on each WebSocket connection, `live` closed one-minute candles from `current` on,
+/// then a quiet stream.
+fn live_klines(
+    current: i64,
+    live: i64,
+) -> impl Filter<Extract = (impl warp::Reply,), Error = warp::Rejection> + Clone {
+    warp::path("stream")
         .and(warp::ws())
         .map(move |ws: warp::ws::Ws| {
             ws.on_upgrade(move |mut socket| async move {
@@ -98,7 +99,15 @@ pub async fn with_live_candles(live: i64) -> (SocketAddr, i64) {
                 }
                 tokio::time::sleep(Duration::from_secs(30)).await;
             })
-        });
+        })
+}
+
+/// A Binance with history up to the current minute (returned with the address) and, on each
+/// WebSocket connection, `live` closed candles from the current minute on, then a quiet stream. A
+/// process started now sees the same current minute, so the same number of warm-up candles.
+pub async fn with_live_candles(live: i64) -> (SocketAddr, i64) {
+    let current = current_minute().await;
+    let ws = live_klines(current, live);
     (serve(ws.or(klines_before(current))).await, current)
 }
 
@@ -187,17 +196,7 @@ pub async fn live_exchange(
     secret: &'static str,
 ) -> (SocketAddr, i64, Posted) {
     let current = current_minute().await;
-    let ws = warp::path("stream")
-        .and(warp::ws())
-        .map(move |ws: warp::ws::Ws| {
-            ws.on_upgrade(move |mut socket| async move {
-                for k in 0..live {
-                    let frame = kline_frame(current + k * MINUTE, true);
-                    let _ = socket.send(warp::ws::Message::text(frame)).await;
-                }
-                tokio::time::sleep(Duration::from_secs(30)).await;
-            })
-        });
+    let ws = live_klines(current, live);
     let (orders, posted) = signed_orders(key, secret);
     let addr = serve(ws.or(klines_before(current)).or(orders)).await;
     (addr, current, posted)
