@@ -182,7 +182,12 @@ fn main() {
         );
 
         let (tx, _rx) = tokio::sync::mpsc::channel(16);
-        let state = ApiState::new(store, &strategy, None, tx);
+        // wrk is one client: the per-client rate limit is lifted to measure the API itself
+        let unlimited = agent::api::guard::Rates {
+            read: (f64::MAX, f64::MAX),
+            write: (f64::MAX, f64::MAX),
+        };
+        let state = ApiState::new(store, &strategy, None, tx).with_rates(unlimited);
         let addr = serve(state, "127.0.0.1:0".parse().unwrap(), std::future::pending())
             .await
             .unwrap();

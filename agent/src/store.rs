@@ -210,6 +210,16 @@ impl Store {
         Ok(store)
     }
 
+    /// Whether the database answers a trivial query (for `/readyz`).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        on_pool!(self, pool => sqlx::query("SELECT 1")
+            .execute(pool)
+            .await
+            .map(|_| ())
+            .map_err(self.err("pinging"))?);
+        Ok(())
+    }
+
     /// The database, credentials redacted.
     pub fn name(&self) -> &str {
         match self {

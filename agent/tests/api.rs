@@ -213,8 +213,13 @@ async fn escalations_need_the_token_and_reach_the_coordinator() {
     assert!(limited);
 
     // the stream carries what the coordinator broadcasts
-    let ws_url = base.replace("http://", "ws://") + "/api/v1/stream";
-    let (mut socket, _) = tokio_tungstenite::connect_async(ws_url).await.unwrap();
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut ws = (base.replace("http://", "ws://") + "/api/v1/stream")
+        .into_client_request()
+        .unwrap();
+    ws.headers_mut()
+        .insert("authorization", "Bearer s3cret-token".parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(ws).await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     state
         .events

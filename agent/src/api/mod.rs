@@ -1,24 +1,37 @@
 //! The HTTP API (warp), served by the coordinator: health, metrics, the team's record, escalation
 //! answers for humans, and a WebSocket stream of decisions.
 //!
-//! - `GET /healthz`, `/readyz`, `/metrics` (Prometheus text);
+//! - `GET /healthz`, `/readyz` (ready only while the coordinator says so and the store answers),
+//!   `/metrics` (Prometheus text);
 //! - `GET /api/v1/decisions|orders|assistants|portfolio|positions` (paged with `limit` ≤ 1000 and
-//!   `offset`, filtered by `symbol`, `from` and `to` in ms since the epoch);
+//!   `offset`, filtered by `symbol`, `from` and `to` in ms since the epoch); behind the token too
+//!   when reads are protected ([`ApiState::with_read_auth`]);
 //! - `POST /api/v1/escalations/{id}/approve|reject`: bearer token (401 without one, 403 for a wrong
-//!   one, compared in constant time), 16 KiB body limit, rate-limited;
-//! - `GET /api/v1/stream`: WebSocket of decisions and fills as JSON;
+//!   one, compared in constant time), 16 KiB body limit (chunked bodies included);
+//! - `GET /api/v1/stream`: WebSocket of decisions and fills as JSON ([`stream`]);
 //! - `GET /api/v1/openapi.json`: the OpenAPI document.
 //!
-//! Bad input gets a 4xx JSON body `{"error": …, "field": …}` naming the field.
+//! Every route but the probes is rate-limited per client **before** the token is checked, and a
+//! failed check costs more ([`guard`]). Bad input gets a 4xx JSON body `{"error": …, "field": …}`
+//! naming the field; a 5xx body says only what failed, never why (the why goes to the log).
+
+pub mod guard;
+mod openapi;
+pub mod stream;
+
+pub use guard::constant_time_eq;
+pub use openapi::openapi;
 
 use crate::store::{PageQuery, Store};
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
+use guard::{Access, ClientLimits, Denied};
 use protocol::messages::EscalationResolution;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 use warp::http::StatusCode;
 use warp::{Filter, Reply};
@@ -28,37 +41,21 @@ use warp::{Filter, Reply};
 pub struct ApiState {
     pub store: Store,
     pub strategy: String,
-    /// Bearer token for mutating routes (`IA_API_TOKEN`); without one they answer 403 to everyone.
+    /// Bearer token for mutating routes and the stream (`IA_API_TOKEN`); without one they answer
+    /// 403 to everyone.
     pub token: Option<String>,
+    /// Whether the record's listings need the token too.
+    pub read_auth: bool,
+    /// Browser origins, besides the API's own, that may open the stream.
+    pub allowed_origins: Vec<String>,
     /// Where approve/reject answers go (the coordinator publishes them on the bus).
     pub resolutions: mpsc::Sender<EscalationResolution>,
     /// Decisions and fills as they happen, for the WebSocket stream.
     pub events: broadcast::Sender<Value>,
+    /// The coordinator's own readiness (connected, voters present, publishing).
     pub ready: Arc<AtomicBool>,
-    limiter: Arc<Mutex<Bucket>>,
-}
-
-/// A token bucket: `burst` requests, refilled at `per_second`.
-struct Bucket {
-    tokens: f64,
-    burst: f64,
-    per_second: f64,
-    at: Instant,
-}
-
-impl Bucket {
-    fn take(&mut self) -> bool {
-        let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * self.per_second)
-            .min(self.burst);
-        self.at = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
+    limits: Arc<Mutex<ClientLimits>>,
+    sockets: Arc<AtomicUsize>,
 }
 
 impl ApiState {
@@ -72,25 +69,83 @@ impl ApiState {
             store,
             strategy: strategy.to_string(),
             token: token.filter(|t| !t.is_empty()),
+            read_auth: false,
+            allowed_origins: Vec::new(),
             resolutions,
             events: broadcast::channel(1024).0,
             ready: Arc::new(AtomicBool::new(true)),
-            limiter: Arc::new(Mutex::new(Bucket {
-                tokens: 20.0,
-                burst: 20.0,
-                per_second: 5.0,
-                at: Instant::now(),
-            })),
+            limits: Arc::default(),
+            sockets: Arc::default(),
         }
+    }
+
+    /// Listings need the token as well.
+    pub fn with_read_auth(mut self, on: bool) -> Self {
+        self.read_auth = on;
+        self
+    }
+
+    /// Browser origins (`https://host[:port]`) that may open the stream besides the API's own.
+    pub fn with_allowed_origins(mut self, origins: Vec<String>) -> Self {
+        self.allowed_origins = origins;
+        self
+    }
+
+    /// Each client's request rates (the defaults suit a person and a dashboard; a load test
+    /// raises them).
+    pub fn with_rates(self, rates: guard::Rates) -> Self {
+        self.limits.lock().unwrap_or_else(|e| e.into_inner()).rates = rates;
+        self
+    }
+
+    /// Rate-limits `client`, then (when `needs_token`) checks its token; the refusal otherwise.
+    fn admit(
+        &self,
+        client: Option<SocketAddr>,
+        access: Access,
+        token: Option<&str>,
+        needs_token: bool,
+    ) -> Result<(), Refusal> {
+        let ip = client.map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+        let mut limits = self.limits.lock().unwrap_or_else(|e| e.into_inner());
+        if !limits.take(ip, access, 1.0) {
+            return Err(Refusal(
+                StatusCode::TOO_MANY_REQUESTS,
+                None,
+                "too many requests: slow down",
+            ));
+        }
+        if !needs_token {
+            return Ok(());
+        }
+        let denied = match guard::check_token(self.token.as_deref(), token) {
+            Ok(()) => return Ok(()),
+            Err(denied) => denied,
+        };
+        limits.take(ip, access, guard::FAILED_AUTH_COST - 1.0);
+        Err(match denied {
+            Denied::Missing => Refusal(
+                StatusCode::UNAUTHORIZED,
+                Some("authorization"),
+                "authorization: a bearer token is required",
+            ),
+            Denied::Wrong => Refusal(
+                StatusCode::FORBIDDEN,
+                Some("authorization"),
+                "authorization: the token is not accepted",
+            ),
+        })
     }
 }
 
-/// Compares two byte strings in time that depends only on their lengths.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
+/// Why a request was turned away before it was served: status, the field at fault, the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal(StatusCode, Option<&'static str>, &'static str);
+
+impl Refusal {
+    fn response(self) -> warp::reply::Response {
+        error(self.0, self.1, self.2)
     }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn error(
@@ -103,6 +158,16 @@ fn error(
         status,
     )
     .into_response()
+}
+
+/// A 5xx that names what failed; the error itself (which may name the database) is only logged.
+fn internal(doing: &str, cause: &dyn std::fmt::Display) -> warp::reply::Response {
+    tracing::error!(error = %cause, "{doing} failed");
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        None,
+        format!("{doing} failed: the store is unavailable (see the coordinator's log)"),
+    )
 }
 
 /// Bad query input, naming the field.
@@ -197,13 +262,36 @@ fn ready_reply(ready: &AtomicBool) -> warp::reply::Response {
     }
 }
 
+/// The coordinator's `/readyz`: its own readiness, and a store that answers within a second.
+async fn coordinator_ready(s: ApiState) -> warp::reply::Response {
+    if !s.ready.load(Ordering::Relaxed) {
+        return error(StatusCode::SERVICE_UNAVAILABLE, None, "not ready");
+    }
+    match tokio::time::timeout(Duration::from_secs(1), s.store.ping()).await {
+        Ok(Ok(())) => ready_reply(&s.ready),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "not ready: the store does not answer");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                None,
+                "not ready: the store does not answer",
+            )
+        }
+        Err(_) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            None,
+            "not ready: the store is slow",
+        ),
+    }
+}
+
 /// `/metrics`: the default registry in Prometheus' text format.
 fn metrics_reply() -> warp::reply::Response {
     let mut text = String::new();
     match prometheus::TextEncoder::new().encode_utf8(&prometheus::gather(), &mut text) {
         Ok(()) => warp::reply::with_header(text, "content-type", "text/plain; version=0.0.4")
             .into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, None, e.to_string()),
+        Err(e) => internal("encoding the metrics", &e),
     }
 }
 
@@ -212,26 +300,178 @@ fn metrics_reply() -> warp::reply::Response {
 enum Record {
     Decisions,
     Orders,
+    Assistants,
+    Portfolio,
+    Positions,
 }
 
-/// A paged listing of `record`, or the 4xx/5xx that explains why not.
-async fn list(record: Record, raw: HashMap<String, String>, s: ApiState) -> warp::reply::Response {
-    let q = match page(&raw) {
-        Ok(q) => q,
-        Err(bad) => return bad.response(),
-    };
-    let items = match record {
-        Record::Decisions => s.store.decisions_page(&s.strategy, &q).await,
-        Record::Orders => s.store.orders_page(&s.strategy, &q).await,
-    };
-    match items {
-        Ok(items) => listing(items, &q),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, None, e.to_string()),
+impl Record {
+    fn named(name: &str) -> Option<Self> {
+        Some(match name {
+            "decisions" => Record::Decisions,
+            "orders" => Record::Orders,
+            "assistants" => Record::Assistants,
+            "portfolio" => Record::Portfolio,
+            "positions" => Record::Positions,
+            _ => return None,
+        })
     }
+}
+
+/// What a read request presents.
+struct Read {
+    what: String,
+    query: HashMap<String, String>,
+    client: Option<SocketAddr>,
+    authorization: Option<String>,
+}
+
+/// A listing of the record, or the 4xx/5xx that explains why not.
+async fn read(request: Read, s: ApiState) -> warp::reply::Response {
+    let token = guard::bearer(request.authorization.as_deref());
+    if let Err(refused) = s.admit(request.client, Access::Read, token, s.read_auth) {
+        return refused.response();
+    }
+    let Some(record) = Record::named(&request.what) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            None,
+            format!("no resource {:?}", request.what),
+        );
+    };
+    let q = match record {
+        Record::Decisions | Record::Orders => match page(&request.query) {
+            Ok(q) => q,
+            Err(bad) => return bad.response(),
+        },
+        _ => PageQuery::default(),
+    };
+    let found = match record {
+        Record::Decisions => s
+            .store
+            .decisions_page(&s.strategy, &q)
+            .await
+            .map(|items| listing(items, &q)),
+        Record::Orders => s
+            .store
+            .orders_page(&s.strategy, &q)
+            .await
+            .map(|items| listing(items, &q)),
+        Record::Assistants => s
+            .store
+            .weights(&s.strategy)
+            .await
+            .map(|items| warp::reply::json(&json!({"items": items})).into_response()),
+        Record::Portfolio => s
+            .store
+            .portfolio(&s.strategy)
+            .await
+            .map(|p| warp::reply::json(&p).into_response()),
+        Record::Positions => s
+            .store
+            .portfolio(&s.strategy)
+            .await
+            .map(|p| warp::reply::json(&json!({"items": p["positions"]})).into_response()),
+    };
+    found.unwrap_or_else(|e| internal(&format!("reading the {}", request.what), &e))
 }
 
 /// The largest request body a mutating route accepts.
 pub const MAX_BODY: u64 = 16 * 1024;
+
+const TOO_LARGE: Refusal = Refusal(
+    StatusCode::PAYLOAD_TOO_LARGE,
+    None,
+    "request body over 16384 bytes",
+);
+
+/// What an approve/reject request presents.
+struct Answer {
+    id: String,
+    verb: String,
+    client: Option<SocketAddr>,
+    authorization: Option<String>,
+    length: Option<u64>,
+}
+
+/// Reads at most [`MAX_BODY`] bytes of a body, whatever its framing (`Content-Length` or chunked).
+async fn body_within_limit<S, B>(body: S) -> Result<(), Refusal>
+where
+    S: futures::Stream<Item = Result<B, warp::Error>>,
+    B: bytes::Buf,
+{
+    let mut body = std::pin::pin!(body);
+    let mut read = 0u64;
+    while let Some(chunk) = body.next().await {
+        let chunk =
+            chunk.map_err(|_| Refusal(StatusCode::BAD_REQUEST, None, "unreadable request body"))?;
+        read += chunk.remaining() as u64;
+        if read > MAX_BODY {
+            return Err(TOO_LARGE);
+        }
+    }
+    Ok(())
+}
+
+/// Approve or reject: rate limit, token, body limit, id, then the answer goes to the coordinator.
+async fn answer<S, B>(request: Answer, body: S, s: ApiState) -> warp::reply::Response
+where
+    S: futures::Stream<Item = Result<B, warp::Error>>,
+    B: bytes::Buf,
+{
+    // a declared large body is refused before anything else, unread
+    if request.length.is_some_and(|n| n > MAX_BODY) {
+        return TOO_LARGE.response();
+    }
+    let token = guard::bearer(request.authorization.as_deref());
+    if let Err(refused) = s.admit(request.client, Access::Write, token, true) {
+        return refused.response();
+    }
+    let approved = match request.verb.as_str() {
+        "approve" => true,
+        "reject" => false,
+        verb => {
+            return error(
+                StatusCode::NOT_FOUND,
+                None,
+                format!("no action {verb:?}: use approve or reject"),
+            )
+        }
+    };
+    if let Err(refused) = body_within_limit(body).await {
+        return refused.response();
+    }
+    let id = request.id;
+    if id.is_empty()
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            Some("id"),
+            format!("id: {id:?} is not an escalation id"),
+        );
+    }
+    let resolution = EscalationResolution {
+        id: id.clone(),
+        approved,
+        by: "http-api".into(),
+        at: chrono::Utc::now().timestamp_millis(),
+    };
+    match s.resolutions.send(resolution).await {
+        Ok(()) => warp::reply::with_status(
+            warp::reply::json(&json!({"id": id, "approved": approved})),
+            StatusCode::ACCEPTED,
+        )
+        .into_response(),
+        Err(_) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            None,
+            "the coordinator is not listening",
+        ),
+    }
+}
 
 /// Every route.
 pub fn routes(
@@ -245,158 +485,57 @@ pub fn routes(
     let readyz = warp::path!("readyz")
         .and(warp::get())
         .and(with.clone())
-        .map(|s: ApiState| ready_reply(&s.ready));
-    let metrics = warp::path!("metrics").and(warp::get()).map(metrics_reply);
-    let query = warp::query::<HashMap<String, String>>();
-    let decisions = warp::path!("api" / "v1" / "decisions")
+        .then(coordinator_ready);
+    let metrics = warp::path!("metrics")
         .and(warp::get())
-        .and(query)
+        .and(warp::addr::remote())
         .and(with.clone())
-        .then(|raw, s| list(Record::Decisions, raw, s));
-    let orders = warp::path!("api" / "v1" / "orders")
-        .and(warp::get())
-        .and(query)
-        .and(with.clone())
-        .then(|raw, s| list(Record::Orders, raw, s));
-    let assistants = warp::path!("api" / "v1" / "assistants")
-        .and(warp::get())
-        .and(with.clone())
-        .then(|s: ApiState| async move {
-            match s.store.weights(&s.strategy).await {
-                Ok(items) => warp::reply::json(&json!({"items": items})).into_response(),
-                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, None, e.to_string()),
-            }
-        });
-    let portfolio = warp::path!("api" / "v1" / String)
-        .and(warp::get())
-        .and(with.clone())
-        .then(|what: String, s: ApiState| async move {
-            if what != "portfolio" && what != "positions" {
-                return error(StatusCode::NOT_FOUND, None, format!("no resource {what:?}"));
-            }
-            match s.store.portfolio(&s.strategy).await {
-                Ok(p) if what == "positions" => {
-                    warp::reply::json(&json!({"items": p["positions"]})).into_response()
-                }
-                Ok(p) => warp::reply::json(&p).into_response(),
-                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, None, e.to_string()),
-            }
-        });
-    let resolve =
-        warp::path!("api" / "v1" / "escalations" / String / String)
-            .and(warp::post())
-            .and(warp::header::optional::<String>("authorization"))
-            .and(warp::header::optional::<u64>("content-length"))
-            .and(with.clone())
-            .then(
-                |id: String,
-                 verb: String,
-                 auth: Option<String>,
-                 length: Option<u64>,
-                 s: ApiState| async move {
-                    // the body is never read; a large one is refused before anything else
-                    if length.is_some_and(|n| n > MAX_BODY) {
-                        return error(
-                            StatusCode::PAYLOAD_TOO_LARGE,
-                            None,
-                            format!("request body over {MAX_BODY} bytes"),
-                        );
-                    }
-                    let approved = match verb.as_str() {
-                        "approve" => true,
-                        "reject" => false,
-                        _ => {
-                            return error(
-                                StatusCode::NOT_FOUND,
-                                None,
-                                format!("no action {verb:?}: use approve or reject"),
-                            )
-                        }
-                    };
-                    let Some(presented) = auth.as_deref().and_then(|a| a.strip_prefix("Bearer "))
-                    else {
-                        return error(
-                            StatusCode::UNAUTHORIZED,
-                            Some("authorization"),
-                            "authorization: a bearer token is required",
-                        );
-                    };
-                    let allowed = s
-                        .token
-                        .as_deref()
-                        .is_some_and(|t| constant_time_eq(t.as_bytes(), presented.as_bytes()));
-                    if !allowed {
-                        return error(
-                            StatusCode::FORBIDDEN,
-                            Some("authorization"),
-                            "authorization: the token is not accepted",
-                        );
-                    }
-                    if !s.limiter.lock().unwrap_or_else(|e| e.into_inner()).take() {
-                        return error(
-                            StatusCode::TOO_MANY_REQUESTS,
-                            None,
-                            "too many requests: slow down",
-                        );
-                    }
-                    if id.is_empty()
-                        || !id
-                            .chars()
-                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-                    {
-                        return error(
-                            StatusCode::BAD_REQUEST,
-                            Some("id"),
-                            format!("id: {id:?} is not an escalation id"),
-                        );
-                    }
-                    let resolution = EscalationResolution {
-                        id: id.clone(),
-                        approved,
-                        by: "http-api".into(),
-                        at: chrono::Utc::now().timestamp_millis(),
-                    };
-                    match s.resolutions.send(resolution).await {
-                        Ok(()) => warp::reply::with_status(
-                            warp::reply::json(&json!({"id": id, "approved": approved})),
-                            StatusCode::ACCEPTED,
-                        )
-                        .into_response(),
-                        Err(_) => error(
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            None,
-                            "the coordinator is not listening",
-                        ),
-                    }
-                },
-            );
-    let stream = warp::path!("api" / "v1" / "stream")
-        .and(warp::ws())
-        .and(with.clone())
-        .map(|ws: warp::ws::Ws, s: ApiState| {
-            ws.on_upgrade(move |socket| async move {
-            let (mut tx, mut rx) = socket.split();
-            let mut events = s.events.subscribe();
-            loop {
-                tokio::select! {
-                    event = events.recv() => match event {
-                        Ok(event) => {
-                            if tx.send(warp::ws::Message::text(event.to_string())).await.is_err() {
-                                break;
-                            }
-                        }
-                        Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                        Err(_) => break,
-                    },
-                    incoming = rx.next() => if incoming.is_none() { break },
-                }
-            }
-        })
-        .into_response()
-        });
+        .map(
+            |client, s: ApiState| match s.admit(client, Access::Read, None, false) {
+                Ok(()) => metrics_reply(),
+                Err(refused) => refused.response(),
+            },
+        );
     let openapi = warp::path!("api" / "v1" / "openapi.json")
         .and(warp::get())
         .map(|| warp::reply::json(&openapi()).into_response());
+    let records = warp::path!("api" / "v1" / String)
+        .and(warp::get())
+        .and(warp::query::<HashMap<String, String>>())
+        .and(warp::addr::remote())
+        .and(warp::header::optional::<String>("authorization"))
+        .and(with.clone())
+        .then(|what, query, client, authorization, s| {
+            read(
+                Read {
+                    what,
+                    query,
+                    client,
+                    authorization,
+                },
+                s,
+            )
+        });
+    let resolve = warp::path!("api" / "v1" / "escalations" / String / String)
+        .and(warp::post())
+        .and(warp::addr::remote())
+        .and(warp::header::optional::<String>("authorization"))
+        .and(warp::header::optional::<u64>("content-length"))
+        .and(warp::body::stream())
+        .and(with.clone())
+        .then(|id, verb, client, authorization, length, body, s| {
+            answer(
+                Answer {
+                    id,
+                    verb,
+                    client,
+                    authorization,
+                    length,
+                },
+                body,
+                s,
+            )
+        });
     let not_found =
         warp::any().map(|| error(StatusCode::NOT_FOUND, None, "no such route or method"));
     healthz
@@ -406,15 +545,9 @@ pub fn routes(
         .unify()
         .or(openapi)
         .unify()
-        .or(decisions)
+        .or(stream::route(state))
         .unify()
-        .or(orders)
-        .unify()
-        .or(assistants)
-        .unify()
-        .or(stream)
-        .unify()
-        .or(portfolio)
+        .or(records)
         .unify()
         .or(resolve)
         .unify()
@@ -458,70 +591,25 @@ pub async fn serve(
     Ok(bound)
 }
 
-/// The OpenAPI 3 document of the routes.
-pub fn openapi() -> Value {
-    let page_params = json!([
-        {"name": "symbol", "in": "query", "schema": {"type": "string", "pattern": "^[A-Z0-9]+$"}},
-        {"name": "from", "in": "query", "schema": {"type": "integer", "format": "int64"}, "description": "ms since the epoch, inclusive"},
-        {"name": "to", "in": "query", "schema": {"type": "integer", "format": "int64"}, "description": "ms since the epoch, inclusive"},
-        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}},
-        {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}}
-    ]);
-    let error = json!({"description": "bad input", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
-    let list = |what: &str| json!({"get": {"summary": format!("List {what}, newest first"), "parameters": page_params, "responses": {"200": {"description": format!("a page of {what}")}, "400": error}}});
-    json!({
-        "openapi": "3.0.3",
-        "info": {"title": "ia-agents coordinator API", "version": env!("CARGO_PKG_VERSION")},
-        "paths": {
-            "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "alive"}}}},
-            "/readyz": {"get": {"summary": "Readiness", "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}}}},
-            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text exposition format"}}}},
-            "/api/v1/decisions": list("decisions"),
-            "/api/v1/orders": list("orders"),
-            "/api/v1/assistants": {"get": {"summary": "Assistants and their vote weights", "responses": {"200": {"description": "assistants"}}}},
-            "/api/v1/portfolio": {"get": {"summary": "Positions and the latest equity", "responses": {"200": {"description": "portfolio"}}}},
-            "/api/v1/positions": {"get": {"summary": "Open positions", "responses": {"200": {"description": "positions"}}}},
-            "/api/v1/escalations/{id}/{action}": {"post": {
-                "summary": "Approve or reject an escalated decision",
-                "security": [{"bearer": []}],
-                "parameters": [
-                    {"name": "id", "in": "path", "required": true, "schema": {"type": "string"}},
-                    {"name": "action", "in": "path", "required": true, "schema": {"type": "string", "enum": ["approve", "reject"]}}
-                ],
-                "responses": {"202": {"description": "relayed to the coordinator"}, "401": error, "403": error, "429": error}
-            }},
-            "/api/v1/stream": {"get": {"summary": "WebSocket of decisions and fills (JSON text frames)", "responses": {"101": {"description": "switching protocols"}}}}
-        },
-        "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {"Error": {"type": "object", "properties": {"error": {"type": "string"}, "field": {"type": "string", "nullable": true}}, "required": ["error"]}}
-        }
-    })
-}
-
-/// Keeps an idle WebSocket's peers honest.
-pub const STREAM_IDLE: Duration = Duration::from_secs(60);
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn tokens_compare_in_constant_time_and_exactly() {
-        assert!(constant_time_eq(b"secret", b"secret"));
-        assert!(!constant_time_eq(b"secret", b"secreT"));
-        assert!(!constant_time_eq(b"secret", b"secret2"));
+    fn records_are_named_by_their_path() {
+        assert!(matches!(
+            Record::named("decisions"),
+            Some(Record::Decisions)
+        ));
+        assert!(matches!(
+            Record::named("positions"),
+            Some(Record::Positions)
+        ));
+        assert!(Record::named("secrets").is_none());
     }
 
     #[test]
-    fn the_bucket_refuses_bursts() {
-        let mut b = Bucket {
-            tokens: 2.0,
-            burst: 2.0,
-            per_second: 0.0,
-            at: Instant::now(),
-        };
-        assert!(b.take() && b.take());
-        assert!(!b.take());
+    fn the_size_refusal_states_the_limit() {
+        assert!(TOO_LARGE.2.contains(&MAX_BODY.to_string()));
     }
 }

@@ -280,6 +280,18 @@ pub struct CoordinatorArgs {
     /// needs --db. Mutating routes take the bearer token in IA_API_TOKEN.
     #[arg(long, value_name = "ADDR", env = "IA_LISTEN", requires = "db")]
     listen: Option<std::net::SocketAddr>,
+    /// The record's listings (decisions, orders, portfolio, assistants) need the API token too.
+    #[arg(long, env = "IA_API_READ_AUTH")]
+    api_read_auth: bool,
+    /// A browser origin (https://host[:port]) besides the API's own that may open the WebSocket
+    /// stream; repeatable, or comma-separated in the variable.
+    #[arg(
+        long,
+        value_name = "ORIGIN",
+        env = "IA_API_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    api_allowed_origin: Vec<String>,
     /// Without --data: Binance REST base URL for the warm-up.
     #[arg(long, value_name = "URL", default_value = agent::market::binance::MAINNET, env = "IA_BINANCE_URL")]
     rest_url: String,
@@ -553,7 +565,9 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
                 &name,
                 std::env::var("IA_API_TOKEN").ok(),
                 resolutions,
-            );
+            )
+            .with_read_auth(args.api_read_auth)
+            .with_allowed_origins(args.api_allowed_origin.clone());
             let events = state.events.clone();
             let bound = agent::api::serve(state, *addr, shutdown_signal())
                 .await

@@ -1,0 +1,44 @@
+//! The OpenAPI 3 document of the coordinator's routes.
+
+use serde_json::{json, Value};
+
+/// The OpenAPI 3 document of the routes.
+pub fn openapi() -> Value {
+    let page_params = json!([
+        {"name": "symbol", "in": "query", "schema": {"type": "string", "pattern": "^[A-Z0-9]+$"}},
+        {"name": "from", "in": "query", "schema": {"type": "integer", "format": "int64"}, "description": "ms since the epoch, inclusive"},
+        {"name": "to", "in": "query", "schema": {"type": "integer", "format": "int64"}, "description": "ms since the epoch, inclusive"},
+        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}},
+        {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}}
+    ]);
+    let error = json!({"description": "bad input", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
+    let list = |what: &str| json!({"get": {"summary": format!("List {what}, newest first"), "parameters": page_params, "responses": {"200": {"description": format!("a page of {what}")}, "400": error}}});
+    json!({
+        "openapi": "3.0.3",
+        "info": {"title": "ia-agents coordinator API", "version": env!("CARGO_PKG_VERSION")},
+        "paths": {
+            "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "alive"}}}},
+            "/readyz": {"get": {"summary": "Readiness", "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text exposition format"}}}},
+            "/api/v1/decisions": list("decisions"),
+            "/api/v1/orders": list("orders"),
+            "/api/v1/assistants": {"get": {"summary": "Assistants and their vote weights", "responses": {"200": {"description": "assistants"}}}},
+            "/api/v1/portfolio": {"get": {"summary": "Positions and the latest equity", "responses": {"200": {"description": "portfolio"}}}},
+            "/api/v1/positions": {"get": {"summary": "Open positions", "responses": {"200": {"description": "positions"}}}},
+            "/api/v1/escalations/{id}/{action}": {"post": {
+                "summary": "Approve or reject an escalated decision",
+                "security": [{"bearer": []}],
+                "parameters": [
+                    {"name": "id", "in": "path", "required": true, "schema": {"type": "string"}},
+                    {"name": "action", "in": "path", "required": true, "schema": {"type": "string", "enum": ["approve", "reject"]}}
+                ],
+                "responses": {"202": {"description": "relayed to the coordinator"}, "401": error, "403": error, "429": error}
+            }},
+            "/api/v1/stream": {"get": {"summary": "WebSocket of decisions and fills (JSON text frames)", "responses": {"101": {"description": "switching protocols"}}}}
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {"Error": {"type": "object", "properties": {"error": {"type": "string"}, "field": {"type": "string", "nullable": true}}, "required": ["error"]}}
+        }
+    })
+}
