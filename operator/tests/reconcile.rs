@@ -283,6 +283,30 @@ async fn a_strategy_provisions_its_dependencies_and_is_ready_when_they_and_its_t
         .get("v1", "Secret", NS, "btc-eth-paper-postgres")
         .unwrap();
     assert_eq!(secret["stringData"]["password"], "generated-password");
+    // the API's token: generated into a Secret of its own, wired into the coordinator, named in
+    // the status
+    let token = api
+        .get("v1", "Secret", NS, "btc-eth-paper-api-token")
+        .unwrap();
+    assert_eq!(token["stringData"]["token"], "generated-password");
+    assert_eq!(s["status"]["apiTokenSecret"], "btc-eth-paper-api-token");
+    let coordinator = api
+        .get("apps/v1", "Deployment", NS, "btc-eth-paper-coordinator")
+        .unwrap();
+    let env = &coordinator["spec"]["template"]["spec"]["containers"][0]["env"];
+    let var = |name: &str| {
+        env.as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} in {env}"))
+    };
+    assert_eq!(
+        var("IA_API_TOKEN")["valueFrom"]["secretKeyRef"],
+        json!({"name": "btc-eth-paper-api-token", "key": "token"})
+    );
+    assert_eq!(var("IA_API_READ_AUTH")["value"], "true");
     let deps = condition(&s, "DependenciesReady");
     assert_eq!(deps["status"], "False");
     assert!(
@@ -354,6 +378,10 @@ async fn a_strategy_provisions_its_dependencies_and_is_ready_when_they_and_its_t
         .get("v1", "Secret", NS, "btc-eth-paper-postgres")
         .unwrap();
     assert_eq!(secret["stringData"]["password"], "generated-password");
+    let token = api
+        .get("v1", "Secret", NS, "btc-eth-paper-api-token")
+        .unwrap();
+    assert_eq!(token["stringData"]["token"], "generated-password");
 }
 
 #[tokio::test]

@@ -87,11 +87,12 @@ fn owned_status(previous: &StrategyStatus) -> StrategyStatus {
             .cloned()
             .collect(),
         assistants: previous.assistants.clone(),
+        api_token_secret: previous.api_token_secret.clone(),
         ..Default::default()
     }
 }
 
-/// Converges one Strategy: its policy checked, escalation answers relayed, the Postgres password
+/// Converges one Strategy: its policy checked, escalation answers relayed, the generated Secrets
 /// ensured, its children applied, then its conditions from what the children and the team report.
 async fn apply(s: Arc<Strategy>, ctx: Arc<Context>) -> Result<Action, Error> {
     let namespace = s.namespace().unwrap_or_else(|| "default".into());
@@ -121,7 +122,8 @@ async fn apply(s: Arc<Strategy>, ctx: Arc<Context>) -> Result<Action, Error> {
 
     let nats_url = build::nats_url(&s);
     relay_answers(&s, &ctx, &api, &nats_url).await?;
-    ensure_postgres_secret(&s, &ctx, &namespace).await?;
+    ensure_generated_secrets(&s, &ctx, &namespace).await?;
+    status.api_token_secret = Some(build::api_token_secret_name(&s));
     let applied = apply_children(&ctx.client, &build::objects(&s, &policy)?).await?;
     let dependencies = dependencies_ready(
         &dependency_problems(&applied),
@@ -183,15 +185,33 @@ async fn usable_policy(
     }
 }
 
-/// Creates a managed Postgres's password Secret when it does not exist yet. The password is
-/// generated once and never changes under the database, so the Secret is created, never applied
-/// (the operator may only get and create Secrets, not patch them).
-async fn ensure_postgres_secret(s: &Strategy, ctx: &Context, namespace: &str) -> Result<(), Error> {
-    if s.spec.dependencies.postgres.managed != Some(true) {
-        return Ok(());
+/// Creates the Secrets the operator generates when they do not exist yet: a managed Postgres's
+/// password and the coordinator API's token. Each value is generated once and never changes under
+/// what uses it, so the Secrets are created, never applied (the operator may only get and create
+/// Secrets, not patch them).
+async fn ensure_generated_secrets(
+    s: &Strategy,
+    ctx: &Context,
+    namespace: &str,
+) -> Result<(), Error> {
+    if s.spec.dependencies.postgres.managed == Some(true) {
+        let secret = build::postgres_secret(s, None, ctx.generate_password)?;
+        ensure_secret(s, ctx, namespace, secret, "the Postgres password").await?;
     }
+    let token = build::api_token_secret(s, ctx.generate_password);
+    ensure_secret(s, ctx, namespace, token, "the API token").await
+}
+
+/// Creates `secret` unless it exists; an event says what was generated where.
+async fn ensure_secret(
+    s: &Strategy,
+    ctx: &Context,
+    namespace: &str,
+    secret: Secret,
+    what: &str,
+) -> Result<(), Error> {
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
-    let secret_name = build::postgres_secret_name(s);
+    let secret_name = secret.metadata.name.clone().unwrap_or_default();
     let kube_error = |action: &'static str| {
         let object = format!("Secret {namespace}/{secret_name}");
         move |source| Error::Kube {
@@ -208,17 +228,16 @@ async fn ensure_postgres_secret(s: &Strategy, ctx: &Context, namespace: &str) ->
     {
         return Ok(());
     }
-    let secret = build::postgres_secret(s, None, ctx.generate_password)?;
     match secrets
         .create(&kube::api::PostParams::default(), &secret)
         .await
     {
         Ok(_) => {}
-        // another reconcile created it first: its password stands
+        // another reconcile created it first: its value stands
         Err(kube::Error::Api(e)) if e.code == 409 => {}
         Err(source) => return Err(kube_error("creating")(source)),
     }
-    let note = format!("generated the Postgres password in Secret {secret_name}");
+    let note = format!("generated {what} in Secret {secret_name}");
     event(ctx, s, false, "SecretCreated", "Reconcile", note).await;
     Ok(())
 }

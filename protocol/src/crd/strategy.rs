@@ -545,6 +545,11 @@ pub struct StrategyStatus {
     /// The TradingAssistants bound to this Strategy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assistants: Option<AssistantCounts>,
+    /// The Secret (key `token`) holding the bearer token of the coordinator's API, for approve,
+    /// reject, the stream and the record: `kubectl get secret NAME -o jsonpath='{.data.token}' |
+    /// base64 -d`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_token_secret: Option<String>,
 }
 
 /// A decision of the team, as shown on the Strategy.
