@@ -190,6 +190,7 @@ async fn measure<B: Bus>(
         let v = voters_from_presence(
             &bus.present(subjects.presence_scope()).await.unwrap(),
             "bench",
+            None,
         );
         if v.len() == 5 {
             break v;

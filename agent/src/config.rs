@@ -2,8 +2,9 @@
 //! cluster uses, so that a team outside Kubernetes (docker compose, bare processes, the local
 //! backtest) runs on exactly what `kubectl apply` would accept.
 
+use crate::consensus::Voter;
 use protocol::crd::validate::{ManifestValidator, ValidationError};
-use protocol::crd::{ConsensusPolicy, Strategy};
+use protocol::crd::{ConsensusPolicy, Strategy, TradingAssistant};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -136,6 +137,43 @@ impl TeamConfig {
     }
 }
 
+/// The voters a manifest file declares for `strategy`: every reasoning TradingAssistant whose
+/// `strategyRef` names it, at its `spec.weight` (each validated against the CRD). This is the team:
+/// the coordinator counts no one else, whatever announces itself on the bus.
+pub fn load_team(path: &Path, strategy: &str) -> Result<Vec<Voter>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    let docs = protocol::yaml::documents(&text).map_err(|e| ConfigError::Yaml {
+        path: path.to_path_buf(),
+        error: e.error,
+    })?;
+    let validator = ManifestValidator::new();
+    let mut voters = Vec::new();
+    for doc in docs
+        .into_iter()
+        .filter(|d| d.get("kind").and_then(Value::as_str) == Some("TradingAssistant"))
+    {
+        let ta: TradingAssistant = validated(&validator, doc, path, "TradingAssistant")?;
+        if ta.spec.strategy_ref.name == strategy && ta.spec.role.reasons() {
+            voters.push(Voter {
+                assistant: ta.metadata.name.unwrap_or_default(),
+                role: ta.spec.role,
+                weight: ta.spec.weight,
+            });
+        }
+    }
+    if voters.is_empty() {
+        return Err(ConfigError::Missing {
+            path: path.to_path_buf(),
+            kind: "TradingAssistant",
+            found: format!("no voter with strategyRef {strategy}"),
+        });
+    }
+    Ok(voters)
+}
+
 /// Reads the single object of `kind` in a (possibly multi-document) YAML file, validates it against
 /// the CRD and decodes it with defaults applied.
 pub fn load_one<T: DeserializeOwned>(
@@ -242,6 +280,21 @@ mod tests {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(contents.as_bytes()).unwrap();
         f
+    }
+
+    #[test]
+    fn the_team_file_declares_the_voters_at_their_weights() {
+        let voters = load_team(&samples().join("team.yaml"), "btc-eth-paper").unwrap();
+        let names: Vec<&str> = voters.iter().map(|v| v.assistant.as_str()).collect();
+        assert_eq!(voters.len(), 5, "{names:?}");
+        assert!(!names.contains(&"executor") && !names.contains(&"auditor"));
+        let technical = voters
+            .iter()
+            .find(|v| v.assistant == "technical-analyst")
+            .unwrap();
+        assert_eq!(technical.weight, 1.2);
+        let e = load_team(&samples().join("team.yaml"), "other").unwrap_err();
+        assert!(e.to_string().contains("strategyRef other"), "{e}");
     }
 
     #[test]

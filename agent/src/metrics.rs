@@ -71,6 +71,16 @@ pub static PORTFOLIO: LazyLock<GaugeVec> = LazyLock::new(|| {
     .expect("registered once")
 });
 
+/// Heartbeats of assistants the declared team does not name (ignored: they are never voters).
+pub static UNDECLARED_HEARTBEATS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "ia_agent_undeclared_heartbeats_total",
+        "Heartbeats of assistants the declared team does not name, by strategy",
+        &["strategy"]
+    )
+    .expect("registered once")
+});
+
 /// Voters that gave no opinion in a cycle's last round, by role (an assistant that stopped answering).
 pub static MISSING_OPINIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(

@@ -338,7 +338,11 @@ async fn team(
 async fn present_voters(bus: &NatsBus, subjects: &Subjects, n: usize) -> Vec<Voter> {
     let mut voters = vec![];
     for _ in 0..50 {
-        voters = voters_from_presence(&bus.present(subjects.presence_scope()).await.unwrap(), "s");
+        voters = voters_from_presence(
+            &bus.present(subjects.presence_scope()).await.unwrap(),
+            "s",
+            None,
+        );
         if voters.len() == n {
             break;
         }
@@ -784,4 +788,98 @@ async fn a_crashed_voter_counts_as_missing_and_a_double_answer_counts_once() {
     }
     assert_eq!(coordinator.counts.counted, 9);
     assert_eq!((d.action, d.consensus_reached), (Action::Hold, false));
+}
+
+/// Runs the five voters as processes, each claiming `weight` in its heartbeats.
+fn voter_processes(url: &str, weight: &str) -> Processes {
+    let mut team = Processes(vec![]);
+    for (name, role) in [
+        ("market-monitor", "marketMonitor"),
+        ("technical-analyst", "technicalAnalyst"),
+        ("fundamental-analyst", "fundamentalAnalyst"),
+        ("risk-manager", "riskManager"),
+        ("strategist", "strategist"),
+    ] {
+        team.0.push(
+            Command::new(env!("CARGO_BIN_EXE_trading-agent"))
+                .args(["assistant", "--nats", url, "--namespace", "e2e"])
+                .args([
+                    "--strategy",
+                    "btc-eth-paper",
+                    "--role",
+                    role,
+                    "--name",
+                    name,
+                ])
+                .args(["--weight", weight, "--instance", &format!("{role}-0")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+    }
+    team
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_declared_team_votes_and_at_its_declared_weights() {
+    let Some(server) = support::NatsServer::start() else {
+        return;
+    };
+    let url = server.url();
+    // every assistant claims a weight of a million; the team file declares four of them (the
+    // market monitor is not on the team) at weights of its own
+    let _team = voter_processes(&url, "1000000");
+    let dir = tempfile::tempdir().unwrap();
+    let team_file = dir.path().join("team.yaml");
+    let declared = [
+        ("technical-analyst", "technicalAnalyst", 1.2),
+        ("fundamental-analyst", "fundamentalAnalyst", 0.8),
+        ("risk-manager", "riskManager", 1.5),
+        ("strategist", "strategist", 1.0),
+    ];
+    let manifests: Vec<String> = declared
+        .iter()
+        .map(|(name, role, weight)| {
+            format!(
+                "apiVersion: trading.ia-agents.dev/v1alpha1\nkind: TradingAssistant\nmetadata:\n  name: {name}\nspec:\n  strategyRef:\n    name: btc-eth-paper\n  role: {role}\n  weight: {weight}\n"
+            )
+        })
+        .collect();
+    std::fs::write(&team_file, manifests.join("---\n")).unwrap();
+    let mut command = coordinator_command(&url, "3", "2020-03-02");
+    command.args(["--json", "--team-file"]);
+    command.arg(&team_file);
+    let out = tokio::task::spawn_blocking(move || {
+        support::output_within(command, Duration::from_secs(120))
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{stderr}");
+    let first_votes = lines[0]["votes"].as_array().unwrap();
+    for line in &lines {
+        let votes = line["votes"].as_array().unwrap();
+        let names: Vec<&str> = votes
+            .iter()
+            .map(|v| v["assistant"].as_str().unwrap())
+            .collect();
+        assert_eq!(votes.len(), 4, "{names:?}");
+        assert!(
+            !names.contains(&"market-monitor"),
+            "an undeclared voter counted"
+        );
+    }
+    for (name, _, weight) in declared {
+        let vote = first_votes
+            .iter()
+            .find(|v| v["assistant"] == name)
+            .unwrap_or_else(|| panic!("no vote of {name}"));
+        assert_eq!(vote["weight"].as_f64(), Some(weight), "{vote}");
+    }
 }

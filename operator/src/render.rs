@@ -41,6 +41,18 @@ pub fn render(docs: &[Document]) -> Result<Vec<Value>, RenderError> {
                 .map_err(|e| RenderError::Decode(d.describe(), e))?,
         );
     }
+    let mut assistants = Vec::new();
+    for d in of_kind("TradingAssistant") {
+        let mut ta: TradingAssistant =
+            serde_json::from_value(decode(d)?).map_err(|e| RenderError::Decode(d.describe(), e))?;
+        ta.metadata
+            .namespace
+            .get_or_insert_with(|| "default".into());
+        ta.metadata
+            .uid
+            .get_or_insert_with(|| "00000000-0000-0000-0000-000000000000".into());
+        assistants.push(ta);
+    }
     let mut out = Vec::new();
     for s in &mut strategies {
         s.metadata.namespace.get_or_insert_with(|| "default".into());
@@ -55,22 +67,26 @@ pub fn render(docs: &[Document]) -> Result<Vec<Value>, RenderError> {
                 strategy: s.metadata.name.clone().unwrap_or_default(),
                 policy: wanted.clone(),
             })?;
-        out.extend(strategy::objects(s, policy)?.iter().map(Child::manifest));
+        let team: Vec<TradingAssistant> = assistants
+            .iter()
+            .filter(|ta| {
+                s.metadata.name.as_ref() == Some(&ta.spec.strategy_ref.name)
+                    && ta.metadata.namespace == s.metadata.namespace
+            })
+            .cloned()
+            .collect();
+        out.extend(
+            strategy::objects(s, policy, &team)?
+                .iter()
+                .map(Child::manifest),
+        );
     }
-    for d in of_kind("TradingAssistant") {
-        let mut ta: TradingAssistant =
-            serde_json::from_value(decode(d)?).map_err(|e| RenderError::Decode(d.describe(), e))?;
-        ta.metadata
-            .namespace
-            .get_or_insert_with(|| "default".into());
-        ta.metadata
-            .uid
-            .get_or_insert_with(|| "00000000-0000-0000-0000-000000000000".into());
+    for ta in &assistants {
         let owner_strategy = strategies
             .iter()
             .find(|s| s.metadata.name.as_ref() == Some(&ta.spec.strategy_ref.name));
-        out.push(manifest(&assistant::config_map(&ta)?));
-        out.push(manifest(&assistant::deployment(&ta, owner_strategy)?));
+        out.push(manifest(&assistant::config_map(ta)?));
+        out.push(manifest(&assistant::deployment(ta, owner_strategy)?));
     }
     Ok(out)
 }
@@ -129,6 +145,79 @@ mod tests {
     }
 
     #[test]
+    fn the_coordinator_gets_its_team_and_every_assistant_its_strategy() {
+        let objects = render(&samples()).unwrap();
+        let named = |kind: &str, name: &str| {
+            objects
+                .iter()
+                .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+                .unwrap_or_else(|| panic!("{kind} {name}"))
+                .clone()
+        };
+        let config = named("ConfigMap", "btc-eth-paper-coordinator");
+        let team = crate::manifests::parse_documents(
+            config["data"]["team.yaml"].as_str().unwrap(),
+            Path::new("team.yaml"),
+        )
+        .unwrap();
+        assert_eq!(team.len(), 7, "the sample's seven TradingAssistants");
+        let technical = team
+            .iter()
+            .find(|d| d.value["metadata"]["name"] == "technical-analyst")
+            .unwrap();
+        assert_eq!(technical.value["spec"]["weight"], 1.2);
+        let env_of = |d: &Value| {
+            d["spec"]["template"]["spec"]["containers"][0]["env"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|e| Some((e["name"].as_str()?.to_string(), e["value"].clone())))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        };
+        let coordinator = named("Deployment", "btc-eth-paper-coordinator");
+        assert_eq!(
+            env_of(&coordinator)["IA_TEAM_FILE"],
+            "/etc/ia-agents/team.yaml"
+        );
+        let hash =
+            &coordinator["spec"]["template"]["metadata"]["annotations"][strategy::CONFIG_HASH];
+        assert_eq!(hash.as_str().unwrap().len(), 64, "{hash}");
+        let risk = named("Deployment", "risk-manager-assistant");
+        assert_eq!(
+            env_of(&risk)["IA_STRATEGY_FILE"],
+            "/etc/ia-agents/strategy.yaml"
+        );
+        let volumes = &risk["spec"]["template"]["spec"]["volumes"];
+        assert!(
+            volumes
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|v| v["configMap"]["name"] == "btc-eth-paper-coordinator"),
+            "{volumes}"
+        );
+
+        // a change of the team changes the coordinator's configuration hash (and so rolls it)
+        let mut docs = samples();
+        for d in &mut docs {
+            if d.value["metadata"]["name"] == "technical-analyst" {
+                d.value["spec"]["weight"] = serde_json::json!(2.0);
+            }
+        }
+        let again = render(&docs).unwrap();
+        let rolled = again
+            .iter()
+            .find(|o| {
+                o["kind"] == "Deployment" && o["metadata"]["name"] == "btc-eth-paper-coordinator"
+            })
+            .unwrap();
+        assert_ne!(
+            &rolled["spec"]["template"]["metadata"]["annotations"][strategy::CONFIG_HASH],
+            hash
+        );
+    }
+
+    #[test]
     fn a_missing_policy_is_named() {
         let docs: Vec<Document> = samples()
             .into_iter()
@@ -158,7 +247,7 @@ mod tests {
         )
         .unwrap();
         s.spec.paused = true;
-        let objects: Vec<Value> = strategy::objects(&s, &p)
+        let objects: Vec<Value> = strategy::objects(&s, &p, &[])
             .unwrap()
             .iter()
             .map(Child::manifest)
@@ -180,7 +269,7 @@ mod tests {
             .credentials_secret_ref = Some(protocol::crd::LocalObjectRef {
             name: "binance-keys".into(),
         });
-        let objects: Vec<Value> = strategy::objects(&s, &p)
+        let objects: Vec<Value> = strategy::objects(&s, &p, &[])
             .unwrap()
             .iter()
             .map(Child::manifest)

@@ -272,6 +272,12 @@ pub struct CoordinatorArgs {
     /// Print each decision as one JSON line on stdout.
     #[arg(long, env = "IA_JSON")]
     json: bool,
+    /// The team: TradingAssistant manifests (e.g. config/samples/team.yaml). Only the assistants it
+    /// declares for this Strategy vote, at their spec.weight; without it, whoever is present votes
+    /// at weight 1 (a warning says so). In a cluster the operator writes it from the
+    /// TradingAssistants.
+    #[arg(long, value_name = "FILE", env = "IA_TEAM_FILE")]
+    team_file: Option<PathBuf>,
     /// Database for decisions, opinions, orders and the audit log (sqlite://PATH or postgres://…;
     /// a password belongs in the URL's env var, IA_DB, never on the command line).
     #[arg(long, value_name = "URL", env = "IA_DB", hide_env_values = true)]
@@ -476,14 +482,33 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
     let subjects = Subjects::new(&args.bus.namespace, &name)?;
     let bus = NatsBus::connect(&args.bus.nats).await?;
 
+    let declared = match &args.team_file {
+        Some(path) => Some(agent::config::load_team(path, &name)?),
+        None => {
+            tracing::warn!(
+                "no --team-file: any assistant that announces itself for Strategy {name} votes (at weight 1)"
+            );
+            None
+        }
+    };
     // wait for the voters the policy names
     let started = Instant::now();
     let voters = loop {
-        let present = voters_from_presence(&bus.present(subjects.presence_scope()).await?, &name);
+        let present = voters_from_presence(
+            &bus.present(subjects.presence_scope()).await?,
+            &name,
+            declared.as_deref(),
+        );
+        // the policy's roles, as far as the declared team fills them
         let missing: Vec<Role> = policy
             .voters
             .iter()
             .copied()
+            .filter(|r| {
+                declared
+                    .as_ref()
+                    .is_none_or(|team| team.iter().any(|v| v.role == *r))
+            })
             .filter(|r| !present.iter().any(|v| v.role == *r))
             .collect();
         if missing.is_empty() {

@@ -39,18 +39,40 @@ impl<B: Bus> Transport for BusTransport<B> {
 }
 
 /// The voters among the present assistants of `strategy`: one per TradingAssistant (replicas
-/// collapse), executors and auditors excluded.
-pub fn voters_from_presence(present: &[Heartbeat], strategy: &str) -> Vec<Voter> {
+/// collapse), executors and auditors excluded. A heartbeat only says who is there: with a declared
+/// team (`--team-file`, the TradingAssistants) only declared assistants in their declared role
+/// count, at their declared weight; without one, whoever is present counts at weight 1. What a
+/// heartbeat claims as its weight is never used (docs/architecture.md, "Trust").
+pub fn voters_from_presence(
+    present: &[Heartbeat],
+    strategy: &str,
+    declared: Option<&[Voter]>,
+) -> Vec<Voter> {
     let mut by_name: BTreeMap<&str, Voter> = BTreeMap::new();
     for h in present
         .iter()
         .filter(|h| h.strategy == strategy && h.role.reasons())
     {
-        by_name.entry(&h.assistant).or_insert_with(|| Voter {
-            assistant: h.assistant.clone(),
-            role: h.role,
-            weight: h.weight,
-        });
+        let voter = match declared {
+            Some(team) => match team
+                .iter()
+                .find(|v| v.assistant == h.assistant && v.role == h.role)
+            {
+                Some(v) => v.clone(),
+                None => {
+                    crate::metrics::UNDECLARED_HEARTBEATS
+                        .with_label_values(&[strategy])
+                        .inc();
+                    continue;
+                }
+            },
+            None => Voter {
+                assistant: h.assistant.clone(),
+                role: h.role,
+                weight: 1.0,
+            },
+        };
+        by_name.entry(&h.assistant).or_insert(voter);
     }
     by_name.into_values().collect()
 }
@@ -106,5 +128,52 @@ impl<B: Bus> EscalationResolver for BusEscalations<B> {
         tokio::time::timeout(timeout, wait)
             .await
             .unwrap_or(Resolution::TimedOut)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::Role;
+
+    fn beat(assistant: &str, role: Role, weight: f64) -> Heartbeat {
+        Heartbeat {
+            assistant: assistant.into(),
+            role,
+            instance: format!("{assistant}-0"),
+            strategy: "s".into(),
+            weight,
+            at: 0,
+        }
+    }
+
+    #[test]
+    fn heartbeats_say_who_is_there_never_what_they_weigh() {
+        let present = [
+            beat("technical-analyst", Role::TechnicalAnalyst, 1e6),
+            beat("intruder", Role::Strategist, 1e6),
+            beat("impostor", Role::RiskManager, 1.0),
+        ];
+        let declared = [
+            Voter {
+                assistant: "technical-analyst".into(),
+                role: Role::TechnicalAnalyst,
+                weight: 1.2,
+            },
+            Voter {
+                assistant: "impostor".into(),
+                role: Role::Strategist,
+                weight: 1.0,
+            },
+        ];
+        let voters = voters_from_presence(&present, "s", Some(&declared));
+        assert_eq!(voters.len(), 1, "{voters:?}");
+        assert_eq!(
+            (voters[0].assistant.as_str(), voters[0].weight),
+            ("technical-analyst", 1.2)
+        );
+        let open = voters_from_presence(&present, "s", None);
+        assert_eq!(open.len(), 3);
+        assert!(open.iter().all(|v| v.weight == 1.0), "{open:?}");
     }
 }

@@ -136,7 +136,7 @@ impl Cycle {
         let Some(slot) = self
             .voters
             .iter()
-            .position(|v| v.assistant == opinion.assistant)
+            .position(|v| v.assistant == opinion.assistant && v.role == opinion.role)
         else {
             return Acceptance::NotAVoter;
         };

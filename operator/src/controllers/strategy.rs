@@ -124,13 +124,13 @@ async fn apply(s: Arc<Strategy>, ctx: Arc<Context>) -> Result<Action, Error> {
     relay_answers(&s, &ctx, &api, &nats_url).await?;
     ensure_generated_secrets(&s, &ctx, &namespace).await?;
     status.api_token_secret = Some(build::api_token_secret_name(&s));
-    let applied = apply_children(&ctx.client, &build::objects(&s, &policy)?).await?;
+    let team = team_of(&s, &ctx, &namespace).await?;
+    let applied = apply_children(&ctx.client, &build::objects(&s, &policy, &team)?).await?;
     let dependencies = dependencies_ready(
         &dependency_problems(&applied),
         &s.spec.dependencies,
         generation,
     );
-    let team = team_of(&s, &ctx, &namespace).await?;
     let (counts, assistants) = assistants_ready(&name, &team, generation);
     status.assistants = Some(counts);
     let ready = strategy_ready(

@@ -7,11 +7,12 @@ use super::{
 };
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Container, EnvVar, EnvVarSource, ObjectFieldSelector, PodSecurityContext, PodSpec,
-    PodTemplateSpec,
+    ConfigMap, ConfigMapVolumeSource, Container, EnvVar, EnvVarSource, KeyToPath,
+    ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use protocol::crd::{Strategy, TradingAssistant};
+use std::collections::BTreeMap;
 
 /// The component label of assistants.
 pub const COMPONENT: &str = "assistant";
@@ -64,7 +65,13 @@ pub fn deployment(
         readiness_probe: Some(http_probe("/readyz", 5)),
         resources: ta.spec.resources.clone(),
         security_context: Some(container_security()),
-        volume_mounts: Some(vec![mount("tmp", "/tmp")]),
+        volume_mounts: Some(vec![
+            mount("tmp", "/tmp"),
+            VolumeMount {
+                read_only: Some(true),
+                ..mount("strategy", "/etc/ia-agents")
+            },
+        ]),
         ..Default::default()
     };
     let pod = PodSpec {
@@ -77,7 +84,7 @@ pub fn deployment(
         node_selector: Some(ta.spec.node_selector.clone()),
         tolerations: Some(ta.spec.tolerations.clone()),
         containers: vec![container],
-        volumes: Some(vec![empty_dir("tmp")]),
+        volumes: Some(vec![empty_dir("tmp"), strategy_volume(strategy_name)]),
         ..Default::default()
     };
     Ok(Deployment {
@@ -90,17 +97,47 @@ pub fn deployment(
                 ta.spec.replicas
             }),
             selector: match_labels(selector(strategy_name, COMPONENT, &name)),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels(strategy_name, COMPONENT, &name)),
-                    ..Default::default()
-                }),
-                spec: Some(pod),
-            },
+            template: super::strategy::with_annotation(
+                PodTemplateSpec {
+                    metadata: Some(ObjectMeta {
+                        labels: Some(labels(strategy_name, COMPONENT, &name)),
+                        ..Default::default()
+                    }),
+                    spec: Some(pod),
+                },
+                super::strategy::CONFIG_HASH,
+                &strategy_hash(strategy),
+            ),
             ..Default::default()
         },
         ..Default::default()
     })
+}
+
+/// The Strategy's manifest, from its coordinator's ConfigMap (`strategy.yaml` only): the risk
+/// limits the risk manager enforces and the symbols the news is about.
+fn strategy_volume(strategy: &str) -> Volume {
+    Volume {
+        name: "strategy".into(),
+        config_map: Some(ConfigMapVolumeSource {
+            name: child_name(strategy, "coordinator"),
+            items: Some(vec![KeyToPath {
+                key: "strategy.yaml".into(),
+                path: "strategy.yaml".into(),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The hash of the Strategy's spec the pods run on, so a change to it rolls them (empty while the
+/// Strategy is not found).
+fn strategy_hash(strategy: Option<&Strategy>) -> String {
+    let spec = strategy.map(|s| serde_json::to_string(&s.spec).expect("a spec serialises"));
+    let data = spec.map(|spec| BTreeMap::from([("strategy.yaml".to_string(), spec)]));
+    super::strategy::config_hash(data.as_ref())
 }
 
 /// The assistant's environment: who it is, where its team's NATS (and Ollama) are, its params.
@@ -135,6 +172,7 @@ fn environment(ta: &TradingAssistant, strategy: Option<&Strategy>) -> Vec<EnvVar
         },
         env("IA_LOG_FORMAT", "json"),
         env("IA_LISTEN", format!("0.0.0.0:{AGENT_PORT}")),
+        env("IA_STRATEGY_FILE", "/etc/ia-agents/strategy.yaml"),
     ];
     if !ta.spec.params.is_empty() {
         vars.push(env("IA_PARAMS", params));

@@ -26,7 +26,7 @@ use k8s_openapi::api::networking::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use protocol::crd::{ConsensusPolicy, Dependency, Strategy};
+use protocol::crd::{ConsensusPolicy, Dependency, Strategy, TradingAssistant};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -144,6 +144,35 @@ fn template(s: &Strategy, component: &str, spec: PodSpec) -> PodTemplateSpec {
     }
 }
 
+/// The pod-template annotation holding the hash of the configuration a pod runs on: a change to the
+/// Strategy, its policy or its team changes it, and so rolls the pods (a coordinator reads its
+/// files once, at start).
+pub const CONFIG_HASH: &str = "trading.ia-agents.dev/config-hash";
+
+/// SHA-256 of a ConfigMap's data, in key order, as hex.
+pub fn config_hash(data: Option<&BTreeMap<String, String>>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for (key, value) in data.into_iter().flatten() {
+        hasher.update(key.as_bytes());
+        hasher.update([0]);
+        hasher.update(value.as_bytes());
+        hasher.update([0]);
+    }
+    format!("{:x}", hasher.finalize())
+}
+
+/// `template` with one more annotation.
+pub fn with_annotation(mut template: PodTemplateSpec, key: &str, value: &str) -> PodTemplateSpec {
+    template
+        .metadata
+        .get_or_insert_with(Default::default)
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(key.into(), value.into());
+    template
+}
+
 /// Restricted pod security; `fsGroup` makes the managed dependencies' volumes writable by the
 /// non-root user their containers run as.
 fn pod_security() -> PodSecurityContext {
@@ -156,12 +185,19 @@ fn pod_security() -> PodSecurityContext {
 }
 
 /// Everything a Strategy owns, in apply order. `policy` is the ConsensusPolicy it references.
-pub fn objects(s: &Strategy, policy: &ConsensusPolicy) -> Result<Vec<Child>, BuildError> {
+/// `team` is the TradingAssistants that reference it: the only voters its coordinator counts.
+pub fn objects(
+    s: &Strategy,
+    policy: &ConsensusPolicy,
+    team: &[TradingAssistant],
+) -> Result<Vec<Child>, BuildError> {
     let strategy = name(s);
     let deps = &s.spec.dependencies;
+    let config = coordinator_config(s, policy, team)?;
+    let hash = config_hash(config.data.as_ref());
     let mut out = vec![
-        Child::ConfigMap(coordinator_config(s, policy)?),
-        Child::Deployment(coordinator(s)),
+        Child::ConfigMap(config),
+        Child::Deployment(coordinator(s, &hash)),
         Child::Service(service(
             s,
             &child_name(&strategy, "coordinator"),
@@ -223,23 +259,55 @@ pub fn objects(s: &Strategy, policy: &ConsensusPolicy) -> Result<Vec<Child>, Bui
     Ok(out)
 }
 
-/// The coordinator's configuration: the very manifests of the Strategy and its policy, read as
-/// `--strategy-file` / `--policy-file`.
-fn coordinator_config(s: &Strategy, policy: &ConsensusPolicy) -> Result<ConfigMap, BuildError> {
+/// The coordinator's configuration: the very manifests of the Strategy, its policy and its team,
+/// read as `--strategy-file`, `--policy-file` and `--team-file` (assistant pods mount
+/// `strategy.yaml` too, for the risk limits and symbols).
+fn coordinator_config(
+    s: &Strategy,
+    policy: &ConsensusPolicy,
+    team: &[TradingAssistant],
+) -> Result<ConfigMap, BuildError> {
     let object = child_name(&name(s), "coordinator");
-    let strategy_doc = json!({"apiVersion": "trading.ia-agents.dev/v1alpha1", "kind": "Strategy",
-        "metadata": {"name": name(s), "namespace": s.metadata.namespace}, "spec": s.spec});
-    let policy_doc = json!({"apiVersion": "trading.ia-agents.dev/v1alpha1", "kind": "ConsensusPolicy",
-        "metadata": {"name": policy.metadata.name, "namespace": policy.metadata.namespace}, "spec": policy.spec});
+    let manifest = |kind: &str, meta: &ObjectMeta, spec: Value| {
+        json!({"apiVersion": "trading.ia-agents.dev/v1alpha1", "kind": kind,
+            "metadata": {"name": meta.name, "namespace": meta.namespace}, "spec": spec})
+    };
+    let yaml = |key: &str, docs: Vec<Value>| -> Result<String, BuildError> {
+        let texts = docs
+            .iter()
+            .map(serde_yaml::to_string)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| BuildError::Invalid {
+                kind: "ConfigMap",
+                name: object.clone(),
+                reason: format!("data.{key}: {e}"),
+            })?;
+        Ok(texts.join("---\n"))
+    };
     let mut data = BTreeMap::new();
-    for (key, doc) in [("strategy.yaml", strategy_doc), ("policy.yaml", policy_doc)] {
-        let yaml = serde_yaml::to_string(&doc).map_err(|e| BuildError::Invalid {
-            kind: "ConfigMap",
-            name: object.clone(),
-            reason: format!("data.{key}: {e}"),
-        })?;
-        data.insert(key.to_string(), yaml);
-    }
+    data.insert(
+        "strategy.yaml".to_string(),
+        yaml(
+            "strategy.yaml",
+            vec![manifest("Strategy", &s.metadata, json!(s.spec))],
+        )?,
+    );
+    data.insert(
+        "policy.yaml".to_string(),
+        yaml(
+            "policy.yaml",
+            vec![manifest(
+                "ConsensusPolicy",
+                &policy.metadata,
+                json!(policy.spec),
+            )],
+        )?,
+    );
+    let members = team
+        .iter()
+        .map(|ta| manifest("TradingAssistant", &ta.metadata, json!(ta.spec)))
+        .collect();
+    data.insert("team.yaml".to_string(), yaml("team.yaml", members)?);
     Ok(ConfigMap {
         metadata: meta(s, &object, "coordinator"),
         data: Some(data),
@@ -249,7 +317,7 @@ fn coordinator_config(s: &Strategy, policy: &ConsensusPolicy) -> Result<ConfigMa
 
 /// The coordinator's Deployment: one pod (none while paused), recreated rather than rolled so two
 /// coordinators never run one team.
-fn coordinator(s: &Strategy) -> Deployment {
+fn coordinator(s: &Strategy, config_hash: &str) -> Deployment {
     let strategy = name(s);
     let object = child_name(&strategy, "coordinator");
     let container = Container {
@@ -301,7 +369,7 @@ fn coordinator(s: &Strategy) -> Deployment {
                 ..Default::default()
             }),
             selector: match_labels(selector(&strategy, "coordinator", &strategy)),
-            template: template(s, "coordinator", pod),
+            template: with_annotation(template(s, "coordinator", pod), CONFIG_HASH, config_hash),
             ..Default::default()
         },
         ..Default::default()
@@ -318,6 +386,7 @@ fn coordinator_env(s: &Strategy) -> Vec<EnvVar> {
         env("IA_NAMESPACE", namespace),
         env("IA_STRATEGY_FILE", "/etc/ia-agents/strategy.yaml"),
         env("IA_POLICY_FILE", "/etc/ia-agents/policy.yaml"),
+        env("IA_TEAM_FILE", "/etc/ia-agents/team.yaml"),
         env("IA_LISTEN", format!("0.0.0.0:{AGENT_PORT}")),
         env("IA_LOG_FORMAT", "json"),
         // a replaying coordinator stays up when its candles run out, rather than restarting
