@@ -34,6 +34,7 @@ fn decisions(strategy: &str, n: usize) -> Vec<Decision> {
                 consensus_reached: true,
                 escalated: false,
                 vetoed: false,
+                rejected: false,
                 rounds: vec![],
                 transcript: vec![],
                 price,

@@ -66,6 +66,11 @@ impl Executor {
         market: Market,
     ) -> Plan {
         let symbol = &decision.symbol;
+        if decision.rejected {
+            return Plan::Nothing(format!(
+                "the cycle was rejected: no order for {symbol}, not even a resize"
+            ));
+        }
         let held = exchange.position(symbol);
         if decision.action == Action::Hold && held.is_none() {
             return Plan::Nothing("HOLD".into());
@@ -281,6 +286,7 @@ mod tests {
             consensus_reached: true,
             escalated: false,
             vetoed: false,
+            rejected: false,
             rounds: vec![],
             transcript,
             price: 20000.0,
@@ -511,6 +517,16 @@ mod tests {
         assert_eq!(
             (cut.side, cut.quantity),
             (Side::Sell, "0.075".parse().unwrap())
+        );
+        // the same HOLD from a rejected cycle touches nothing
+        let rejected = Decision {
+            rejected: true,
+            ..decision(Action::Hold, Some(0.05))
+        };
+        let plan = executor().plan(&rejected, &ex, &ctx, Market::default());
+        assert!(
+            matches!(&plan, Plan::Nothing(why) if why.contains("rejected")),
+            "{plan:?}"
         );
         // without the risk manager's size, the executor's volatility rule sizes: 0.30 / 2.0 = 15%
         let vol = Market {

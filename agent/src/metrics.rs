@@ -8,7 +8,7 @@ use prometheus::{
 use protocol::messages::{Decision, Fill};
 use std::sync::LazyLock;
 
-/// Decisions by strategy, action and outcome (consensus, no_consensus, escalated, vetoed).
+/// Decisions by strategy, action and outcome (consensus, no_consensus, escalated, vetoed, rejected).
 pub static DECISIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(
         "ia_agent_decisions_total",
@@ -123,6 +123,8 @@ pub fn risk(strategy: &str, drawdown: f64, max_drawdown: f64) {
 pub fn decided(d: &Decision) {
     let outcome = if d.vetoed {
         "vetoed"
+    } else if d.rejected {
+        "rejected"
     } else if d.escalated {
         "escalated"
     } else if d.consensus_reached {

@@ -260,11 +260,14 @@ impl Store {
         let mut audit: Vec<AuditEntry> = Vec::with_capacity(decisions.len() + orders.len());
         let mut pending = chain.clone();
         for d in decisions {
-            let payload = serde_json::json!({
+            let mut payload = serde_json::json!({
                 "id": d.id, "symbol": d.symbol, "action": d.action, "confidence": d.confidence,
                 "consensusReached": d.consensus_reached, "escalated": d.escalated, "vetoed": d.vetoed,
                 "rounds": d.rounds.len(), "price": d.price,
             });
+            if d.rejected {
+                payload["rejected"] = true.into();
+            }
             audit.push(pending.append(d.decided_at, "decision", &d.id, payload.to_string()));
         }
         for o in orders {
@@ -280,7 +283,7 @@ impl Store {
             let mut tx = pool.begin().await.map_err(self.err("starting a transaction"))?;
             // a decision carries its debate (one JSON array); one already stored is left as it is
             for chunk in decisions.chunks(CHUNK) {
-                let mut q = QueryBuilder::new("INSERT INTO decisions (id, strategy, symbol, action, confidence, consensus_reached, escalated, vetoed, rounds, votes, price, decided_at, transcript) ");
+                let mut q = QueryBuilder::new("INSERT INTO decisions (id, strategy, symbol, action, confidence, consensus_reached, escalated, vetoed, rejected, rounds, votes, price, decided_at, transcript) ");
                 q.push_values(chunk, |mut b, d| {
                     b.push_bind(d.id.as_str())
                         .push_bind(strategy)
@@ -290,6 +293,7 @@ impl Store {
                         .push_bind(d.consensus_reached)
                         .push_bind(d.escalated)
                         .push_bind(d.vetoed)
+                        .push_bind(d.rejected)
                         .push_bind(d.rounds.len() as i32)
                         .push_bind(round_scores(d))
                         .push_bind(d.price)
@@ -510,7 +514,7 @@ impl Store {
         q: &PageQuery,
     ) -> Result<Vec<serde_json::Value>, StoreError> {
         let sql = page_sql(
-            "id, symbol, action, confidence, consensus_reached, escalated, vetoed, rounds, votes, price, decided_at FROM decisions",
+            "id, symbol, action, confidence, consensus_reached, escalated, vetoed, rounds, votes, price, decided_at, rejected FROM decisions",
             "decided_at",
             "id",
             q,
@@ -538,6 +542,7 @@ impl Store {
                 "tally": serde_json::from_str::<serde_json::Value>(&r.get::<String, _>(8)).unwrap_or_default(),
                 "price": r.get::<f64, _>(9),
                 "decidedAt": r.get::<i64, _>(10),
+                "rejected": r.get::<bool, _>(11),
             }))
             .collect::<Vec<_>>());
         Ok(rows)

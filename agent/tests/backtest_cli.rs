@@ -134,6 +134,51 @@ fn policy_options_change_the_outcome() {
 }
 
 #[test]
+fn a_reject_policy_drops_split_cycles_where_hold_decides_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let sample = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../config/samples/consensuspolicy.yaml"
+    ))
+    .unwrap();
+    let strategy = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../config/samples/strategy.yaml"
+    );
+    let report = |action: &str| {
+        let policy = dir.path().join(format!("{action}.yaml"));
+        std::fs::write(
+            &policy,
+            sample.replace("action: Escalate", &format!("action: {action}")),
+        )
+        .unwrap();
+        let out = dir.path().join(action);
+        run_report(
+            &out,
+            &[
+                "--strategy-file",
+                strategy,
+                "--policy-file",
+                policy.to_str().unwrap(),
+                "--symbols",
+                "BTCUSDT",
+            ],
+        )
+    };
+    let (hold, reject) = (report("Hold"), report("Reject"));
+    let count = |r: &Value, what: &str| r["decisions"][what].as_u64().unwrap();
+    assert_eq!(count(&hold, "rejected"), 0);
+    assert!(count(&reject, "rejected") > 0, "{}", reject["decisions"]);
+    // the same split cycles: HOLD under one policy, rejected under the other
+    assert_eq!(count(&hold, "total"), count(&reject, "total"));
+    let html = std::fs::read_to_string(dir.path().join("Reject/report.html")).unwrap();
+    assert!(
+        html.contains("<td>rejected ("),
+        "the decision log shows the outcome"
+    );
+}
+
+#[test]
 fn bad_inputs_fail_fast_naming_the_input() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap();

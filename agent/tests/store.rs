@@ -44,6 +44,7 @@ fn decision(id: &str, at: i64) -> Decision {
         consensus_reached: true,
         escalated: false,
         vetoed: false,
+        rejected: false,
         rounds: vec![RoundTally {
             round: 1,
             votes: vec![Vote {

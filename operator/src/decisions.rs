@@ -125,6 +125,8 @@ impl Outcome {
         });
         let (status, reason) = if d.vetoed {
             (false, "Vetoed")
+        } else if d.rejected {
+            (false, "Rejected")
         } else if d.consensus_reached {
             (true, "Consensus")
         } else {
@@ -479,6 +481,7 @@ mod tests {
             consensus_reached: consensus,
             escalated: false,
             vetoed,
+            rejected: false,
             rounds: vec![RoundTally {
                 round: 1,
                 votes: vec![],

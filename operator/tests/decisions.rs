@@ -59,6 +59,7 @@ fn decision(id: &str, consensus: bool, at: i64) -> Message {
         consensus_reached: consensus,
         escalated: !consensus,
         vetoed: false,
+        rejected: false,
         rounds: vec![RoundTally {
             round: 1,
             votes: vec![Vote {

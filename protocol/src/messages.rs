@@ -242,6 +242,10 @@ pub struct Decision {
     pub consensus_reached: bool,
     pub escalated: bool,
     pub vetoed: bool,
+    /// The cycle was dropped: the policy's `escalation.action: Reject`, or a human rejected the
+    /// escalation. No order follows it, not even the resize of a held position a HOLD may make.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rejected: bool,
     pub rounds: Vec<RoundTally>,
     /// Every opinion of every round, in order: the debate transcript.
     #[serde(default)]

@@ -142,6 +142,8 @@ pub struct DecisionCounts {
     pub consensus: u64,
     pub escalated: u64,
     pub vetoed: u64,
+    /// Cycles dropped by `escalation.action: Reject` or a human's reject.
+    pub rejected: u64,
     pub hold: u64,
     pub buy: u64,
     pub sell: u64,
@@ -647,6 +649,7 @@ impl Backtest {
                 counts.consensus += u64::from(decision.consensus_reached);
                 counts.escalated += u64::from(decision.escalated);
                 counts.vetoed += u64::from(decision.vetoed);
+                counts.rejected += u64::from(decision.rejected);
                 match decision.action {
                     Action::Hold => counts.hold += 1,
                     Action::Buy => counts.buy += 1,
@@ -743,6 +746,7 @@ impl Backtest {
                 if fill.is_some()
                     || decision.escalated
                     || decision.vetoed
+                    || decision.rejected
                     || decision.action != Action::Hold
                 {
                     notable += 1;

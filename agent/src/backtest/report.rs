@@ -114,8 +114,8 @@ pub fn table(outcome: &Outcome, info: &RunInfo) -> String {
     let d = &outcome.decisions;
     let _ = writeln!(
         out,
-        "\ndecisions: {} total; {} by consensus, {} escalated, {} vetoed; {} BUY, {} SELL, {} HOLD",
-        d.total, d.consensus, d.escalated, d.vetoed, d.buy, d.sell, d.hold
+        "\ndecisions: {} total; {} by consensus, {} escalated, {} vetoed, {} rejected; {} BUY, {} SELL, {} HOLD",
+        d.total, d.consensus, d.escalated, d.vetoed, d.rejected, d.buy, d.sell, d.hold
     );
     let _ = writeln!(
         out,
@@ -270,6 +270,8 @@ fn log_row(r: &DecisionRecord) -> String {
     let d = &r.decision;
     let outcome = if d.vetoed {
         "vetoed"
+    } else if d.rejected {
+        "rejected"
     } else if d.escalated {
         "escalated"
     } else if d.consensus_reached {

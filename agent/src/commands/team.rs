@@ -343,6 +343,7 @@ pub fn decision_line(d: &Decision) -> serde_json::Value {
         "votes": votes,
         "escalated": d.escalated,
         "vetoed": d.vetoed,
+        "rejected": d.rejected,
         "price": d.price,
         "decided_at": d.decided_at,
     })

@@ -96,16 +96,21 @@ impl Coordinator {
                 Step::Done(outcome) => break outcome,
             }
         };
-        let (action, confidence, consensus_reached, escalated, vetoed) = match outcome {
-            Outcome::Consensus { action, confidence } => (action, confidence, true, false, false),
-            Outcome::Vetoed { .. } => (Action::Hold, 1.0, false, false, true),
+        let ended = match outcome {
+            Outcome::Consensus { action, confidence } => Ending::consensus(action, confidence),
+            Outcome::Vetoed { .. } => Ending {
+                vetoed: true,
+                ..Ending::hold(1.0)
+            },
             Outcome::Exhausted {
                 proposed,
                 confidence,
             } => match self.policy.escalation.action {
-                EscalationAction::Hold | EscalationAction::Reject => {
-                    (Action::Hold, confidence, false, false, false)
-                }
+                EscalationAction::Hold => Ending::hold(confidence),
+                EscalationAction::Reject => Ending {
+                    rejected: true,
+                    ..Ending::hold(confidence)
+                },
                 EscalationAction::Escalate => {
                     let escalation = Escalation {
                         id: cycle.id.clone(),
@@ -120,12 +125,17 @@ impl Coordinator {
                         timeout_seconds: self.policy.escalation.timeout_seconds,
                         raised_at: now_ms(),
                     };
-                    let action = match escalations.resolve(&escalation).await {
-                        Resolution::Approved => proposed,
-                        Resolution::Rejected => Action::Hold,
-                        Resolution::TimedOut => self.policy.escalation.default_action,
+                    let (action, rejected) = match escalations.resolve(&escalation).await {
+                        Resolution::Approved => (proposed, false),
+                        Resolution::Rejected => (Action::Hold, true),
+                        Resolution::TimedOut => (self.policy.escalation.default_action, false),
                     };
-                    (action, confidence, false, true, false)
+                    Ending {
+                        action,
+                        escalated: true,
+                        rejected,
+                        ..Ending::hold(confidence)
+                    }
                 }
             },
         };
@@ -150,11 +160,12 @@ impl Coordinator {
             id,
             strategy: self.strategy.clone(),
             symbol,
-            action,
-            confidence: confidence.clamp(0.0, 1.0),
-            consensus_reached,
-            escalated,
-            vetoed,
+            action: ended.action,
+            confidence: ended.confidence.clamp(0.0, 1.0),
+            consensus_reached: ended.consensus_reached,
+            escalated: ended.escalated,
+            vetoed: ended.vetoed,
+            rejected: ended.rejected,
             rounds,
             transcript,
             price,
@@ -162,6 +173,38 @@ impl Coordinator {
         };
         crate::metrics::decided(&decision);
         decision
+    }
+}
+
+/// How a cycle ended, before it is written down as a [`Decision`].
+#[derive(Debug, Clone, Copy)]
+struct Ending {
+    action: Action,
+    confidence: f64,
+    consensus_reached: bool,
+    escalated: bool,
+    vetoed: bool,
+    rejected: bool,
+}
+
+impl Ending {
+    fn consensus(action: Action, confidence: f64) -> Self {
+        Self {
+            action,
+            consensus_reached: true,
+            ..Self::hold(confidence)
+        }
+    }
+
+    fn hold(confidence: f64) -> Self {
+        Self {
+            action: Action::Hold,
+            confidence,
+            consensus_reached: false,
+            escalated: false,
+            vetoed: false,
+            rejected: false,
+        }
     }
 }
 
@@ -292,10 +335,12 @@ mod tests {
         );
 
         let reject = Human(Resolution::Rejected, RefCell::default());
+        let rejected = decide(split(3), policy.clone(), &reject).await;
         assert_eq!(
-            decide(split(3), policy.clone(), &reject).await.action,
-            Action::Hold
+            (rejected.action, rejected.escalated, rejected.rejected),
+            (Action::Hold, true, true)
         );
+        assert!(!d.rejected, "an approved escalation is not rejected");
         let timeout = Human(Resolution::TimedOut, RefCell::default());
         let mut sell_by_default = policy.clone();
         sell_by_default.escalation.default_action = Action::Sell;
@@ -316,6 +361,11 @@ mod tests {
             let human = Human(Resolution::Approved, RefCell::default());
             let d = decide(split(3), policy, &human).await;
             assert_eq!((d.action, d.escalated), (Action::Hold, false));
+            assert_eq!(
+                d.rejected,
+                action == EscalationAction::Reject,
+                "only Reject drops the cycle"
+            );
             assert!(human.1.borrow().is_empty());
         }
     }

@@ -136,8 +136,10 @@ pub enum Weighting {
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct EscalationSpec {
-    /// `Escalate` asks a human (annotation or HTTP API) and waits up to timeoutSeconds;
-    /// `Hold` holds at once; `Reject` drops the cycle at once.
+    /// `Escalate` asks a human (annotation or HTTP API) and waits up to timeoutSeconds (a human's
+    /// reject drops the cycle as `Reject` does); `Hold` decides HOLD at once (a held position stays,
+    /// and may be resized to its risk target); `Reject` drops the cycle at once: recorded as
+    /// rejected, no order at all.
     #[serde(default)]
     pub action: EscalationAction,
     /// How long an escalation waits for a human before defaultAction is taken.
@@ -169,9 +171,9 @@ pub enum EscalationAction {
     /// Ask a human, then fall back to defaultAction after the timeout.
     #[default]
     Escalate,
-    /// Hold immediately.
+    /// Decide HOLD immediately: a held position stays (the executor may resize it to its target).
     Hold,
-    /// Reject the cycle immediately (no order, recorded as rejected).
+    /// Drop the cycle immediately: recorded as rejected, no order at all (not even a resize).
     Reject,
 }
 
