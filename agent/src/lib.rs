@@ -44,6 +44,7 @@ pub mod news;
 pub mod roles;
 pub mod schedule;
 pub mod service;
+pub mod shutdown;
 pub mod standing;
 pub mod store;
 pub mod team;

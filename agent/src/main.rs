@@ -160,9 +160,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Backtest(args) => replay_runtime()?.block_on(commands::backtest::run(*args))?,
         Command::Evaluate(args) => commands::evaluate::run(*args)?,
-        Command::Run(args) => replay_runtime()?.block_on(commands::live::run(*args))?,
-        Command::Assistant(args) => runtime()?.block_on(commands::team::assistant(*args))?,
-        Command::Coordinator(args) => runtime()?.block_on(commands::team::coordinator(*args))?,
+        Command::Run(args) => replay_runtime()?.block_on(stoppable(commands::live::run(*args)))?,
+        Command::Assistant(args) => {
+            runtime()?.block_on(stoppable(commands::team::assistant(*args)))?
+        }
+        Command::Coordinator(args) => {
+            runtime()?.block_on(stoppable(commands::team::coordinator(*args)))?
+        }
         Command::Train(args) => commands::train::train(args)?,
         Command::Data {
             command: DataCommand::Download(args),
@@ -173,6 +177,32 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Indicators { input, output } => write_indicators(&input, output.as_deref())?,
     }
     Ok(())
+}
+
+/// Runs a long-lived command until it ends or the process is asked to stop (SIGTERM, Ctrl-C): with
+/// nothing in flight it stops at once (connecting, retrying, waiting for voters, holding); work in
+/// flight gets [`agent::shutdown::GRACE`] to finish and write down what it has.
+async fn stoppable(
+    work: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    agent::shutdown::listen();
+    let mut work = std::pin::pin!(work);
+    tokio::select! {
+        result = &mut work => return result,
+        () = agent::shutdown::stop_requested() => {}
+    }
+    if !agent::shutdown::is_busy() {
+        tracing::info!("stopped: nothing was in flight");
+        return Ok(());
+    }
+    let grace = agent::shutdown::GRACE;
+    match tokio::time::timeout(grace, work).await {
+        Ok(result) => result,
+        Err(_) => anyhow::bail!(
+            "still busy {} s after the stop request: stopping with work unfinished",
+            grace.as_secs()
+        ),
+    }
 }
 
 fn write_indicators(input: &Path, output: Option<&Path>) -> anyhow::Result<()> {

@@ -2,8 +2,8 @@
 //! registry that `/metrics` serves. The bus, LLM and market-data counters live beside their code.
 
 use prometheus::{
-    register_gauge_vec, register_histogram_vec, register_int_counter_vec, GaugeVec, HistogramVec,
-    IntCounterVec,
+    register_gauge_vec, register_histogram_vec, register_int_counter_vec, register_int_gauge_vec,
+    GaugeVec, HistogramVec, IntCounterVec, IntGaugeVec,
 };
 use protocol::messages::{Decision, Fill};
 use std::sync::LazyLock;
@@ -67,6 +67,16 @@ pub static PORTFOLIO: LazyLock<GaugeVec> = LazyLock::new(|| {
         "ia_agent_portfolio_quote",
         "Equity and PnL of the portfolio in the quote asset, by strategy",
         &["strategy", "figure"]
+    )
+    .expect("registered once")
+});
+
+/// Decisions made and not yet on the durable stream (behind while NATS is away).
+pub static UNPUBLISHED: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register_int_gauge_vec!(
+        "ia_agent_unpublished_decisions",
+        "Decisions made and not yet published to the decision stream, by strategy",
+        &["strategy"]
     )
     .expect("registered once")
 });

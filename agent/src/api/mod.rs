@@ -79,6 +79,12 @@ impl ApiState {
         }
     }
 
+    /// Readiness from the coordinator (false while it is behind on the bus).
+    pub fn with_ready(mut self, ready: Arc<AtomicBool>) -> Self {
+        self.ready = ready;
+        self
+    }
+
     /// Listings need the token as well.
     pub fn with_read_auth(mut self, on: bool) -> Self {
         self.read_auth = on;

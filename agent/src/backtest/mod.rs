@@ -479,17 +479,23 @@ impl Backtest {
         let mut scored_candles = 0u64;
         let mut trading = false;
         let mut holding = metrics::Holding::default();
-        loop {
+        // asked to stop (SIGTERM), the loop ends at its next safe point and writes down what it has
+        let _busy = crate::shutdown::busy();
+        'candles: loop {
             // checked before waiting for the next candle: on a live feed that wait is up to a
             // whole interval, and the run is over as soon as its last cycle is
-            if self.max_cycles.is_some_and(|max| cycles >= max) {
+            if self.max_cycles.is_some_and(|max| cycles >= max) || crate::shutdown::requested() {
                 break;
             }
+            let next = tokio::select! {
+                step = feed.next() => step,
+                () = crate::shutdown::stop_requested() => None,
+            };
             let Some(Step {
                 t,
                 candles: step,
                 live,
-            }) = feed.next().await
+            }) = next
             else {
                 break;
             };
@@ -632,16 +638,19 @@ impl Backtest {
                     portfolio: context,
                 };
                 cycles += 1;
-                let decision = coordinator
-                    .run_cycle(
+                // a stop drops the cycle in flight: it decided nothing, and a restarted replay
+                // decides it again under the same id
+                let decision = tokio::select! {
+                    decision = coordinator.run_cycle(
                         cycle_id(&name, symbol, t, trigger),
                         snapshot,
                         voters.clone(),
                         transport,
                         escalations,
                         || close_time,
-                    )
-                    .await;
+                    ) => decision,
+                    () = crate::shutdown::stop_requested() => break 'candles,
+                };
                 if let Some(learner) = learner.as_mut() {
                     learner.observe(t, symbol, candle.close, &decision.transcript);
                 }

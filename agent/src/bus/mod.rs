@@ -10,6 +10,7 @@
 
 pub mod memory;
 pub mod nats;
+pub mod publisher;
 
 use protocol::messages::{DecodeError, Heartbeat, Message};
 use std::future::Future;

@@ -170,7 +170,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let (streaming, rx) = live_feed(&rest, &args.ws_url, &backtest.series, interval);
     let stopper = streaming.abort_handle();
     tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
+        agent::shutdown::stop_requested().await;
         eprintln!("stopping: finishing the current cycle");
         stopper.abort(); // the feed ends, the team flushes and reports
     });

@@ -108,20 +108,32 @@ fn role_params(json: Option<&str>, pairs: &[String]) -> anyhow::Result<Params> {
     Ok(params)
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing the SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
-        }
+/// Prints a published decision: one JSON line (`--json`) or one line for people.
+fn print_decision(decision: &Decision, json_lines: bool) {
+    if json_lines {
+        println!("{}", decision_line(decision));
+    } else {
+        println!(
+            "{} {} {} confidence {:.2} ({} rounds{}{}{})",
+            decision.id,
+            decision.symbol,
+            decision.action,
+            decision.confidence,
+            decision.rounds.len(),
+            if decision.escalated {
+                ", escalated"
+            } else {
+                ""
+            },
+            if decision.vetoed { ", vetoed" } else { "" },
+            if decision.rejected { ", rejected" } else { "" },
+        );
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    tracing::info!("shutting down");
+}
+
+/// Resolves when the process is asked to stop (`agent::shutdown`: SIGTERM or Ctrl-C).
+async fn shutdown_signal() {
+    agent::shutdown::stop_requested().await;
 }
 
 pub async fn assistant(args: AssistantArgs) -> anyhow::Result<()> {
@@ -531,50 +543,28 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
     tracing::info!(voters = voters.len(), strategy = %name, "coordinating");
 
     // decisions go to the durable stream (exactly once per cycle id) in order, from a task of their own
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Decision>();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Decision>();
+    // ready while every decision made is on the stream; the API's /readyz reads it
+    let ready = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let publisher = {
         let bus = bus.clone();
         let subject = subjects.decision();
         let json_lines = args.json;
+        let (name, ready) = (name.clone(), ready.clone());
         tokio::spawn(async move {
-            let mut published = 0u64;
-            while let Some(decision) = rx.recv().await {
-                let message = Message::Decision(decision.clone());
-                let mut attempt = 0;
-                loop {
-                    match bus.publish_durable(&subject, &decision.id, &message).await {
-                        Ok(_) => break,
-                        Err(error) if attempt < 30 => {
-                            attempt += 1;
-                            tracing::warn!(%error, id = %decision.id, "publishing the decision failed; retrying");
-                            tokio::time::sleep(Duration::from_millis(500)).await;
-                        }
-                        Err(error) => {
-                            return Err(anyhow::anyhow!("decision {}: {error}", decision.id))
-                        }
-                    }
+            let publish = |d: &Decision| {
+                let (bus, subject) = (bus.clone(), subject.clone());
+                let (id, message) = (d.id.clone(), Message::Decision(d.clone()));
+                async move {
+                    bus.publish_durable(&subject, &id, &message)
+                        .await
+                        .map(|_| ())
                 }
-                published += 1;
-                if json_lines {
-                    println!("{}", decision_line(&decision));
-                } else {
-                    println!(
-                        "{} {} {} confidence {:.2} ({} rounds{}{})",
-                        decision.id,
-                        decision.symbol,
-                        decision.action,
-                        decision.confidence,
-                        decision.rounds.len(),
-                        if decision.escalated {
-                            ", escalated"
-                        } else {
-                            ""
-                        },
-                        if decision.vetoed { ", vetoed" } else { "" },
-                    );
-                }
-            }
-            Ok::<u64, anyhow::Error>(published)
+            };
+            agent::bus::publisher::publish_in_order(&name, rx, ready, publish, |decision| {
+                print_decision(decision, json_lines)
+            })
+            .await
         })
     };
     let store = match &args.db {
@@ -592,6 +582,7 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
                 std::env::var("IA_API_TOKEN").ok(),
                 resolutions,
             )
+            .with_ready(ready.clone())
             .with_read_auth(args.api_read_auth)
             .with_allowed_origins(args.api_allowed_origin.clone());
             let events = state.events.clone();
@@ -629,6 +620,8 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         bus: bus.clone(),
         subjects: subjects.clone(),
     };
+    // decided, stored and published before a stop lets the process go (agent::shutdown)
+    let in_flight = agent::shutdown::busy();
     let outcome = backtest
         .replay(
             live,
@@ -642,7 +635,9 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
                 if let Some(events) = &events {
                     let _ = events.send(json!({"type": "decision", "decision": decision_line(d)}));
                 }
-                let _ = tx.send(d.clone());
+                if tx.send(d.clone()).is_err() {
+                    tracing::error!(id = %d.id, "the publisher has stopped: decision stored, not published");
+                }
             },
             |_, _| {},
         )
@@ -654,7 +649,13 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
     let published = publisher
         .await
         .context("the decision publisher stopped")??;
-    bus.client().flush().await.ok();
+    // a client that lost its server flushes only once it is back: bounded
+    if tokio::time::timeout(Duration::from_secs(2), bus.client().flush())
+        .await
+        .is_err()
+    {
+        tracing::warn!("the bus did not flush within 2 s (NATS away?)");
+    }
     eprintln!(
         "{} cycles over {} candles of {}; {published} decisions on {}",
         outcome.cycles,
@@ -662,6 +663,7 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         info.symbols.join(", "),
         subjects.decision()
     );
+    drop(in_flight);
     if args.hold_after_replay {
         tracing::info!("the replay is over; holding until SIGTERM (--hold-after-replay)");
         shutdown_signal().await;

@@ -1,0 +1,157 @@
+//! Stopping when asked (SIGTERM from the kubelet, Ctrl-C at a terminal), in every state: a process
+//! with nothing in flight (connecting, retrying, waiting for voters, holding after a replay) stops
+//! at once; one with work in flight holds a [`Busy`] guard, and the work sees [`requested`] and
+//! ends at its next safe point (between cycles, or by dropping the cycle in flight, which decided
+//! nothing and is redone by a restarted replay) and writes down what it has. The binary gives
+//! busy work [`GRACE`] before it stops anyway. See docs/architecture.md, "Stopping".
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How long busy work may take to finish after a stop is asked: inside Kubernetes' default
+/// 30 s grace period, with room for the process to exit.
+pub const GRACE: Duration = Duration::from_secs(20);
+
+/// A stop request and the count of work in flight: one per process ([`listen`] and the free
+/// functions use it), or a private one in tests.
+#[derive(Debug)]
+pub struct Switch {
+    requested: watch::Sender<bool>,
+    busy: Arc<AtomicUsize>,
+}
+
+impl Default for Switch {
+    fn default() -> Self {
+        Self {
+            requested: watch::channel(false).0,
+            busy: Arc::default(),
+        }
+    }
+}
+
+impl Switch {
+    /// Asks everything to stop (what a signal does).
+    pub fn request(&self) {
+        self.requested.send_replace(true);
+    }
+
+    /// Whether a stop has been asked.
+    pub fn requested(&self) -> bool {
+        *self.requested.borrow()
+    }
+
+    /// Resolves once a stop is asked.
+    pub async fn stop_requested(&self) {
+        let mut rx = self.requested.subscribe();
+        let _ = rx.wait_for(|stop| *stop).await;
+    }
+
+    /// Marks work in flight until the guard drops.
+    pub fn busy(&self) -> Busy {
+        self.busy.fetch_add(1, Ordering::AcqRel);
+        Busy(self.busy.clone())
+    }
+
+    /// Whether any work is in flight.
+    pub fn is_busy(&self) -> bool {
+        self.busy.load(Ordering::Acquire) > 0
+    }
+}
+
+static PROCESS: LazyLock<Switch> = LazyLock::new(Switch::default);
+
+/// Turns SIGTERM and SIGINT into a stop request (from then on they no longer kill the process, so
+/// every long-lived command must call this and watch [`requested`]).
+pub fn listen() {
+    tokio::spawn(async {
+        signal().await;
+        tracing::info!("stop requested (SIGTERM or SIGINT): finishing what is in flight");
+        PROCESS.request();
+    });
+}
+
+async fn signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; Ctrl-C only");
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// Whether this process was asked to stop.
+pub fn requested() -> bool {
+    PROCESS.requested()
+}
+
+/// Resolves once this process is asked to stop.
+pub async fn stop_requested() {
+    PROCESS.stop_requested().await;
+}
+
+/// Marks work in flight in this process until the guard drops.
+pub fn busy() -> Busy {
+    PROCESS.busy()
+}
+
+/// Whether this process has work in flight.
+pub fn is_busy() -> bool {
+    PROCESS.is_busy()
+}
+
+/// Work in flight that must be finished or handed back before the process exits.
+#[must_use = "the work is busy only while the guard lives"]
+#[derive(Debug)]
+pub struct Busy(Arc<AtomicUsize>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_request_wakes_the_waiters_and_busy_counts_guards() {
+        let switch = Arc::new(Switch::default());
+        assert!(!switch.is_busy());
+        let guard = switch.busy();
+        let second = switch.busy();
+        assert!(switch.is_busy());
+        drop(guard);
+        assert!(switch.is_busy(), "one guard is still alive");
+        drop(second);
+        assert!(!switch.is_busy());
+        let waiting = switch.clone();
+        let waiter = tokio::spawn(async move { waiting.stop_requested().await });
+        switch.request();
+        tokio::time::timeout(Duration::from_secs(1), waiter)
+            .await
+            .expect("woken")
+            .unwrap();
+        assert!(switch.requested());
+        // asked once, asked for good: a late waiter returns at once
+        tokio::time::timeout(Duration::from_millis(100), switch.stop_requested())
+            .await
+            .expect("already requested");
+        assert!(!requested(), "the process's own switch is untouched");
+    }
+}
