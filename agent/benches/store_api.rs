@@ -167,7 +167,7 @@ fn main() {
 
         // the same decisions again (a replay after a crash): nothing is stored twice
         let again = Instant::now();
-        let mut replay_chain = store.audit_chain(&strategy).await.unwrap();
+        let mut replay_chain = store.audit_chain(&strategy, &agent::audit::AuditKey::Unkeyed).await.unwrap();
         for (ds, os) in decisions.chunks(batch).zip(orders.chunks(batch)) {
             store
                 .record(&strategy, &mut replay_chain, ds, os)

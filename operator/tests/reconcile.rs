@@ -307,6 +307,13 @@ async fn a_strategy_provisions_its_dependencies_and_is_ready_when_they_and_its_t
         json!({"name": "btc-eth-paper-api-token", "key": "token"})
     );
     assert_eq!(var("IA_API_READ_AUTH")["value"], "true");
+    assert_eq!(
+        var("IA_AUDIT_KEY")["valueFrom"]["secretKeyRef"],
+        json!({"name": "btc-eth-paper-audit-key", "key": "key"})
+    );
+    assert!(api
+        .get("v1", "Secret", NS, "btc-eth-paper-audit-key")
+        .is_some());
     let deps = condition(&s, "DependenciesReady");
     assert_eq!(deps["status"], "False");
     assert!(

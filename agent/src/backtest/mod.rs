@@ -110,6 +110,8 @@ pub struct Backtest {
     /// `mode: live`: the decisions' orders go to this exchange and the paper book mirrors its
     /// fills (stops, targets and limit orders stay simulated). `None`: paper trading.
     pub live: Option<crate::exchange::binance::BinanceSpot>,
+    /// The audit chain's key (`IA_AUDIT_KEY` by default; unkeyed without it).
+    pub audit_key: crate::audit::AuditKey,
 }
 
 /// Order books shared between the book stream's task and the replay.
@@ -185,6 +187,8 @@ pub struct Outcome {
     pub exposure: f64,
     /// Traded notional over the mean equity of the scored candles (2.0 = one full round trip).
     pub turnover: f64,
+    /// The audit chain's head after the run (with a store).
+    pub audit: Option<writer::AuditHead>,
 }
 
 /// The typical absolute daily move of a crypto pair, scaling the learning rewards (√time for other
@@ -224,6 +228,7 @@ impl Backtest {
             retrainer: None,
             books: None,
             live: None,
+            audit_key: crate::audit::AuditKey::from_env(),
         }
     }
 
@@ -462,7 +467,7 @@ impl Backtest {
         let mut cycles = 0u64;
         let mut done = 0u64;
         let mut standing = Standing::new();
-        let mut writer = writer::RecordWriter::new(store, &name).await?;
+        let mut writer = writer::RecordWriter::new(store, &name, &self.audit_key).await?;
         let mut pending_decisions: Vec<Decision> = Vec::with_capacity(FLUSH_EVERY);
         let mut pending_orders: Vec<OrderRecord> = Vec::new();
         // live decisions are written as they are made; a replay batches them
@@ -799,6 +804,7 @@ impl Backtest {
         progress(done, total);
         writer.write(pending_decisions, pending_orders).await?;
         writer.finish().await?;
+        let audit = writer.head();
         let weights: Vec<(String, f64)> = voters
             .iter()
             .map(|v| (v.assistant.clone(), v.weight))
@@ -846,6 +852,7 @@ impl Backtest {
             .map(|(name, run)| (*name, run.figures))
             .collect();
         Ok(Outcome {
+            audit,
             figures: figures(&curve, self.interval_ms, &pnls),
             baselines: baseline_figures,
             baseline_runs,

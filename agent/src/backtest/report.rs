@@ -37,6 +37,7 @@ pub fn json_report(outcome: &Outcome, info: &RunInfo) -> Value {
         "exits": exits(outcome),
         "weights": outcome.weights,
         "learning_updates": outcome.learning_updates,
+        "audit": outcome.audit,
         "run": info,
         "generated_by": concat!("trading-agent ", env!("CARGO_PKG_VERSION")),
     })
@@ -124,6 +125,19 @@ pub fn table(outcome: &Outcome, info: &RunInfo) -> String {
         info.capital,
         outcome.fees_paid.round_dp(2)
     );
+    if let Some(audit) = &outcome.audit {
+        let _ = writeln!(
+            out,
+            "audit chain: {} entries, head {}{}",
+            audit.entries,
+            audit.head,
+            if audit.keyed {
+                " (HMAC-keyed)"
+            } else {
+                " (UNKEYED: set IA_AUDIT_KEY so that the database alone cannot re-hash it)"
+            }
+        );
+    }
     out
 }
 

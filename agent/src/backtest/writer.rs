@@ -6,7 +6,7 @@
 //! i.e. the same as writing it in place. At most one batch is in flight, so memory stays bounded, and
 //! a failed write stops the replay at the next batch (or at the end) with the store's error.
 
-use crate::audit::AuditChain;
+use crate::audit::{AuditChain, AuditKey};
 use crate::store::{OrderRecord, Store, StoreError};
 use protocol::messages::Decision;
 use tokio::task::JoinHandle;
@@ -20,11 +20,16 @@ pub(super) struct RecordWriter {
 }
 
 impl RecordWriter {
-    /// A writer continuing `strategy`'s audit chain in `store` (or discarding batches without one).
-    pub async fn new(store: Option<&Store>, strategy: &str) -> Result<Self, StoreError> {
+    /// A writer continuing `strategy`'s audit chain in `store` under `key` (or discarding batches
+    /// without a store).
+    pub async fn new(
+        store: Option<&Store>,
+        strategy: &str,
+        key: &AuditKey,
+    ) -> Result<Self, StoreError> {
         let chain = match store {
-            Some(store) => store.audit_chain(strategy).await?,
-            None => AuditChain::default(),
+            Some(store) => store.audit_chain(strategy, key).await?,
+            None => AuditChain::resume(0, crate::audit::GENESIS.into(), key.clone()),
         };
         Ok(Self {
             store: store.cloned(),
@@ -58,6 +63,18 @@ impl RecordWriter {
         Ok(())
     }
 
+    /// The chain's head once every batch is stored: (entries, hash, keyed); `None` without a store.
+    pub fn head(&self) -> Option<AuditHead> {
+        let chain = self.chain.as_ref()?;
+        self.store.as_ref()?;
+        let (entries, hash) = chain.head();
+        Some(AuditHead {
+            entries,
+            head: hash.to_string(),
+            keyed: chain.is_keyed(),
+        })
+    }
+
     /// Waits until the batch in flight is stored.
     pub async fn finish(&mut self) -> Result<(), StoreError> {
         if let Some(batch) = self.in_flight.take() {
@@ -68,4 +85,16 @@ impl RecordWriter {
         }
         Ok(())
     }
+}
+
+/// Where a run left its audit chain: the anchor to keep outside the database and check with
+/// `trading-agent audit verify --expect-head`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AuditHead {
+    /// Entries in the chain (its last `seq`).
+    pub entries: i64,
+    /// The last entry's hash.
+    pub head: String,
+    /// Whether it is HMAC-keyed (`IA_AUDIT_KEY`).
+    pub keyed: bool,
 }

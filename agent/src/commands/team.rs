@@ -571,6 +571,11 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         Some(url) => Some(agent::store::Store::connect(url).await?),
         None => None,
     };
+    if store.is_some() && !agent::audit::AuditKey::from_env().is_keyed() {
+        tracing::warn!(
+            "IA_AUDIT_KEY is not set: the audit chain is UNKEYED, so anyone who can write the database can rewrite it undetected"
+        );
+    }
     // the HTTP API: answers to escalations go on the bus, decisions to the WebSocket stream
     let events = match (&args.listen, &store) {
         (Some(addr), Some(store)) => {
@@ -663,6 +668,10 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         info.symbols.join(", "),
         subjects.decision()
     );
+    if let Some(audit) = &outcome.audit {
+        // the anchor to keep outside the database: `audit verify --expect-head`
+        tracing::info!(entries = audit.entries, head = %audit.head, keyed = audit.keyed, "audit chain head");
+    }
     drop(in_flight);
     if args.hold_after_replay {
         tracing::info!("the replay is over; holding until SIGTERM (--hold-after-replay)");

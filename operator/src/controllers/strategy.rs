@@ -186,9 +186,9 @@ async fn usable_policy(
 }
 
 /// Creates the Secrets the operator generates when they do not exist yet: a managed Postgres's
-/// password and the coordinator API's token. Each value is generated once and never changes under
-/// what uses it, so the Secrets are created, never applied (the operator may only get and create
-/// Secrets, not patch them).
+/// password, the coordinator API's token and the audit chain's key. Each value is generated once
+/// and never changes under what uses it, so the Secrets are created, never applied (the operator
+/// may only get and create Secrets, not patch them).
 async fn ensure_generated_secrets(
     s: &Strategy,
     ctx: &Context,
@@ -199,7 +199,9 @@ async fn ensure_generated_secrets(
         ensure_secret(s, ctx, namespace, secret, "the Postgres password").await?;
     }
     let token = build::api_token_secret(s, ctx.generate_password);
-    ensure_secret(s, ctx, namespace, token, "the API token").await
+    ensure_secret(s, ctx, namespace, token, "the API token").await?;
+    let key = build::audit_key_secret(s, ctx.generate_password);
+    ensure_secret(s, ctx, namespace, key, "the audit chain's key").await
 }
 
 /// Creates `secret` unless it exists; an event says what was generated where.

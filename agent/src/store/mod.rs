@@ -4,7 +4,7 @@
 //! Writes are batched in transactions; an order is idempotent by (strategy, decision id), enforced by
 //! the primary key, so a replayed decision never records (or trades) twice.
 
-use crate::audit::{AuditChain, AuditEntry};
+use crate::audit::{AuditChain, AuditEntry, AuditKey};
 use protocol::messages::{Decision, Fill, Order};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
@@ -62,6 +62,36 @@ macro_rules! on_pool {
         }
     };
 }
+
+/// `INSERT INTO decisions … ON CONFLICT DO NOTHING` for `rows`, then `tail`, as a query builder of
+/// whichever database the pool is (a macro: the builder's type differs between the two).
+macro_rules! insert_decisions {
+    ($strategy:expr, $rows:expr, $tail:expr) => {{
+        let mut q = QueryBuilder::new("INSERT INTO decisions (id, strategy, symbol, action, confidence, consensus_reached, escalated, vetoed, rejected, rounds, votes, price, decided_at, transcript) ");
+        q.push_values($rows, |mut b, d: &DecisionRow| {
+            b.push_bind(d.id.as_str())
+                .push_bind($strategy)
+                .push_bind(d.symbol.as_str())
+                .push_bind(d.action.as_str())
+                .push_bind(d.confidence)
+                .push_bind(d.consensus_reached)
+                .push_bind(d.escalated)
+                .push_bind(d.vetoed)
+                .push_bind(d.rejected)
+                .push_bind(d.rounds)
+                .push_bind(d.votes.as_str())
+                .push_bind(d.price)
+                .push_bind(d.decided_at)
+                .push_bind(d.transcript.as_str());
+        });
+        q.push(" ON CONFLICT DO NOTHING");
+        q.push($tail);
+        q
+    }};
+}
+
+mod rows;
+pub use rows::{Audited, DecisionRow, OrderRow};
 
 /// A URL with any password replaced, for messages.
 pub fn redact(url: &str) -> String {
@@ -235,17 +265,20 @@ impl Store {
         }
     }
 
-    /// The head of a strategy's audit chain, to continue it.
-    pub async fn audit_chain(&self, strategy: &str) -> Result<AuditChain, StoreError> {
+    /// The head of a strategy's audit chain, to continue it under `key`.
+    pub async fn audit_chain(
+        &self,
+        strategy: &str,
+        key: &AuditKey,
+    ) -> Result<AuditChain, StoreError> {
         let row = on_pool!(self, pool => sqlx::query("SELECT seq, hash FROM audit_log WHERE strategy = $1 ORDER BY seq DESC LIMIT 1")
             .bind(strategy)
             .fetch_optional(pool)
             .await
             .map_err(self.err("reading the audit chain"))?
             .map(|r| (r.get::<i64, _>(0), r.get::<String, _>(1))));
-        Ok(row.map_or_else(AuditChain::default, |(seq, hash)| {
-            AuditChain::resume(seq, hash)
-        }))
+        let (seq, hash) = row.unwrap_or_else(|| (0, crate::audit::GENESIS.to_string()));
+        Ok(AuditChain::resume(seq, hash, key.clone()))
     }
 
     /// Records decisions with their debates and orders, and appends them to the audit chain, in one
@@ -257,70 +290,58 @@ impl Store {
         decisions: &[Decision],
         orders: &[OrderRecord],
     ) -> Result<(), StoreError> {
-        let mut audit: Vec<AuditEntry> = Vec::with_capacity(decisions.len() + orders.len());
+        let decision_rows: Vec<DecisionRow> = decisions.iter().map(DecisionRow::of).collect();
+        let order_rows: Vec<OrderRow> = orders.iter().map(OrderRow::of).collect();
         let mut pending = chain.clone();
-        for d in decisions {
-            let mut payload = serde_json::json!({
-                "id": d.id, "symbol": d.symbol, "action": d.action, "confidence": d.confidence,
-                "consensusReached": d.consensus_reached, "escalated": d.escalated, "vetoed": d.vetoed,
-                "rounds": d.rounds.len(), "price": d.price,
-            });
-            if d.rejected {
-                payload["rejected"] = true.into();
-            }
-            audit.push(pending.append(d.decided_at, "decision", &d.id, payload.to_string()));
-        }
-        for o in orders {
-            let payload = serde_json::json!({"order": o.order, "fill": o.fill, "status": o.status, "reason": o.reason});
-            audit.push(pending.append(
-                o.order.at,
-                "order",
-                &o.order.decision_id,
-                payload.to_string(),
-            ));
-        }
         on_pool!(self, pool => {
             let mut tx = pool.begin().await.map_err(self.err("starting a transaction"))?;
-            // a decision carries its debate (one JSON array); one already stored is left as it is
-            for chunk in decisions.chunks(CHUNK) {
-                let mut q = QueryBuilder::new("INSERT INTO decisions (id, strategy, symbol, action, confidence, consensus_reached, escalated, vetoed, rejected, rounds, votes, price, decided_at, transcript) ");
-                q.push_values(chunk, |mut b, d| {
-                    b.push_bind(d.id.as_str())
-                        .push_bind(strategy)
-                        .push_bind(d.symbol.as_str())
-                        .push_bind(d.action.as_str())
-                        .push_bind(d.confidence)
-                        .push_bind(d.consensus_reached)
-                        .push_bind(d.escalated)
-                        .push_bind(d.vetoed)
-                        .push_bind(d.rejected)
-                        .push_bind(d.rounds.len() as i32)
-                        .push_bind(round_scores(d))
-                        .push_bind(d.price)
-                        .push_bind(d.decided_at)
-                        .push_bind(transcript(d));
-                });
-                q.push(" ON CONFLICT DO NOTHING");
-                q.build().execute(&mut *tx).await.map_err(self.err("storing decisions"))?;
+            // a decision carries its debate (one JSON array); one already stored is left as it is,
+            // and only what is new reaches the audit log (a replayed batch adds no audit row)
+            let mut new_decisions = std::collections::HashSet::new();
+            for chunk in decision_rows.chunks(CHUNK) {
+                // the common case, all new, without RETURNING (which costs a replay ~20%); a chunk
+                // that meets stored decisions is rolled back and inserted again, naming the new ones
+                let mut all_new = sqlx::Acquire::begin(&mut *tx).await.map_err(self.err("starting a savepoint"))?;
+                let inserted = insert_decisions!(strategy, chunk, "")
+                    .build()
+                    .execute(&mut *all_new)
+                    .await
+                    .map_err(self.err("storing decisions"))?
+                    .rows_affected();
+                if inserted == chunk.len() as u64 {
+                    all_new.commit().await.map_err(self.err("storing decisions"))?;
+                    new_decisions.extend(chunk.iter().map(|d| d.id.clone()));
+                    continue;
+                }
+                all_new.rollback().await.map_err(self.err("storing decisions"))?;
+                let ids: Vec<String> = insert_decisions!(strategy, chunk, " RETURNING id")
+                    .build_query_scalar()
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(self.err("storing decisions"))?;
+                new_decisions.extend(ids);
             }
-            for chunk in orders.chunks(CHUNK) {
+            let mut new_orders = std::collections::HashSet::new();
+            for chunk in order_rows.chunks(CHUNK) {
                 let mut q = QueryBuilder::new("INSERT INTO orders (strategy, decision_id, symbol, side, kind, quantity, status, price, fee, reason, at) ");
                 q.push_values(chunk, |mut b, o| {
                     b.push_bind(strategy)
-                        .push_bind(o.order.decision_id.as_str())
-                        .push_bind(o.order.symbol.as_str())
-                        .push_bind(side(o.order.side))
-                        .push_bind(kind(o.order.kind))
-                        .push_bind(o.order.quantity.to_string())
-                        .push_bind(o.status)
-                        .push_bind(o.fill.as_ref().map(|f| f.price.to_string()))
-                        .push_bind(o.fill.as_ref().map(|f| f.fee.to_string()))
+                        .push_bind(o.decision_id.as_str())
+                        .push_bind(o.symbol.as_str())
+                        .push_bind(o.side.as_str())
+                        .push_bind(o.kind.as_str())
+                        .push_bind(o.quantity.as_str())
+                        .push_bind(o.status.as_str())
+                        .push_bind(o.price.as_deref())
+                        .push_bind(o.fee.as_deref())
                         .push_bind(o.reason.as_str())
-                        .push_bind(o.order.at);
+                        .push_bind(o.at);
                 });
-                q.push(" ON CONFLICT DO NOTHING");
-                q.build().execute(&mut *tx).await.map_err(self.err("storing orders"))?;
+                q.push(" ON CONFLICT DO NOTHING RETURNING decision_id");
+                let ids: Vec<String> = q.build_query_scalar().fetch_all(&mut *tx).await.map_err(self.err("storing orders"))?;
+                new_orders.extend(ids);
             }
+            let audit = audit_entries(&mut pending, decisions, &decision_rows, &new_decisions, orders, &order_rows, &new_orders);
             for chunk in audit.chunks(CHUNK) {
                 let mut q = QueryBuilder::new("INSERT INTO audit_log (strategy, seq, at, kind, subject, payload, prev_hash, hash) ");
                 q.push_values(chunk, |mut b, e| {
@@ -659,6 +680,48 @@ pub enum Table {
 }
 
 /// Each round's tally without the individual votes (those are in the transcript, with their weight).
+/// The audit entries of the rows just stored (`new_*`), decisions first: each commits to its row's
+/// digest, beside the figures a reader wants to see.
+fn audit_entries(
+    chain: &mut AuditChain,
+    decisions: &[Decision],
+    decision_rows: &[DecisionRow],
+    new_decisions: &std::collections::HashSet<String>,
+    orders: &[OrderRecord],
+    order_rows: &[OrderRow],
+    new_orders: &std::collections::HashSet<String>,
+) -> Vec<AuditEntry> {
+    let mut audit = Vec::with_capacity(new_decisions.len() + new_orders.len());
+    for (d, row) in decisions.iter().zip(decision_rows) {
+        if !new_decisions.contains(&d.id) {
+            continue;
+        }
+        let mut payload = serde_json::json!({
+            "id": d.id, "symbol": d.symbol, "action": d.action, "confidence": d.confidence,
+            "consensusReached": d.consensus_reached, "escalated": d.escalated, "vetoed": d.vetoed,
+            "rounds": d.rounds.len(), "price": d.price, "digest": row.digest(),
+        });
+        if d.rejected {
+            payload["rejected"] = true.into();
+        }
+        audit.push(chain.append(d.decided_at, "decision", &d.id, payload.to_string()));
+    }
+    for (o, row) in orders.iter().zip(order_rows) {
+        if !new_orders.contains(&o.order.decision_id) {
+            continue;
+        }
+        let payload = serde_json::json!({"order": o.order, "fill": o.fill, "status": o.status,
+            "reason": o.reason, "digest": row.digest()});
+        audit.push(chain.append(
+            o.order.at,
+            "order",
+            &o.order.decision_id,
+            payload.to_string(),
+        ));
+    }
+    audit
+}
+
 fn round_scores(d: &Decision) -> String {
     let rounds: Vec<_> = d
         .rounds
