@@ -81,6 +81,16 @@ pub static UNPUBLISHED: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     .expect("registered once")
 });
 
+/// Cycles not run because their symbol waits for an answer to its escalation.
+pub static HELD_FOR_ESCALATION: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "ia_agent_cycles_held_for_escalation_total",
+        "Cycles skipped while their symbol's escalation is open, by strategy and symbol",
+        &["strategy", "symbol"]
+    )
+    .expect("registered once")
+});
+
 /// Heartbeats of assistants the declared team does not name (ignored: they are never voters).
 pub static UNDECLARED_HEARTBEATS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(

@@ -19,6 +19,7 @@ mod writer;
 
 use crate::config::TeamConfig;
 use crate::consensus::coordinator::cycle_id;
+use crate::consensus::coordinator::{Deliberation, PendingDecision};
 use crate::consensus::{Coordinator, EscalationResolver, Resolution, Transport, Voter};
 use crate::exchange::paper::decimal;
 use crate::exchange::{ClosedTrade, FeeModel, OrderRejection, PaperExchange, Placement};
@@ -32,6 +33,8 @@ use crate::schedule::Schedule;
 use crate::standing::Standing;
 use crate::store::{OrderRecord, Store};
 use crate::team::{LocalAssistant, LocalTeam};
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
 use metrics::{figures, Figures};
 use protocol::crd::Weighting;
 use protocol::messages::{Decision, Escalation, Fill, MarketSnapshot, PortfolioContext};
@@ -40,6 +43,8 @@ use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
 
 /// The candles of one symbol, ascending.
 #[derive(Debug, Clone)]
@@ -194,6 +199,21 @@ pub struct Outcome {
 /// The typical absolute daily move of a crypto pair, scaling the learning rewards (√time for other
 /// horizons); a constant rather than an estimate from the data, so a replay never looks ahead.
 const TYPICAL_DAILY_MOVE: f64 = 0.035;
+
+/// The answer to one open escalation, with its symbol.
+type OpenAnswer<'a> = Pin<Box<dyn Future<Output = (String, Resolution)> + 'a>>;
+
+/// Asks for the answer to `pending`'s escalation.
+fn open_answer<'a, E: EscalationResolver>(
+    escalations: &'a E,
+    pending: &PendingDecision,
+) -> OpenAnswer<'a> {
+    let escalation = pending.escalation.clone();
+    Box::pin(async move {
+        let answer = escalations.resolve(&escalation).await;
+        (escalation.symbol, answer)
+    })
+}
 
 /// Who decides in a replay: the transport to the voters, where escalations go, and the voters.
 pub struct ReplayTeam<'a, T, E> {
@@ -486,6 +506,11 @@ impl Backtest {
         let mut holding = metrics::Holding::default();
         // asked to stop (SIGTERM), the loop ends at its next safe point and writes down what it has
         let _busy = crate::shutdown::busy();
+        // open escalations hold only their own symbol: the answer is awaited beside the feed and
+        // taken up at that symbol's next candle
+        let mut waiting: HashMap<String, Box<PendingDecision>> = HashMap::new();
+        let mut answers: FuturesUnordered<OpenAnswer<'_>> = FuturesUnordered::new();
+        let mut answered: HashMap<String, Resolution> = HashMap::new();
         'candles: loop {
             // checked before waiting for the next candle: on a live feed that wait is up to a
             // whole interval, and the run is over as soon as its last cycle is
@@ -495,6 +520,10 @@ impl Backtest {
             let next = tokio::select! {
                 step = feed.next() => step,
                 () = crate::shutdown::stop_requested() => None,
+                Some((symbol, answer)) = answers.next(), if !answers.is_empty() => {
+                    answered.insert(symbol, answer);
+                    continue 'candles;
+                }
             };
             let Some(Step {
                 t,
@@ -614,7 +643,27 @@ impl Backtest {
                 if let Some(learner) = learner.as_mut() {
                     learner.settle(symbol, t, candle.close);
                 }
-                if !(scheduled || alert) || self.max_cycles.is_some_and(|max| cycles >= max) {
+                // an answered escalation is decided on this candle; an open one holds its symbol
+                let mut concluded = None;
+                if waiting.contains_key(symbol) {
+                    match answered.remove(symbol) {
+                        Some(answer) => {
+                            let pending = waiting.remove(symbol).expect("waiting");
+                            concluded = Some(pending.conclude(answer, close_time));
+                        }
+                        None => {
+                            if scheduled || alert {
+                                crate::metrics::HELD_FOR_ESCALATION
+                                    .with_label_values(&[&name, symbol])
+                                    .inc();
+                            }
+                            continue;
+                        }
+                    }
+                }
+                if concluded.is_none()
+                    && (!(scheduled || alert) || self.max_cycles.is_some_and(|max| cycles >= max))
+                {
                     continue;
                 }
                 let trigger = if scheduled { "schedule" } else { "alert" };
@@ -642,19 +691,39 @@ impl Backtest {
                     indicators: values.indicators,
                     portfolio: context,
                 };
-                cycles += 1;
-                // a stop drops the cycle in flight: it decided nothing, and a restarted replay
-                // decides it again under the same id
-                let decision = tokio::select! {
-                    decision = coordinator.run_cycle(
-                        cycle_id(&name, symbol, t, trigger),
-                        snapshot,
-                        voters.clone(),
-                        transport,
-                        escalations,
-                        || close_time,
-                    ) => decision,
-                    () = crate::shutdown::stop_requested() => break 'candles,
+                let decision = match concluded {
+                    Some(decision) => decision,
+                    None => {
+                        cycles += 1;
+                        // a stop drops the cycle in flight: it decided nothing, and a restarted
+                        // replay decides it again under the same id
+                        let stamp = || close_time;
+                        let deliberation = tokio::select! {
+                            deliberation = coordinator.deliberate(
+                                cycle_id(&name, symbol, t, trigger),
+                                snapshot,
+                                voters.clone(),
+                                transport,
+                                &stamp,
+                            ) => deliberation,
+                            () = crate::shutdown::stop_requested() => break 'candles,
+                        };
+                        match deliberation {
+                            Deliberation::Decided(decision) => decision,
+                            Deliberation::Escalated(pending) => {
+                                let mut answer = open_answer(escalations, &pending);
+                                // nobody to ask (a backtest): decided at once, as before
+                                match (&mut answer).now_or_never() {
+                                    Some((_, answer)) => pending.conclude(answer, close_time),
+                                    None => {
+                                        answers.push(answer);
+                                        waiting.insert(symbol.clone(), pending);
+                                        continue;
+                                    }
+                                }
+                            }
+                        }
+                    }
                 };
                 if let Some(learner) = learner.as_mut() {
                     learner.observe(t, symbol, candle.close, &decision.transcript);
@@ -802,6 +871,12 @@ impl Backtest {
             }
         }
         progress(done, total);
+        if !waiting.is_empty() {
+            tracing::warn!(
+                open = waiting.len(),
+                "the run ended with escalations unanswered: those cycles were not decided"
+            );
+        }
         writer.write(pending_decisions, pending_orders).await?;
         writer.finish().await?;
         let audit = writer.head();

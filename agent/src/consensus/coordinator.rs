@@ -56,8 +56,9 @@ impl Coordinator {
         }
     }
 
-    /// Runs one cycle to its decision. `now_ms` stamps deadlines and the decision; the cycle id must
-    /// be stable for the same (strategy, symbol, candle or alert) so a restarted coordinator reuses it.
+    /// Runs one cycle to its decision, waiting for a human when it escalates. `now_ms` stamps
+    /// deadlines and the decision; the cycle id must be stable for the same (strategy, symbol,
+    /// candle or alert) so a restarted coordinator reuses it.
     pub async fn run_cycle<T: Transport, E: EscalationResolver>(
         &mut self,
         cycle_id: String,
@@ -67,6 +68,29 @@ impl Coordinator {
         escalations: &E,
         now_ms: impl Fn() -> i64,
     ) -> Decision {
+        match self
+            .deliberate(cycle_id, snapshot, voters, transport, &now_ms)
+            .await
+        {
+            Deliberation::Decided(decision) => decision,
+            Deliberation::Escalated(pending) => {
+                let resolution = escalations.resolve(&pending.escalation).await;
+                pending.conclude(resolution, now_ms())
+            }
+        }
+    }
+
+    /// Runs one cycle's rounds: its decision, or the escalation it raised (the caller waits for
+    /// the answer however suits it, e.g. without holding up the other symbols, and then
+    /// [`PendingDecision::conclude`]s).
+    pub async fn deliberate<T: Transport>(
+        &mut self,
+        cycle_id: String,
+        snapshot: MarketSnapshot,
+        voters: Vec<Voter>,
+        transport: &T,
+        now_ms: &impl Fn() -> i64,
+    ) -> Deliberation {
         let mut cycle = Cycle::new(
             cycle_id,
             self.strategy.clone(),
@@ -74,28 +98,8 @@ impl Coordinator {
             self.policy.clone(),
             voters,
         );
-        let round_ms = i64::from(self.policy.round_timeout_seconds) * 1000;
         let started = std::time::Instant::now();
-        let outcome = loop {
-            let round_started = std::time::Instant::now();
-            let request = cycle.request(now_ms() + round_ms);
-            for opinion in transport.ask(cycle.voters(), &request).await {
-                match cycle.accept(opinion) {
-                    Acceptance::Counted => self.counts.counted += 1,
-                    Acceptance::Duplicate => self.counts.duplicate += 1,
-                    Acceptance::WrongRound => self.counts.late += 1,
-                    Acceptance::WrongCycle | Acceptance::NotAVoter => self.counts.stray += 1,
-                }
-            }
-            let step = cycle.close_round();
-            crate::metrics::ROUND_SECONDS
-                .with_label_values(&[&self.strategy])
-                .observe(round_started.elapsed().as_secs_f64());
-            match step {
-                Step::NextRound(_) => continue,
-                Step::Done(outcome) => break outcome,
-            }
-        };
+        let outcome = self.rounds(&mut cycle, transport, now_ms).await;
         let ended = match outcome {
             Outcome::Consensus { action, confidence } => Ending::consensus(action, confidence),
             Outcome::Vetoed { .. } => Ending {
@@ -125,55 +129,123 @@ impl Coordinator {
                         timeout_seconds: self.policy.escalation.timeout_seconds,
                         raised_at: now_ms(),
                     };
-                    let (action, rejected) = match escalations.resolve(&escalation).await {
-                        Resolution::Approved => (proposed, false),
-                        Resolution::Rejected => (Action::Hold, true),
-                        Resolution::TimedOut => (self.policy.escalation.default_action, false),
-                    };
-                    Ending {
-                        action,
-                        escalated: true,
-                        rejected,
-                        ..Ending::hold(confidence)
-                    }
+                    return Deliberation::Escalated(Box::new(PendingDecision {
+                        escalation,
+                        cycle,
+                        confidence,
+                        default_action: self.policy.escalation.default_action,
+                        started,
+                    }));
                 }
             },
         };
-        let id = cycle.id.clone();
-        let symbol = cycle.snapshot.symbol.clone();
-        let price = cycle.snapshot.close;
-        // voters silent in the last round: the "assistant stopped answering" alert counts these
-        if let Some(last) = cycle.tallies().last() {
-            for voter in cycle.voters() {
-                if !last.votes.iter().any(|v| v.assistant == voter.assistant) {
-                    crate::metrics::MISSING_OPINIONS
-                        .with_label_values(&[&self.strategy, voter.role.as_str()])
-                        .inc();
+        Deliberation::Decided(finish(cycle, ended, started, now_ms()))
+    }
+
+    /// The rounds of a cycle until it is done.
+    async fn rounds<T: Transport>(
+        &mut self,
+        cycle: &mut Cycle,
+        transport: &T,
+        now_ms: &impl Fn() -> i64,
+    ) -> Outcome {
+        let round_ms = i64::from(self.policy.round_timeout_seconds) * 1000;
+        loop {
+            let round_started = std::time::Instant::now();
+            let request = cycle.request(now_ms() + round_ms);
+            for opinion in transport.ask(cycle.voters(), &request).await {
+                match cycle.accept(opinion) {
+                    Acceptance::Counted => self.counts.counted += 1,
+                    Acceptance::Duplicate => self.counts.duplicate += 1,
+                    Acceptance::WrongRound => self.counts.late += 1,
+                    Acceptance::WrongCycle | Acceptance::NotAVoter => self.counts.stray += 1,
                 }
             }
+            let step = cycle.close_round();
+            crate::metrics::ROUND_SECONDS
+                .with_label_values(&[&self.strategy])
+                .observe(round_started.elapsed().as_secs_f64());
+            match step {
+                Step::NextRound(_) => continue,
+                Step::Done(outcome) => return outcome,
+            }
         }
-        let (rounds, transcript) = cycle.into_record();
-        crate::metrics::CYCLE_SECONDS
-            .with_label_values(&[&self.strategy])
-            .observe(started.elapsed().as_secs_f64());
-        let decision = Decision {
-            id,
-            strategy: self.strategy.clone(),
-            symbol,
-            action: ended.action,
-            confidence: ended.confidence.clamp(0.0, 1.0),
-            consensus_reached: ended.consensus_reached,
-            escalated: ended.escalated,
-            vetoed: ended.vetoed,
-            rejected: ended.rejected,
-            rounds,
-            transcript,
-            price,
-            decided_at: now_ms(),
-        };
-        crate::metrics::decided(&decision);
-        decision
     }
+}
+
+/// What a cycle's rounds came to.
+pub enum Deliberation {
+    Decided(Decision),
+    /// The team could not agree and asks a human: the decision waits for the answer.
+    Escalated(Box<PendingDecision>),
+}
+
+/// A cycle waiting for the answer to its escalation.
+pub struct PendingDecision {
+    pub escalation: Escalation,
+    cycle: Cycle,
+    confidence: f64,
+    default_action: Action,
+    started: std::time::Instant,
+}
+
+impl PendingDecision {
+    /// The decision, given the human's answer: approved → the proposed action; rejected → dropped
+    /// (HOLD, `rejected`); no answer in time → the policy's `defaultAction`.
+    pub fn conclude(self, resolution: Resolution, now_ms: i64) -> Decision {
+        let proposed = self.escalation.proposed;
+        let (action, rejected) = match resolution {
+            Resolution::Approved => (proposed, false),
+            Resolution::Rejected => (Action::Hold, true),
+            Resolution::TimedOut => (self.default_action, false),
+        };
+        let ended = Ending {
+            action,
+            escalated: true,
+            rejected,
+            ..Ending::hold(self.confidence)
+        };
+        finish(self.cycle, ended, self.started, now_ms)
+    }
+}
+
+/// Writes a finished cycle down as its [`Decision`] (and its metrics).
+fn finish(cycle: Cycle, ended: Ending, started: std::time::Instant, now_ms: i64) -> Decision {
+    let strategy = cycle.strategy.clone();
+    let id = cycle.id.clone();
+    let symbol = cycle.snapshot.symbol.clone();
+    let price = cycle.snapshot.close;
+    // voters silent in the last round: the "assistant stopped answering" alert counts these
+    if let Some(last) = cycle.tallies().last() {
+        for voter in cycle.voters() {
+            if !last.votes.iter().any(|v| v.assistant == voter.assistant) {
+                crate::metrics::MISSING_OPINIONS
+                    .with_label_values(&[&strategy, voter.role.as_str()])
+                    .inc();
+            }
+        }
+    }
+    let (rounds, transcript) = cycle.into_record();
+    crate::metrics::CYCLE_SECONDS
+        .with_label_values(&[&strategy])
+        .observe(started.elapsed().as_secs_f64());
+    let decision = Decision {
+        id,
+        strategy,
+        symbol,
+        action: ended.action,
+        confidence: ended.confidence.clamp(0.0, 1.0),
+        consensus_reached: ended.consensus_reached,
+        escalated: ended.escalated,
+        vetoed: ended.vetoed,
+        rejected: ended.rejected,
+        rounds,
+        transcript,
+        price,
+        decided_at: now_ms,
+    };
+    crate::metrics::decided(&decision);
+    decision
 }
 
 /// How a cycle ended, before it is written down as a [`Decision`].
