@@ -70,6 +70,14 @@ pub enum FilterRefusal {
         min: Decimal,
         max: Decimal,
     },
+    #[error("{filter}: {value} on a step of {step} is beyond exact decimal arithmetic")]
+    Unrepresentable {
+        filter: &'static str,
+        value: Decimal,
+        step: Decimal,
+    },
+    #[error("NOTIONAL: {quantity} × {price} overflows exact decimal arithmetic")]
+    NotionalOverflow { quantity: Decimal, price: Decimal },
     #[error("NOTIONAL: {quantity} × {price} = {notional} is below minNotional {min}")]
     BelowMinNotional {
         quantity: Decimal,
@@ -150,7 +158,13 @@ impl SymbolFilters {
             Some(l) => (l, "MARKET_LOT_SIZE"),
             None => (self.lot, "LOT_SIZE"),
         };
-        let quantity = round_to(order.quantity, lot.step, RoundingStrategy::ToZero);
+        let quantity = round_to(order.quantity, lot.step, RoundingStrategy::ToZero).ok_or(
+            FilterRefusal::Unrepresentable {
+                filter: lot_name,
+                value: order.quantity,
+                step: lot.step,
+            },
+        )?;
         if quantity < lot.min || quantity.is_zero() {
             return Err(FilterRefusal::BelowMinQuantity {
                 filter: lot_name,
@@ -165,7 +179,10 @@ impl SymbolFilters {
                 max: lot.max,
             });
         }
-        let limit_price = order.limit_price.map(|p| self.conform_price(p, order.side));
+        let limit_price = order
+            .limit_price
+            .map(|p| self.conform_price(p, order.side))
+            .transpose()?;
         if let Some(price) = limit_price {
             let too_high = !self.max_price.is_zero() && price > self.max_price;
             if price < self.min_price || too_high || price.is_zero() {
@@ -178,7 +195,9 @@ impl SymbolFilters {
         }
         let price = limit_price.unwrap_or(reference_price);
         if let Some((min, to_market)) = self.min_notional {
-            let notional = quantity * price;
+            let notional = quantity
+                .checked_mul(price)
+                .ok_or(FilterRefusal::NotionalOverflow { quantity, price })?;
             if (to_market || !market) && notional < min {
                 return Err(FilterRefusal::BelowMinNotional {
                     quantity,
@@ -196,22 +215,28 @@ impl SymbolFilters {
     }
 
     /// A limit price on the tick, rounded to the passive side.
-    fn conform_price(&self, price: Decimal, side: Side) -> Decimal {
+    fn conform_price(&self, price: Decimal, side: Side) -> Result<Decimal, FilterRefusal> {
         let strategy = match side {
             Side::Buy => RoundingStrategy::ToNegativeInfinity,
             Side::Sell => RoundingStrategy::ToPositiveInfinity,
         };
-        round_to(price, self.tick_size, strategy)
+        round_to(price, self.tick_size, strategy).ok_or(FilterRefusal::Unrepresentable {
+            filter: "PRICE_FILTER",
+            value: price,
+            step: self.tick_size,
+        })
     }
 }
 
 /// `value` on a multiple of `step` (unchanged when the step is zero), normalised so that the
-/// exchange reads no more decimals than the step has.
-fn round_to(value: Decimal, step: Decimal, strategy: RoundingStrategy) -> Decimal {
+/// exchange reads no more decimals than the step has; `None` when the steps would overflow
+/// `Decimal` (a huge value on a tiny step).
+fn round_to(value: Decimal, step: Decimal, strategy: RoundingStrategy) -> Option<Decimal> {
     if step.is_zero() {
-        return value;
+        return Some(value);
     }
-    ((value / step).round_dp_with_strategy(0, strategy) * step).normalize()
+    let steps = value.checked_div(step)?.round_dp_with_strategy(0, strategy);
+    Some(steps.checked_mul(step)?.normalize())
 }
 
 #[cfg(test)]
@@ -288,6 +313,34 @@ mod tests {
             )
             .unwrap();
         assert_eq!(sell.limit_price, Some(d("60000.02")));
+    }
+
+    #[test]
+    fn values_beyond_decimal_arithmetic_are_refused_not_a_panic() {
+        assert_eq!(
+            round_to(Decimal::MAX, d("0.00000001"), RoundingStrategy::ToZero),
+            None
+        );
+        let mut f = btcusdt();
+        f.lot.max = Decimal::ZERO; // no upper bound: only the arithmetic stops it
+        let e = f
+            .conform(
+                &order(
+                    OrderKind::Market,
+                    Side::Buy,
+                    "7000000000000000000000000000",
+                    None,
+                ),
+                d("60000"),
+            )
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                FilterRefusal::Unrepresentable { .. } | FilterRefusal::NotionalOverflow { .. }
+            ),
+            "{e}"
+        );
     }
 
     #[test]

@@ -10,6 +10,8 @@ pub enum CandleProblem {
     NotFinite { field: &'static str, value: f64 },
     #[error("field {field}: price {value} must be greater than zero")]
     NonPositivePrice { field: &'static str, value: f64 },
+    #[error("field {field}: price {value} is outside [{MIN_PRICE:e}, {MAX_PRICE:e}], the range the exchange's exact decimal arithmetic is kept within")]
+    PriceOutOfRange { field: &'static str, value: f64 },
     #[error("field volume: {value} must not be negative")]
     NegativeVolume { value: f64 },
     #[error("field high: {high} is below {other_field} {other}")]
@@ -31,6 +33,13 @@ pub enum CandleProblem {
     )]
     NotMonotonic { open_time: i64, previous: i64 },
 }
+
+/// The highest price a candle may carry: far above any traded asset, and low enough that capital
+/// (≤ 1e12 by the CRD) over price and quantity times price stay inside `rust_decimal`'s range
+/// (about 7.9e28) instead of overflowing.
+pub const MAX_PRICE: f64 = 1e15;
+/// The lowest price a candle may carry (below it quantities would leave the decimal range).
+pub const MIN_PRICE: f64 = 1e-12;
 
 /// Checks candles one by one, remembering the previous open time.
 #[derive(Debug, Default, Clone)]
@@ -77,6 +86,9 @@ fn check_values(c: &Candle) -> Result<(), CandleProblem> {
         }
         if field != "volume" && value <= 0.0 {
             return Err(CandleProblem::NonPositivePrice { field, value });
+        }
+        if field != "volume" && !(MIN_PRICE..=MAX_PRICE).contains(&value) {
+            return Err(CandleProblem::PriceOutOfRange { field, value });
         }
     }
     if c.volume < 0.0 {
@@ -142,6 +154,9 @@ mod tests {
             (candle(0, 1.0, 0.5, 0.5, 1.0, 1.0), "field high"),
             (candle(0, 1.0, 2.0, 1.5, 2.0, 1.0), "field low"),
             (candle(0, 1.0, f64::INFINITY, 1.0, 1.0, 1.0), "field high"),
+            // past the decimal range the exchange computes in: refused, not silently zero
+            (candle(0, 1.0, 8e28, 1.0, 1.0, 1.0), "field high"),
+            (candle(0, 1e-13, 1.0, 1e-13, 1.0, 1.0), "field open"),
         ];
         for (bad, field) in cases {
             let error = CandleChecker::new().check(&bad).unwrap_err().to_string();
