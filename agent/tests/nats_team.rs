@@ -39,6 +39,11 @@ impl Drop for Processes {
 
 /// The coordinator over the sample Strategy, replaying BTCUSDT hourly candles from 2020-03-01 to `to`.
 fn coordinator_command(url: &str, max_cycles: &str, to: &str) -> Command {
+    coordinator_command_from(url, max_cycles, "2020-03-01", to)
+}
+
+/// As [`coordinator_command`], from `from`.
+fn coordinator_command_from(url: &str, max_cycles: &str, from: &str, to: &str) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_trading-agent"));
     c.args([
         "coordinator",
@@ -63,14 +68,7 @@ fn coordinator_command(url: &str, max_cycles: &str, to: &str) -> Command {
         "--data",
         &format!("{ROOT}/data/BTCUSDT-1h.csv.gz"),
     ])
-    .args([
-        "--from",
-        "2020-03-01",
-        "--to",
-        to,
-        "--wait-for-voters",
-        "20",
-    ]);
+    .args(["--from", from, "--to", to, "--wait-for-voters", "20"]);
     c
 }
 
@@ -882,4 +880,67 @@ async fn only_the_declared_team_votes_and_at_its_declared_weights() {
             .unwrap_or_else(|| panic!("no vote of {name}"));
         assert_eq!(vote["weight"].as_f64(), Some(weight), "{vote}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_coordinator_resumes_its_learned_weights_from_the_store() {
+    let Some(server) = support::NatsServer::start() else {
+        return;
+    };
+    let url = server.url();
+    let _team = voter_processes(&url, "1");
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("state.db").display());
+    let run = |to: &str, from: &str| {
+        let mut command = coordinator_command_from(&url, "200", from, to);
+        command.args(["--json", "--db", &db]);
+        command
+    };
+    // the sample policy learns its weights: a week of decisions moves them off 1
+    let first = run("2020-03-08", "2020-03-01");
+    let out = tokio::task::spawn_blocking(move || {
+        support::output_within(first, Duration::from_secs(180))
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let store = agent::store::Store::connect_existing(&db).await.unwrap();
+    let stored = store.weights("btc-eth-paper").await.unwrap();
+    assert_eq!(stored.len(), 5, "{stored:?}");
+    assert!(
+        stored.iter().any(|w| w["weight"].as_f64() != Some(1.0)),
+        "learned: {stored:?}"
+    );
+    let portfolio = store.portfolio("btc-eth-paper").await.unwrap();
+    assert!(
+        !portfolio["latest"].is_null(),
+        "the book is stored: {portfolio}"
+    );
+    store.close().await;
+
+    let second = run("2020-03-10", "2020-03-09");
+    let out = tokio::task::spawn_blocking(move || {
+        support::output_within(second, Duration::from_secs(180))
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("resuming the learned vote weights"),
+        "{stderr}"
+    );
+    let first_line: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().unwrap()).unwrap();
+    let weights: Vec<f64> = first_line["votes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["weight"].as_f64())
+        .collect();
+    assert!(weights.iter().any(|w| *w != 1.0), "{weights:?}");
 }

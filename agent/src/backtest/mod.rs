@@ -200,6 +200,40 @@ pub struct Outcome {
 /// horizons); a constant rather than an estimate from the data, so a replay never looks ahead.
 const TYPICAL_DAILY_MOVE: f64 = 0.035;
 
+/// Writes the vote weights and the book (positions, equity, cash) as they are at `at`.
+async fn save_state(
+    store: &Store,
+    strategy: &str,
+    at: i64,
+    voters: &[Voter],
+    exchange: &PaperExchange,
+) -> Result<(), crate::store::StoreError> {
+    let weights: Vec<(String, f64)> = voters
+        .iter()
+        .map(|v| (v.assistant.clone(), v.weight))
+        .collect();
+    store.save_weights(strategy, at, &weights).await?;
+    let positions: Vec<(String, String, String)> = exchange
+        .positions()
+        .map(|p| {
+            (
+                p.symbol.clone(),
+                p.quantity.to_string(),
+                p.entry_price.to_string(),
+            )
+        })
+        .collect();
+    store
+        .save_portfolio(
+            strategy,
+            at,
+            &exchange.equity().round_dp(8).to_string(),
+            &exchange.cash().round_dp(8).to_string(),
+            &positions,
+        )
+        .await
+}
+
 /// The answer to one open escalation, with its symbol.
 type OpenAnswer<'a> = Pin<Box<dyn Future<Output = (String, Resolution)> + 'a>>;
 
@@ -855,6 +889,13 @@ impl Backtest {
                             std::mem::take(&mut pending_orders),
                         )
                         .await?;
+                    // the book and the weights as they are now: the API shows them during the
+                    // run, and a restarted coordinator resumes from these weights
+                    if let Some(store) = store {
+                        if let Err(error) = save_state(store, &name, t, &voters, &exchange).await {
+                            tracing::warn!(%error, "saving the book and weights failed; retried at the next flush");
+                        }
+                    }
                 }
             }
             if !scoring {
@@ -880,32 +921,8 @@ impl Backtest {
         writer.write(pending_decisions, pending_orders).await?;
         writer.finish().await?;
         let audit = writer.head();
-        let weights: Vec<(String, f64)> = voters
-            .iter()
-            .map(|v| (v.assistant.clone(), v.weight))
-            .collect();
         if let Some(store) = store {
-            let at = last_t;
-            store.save_weights(&name, at, &weights).await?;
-            let positions: Vec<(String, String, String)> = exchange
-                .positions()
-                .map(|p| {
-                    (
-                        p.symbol.clone(),
-                        p.quantity.to_string(),
-                        p.entry_price.to_string(),
-                    )
-                })
-                .collect();
-            store
-                .save_portfolio(
-                    &name,
-                    at,
-                    &exchange.equity().round_dp(8).to_string(),
-                    &exchange.cash().round_dp(8).to_string(),
-                    &positions,
-                )
-                .await?;
+            save_state(store, &name, last_t, &voters, &exchange).await?;
         }
         let pnls: Vec<f64> = exchange
             .trades()
@@ -942,7 +959,10 @@ impl Backtest {
             notable,
             trades: exchange.trades().to_vec(),
             fees_paid: exchange.fees_paid(),
-            weights: weights.into_iter().collect(),
+            weights: voters
+                .iter()
+                .map(|v| (v.assistant.clone(), v.weight))
+                .collect(),
             learning_updates,
             exposure: holding.exposure(),
             turnover: holding.turnover(exchange.traded_notional().to_f64().unwrap_or(0.0)),

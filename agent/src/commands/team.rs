@@ -571,6 +571,25 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         Some(url) => Some(agent::store::Store::connect(url).await?),
         None => None,
     };
+    // a restarted coordinator resumes from the weights its team had learned
+    let mut voters = voters;
+    if let Some(store) = &store {
+        let learned = store.weights(&name).await?;
+        let mut resumed = 0;
+        for voter in &mut voters {
+            let weight = learned
+                .iter()
+                .find(|w| w["assistant"] == voter.assistant.as_str())
+                .and_then(|w| w["weight"].as_f64());
+            if let Some(weight) = weight {
+                voter.weight = weight;
+                resumed += 1;
+            }
+        }
+        if resumed > 0 {
+            tracing::info!(resumed, "resuming the learned vote weights from the store");
+        }
+    }
     if store.is_some() && !agent::audit::AuditKey::from_env().is_keyed() {
         tracing::warn!(
             "IA_AUDIT_KEY is not set: the audit chain is UNKEYED, so anyone who can write the database can rewrite it undetected"
