@@ -44,6 +44,10 @@ enum Command {
     /// crossover, MACD and each voter alone; prints a table and writes evaluate.json and
     /// evaluate.html with the probabilistic and deflated Sharpe ratios.
     Evaluate(Box<commands::evaluate::EvaluateArgs>),
+    /// Write a nats-server configuration for a team on a bare machine: one nkey identity per
+    /// component (coordinator, executor, auditor, operator, each voting role), each allowed only
+    /// its own subjects, and one seed file per identity for --nats-nkey-file.
+    NatsConfig(commands::nats_config::NatsConfigArgs),
     /// Market data for users with a network.
     Data {
         #[command(subcommand)]
@@ -166,6 +170,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Backtest(args) => replay_runtime()?.block_on(commands::backtest::run(*args))?,
         Command::Evaluate(args) => commands::evaluate::run(*args)?,
+        Command::NatsConfig(args) => commands::nats_config::run(args)?,
         Command::Run(args) => replay_runtime()?.block_on(stoppable(commands::live::run(*args)))?,
         Command::Assistant(args) => {
             runtime()?.block_on(stoppable(commands::team::assistant(*args)))?

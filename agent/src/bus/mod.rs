@@ -8,6 +8,7 @@
 //! Both carry typed [`Message`]s; the NATS side encodes them with the protocol's versioned JSON and
 //! rejects (counts and logs) whatever does not decode, never panicking.
 
+pub mod auth;
 pub mod memory;
 pub mod nats;
 pub mod publisher;

@@ -5,6 +5,7 @@
 //! the stream API directly because async-nats 0.51's KV calls cannot read nats-server 2.9's replies. async-nats reconnects by itself and resubscribes; requests in flight
 //! during an outage time out and the coordinator's round simply counts them as missing.
 
+use super::auth::NatsAuth;
 use super::{decoded, Bus, BusError, Requests, PRESENCE_TTL};
 use futures::StreamExt;
 use protocol::messages::{encode, Heartbeat, Message};
@@ -36,12 +37,41 @@ fn nats_error(subject: &str, error: impl std::fmt::Display) -> BusError {
 impl NatsBus {
     /// Connects (retrying until the server is up) and makes sure the stream and bucket exist.
     pub async fn connect(url: &str) -> Result<Self, BusError> {
-        Self::connect_with_ttl(url, PRESENCE_TTL).await
+        Self::open(url, PRESENCE_TTL, &NatsAuth::Anonymous, None).await
     }
 
     pub async fn connect_with_ttl(url: &str, presence_ttl: Duration) -> Result<Self, BusError> {
-        let client = async_nats::ConnectOptions::new()
-            .name("ia-agents")
+        Self::open(url, presence_ttl, &NatsAuth::Anonymous, None).await
+    }
+
+    /// Connects as `identity` (its name on the server, and the inbox only it may read) with `auth`.
+    pub async fn connect_as(
+        url: &str,
+        auth: &NatsAuth,
+        identity: Option<&str>,
+    ) -> Result<Self, BusError> {
+        Self::open(url, PRESENCE_TTL, auth, identity).await
+    }
+
+    async fn open(
+        url: &str,
+        presence_ttl: Duration,
+        auth: &NatsAuth,
+        identity: Option<&str>,
+    ) -> Result<Self, BusError> {
+        let mut options = async_nats::ConnectOptions::new();
+        options = match auth {
+            NatsAuth::Anonymous => options,
+            NatsAuth::Nkey { seed } => options.nkey(seed.clone()),
+            NatsAuth::Password { user, password } => {
+                options.user_and_password(user.clone(), password.clone())
+            }
+        };
+        if let Some(identity) = identity {
+            options = options.custom_inbox_prefix(super::auth::inbox_prefix(identity));
+        }
+        let client = options
+            .name(identity.unwrap_or("ia-agents"))
             .retry_on_initial_connect()
             .connection_timeout(Duration::from_secs(5))
             .event_callback(|event| async move {

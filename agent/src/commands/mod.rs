@@ -5,5 +5,6 @@ pub mod backtest;
 pub mod data;
 pub mod evaluate;
 pub mod live;
+pub mod nats_config;
 pub mod team;
 pub mod train;

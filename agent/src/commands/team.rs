@@ -2,6 +2,7 @@
 //! NATS, in a cluster (one per pod) or on bare machines and docker compose.
 
 use super::backtest::{prepare, Prepared, ReplayArgs};
+use agent::bus::auth::NatsAuth;
 use agent::bus::nats::NatsBus;
 use agent::bus::Bus;
 use agent::config::{load_one, TeamConfig};
@@ -34,6 +35,47 @@ pub struct BusArgs {
     /// Namespace of the team (the Kubernetes namespace in a cluster); first token of its subjects.
     #[arg(long, default_value = "default", env = "IA_NAMESPACE")]
     pub namespace: String,
+    /// This component's NATS identity: a file holding its nkey seed (from `trading-agent
+    /// nats-config`).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "IA_NATS_NKEY_FILE",
+        conflicts_with = "nats_user"
+    )]
+    pub nats_nkey_file: Option<PathBuf>,
+    /// NATS user, with the password in IA_NATS_PASSWORD.
+    #[arg(long, env = "IA_NATS_USER", requires = "nats_password")]
+    pub nats_user: Option<String>,
+    /// NATS password (set it in the environment, not on the command line).
+    #[arg(
+        long,
+        env = "IA_NATS_PASSWORD",
+        hide_env_values = true,
+        requires = "nats_user"
+    )]
+    pub nats_password: Option<String>,
+}
+
+impl BusArgs {
+    /// Connects to NATS as `identity` with the credentials given.
+    pub async fn connect(&self, identity: &str) -> anyhow::Result<NatsBus> {
+        let auth = match (&self.nats_nkey_file, &self.nats_user, &self.nats_password) {
+            (Some(path), _, _) => {
+                let seed = std::fs::read_to_string(path)
+                    .with_context(|| format!("--nats-nkey-file {}", path.display()))?;
+                NatsAuth::Nkey {
+                    seed: seed.trim().to_string(),
+                }
+            }
+            (None, Some(user), Some(password)) => NatsAuth::Password {
+                user: user.clone(),
+                password: password.clone(),
+            },
+            _ => NatsAuth::Anonymous,
+        };
+        Ok(NatsBus::connect_as(&self.nats, &auth, Some(identity)).await?)
+    }
 }
 
 #[derive(Args, Debug)]
@@ -203,7 +245,7 @@ pub async fn assistant(args: AssistantArgs) -> anyhow::Result<()> {
             .with_context(|| format!("--listen {addr}"))?;
         tracing::info!(%bound, "health and metrics");
     }
-    let bus = NatsBus::connect(&args.bus.nats).await?;
+    let bus = args.bus.connect(args.role.as_str()).await?;
     ready.store(true, std::sync::atomic::Ordering::Relaxed);
     let instance = args
         .instance
@@ -237,7 +279,7 @@ async fn duty_only(args: AssistantArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("--listen {addr}"))?;
     }
-    let bus = NatsBus::connect(&args.bus.nats).await?;
+    let bus = args.bus.connect(args.role.as_str()).await?;
     ready.store(true, std::sync::atomic::Ordering::Relaxed);
     let instance = args
         .instance
@@ -493,7 +535,7 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
     }
     backtest.max_cycles = args.max_cycles;
     let subjects = Subjects::new(&args.bus.namespace, &name)?;
-    let bus = NatsBus::connect(&args.bus.nats).await?;
+    let bus = args.bus.connect("coordinator").await?;
 
     let declared = match &args.team_file {
         Some(path) => Some(agent::config::load_team(path, &name)?),
