@@ -193,6 +193,7 @@ async fn guessing_tokens_and_flooding_reads_hit_the_rate_limit_before_the_token_
             other => panic!("a wrong token got {other}"),
         }
     }
+    eprintln!("2,000 wrong-token requests: {forbidden} checked (403), {limited} limited (429)");
     assert!(
         forbidden < 60 && limited > 1900,
         "{forbidden} wrong tokens were checked, {limited} limited"
