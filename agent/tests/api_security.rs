@@ -209,6 +209,7 @@ async fn guessing_tokens_and_flooding_reads_hit_the_rate_limit_before_the_token_
             .as_u16();
         reads_limited += u32::from(status == 429);
     }
+    eprintln!("1,000 reads from one client: {reads_limited} limited (429)");
     assert!(
         reads_limited > 500,
         "only {reads_limited} of 1,000 reads limited"
