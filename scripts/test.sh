@@ -28,6 +28,8 @@ fi
 
 # `kubectl kustomize config/default` is checked against the Helm chart
 command -v kubectl >/dev/null 2>&1 || apt_install kubernetes-client
+# the console's browser test drives Debian's Chromium headless (tests/test_console.py)
+command -v chromium >/dev/null 2>&1 || apt_install chromium
 
 if ! command -v python3 >/dev/null 2>&1; then
   apt_install python3 python3-venv
@@ -58,7 +60,7 @@ cargo test --workspace --all-targets --locked
 log "building the binaries the Python tests drive"
 cargo build --workspace --bins --locked
 
-log "Python tests (pytest: kubernetes-validate on config/, crds/ and the Helm chart; indicators against TA-Lib)"
+log "Python tests (pytest: kubernetes-validate on config/, crds/ and the Helm chart; indicators against TA-Lib; the console in headless Chromium)"
 "$PY_ENV/bin/python" -m pytest -q tests
 
 log "all tests passed"

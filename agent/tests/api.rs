@@ -232,3 +232,58 @@ async fn escalations_need_the_token_and_reach_the_coordinator() {
         .unwrap();
     assert!(frame.to_text().unwrap().contains("\"d1\""));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_and_its_reads_are_served() {
+    let (base, _rx, state, _dir) = api().await;
+    let page = reqwest::get(format!("{base}/")).await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("connect-src 'self'"));
+    assert!(page.text().await.unwrap().contains("/console.js"));
+
+    // one decision with its debate, named by id; an unknown one is a 404 naming the id
+    let (_, list) = get(&format!("{base}/api/v1/decisions?limit=1")).await;
+    let id = list["items"][0]["id"].as_str().unwrap().to_string();
+    let (status, one) = get(&format!("{base}/api/v1/decisions/{id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(one["id"], id.as_str());
+    let transcript = one["transcript"].as_array().unwrap();
+    assert!(transcript.len() >= 5, "every voter's opinion: {one}");
+    assert!(transcript.iter().all(|o| o["reasoning"].is_string()));
+    assert!(one["rounds"].as_array().is_some_and(|r| !r.is_empty()));
+    let (status, missing) = get(&format!("{base}/api/v1/decisions/nope")).await;
+    assert_eq!((status, missing["field"].as_str()), (404, Some("id")));
+
+    // the equity curve, oldest first, bounded; a bad limit names the field
+    let (status, curve) = get(&format!("{base}/api/v1/equity?limit=50")).await;
+    assert_eq!(status, 200);
+    let points = curve["items"].as_array().unwrap();
+    assert!(!points.is_empty() && points.len() <= 50);
+    assert!(points
+        .windows(2)
+        .all(|w| w[0]["at"].as_i64() < w[1]["at"].as_i64()));
+    let (status, bad) = get(&format!("{base}/api/v1/equity?limit=0")).await;
+    assert_eq!((status, bad["field"].as_str()), (400, Some("limit")));
+
+    // the team: stored weights and the opinion each gave in the latest decision
+    let (_, team) = get(&format!("{base}/api/v1/assistants")).await;
+    let team = team["items"].as_array().unwrap();
+    assert_eq!(team.len(), 5, "{team:?}");
+    assert!(team.iter().all(|a| a["weight"].is_f64()));
+    assert!(team.iter().all(|a| a["lastOpinion"]["action"].is_string()));
+    assert!(
+        team.iter().all(|a| a["healthy"] == false),
+        "no heartbeat in a backtest"
+    );
+
+    // nothing pending, and who the API serves
+    let (_, pending) = get(&format!("{base}/api/v1/escalations")).await;
+    assert_eq!(pending["items"], serde_json::json!([]));
+    let (_, info) = get(&format!("{base}/api/v1/info")).await;
+    assert_eq!(info["strategy"], state.strategy.as_str());
+    let (status, _) = get(&format!("{base}/api/v1/assistants?x=1")).await;
+    assert_eq!(status, 400, "unknown parameters are refused");
+}

@@ -8,29 +8,37 @@
 //!   when reads are protected ([`ApiState::with_read_auth`]);
 //! - `POST /api/v1/escalations/{id}/approve|reject`: bearer token (401 without one, 403 for a wrong
 //!   one, compared in constant time), 16 KiB body limit (chunked bodies included);
-//! - `GET /api/v1/stream`: WebSocket of decisions and fills as JSON ([`stream`]);
+//! - `GET /api/v1/decisions/{id}` (one decision and its debate), `/api/v1/escalations` (open ones),
+//!   `/api/v1/equity` (the portfolio snapshots), `/api/v1/info`: what the console reads ([`views`]);
+//! - `GET /api/v1/stream`: WebSocket of decisions, escalations and their resolutions as JSON
+//!   ([`stream`], [`escalations`]);
+//! - `GET /` and `/api`: the web console and the API's readable page ([`console`]);
 //! - `GET /api/v1/openapi.json`: the OpenAPI document.
 //!
 //! Every route but the probes is rate-limited per client **before** the token is checked, and a
 //! failed check costs more ([`guard`]). Bad input gets a 4xx JSON body `{"error": …, "field": …}`
 //! naming the field; a 5xx body says only what failed, never why (the why goes to the log).
 
+mod console;
+pub mod escalations;
 pub mod guard;
 mod openapi;
 pub mod stream;
+mod views;
 
+pub use escalations::{PendingEscalations, Watched};
 pub use guard::constant_time_eq;
 pub use openapi::openapi;
 
 use crate::store::{PageQuery, Store};
 use futures::StreamExt;
 use guard::{Access, ClientLimits, Denied};
-use protocol::messages::EscalationResolution;
+use protocol::messages::{EscalationResolution, Heartbeat};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 use warp::http::StatusCode;
@@ -54,6 +62,10 @@ pub struct ApiState {
     pub events: broadcast::Sender<Value>,
     /// The coordinator's own readiness (connected, voters present, publishing).
     pub ready: Arc<AtomicBool>,
+    /// Escalations waiting for a human.
+    pub escalations: PendingEscalations,
+    /// The assistants' latest heartbeats (the coordinator refreshes them), for their health.
+    pub presence: Arc<RwLock<Vec<Heartbeat>>>,
     limits: Arc<Mutex<ClientLimits>>,
     sockets: Arc<AtomicUsize>,
 }
@@ -65,6 +77,7 @@ impl ApiState {
         token: Option<String>,
         resolutions: mpsc::Sender<EscalationResolution>,
     ) -> Self {
+        let events = broadcast::channel(1024).0;
         Self {
             store,
             strategy: strategy.to_string(),
@@ -72,8 +85,10 @@ impl ApiState {
             read_auth: false,
             allowed_origins: Vec::new(),
             resolutions,
-            events: broadcast::channel(1024).0,
+            escalations: PendingEscalations::new(events.clone()),
+            events,
             ready: Arc::new(AtomicBool::new(true)),
+            presence: Arc::default(),
             limits: Arc::default(),
             sockets: Arc::default(),
         }
@@ -309,6 +324,9 @@ enum Record {
     Assistants,
     Portfolio,
     Positions,
+    Escalations,
+    Equity,
+    Info,
 }
 
 impl Record {
@@ -319,6 +337,9 @@ impl Record {
             "assistants" => Record::Assistants,
             "portfolio" => Record::Portfolio,
             "positions" => Record::Positions,
+            "escalations" => Record::Escalations,
+            "equity" => Record::Equity,
+            "info" => Record::Info,
             _ => return None,
         })
     }
@@ -346,12 +367,15 @@ async fn read(request: Read, s: ApiState) -> warp::reply::Response {
         );
     };
     let q = match record {
-        Record::Decisions | Record::Orders => match page(&request.query) {
-            Ok(q) => q,
-            Err(bad) => return bad.response(),
-        },
-        _ => PageQuery::default(),
+        Record::Decisions | Record::Orders => page(&request.query),
+        Record::Equity => views::curve_query(&request.query),
+        _ => views::no_query(&request.query),
     };
+    let q = match q {
+        Ok(q) => q,
+        Err(bad) => return bad.response(),
+    };
+    let json = |v: Value| warp::reply::json(&v).into_response();
     let found = match record {
         Record::Decisions => s
             .store
@@ -363,21 +387,26 @@ async fn read(request: Read, s: ApiState) -> warp::reply::Response {
             .orders_page(&s.strategy, &q)
             .await
             .map(|items| listing(items, &q)),
-        Record::Assistants => s
-            .store
-            .weights(&s.strategy)
-            .await
-            .map(|items| warp::reply::json(&json!({"items": items})).into_response()),
-        Record::Portfolio => s
-            .store
-            .portfolio(&s.strategy)
-            .await
-            .map(|p| warp::reply::json(&p).into_response()),
+        Record::Assistants => views::assistants(&s).await.map(json),
+        Record::Portfolio => s.store.portfolio(&s.strategy).await.map(json),
         Record::Positions => s
             .store
             .portfolio(&s.strategy)
             .await
-            .map(|p| warp::reply::json(&json!({"items": p["positions"]})).into_response()),
+            .map(|p| json(json!({"items": p["positions"]}))),
+        Record::Escalations => Ok(json(json!({"items": s.escalations.list()}))),
+        Record::Info => Ok(json(
+            json!({"strategy": s.strategy, "version": env!("CARGO_PKG_VERSION"),
+            "readAuth": s.read_auth, "tokenSet": s.token.is_some()}),
+        )),
+        Record::Equity => s
+            .store
+            .equity_curve(
+                &s.strategy,
+                q.limit.unwrap_or(crate::store::MAX_CURVE_POINTS),
+            )
+            .await
+            .map(|items| json(json!({"items": items}))),
     };
     found.unwrap_or_else(|e| internal(&format!("reading the {}", request.what), &e))
 }
@@ -522,6 +551,21 @@ pub fn routes(
                 s,
             )
         });
+    let decision = warp::path!("api" / "v1" / "decisions" / String)
+        .and(warp::get())
+        .and(warp::addr::remote())
+        .and(warp::header::optional::<String>("authorization"))
+        .and(with.clone())
+        .then(|id, client, authorization, s| {
+            views::decision(
+                views::DecisionRequest {
+                    id,
+                    client,
+                    authorization,
+                },
+                s,
+            )
+        });
     let resolve = warp::path!("api" / "v1" / "escalations" / String / String)
         .and(warp::post())
         .and(warp::addr::remote())
@@ -551,7 +595,11 @@ pub fn routes(
         .unify()
         .or(openapi)
         .unify()
+        .or(console::routes())
+        .unify()
         .or(stream::route(state))
+        .unify()
+        .or(decision)
         .unify()
         .or(records)
         .unify()

@@ -22,7 +22,17 @@ pub fn openapi() -> Value {
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text exposition format"}}}},
             "/api/v1/decisions": list("decisions"),
             "/api/v1/orders": list("orders"),
-            "/api/v1/assistants": {"get": {"summary": "Assistants and their vote weights", "responses": {"200": {"description": "assistants"}}}},
+            "/api/v1/decisions/{id}": {"get": {"summary": "One decision with every round's tally and its debate (every opinion with its reasoning and evidence)",
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "the decision"}, "400": error, "404": error}}},
+            "/api/v1/assistants": {"get": {"summary": "Assistants: vote weight, role, last heartbeat, health and their opinion in the latest decision", "responses": {"200": {"description": "assistants"}}}},
+            "/api/v1/escalations": {"get": {"summary": "Escalations waiting for a human, oldest first", "responses": {"200": {"description": "open escalations"}}}},
+            "/api/v1/equity": {"get": {"summary": "The latest portfolio snapshots, oldest first (the equity curve)",
+                "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 5000, "default": 5000}}],
+                "responses": {"200": {"description": "snapshots {at, equity, cash}"}, "400": error}}},
+            "/api/v1/info": {"get": {"summary": "The Strategy this coordinator serves and its version", "responses": {"200": {"description": "info"}}}},
+            "/": {"get": {"summary": "The web console (HTML; asks for the API token once)", "responses": {"200": {"description": "the console"}}}},
+            "/api": {"get": {"summary": "This document, readable", "responses": {"200": {"description": "HTML"}}}},
             "/api/v1/portfolio": {"get": {"summary": "Positions and the latest equity", "responses": {"200": {"description": "portfolio"}}}},
             "/api/v1/positions": {"get": {"summary": "Open positions", "responses": {"200": {"description": "positions"}}}},
             "/api/v1/escalations/{id}/{action}": {"post": {
@@ -34,7 +44,7 @@ pub fn openapi() -> Value {
                 ],
                 "responses": {"202": {"description": "relayed to the coordinator"}, "401": error, "403": error, "429": error}
             }},
-            "/api/v1/stream": {"get": {"summary": "WebSocket of decisions and fills (JSON text frames)", "responses": {"101": {"description": "switching protocols"}}}}
+            "/api/v1/stream": {"get": {"summary": "WebSocket of events as JSON text frames: {type: decision, decision} (the Decision message, debate included), {type: escalation, escalation}, {type: resolution, id, outcome: approved|rejected|timedOut}", "responses": {"101": {"description": "switching protocols"}}}}
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},

@@ -551,8 +551,10 @@ impl Backtest {
             if self.max_cycles.is_some_and(|max| cycles >= max) || crate::shutdown::requested() {
                 break;
             }
+            // a replay stands still while every symbol waits for a human (time passes only live)
+            let all_held = feed.live.is_none() && answers.len() >= self.series.len();
             let next = tokio::select! {
-                step = feed.next() => step,
+                step = feed.next(), if !all_held => step,
                 () = crate::shutdown::stop_requested() => None,
                 Some((symbol, answer)) = answers.next(), if !answers.is_empty() => {
                     answered.insert(symbol, answer);
@@ -752,6 +754,22 @@ impl Backtest {
                                     None => {
                                         answers.push(answer);
                                         waiting.insert(symbol.clone(), pending);
+                                        // a human may take minutes: what was decided before the
+                                        // question is written now, not at the next full batch
+                                        writer
+                                            .write(
+                                                std::mem::take(&mut pending_decisions),
+                                                std::mem::take(&mut pending_orders),
+                                            )
+                                            .await?;
+                                        if let Some(store) = store {
+                                            if let Err(error) =
+                                                save_state(store, &name, t, &voters, &exchange)
+                                                    .await
+                                            {
+                                                tracing::warn!(%error, "saving the book and weights failed; retried at the next flush");
+                                            }
+                                        }
                                         continue;
                                     }
                                 }

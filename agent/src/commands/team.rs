@@ -637,43 +637,11 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
             "IA_AUDIT_KEY is not set: the audit chain is UNKEYED, so anyone who can write the database can rewrite it undetected"
         );
     }
-    // the HTTP API: answers to escalations go on the bus, decisions to the WebSocket stream
-    let events = match (&args.listen, &store) {
+    // the HTTP API and console: answers to escalations go on the bus, decisions and escalations to
+    // the WebSocket stream
+    let api = match (&args.listen, &store) {
         (Some(addr), Some(store)) => {
-            let (resolutions, mut answers) =
-                tokio::sync::mpsc::channel::<protocol::messages::EscalationResolution>(64);
-            let state = agent::api::ApiState::new(
-                store.clone(),
-                &name,
-                std::env::var("IA_API_TOKEN").ok(),
-                resolutions,
-            )
-            .with_ready(ready.clone())
-            .with_read_auth(args.api_read_auth)
-            .with_allowed_origins(args.api_allowed_origin.clone());
-            let events = state.events.clone();
-            let bound = agent::api::serve(state, *addr, shutdown_signal())
-                .await
-                .with_context(|| format!("--listen {addr}"))?;
-            tracing::info!(%bound, "HTTP API listening");
-            let relay = bus.clone();
-            let relay_subjects = subjects.clone();
-            tokio::spawn(async move {
-                while let Some(answer) = answers.recv().await {
-                    match relay_subjects.escalation(&answer.id) {
-                        Ok(subject) => {
-                            if let Err(error) = relay
-                                .publish(&subject, &Message::EscalationResolution(answer))
-                                .await
-                            {
-                                tracing::error!(%error, "relaying an escalation answer failed");
-                            }
-                        }
-                        Err(error) => tracing::warn!(%error, "ignored an escalation answer"),
-                    }
-                }
-            });
-            Some(events)
+            Some(serve_api(&args, *addr, store, &name, &bus, &subjects, ready.clone()).await?)
         }
         _ => None,
     };
@@ -682,9 +650,12 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         subjects: subjects.clone(),
         round_timeout: Duration::from_secs(u64::from(policy.round_timeout_seconds)),
     };
-    let escalations = BusEscalations {
-        bus: bus.clone(),
-        subjects: subjects.clone(),
+    let escalations = agent::api::Watched {
+        inner: BusEscalations {
+            bus: bus.clone(),
+            subjects: subjects.clone(),
+        },
+        pending: api.as_ref().map(|state| state.escalations.clone()),
     };
     // decided, stored and published before a stop lets the process go (agent::shutdown)
     let in_flight = agent::shutdown::busy();
@@ -698,8 +669,8 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
             },
             store.as_ref(),
             |d| {
-                if let Some(events) = &events {
-                    let _ = events.send(json!({"type": "decision", "decision": decision_line(d)}));
+                if let Some(state) = &api {
+                    let _ = state.events.send(json!({"type": "decision", "decision": d}));
                 }
                 if tx.send(d.clone()).is_err() {
                     tracing::error!(id = %d.id, "the publisher has stopped: decision stored, not published");
@@ -739,6 +710,65 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         shutdown_signal().await;
     }
     Ok(())
+}
+
+/// Serves the API and console on `addr`: escalation answers are relayed to the bus, the assistants'
+/// heartbeats refreshed every few seconds for their health. The state, for the stream's events.
+async fn serve_api(
+    args: &CoordinatorArgs,
+    addr: std::net::SocketAddr,
+    store: &agent::store::Store,
+    name: &str,
+    bus: &NatsBus,
+    subjects: &Subjects,
+    ready: Arc<std::sync::atomic::AtomicBool>,
+) -> anyhow::Result<agent::api::ApiState> {
+    let (resolutions, mut answers) =
+        tokio::sync::mpsc::channel::<protocol::messages::EscalationResolution>(64);
+    let state = agent::api::ApiState::new(
+        store.clone(),
+        name,
+        std::env::var("IA_API_TOKEN").ok(),
+        resolutions,
+    )
+    .with_ready(ready)
+    .with_read_auth(args.api_read_auth)
+    .with_allowed_origins(args.api_allowed_origin.clone());
+    let bound = agent::api::serve(state.clone(), addr, shutdown_signal())
+        .await
+        .with_context(|| format!("--listen {addr}"))?;
+    tracing::info!(%bound, "HTTP API and console listening (http://{bound}/)");
+    let (relay, relay_subjects) = (bus.clone(), subjects.clone());
+    tokio::spawn(async move {
+        while let Some(answer) = answers.recv().await {
+            match relay_subjects.escalation(&answer.id) {
+                Ok(subject) => {
+                    if let Err(error) = relay
+                        .publish(&subject, &Message::EscalationResolution(answer))
+                        .await
+                    {
+                        tracing::error!(%error, "relaying an escalation answer failed");
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "ignored an escalation answer"),
+            }
+        }
+    });
+    let (watcher, scope, presence) = (
+        bus.clone(),
+        subjects.presence_scope().to_string(),
+        state.presence.clone(),
+    );
+    tokio::spawn(async move {
+        loop {
+            match watcher.present(&scope).await {
+                Ok(beats) => *presence.write().unwrap_or_else(|e| e.into_inner()) = beats,
+                Err(error) => tracing::debug!(%error, "reading the assistants' presence failed"),
+            }
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+    });
+    Ok(state)
 }
 
 #[cfg(test)]

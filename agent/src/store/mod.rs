@@ -90,7 +90,9 @@ macro_rules! insert_decisions {
     }};
 }
 
+mod details;
 mod rows;
+pub use details::MAX_CURVE_POINTS;
 pub use rows::{Audited, DecisionRow, OrderRow};
 
 /// A URL with any password replaced, for messages.

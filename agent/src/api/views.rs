@@ -1,0 +1,188 @@
+//! The console's views of the record: the team (weights, health, last opinion), one decision with
+//! its debate, the equity curve's query.
+
+use super::guard::{self, Access};
+use super::{error, internal, ApiState, BadInput};
+use crate::store::{PageQuery, MAX_CURVE_POINTS};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use warp::http::StatusCode;
+use warp::Reply;
+
+/// An assistant whose last heartbeat is older than this is shown as missing (three beats).
+const HEALTHY_WITHIN_MS: i64 = 15_000;
+
+/// A route that takes no query parameters: refuses any.
+pub(super) fn no_query(raw: &HashMap<String, String>) -> Result<PageQuery, BadInput> {
+    match raw.keys().next() {
+        Some(key) => Err(BadInput::new(
+            key,
+            format!("unknown query parameter {key:?}"),
+        )),
+        None => Ok(PageQuery::default()),
+    }
+}
+
+/// `GET /api/v1/equity?limit=N`: how many of the latest snapshots (1 to [`MAX_CURVE_POINTS`]).
+pub(super) fn curve_query(raw: &HashMap<String, String>) -> Result<PageQuery, BadInput> {
+    let mut q = PageQuery::default();
+    for (key, value) in raw {
+        if key != "limit" {
+            return Err(BadInput::new(
+                key,
+                format!("unknown query parameter {key:?}"),
+            ));
+        }
+        let limit = value
+            .parse::<i64>()
+            .ok()
+            .filter(|l| (1..=MAX_CURVE_POINTS).contains(l))
+            .ok_or_else(|| {
+                BadInput::new(
+                    "limit",
+                    format!("limit: must be an integer between 1 and {MAX_CURVE_POINTS}"),
+                )
+            })?;
+        q.limit = Some(limit);
+    }
+    Ok(q)
+}
+
+/// The team as the console shows it: every assistant with a stored weight or a heartbeat, its
+/// role, weight, last heartbeat, health, and its opinion in the latest decision's final round.
+pub(super) async fn assistants(s: &ApiState) -> Result<Value, crate::store::StoreError> {
+    let mut team: BTreeMap<String, Value> = BTreeMap::new();
+    for w in s.store.weights(&s.strategy).await? {
+        let name = w["assistant"].as_str().unwrap_or_default().to_string();
+        team.insert(name, w);
+    }
+    let now = chrono::Utc::now().timestamp_millis();
+    let presence = s.presence.read().unwrap_or_else(|e| e.into_inner()).clone();
+    for beat in presence.iter().filter(|b| b.strategy == s.strategy) {
+        let entry = team
+            .entry(beat.assistant.clone())
+            .or_insert_with(|| json!({"assistant": beat.assistant}));
+        entry["role"] = json!(beat.role);
+        entry["instance"] = json!(beat.instance);
+        entry["lastSeen"] = json!(beat.at);
+    }
+    for entry in team.values_mut() {
+        let seen = entry["lastSeen"].as_i64();
+        entry["healthy"] = json!(seen.is_some_and(|at| now - at <= HEALTHY_WITHIN_MS));
+    }
+    for (name, opinion) in last_opinions(s).await? {
+        if let Some(entry) = team.get_mut(&name) {
+            if entry["role"].is_null() {
+                entry["role"] = opinion["role"].clone();
+            }
+            entry["lastOpinion"] = opinion;
+        }
+    }
+    Ok(json!({"items": team.into_values().collect::<Vec<_>>()}))
+}
+
+/// Each assistant's opinion in the final round of the latest stored decision.
+async fn last_opinions(s: &ApiState) -> Result<Vec<(String, Value)>, crate::store::StoreError> {
+    let latest = PageQuery {
+        limit: Some(1),
+        ..PageQuery::default()
+    };
+    let Some(id) = s
+        .store
+        .decisions_page(&s.strategy, &latest)
+        .await?
+        .first()
+        .and_then(|d| d["id"].as_str().map(String::from))
+    else {
+        return Ok(Vec::new());
+    };
+    let Some(decision) = s.store.decision(&s.strategy, &id).await? else {
+        return Ok(Vec::new());
+    };
+    let transcript = decision["transcript"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let last_round = transcript
+        .iter()
+        .filter_map(|o| o["round"].as_u64())
+        .max()
+        .unwrap_or(0);
+    Ok(transcript
+        .into_iter()
+        .filter(|o| o["round"].as_u64() == Some(last_round))
+        .map(|o| {
+            let name = o["assistant"].as_str().unwrap_or_default().to_string();
+            let view = json!({"decisionId": id, "role": o["role"], "action": o["action"],
+                "confidence": o["confidence"], "reasoning": o["reasoning"]});
+            (name, view)
+        })
+        .collect())
+}
+
+/// What a decision request presents.
+pub(super) struct DecisionRequest {
+    pub id: String,
+    pub client: Option<SocketAddr>,
+    pub authorization: Option<String>,
+}
+
+/// `GET /api/v1/decisions/{id}`: the decision with every round's tally and its debate.
+pub(super) async fn decision(request: DecisionRequest, s: ApiState) -> warp::reply::Response {
+    let token = guard::bearer(request.authorization.as_deref());
+    if let Err(refused) = s.admit(request.client, Access::Read, token, s.read_auth) {
+        return refused.response();
+    }
+    let id = request.id;
+    if id.is_empty()
+        || id.len() > 200
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            Some("id"),
+            format!("id: {id:?} is not a decision id"),
+        );
+    }
+    match s.store.decision(&s.strategy, &id).await {
+        Ok(Some(found)) => warp::reply::json(&found).into_response(),
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            Some("id"),
+            format!(
+                "id: no decision {id:?} of Strategy {} is stored (yet)",
+                s.strategy
+            ),
+        ),
+        Err(e) => internal("reading the decision", &e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_curve_takes_only_a_bounded_limit() {
+        assert_eq!(
+            curve_query(&query(&[("limit", "10")])).unwrap().limit,
+            Some(10)
+        );
+        assert_eq!(curve_query(&query(&[])).unwrap().limit, None);
+        let bad = curve_query(&query(&[("limit", "0")])).unwrap_err();
+        assert_eq!(bad.field, "limit");
+        let unknown = curve_query(&query(&[("symbol", "BTCUSDT")])).unwrap_err();
+        assert_eq!(unknown.field, "symbol");
+        assert_eq!(no_query(&query(&[("x", "1")])).unwrap_err().field, "x");
+    }
+}
