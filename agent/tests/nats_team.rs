@@ -44,6 +44,18 @@ fn coordinator_command(url: &str, max_cycles: &str, to: &str) -> Command {
 
 /// As [`coordinator_command`], from `from`.
 fn coordinator_command_from(url: &str, max_cycles: &str, from: &str, to: &str) -> Command {
+    let sample = format!("{ROOT}/config/samples/consensuspolicy.yaml");
+    coordinator_command_with(url, max_cycles, from, to, &sample)
+}
+
+/// As [`coordinator_command_from`], deciding by the ConsensusPolicy in `policy`.
+fn coordinator_command_with(
+    url: &str,
+    max_cycles: &str,
+    from: &str,
+    to: &str,
+    policy: &str,
+) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_trading-agent"));
     c.args([
         "coordinator",
@@ -58,10 +70,7 @@ fn coordinator_command_from(url: &str, max_cycles: &str, from: &str, to: &str) -
         "--strategy-file",
         &format!("{ROOT}/config/samples/strategy.yaml"),
     ])
-    .args([
-        "--policy-file",
-        &format!("{ROOT}/config/samples/consensuspolicy.yaml"),
-    ])
+    .args(["--policy-file", policy])
     .args([
         "--symbols",
         "BTCUSDT",
@@ -891,8 +900,14 @@ async fn a_restarted_coordinator_resumes_its_learned_weights_from_the_store() {
     let _team = voter_processes(&url, "1");
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("state.db").display());
+    // nobody answers escalations here: a split team holds instead of waiting five minutes for one
+    let policy = dir.path().join("policy.yaml");
+    let sample =
+        std::fs::read_to_string(format!("{ROOT}/config/samples/consensuspolicy.yaml")).unwrap();
+    std::fs::write(&policy, sample.replace("action: Escalate", "action: Hold")).unwrap();
+    let policy = policy.display().to_string();
     let run = |to: &str, from: &str| {
-        let mut command = coordinator_command_from(&url, "200", from, to);
+        let mut command = coordinator_command_with(&url, "200", from, to, &policy);
         command.args(["--json", "--db", &db]);
         command
     };

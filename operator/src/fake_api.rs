@@ -90,6 +90,16 @@ impl FakeApi {
         state.objects.insert(path_of(&object), object);
     }
 
+    /// Answers GETs of `path` with `value` as-is: what a service behind the API server's proxy
+    /// (`…/services/NAME:PORT/proxy/…`) would return.
+    pub fn serve_at(&self, path: &str, value: Value) {
+        self.state
+            .lock()
+            .unwrap()
+            .objects
+            .insert(path.to_string(), value);
+    }
+
     /// The stored object, if any.
     pub fn get(&self, api_version: &str, kind: &str, namespace: &str, name: &str) -> Option<Value> {
         let path = object_path(api_version, kind, Some(namespace), name);

@@ -17,6 +17,7 @@ pub mod decisions;
 #[cfg(any(test, feature = "testing"))]
 pub mod fake_api;
 pub mod manifests;
+pub mod plugin;
 pub mod render;
 pub mod resources;
 pub mod status;

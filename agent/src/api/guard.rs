@@ -154,6 +154,24 @@ pub fn bearer(header: Option<&str>) -> Option<&str> {
         .map(str::trim)
 }
 
+/// The header that carries the token where `Authorization` cannot: the Kubernetes API server's
+/// service proxy (which `kubectl ia-agents` goes through) consumes `Authorization` itself.
+pub const TOKEN_HEADER: &str = "x-ia-agents-token";
+
+/// The request's credentials as an `Authorization` value: the header itself, else the token of
+/// [`TOKEN_HEADER`] as `Bearer <token>`.
+pub fn authorization(
+) -> impl warp::Filter<Extract = (Option<String>,), Error = std::convert::Infallible> + Clone {
+    use warp::Filter;
+    warp::header::optional::<String>("authorization")
+        .and(warp::header::optional::<String>(TOKEN_HEADER))
+        .map(|authorization: Option<String>, token: Option<String>| {
+            authorization.or_else(|| token.map(|t| format!("Bearer {}", t.trim())))
+        })
+        .or(warp::any().map(|| None))
+        .unify()
+}
+
 /// The WebSocket subprotocol a browser offers next to its token (browsers cannot set headers on a
 /// WebSocket): `new WebSocket(url, ["ia-agents.bearer", token])`.
 pub const WS_BEARER_PROTOCOL: &str = "ia-agents.bearer";

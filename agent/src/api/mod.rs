@@ -538,7 +538,7 @@ pub fn routes(
         .and(warp::get())
         .and(warp::query::<HashMap<String, String>>())
         .and(warp::addr::remote())
-        .and(warp::header::optional::<String>("authorization"))
+        .and(guard::authorization())
         .and(with.clone())
         .then(|what, query, client, authorization, s| {
             read(
@@ -554,7 +554,7 @@ pub fn routes(
     let decision = warp::path!("api" / "v1" / "decisions" / String)
         .and(warp::get())
         .and(warp::addr::remote())
-        .and(warp::header::optional::<String>("authorization"))
+        .and(guard::authorization())
         .and(with.clone())
         .then(|id, client, authorization, s| {
             views::decision(
@@ -569,7 +569,7 @@ pub fn routes(
     let resolve = warp::path!("api" / "v1" / "escalations" / String / String)
         .and(warp::post())
         .and(warp::addr::remote())
-        .and(warp::header::optional::<String>("authorization"))
+        .and(guard::authorization())
         .and(warp::header::optional::<u64>("content-length"))
         .and(warp::body::stream())
         .and(with.clone())

@@ -1,0 +1,135 @@
+//! `kubectl ia-agents`: the team from kubectl (the `kubectl-ia_agents` binary, found by kubectl on
+//! the PATH). Every command is a function of a kube [`Client`] returning what it prints, so the tests
+//! run them against the in-memory API (`fake_api`).
+//!
+//! - `status STRATEGY`: readiness, the last decision, pending escalations, equity, the assistants;
+//! - `why DECISION-ID`: the debate, read from the coordinator's API through the API server's service
+//!   proxy with the token from the Strategy's Secret;
+//! - `approve|reject ID`: the annotation the operator relays to the coordinator;
+//! - `pause|resume STRATEGY`: `spec.paused`, the kill switch;
+//! - `report STRATEGY --out DIR`: a debug bundle (the CRs, their events, the children's status,
+//!   recent logs).
+
+mod actions;
+mod report;
+mod status;
+mod why;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use kube::Client;
+
+pub use report::report;
+pub use status::{status, StatusView};
+
+/// Why a command failed, naming the object at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    #[error("{what}: {error}")]
+    Kube { what: String, error: kube::Error },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{what}: {error}")]
+    Io { what: String, error: std::io::Error },
+    #[error("{what}: {message}")]
+    Coordinator { what: String, message: String },
+}
+
+impl PluginError {
+    fn kube(what: impl Into<String>) -> impl FnOnce(kube::Error) -> Self {
+        let what = what.into();
+        move |error| match &error {
+            kube::Error::Api(status) if status.code == 404 => {
+                PluginError::NotFound(format!("{what}: not found"))
+            }
+            _ => PluginError::Kube { what, error },
+        }
+    }
+}
+
+/// How a command prints.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// One screen for people.
+    #[default]
+    Text,
+    Json,
+    Yaml,
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "kubectl ia-agents",
+    version,
+    about = "The ia-agents team from kubectl"
+)]
+pub struct Cli {
+    /// Namespace (default: the kubeconfig context's).
+    #[arg(short, long, global = true)]
+    pub namespace: Option<String>,
+    /// Output format.
+    #[arg(short, long, global = true, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Team readiness, the last decision, pending escalations, equity and the assistants.
+    Status { strategy: String },
+    /// A decision's debate: every round, every opinion with its reasoning.
+    Why {
+        decision: String,
+        /// The Strategy (default: the one whose decision ids start with its name).
+        #[arg(long)]
+        strategy: Option<String>,
+    },
+    /// Approve a pending escalation.
+    Approve { id: String },
+    /// Reject a pending escalation.
+    Reject { id: String },
+    /// Pause the Strategy: the whole team scales to zero (the kill switch).
+    Pause { strategy: String },
+    /// Resume a paused Strategy.
+    Resume { strategy: String },
+    /// Write a debug bundle: the CRs, their events, the children's status, recent logs.
+    Report {
+        strategy: String,
+        /// Where the bundle goes.
+        #[arg(long, default_value = "ia-agents-report")]
+        out: std::path::PathBuf,
+    },
+}
+
+/// Runs one command in `namespace`; what it prints.
+pub async fn run(
+    client: Client,
+    namespace: &str,
+    output: Output,
+    command: Command,
+) -> Result<String, PluginError> {
+    match command {
+        Command::Status { strategy } => {
+            let view = status(client, namespace, &strategy).await?;
+            Ok(render(&view, output, status::text))
+        }
+        Command::Why { decision, strategy } => {
+            let debate = why::debate(client, namespace, &decision, strategy.as_deref()).await?;
+            Ok(render(&debate, output, why::text))
+        }
+        Command::Approve { id } => actions::answer(client, namespace, &id, true).await,
+        Command::Reject { id } => actions::answer(client, namespace, &id, false).await,
+        Command::Pause { strategy } => actions::pause(client, namespace, &strategy, true).await,
+        Command::Resume { strategy } => actions::pause(client, namespace, &strategy, false).await,
+        Command::Report { strategy, out } => report(client, namespace, &strategy, &out).await,
+    }
+}
+
+/// JSON, YAML or the command's own text.
+fn render<T: serde::Serialize>(value: &T, output: Output, text: fn(&T) -> String) -> String {
+    match output {
+        Output::Text => text(value),
+        Output::Json => serde_json::to_string_pretty(value).unwrap_or_default() + "\n",
+        Output::Yaml => serde_yaml::to_string(value).unwrap_or_default(),
+    }
+}
