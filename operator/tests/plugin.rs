@@ -75,6 +75,7 @@ async fn status_shows_readiness_the_last_decision_escalations_equity_and_the_tea
         !screen.contains("someone-else"),
         "only the Strategy's own assistants"
     );
+    println!("{screen}"); // the README shows this screen
     let json: Value = serde_json::from_str(
         &run(
             client.clone(),
