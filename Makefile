@@ -1,5 +1,5 @@
 # Developer shortcuts; each target is one command you can also run by hand.
-.PHONY: test ci crds validate-samples fmt clippy images e2e chart-crds
+.PHONY: test ci crds validate-samples fmt clippy images e2e chart-crds plugin
 
 test:            ## the whole test suite (installs what it needs)
 	./scripts/test.sh
@@ -13,6 +13,9 @@ crds:            ## regenerate crds/ from the Rust types (and the chart's copy)
 
 validate-samples: ## check config/samples against the CRDs, offline
 	cargo run -q -p ia-operator -- validate -f config/samples/*.yaml
+
+plugin:          ## install kubectl-ia_agents on the PATH (then: kubectl ia-agents status STRATEGY)
+	cargo install --locked --path operator --bin kubectl-ia_agents
 
 fmt:
 	cargo fmt --all
