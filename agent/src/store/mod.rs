@@ -625,23 +625,16 @@ impl Store {
 
     /// Positions and the latest portfolio snapshot.
     pub async fn portfolio(&self, strategy: &str) -> Result<serde_json::Value, StoreError> {
-        let (positions, snapshot) = on_pool!(self, pool => {
-            let positions: Vec<serde_json::Value> = sqlx::query("SELECT symbol, quantity, entry_price, updated_at FROM positions WHERE strategy = $1 ORDER BY symbol")
-                .bind(strategy)
-                .fetch_all(pool)
-                .await
-                .map_err(self.err("reading positions"))?
-                .into_iter()
-                .map(|r| serde_json::json!({"symbol": r.get::<String, _>(0), "quantity": r.get::<String, _>(1), "entryPrice": r.get::<String, _>(2), "updatedAt": r.get::<i64, _>(3)}))
-                .collect();
-            let snapshot = sqlx::query("SELECT at, equity, cash FROM portfolio WHERE strategy = $1 ORDER BY at DESC LIMIT 1")
-                .bind(strategy)
-                .fetch_optional(pool)
-                .await
-                .map_err(self.err("reading the portfolio"))?
-                .map(|r| serde_json::json!({"at": r.get::<i64, _>(0), "equity": r.get::<String, _>(1), "cash": r.get::<String, _>(2)}));
-            (positions, snapshot)
-        });
+        let positions: Vec<serde_json::Value> = on_pool!(self, pool => sqlx::query("SELECT symbol, quantity, entry_price, updated_at FROM positions WHERE strategy = $1 ORDER BY symbol")
+            .bind(strategy)
+            .fetch_all(pool)
+            .await
+            .map_err(self.err("reading positions"))?
+            .into_iter()
+            .map(|r| serde_json::json!({"symbol": r.get::<String, _>(0), "quantity": r.get::<String, _>(1), "entryPrice": r.get::<String, _>(2), "updatedAt": r.get::<i64, _>(3)}))
+            .collect());
+        // the latest point of the equity curve
+        let snapshot = self.equity_curve(strategy, 1).await?.pop();
         Ok(serde_json::json!({"positions": positions, "latest": snapshot}))
     }
 

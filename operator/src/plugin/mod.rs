@@ -16,7 +16,9 @@ mod status;
 mod why;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use kube::api::{Api, ListParams};
 use kube::Client;
+use protocol::crd::{Strategy, TradingAssistant};
 
 pub use report::report;
 pub use status::{status, StatusView};
@@ -44,6 +46,34 @@ impl PluginError {
             _ => PluginError::Kube { what, error },
         }
     }
+}
+
+/// The Strategy `name` in `namespace`, or an error naming it.
+async fn strategy(client: &Client, namespace: &str, name: &str) -> Result<Strategy, PluginError> {
+    Api::<Strategy>::namespaced(client.clone(), namespace)
+        .get(name)
+        .await
+        .map_err(PluginError::kube(format!("strategy {namespace}/{name}")))
+}
+
+/// The TradingAssistants of `namespace` bound to Strategy `strategy`.
+async fn assistants_of(
+    client: &Client,
+    namespace: &str,
+    strategy: &str,
+) -> Result<Vec<TradingAssistant>, PluginError> {
+    Ok(
+        Api::<TradingAssistant>::namespaced(client.clone(), namespace)
+            .list(&ListParams::default())
+            .await
+            .map_err(PluginError::kube(format!(
+                "tradingassistants in {namespace}"
+            )))?
+            .items
+            .into_iter()
+            .filter(|a| a.spec.strategy_ref.name == strategy)
+            .collect(),
+    )
 }
 
 /// How a command prints.

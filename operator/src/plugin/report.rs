@@ -7,7 +7,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{Api, ListParams, LogParams};
 use kube::Client;
-use protocol::crd::{ConsensusPolicy, Strategy, TradingAssistant};
+use protocol::crd::ConsensusPolicy;
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -22,10 +22,7 @@ pub async fn report(
     out: &Path,
 ) -> Result<String, PluginError> {
     let what = format!("strategy {namespace}/{strategy}");
-    let s = Api::<Strategy>::namespaced(client.clone(), namespace)
-        .get(strategy)
-        .await
-        .map_err(PluginError::kube(&what))?;
+    let s = super::strategy(&client, namespace, strategy).await?;
     let policy_name = s.spec.consensus_policy_ref.name.clone();
     let policy = Api::<ConsensusPolicy>::namespaced(client.clone(), namespace)
         .get_opt(&policy_name)
@@ -33,17 +30,7 @@ pub async fn report(
         .map_err(PluginError::kube(format!(
             "consensuspolicy {namespace}/{policy_name}"
         )))?;
-    let assistants: Vec<TradingAssistant> =
-        Api::<TradingAssistant>::namespaced(client.clone(), namespace)
-            .list(&ListParams::default())
-            .await
-            .map_err(PluginError::kube(format!(
-                "tradingassistants in {namespace}"
-            )))?
-            .items
-            .into_iter()
-            .filter(|a| a.spec.strategy_ref.name == strategy)
-            .collect();
+    let assistants = super::assistants_of(&client, namespace, strategy).await?;
     let children =
         ListParams::default().labels(&format!("trading.ia-agents.dev/strategy={strategy}"));
     let deployments = Api::<Deployment>::namespaced(client.clone(), namespace)

@@ -1,11 +1,8 @@
 //! `kubectl ia-agents status STRATEGY`: one screen, like `kubectl cnpg status`.
 
 use super::PluginError;
-use kube::api::{Api, ListParams};
 use kube::Client;
-use protocol::crd::{
-    DecisionSummary, PendingEscalation, PortfolioSummary, Strategy, TradingAssistant,
-};
+use protocol::crd::{DecisionSummary, PendingEscalation, PortfolioSummary, TradingAssistant};
 use serde::Serialize;
 use std::fmt::Write;
 
@@ -54,20 +51,10 @@ pub async fn status(
     namespace: &str,
     strategy: &str,
 ) -> Result<StatusView, PluginError> {
-    let what = format!("strategy {namespace}/{strategy}");
-    let s = Api::<Strategy>::namespaced(client.clone(), namespace)
-        .get(strategy)
-        .await
-        .map_err(PluginError::kube(&what))?;
-    let assistants = Api::<TradingAssistant>::namespaced(client, namespace)
-        .list(&ListParams::default())
-        .await
-        .map_err(PluginError::kube(format!(
-            "tradingassistants in {namespace}"
-        )))?
-        .items
+    let s = super::strategy(&client, namespace, strategy).await?;
+    let assistants = super::assistants_of(&client, namespace, strategy)
+        .await?
         .into_iter()
-        .filter(|a| a.spec.strategy_ref.name == strategy)
         .map(assistant_view)
         .collect();
     let status = s.status.clone().unwrap_or_default();

@@ -6,7 +6,6 @@
 use super::PluginError;
 use kube::api::Api;
 use kube::Client;
-use protocol::crd::Strategy;
 use serde_json::Value;
 use std::fmt::Write;
 
@@ -26,10 +25,7 @@ pub async fn debate(
             ))
         })?;
     let what = format!("strategy {namespace}/{strategy}");
-    let s = Api::<Strategy>::namespaced(client.clone(), namespace)
-        .get(strategy)
-        .await
-        .map_err(PluginError::kube(&what))?;
+    let s = super::strategy(&client, namespace, strategy).await?;
     let secret_name = s
         .status
         .and_then(|st| st.api_token_secret)
