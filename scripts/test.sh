@@ -57,8 +57,11 @@ export IA_REQUIRE_SERVICES=1
 log "Rust tests (cargo test --workspace)"
 cargo test --workspace --all-targets --locked
 
-log "building the binaries the Python tests drive"
-cargo build --workspace --bins --locked
+# `cargo test` has built the binaries the Python tests drive (target/debug/trading-agent, …): a
+# separate `cargo build --bins` would compile 35 crates again with other features, for nothing.
+for binary in trading-agent trading-operator kubectl-ia_agents; do
+  [ -x "target/debug/$binary" ] || { echo "target/debug/$binary was not built by cargo test" >&2; exit 1; }
+done
 
 log "Python tests (pytest: kubernetes-validate on config/, crds/ and the Helm chart; indicators against TA-Lib; the console in headless Chromium)"
 "$PY_ENV/bin/python" -m pytest -q tests
