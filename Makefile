@@ -8,11 +8,11 @@ ci:              ## what CI runs: fmt, clippy, tests
 	./.ci/run
 
 crds:            ## regenerate crds/ from the Rust types (and the chart's copy)
-	cargo run -q -p ia-operator -- crds --out-dir crds
+	cargo run -q -p ia-operator --bin trading-operator -- crds --out-dir crds
 	cp crds/trading.ia-agents.dev_*.yaml charts/ia-agents/crds/
 
 validate-samples: ## check config/samples against the CRDs, offline
-	cargo run -q -p ia-operator -- validate -f config/samples/*.yaml
+	cargo run -q -p ia-operator --bin trading-operator -- validate -f config/samples/*.yaml
 
 plugin:          ## install kubectl-ia_agents on the PATH (then: kubectl ia-agents status STRATEGY)
 	cargo install --locked --path operator --bin kubectl-ia_agents

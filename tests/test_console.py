@@ -1,19 +1,22 @@
 """The web console in a real browser (issue 18): headless Chromium (Debian's `chromium`, driven by
 Playwright) against a coordinator replaying real candles over nats-server, with the sample team as
 five assistant processes. The page asks for the token, shows the escalation the split team raises,
-approves it from its button, shows the resolution, and opens a decision's debate.
+approves it from its button, shows the resolution, and opens a decision's debate; a local JSON
+webhook is told of the escalation, and the link it gets opens that escalation in the page.
 
 Needs the binaries (`cargo build --bins`), nats-server (IA_TEST_NATS_URL, from scripts/services.sh)
 and /usr/bin/chromium; scripts/test.sh provides all three. Set IA_CONSOLE_SCREENSHOTS=DIR to keep
 screenshots of the page (the README's come from here).
 """
 
+import http.server
 import json
 import os
 import pathlib
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import urllib.request
 
@@ -62,8 +65,49 @@ def wait_until(check, timeout, what):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+class Webhook(http.server.BaseHTTPRequestHandler):
+    """A JSON webhook target: keeps every notification it is posted."""
+
+    received = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("content-length", 0)))
+        Webhook.received.append((self.path, json.loads(body)))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
 @pytest.fixture
-def coordinator(tmp_path):
+def webhook():
+    Webhook.received = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Webhook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook", Webhook.received
+    server.shutdown()
+
+
+def with_notifications(tmp_path, console_url):
+    """The sample Strategy, telling a webhook target named `hook` and linking to the console."""
+    strategy = (ROOT / "config/samples/strategy.yaml").read_text()
+    assert strategy.rstrip().endswith("storage: 2Gi"), "spec is the sample's last block"
+    strategy += (
+        "  notifications:\n"
+        f"    consoleUrl: {console_url}\n"
+        "    targets:\n"
+        "    - name: hook\n"
+        "      kind: webhook\n"
+        "      secretRef: {name: ia-hooks, key: url}\n"
+    )
+    path = tmp_path / "strategy.yaml"
+    path.write_text(strategy)
+    return path
+
+
+@pytest.fixture
+def coordinator(tmp_path, webhook):
     nats = os.environ.get("IA_TEST_NATS_URL")
     if not nats:
         missing("nats-server (IA_TEST_NATS_URL)")
@@ -86,16 +130,18 @@ def coordinator(tmp_path):
                      "--strategy", "btc-eth-paper", "--role", role, "--name", name,
                      "--instance", f"{role}-0"])
     port = free_port()
+    url = f"http://127.0.0.1:{port}"
     spawn("coordinator", [
         "coordinator", "--nats", nats, "--namespace", namespace,
-        "--strategy-file", "config/samples/strategy.yaml",
+        "--strategy-file", str(with_notifications(tmp_path, url)),
         "--policy-file", "config/samples/consensuspolicy.yaml",
         "--symbols", "BTCUSDT", "--data", "data/BTCUSDT-1h.csv.gz",
         "--from", "2020-03-01", "--to", "2020-04-30", "--wait-for-voters", "30",
         "--db", f"sqlite://{tmp_path / 'console.db'}", "--listen", f"127.0.0.1:{port}",
         "--hold-after-replay",
-    ], env={"IA_API_TOKEN": TOKEN, "IA_API_READ_AUTH": "true", "RUST_LOG": "info"})
-    url = f"http://127.0.0.1:{port}"
+    ], env={"IA_API_TOKEN": TOKEN, "IA_API_READ_AUTH": "true", "RUST_LOG": "info",
+            # the target's address, as the operator puts it from the target's Secret
+            "IA_NOTIFY_HOOK": webhook[0]})
     try:
         wait_until(lambda: get(f"{url}/api/v1/info")["strategy"] == "btc-eth-paper", 90,
                    "the coordinator's API")
@@ -121,7 +167,7 @@ def screenshot(page, name):
         page.screenshot(path=str(pathlib.Path(folder) / name))
 
 
-def test_the_console_shows_the_debate_and_approves_an_escalation(coordinator):
+def test_the_console_shows_the_debate_and_approves_an_escalation(coordinator, webhook):
     if not os.path.exists(CHROMIUM):
         missing("chromium (apt install chromium)")
     from playwright.sync_api import expect, sync_playwright
@@ -148,6 +194,18 @@ def test_the_console_shows_the_debate_and_approves_an_escalation(coordinator):
         expect(card).to_be_visible(timeout=60_000)
         escalation = card.get_attribute("data-id")
         screenshot(page, "console-escalation.png")
+
+        # the webhook was told, with a link that opens this escalation in the console
+        def told():
+            return [b for _, b in webhook[1] if b["details"]["kind"] == "escalation"]
+
+        wait_until(told, 15, "the escalation's notification")
+        note = told()[0]
+        assert note["details"]["escalation"]["id"] == escalation
+        assert note["link"] == f"{coordinator}/#escalation/{escalation}"
+        page.goto(note["link"])
+        card = page.locator(f'#pending li.escalation[data-id="{escalation}"]')
+        expect(card).to_have_class("escalation linked", timeout=15_000)
         card.locator("button.approve").click()
         resolved = page.locator(f'#resolved li[data-id="{escalation}"]')
         expect(resolved).to_have_attribute("data-outcome", "approved", timeout=15_000)

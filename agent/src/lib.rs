@@ -48,3 +48,4 @@ pub mod shutdown;
 pub mod standing;
 pub mod store;
 pub mod team;
+pub mod team_health;

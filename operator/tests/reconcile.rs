@@ -422,6 +422,106 @@ async fn a_paused_strategy_scales_its_team_to_zero_and_says_so() {
     assert_eq!(condition(&s, "Ready")["reason"], "Paused");
 }
 
+/// A local webhook that keeps the JSON bodies it is sent.
+async fn webhook() -> (String, Arc<std::sync::Mutex<Vec<Value>>>) {
+    use warp::Filter;
+    let received: Arc<std::sync::Mutex<Vec<Value>>> = Arc::default();
+    let log = received.clone();
+    let route = warp::post()
+        .and(warp::body::json())
+        .map(move |body: Value| {
+            log.lock().unwrap().push(body);
+            warp::reply()
+        });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(warp::serve(route).incoming(listener).run());
+    (format!("http://{addr}/hook"), received)
+}
+
+async fn told(received: &std::sync::Mutex<Vec<Value>>, n: usize) -> Vec<Value> {
+    for _ in 0..250 {
+        if received.lock().unwrap().len() >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    received.lock().unwrap().clone()
+}
+
+#[tokio::test]
+async fn the_kill_switch_is_told_to_the_notification_targets_and_their_secrets_stay_referenced() {
+    let (client, api) = FakeApi::start();
+    let ctx = Arc::new(context(client));
+    let (url, received) = webhook().await;
+    api.insert(json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "hooks", "namespace": NS},
+        "data": {"ops": k8s_openapi::ByteString(url.clone().into_bytes())}}));
+    api.insert(sample("consensuspolicy.yaml", 0));
+    let mut s = sample("strategy.yaml", 0);
+    s["spec"]["notifications"] = json!({"targets": [
+        {"name": "ops", "kind": "webhook", "secretRef": {"name": "hooks", "key": "ops"}},
+        {"name": "fills-only", "kind": "slack", "secretRef": {"name": "hooks", "key": "ops"}, "events": ["fill"]}
+    ]});
+    api.insert(s);
+    api.insert(sample("team.yaml", 0));
+    reconcile_strategy(&api, &ctx, "btc-eth-paper")
+        .await
+        .unwrap();
+    // running: nothing to tell, and the coordinator reads each target from its Secret
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        received.lock().unwrap().is_empty(),
+        "a running team is not news"
+    );
+    let coordinator = api
+        .get("apps/v1", "Deployment", NS, "btc-eth-paper-coordinator")
+        .unwrap();
+    let env = coordinator["spec"]["template"]["spec"]["containers"][0]["env"].clone();
+    let ops = env
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "IA_NOTIFY_OPS")
+        .unwrap();
+    assert_eq!(
+        ops["valueFrom"]["secretKeyRef"],
+        json!({"name": "hooks", "key": "ops"})
+    );
+    assert!(
+        !coordinator.to_string().contains(&url),
+        "the address stays in its Secret"
+    );
+
+    api.update(CRD, "Strategy", NS, "btc-eth-paper", |o| {
+        o["spec"]["paused"] = json!(true)
+    });
+    reconcile_strategy(&api, &ctx, "btc-eth-paper")
+        .await
+        .unwrap();
+    let got = told(&received, 1).await;
+    assert_eq!(
+        got.len(),
+        1,
+        "told once, to the target that wants risk events: {got:?}"
+    );
+    assert_eq!(
+        got[0]["details"],
+        json!({"kind": "killSwitch", "engaged": true})
+    );
+    assert_eq!(got[0]["strategy"], format!("{NS}/btc-eth-paper"));
+
+    api.update(CRD, "Strategy", NS, "btc-eth-paper", |o| {
+        o["spec"]["paused"] = json!(false)
+    });
+    reconcile_strategy(&api, &ctx, "btc-eth-paper")
+        .await
+        .unwrap();
+    let got = told(&received, 2).await;
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[1]["details"]["engaged"], false);
+}
+
 #[tokio::test]
 async fn a_strategy_with_a_missing_or_invalid_policy_is_not_ready_and_names_it() {
     let (client, api) = FakeApi::start();

@@ -63,10 +63,25 @@ pub fn outcome_name(resolution: Resolution) -> &'static str {
     }
 }
 
-/// A resolver whose open escalations are listed in `pending` (when the API runs).
+/// A resolver whose open escalations are listed in `pending` (when the API runs) and told to the
+/// Strategy's notification targets, linked to the console at `console_url`.
 pub struct Watched<R> {
     pub inner: R,
     pub pending: Option<PendingEscalations>,
+    pub notifier: notify::Notifier,
+    pub console_url: Option<String>,
+}
+
+impl<R> Watched<R> {
+    /// `inner`, listed in `pending`, told to nobody.
+    pub fn new(inner: R, pending: Option<PendingEscalations>) -> Self {
+        Self {
+            inner,
+            pending,
+            notifier: notify::Notifier::none(),
+            console_url: None,
+        }
+    }
 }
 
 impl<R: EscalationResolver> EscalationResolver for Watched<R> {
@@ -74,6 +89,8 @@ impl<R: EscalationResolver> EscalationResolver for Watched<R> {
         if let Some(pending) = &self.pending {
             pending.opened(escalation);
         }
+        self.notifier
+            .send(|| notify::Event::escalation(escalation, self.console_url.as_deref()));
         let resolution = self.inner.resolve(escalation).await;
         if let Some(pending) = &self.pending {
             pending.closed(&escalation.id, resolution);
@@ -112,10 +129,7 @@ mod tests {
         let (events, mut rx) = broadcast::channel(8);
         let pending = PendingEscalations::new(events);
         pending.opened(&escalation("late", 2));
-        let watched = Watched {
-            inner: Answers(Resolution::Rejected),
-            pending: Some(pending.clone()),
-        };
+        let watched = Watched::new(Answers(Resolution::Rejected), Some(pending.clone()));
         assert_eq!(
             watched.resolve(&escalation("early", 1)).await,
             Resolution::Rejected

@@ -10,8 +10,7 @@ use std::net::SocketAddr;
 use warp::http::StatusCode;
 use warp::Reply;
 
-/// An assistant whose last heartbeat is older than this is shown as missing (three beats).
-const HEALTHY_WITHIN_MS: i64 = 15_000;
+use crate::team_health::HEALTHY_WITHIN_MS;
 
 /// A route that takes no query parameters: refuses any.
 pub(super) fn no_query(raw: &HashMap<String, String>) -> Result<PageQuery, BadInput> {

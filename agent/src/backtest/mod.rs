@@ -117,6 +117,8 @@ pub struct Backtest {
     pub live: Option<crate::exchange::binance::BinanceSpot>,
     /// The audit chain's key (`IA_AUDIT_KEY` by default; unkeyed without it).
     pub audit_key: crate::audit::AuditKey,
+    /// Where fills and risk limits hit are told (`spec.notifications`; nobody by default).
+    pub notifier: notify::Notifier,
 }
 
 /// Order books shared between the book stream's task and the replay.
@@ -283,6 +285,7 @@ impl Backtest {
             books: None,
             live: None,
             audit_key: crate::audit::AuditKey::from_env(),
+            notifier: notify::Notifier::none(),
         }
     }
 
@@ -637,7 +640,11 @@ impl Backtest {
                     t,
                 ) {
                     crate::metrics::ordered(&name, resting.order.side, result.as_ref().ok());
-                    pending_orders.push(order_record(resting.order, result, &resting.reason));
+                    pending_orders.push(self.told(order_record(
+                        resting.order,
+                        result,
+                        &resting.reason,
+                    )));
                 }
                 for expired in exchange.expire_resting(symbol, t) {
                     crate::metrics::ordered(&name, expired.order.side, None);
@@ -673,7 +680,10 @@ impl Backtest {
                     };
                     // slippage applies to the level too; a refusal cannot happen for a held quantity
                     let result = exchange.execute(&order, price, reason);
-                    pending_orders.push(order_record(order, result, reason));
+                    self.notifier.send(|| {
+                        notify::Event::risk_limit(&name, symbol, &order.decision_id, reason)
+                    });
+                    pending_orders.push(self.told(order_record(order, result, reason)));
                 }
                 exchange.mark(symbol, decimal(candle.close));
                 if let Some(learner) = learner.as_mut() {
@@ -870,14 +880,28 @@ impl Backtest {
                                     record.order.side,
                                     record.fill.as_ref(),
                                 );
-                                pending_orders.push(record);
+                                pending_orders.push(self.told(record));
                                 (execution, fill)
                             }
                         }
                     }
                     Plan::Nothing(why) => (why, None),
-                    Plan::Refused(why) => (format!("refused: {why}"), None),
+                    Plan::Refused(why) => {
+                        self.notifier
+                            .send(|| notify::Event::risk_limit(&name, symbol, &decision.id, &why));
+                        (format!("refused: {why}"), None)
+                    }
                 };
+                if decision.vetoed {
+                    self.notifier.send(|| {
+                        notify::Event::risk_limit(
+                            &name,
+                            symbol,
+                            &decision.id,
+                            &veto_reason(&decision),
+                        )
+                    });
+                }
                 if fill.is_some()
                     || decision.escalated
                     || decision.vetoed
@@ -1056,6 +1080,24 @@ fn now_ms() -> i64 {
 
 /// The store's record of an order that was planned on a live candle closed `age_ms` ago, too
 /// stale to trade on, and never sent.
+/// Why a vetoed decision was stopped: the vetoing opinion's reasoning.
+fn veto_reason(decision: &Decision) -> String {
+    match decision.transcript.iter().rev().find(|o| o.veto) {
+        Some(o) => format!("{} vetoed {:?}: {}", o.role, decision.action, o.reasoning),
+        None => "vetoed".into(),
+    }
+}
+
+impl Backtest {
+    /// `record`, after telling its fill to the notification targets.
+    fn told(&self, record: OrderRecord) -> OrderRecord {
+        if let Some(fill) = &record.fill {
+            self.notifier.send(|| notify::Event::fill(fill));
+        }
+        record
+    }
+}
+
 fn stale_order_record(order: protocol::messages::Order, age_ms: i64) -> OrderRecord {
     let age_s = age_ms / 1000;
     OrderRecord {

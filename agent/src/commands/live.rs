@@ -160,10 +160,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         args.out.join("ia-agents.db").display()
     ))
     .await?;
+    // fills and risk limits are told as in a cluster (the addresses from IA_NOTIFY_<NAME>)
+    let notifier = notify::from_env(team_config.strategy.spec.notifications.as_ref())
+        .context("spec.notifications")?;
     let backtest = Backtest {
         max_cycles: args.max_cycles,
         // the warm-up candles are history: they teach the indicators, never reach an order
         trade_from: Some(to),
+        notifier,
         ..Backtest::new(team_config, series, interval.millis())
     };
     let (team, voters) = backtest.local_team()?;

@@ -444,6 +444,9 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_default();
     let policy = team_config.policy.spec.clone();
+    let notifications = team_config.strategy.spec.notifications.clone();
+    let notifier = notify::from_env(notifications.as_ref())
+        .with_context(|| format!("{}: spec.notifications", strategy_file.display()))?;
     // replay a file, or warm up from Binance and go on with live candles
     // the Strategy may ask for a replay (its own file, else the bundled candles) instead of Binance
     let market = &team_config.strategy.spec.market_data;
@@ -499,6 +502,7 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         );
     }
     backtest.live = live_exchange;
+    backtest.notifier = notifier.clone();
     if let Some(feed) = &streaming {
         // the live order books price the paper fills (market orders walk the visible levels)
         let books = agent::backtest::SharedBooks::default();
@@ -583,6 +587,13 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     tracing::info!(voters = voters.len(), strategy = %name, "coordinating");
+    // the roles the quorum counts on: their health is watched, and told when it changes
+    let counted: Vec<Role> = policy
+        .voters
+        .iter()
+        .copied()
+        .filter(|r| voters.iter().any(|v| v.role == *r))
+        .collect();
 
     // decisions go to the durable stream (exactly once per cycle id) in order, from a task of their own
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Decision>();
@@ -650,12 +661,22 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         subjects: subjects.clone(),
         round_timeout: Duration::from_secs(u64::from(policy.round_timeout_seconds)),
     };
+    tokio::spawn(agent::team_health::watch(
+        bus.clone(),
+        subjects.presence_scope().to_string(),
+        name.clone(),
+        counted,
+        api.as_ref().map(|state| state.presence.clone()),
+        notifier.clone(),
+    ));
     let escalations = agent::api::Watched {
         inner: BusEscalations {
             bus: bus.clone(),
             subjects: subjects.clone(),
         },
         pending: api.as_ref().map(|state| state.escalations.clone()),
+        notifier,
+        console_url: notifications.and_then(|n| n.console_url),
     };
     // decided, stored and published before a stop lets the process go (agent::shutdown)
     let in_flight = agent::shutdown::busy();
@@ -712,8 +733,9 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Serves the API and console on `addr`: escalation answers are relayed to the bus, the assistants'
-/// heartbeats refreshed every few seconds for their health. The state, for the stream's events.
+/// Serves the API and console on `addr`: escalation answers are relayed to the bus (the assistants'
+/// heartbeats are refreshed into its state by [`agent::team_health::watch`]). The state, for the
+/// stream's events.
 async fn serve_api(
     args: &CoordinatorArgs,
     addr: std::net::SocketAddr,
@@ -752,20 +774,6 @@ async fn serve_api(
                 }
                 Err(error) => tracing::warn!(%error, "ignored an escalation answer"),
             }
-        }
-    });
-    let (watcher, scope, presence) = (
-        bus.clone(),
-        subjects.presence_scope().to_string(),
-        state.presence.clone(),
-    );
-    tokio::spawn(async move {
-        loop {
-            match watcher.present(&scope).await {
-                Ok(beats) => *presence.write().unwrap_or_else(|e| e.into_inner()) = beats,
-                Err(error) => tracing::debug!(%error, "reading the assistants' presence failed"),
-            }
-            tokio::time::sleep(Duration::from_secs(5)).await;
         }
     });
     Ok(state)

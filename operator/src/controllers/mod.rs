@@ -16,6 +16,7 @@ pub mod apply;
 pub mod assistant;
 pub mod conditions;
 pub mod metrics;
+pub mod notifications;
 pub mod policy;
 pub mod run;
 pub mod strategy;

@@ -276,8 +276,13 @@ async fn record(
     now: Time,
 ) {
     for c in changes {
+        let before = protocol::crd::find_condition(conditions, &c.type_).map(|c| c.status.clone());
         if !transition(conditions, c.clone(), now.clone()) {
             continue;
+        }
+        // thrown, or released after it was on (not the first look at a running Strategy)
+        if c.type_ == PAUSED && (c.status == "True" || before.as_deref() == Some("True")) {
+            super::notifications::tell_kill_switch(ctx, s, c.status == "True");
         }
         let (warning, note) = if c.type_ == READY {
             (c.status != "True", c.message)

@@ -440,6 +440,15 @@ fn coordinator_env(s: &Strategy) -> Vec<EnvVar> {
             "apiSecret",
         ));
     }
+    // each notification target's address, by reference to its Secret
+    for target in s.spec.notifications.iter().flat_map(|n| &n.targets) {
+        let reference = &target.secret_ref;
+        vars.push(secret_env(
+            &target.env_name(),
+            &reference.name,
+            &reference.key,
+        ));
+    }
     vars
 }
 

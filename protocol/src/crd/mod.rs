@@ -13,11 +13,13 @@
 
 mod common;
 mod consensus_policy;
+mod notifications;
 mod strategy;
 mod trading_assistant;
 
 pub use common::*;
 pub use consensus_policy::*;
+pub use notifications::*;
 pub use strategy::*;
 pub use trading_assistant::*;
 

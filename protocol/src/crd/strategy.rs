@@ -106,6 +106,11 @@ pub struct StrategySpec {
     /// The services the team runs on, each provisioned by the operator or referenced.
     #[serde(default)]
     pub dependencies: DependenciesSpec,
+
+    /// Where people are told of escalations, the kill switch and risk limits, fills and a degraded
+    /// team (Slack, Discord, Telegram or a JSON webhook; addresses from Secrets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<super::NotificationsSpec>,
 }
 
 fn default_capital() -> f64 {

@@ -167,6 +167,22 @@ function renderPending(items) {
   }));
   $("#escalation-count").textContent = String(items.length);
   $("#no-escalations").hidden = items.length > 0;
+  focusLinked();
+}
+
+// a notification links to `/#escalation/ID`: that card is marked and scrolled to
+function linkedEscalation() {
+  const match = /^#escalation\/(.+)$/.exec(location.hash);
+  return match ? decodeURIComponent(match[1]) : null;
+}
+function focusLinked() {
+  const id = linkedEscalation();
+  if (!id) return;
+  const card = [...document.querySelectorAll("#pending li, #resolved li")].find((li) => li.dataset.id === id);
+  document.querySelectorAll(".linked").forEach((li) => li.classList.remove("linked"));
+  if (card) { card.classList.add("linked"); card.scrollIntoView({ block: "center" }); }
+  $("#linked-note").hidden = Boolean(card);
+  $("#linked-note").textContent = card ? "" : `escalation ${id} is no longer pending (answered or timed out)`;
 }
 
 const pending = new Map();
@@ -293,5 +309,6 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#forget").addEventListener("click", () => { sessionStorage.removeItem(TOKEN_KEY); state.token = null; askForToken(); });
   $("#filter-action").addEventListener("change", applyFilters);
   $("#filter-outcome").addEventListener("change", applyFilters);
+  window.addEventListener("hashchange", focusLinked);
   if (state.token) start(); else askForToken();
 });
