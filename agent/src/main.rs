@@ -116,7 +116,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// For the team's replays (backtest, run --local): the team decides on the main thread, and one
-/// worker thread writes the record to the store meanwhile (`backtest::writer`).
+/// worker thread writes the record to the store meanwhile (`engine::writer`).
 fn replay_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

@@ -118,7 +118,7 @@ mod tests {
         assert!(watch.observe("btc", vec![]).is_none());
         let degraded = watch.observe("btc", vec![Role::RiskManager]).unwrap();
         assert!(
-            degraded.text.contains("no healthy risk-manager"),
+            degraded.text.contains("no healthy riskManager"),
             "{}",
             degraded.text
         );

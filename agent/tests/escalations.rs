@@ -2,9 +2,9 @@
 //! human, who answers only after ETHUSDT has gone on deciding; BTCUSDT's cycles wait meanwhile, and
 //! the approved decision is taken up at its next candle under the escalated cycle's id.
 
-use agent::backtest::{Backtest, ReplayTeam, Series};
 use agent::config::TeamConfig;
 use agent::consensus::{EscalationResolver, Resolution, Voter};
+use agent::engine::{ReplayTeam, Series, Session};
 use agent::market::Candle;
 use agent::roles::{Analyst, Judgement};
 use agent::team::{LocalAssistant, LocalTeam};
@@ -89,7 +89,7 @@ async fn an_escalation_holds_its_own_symbol_and_no_other() {
     let mut config = TeamConfig::builtin().unwrap();
     config.strategy.spec.symbols = vec!["BTCUSDT".into(), "ETHUSDT".into()];
     config.policy.spec.escalation.action = protocol::crd::EscalationAction::Escalate;
-    let backtest = Backtest::new(config, vec![series("BTCUSDT"), series("ETHUSDT")], HOUR);
+    let backtest = Session::new(config, vec![series("BTCUSDT"), series("ETHUSDT")], HOUR);
     let (gate, open) = tokio::sync::watch::channel(false);
     let human = Gate {
         open,

@@ -2,9 +2,9 @@
 //! warm-up never reach an order, and a live candle is traded only while it is fresh (closed at most
 //! one interval ago); an older one is decided on and its order recorded as EXPIRED, never sent.
 
-use agent::backtest::{fresh, Backtest, ReplayTeam, Series};
 use agent::config::TeamConfig;
 use agent::consensus::Voter;
+use agent::engine::{fresh, ReplayTeam, Series, Session};
 use agent::market::stream::SymbolCandle;
 use agent::market::Candle;
 use agent::roles::{Analyst, Judgement};
@@ -68,9 +68,9 @@ async fn run_live(live_from: i64, live: &[i64]) -> (Vec<serde_json::Value>, i64)
         .collect();
     let mut config = TeamConfig::builtin().unwrap();
     config.strategy.spec.symbols = vec!["BTCUSDT".into()];
-    let backtest = Backtest {
+    let backtest = Session {
         trade_from: Some(live_from),
-        ..Backtest::new(
+        ..Session::new(
             config,
             vec![Series {
                 symbol: "BTCUSDT".into(),
@@ -97,7 +97,7 @@ async fn run_live(live_from: i64, live: &[i64]) -> (Vec<serde_json::Value>, i64)
             Some(rx),
             ReplayTeam {
                 transport: &team,
-                escalations: &agent::backtest::EscalationsTimeOut,
+                escalations: &agent::engine::EscalationsTimeOut,
                 voters,
             },
             Some(&store),

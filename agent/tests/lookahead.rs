@@ -2,8 +2,8 @@
 //! no indicator and no decision of the team changes when the data is cut right after the candle it
 //! was made on, and after their warm-up the indicators do not depend on where the data started.
 
-use agent::backtest::{Backtest, Series};
 use agent::config::TeamConfig;
+use agent::engine::{Series, Session};
 use agent::evaluation::lookahead::{
     decision_lookahead, indicator_lookahead, sample, warm_up_dependence,
 };
@@ -47,9 +47,9 @@ async fn no_decision_sees_a_later_candle() {
     let trade_from = slice[100 * 24].open_time;
     let mut config = TeamConfig::builtin().unwrap();
     config.strategy.spec.symbols = vec!["BTCUSDT".into()];
-    let backtest = Backtest {
+    let backtest = Session {
         trade_from: Some(trade_from),
-        ..Backtest::new(
+        ..Session::new(
             config,
             vec![Series {
                 symbol: "BTCUSDT".into(),

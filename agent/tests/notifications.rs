@@ -2,8 +2,8 @@
 //! a local HTTP server. Every stored fill is told once, and so is every veto and stop the risk rules
 //! made; the replay never waits for the webhook.
 
-use agent::backtest::{Backtest, Series};
 use agent::config::TeamConfig;
+use agent::engine::{Series, Session};
 use agent::market::read_candles;
 use agent::store::{PageQuery, Store};
 use notify::{Notifier, Retry, Target};
@@ -81,10 +81,10 @@ async fn every_fill_and_every_veto_of_a_replay_is_told() {
     let mut config = TeamConfig::builtin().unwrap();
     config.strategy.spec.symbols = vec!["BTCUSDT".into()];
     let strategy = config.strategy.metadata.name.clone().unwrap();
-    let backtest = Backtest {
+    let backtest = Session {
         trade_from: Some(trade_from),
         notifier,
-        ..Backtest::new(
+        ..Session::new(
             config,
             vec![Series {
                 symbol: "BTCUSDT".into(),

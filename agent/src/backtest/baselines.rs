@@ -2,8 +2,8 @@
 //! an SMA crossover (20/50) and MACD (12/26/9), each long-only, all-in / all-out per symbol with an
 //! equal share of the capital, through the same paper exchange (same fees and slippage).
 
-use super::metrics::{figures, Figures, Holding};
-use super::Series;
+use crate::engine::figures::{figures, Figures, Holding};
+use crate::engine::Series;
 use crate::exchange::paper::decimal;
 use crate::exchange::{FeeModel, PaperExchange};
 use crate::indicators::{Macd, Sma};

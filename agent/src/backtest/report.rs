@@ -1,8 +1,9 @@
 //! The backtest's outputs: `report.json` (machine-readable figures), `report.html` (equity and
 //! drawdown charts as inline SVG, the decision log) and the terminal table.
 
-use super::metrics::Figures;
-use super::{DecisionRecord, Outcome};
+use super::Backtested;
+use crate::engine::figures::Figures;
+use crate::engine::{DecisionRecord, Outcome};
 use chrono::{TimeZone, Utc};
 use serde_json::{json, Map, Value};
 use std::fmt::Write as _;
@@ -22,10 +23,11 @@ pub struct RunInfo {
 }
 
 /// `report.json`.
-pub fn json_report(outcome: &Outcome, info: &RunInfo) -> Value {
+pub fn json_report(run: &Backtested, info: &RunInfo) -> Value {
+    let outcome = &run.outcome;
     json!({
         "strategy": outcome.figures,
-        "baselines": outcome.baselines,
+        "baselines": run.baselines(),
         "decisions": outcome.decisions,
         "candles": outcome.candles,
         "cycles": outcome.cycles,
@@ -76,7 +78,8 @@ fn pct(x: f64) -> String {
 }
 
 /// The terminal table: our team against the baselines, then decisions by outcome.
-pub fn table(outcome: &Outcome, info: &RunInfo) -> String {
+pub fn table(run: &Backtested, info: &RunInfo) -> String {
+    let outcome = &run.outcome;
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -109,7 +112,7 @@ pub fn table(outcome: &Outcome, info: &RunInfo) -> String {
         );
     };
     row("ia-agents team", &outcome.figures);
-    for (name, f) in &outcome.baselines {
+    for (name, f) in &run.baselines() {
         row(name, f);
     }
     let d = &outcome.decisions;
@@ -231,7 +234,8 @@ fn escape(s: &str) -> String {
 const LOG_ROWS: usize = 300;
 
 /// `report.html`: self-contained, no scripts.
-pub fn html_report(outcome: &Outcome, info: &RunInfo) -> String {
+pub fn html_report(run: &Backtested, info: &RunInfo) -> String {
+    let outcome = &run.outcome;
     let mut html = String::from(
         r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>ia-agents backtest</title><style>
 body{font:14px/1.4 system-ui,sans-serif;margin:2em auto;max-width:1000px;color:#222}
@@ -250,14 +254,14 @@ td:first-child,th:first-child{text-align:left}.log td{text-align:left;font-size:
         outcome.candles,
         outcome.cycles,
         escape(&info.data.join(", ")),
-        escape(&table(outcome, info))
+        escape(&table(run, info))
     );
     html.push_str("<h2>Equity</h2>");
     html.push_str(&svg_chart(
         "equity",
         &[
             ("ia-agents team", "#1f5fbf", &outcome.curve),
-            ("buy and hold", "#999", &outcome.buy_and_hold_curve),
+            ("buy and hold", "#999", run.buy_and_hold_curve()),
         ],
         false,
     ));

@@ -1,8 +1,8 @@
 //! `trading-agent backtest`: the whole team in one process over real candles, with a report.
 
 use agent::backtest::report::{html_report, json_report, table, RunInfo};
-use agent::backtest::{Backtest, Series};
 use agent::config::TeamConfig;
+use agent::engine::{Series, Session};
 use agent::market::{bundled, file::parse_candles, read_candles, Candle};
 use agent::store::Store;
 use anyhow::{anyhow, bail, Context};
@@ -256,7 +256,7 @@ fn day_start(date: NaiveDate) -> i64 {
 
 /// A replay ready to run, and what it is about.
 pub struct Prepared {
-    pub backtest: Backtest,
+    pub backtest: Session,
     pub info: RunInfo,
 }
 
@@ -347,9 +347,9 @@ pub fn prepare(args: &ReplayArgs, mut team_config: TeamConfig) -> anyhow::Result
         wall_seconds: 0.0,
     };
     Ok(Prepared {
-        backtest: Backtest {
+        backtest: Session {
             trade_from: from,
-            ..Backtest::new(team_config, series, interval.millis())
+            ..Session::new(team_config, series, interval.millis())
         },
         info,
     })
@@ -435,17 +435,16 @@ pub async fn run(args: BacktestArgs) -> anyhow::Result<()> {
         }
     };
     let mut last_line = 0u64;
-    let outcome = backtest
-        .run(Some(&store), |done, total| match &bar {
-            Some(bar) => bar.set_position(done),
-            None => {
-                if done * 10 / total.max(1) > last_line || done == total {
-                    last_line = done * 10 / total.max(1);
-                    eprintln!("replayed {done}/{total} candles");
-                }
+    let outcome = agent::backtest::run(&backtest, Some(&store), |done, total| match &bar {
+        Some(bar) => bar.set_position(done),
+        None => {
+            if done * 10 / total.max(1) > last_line || done == total {
+                last_line = done * 10 / total.max(1);
+                eprintln!("replayed {done}/{total} candles");
             }
-        })
-        .await?;
+        }
+    })
+    .await?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }

@@ -1,8 +1,8 @@
 //! `trading-agent evaluate`: parses the options, loads the candles, runs the windows in parallel
 //! with a progress bar and writes the reports (the work itself is [`agent::evaluation`]).
 
-use agent::backtest::{default_team, Series};
 use agent::config::TeamConfig;
+use agent::engine::{default_team, Series};
 use agent::evaluation::report::{html_report, json_report, summarise, table};
 use agent::evaluation::windows::WindowLength;
 use agent::evaluation::Evaluation;

@@ -2,8 +2,8 @@
 //! recent candles from the REST API, then closed candles from the WebSocket streams as they come,
 //! each decision printed as it is made.
 
-use agent::backtest::{Backtest, EscalationsTimeOut, Series};
 use agent::config::TeamConfig;
+use agent::engine::{EscalationsTimeOut, Series, Session};
 use agent::market::binance::{BinanceRest, MAINNET};
 use agent::market::stream::{KlineStream, MAINNET_WS};
 use agent::store::Store;
@@ -163,12 +163,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     // fills and risk limits are told as in a cluster (the addresses from IA_NOTIFY_<NAME>)
     let notifier = notify::from_env(team_config.strategy.spec.notifications.as_ref())
         .context("spec.notifications")?;
-    let backtest = Backtest {
+    let backtest = Session {
         max_cycles: args.max_cycles,
         // the warm-up candles are history: they teach the indicators, never reach an order
         trade_from: Some(to),
         notifier,
-        ..Backtest::new(team_config, series, interval.millis())
+        ..Session::new(team_config, series, interval.millis())
     };
     let (team, voters) = backtest.local_team()?;
     let (streaming, rx) = live_feed(&rest, &args.ws_url, &backtest.series, interval);
@@ -186,7 +186,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let outcome = backtest
         .replay(
             Some(rx),
-            agent::backtest::ReplayTeam {
+            agent::engine::ReplayTeam {
                 transport: &team,
                 escalations: &EscalationsTimeOut,
                 voters,

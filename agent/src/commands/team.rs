@@ -483,9 +483,9 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
             wall_seconds: 0.0,
         };
         // the warm-up candles are history: they teach the indicators, never reach an order
-        let backtest = agent::backtest::Backtest {
+        let backtest = agent::engine::Session {
             trade_from: Some(live_from),
-            ..agent::backtest::Backtest::new(team_config, series, interval.millis())
+            ..agent::engine::Session::new(team_config, series, interval.millis())
         };
         (backtest, info, Some(rx), Some(streaming))
     } else {
@@ -505,7 +505,7 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
     backtest.notifier = notifier.clone();
     if let Some(feed) = &streaming {
         // the live order books price the paper fills (market orders walk the visible levels)
-        let books = agent::backtest::SharedBooks::default();
+        let books = agent::engine::SharedBooks::default();
         let stream = agent::market::book::BookStream {
             ws_url: args.ws_url.clone(),
             symbols: backtest.team_config.strategy.spec.symbols.clone(),
@@ -683,7 +683,7 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
     let outcome = backtest
         .replay(
             live,
-            agent::backtest::ReplayTeam {
+            agent::engine::ReplayTeam {
                 transport: &transport,
                 escalations: &escalations,
                 voters,

@@ -11,7 +11,7 @@
 //!
 //! Each names what failed: the indicator, or the role and the figure of its opinion.
 
-use crate::backtest::{Backtest, EscalationsTimeOut, ReplayTeam, Series};
+use crate::engine::{EscalationsTimeOut, ReplayTeam, Series, Session};
 use crate::indicators::IndicatorSet;
 use crate::market::Candle;
 use protocol::messages::{Decision, Indicators};
@@ -156,7 +156,7 @@ pub fn warm_up_dependence(
 }
 
 /// Every decision of a replay of `backtest` (its own series and configuration, no store).
-async fn decisions(backtest: &Backtest) -> Result<Vec<Decision>, crate::backtest::BacktestError> {
+async fn decisions(backtest: &Session) -> Result<Vec<Decision>, crate::engine::SessionError> {
     let (team, voters) = backtest.local_team()?;
     let mut made = Vec::new();
     backtest
@@ -205,7 +205,7 @@ fn difference(full: &Decision, cut: &Decision) -> Option<(String, String, String
 /// same when the data ends right after each of them.
 /// The cut replays keep the backtest's team, history, news, model and forecaster; a retraining
 /// forecaster (`retrainer`) and live venues are not replayed (their state outlives one run).
-pub async fn decision_lookahead(backtest: &Backtest, samples: &[usize]) -> Result<(), Leak> {
+pub async fn decision_lookahead(backtest: &Session, samples: &[usize]) -> Result<(), Leak> {
     let full = decisions(backtest).await.map_err(|e| Leak::Decision {
         decision: "the full replay".into(),
         what: e.to_string(),
@@ -218,7 +218,7 @@ pub async fn decision_lookahead(backtest: &Backtest, samples: &[usize]) -> Resul
         let Some(expected) = full.iter().find(|d| d.id.contains(&format!("_{t}_"))) else {
             continue;
         };
-        let cut = Backtest {
+        let cut = Session {
             team: backtest.team.clone(),
             max_cycles: backtest.max_cycles,
             trade_from: backtest.trade_from,
@@ -226,7 +226,7 @@ pub async fn decision_lookahead(backtest: &Backtest, samples: &[usize]) -> Resul
             news: backtest.news.clone(),
             llm: backtest.llm.clone(),
             forecaster: backtest.forecaster.clone(),
-            ..Backtest::new(
+            ..Session::new(
                 backtest.team_config.clone(),
                 vec![Series {
                     symbol: series.symbol.clone(),

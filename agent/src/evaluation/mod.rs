@@ -19,9 +19,9 @@ pub mod report;
 pub mod stats;
 pub mod windows;
 
-use crate::backtest::metrics::Figures;
-use crate::backtest::{Backtest, BacktestError, Member, Series};
 use crate::config::TeamConfig;
+use crate::engine::figures::Figures;
+use crate::engine::{Member, Series, Session, SessionError};
 use protocol::crd::Weighting;
 use protocol::Role;
 use rust_decimal::prelude::ToPrimitive;
@@ -120,7 +120,7 @@ pub enum EvaluateError {
     Window {
         symbol: String,
         from: String,
-        error: Box<BacktestError>,
+        error: Box<SessionError>,
     },
     #[error("no window to score: the data (after --from/--to and {warm_up} days of warm-up) is shorter than {min} days", warm_up = WARM_UP_MS / 86_400_000, min = windows::MIN_WINDOW_DAYS)]
     NoWindows,
@@ -212,12 +212,12 @@ impl Evaluation {
         team: Vec<Member>,
         series: Series,
         from: i64,
-    ) -> Backtest {
-        Backtest {
+    ) -> Session {
+        Session {
             team,
             trade_from: Some(from),
             news: self.news.clone(),
-            ..Backtest::new(config, vec![series], self.interval_ms)
+            ..Session::new(config, vec![series], self.interval_ms)
         }
     }
 
@@ -246,8 +246,7 @@ impl Evaluation {
             outcome.turnover,
             fees(outcome.fees_paid),
         );
-        let baselines = outcome
-            .baseline_runs
+        let baselines = crate::backtest::baseline_runs(&team_run)
             .iter()
             .map(|(name, run)| {
                 (

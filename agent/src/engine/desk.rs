@@ -1,0 +1,253 @@
+//! The desk (docs/architecture.md, "Execution and the record"): the executor's plans placed on a
+//! [`Venue`], resting limit orders, and the stops and targets of held positions, all booked in the
+//! ledger the team reads its portfolio from. Everything it orders goes to the [`Record`].
+
+use super::feed::{fresh, now_ms};
+use super::record::Record;
+use super::venue::{AnyVenue, Venue};
+use super::SharedBooks;
+use crate::exchange::paper::decimal;
+use crate::exchange::{OrderRejection, PaperExchange, Placement};
+use crate::executor::{Executor, Market, Plan};
+use crate::market::Candle;
+use crate::standing::Standing;
+use crate::store::OrderRecord;
+use protocol::messages::{Decision, Fill, Order, OrderKind, PortfolioContext, Side};
+use rust_decimal::prelude::ToPrimitive;
+
+/// The desk of one session.
+pub struct Desk<'a> {
+    strategy: String,
+    executor: Executor,
+    venue: AnyVenue<'a>,
+    ledger: PaperExchange,
+    /// The live order books that price paper market orders, when they stream.
+    books: Option<&'a SharedBooks>,
+    limit_ttl_ms: i64,
+    stop_loss: f64,
+    take_profit: f64,
+    interval_ms: i64,
+}
+
+/// When and how a decision is executed.
+#[derive(Debug, Clone, Copy)]
+pub struct At {
+    /// The decided candle's open time.
+    pub t: i64,
+    /// Its close time: a live decision is traded only while it is fresh.
+    pub close_time: i64,
+    /// Its close, the orders' reference price.
+    pub close: f64,
+    /// Whether the candle came from the live feed.
+    pub live: bool,
+}
+
+impl<'a> Desk<'a> {
+    /// A desk that plans with `executor`, trades on `venue` and books in `ledger`.
+    pub fn new(
+        executor: Executor,
+        venue: AnyVenue<'a>,
+        ledger: PaperExchange,
+        books: Option<&'a SharedBooks>,
+        limit_ttl_ms: i64,
+        interval_ms: i64,
+    ) -> Self {
+        Self {
+            strategy: executor.strategy.clone(),
+            stop_loss: executor.limits.stop_loss,
+            take_profit: executor.limits.take_profit,
+            executor,
+            venue,
+            ledger,
+            books,
+            limit_ttl_ms,
+            interval_ms,
+        }
+    }
+
+    /// The book: cash, positions, equity, closed trades.
+    pub fn ledger(&self) -> &PaperExchange {
+        &self.ledger
+    }
+
+    /// What a candle of `symbol` does to the book before the team decides on it: resting limit
+    /// orders it reaches fill, those whose time ran out expire, a held position's stop or target
+    /// inside its range closes it, and the position is marked at its close.
+    pub fn on_candle(&mut self, symbol: &str, candle: &Candle, t: i64, record: &mut Record<'_>) {
+        let (open, high, low) = (
+            decimal(candle.open),
+            decimal(candle.high),
+            decimal(candle.low),
+        );
+        for (resting, result) in self.ledger.fill_resting(symbol, open, high, low, t) {
+            record.order(order_record(resting.order, result, &resting.reason));
+        }
+        for expired in self.ledger.expire_resting(symbol, t) {
+            record.order(OrderRecord {
+                order: expired.order,
+                fill: None,
+                status: "EXPIRED",
+                reason: "limit not reached before spec.exchange.limitTtlCandles".into(),
+            });
+        }
+        self.exit(symbol, candle, t, record);
+        self.ledger.mark(symbol, decimal(candle.close));
+    }
+
+    /// Closes a held position whose stop-loss or take-profit the candle reaches.
+    fn exit(&mut self, symbol: &str, candle: &Candle, t: i64, record: &mut Record<'_>) {
+        let Some((price, reason)) = self.ledger.exit_on_candle(
+            symbol,
+            candle.open,
+            candle.high,
+            candle.low,
+            self.stop_loss,
+            self.take_profit,
+        ) else {
+            return;
+        };
+        let quantity = self
+            .ledger
+            .position(symbol)
+            .map(|p| p.quantity)
+            .unwrap_or_default();
+        let order = Order {
+            decision_id: format!("{}_{symbol}_{t}_{reason}", self.strategy),
+            strategy: self.strategy.clone(),
+            symbol: symbol.to_string(),
+            side: Side::Sell,
+            kind: OrderKind::Market,
+            quantity,
+            limit_price: None,
+            at: t,
+        };
+        // slippage applies to the level too; a refusal cannot happen for a held quantity
+        let result = self.ledger.execute(&order, price, reason);
+        record.risk(symbol, &order.decision_id, reason);
+        record.order(order_record(order, result, reason));
+    }
+
+    /// The portfolio as the team sees it when deciding on `symbol` at `close`.
+    pub fn context(&self, symbol: &str, close: f64, standing: &Standing) -> PortfolioContext {
+        let equity = self.ledger.equity().to_f64().unwrap_or(0.0);
+        let position = self.ledger.position(symbol);
+        PortfolioContext {
+            equity,
+            position_fraction: position.map_or(0.0, |p| {
+                (p.quantity * decimal(close)).to_f64().unwrap_or(0.0)
+                    / equity.max(f64::MIN_POSITIVE)
+            }),
+            entry_price: position.and_then(|p| p.entry_price.to_f64()),
+            open_positions: self.ledger.positions().count() as u32,
+            drawdown: standing.drawdown(equity),
+            daily_loss: standing.daily_loss(equity),
+        }
+    }
+
+    /// Executes `decision`: what was done, for the log, and its fill.
+    pub async fn execute(
+        &mut self,
+        decision: &Decision,
+        context: &PortfolioContext,
+        market: Market,
+        at: At,
+        record: &mut Record<'_>,
+    ) -> (String, Option<Fill>) {
+        match self.executor.plan(decision, &self.ledger, context, market) {
+            Plan::Trade(order) if at.live && !fresh(at.close_time, self.interval_ms, now_ms()) => {
+                let stale = stale_order_record(order, now_ms() - at.close_time);
+                tracing::warn!(symbol = %decision.symbol, decision = %decision.id, reason = %stale.reason, "not traded");
+                let execution = format!("expired: {}", stale.reason);
+                record.order(stale);
+                (execution, None)
+            }
+            Plan::Trade(order) => self.trade(order, at, record).await,
+            Plan::Nothing(why) => (why, None),
+            Plan::Refused(why) => {
+                record.risk(&decision.symbol, &decision.id, &why);
+                (format!("refused: {why}"), None)
+            }
+        }
+    }
+
+    /// Places `order` on the venue; a limit order that rests is recorded when it fills or expires.
+    async fn trade(
+        &mut self,
+        order: Order,
+        at: At,
+        record: &mut Record<'_>,
+    ) -> (String, Option<Fill>) {
+        if let Some(books) = self.books {
+            let book = books
+                .lock()
+                .expect("books lock")
+                .get(&order.symbol)
+                .cloned();
+            if let Some((depth, arrived)) = book {
+                self.ledger.update_book(depth, arrived);
+            }
+        }
+        let placed = self
+            .venue
+            .submit(
+                &mut self.ledger,
+                &order,
+                decimal(at.close),
+                at.t + self.limit_ttl_ms,
+            )
+            .await;
+        let result = match placed {
+            Ok(Placement::Filled(fill)) => Ok(fill),
+            Err(rejection) => Err(rejection),
+            Ok(Placement::Resting) => {
+                let execution = format!(
+                    "limit {:?} {} @ {} resting",
+                    order.side,
+                    order.quantity,
+                    order.limit_price.unwrap_or_default()
+                );
+                return (execution, None);
+            }
+        };
+        let placed = order_record(order, result, "decision");
+        let execution = match &placed.fill {
+            Some(fill) => format!("{:?} {} @ {}", fill.side, fill.quantity, fill.price),
+            None => format!("rejected: {}", placed.reason),
+        };
+        let fill = placed.fill.clone();
+        record.order(placed);
+        (execution, fill)
+    }
+}
+
+/// The store's record of an order the venue filled or refused.
+fn order_record(order: Order, result: Result<Fill, OrderRejection>, reason: &str) -> OrderRecord {
+    match result {
+        Ok(fill) => OrderRecord {
+            order,
+            fill: Some(fill),
+            status: "FILLED",
+            reason: reason.to_string(),
+        },
+        Err(rejection) => OrderRecord {
+            order,
+            fill: None,
+            status: "REJECTED",
+            reason: rejection.to_string(),
+        },
+    }
+}
+
+/// The store's record of an order that was planned on a live candle closed `age_ms` ago, too
+/// stale to trade on, and never sent.
+fn stale_order_record(order: Order, age_ms: i64) -> OrderRecord {
+    let age_s = age_ms / 1000;
+    OrderRecord {
+        order,
+        fill: None,
+        status: "EXPIRED",
+        reason: format!(
+            "the candle closed {age_s} s ago, more than one interval: too old to trade on"
+        ),
+    }
+}

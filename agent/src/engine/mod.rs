@@ -1,0 +1,317 @@
+//! The trading engine of every mode (docs/architecture.md, "The engine"): the backtest, `run
+//! --local` and the coordinator process all drive a [`Session`] over a feed of candles.
+//!
+//! - [`feed`]: the candles, loaded then live, step by step;
+//! - [`session`]: the candle loop: indicators, schedules, the team's cycles, escalations held per
+//!   symbol, learned weights;
+//! - [`desk`]: the executor's orders on a [`venue::Venue`] (paper or Binance spot), resting
+//!   orders, stops and targets, booked in the ledger;
+//! - [`record`]: every store write, metric and notification, on one path;
+//! - [`figures`]: return, Sharpe, Sortino, drawdown of an equity curve.
+//!
+//! Time runs candle by candle over every symbol (candles of the same open time together). On each
+//! candle: indicators update, a held position's stop-loss / take-profit is checked against the
+//! candle's range, then a cycle runs for the symbol if the Strategy's analysis schedule fires at the
+//! candle's close or the market monitor raises an alert. Decisions execute at the close (± slippage).
+
+pub mod desk;
+pub mod feed;
+pub mod figures;
+pub mod record;
+pub mod session;
+pub mod venue;
+mod writer;
+
+pub use feed::{fresh, timeline};
+pub use writer::AuditHead;
+
+use crate::config::TeamConfig;
+use crate::consensus::{EscalationResolver, Resolution, Voter};
+use crate::exchange::ClosedTrade;
+use crate::market::Candle;
+use crate::roles::{analyst_for, Params};
+use crate::store::Store;
+use crate::team::{LocalAssistant, LocalTeam};
+use figures::Figures;
+use protocol::messages::{Decision, Escalation, Fill};
+use protocol::Role;
+use rust_decimal::Decimal;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+
+/// The candles of one symbol, ascending.
+#[derive(Debug, Clone)]
+pub struct Series {
+    pub symbol: String,
+    pub candles: Vec<Candle>,
+}
+
+/// One assistant of an in-process team.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub name: String,
+    pub role: Role,
+    pub weight: f64,
+    pub params: Params,
+}
+
+/// The seed's team of seven, as `config/samples/team.yaml` declares it.
+pub fn default_team() -> Vec<Member> {
+    [
+        ("market-monitor", Role::MarketMonitor, 1.0),
+        ("technical-analyst", Role::TechnicalAnalyst, 1.2),
+        ("fundamental-analyst", Role::FundamentalAnalyst, 0.8),
+        ("risk-manager", Role::RiskManager, 1.5),
+        ("strategist", Role::Strategist, 1.2),
+        ("executor", Role::Executor, 1.0),
+        ("auditor", Role::Auditor, 1.0),
+    ]
+    .map(|(name, role, weight)| Member {
+        name: name.into(),
+        role,
+        weight,
+        params: Params::default(),
+    })
+    .to_vec()
+}
+
+/// Everything a session needs: the team, its configuration, the candles and where it trades.
+pub struct Session {
+    pub team_config: TeamConfig,
+    pub team: Vec<Member>,
+    pub series: Vec<Series>,
+    pub interval_ms: i64,
+    /// Stop after this many cycles (all candles when `None`).
+    pub max_cycles: Option<u64>,
+    /// Candles that opened before this instant (ms) are history: they warm the indicators, the
+    /// alert detectors, the learned weights (the team decides on them in the shadow, nothing is
+    /// traded or stored) and the retrained forecaster, and they are not scored. `None`: every
+    /// candle is traded and scored. On a live feed this is where the warm-up ends, so that no
+    /// order is ever sent for a warm-up candle.
+    pub trade_from: Option<i64>,
+    /// Whether the team decides on history candles (in the shadow, to teach the learned weights).
+    /// A coordinator over NATS does not: a year of cycles through the bus before its first candle
+    /// would delay it by minutes.
+    pub shadow_cycles: bool,
+    /// Dated headlines for the fundamental analyst (`--news FILE`); without them it abstains.
+    pub news: Option<std::sync::Arc<crate::roles::fundamental::DatedHeadlines>>,
+    /// A model for the reasoning roles (the risk manager stays rule-bound), `--ollama-url`.
+    pub llm: Option<crate::llm::LlmReasoner>,
+    /// The strategist's ML forecast (`--forecaster FILE`).
+    pub forecaster: Option<std::sync::Arc<dyn crate::roles::strategist::Forecaster>>,
+    /// Retrains the strategist's ensemble on the learning schedule (`backtest --retrain`); the
+    /// same object is the `forecaster`.
+    pub retrainer: Option<std::sync::Arc<crate::ml::Retrainer>>,
+    /// The latest streamed order books (symbol → book, arrival ms), live only: market orders of the
+    /// paper exchange walk them while they are fresh.
+    pub books: Option<SharedBooks>,
+    /// `mode: live`: the decisions' orders go to this exchange and the paper book mirrors its
+    /// fills (stops, targets and limit orders stay simulated). `None`: paper trading.
+    pub live: Option<crate::exchange::binance::BinanceSpot>,
+    /// The audit chain's key (`IA_AUDIT_KEY` by default; unkeyed without it).
+    pub audit_key: crate::audit::AuditKey,
+    /// Where fills and risk limits hit are told (`spec.notifications`; nobody by default).
+    pub notifier: notify::Notifier,
+}
+
+/// Order books shared between the book stream's task and the replay.
+pub type SharedBooks =
+    std::sync::Arc<std::sync::Mutex<HashMap<String, (crate::market::book::Depth, i64)>>>;
+
+/// Why a session could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("Strategy {strategy}: {error}")]
+    Schedule {
+        strategy: String,
+        error: crate::schedule::ScheduleError,
+    },
+    #[error("TradingAssistant {assistant}: {error}")]
+    Params {
+        assistant: String,
+        error: crate::roles::ParamError,
+    },
+    #[error("no candles to replay (check the symbols, the data files and the date range)")]
+    NoCandles,
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// Decisions by outcome.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct DecisionCounts {
+    pub total: u64,
+    pub consensus: u64,
+    pub escalated: u64,
+    pub vetoed: u64,
+    /// Cycles dropped by `escalation.action: Reject` or a human's reject.
+    pub rejected: u64,
+    pub hold: u64,
+    pub buy: u64,
+    pub sell: u64,
+}
+
+/// What the executor did with a decision, for the log.
+#[derive(Debug, Clone, Serialize)]
+pub struct DecisionRecord {
+    pub decision: Decision,
+    pub trigger: &'static str,
+    pub execution: String,
+    pub fill: Option<Fill>,
+}
+
+/// Everything a session produced.
+pub struct Outcome {
+    pub figures: Figures,
+    pub decisions: DecisionCounts,
+    pub candles: u64,
+    pub cycles: u64,
+    pub first_open_time: i64,
+    pub last_open_time: i64,
+    pub curve: Vec<(i64, f64)>,
+    /// The latest [`RECORDS_KEPT`] notable decisions (traded, escalated, vetoed or not HOLD), for the
+    /// report's log; the store holds every decision.
+    pub records: std::collections::VecDeque<DecisionRecord>,
+    /// How many notable decisions there were in all.
+    pub notable: u64,
+    pub trades: Vec<ClosedTrade>,
+    pub fees_paid: Decimal,
+    /// Vote weights at the end (learned, or as declared).
+    pub weights: BTreeMap<String, f64>,
+    pub learning_updates: u64,
+    /// Mean share of equity held in positions over the scored candles.
+    pub exposure: f64,
+    /// Traded notional over the mean equity of the scored candles (2.0 = one full round trip).
+    pub turnover: f64,
+    /// The audit chain's head after the run (with a store).
+    pub audit: Option<AuditHead>,
+}
+
+/// The typical absolute daily move of a crypto pair, scaling the learning rewards (√time for other
+/// horizons); a constant rather than an estimate from the data, so a replay never looks ahead.
+const TYPICAL_DAILY_MOVE: f64 = 0.035;
+
+/// Who decides in a replay: the transport to the voters, where escalations go, and the voters.
+pub struct ReplayTeam<'a, T, E> {
+    pub transport: &'a T,
+    pub escalations: &'a E,
+    pub voters: Vec<Voter>,
+}
+
+/// No human watches a backtest: escalations time out at once (the policy's default action applies).
+pub struct EscalationsTimeOut;
+impl EscalationResolver for EscalationsTimeOut {
+    async fn resolve(&self, _: &Escalation) -> Resolution {
+        Resolution::TimedOut
+    }
+}
+
+impl Session {
+    /// A replay of `series` by the default team under `team_config`: every candle traded and scored,
+    /// no cycle limit, no model, paper trading; callers set what differs.
+    pub fn new(team_config: TeamConfig, series: Vec<Series>, interval_ms: i64) -> Self {
+        Self {
+            team_config,
+            team: default_team(),
+            series,
+            interval_ms,
+            max_cycles: None,
+            trade_from: None,
+            shadow_cycles: true,
+            news: None,
+            llm: None,
+            forecaster: None,
+            retrainer: None,
+            books: None,
+            live: None,
+            audit_key: crate::audit::AuditKey::from_env(),
+            notifier: notify::Notifier::none(),
+        }
+    }
+
+    /// The local team of [`Session::team`]: its voting analysts in process, and its voters.
+    pub fn local_team(&self) -> Result<(LocalTeam, Vec<Voter>), SessionError> {
+        let risk = &self.team_config.strategy.spec.risk;
+        let mut assistants = Vec::new();
+        for member in &self.team {
+            if let (Role::FundamentalAnalyst, Some(news)) = (member.role, &self.news) {
+                assistants.push(LocalAssistant {
+                    voter: Voter {
+                        assistant: member.name.clone(),
+                        role: member.role,
+                        weight: member.weight,
+                    },
+                    analyst: Box::new(crate::roles::fundamental::FundamentalAnalyst {
+                        news: Default::default(),
+                        dated: Some(news.clone()),
+                    }),
+                    llm: self.llm.clone(),
+                });
+                continue;
+            }
+            if member.role == Role::Strategist {
+                if let Some(forecaster) = &self.forecaster {
+                    assistants.push(LocalAssistant {
+                        voter: Voter {
+                            assistant: member.name.clone(),
+                            role: member.role,
+                            weight: member.weight,
+                        },
+                        analyst: Box::new(crate::roles::strategist::Strategist {
+                            forecaster: Some(forecaster.clone()),
+                        }),
+                        llm: self.llm.clone(),
+                    });
+                    continue;
+                }
+            }
+            let analyst = analyst_for(member.role, &member.params, risk).map_err(|error| {
+                SessionError::Params {
+                    assistant: member.name.clone(),
+                    error,
+                }
+            })?;
+            if let Some(analyst) = analyst {
+                assistants.push(LocalAssistant {
+                    voter: Voter {
+                        assistant: member.name.clone(),
+                        role: member.role,
+                        weight: member.weight,
+                    },
+                    analyst,
+                    llm: self
+                        .llm
+                        .as_ref()
+                        .filter(|_| member.role != Role::RiskManager)
+                        .cloned(),
+                });
+            }
+        }
+        let team = LocalTeam::new(assistants);
+        let voters = team.voters();
+        Ok((team, voters))
+    }
+
+    /// Runs the backtest with the whole team in process; `progress(done, total)` is called every few
+    /// thousand candles. Every decision, opinion, order and audit entry goes to `store` when given.
+    pub async fn run(
+        &self,
+        store: Option<&Store>,
+        progress: impl FnMut(u64, u64),
+    ) -> Result<Outcome, SessionError> {
+        let (team, voters) = self.local_team()?;
+        let team = ReplayTeam {
+            transport: &team,
+            escalations: &EscalationsTimeOut,
+            voters,
+        };
+        self.replay(None, team, store, |_| {}, progress).await
+    }
+}
+
+/// Candles a position is held before the team's SELL closes it (a day of hourly candles; chosen
+/// on the BTCUSDT/ETHUSDT 2017–2020 hourly candles).
+pub const MIN_HOLD_CANDLES: i64 = 24;
+
+/// Notable decisions kept in memory for the report (memory stays bounded on long runs).
+pub const RECORDS_KEPT: usize = 300;
