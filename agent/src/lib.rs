@@ -31,6 +31,7 @@ pub mod backtest;
 pub mod bus;
 pub mod config;
 pub mod consensus;
+pub mod coordination;
 pub mod engine;
 pub mod evaluation;
 pub mod exchange;

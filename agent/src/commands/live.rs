@@ -3,17 +3,16 @@
 //! each decision printed as it is made.
 
 use agent::config::TeamConfig;
-use agent::engine::{EscalationsTimeOut, Series, Session};
+use agent::engine::{EscalationsTimeOut, Session};
 use agent::market::binance::{BinanceRest, MAINNET};
-use agent::market::stream::{KlineStream, MAINNET_WS};
+use agent::market::live::{live_feed, warm_up};
+use agent::market::stream::MAINNET_WS;
 use agent::store::Store;
 use anyhow::{bail, Context};
 use clap::Args;
 use protocol::crd::Interval;
 use serde_json::json;
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::Duration;
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -65,65 +64,6 @@ pub struct RunArgs {
         env = "IA_OUT"
     )]
     out: PathBuf,
-}
-
-/// Recent closed candles of every symbol from the REST API, and the start of the interval now forming.
-pub async fn warm_up(
-    rest: &BinanceRest,
-    rest_url: &str,
-    symbols: &[String],
-    interval: Interval,
-    warmup: u32,
-) -> anyhow::Result<(Vec<Series>, i64)> {
-    let now = chrono::Utc::now().timestamp_millis();
-    let to = now - now.rem_euclid(interval.millis());
-    let from = to - i64::from(warmup.max(50)) * interval.millis();
-    let mut series = Vec::new();
-    for symbol in symbols {
-        let mut candles = Vec::new();
-        rest.klines_range(symbol, interval.millis(), interval.as_str(), from, to, |page| {
-            candles.extend_from_slice(page);
-            Ok(())
-        })
-        .await
-        .with_context(|| format!("warming up {symbol} {interval} from {rest_url} (is the network or the symbol reachable?)"))?;
-        if candles.is_empty() {
-            bail!("{rest_url}: no {symbol} {interval} candles for the warm-up");
-        }
-        eprintln!("{symbol}: {} warm-up candles", candles.len());
-        series.push(Series {
-            symbol: symbol.clone(),
-            candles,
-        });
-    }
-    Ok((series, to))
-}
-
-/// The live kline feed after a warm-up: closed candles of every symbol from the WebSocket streams.
-pub fn live_feed(
-    rest: &BinanceRest,
-    ws_url: &str,
-    series: &[Series],
-    interval: Interval,
-) -> (
-    tokio::task::JoinHandle<()>,
-    tokio::sync::mpsc::Receiver<agent::market::stream::SymbolCandle>,
-) {
-    let since: HashMap<String, i64> = series
-        .iter()
-        .filter_map(|s| s.candles.last().map(|c| (s.symbol.clone(), c.open_time)))
-        .collect();
-    let (tx, rx) = tokio::sync::mpsc::channel(256);
-    let stream = KlineStream {
-        ws_url: ws_url.to_string(),
-        rest: rest.clone(),
-        symbols: series.iter().map(|s| s.symbol.clone()).collect(),
-        interval: interval.as_str().to_string(),
-        interval_ms: interval.millis(),
-        idle_timeout: Duration::from_secs(300),
-        max_backoff: Duration::from_secs(60),
-    };
-    (tokio::spawn(stream.run(since, tx)), rx)
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -194,7 +134,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             Some(&store),
             |d| {
                 if json_lines {
-                    println!("{}", super::team::decision_line(d));
+                    println!("{}", agent::coordination::publish::decision_line(d));
                 } else {
                     println!(
                         "{} {} {} {} confidence {:.2} ({} rounds{}{})",

@@ -6,19 +6,22 @@ use agent::bus::auth::NatsAuth;
 use agent::bus::nats::NatsBus;
 use agent::bus::Bus;
 use agent::config::{load_one, TeamConfig};
-use agent::consensus::bus_transport::{voters_from_presence, BusEscalations, BusTransport};
+use agent::coordination::{ApiOptions, LiveFeed, Options};
+use agent::engine::Session;
+use agent::exchange::binance::BinanceSpot;
+use agent::market::binance::BinanceRest;
+use agent::market::live::{live_feed, warm_up};
 use agent::roles::{analyst_for, Params};
 use agent::service::{default_heartbeat, AssistantService};
 use anyhow::{bail, Context};
 use clap::Args;
 use protocol::crd::{RiskSpec, Strategy};
-use protocol::messages::{Decision, Message};
 use protocol::subjects::Subjects;
 use protocol::Role;
 use serde_json::json;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Where the team meets.
 #[derive(Args, Debug, Clone)]
@@ -148,29 +151,6 @@ fn role_params(json: Option<&str>, pairs: &[String]) -> anyhow::Result<Params> {
         params.0.insert(k.trim().to_string(), v.trim().to_string());
     }
     Ok(params)
-}
-
-/// Prints a published decision: one JSON line (`--json`) or one line for people.
-fn print_decision(decision: &Decision, json_lines: bool) {
-    if json_lines {
-        println!("{}", decision_line(decision));
-    } else {
-        println!(
-            "{} {} {} confidence {:.2} ({} rounds{}{}{})",
-            decision.id,
-            decision.symbol,
-            decision.action,
-            decision.confidence,
-            decision.rounds.len(),
-            if decision.escalated {
-                ", escalated"
-            } else {
-                ""
-            },
-            if decision.vetoed { ", vetoed" } else { "" },
-            if decision.rejected { ", rejected" } else { "" },
-        );
-    }
 }
 
 /// Resolves when the process is asked to stop (`agent::shutdown`: SIGTERM or Ctrl-C).
@@ -375,34 +355,6 @@ pub struct CoordinatorArgs {
     hold_after_replay: bool,
 }
 
-/// A decision as `--json` prints it: one line per decision.
-pub fn decision_line(d: &Decision) -> serde_json::Value {
-    let votes: Vec<_> = d
-        .rounds
-        .last()
-        .map(|r| {
-            r.votes
-                .iter()
-                .map(|v| json!({"assistant": v.assistant, "role": v.role, "action": v.action, "confidence": v.confidence, "weight": v.weight, "veto": v.veto}))
-                .collect()
-        })
-        .unwrap_or_default();
-    json!({
-        "id": d.id,
-        "symbol": d.symbol,
-        "action": d.action,
-        "confidence": d.confidence,
-        "consensus_reached": d.consensus_reached,
-        "rounds": d.rounds.len(),
-        "votes": votes,
-        "escalated": d.escalated,
-        "vetoed": d.vetoed,
-        "rejected": d.rejected,
-        "price": d.price,
-        "decided_at": d.decided_at,
-    })
-}
-
 pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
     let (Some(strategy_file), Some(policy_file)) =
         (&args.replay.strategy_file, &args.replay.policy_file)
@@ -412,27 +364,7 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         );
     };
     let mut team_config = TeamConfig::load(strategy_file, policy_file)?;
-    // live trading only when the Strategy says so, with its keys from the environment (a Secret)
-    let live_exchange = if team_config.strategy.spec.mode == protocol::crd::TradingMode::Live {
-        let exchange = team_config
-            .strategy
-            .spec
-            .exchange
-            .clone()
-            .unwrap_or_default();
-        let base_url = exchange
-            .base_url
-            .unwrap_or_else(|| agent::exchange::binance::TESTNET.to_string());
-        let credentials = agent::exchange::binance::Credentials::from_env()
-            .with_context(|| format!("{}: spec.mode is live", strategy_file.display()))?;
-        tracing::warn!(%base_url, "LIVE trading: orders go to the exchange");
-        Some(agent::exchange::binance::BinanceSpot::new(
-            &base_url,
-            credentials,
-        ))
-    } else {
-        None
-    };
+    let live_exchange = live_exchange(&team_config, strategy_file)?;
     if !args.replay.symbols.is_empty() {
         team_config =
             team_config.with_overrides(json!({"symbols": args.replay.symbols}), json!({}))?;
@@ -443,289 +375,51 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         .name
         .clone()
         .unwrap_or_default();
-    let policy = team_config.policy.spec.clone();
-    let notifications = team_config.strategy.spec.notifications.clone();
-    let notifier = notify::from_env(notifications.as_ref())
+    let notifier = notify::from_env(team_config.strategy.spec.notifications.as_ref())
         .with_context(|| format!("{}: spec.notifications", strategy_file.display()))?;
-    // replay a file, or warm up from Binance and go on with live candles
-    // the Strategy may ask for a replay (its own file, else the bundled candles) instead of Binance
-    let market = &team_config.strategy.spec.market_data;
-    let replay_asked = market.source == protocol::crd::MarketDataSource::Replay;
-    let mut replay_args = args.replay.clone();
-    if replay_asked && replay_args.data.is_empty() {
-        replay_args.data.extend(market.replay_file.iter().cloned());
-    }
-    let (mut backtest, info, live, streaming) = if args.replay.data.is_empty() && !replay_asked {
-        let interval = args
-            .replay
-            .interval
-            .unwrap_or(team_config.strategy.spec.interval);
-        team_config.strategy.spec.interval = interval;
-        let rest = agent::market::binance::BinanceRest::new(&args.rest_url);
-        let symbols = team_config.strategy.spec.symbols.clone();
-        let (series, live_from) =
-            super::live::warm_up(&rest, &args.rest_url, &symbols, interval, args.warmup).await?;
-        let (streaming, rx) = super::live::live_feed(&rest, &args.ws_url, &series, interval);
-        let stopper = streaming.abort_handle();
-        tokio::spawn(async move {
-            shutdown_signal().await;
-            stopper.abort(); // the feed ends; the cycle in flight completes and everything is flushed
-        });
-        let info = agent::backtest::report::RunInfo {
-            strategy: name.clone(),
-            symbols,
-            interval: interval.to_string(),
-            data: vec![format!("{} (live)", args.ws_url)],
-            capital: team_config.strategy.spec.capital,
-            fee_rate: 0.0,
-            slippage_bps: 0.0,
-            policy: serde_json::to_value(&team_config.policy.spec)?,
-            wall_seconds: 0.0,
-        };
-        // the warm-up candles are history: they teach the indicators, never reach an order
-        let backtest = agent::engine::Session {
-            trade_from: Some(live_from),
-            ..agent::engine::Session::new(team_config, series, interval.millis())
-        };
-        (backtest, info, Some(rx), Some(streaming))
-    } else {
-        tracing::info!(data = ?replay_args.data, "replaying candles (empty: the bundled data)");
-        let Prepared { mut backtest, info } = prepare(&replay_args, team_config)?;
-        // the history before --from warms the indicators only: no cycles through the bus
-        backtest.shadow_cycles = false;
-        (backtest, info, None, None)
-    };
-    if live_exchange.is_some() && streaming.is_none() {
+    let (mut session, feed) = coordinator_session(&args, team_config).await?;
+    if live_exchange.is_some() && feed.task.is_none() {
         bail!(
             "{}: spec.mode is live, which trades on live candles only (no --data, marketData.source: binance)",
             strategy_file.display()
         );
     }
-    backtest.live = live_exchange;
-    backtest.notifier = notifier.clone();
-    if let Some(feed) = &streaming {
+    session.live = live_exchange;
+    session.notifier = notifier;
+    session.max_cycles = args.max_cycles;
+    if let Some(task) = &feed.task {
         // the live order books price the paper fills (market orders walk the visible levels)
-        let books = agent::engine::SharedBooks::default();
-        let stream = agent::market::book::BookStream {
-            ws_url: args.ws_url.clone(),
-            symbols: backtest.team_config.strategy.spec.symbols.clone(),
-            depth_levels: 20,
-            idle_timeout: Duration::from_secs(60),
-            max_backoff: Duration::from_secs(30),
-        };
-        let (tx, mut rx) = tokio::sync::mpsc::channel(256);
-        let task = tokio::spawn(stream.run(tx));
-        let shared = books.clone();
-        tokio::spawn(async move {
-            while let Some(event) = rx.recv().await {
-                if let agent::market::book::BookEvent::Depth(depth) = event {
-                    let at = chrono::Utc::now().timestamp_millis();
-                    shared
-                        .lock()
-                        .expect("books lock")
-                        .insert(depth.symbol.clone(), (depth, at));
-                }
-            }
-        });
-        let feed_done = feed.abort_handle();
-        tokio::spawn(async move {
-            // the book stream ends with the candle feed
-            while !feed_done.is_finished() {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            task.abort();
-        });
-        backtest.books = Some(books);
+        let symbols = session.team_config.strategy.spec.symbols.clone();
+        session.books = Some(agent::market::live::stream_books(
+            &args.ws_url,
+            symbols,
+            task,
+        ));
     }
-    backtest.max_cycles = args.max_cycles;
+    let symbols = session.team_config.strategy.spec.symbols.join(", ");
     let subjects = Subjects::new(&args.bus.namespace, &name)?;
     let bus = args.bus.connect("coordinator").await?;
-
-    let declared = match &args.team_file {
-        Some(path) => Some(agent::config::load_team(path, &name)?),
-        None => {
-            tracing::warn!(
-                "no --team-file: any assistant that announces itself for Strategy {name} votes (at weight 1)"
-            );
-            None
-        }
-    };
-    // wait for the voters the policy names
-    let started = Instant::now();
-    let voters = loop {
-        let present = voters_from_presence(
-            &bus.present(subjects.presence_scope()).await?,
-            &name,
-            declared.as_deref(),
-        );
-        // the policy's roles, as far as the declared team fills them
-        let missing: Vec<Role> = policy
-            .voters
-            .iter()
-            .copied()
-            .filter(|r| {
-                declared
-                    .as_ref()
-                    .is_none_or(|team| team.iter().any(|v| v.role == *r))
-            })
-            .filter(|r| !present.iter().any(|v| v.role == *r))
-            .collect();
-        if missing.is_empty() {
-            break present;
-        }
-        if started.elapsed() >= Duration::from_secs(args.wait_for_voters) {
-            if present.is_empty() {
-                bail!(
-                    "no assistant of Strategy {name} is present on {} after {} s",
-                    args.bus.nats,
-                    args.wait_for_voters
-                );
-            }
-            tracing::warn!(?missing, "starting without every voter; quorum decides");
-            break present;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    tracing::info!(voters = voters.len(), strategy = %name, "coordinating");
-    // the roles the quorum counts on: their health is watched, and told when it changes
-    let counted: Vec<Role> = policy
-        .voters
-        .iter()
-        .copied()
-        .filter(|r| voters.iter().any(|v| v.role == *r))
-        .collect();
-
-    // decisions go to the durable stream (exactly once per cycle id) in order, from a task of their own
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Decision>();
-    // ready while every decision made is on the stream; the API's /readyz reads it
-    let ready = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let publisher = {
-        let bus = bus.clone();
-        let subject = subjects.decision();
-        let json_lines = args.json;
-        let (name, ready) = (name.clone(), ready.clone());
-        tokio::spawn(async move {
-            let publish = |d: &Decision| {
-                let (bus, subject) = (bus.clone(), subject.clone());
-                let (id, message) = (d.id.clone(), Message::Decision(d.clone()));
-                async move {
-                    bus.publish_durable(&subject, &id, &message)
-                        .await
-                        .map(|_| ())
-                }
-            };
-            agent::bus::publisher::publish_in_order(&name, rx, ready, publish, |decision| {
-                print_decision(decision, json_lines)
-            })
-            .await
-        })
-    };
-    let store = match &args.db {
-        Some(url) => Some(agent::store::Store::connect(url).await?),
-        None => None,
-    };
-    // a restarted coordinator resumes from the weights its team had learned
-    let mut voters = voters;
-    if let Some(store) = &store {
-        let learned = store.weights(&name).await?;
-        let mut resumed = 0;
-        for voter in &mut voters {
-            let weight = learned
-                .iter()
-                .find(|w| w["assistant"] == voter.assistant.as_str())
-                .and_then(|w| w["weight"].as_f64());
-            if let Some(weight) = weight {
-                voter.weight = weight;
-                resumed += 1;
-            }
-        }
-        if resumed > 0 {
-            tracing::info!(resumed, "resuming the learned vote weights from the store");
-        }
-    }
-    if store.is_some() && !agent::audit::AuditKey::from_env().is_keyed() {
-        tracing::warn!(
-            "IA_AUDIT_KEY is not set: the audit chain is UNKEYED, so anyone who can write the database can rewrite it undetected"
-        );
-    }
-    // the HTTP API and console: answers to escalations go on the bus, decisions and escalations to
-    // the WebSocket stream
-    let api = match (&args.listen, &store) {
-        (Some(addr), Some(store)) => {
-            Some(serve_api(&args, *addr, store, &name, &bus, &subjects, ready.clone()).await?)
-        }
-        _ => None,
-    };
-    let transport = BusTransport {
-        bus: bus.clone(),
-        subjects: subjects.clone(),
-        round_timeout: Duration::from_secs(u64::from(policy.round_timeout_seconds)),
-    };
-    tokio::spawn(agent::team_health::watch(
-        bus.clone(),
-        subjects.presence_scope().to_string(),
-        name.clone(),
-        counted,
-        api.as_ref().map(|state| state.presence.clone()),
-        notifier.clone(),
-    ));
-    let escalations = agent::api::Watched {
-        inner: BusEscalations {
-            bus: bus.clone(),
-            subjects: subjects.clone(),
-        },
-        pending: api.as_ref().map(|state| state.escalations.clone()),
-        notifier,
-        console_url: notifications.and_then(|n| n.console_url),
-    };
-    // decided, stored and published before a stop lets the process go (agent::shutdown)
-    let in_flight = agent::shutdown::busy();
-    let outcome = backtest
-        .replay(
-            live,
-            agent::engine::ReplayTeam {
-                transport: &transport,
-                escalations: &escalations,
-                voters,
-            },
-            store.as_ref(),
-            |d| {
-                if let Some(state) = &api {
-                    let _ = state.events.send(json!({"type": "decision", "decision": d}));
-                }
-                if tx.send(d.clone()).is_err() {
-                    tracing::error!(id = %d.id, "the publisher has stopped: decision stored, not published");
-                }
-            },
-            |_, _| {},
-        )
-        .await?;
-    drop(tx);
-    if let Some(streaming) = streaming {
-        streaming.abort();
-    }
-    let published = publisher
-        .await
-        .context("the decision publisher stopped")??;
-    // a client that lost its server flushes only once it is back: bounded
-    if tokio::time::timeout(Duration::from_secs(2), bus.client().flush())
-        .await
-        .is_err()
-    {
-        tracing::warn!("the bus did not flush within 2 s (NATS away?)");
-    }
+    let options = coordinator_options(&args, &name).await?;
+    let summary = agent::coordination::run(
+        session,
+        feed,
+        bus,
+        subjects.clone(),
+        &args.bus.nats,
+        options,
+    )
+    .await?;
     eprintln!(
-        "{} cycles over {} candles of {}; {published} decisions on {}",
-        outcome.cycles,
-        outcome.candles,
-        info.symbols.join(", "),
+        "{} cycles over {} candles of {symbols}; {} decisions on {}",
+        summary.cycles,
+        summary.candles,
+        summary.published,
         subjects.decision()
     );
-    if let Some(audit) = &outcome.audit {
+    if let Some(audit) = &summary.audit {
         // the anchor to keep outside the database: `audit verify --expect-head`
         tracing::info!(entries = audit.entries, head = %audit.head, keyed = audit.keyed, "audit chain head");
     }
-    drop(in_flight);
     if args.hold_after_replay {
         tracing::info!("the replay is over; holding until SIGTERM (--hold-after-replay)");
         shutdown_signal().await;
@@ -733,50 +427,103 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Serves the API and console on `addr`: escalation answers are relayed to the bus (the assistants'
-/// heartbeats are refreshed into its state by [`agent::team_health::watch`]). The state, for the
-/// stream's events.
-async fn serve_api(
+/// Binance spot when the Strategy says `mode: live`, with its keys from the environment (a
+/// Secret); paper trading otherwise.
+fn live_exchange(
+    team_config: &TeamConfig,
+    strategy_file: &std::path::Path,
+) -> anyhow::Result<Option<BinanceSpot>> {
+    if team_config.strategy.spec.mode != protocol::crd::TradingMode::Live {
+        return Ok(None);
+    }
+    let exchange = team_config
+        .strategy
+        .spec
+        .exchange
+        .clone()
+        .unwrap_or_default();
+    let base_url = exchange
+        .base_url
+        .unwrap_or_else(|| agent::exchange::binance::TESTNET.to_string());
+    let credentials = agent::exchange::binance::Credentials::from_env()
+        .with_context(|| format!("{}: spec.mode is live", strategy_file.display()))?;
+    tracing::warn!(%base_url, "LIVE trading: orders go to the exchange");
+    Ok(Some(BinanceSpot::new(&base_url, credentials)))
+}
+
+/// The coordinator's session: a replay of files (`--data`, or the Strategy's `marketData.source:
+/// replay`), or a warm-up from Binance followed by live candles.
+async fn coordinator_session(
     args: &CoordinatorArgs,
-    addr: std::net::SocketAddr,
-    store: &agent::store::Store,
-    name: &str,
-    bus: &NatsBus,
-    subjects: &Subjects,
-    ready: Arc<std::sync::atomic::AtomicBool>,
-) -> anyhow::Result<agent::api::ApiState> {
-    let (resolutions, mut answers) =
-        tokio::sync::mpsc::channel::<protocol::messages::EscalationResolution>(64);
-    let state = agent::api::ApiState::new(
-        store.clone(),
-        name,
-        std::env::var("IA_API_TOKEN").ok(),
-        resolutions,
-    )
-    .with_ready(ready)
-    .with_read_auth(args.api_read_auth)
-    .with_allowed_origins(args.api_allowed_origin.clone());
-    let bound = agent::api::serve(state.clone(), addr, shutdown_signal())
-        .await
-        .with_context(|| format!("--listen {addr}"))?;
-    tracing::info!(%bound, "HTTP API and console listening (http://{bound}/)");
-    let (relay, relay_subjects) = (bus.clone(), subjects.clone());
+    mut team_config: TeamConfig,
+) -> anyhow::Result<(Session, LiveFeed)> {
+    let market = &team_config.strategy.spec.market_data;
+    let replay_asked = market.source == protocol::crd::MarketDataSource::Replay;
+    let mut replay_args = args.replay.clone();
+    if replay_asked && replay_args.data.is_empty() {
+        replay_args.data.extend(market.replay_file.iter().cloned());
+    }
+    if !args.replay.data.is_empty() || replay_asked {
+        tracing::info!(data = ?replay_args.data, "replaying candles (empty: the bundled data)");
+        let Prepared { mut backtest, .. } = prepare(&replay_args, team_config)?;
+        // the history before --from warms the indicators only: no cycles through the bus
+        backtest.shadow_cycles = false;
+        return Ok((backtest, LiveFeed::default()));
+    }
+    let interval = args
+        .replay
+        .interval
+        .unwrap_or(team_config.strategy.spec.interval);
+    team_config.strategy.spec.interval = interval;
+    let rest = BinanceRest::new(&args.rest_url);
+    let symbols = team_config.strategy.spec.symbols.clone();
+    let (series, live_from) =
+        warm_up(&rest, &args.rest_url, &symbols, interval, args.warmup).await?;
+    let (task, candles) = live_feed(&rest, &args.ws_url, &series, interval);
+    let stopper = task.abort_handle();
     tokio::spawn(async move {
-        while let Some(answer) = answers.recv().await {
-            match relay_subjects.escalation(&answer.id) {
-                Ok(subject) => {
-                    if let Err(error) = relay
-                        .publish(&subject, &Message::EscalationResolution(answer))
-                        .await
-                    {
-                        tracing::error!(%error, "relaying an escalation answer failed");
-                    }
-                }
-                Err(error) => tracing::warn!(%error, "ignored an escalation answer"),
-            }
-        }
+        shutdown_signal().await;
+        stopper.abort(); // the feed ends; the cycle in flight completes and everything is flushed
     });
-    Ok(state)
+    // the warm-up candles are history: they teach the indicators, never reach an order
+    let session = Session {
+        trade_from: Some(live_from),
+        ..Session::new(team_config, series, interval.millis())
+    };
+    let feed = LiveFeed {
+        candles: Some(candles),
+        task: Some(task),
+    };
+    Ok((session, feed))
+}
+
+/// The declared team, the store and the API as the flags say.
+async fn coordinator_options(args: &CoordinatorArgs, name: &str) -> anyhow::Result<Options> {
+    let declared = match &args.team_file {
+        Some(path) => Some(agent::config::load_team(path, name)?),
+        None => {
+            tracing::warn!(
+                "no --team-file: any assistant that announces itself for Strategy {name} votes (at weight 1)"
+            );
+            None
+        }
+    };
+    let store = match &args.db {
+        Some(url) => Some(agent::store::Store::connect(url).await?),
+        None => None,
+    };
+    Ok(Options {
+        declared,
+        wait_for_voters: Duration::from_secs(args.wait_for_voters),
+        store,
+        api: ApiOptions {
+            listen: args.listen,
+            token: std::env::var("IA_API_TOKEN").ok(),
+            read_auth: args.api_read_auth,
+            allowed_origins: args.api_allowed_origin.clone(),
+        },
+        json_lines: args.json,
+    })
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub mod book;
 pub mod bundled;
 pub mod check;
 pub mod file;
+pub mod live;
 pub mod stream;
 
 pub use check::{CandleChecker, CandleProblem};

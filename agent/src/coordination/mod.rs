@@ -1,0 +1,222 @@
+//! The coordinator process (docs/architecture.md, "The coordinator process"): the engine driven by
+//! the voters on the bus. It waits for the declared team, resumes its learned weights, serves the
+//! API and console, watches the team's health, publishes every decision to the durable stream
+//! in order, and stops cleanly when asked. `trading-agent coordinator` only parses its arguments,
+//! builds the [`Session`] and calls [`run`].
+//!
+//! - [`voters`]: who votes, and with what weight;
+//! - [`publish`]: decisions onto the stream and the terminal;
+//! - [`api`]: the HTTP API and console, with the escalation relay.
+
+pub mod api;
+pub mod publish;
+pub mod voters;
+
+use crate::api::escalations::Watched;
+use crate::bus::nats::NatsBus;
+use crate::bus::publisher::PublishError;
+use crate::bus::BusError;
+use crate::consensus::bus_transport::{BusEscalations, BusTransport};
+use crate::consensus::Voter;
+use crate::engine::{AuditHead, ReplayTeam, Session, SessionError};
+use crate::market::stream::SymbolCandle;
+use crate::store::{Store, StoreError};
+use protocol::subjects::Subjects;
+use serde_json::json;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc::Receiver;
+use tokio::task::JoinHandle;
+
+pub use api::ApiOptions;
+
+/// Why the coordinator stopped before its run was over.
+#[derive(Debug, thiserror::Error)]
+pub enum CoordinationError {
+    #[error("no assistant of Strategy {strategy} is present on {server} after {waited_s} s")]
+    NoVoters {
+        strategy: String,
+        server: String,
+        waited_s: u64,
+    },
+    #[error("--listen {addr}: {error}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        error: std::io::Error,
+    },
+    #[error("the decision publisher stopped: {0}")]
+    PublisherGone(String),
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Session(#[from] SessionError),
+}
+
+/// Live candles after the loaded ones, and the task that streams them (stopped with the run).
+#[derive(Default)]
+pub struct LiveFeed {
+    pub candles: Option<Receiver<SymbolCandle>>,
+    pub task: Option<JoinHandle<()>>,
+}
+
+/// How the coordinator runs besides its session.
+pub struct Options {
+    /// The declared team (`--team-file`); `None`: whoever announces itself votes, at weight 1.
+    pub declared: Option<Vec<Voter>>,
+    /// How long to wait for the policy's voters before starting with those present.
+    pub wait_for_voters: Duration,
+    /// The record's database.
+    pub store: Option<Store>,
+    pub api: ApiOptions,
+    /// Print each decision as one JSON line.
+    pub json_lines: bool,
+}
+
+/// What a run did.
+pub struct Summary {
+    pub cycles: u64,
+    pub candles: u64,
+    /// Decisions on the stream.
+    pub published: u64,
+    pub audit: Option<AuditHead>,
+}
+
+/// Runs `session` with the voters on `bus` (the server at `server`), its decisions to the stream
+/// of `subjects`, until the feed ends or the process is asked to stop.
+pub async fn run(
+    session: Session,
+    feed: LiveFeed,
+    bus: NatsBus,
+    subjects: Subjects,
+    server: &str,
+    options: Options,
+) -> Result<Summary, CoordinationError> {
+    let strategy = session
+        .team_config
+        .strategy
+        .metadata
+        .name
+        .clone()
+        .unwrap_or_default();
+    let policy = session.team_config.policy.spec.clone();
+    let mut voters = voters::wait_for_voters(
+        &bus,
+        subjects.presence_scope(),
+        &voters::Expected {
+            strategy: &strategy,
+            roles: &policy.voters,
+            declared: options.declared.as_deref(),
+            patience: options.wait_for_voters,
+            server,
+        },
+    )
+    .await?;
+    tracing::info!(voters = voters.len(), %strategy, "coordinating");
+    // ready while every decision made is on the stream; the API's /readyz reads it
+    let ready = Arc::new(AtomicBool::new(true));
+    let (decisions, publisher) = publish::spawn_publisher(
+        bus.clone(),
+        subjects.decision(),
+        strategy.clone(),
+        ready.clone(),
+        options.json_lines,
+    );
+    if let Some(store) = &options.store {
+        // a restarted coordinator resumes from the weights its team had learned
+        let resumed = voters::resume_weights(store, &strategy, &mut voters).await?;
+        if resumed > 0 {
+            tracing::info!(resumed, "resuming the learned vote weights from the store");
+        }
+        warn_if_unkeyed();
+    }
+    let api = match (options.api.listen, &options.store) {
+        (Some(addr), Some(store)) => {
+            Some(api::serve(&options.api, addr, store, &strategy, &bus, &subjects, ready).await?)
+        }
+        _ => None,
+    };
+    tokio::spawn(crate::team_health::watch(
+        bus.clone(),
+        subjects.presence_scope().to_string(),
+        strategy.clone(),
+        voters::counted(&policy.voters, &voters),
+        api.as_ref().map(|state| state.presence.clone()),
+        session.notifier.clone(),
+    ));
+    let transport = BusTransport {
+        bus: bus.clone(),
+        subjects: subjects.clone(),
+        round_timeout: Duration::from_secs(u64::from(policy.round_timeout_seconds)),
+    };
+    let notifications = session.team_config.strategy.spec.notifications.as_ref();
+    let escalations = Watched {
+        inner: BusEscalations {
+            bus: bus.clone(),
+            subjects: subjects.clone(),
+        },
+        pending: api.as_ref().map(|state| state.escalations.clone()),
+        notifier: session.notifier.clone(),
+        console_url: notifications.and_then(|n| n.console_url.clone()),
+    };
+    // decided, stored and published before a stop lets the process go (crate::shutdown)
+    let in_flight = crate::shutdown::busy();
+    let team = ReplayTeam {
+        transport: &transport,
+        escalations: &escalations,
+        voters,
+    };
+    let on_decision = |d: &protocol::messages::Decision| {
+        if let Some(state) = &api {
+            let _ = state
+                .events
+                .send(json!({"type": "decision", "decision": d}));
+        }
+        if decisions.send(d.clone()).is_err() {
+            tracing::error!(id = %d.id, "the publisher has stopped: decision stored, not published");
+        }
+    };
+    let outcome = session
+        .replay(
+            feed.candles,
+            team,
+            options.store.as_ref(),
+            on_decision,
+            |_, _| {},
+        )
+        .await?;
+    drop(decisions);
+    if let Some(task) = feed.task {
+        task.abort();
+    }
+    let published = publisher
+        .await
+        .map_err(|e| CoordinationError::PublisherGone(e.to_string()))??;
+    // a client that lost its server flushes only once it is back: bounded
+    if tokio::time::timeout(Duration::from_secs(2), bus.client().flush())
+        .await
+        .is_err()
+    {
+        tracing::warn!("the bus did not flush within 2 s (NATS away?)");
+    }
+    drop(in_flight);
+    Ok(Summary {
+        cycles: outcome.cycles,
+        candles: outcome.candles,
+        published,
+        audit: outcome.audit,
+    })
+}
+
+/// Says loudly that the audit chain is not keyed (`IA_AUDIT_KEY` unset).
+fn warn_if_unkeyed() {
+    if !crate::audit::AuditKey::from_env().is_keyed() {
+        tracing::warn!(
+            "IA_AUDIT_KEY is not set: the audit chain is UNKEYED, so anyone who can write the database can rewrite it undetected"
+        );
+    }
+}
