@@ -234,3 +234,45 @@ def test_the_console_shows_the_debate_and_approves_an_escalation(coordinator, we
         return get(f"{coordinator}/api/v1/decisions/{escalation}")["escalated"]
 
     wait_until(stored, 60, "the approved decision in the store")
+
+
+def test_the_backtest_report_has_the_consoles_decision_view(tmp_path):
+    """report.html (issue 18): the console's decision view, inlined: filters and a decision's debate."""
+    if not AGENT.exists():
+        missing(f"{AGENT} (cargo build --bins)")
+    if not os.path.exists(CHROMIUM):
+        missing("chromium (apt install chromium)")
+    from playwright.sync_api import expect, sync_playwright
+
+    out = tmp_path / "report"
+    subprocess.run(
+        [str(AGENT), "backtest", "--symbols", "BTCUSDT", "--from", "2020-11-01", "--out", str(out)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        problems = []
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.goto((out / "report.html").as_uri())
+        rows = page.locator(".decision-view tr.decision")
+        expect(rows.first).to_be_visible()
+        total = rows.count()
+        assert total > 0
+
+        # filtering by action shows only that action
+        page.select_option(".decision-view .filter-action", "BUY")
+        shown = page.locator(".decision-view tr.decision:not([hidden])")
+        assert 0 < shown.count() < total
+        assert {shown.nth(i).get_attribute("data-action") for i in range(shown.count())} == {"BUY"}
+
+        # a decision opens its debate: why it ended, every opinion with its reasoning
+        shown.first.click()
+        debate = page.locator(".decision-view tr.debate").first
+        expect(debate.locator(".why")).to_be_visible()
+        assert debate.locator("tr.opinion").count() >= 5
+        assert debate.locator(".reasoning").first.inner_text().strip()
+        browser.close()
+    assert not problems, f"the report reported errors: {problems}"

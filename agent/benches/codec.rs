@@ -5,6 +5,9 @@
 //!
 //! `cargo bench -p ia-agent --bench codec`
 
+// criterion's macros generate public functions without docs
+#![allow(missing_docs)]
+
 use agent::roles::analyst_for;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use protocol::crd::RiskSpec;

@@ -5,6 +5,9 @@
 //! `cargo bench -p ia-agent --bench indicators`; TA-Lib's batch figure for the same candles comes from
 //! `scripts/bench-indicators.sh`, which runs both.
 
+// criterion's macros generate public functions without docs
+#![allow(missing_docs)]
+
 use agent::indicators::{
     Adx, Atr, Bollinger, Cci, Ema, IndicatorSet, Macd, Obv, Rsi, Sma, Stochastic, WilliamsR,
 };

@@ -10,7 +10,7 @@ use agent::api::{serve, ApiState};
 use agent::audit::AuditChain;
 use agent::exchange::{FeeModel, PaperExchange};
 use agent::executor::{Executor, Plan};
-use agent::store::{OrderRecord, Store, Table};
+use agent::store::{OrderRecord, OrderStatus, Store, Table};
 use protocol::messages::{Decision, PortfolioContext};
 use protocol::Action;
 use rust_decimal::Decimal;
@@ -68,13 +68,13 @@ fn execute(strategy: &str, decisions: &[Decision]) -> Vec<OrderRecord> {
                 Ok(fill) => OrderRecord {
                     order,
                     fill: Some(fill),
-                    status: "FILLED",
+                    status: OrderStatus::Filled,
                     reason: "decision".into(),
                 },
                 Err(rejection) => OrderRecord {
                     order,
                     fill: None,
-                    status: "REJECTED",
+                    status: OrderStatus::Rejected,
                     reason: rejection.to_string(),
                 },
             };

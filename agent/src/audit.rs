@@ -42,6 +42,7 @@ impl AuditKey {
         }
     }
 
+    /// Whether hashes are HMACs under a key (false: plain SHA-256).
     pub fn is_keyed(&self) -> bool {
         matches!(self, AuditKey::Keyed(_))
     }
@@ -82,7 +83,9 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 /// One audit-log row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEntry {
+    /// Position in the strategy's chain, from 1 with no gaps.
     pub seq: i64,
+    /// When the recorded event happened (the decision or order time), ms since the epoch.
     pub at: i64,
     /// `decision`, `order` or `fill`.
     pub kind: String,
@@ -90,7 +93,9 @@ pub struct AuditEntry {
     pub subject: String,
     /// The record, as JSON.
     pub payload: String,
+    /// The previous entry's `hash` ([`GENESIS`] for the first).
     pub prev_hash: String,
+    /// [`entry_hash`] of this entry, hex.
     pub hash: String,
 }
 
@@ -143,10 +148,13 @@ impl AuditChain {
         (self.seq, &self.last_hash)
     }
 
+    /// Whether the chain's hashes are keyed (HMAC) rather than plain SHA-256.
     pub fn is_keyed(&self) -> bool {
         self.key.is_keyed()
     }
 
+    /// Links the next entry (`at` in ms since the epoch) to the head and makes it the new head;
+    /// nothing is written until the store saves the returned entry.
     pub fn append(&mut self, at: i64, kind: &str, subject: &str, payload: String) -> AuditEntry {
         self.seq += 1;
         let hash = entry_hash(
@@ -174,11 +182,25 @@ impl AuditChain {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChainBreak {
     #[error("row seq={found}: expected seq={expected} (a row was deleted or inserted before it)")]
-    Sequence { expected: i64, found: i64 },
+    /// A row's seq is not the one after its predecessor's.
+    Sequence {
+        /// The seq the row should have had.
+        expected: i64,
+        /// The seq the row has.
+        found: i64,
+    },
     #[error("row seq={seq}: prev_hash does not match the hash of the row before it (a row was removed, inserted or re-linked)")]
-    Link { seq: i64 },
+    /// A row does not point at the hash of the row before it.
+    Link {
+        /// The row whose `prev_hash` is wrong.
+        seq: i64,
+    },
     #[error("row seq={seq}: its content does not match its hash (the row was edited, or it was not written under this IA_AUDIT_KEY)")]
-    Content { seq: i64 },
+    /// A row's hash does not cover its content (edited, or another key).
+    Content {
+        /// The row whose hash does not match.
+        seq: i64,
+    },
 }
 
 /// Checks a chain entry by entry, as its rows are read: memory stays constant however long the chain.

@@ -13,45 +13,72 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("reading {path}: {error}")]
+    /// The file could not be read.
     Read {
+        /// The file.
         path: PathBuf,
+        /// Why reading failed.
         error: std::io::Error,
     },
     #[error("{path} is not valid YAML: {error}")]
+    /// The text is not YAML.
     Yaml {
+        /// The file (or `built-in …` / `the command-line options` when not from a file).
         path: PathBuf,
+        /// The parser's complaint, with its position.
         error: serde_yaml::Error,
     },
     #[error("{path} holds no {kind} (found {found})")]
+    /// No object of the wanted kind (or, for voters, none for the Strategy).
     Missing {
+        /// The file (or `built-in …` / `the command-line options` when not from a file).
         path: PathBuf,
+        /// The kind looked for (`Strategy`, `ConsensusPolicy`, `TradingAssistant`).
         kind: &'static str,
+        /// What the file holds instead (its kinds, comma-separated, or `nothing`); for voters,
+        /// which Strategy has none.
         found: String,
     },
     #[error("{path} holds {count} {kind} objects; pass a file with exactly one")]
+    /// More than one object of the wanted kind, so which one is meant is unclear.
     Ambiguous {
+        /// The file (or `built-in …` / `the command-line options` when not from a file).
         path: PathBuf,
+        /// The kind looked for.
         kind: &'static str,
+        /// How many objects of that kind there are (two or more).
         count: usize,
     },
     #[error("{path}: {error}")]
+    /// The object fails the CRD's schema or validation rules, as the cluster would reject it.
     Invalid {
+        /// The file (or `built-in …` / `the command-line options` when not from a file).
         path: PathBuf,
+        /// The failing fields.
         error: ValidationError,
     },
     #[error("{path}: {kind} does not match the API: {error}")]
+    /// The object passed validation but does not deserialise into the Rust type.
     Decode {
+        /// The file (or `built-in …` / `the command-line options` when not from a file).
         path: PathBuf,
+        /// The kind being decoded.
         kind: &'static str,
+        /// serde's complaint.
         error: serde_json::Error,
     },
     #[error(
         "Strategy {strategy} references ConsensusPolicy {wanted:?}, but {path} holds {found:?}"
     )]
+    /// The policy file holds another ConsensusPolicy than the Strategy's `consensusPolicyRef`.
     PolicyMismatch {
+        /// The Strategy's name.
         strategy: String,
+        /// The policy name the Strategy references.
         wanted: String,
+        /// The name of the policy in the file (empty when it has none).
         found: String,
+        /// The policy file.
         path: PathBuf,
     },
 }
@@ -59,7 +86,9 @@ pub enum ConfigError {
 /// A Strategy and the ConsensusPolicy it references, both validated.
 #[derive(Debug, Clone)]
 pub struct TeamConfig {
+    /// The Strategy: symbols, interval, exchange, risk limits, schedules.
     pub strategy: Strategy,
+    /// The ConsensusPolicy named by the Strategy's `consensusPolicyRef`.
     pub policy: ConsensusPolicy,
 }
 

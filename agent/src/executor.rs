@@ -22,6 +22,7 @@ use rust_decimal::{Decimal, RoundingStrategy};
 /// What the executor does with a decision.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Plan {
+    /// Place this order: it opens, resizes or closes the position.
     Trade(Order),
     /// Nothing to do (HOLD, already positioned, nothing to sell).
     Nothing(String),
@@ -29,13 +30,20 @@ pub enum Plan {
     Refused(String),
 }
 
+/// Plans one Strategy's orders from its decisions, under its risk limits.
 #[derive(Debug, Clone)]
 pub struct Executor {
+    /// The Strategy's name, stamped on its orders and named when a trade is refused while paused.
     pub strategy: String,
+    /// The Strategy's `risk` limits, re-checked before every order; `maxPositionFraction` caps the
+    /// target size.
     pub limits: RiskSpec,
+    /// The Strategy's `spec.paused`: while true every trade is refused.
     pub paused: bool,
     /// Market orders, or limit orders `limit_offset_bps` better than the decision's price.
     pub order_type: OrderType,
+    /// For limit orders, how far below (buys) or above (sells) the decision's price the limit sits,
+    /// in basis points; unused for market orders.
     pub limit_offset_bps: f64,
     /// How long a position is held before a team's SELL closes it (24 candles in a replay).
     pub min_hold_ms: i64,

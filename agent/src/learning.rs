@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, VecDeque};
 pub const ETA: f64 = 0.5;
 /// Bounds of a learned weight, relative to the weight the TradingAssistant declares.
 pub const MIN_FACTOR: f64 = 0.5;
+/// The upper bound of a learned weight: 5 × the weight the TradingAssistant declares.
 pub const MAX_FACTOR: f64 = 5.0;
 
 /// Opinions waiting for their horizon to pass.
@@ -33,6 +34,8 @@ struct Pending {
     opinions: Vec<(String, Action, f64, bool)>,
 }
 
+/// One team's learned vote weights per assistant, with the round-1 opinions waiting for their
+/// horizon and the rewards accumulated since the last update.
 #[derive(Debug, Clone)]
 pub struct WeightLearner {
     horizon_ms: i64,
@@ -69,6 +72,7 @@ impl WeightLearner {
         self
     }
 
+    /// The current weight of each assistant, by name; they always sum to the declared total.
     pub fn weights(&self) -> &BTreeMap<String, f64> {
         &self.weights
     }

@@ -32,6 +32,7 @@ pub mod bus;
 pub mod config;
 pub mod consensus;
 pub mod coordination;
+pub mod decision_view;
 pub mod engine;
 pub mod evaluation;
 pub mod exchange;

@@ -39,8 +39,11 @@ pub static LLM_FALLBACKS: LazyLock<prometheus::IntCounterVec> = LazyLock::new(||
 #[derive(Clone)]
 pub struct LlmReasoner {
     ollama: Ollama,
+    /// The Ollama model name (`llama3.2:3b`), also a label of the LLM metrics.
     pub model: String,
+    /// Sampling temperature, 0 to 2 (the TradingAssistant's `spec.model.temperature`).
     pub temperature: f32,
+    /// The longest one request may take; a round's own timeout can shorten it.
     pub timeout: Duration,
     permits: Arc<Semaphore>,
 }
@@ -48,10 +51,13 @@ pub struct LlmReasoner {
 /// Why the model's answer was not used.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum LlmFailure {
+    /// The model did not answer in time (the budget it had).
     #[error("no answer within {0:?}")]
     Timeout(Duration),
+    /// Ollama failed the request (unreachable, unknown model, ...).
     #[error("Ollama error: {0}")]
     Error(String),
+    /// The answer is not the JSON asked for; what is wrong with it.
     #[error("invalid answer: {0}")]
     Invalid(String),
 }

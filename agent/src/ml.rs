@@ -70,6 +70,7 @@ pub fn features(open_time: i64, close: f64, i: &Indicators) -> Option<[f64; N]> 
 /// Features and labels of a candle series.
 #[derive(Debug, Clone, Default)]
 pub struct Dataset {
+    /// One feature row per labelled candle, in [`FEATURES`] order.
     pub x: Vec<[f64; N]>,
     /// 1 when the close `horizon` candles later is higher.
     pub up: Vec<u32>,
@@ -78,6 +79,8 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// The rows of `candles` whose indicators are warm and which have a candle `horizon` later
+    /// (so the last `horizon` candles give none).
     pub fn from_candles(candles: &[Candle], horizon: usize) -> Self {
         let mut set = IndicatorSet::new();
         let mut ds = Dataset::default();
@@ -96,10 +99,12 @@ impl Dataset {
         ds
     }
 
+    /// Number of samples.
     pub fn len(&self) -> usize {
         self.x.len()
     }
 
+    /// Whether there is no sample.
     pub fn is_empty(&self) -> bool {
         self.x.is_empty()
     }
@@ -123,11 +128,24 @@ impl Dataset {
 #[derive(Debug, thiserror::Error)]
 pub enum MlError {
     #[error("training the {model}: {error}")]
-    Fit { model: &'static str, error: String },
+    /// smartcore failed to fit or apply a model.
+    Fit {
+        /// Which model (`direction classifier`, `risk regressor`, `feature matrix`, ...).
+        model: &'static str,
+        /// smartcore's complaint.
+        error: String,
+    },
     #[error("too few samples to train: {0} (need at least {1})")]
+    /// Fewer samples than training needs: (samples, minimum).
     TooFew(usize, usize),
     #[error("{path}: {error}")]
-    File { path: String, error: String },
+    /// A model file could not be written, read or decoded.
+    File {
+        /// The file.
+        path: String,
+        /// Why.
+        error: String,
+    },
 }
 
 impl Ensemble {
@@ -142,6 +160,7 @@ type Matrix = DenseMatrix<f64>;
 /// The trained ensemble.
 #[derive(Serialize, Deserialize)]
 pub struct Ensemble {
+    /// Candles the labels looked ahead; [`Ensemble::train`] leaves it 0, `trading-agent train` sets it.
     pub horizon: usize,
     mean: Vec<f64>,
     std: Vec<f64>,
@@ -167,8 +186,11 @@ pub struct Prediction {
 /// Size of the forests.
 #[derive(Debug, Clone, Copy)]
 pub struct Training {
+    /// Trees per forest (default 40).
     pub trees: u16,
+    /// Deepest a tree may grow (default 8).
     pub max_depth: u16,
+    /// Seed of the forests' sampling (default 42), so training is reproducible.
     pub seed: u64,
 }
 
@@ -190,6 +212,7 @@ fn fit_err(model: &'static str) -> impl Fn(smartcore::error::Failed) -> MlError 
 }
 
 impl Ensemble {
+    /// Fits the four models on `ds` (features standardised); at least 200 samples.
     pub fn train(ds: &Dataset, t: Training) -> Result<Self, MlError> {
         const MIN: usize = 200;
         if ds.len() < MIN {
@@ -278,6 +301,7 @@ impl Ensemble {
             .collect())
     }
 
+    /// Writes the model to `path` as JSON.
     pub fn save(&self, path: &std::path::Path) -> Result<(), MlError> {
         let file = |error: String| MlError::File {
             path: path.display().to_string(),
@@ -287,6 +311,7 @@ impl Ensemble {
         std::fs::write(path, json).map_err(|e| file(e.to_string()))
     }
 
+    /// Reads a model [`save`](Self::save) wrote.
     pub fn load(path: &std::path::Path) -> Result<Self, MlError> {
         let file = |error: String| MlError::File {
             path: path.display().to_string(),
@@ -323,11 +348,13 @@ impl Forecaster for Ensemble {
 pub struct RetrainReport {
     /// Version of the model now in use (1 for the first one trained).
     pub version: u64,
+    /// Samples the new model was trained on (every series together).
     pub trained_on: usize,
     /// Samples held out (the most recent ones) to compare the models on.
     pub held_out: usize,
     /// Direction accuracy of the previous model on the held-out samples (`None`: there was none).
     pub previous_accuracy: Option<f64>,
+    /// Direction accuracy of the new model on the held-out samples (0 to 1).
     pub accuracy: f64,
     /// Brier score of the new model's probability on the held-out samples.
     pub brier: f64,
@@ -345,6 +372,8 @@ pub struct Retrainer {
 }
 
 impl Retrainer {
+    /// Forecasts with `initial` (version 0) until the first retraining; None forecasts nothing
+    /// until then.
     pub fn new(
         initial: Option<Ensemble>,
         training: Training,
@@ -421,7 +450,9 @@ impl Forecaster for Retrainer {
 /// One fold of the walk-forward evaluation.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Fold {
+    /// Samples trained on (the first `k` slices).
     pub train: usize,
+    /// Samples tested on (the next slice).
     pub test: usize,
     /// Share of correct up/down calls by the forest.
     pub accuracy: f64,

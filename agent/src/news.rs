@@ -12,9 +12,21 @@ pub const KEEP: usize = 50;
 #[derive(Debug, thiserror::Error)]
 pub enum FeedError {
     #[error("feed {url}: {error}")]
-    Fetch { url: String, error: String },
+    /// The feed could not be downloaded (network error or a non-success status).
+    Fetch {
+        /// The feed's URL.
+        url: String,
+        /// Why.
+        error: String,
+    },
     #[error("feed {url}: not RSS or Atom: {error}")]
-    Parse { url: String, error: String },
+    /// The body is neither RSS nor Atom.
+    Parse {
+        /// The feed's URL.
+        url: String,
+        /// The parser's complaint.
+        error: String,
+    },
 }
 
 /// The titles (and summaries) of a feed's entries.
@@ -39,12 +51,16 @@ pub fn headlines(body: &[u8], url: &str) -> Result<Vec<String>, FeedError> {
 #[derive(Clone)]
 pub struct NewsPoller {
     client: reqwest::Client,
+    /// The feeds' URLs, polled in this order.
     pub feeds: Vec<String>,
+    /// The symbols headlines are filed under (`BTCUSDT` matches `btc` and `bitcoin`).
     pub symbols: Vec<String>,
+    /// Where headlines go, shared with the fundamental analyst.
     pub book: NewsBook,
 }
 
 impl NewsPoller {
+    /// A poller of `feeds` into `book`, with a 15 s timeout per request.
     pub fn new(feeds: Vec<String>, symbols: Vec<String>, book: NewsBook) -> Self {
         Self {
             client: reqwest::Client::builder()

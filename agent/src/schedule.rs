@@ -16,8 +16,11 @@ pub struct Schedule {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{field} {pattern:?} is not a cron expression: {reason}")]
 pub struct ScheduleError {
+    /// The Strategy field it came from (`spec.schedule.analysis`).
     pub field: &'static str,
+    /// The expression as written.
     pub pattern: String,
+    /// croner's complaint.
     pub reason: String,
 }
 

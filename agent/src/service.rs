@@ -13,15 +13,21 @@ use std::time::Duration;
 
 /// An assistant instance.
 pub struct AssistantService<B: Bus> {
+    /// The bus it serves on (NATS, or in memory in tests).
     pub bus: B,
+    /// The team's subjects: its `analyze` subject, queue group and presence key.
     pub subjects: Subjects,
+    /// The Strategy it answers for; round requests of another are ignored.
     pub strategy: String,
     /// The TradingAssistant's name.
     pub assistant: String,
     /// This replica (pod name, or host and pid).
     pub instance: String,
+    /// The role it votes as.
     pub role: Role,
+    /// Its declared vote weight, announced in its heartbeats.
     pub weight: f64,
+    /// The role's deterministic reasoning, which the model (if any) may revise.
     pub analyst: Arc<dyn Analyst>,
     /// How often presence is renewed (a third of the TTL by default).
     pub heartbeat_every: Duration,

@@ -12,6 +12,7 @@ use std::collections::VecDeque;
 pub const PEAK_WINDOW_MS: i64 = 30 * DAY_MS;
 const DAY_MS: i64 = 86_400_000;
 
+/// Drawdown and daily loss from the equity samples recorded so far.
 #[derive(Debug, Clone, Default)]
 pub struct Standing {
     /// (time, equity), equities strictly decreasing from front to back: the front is the window's peak.
@@ -21,6 +22,7 @@ pub struct Standing {
 }
 
 impl Standing {
+    /// No sample yet: drawdown and daily loss read 0.
     pub fn new() -> Self {
         Self::default()
     }

@@ -9,7 +9,9 @@ use std::collections::HashMap;
 
 /// One assistant of the local team.
 pub struct LocalAssistant {
+    /// Its name, role and weight, as the tally counts it.
     pub voter: Voter,
+    /// The role's deterministic reasoning.
     pub analyst: Box<dyn Analyst>,
     /// The role's model, when it has one (`backtest --ollama-url`).
     pub llm: Option<LlmReasoner>,
@@ -23,6 +25,7 @@ pub struct LocalTeam {
 }
 
 impl LocalTeam {
+    /// A team of `assistants`, found by name when a round asks them.
     pub fn new(assistants: Vec<LocalAssistant>) -> Self {
         let index = assistants
             .iter()

@@ -1,5 +1,8 @@
 //! One contract, two buses: the in-memory bus and NATS (a real nats-server) behave the same.
 
+// a scenario test reads top to bottom; the 100-line limit is for the code under test
+#![allow(clippy::too_many_lines)]
+
 mod support;
 
 use agent::bus::memory::MemoryBus;

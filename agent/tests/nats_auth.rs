@@ -3,6 +3,9 @@
 //! it with each process holding its own seed, a client without credentials is refused, and an
 //! assistant's identity can neither decide nor resolve an escalation nor answer another role.
 
+// a scenario test reads top to bottom; the 100-line limit is for the code under test
+#![allow(clippy::too_many_lines)]
+
 use futures::StreamExt;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;

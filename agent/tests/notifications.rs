@@ -2,6 +2,9 @@
 //! a local HTTP server. Every stored fill is told once, and so is every veto and stop the risk rules
 //! made; the replay never waits for the webhook.
 
+// a scenario test reads top to bottom; the 100-line limit is for the code under test
+#![allow(clippy::too_many_lines)]
+
 use agent::config::TeamConfig;
 use agent::engine::{Series, Session};
 use agent::market::read_candles;

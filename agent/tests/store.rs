@@ -3,7 +3,7 @@
 //! The same checks run on both.
 
 use agent::audit::{verify, AuditEntry, AuditKey};
-use agent::store::{OrderRecord, Store, Table};
+use agent::store::{OrderRecord, OrderStatus, Store, Table};
 use protocol::messages::{Decision, Fill, Opinion, Order, OrderKind, RoundTally, Side, Vote};
 use protocol::{Action, Role};
 
@@ -91,7 +91,7 @@ fn order(id: &str) -> OrderRecord {
             at: 1,
         }),
         order,
-        status: "FILLED",
+        status: OrderStatus::Filled,
         reason: "consensus".into(),
     }
 }

@@ -13,6 +13,7 @@ const DISCORD_MAX_CHARS: usize = 2000;
 /// A target whose address is known (read from its Secret).
 #[derive(Clone)]
 pub struct Target {
+    /// The target's name in the spec: what logs and metrics show.
     pub name: String,
     kind: NotificationKind,
     /// The webhook URL, or for Telegram the sendMessage URL with the bot token in it.
@@ -35,14 +36,28 @@ impl std::fmt::Debug for Target {
 /// Why a target cannot be used; no variant carries the secret value.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum TargetError {
+    /// The environment variable that should hold the target's secret is not set.
     #[error("notification target {target}: {variable} is not set (the operator sets it from the target's secretRef)")]
-    Missing { target: String, variable: String },
+    Missing {
+        /// The target's name, as in the spec.
+        target: String,
+        /// The variable looked up (`IA_NOTIFY_<NAME>`).
+        variable: String,
+    },
+    /// A Slack, Discord or webhook target whose secret is not an `http://` or `https://` URL.
     #[error("notification target {target}: the value of its secretRef is not an http(s) URL")]
-    NotAUrl { target: String },
+    NotAUrl {
+        /// The target's name, as in the spec.
+        target: String,
+    },
+    /// A Telegram target whose secret is empty or has characters a bot token cannot have.
     #[error(
         "notification target {target}: the value of its secretRef is not a Telegram bot token"
     )]
-    NotAToken { target: String },
+    NotAToken {
+        /// The target's name, as in the spec.
+        target: String,
+    },
 }
 
 impl Target {

@@ -28,6 +28,7 @@ static NOTIFICATIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
 pub struct Retry {
     /// The wait before the first retry; it doubles (with jitter) up to `max_delay`.
     pub first_delay: Duration,
+    /// The longest wait between two attempts (60 s by default).
     pub max_delay: Duration,
     /// Retries after the first attempt.
     pub retries: usize,

@@ -12,10 +12,22 @@ pub const GENERATED_HEADER: &str =
 /// Errors while rendering or writing CRDs.
 #[derive(Debug, thiserror::Error)]
 pub enum CrdGenError {
+    /// The CRD did not serialise to JSON or YAML.
     #[error("rendering CRD {name} as YAML: {error}")]
-    Render { name: String, error: String },
+    Render {
+        /// `metadata.name` of the CRD (`strategies.trading.ia-agents.dev`).
+        name: String,
+        /// serde's message.
+        error: String,
+    },
+    /// A file or the output directory could not be written.
     #[error("writing {path}: {error}")]
-    Write { path: String, error: std::io::Error },
+    Write {
+        /// The file, or the directory that could not be created.
+        path: String,
+        /// The I/O error.
+        error: std::io::Error,
+    },
 }
 
 /// Renders one CRD as a YAML document (without the header), with every mapping's keys sorted.

@@ -24,10 +24,14 @@ pub const FIELD_MANAGER: &str = "trading-operator-decisions";
 /// Why a consumer or the relay could not talk to a team's NATS.
 #[derive(Debug, thiserror::Error)]
 pub enum NatsError {
+    /// Connecting, subscribing, consuming or publishing failed.
     #[error("Strategy {strategy}: NATS at {url}: {reason}")]
     Nats {
+        /// The Strategy whose team it is, `namespace/name`.
         strategy: String,
+        /// The NATS server's URL.
         url: String,
+        /// The client's error.
         reason: String,
     },
 }
@@ -36,9 +40,12 @@ pub enum NatsError {
 #[derive(Debug, Default, Clone, PartialEq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Outcome {
+    /// `status.lastDecision`: the newest decision seen (an older one never replaces it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_decision: Option<DecisionSummary>,
+    /// `status.pendingEscalations`: escalations raised and not yet decided or answered.
     pub pending_escalations: Vec<PendingEscalation>,
+    /// `ConsensusReached` and `EscalationPending`, the conditions this consumer owns.
     pub conditions: Vec<Condition>,
 }
 

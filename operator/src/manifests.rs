@@ -35,12 +35,22 @@ impl Document {
 /// Errors while reading manifests.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
+    /// The file could not be read.
     #[error("reading {path}: {error}")]
-    Read { path: String, error: std::io::Error },
+    Read {
+        /// The file, as given.
+        path: String,
+        /// The I/O error.
+        error: std::io::Error,
+    },
+    /// A document of the file is not valid YAML.
     #[error("parsing {path}, document {index}: {error}")]
     Parse {
+        /// The file, as given.
         path: String,
+        /// Position of the document in the file, from 0, counting empty ones.
         index: usize,
+        /// The YAML parser's error (with its line and column).
         error: serde_yaml::Error,
     },
 }

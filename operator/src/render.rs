@@ -10,10 +10,19 @@ use serde_json::Value;
 /// Why the resources could not be rendered, naming the object.
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
+    /// A document of one of our kinds does not fit its type: the document (`file#index
+    /// (Kind/name)`) and serde's error.
     #[error("{0}: {1}")]
     Decode(String, serde_json::Error),
+    /// A Strategy whose ConsensusPolicy is in none of the given files.
     #[error("Strategy {strategy} references ConsensusPolicy {policy}, which is not among the given files")]
-    MissingPolicy { strategy: String, policy: String },
+    MissingPolicy {
+        /// The Strategy's name.
+        strategy: String,
+        /// The name of the policy it references.
+        policy: String,
+    },
+    /// A child object could not be built from the spec.
     #[error(transparent)]
     Build(#[from] BuildError),
 }

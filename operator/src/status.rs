@@ -44,6 +44,7 @@ pub struct StatusError {
     pub kind: String,
     /// `namespace/name` of the object.
     pub object: String,
+    /// The client's error: the API server refused the write, or did not answer.
     #[source]
     pub source: kube::Error,
 }

@@ -1,6 +1,9 @@
 //! Consensus outcomes from a real nats-server (started on 127.0.0.1 by the test) into Strategy
 //! conditions, and the approve annotation relayed to NATS, against the in-memory API server.
 
+// a scenario test reads top to bottom; the 100-line limit is for the code under test
+#![allow(clippy::too_many_lines)]
+
 mod common;
 #[path = "../../agent/tests/support/mod.rs"]
 mod support;

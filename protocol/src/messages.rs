@@ -19,13 +19,21 @@ pub const PROTOCOL_VERSION: u64 = 1;
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum Message {
+    /// The coordinator asks one voter for its opinion (`….analyze.<role>`).
     RoundRequest(Box<RoundRequest>),
+    /// A voter's answer to a round request.
     Opinion(Opinion),
+    /// The outcome of a cycle (`….decision`, on the decision stream).
     Decision(Decision),
+    /// No consensus: the coordinator asks a human (`….escalation.<id>`).
     Escalation(Escalation),
+    /// A human's approval or rejection of an escalation (`….escalation.<id>`).
     EscalationResolution(EscalationResolution),
+    /// An assistant pod's presence, put in the presence bucket every 5 s.
     Heartbeat(Heartbeat),
+    /// An order sent to the exchange (`….order`).
     Order(Order),
+    /// An executed (part of an) order (`….fill`).
     Fill(Fill),
 }
 
@@ -64,16 +72,24 @@ const TYPES: [&str; 8] = [
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct MarketSnapshot {
+    /// Exchange symbol, e.g. `BTCUSDT`.
     pub symbol: String,
     /// Open time of the last closed candle, ms since the Unix epoch (UTC).
     pub open_time: i64,
+    /// Open price of the candle, in the quote asset.
     pub open: f64,
+    /// Highest price during the candle.
     pub high: f64,
+    /// Lowest price during the candle.
     pub low: f64,
+    /// Close price of the candle: the price the decision is taken on.
     pub close: f64,
+    /// Traded volume during the candle, in the base asset.
     pub volume: f64,
+    /// Indicators computed over the candles up to this one.
     #[serde(default)]
     pub indicators: Indicators,
+    /// The team's standing (equity, position, drawdown) when the snapshot was taken.
     #[serde(default)]
     pub portfolio: PortfolioContext,
 }
@@ -82,36 +98,53 @@ pub struct MarketSnapshot {
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Indicators {
+    /// Simple moving average of the last 20 closes (the Bollinger middle band).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sma_20: Option<f64>,
+    /// Exponential moving average of the closes, period 20.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ema_20: Option<f64>,
+    /// Relative Strength Index over 14 candles (Wilder), 0..100.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rsi_14: Option<f64>,
+    /// MACD line: EMA 12 minus EMA 26 of the closes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub macd: Option<f64>,
+    /// MACD signal line: EMA 9 of the MACD line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub macd_signal: Option<f64>,
+    /// MACD histogram: the MACD line minus its signal line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub macd_hist: Option<f64>,
+    /// Upper Bollinger band: SMA 20 plus 2 standard deviations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bb_upper: Option<f64>,
+    /// Middle Bollinger band (equal to `sma_20`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bb_middle: Option<f64>,
+    /// Lower Bollinger band: SMA 20 minus 2 standard deviations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bb_lower: Option<f64>,
+    /// Slow Stochastic %K (14, smoothed over 3), 0..100.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stoch_k: Option<f64>,
+    /// Slow Stochastic %D: SMA 3 of %K, 0..100.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stoch_d: Option<f64>,
+    /// Williams %R over 14 candles, -100..0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub willr_14: Option<f64>,
+    /// Commodity Channel Index over 20 typical prices.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cci_20: Option<f64>,
+    /// Average Directional Index over 14 candles (trend strength, 0..100).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adx_14: Option<f64>,
+    /// Average True Range over 14 candles, in price units.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub atr_14: Option<f64>,
+    /// On-balance volume: starts at the first candle's volume, then adds it on up closes and
+    /// subtracts it on down closes. Always present (no warm-up).
     #[serde(default)]
     pub obv: f64,
     /// Volume over its 20-candle average (1.0 = usual).
@@ -141,12 +174,14 @@ pub struct Indicators {
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct PortfolioContext {
+    /// Current equity (cash plus positions at market), in the quote asset.
     pub equity: f64,
     /// Value of the position held in this symbol over equity (0 = flat).
     pub position_fraction: f64,
     /// Entry price of the position in this symbol, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entry_price: Option<f64>,
+    /// Number of symbols in which the team holds a position.
     pub open_positions: u32,
     /// Drop of equity from its peak, as a fraction (0.1 = 10% below the peak).
     pub drawdown: f64,
@@ -162,7 +197,9 @@ pub struct RoundRequest {
     pub cycle_id: String,
     /// 1 = initial analysis; 2.. = debate rounds.
     pub round: u32,
+    /// Name of the Strategy the cycle belongs to.
     pub strategy: String,
+    /// The market the voters judge.
     pub snapshot: MarketSnapshot,
     /// The other voters' opinions of the previous round (empty in round 1).
     #[serde(default)]
@@ -181,15 +218,21 @@ pub struct RoundRequest {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Opinion {
+    /// The cycle this opinion answers (the request's `cycleId`).
     pub cycle_id: String,
+    /// The round this opinion answers (the request's `round`).
     pub round: u32,
     /// The TradingAssistant that answered.
     pub assistant: String,
+    /// The role the assistant plays.
     pub role: Role,
+    /// Symbol the opinion is about.
     pub symbol: String,
+    /// What the assistant votes for.
     pub action: Action,
     /// In [0, 1].
     pub confidence: f64,
+    /// Free-text explanation, from the LLM or the rule.
     pub reasoning: String,
     /// Figures the opinion rests on (e.g. `rsi_14: 71.2`).
     #[serde(default)]
@@ -206,11 +249,17 @@ pub struct Opinion {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Vote {
+    /// The TradingAssistant that voted.
     pub assistant: String,
+    /// The voter's role.
     pub role: Role,
+    /// What it voted for.
     pub action: Action,
+    /// Its confidence, in [0, 1].
     pub confidence: f64,
+    /// Its vote weight in this cycle (static or learned).
     pub weight: f64,
+    /// Whether the vote was a veto (which forces HOLD).
     #[serde(default)]
     pub veto: bool,
 }
@@ -219,12 +268,15 @@ pub struct Vote {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct RoundTally {
+    /// Round number, from 1.
     pub round: u32,
+    /// The votes that arrived in time, one per voter.
     pub votes: Vec<Vote>,
     /// Σ weight × confidence per action.
     pub scores: BTreeMap<Action, f64>,
-    /// Weight of the voters that answered in time, and of all voters.
+    /// Weight of the voters that answered in time (the numerator of the quorum).
     pub answered_weight: f64,
+    /// Weight of all expected voters (the denominator of the quorum).
     pub total_weight: f64,
 }
 
@@ -234,18 +286,25 @@ pub struct RoundTally {
 pub struct Decision {
     /// Equal to the cycle id: the JetStream message id that makes publication exactly-once.
     pub id: String,
+    /// Name of the Strategy that decided.
     pub strategy: String,
+    /// Symbol decided on.
     pub symbol: String,
+    /// The action decided (HOLD when vetoed or rejected).
     pub action: Action,
     /// Winning share of the final tally, in [0, 1].
     pub confidence: f64,
+    /// Whether a round reached the policy's quorum and threshold with no veto.
     pub consensus_reached: bool,
+    /// Whether a human was asked (whatever the answer, or if none came in time).
     pub escalated: bool,
+    /// Whether a veto forced HOLD.
     pub vetoed: bool,
     /// The cycle was dropped: the policy's `escalation.action: Reject`, or a human rejected the
     /// escalation. No order follows it, not even the resize of a held position a HOLD may make.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rejected: bool,
+    /// The tally of every round, in order (at least one).
     pub rounds: Vec<RoundTally>,
     /// Every opinion of every round, in order: the debate transcript.
     #[serde(default)]
@@ -262,12 +321,17 @@ pub struct Decision {
 pub struct Escalation {
     /// The decision (cycle) id to approve or reject.
     pub id: String,
+    /// Name of the Strategy that escalates.
     pub strategy: String,
+    /// Symbol the cycle is about.
     pub symbol: String,
     /// The leading action the human is asked to approve.
     pub proposed: Action,
+    /// Σ weight × confidence per action in the last round.
     pub scores: BTreeMap<Action, f64>,
+    /// How long the coordinator waits for an answer before it takes the policy's defaultAction.
     pub timeout_seconds: u32,
+    /// When the escalation was raised, ms since the epoch.
     pub raised_at: i64,
 }
 
@@ -275,10 +339,13 @@ pub struct Escalation {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct EscalationResolution {
+    /// The escalation (decision) id answered.
     pub id: String,
+    /// True approves the proposed action; false rejects the cycle (no order).
     pub approved: bool,
     /// Who answered (annotation, API token subject, ...), for the audit log.
     pub by: String,
+    /// When the human answered, ms since the epoch.
     pub at: i64,
 }
 
@@ -286,12 +353,17 @@ pub struct EscalationResolution {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Heartbeat {
+    /// The TradingAssistant this instance belongs to.
     pub assistant: String,
+    /// The role it plays (`IA_ROLE`, from the TradingAssistant's spec).
     pub role: Role,
     /// Pod or process name.
     pub instance: String,
+    /// Name of the Strategy the assistant serves.
     pub strategy: String,
+    /// Its vote weight (`IA_WEIGHT`, the TradingAssistant's spec.weight).
     pub weight: f64,
+    /// When the heartbeat was sent, ms since the epoch.
     pub at: i64,
 }
 
@@ -299,7 +371,9 @@ pub struct Heartbeat {
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Side {
+    /// Buy the base asset with the quote asset.
     Buy,
+    /// Sell the base asset for the quote asset.
     Sell,
 }
 
@@ -307,7 +381,9 @@ pub enum Side {
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum OrderKind {
+    /// Fill at the current price (± slippage on paper).
     Market,
+    /// Rest at `limitPrice` until filled or expired.
     Limit,
 }
 
@@ -317,13 +393,20 @@ pub enum OrderKind {
 pub struct Order {
     /// Idempotency key: one order per decision.
     pub decision_id: String,
+    /// Name of the Strategy that trades.
     pub strategy: String,
+    /// Exchange symbol, e.g. `BTCUSDT`.
     pub symbol: String,
+    /// BUY or SELL on the wire.
     pub side: Side,
+    /// MARKET or LIMIT on the wire; a LIMIT order needs `limitPrice`.
     pub kind: OrderKind,
+    /// Quantity of the base asset; positive.
     pub quantity: Decimal,
+    /// Price of a LIMIT order (required for it, positive); `None` for a MARKET order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit_price: Option<Decimal>,
+    /// When the order was made, ms since the epoch (the candle's time in a replay).
     pub at: i64,
 }
 
@@ -331,35 +414,58 @@ pub struct Order {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Fill {
+    /// The decision (and order) this fill executes.
     pub decision_id: String,
+    /// Name of the Strategy that trades.
     pub strategy: String,
+    /// Exchange symbol, e.g. `BTCUSDT`.
     pub symbol: String,
+    /// BUY or SELL on the wire.
     pub side: Side,
+    /// Quantity executed, in the base asset; positive.
     pub quantity: Decimal,
+    /// Average execution price, in the quote asset; positive.
     pub price: Decimal,
+    /// Fee charged for the fill: in the quote asset on paper, in Binance's commission asset live.
     pub fee: Decimal,
+    /// When the order executed, ms since the epoch.
     pub at: i64,
 }
 
 /// Why bytes from the bus were rejected.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DecodeError {
+    /// The bytes are not JSON, or not a JSON object (the parser's message).
     #[error("message is not a JSON object: {0}")]
     NotJson(String),
+    /// No numeric `v` field.
     #[error("message has no numeric \"v\" (protocol version)")]
     MissingVersion,
+    /// A `v` other than [`PROTOCOL_VERSION`] (the version received).
     #[error("message has protocol version {0}; this build speaks version {PROTOCOL_VERSION}")]
     UnsupportedVersion(u64),
+    /// No string `type` field.
     #[error("message has no string \"type\"")]
     MissingType,
+    /// A `type` this build does not know (the type received).
     #[error("unknown message type {0:?}")]
     UnknownType(String),
+    /// The fields do not fit the type: missing or of the wrong JSON type.
     #[error("malformed {kind} message: {error}")]
-    Malformed { kind: String, error: String },
+    Malformed {
+        /// The message type, e.g. `opinion`.
+        kind: String,
+        /// serde's message: the missing or mistyped field.
+        error: String,
+    },
+    /// The fields parse but a value is out of range or inconsistent.
     #[error("invalid {kind} message: field {field} {reason}")]
     Invalid {
+        /// The message type, e.g. `opinion`.
         kind: &'static str,
+        /// The field at fault, camelCase as on the wire (`snapshot.close`).
         field: &'static str,
+        /// What is wrong with it (`must be in [0, 1], got 1.5`).
         reason: String,
     },
 }

@@ -105,15 +105,21 @@ impl std::str::FromStr for Role {
 )]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Action {
+    /// Open a position in the symbol (or resize a held one to its risk target).
     Buy,
+    /// Close the position held in the symbol (spot: no shorting, so nothing when flat).
     Sell,
+    /// Open nothing and close nothing (a held position may still be resized to its risk target);
+    /// the default.
     #[default]
     Hold,
 }
 
 impl Action {
+    /// All actions, in their sort order (BUY, SELL, HOLD), as the keys of a tally's scores.
     pub const ALL: [Action; 3] = [Action::Buy, Action::Sell, Action::Hold];
 
+    /// The name on the wire and in manifests (`BUY`, `SELL`, `HOLD`).
     pub fn as_str(self) -> &'static str {
         match self {
             Action::Buy => "BUY",

@@ -20,7 +20,9 @@ pub const PRESENCE_BUCKET: &str = "ia-assistants";
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{what} {value:?} cannot be a NATS subject token: use letters, digits, '-' and '_' only")]
 pub struct InvalidToken {
+    /// Which token was at fault (`namespace`, `strategy`, `symbol`, `escalation id`, `instance`).
     pub what: &'static str,
+    /// The rejected value.
     pub value: String,
 }
 

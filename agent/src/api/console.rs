@@ -8,7 +8,11 @@ use warp::{Filter, Reply};
 const INDEX: &str = include_str!("console/index.html");
 const API_PAGE: &str = include_str!("console/api.html");
 const SCRIPT: &str = include_str!("console/console.js");
+/// The decision view, shared with the reports ([`crate::decision_view`]).
+pub const DECISIONS_SCRIPT: &str = include_str!("console/decisions.js");
 const STYLE: &str = include_str!("console/console.css");
+/// The decision view's style, shared with the reports.
+pub const DECISIONS_STYLE: &str = include_str!("console/decisions.css");
 
 /// Same-origin everything: no CDN, no inline script, no framing (clickjacking on Approve).
 const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
@@ -28,18 +32,26 @@ fn asset(body: &'static str, content_type: &'static str) -> warp::reply::Respons
     response
 }
 
-/// `GET /`, `/api`, `/console.js`, `/console.css`.
+/// `GET /`, `/api`, `/console.js`, `/decisions.js`, `/console.css`, `/decisions.css`.
 pub fn routes() -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone
 {
     let index = warp::path::end().map(|| asset(INDEX, "text/html; charset=utf-8"));
     let api = warp::path!("api").map(|| asset(API_PAGE, "text/html; charset=utf-8"));
     let script = warp::path!("console.js").map(|| asset(SCRIPT, "text/javascript; charset=utf-8"));
+    let decisions = warp::path!("decisions.js")
+        .map(|| asset(DECISIONS_SCRIPT, "text/javascript; charset=utf-8"));
+    let decisions_style =
+        warp::path!("decisions.css").map(|| asset(DECISIONS_STYLE, "text/css; charset=utf-8"));
     let style = warp::path!("console.css").map(|| asset(STYLE, "text/css; charset=utf-8"));
     warp::get().and(
         index
             .or(api)
             .unify()
             .or(script)
+            .unify()
+            .or(decisions)
+            .unify()
+            .or(decisions_style)
             .unify()
             .or(style)
             .unify()
@@ -53,7 +65,14 @@ mod tests {
 
     #[test]
     fn the_page_loads_nothing_from_outside() {
-        for asset in [INDEX, API_PAGE, SCRIPT, STYLE] {
+        for asset in [
+            INDEX,
+            API_PAGE,
+            SCRIPT,
+            DECISIONS_SCRIPT,
+            STYLE,
+            DECISIONS_STYLE,
+        ] {
             assert!(!asset.contains("http://") || asset.contains("http://www.w3.org/2000/svg"));
             assert!(!asset.contains("https://"), "an external URL in an asset");
         }

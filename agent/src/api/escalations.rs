@@ -66,9 +66,13 @@ pub fn outcome_name(resolution: Resolution) -> &'static str {
 /// A resolver whose open escalations are listed in `pending` (when the API runs) and told to the
 /// Strategy's notification targets, linked to the console at `console_url`.
 pub struct Watched<R> {
+    /// The resolver that actually answers (the bus, or a fixed answer in tests).
     pub inner: R,
+    /// Where open escalations are listed; None when no API runs.
     pub pending: Option<PendingEscalations>,
+    /// Who is told of each escalation as it is raised; nobody by default.
     pub notifier: notify::Notifier,
+    /// The console's base URL, linked from notifications; None leaves the link out.
     pub console_url: Option<String>,
 }
 

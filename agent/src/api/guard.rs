@@ -57,7 +57,9 @@ pub enum Access {
 /// Each client's bucket, per access: (burst, refill per second).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Rates {
+    /// (burst, refill per second) for [`Access::Read`] requests.
     pub read: (f64, f64),
+    /// (burst, refill per second) for [`Access::Write`] requests.
     pub write: (f64, f64),
 }
 
@@ -89,6 +91,7 @@ const MAX_CLIENTS: usize = 10_000;
 /// One bucket per (client address, access).
 #[derive(Debug, Default)]
 pub struct ClientLimits {
+    /// The rates new buckets start with; changing them leaves existing buckets as they are.
     pub rates: Rates,
     buckets: HashMap<(IpAddr, Access), Bucket>,
 }

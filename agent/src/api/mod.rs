@@ -19,7 +19,7 @@
 //! failed check costs more ([`guard`]). Bad input gets a 4xx JSON body `{"error": …, "field": …}`
 //! naming the field; a 5xx body says only what failed, never why (the why goes to the log).
 
-mod console;
+pub mod console;
 pub mod escalations;
 pub mod guard;
 mod openapi;
@@ -47,7 +47,9 @@ use warp::{Filter, Reply};
 /// What the API serves from.
 #[derive(Clone)]
 pub struct ApiState {
+    /// The record the listings, portfolio and weights are read from.
     pub store: Store,
+    /// The Strategy whose record is served; other strategies' rows and heartbeats are left out.
     pub strategy: String,
     /// Bearer token for mutating routes and the stream (`IA_API_TOKEN`); without one they answer
     /// 403 to everyone.
@@ -71,6 +73,8 @@ pub struct ApiState {
 }
 
 impl ApiState {
+    /// Serves `strategy` from `store`, answers to `resolutions`; an empty `token` counts as none.
+    /// Ready, with no extra origins and the listings open to all.
     pub fn new(
         store: Store,
         strategy: &str,

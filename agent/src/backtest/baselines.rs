@@ -13,9 +13,11 @@ use rust_decimal::{Decimal, RoundingStrategy};
 
 /// A long-only rule: whether to be invested after seeing a close.
 pub trait Rule {
+    /// Takes the next close (every candle, warm-up included); true to be invested after it.
     fn long(&mut self, close: f64) -> bool;
 }
 
+/// Always invested: bought on the first scored candle, held to the end.
 pub struct BuyAndHold;
 impl Rule for BuyAndHold {
     fn long(&mut self, _: f64) -> bool {
@@ -23,6 +25,7 @@ impl Rule for BuyAndHold {
     }
 }
 
+/// Invested while the 20-candle SMA is above the 50-candle SMA (flat while either warms up).
 pub struct SmaCrossover {
     fast: Sma,
     slow: Sma,
@@ -41,6 +44,7 @@ impl Rule for SmaCrossover {
     }
 }
 
+/// Invested while MACD (12/26/9) is above its signal line (flat while it warms up).
 pub struct MacdRule(Macd);
 impl Default for MacdRule {
     fn default() -> Self {
@@ -55,25 +59,32 @@ impl Rule for MacdRule {
 
 /// The candles a baseline trades, and on what terms.
 pub struct Market<'a> {
+    /// One series per symbol; the capital is split equally between them.
     pub series: &'a [Series],
     /// Every open time, ascending.
     pub timeline: &'a [i64],
     /// Index in `timeline` of the first scored candle: before it the rules only warm up.
     pub first_scored: usize,
+    /// Candle length in ms, for annualising the figures.
     pub interval_ms: i64,
+    /// Starting cash, in the quote currency.
     pub capital: Decimal,
+    /// The paper exchange's fees and slippage, as the team trades with.
     pub fees: FeeModel,
 }
 
 /// What a baseline did over the scored candles.
 #[derive(Debug, Clone)]
 pub struct BaselineRun {
+    /// Return, Sharpe, drawdown and the rest, over the scored candles.
     pub figures: Figures,
+    /// Equity after each scored candle: (open time in ms, equity in the quote currency).
     pub curve: Vec<(i64, f64)>,
     /// Mean share of equity held in positions.
     pub exposure: f64,
     /// Traded notional over mean equity.
     pub turnover: f64,
+    /// Fees paid in all, in the quote currency.
     pub fees: f64,
 }
 

@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 
 /// A backtest: the team's outcome and the baselines' runs over the same scored candles.
 pub struct Backtested {
+    /// What the team did: its figures, curve, decisions and orders.
     pub outcome: Outcome,
     /// The baselines' runs in full (curves, exposure, turnover, fees), by name.
     pub baseline_runs: BTreeMap<&'static str, BaselineRun>,

@@ -3,7 +3,7 @@
 
 use super::Backtested;
 use crate::engine::figures::Figures;
-use crate::engine::{DecisionRecord, Outcome};
+use crate::engine::Outcome;
 use chrono::{TimeZone, Utc};
 use serde_json::{json, Map, Value};
 use std::fmt::Write as _;
@@ -11,14 +11,23 @@ use std::fmt::Write as _;
 /// What the run was about, for the report's header.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RunInfo {
+    /// The Strategy's name (empty when the manifest has none).
     pub strategy: String,
+    /// The symbols traded, in the Strategy's order.
     pub symbols: Vec<String>,
+    /// The candle interval, as the Strategy writes it (`1h`).
     pub interval: String,
+    /// Where each symbol's candles came from: a file path, or the bundled data with its attribution.
     pub data: Vec<String>,
+    /// Starting capital, in the quote currency.
     pub capital: f64,
+    /// Fee per fill as a fraction of its notional (0.001 = 0.1%).
     pub fee_rate: f64,
+    /// Slippage on market orders, in basis points.
     pub slippage_bps: f64,
+    /// The ConsensusPolicy's spec, as JSON.
     pub policy: Value,
+    /// How long the run took, in seconds of wall-clock time.
     pub wall_seconds: f64,
 }
 
@@ -66,6 +75,7 @@ fn exits(outcome: &Outcome) -> Value {
         .into()
 }
 
+/// `ms` since the epoch as `YYYY-MM-DD HH:MM` UTC; the bare number when out of range.
 pub fn utc(ms: i64) -> String {
     Utc.timestamp_millis_opt(ms).single().map_or_else(
         || ms.to_string(),
@@ -233,7 +243,7 @@ fn escape(s: &str) -> String {
 /// Decisions shown in the HTML log (the latest ones; the database holds them all).
 const LOG_ROWS: usize = 300;
 
-/// `report.html`: self-contained, no scripts.
+/// `report.html`: one self-contained file (its only script is the decision view's, inlined).
 pub fn html_report(run: &Backtested, info: &RunInfo) -> String {
     let outcome = &run.outcome;
     let mut html = String::from(
@@ -241,8 +251,10 @@ pub fn html_report(run: &Backtested, info: &RunInfo) -> String {
 body{font:14px/1.4 system-ui,sans-serif;margin:2em auto;max-width:1000px;color:#222}
 table{border-collapse:collapse;width:100%;margin:1em 0}td,th{border-bottom:1px solid #ddd;padding:4px 6px;text-align:right}
 td:first-child,th:first-child{text-align:left}.log td{text-align:left;font-size:12px}.BUY{color:#060}.SELL{color:#a00}
-</style></head><body>"#,
+</style>"#,
     );
+    html.push_str(&crate::decision_view::head());
+    html.push_str("</head><body>");
     let _ = write!(
         html,
         "<h1>ia-agents backtest: {}</h1><p>{} · {} · {} → {} UTC · {} candles · {} cycles · data: {}</p><pre>{}</pre>",
@@ -273,40 +285,11 @@ td:first-child,th:first-child{text-align:left}.log td{text-align:left;font-size:
     ));
     let _ = write!(
         html,
-        "<h2>Decision log</h2><p>The latest {} of {} decisions that traded, escalated, were vetoed or were not HOLD (every decision is in ia-agents.db).</p><table class=\"log\"><tr><th>time (UTC)</th><th>symbol</th><th>action</th><th>confidence</th><th>rounds</th><th>outcome</th><th>execution</th></tr>",
+        "<h2>Decisions</h2><p>The latest {} of {} decisions that traded, escalated, were vetoed or were not HOLD (every decision is in ia-agents.db). Click one for its debate.</p>{}",
         outcome.records.len().min(LOG_ROWS),
-        outcome.notable
+        outcome.notable,
+        crate::decision_view::block(outcome.records.iter().rev().take(LOG_ROWS))
     );
-    for r in outcome.records.iter().rev().take(LOG_ROWS) {
-        html.push_str(&log_row(r));
-    }
-    html.push_str("</table></body></html>\n");
+    html.push_str("</body></html>\n");
     html
-}
-
-fn log_row(r: &DecisionRecord) -> String {
-    let d = &r.decision;
-    let outcome = if d.vetoed {
-        "vetoed"
-    } else if d.rejected {
-        "rejected"
-    } else if d.escalated {
-        "escalated"
-    } else if d.consensus_reached {
-        "consensus"
-    } else {
-        "no consensus"
-    };
-    format!(
-        "<tr><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td>{:.2}</td><td>{}</td><td>{} ({})</td><td>{}</td></tr>",
-        utc(d.decided_at),
-        escape(&d.symbol),
-        d.action,
-        d.action,
-        d.confidence,
-        d.rounds.len(),
-        outcome,
-        r.trigger,
-        escape(&r.execution)
-    )
 }

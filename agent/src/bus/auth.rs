@@ -14,9 +14,17 @@ pub enum NatsAuth {
     #[default]
     Anonymous,
     /// An nkey seed (`SU…`), read from a file.
-    Nkey { seed: String },
+    Nkey {
+        /// The seed itself (secret; never logged).
+        seed: String,
+    },
     /// A user and password.
-    Password { user: String, password: String },
+    Password {
+        /// The user name.
+        user: String,
+        /// The password (secret; never logged).
+        password: String,
+    },
 }
 
 impl std::fmt::Debug for NatsAuth {
@@ -35,7 +43,9 @@ impl std::fmt::Debug for NatsAuth {
 pub struct Grant {
     /// The component's name: `coordinator`, `executor`, `auditor`, `operator`, or a role's.
     pub identity: String,
+    /// Subjects it may publish to (NATS patterns: `*` and `>` wildcards).
     pub publish: Vec<String>,
+    /// Subjects it may subscribe to (NATS patterns), its own inbox included.
     pub subscribe: Vec<String>,
     /// May answer requests made to it (on the requester's reply subject, once).
     pub allow_responses: bool,

@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 /// Capacity of each server's and subscriber's queue.
 const QUEUE: usize = 1024;
 
+/// A [`Bus`] inside one process, for the local team and tests; clones share the same bus.
 #[derive(Clone, Default)]
 pub struct MemoryBus {
     inner: Arc<Mutex<Inner>>,
@@ -40,6 +41,7 @@ struct Durable {
 }
 
 impl MemoryBus {
+    /// An empty bus whose presence entries expire after [`PRESENCE_TTL`].
     pub fn new() -> Self {
         Self::default()
     }

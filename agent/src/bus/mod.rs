@@ -44,9 +44,19 @@ pub fn decoded(subject: &str, payload: &[u8]) -> Option<Message> {
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
     #[error("{subject}: {error}")]
-    Nats { subject: String, error: String },
+    /// NATS refused or failed the operation (or it timed out).
+    Nats {
+        /// The subject (or stream) it was on.
+        subject: String,
+        /// What NATS said, as text.
+        error: String,
+    },
     #[error("{subject}: the bus is closed")]
-    Closed { subject: String },
+    /// The other end of the bus has gone, so nothing can be sent.
+    Closed {
+        /// The subject it was on.
+        subject: String,
+    },
 }
 
 /// A request received by a server, to be answered once.

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 
 const QUEUE: usize = 1024;
 
+/// A [`Bus`] over a NATS server with JetStream; clones share one connection.
 #[derive(Clone)]
 pub struct NatsBus {
     client: async_nats::Client,
@@ -40,6 +41,8 @@ impl NatsBus {
         Self::open(url, PRESENCE_TTL, &NatsAuth::Anonymous, None).await
     }
 
+    /// As [`connect`](Self::connect), with presence entries expiring after `presence_ttl` when this
+    /// connection creates the bucket (an existing bucket keeps its own `max_age`).
     pub async fn connect_with_ttl(url: &str, presence_ttl: Duration) -> Result<Self, BusError> {
         Self::open(url, presence_ttl, &NatsAuth::Anonymous, None).await
     }
@@ -108,6 +111,7 @@ impl NatsBus {
         })
     }
 
+    /// The underlying NATS connection, for what the [`Bus`] trait does not cover.
     pub fn client(&self) -> &async_nats::Client {
         &self.client
     }

@@ -21,9 +21,13 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     #[error("stopping with {left} decision(s) not published, from {first} on (the bus: {error}); they are in the store, and a restarted replay publishes them")]
+    /// A stop was asked while the bus was failing.
     Stopped {
+        /// Id of the first decision not published.
         first: String,
+        /// Decisions not published, that one included.
         left: usize,
+        /// The bus's last failure.
         error: BusError,
     },
 }

@@ -330,6 +330,8 @@ pub fn prepare(args: &ReplayArgs, mut team_config: TeamConfig) -> anyhow::Result
         }
     }
     let spec = &team_config.strategy.spec;
+    // the sample's fees and slippage (ExchangeSpec's defaults) when the Strategy names no exchange
+    let exchange = spec.exchange.clone().unwrap_or_default();
     let info = RunInfo {
         strategy: team_config
             .strategy
@@ -341,8 +343,8 @@ pub fn prepare(args: &ReplayArgs, mut team_config: TeamConfig) -> anyhow::Result
         interval: interval.to_string(),
         data: sources,
         capital: spec.capital,
-        fee_rate: spec.exchange.as_ref().map_or(0.001, |e| e.fee_rate),
-        slippage_bps: spec.exchange.as_ref().map_or(5.0, |e| e.slippage_bps),
+        fee_rate: exchange.fee_rate,
+        slippage_bps: exchange.slippage_bps,
         policy: serde_json::to_value(&team_config.policy.spec)?,
         wall_seconds: 0.0,
     };
@@ -355,15 +357,9 @@ pub fn prepare(args: &ReplayArgs, mut team_config: TeamConfig) -> anyhow::Result
     })
 }
 
-pub async fn run(args: BacktestArgs) -> anyhow::Result<()> {
-    let started = Instant::now();
-    let base = match (&args.replay.strategy_file, &args.replay.policy_file) {
-        (Some(s), Some(p)) => TeamConfig::load(s, p)?,
-        _ => TeamConfig::builtin()?,
-    };
-    let (strategy_patch, policy_patch) = args.overrides();
-    let team_config = base.with_overrides(strategy_patch, policy_patch)?;
-    let Prepared { mut backtest, info } = prepare(&args.replay, team_config)?;
+/// The strategist's forecaster (`--forecaster`, `--retrain`), the reasoning model
+/// (`--ollama-url`) and the dated headlines (`--news`) the flags ask for.
+fn with_models(backtest: &mut Session, args: &BacktestArgs) -> anyhow::Result<()> {
     let initial = args
         .forecaster
         .as_deref()
@@ -399,8 +395,12 @@ pub async fn run(args: BacktestArgs) -> anyhow::Result<()> {
                 .map_err(|e| anyhow!("--news: {e}"))?,
         ));
     }
-    let total: u64 = backtest.series.iter().map(|s| s.candles.len() as u64).sum();
-    let bar = std::io::stderr().is_terminal().then(|| {
+    Ok(())
+}
+
+/// A progress bar over `total` candles when stderr is a terminal.
+fn progress_bar(total: u64) -> Option<ProgressBar> {
+    std::io::stderr().is_terminal().then(|| {
         let bar = ProgressBar::new(total);
         bar.set_style(
             ProgressStyle::with_template(
@@ -410,30 +410,46 @@ pub async fn run(args: BacktestArgs) -> anyhow::Result<()> {
             .progress_chars("=> "),
         );
         bar
-    });
+    })
+}
+
+/// The record's store: `--db`, or our own database file in `--out`, written under a temporary
+/// name without a journal (each page once) that takes its name only when the run completed: a run
+/// that dies leaves `ia-agents.db.partial`, never a half-written `ia-agents.db`. With the file,
+/// the (partial, final) paths.
+async fn open_store(args: &BacktestArgs) -> anyhow::Result<(Store, Option<(PathBuf, PathBuf)>)> {
+    if let Some(url) = &args.db {
+        return Ok((Store::connect(url).await?, None));
+    }
+    let path = args.out.join("ia-agents.db");
+    let partial = args.out.join("ia-agents.db.partial");
+    for stale in ["", "-wal", "-shm", ".partial"] {
+        let file = PathBuf::from(format!("{}{stale}", path.display()));
+        if file.exists() {
+            std::fs::remove_file(&file).with_context(|| format!("replacing {}", file.display()))?;
+        }
+    }
+    Ok((
+        Store::create_output_file(&partial).await?,
+        Some((partial, path)),
+    ))
+}
+
+pub async fn run(args: BacktestArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let base = match (&args.replay.strategy_file, &args.replay.policy_file) {
+        (Some(s), Some(p)) => TeamConfig::load(s, p)?,
+        _ => TeamConfig::builtin()?,
+    };
+    let (strategy_patch, policy_patch) = args.overrides();
+    let team_config = base.with_overrides(strategy_patch, policy_patch)?;
+    let Prepared { mut backtest, info } = prepare(&args.replay, team_config)?;
+    with_models(&mut backtest, &args)?;
+    let total: u64 = backtest.series.iter().map(|s| s.candles.len() as u64).sum();
+    let bar = progress_bar(total);
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
-    // Our own database file is written under a temporary name without a journal (each page once),
-    // and takes its name only when the run completed: a run that dies leaves
-    // `ia-agents.db.partial`, never a half-written `ia-agents.db`.
-    let (store, output_file) = match &args.db {
-        Some(url) => (Store::connect(url).await?, None),
-        None => {
-            let path = args.out.join("ia-agents.db");
-            let partial = args.out.join("ia-agents.db.partial");
-            for stale in ["", "-wal", "-shm", ".partial"] {
-                let file = PathBuf::from(format!("{}{stale}", path.display()));
-                if file.exists() {
-                    std::fs::remove_file(&file)
-                        .with_context(|| format!("replacing {}", file.display()))?;
-                }
-            }
-            (
-                Store::create_output_file(&partial).await?,
-                Some((partial, path)),
-            )
-        }
-    };
+    let (store, output_file) = open_store(&args).await?;
     let mut last_line = 0u64;
     let outcome = agent::backtest::run(&backtest, Some(&store), |done, total| match &bar {
         Some(bar) => bar.set_position(done),

@@ -10,8 +10,11 @@ use std::time::Duration;
 
 /// Asks voters over the bus; each request waits at most the round's timeout.
 pub struct BusTransport<B: Bus> {
+    /// The bus the round requests go out on (NATS in a cluster, the in-memory bus in tests).
     pub bus: B,
+    /// The Strategy's subjects: each voter is asked on its role's `<prefix>.analyze.<role>`.
     pub subjects: Subjects,
+    /// How long a request waits for its replies: the policy's `roundTimeoutSeconds`.
     pub round_timeout: Duration,
 }
 
@@ -81,7 +84,9 @@ pub fn voters_from_presence(
 /// EscalationResolution for that id (from the operator relaying an annotation, or the HTTP API)
 /// decides; none within the policy's timeout → [`Resolution::TimedOut`].
 pub struct BusEscalations<B: Bus> {
+    /// The bus the Escalation is published on and its resolution awaited.
     pub bus: B,
+    /// The Strategy's subjects: an escalation and its answer share `<prefix>.escalation.<id>`.
     pub subjects: Subjects,
 }
 

@@ -18,7 +18,9 @@ pub trait Transport {
 /// A human's (or a policy's) answer to an escalation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resolution {
+    /// A human approved: the proposed action is taken.
     Approved,
+    /// A human rejected: the cycle is dropped (HOLD with `rejected`, and no order at all).
     Rejected,
     /// Nobody answered within the policy's timeout: the policy's default action applies.
     TimedOut,
@@ -27,27 +29,38 @@ pub enum Resolution {
 /// Where escalations go: the bus (and, through the operator, `kubectl annotate`) in a cluster; in a
 /// backtest, nobody, so they time out at once.
 pub trait EscalationResolver {
+    /// Raises `escalation` and waits for its answer; [`Resolution::TimedOut`] when none comes
+    /// within its `timeout_seconds` (or it cannot be raised at all).
     fn resolve(&self, escalation: &Escalation) -> impl Future<Output = Resolution>;
 }
 
 /// Counters of what happened to opinions, for metrics and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct OpinionCounts {
+    /// A voter's first answer to the current round: it went into the tally.
     pub counted: u64,
+    /// A voter's second answer to the same round (a redelivery or another replica): ignored.
     pub duplicate: u64,
+    /// An answer for another round than the current one (a late answer): ignored.
     pub late: u64,
+    /// An answer for another cycle, or from an assistant that is not a voter of this one: ignored.
     pub stray: u64,
 }
 
 /// Runs cycles for one strategy under one policy.
 #[derive(Debug, Clone)]
 pub struct Coordinator {
+    /// The Strategy's name, carried by every round request, escalation and decision.
     pub strategy: String,
+    /// The Strategy's consensus policy: voter roles, threshold, quorum, rounds, veto roles and
+    /// escalation.
     pub policy: ConsensusPolicySpec,
+    /// What became of every opinion received, summed over all the cycles run so far.
     pub counts: OpinionCounts,
 }
 
 impl Coordinator {
+    /// A coordinator for `strategy` under `policy`, its counts at zero.
     pub fn new(strategy: impl Into<String>, policy: ConsensusPolicySpec) -> Self {
         Self {
             strategy: strategy.into(),
@@ -175,6 +188,8 @@ impl Coordinator {
 
 /// What a cycle's rounds came to.
 pub enum Deliberation {
+    /// The cycle ended without asking a human: consensus, no view, a veto, or after the last round
+    /// the policy's `Hold` or `Reject`.
     Decided(Decision),
     /// The team could not agree and asks a human: the decision waits for the answer.
     Escalated(Box<PendingDecision>),
@@ -182,6 +197,8 @@ pub enum Deliberation {
 
 /// A cycle waiting for the answer to its escalation.
 pub struct PendingDecision {
+    /// The escalation raised, under the cycle's id, proposing the last round's leading action; the
+    /// caller resolves it and hands the answer to [`PendingDecision::conclude`].
     pub escalation: Escalation,
     cycle: Cycle,
     confidence: f64,

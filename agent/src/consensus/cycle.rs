@@ -11,14 +11,19 @@ use protocol::{Action, Role};
 /// A voter of the cycle: one TradingAssistant (however many replicas it runs).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Voter {
+    /// The TradingAssistant's name: an opinion counts only under this name and `role`.
     pub assistant: String,
+    /// The role it votes as; only the policy's `voters` roles take part in a cycle.
     pub role: Role,
+    /// Its vote weight (the declared `spec.weight`, then the learned one; 1 without a team file):
+    /// the tally scores weight × confidence, and the quorum counts answered weight.
     pub weight: f64,
 }
 
 /// What became of an opinion handed to the cycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Acceptance {
+    /// The voter's first answer to the current round: it goes into the round's tally.
     Counted,
     /// The voter already answered this round (a redelivery or a second replica): counted once.
     Duplicate,
@@ -42,24 +47,38 @@ pub enum Step {
 /// How a cycle ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
+    /// The leading action's share reached the threshold with a quorum, or every voter abstained
+    /// (HOLD at confidence 0).
     Consensus {
+        /// The action the team agreed on.
         action: Action,
+        /// The weighted mean confidence of the voters who chose it, in [0, 1].
         confidence: f64,
     },
+    /// A voter of one of the policy's veto roles vetoed: the team holds.
     Vetoed {
+        /// The assistant whose veto counted.
         assistant: String,
     },
     /// No consensus after the last round: the policy's escalation applies to `proposed`.
     Exhausted {
+        /// The last round's leading action (HOLD on a tie for the top).
         proposed: Action,
+        /// The weighted mean confidence of the voters who chose it in the last round, in [0, 1].
         confidence: f64,
     },
 }
 
+/// One cycle in progress: its voters, the current round's answers, and the tallies and transcript
+/// of the rounds closed so far.
 #[derive(Debug, Clone)]
 pub struct Cycle {
+    /// The cycle's id, stable for the same (strategy, symbol, candle or alert); the decision and any
+    /// escalation carry it.
     pub id: String,
+    /// The Strategy's name, carried by every round request.
     pub strategy: String,
+    /// The market snapshot every round judges (the same one in every round).
     pub snapshot: MarketSnapshot,
     policy: ConsensusPolicySpec,
     voters: Vec<Voter>,
@@ -100,14 +119,17 @@ impl Cycle {
         }
     }
 
+    /// The current round's number, from 1 to the policy's `maxRounds`.
     pub fn round(&self) -> u32 {
         self.round
     }
 
+    /// The voters taking part: those given whose role is one of the policy's voter roles.
     pub fn voters(&self) -> &[Voter] {
         &self.voters
     }
 
+    /// The consensus policy the cycle's rounds are judged under.
     pub fn policy(&self) -> &ConsensusPolicySpec {
         &self.policy
     }

@@ -9,13 +9,29 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
     /// The top action's share reached the threshold with a quorum and no veto.
-    Consensus { action: Action, share: f64 },
+    Consensus {
+        /// The leading action.
+        action: Action,
+        /// Its score over all scores, in [0, 1]: at least the policy's threshold.
+        share: f64,
+    },
     /// A veto role forced HOLD.
-    Vetoed { assistant: String },
+    Vetoed {
+        /// The assistant whose veto counted.
+        assistant: String,
+    },
     /// Too little of the voting weight answered for the tally to count.
-    NoQuorum { answered: f64 },
+    NoQuorum {
+        /// The answered weight over the total weight, in [0, 1]: under the policy's quorum.
+        answered: f64,
+    },
     /// The team is split: the top action's share is under the threshold.
-    Split { leading: Action, share: f64 },
+    Split {
+        /// The top action (HOLD on a tie for the top).
+        leading: Action,
+        /// Its score over all scores, in [0, 1]: under the policy's threshold.
+        share: f64,
+    },
     /// Enough voters answered and every one of them abstained (confidence 0): nobody has a view,
     /// so there is nothing to debate or escalate, and the team holds.
     NoView,

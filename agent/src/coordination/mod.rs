@@ -34,25 +34,37 @@ pub use api::ApiOptions;
 /// Why the coordinator stopped before its run was over.
 #[derive(Debug, thiserror::Error)]
 pub enum CoordinationError {
+    /// Nobody of the team announced itself in time.
     #[error("no assistant of Strategy {strategy} is present on {server} after {waited_s} s")]
     NoVoters {
+        /// The Strategy's name.
         strategy: String,
+        /// The NATS server waited on.
         server: String,
+        /// How long it waited, s.
         waited_s: u64,
     },
+    /// The API's address cannot be bound.
     #[error("--listen {addr}: {error}")]
     Listen {
+        /// The address asked for.
         addr: std::net::SocketAddr,
+        /// Why it cannot be bound.
         error: std::io::Error,
     },
+    /// The publisher's task panicked or was cancelled.
     #[error("the decision publisher stopped: {0}")]
     PublisherGone(String),
+    /// Decisions were left unpublished when the process had to stop.
     #[error(transparent)]
     Publish(#[from] PublishError),
+    /// The bus failed (reading the presence).
     #[error(transparent)]
     Bus(#[from] BusError),
+    /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The engine failed.
     #[error(transparent)]
     Session(#[from] SessionError),
 }
@@ -60,7 +72,9 @@ pub enum CoordinationError {
 /// Live candles after the loaded ones, and the task that streams them (stopped with the run).
 #[derive(Default)]
 pub struct LiveFeed {
+    /// Closed live candles, as they come; `None` for a replay.
     pub candles: Option<Receiver<SymbolCandle>>,
+    /// The task reading the kline streams.
     pub task: Option<JoinHandle<()>>,
 }
 
@@ -72,6 +86,7 @@ pub struct Options {
     pub wait_for_voters: Duration,
     /// The record's database.
     pub store: Option<Store>,
+    /// The HTTP API and console (served with a store only).
     pub api: ApiOptions,
     /// Print each decision as one JSON line.
     pub json_lines: bool,
@@ -79,10 +94,13 @@ pub struct Options {
 
 /// What a run did.
 pub struct Summary {
+    /// Cycles the team ran.
     pub cycles: u64,
+    /// Candles decided on (history excluded).
     pub candles: u64,
     /// Decisions on the stream.
     pub published: u64,
+    /// The audit chain's head, the anchor for `audit verify --expect-head` (with a store).
     pub audit: Option<AuditHead>,
 }
 
@@ -153,16 +171,7 @@ pub async fn run(
         subjects: subjects.clone(),
         round_timeout: Duration::from_secs(u64::from(policy.round_timeout_seconds)),
     };
-    let notifications = session.team_config.strategy.spec.notifications.as_ref();
-    let escalations = Watched {
-        inner: BusEscalations {
-            bus: bus.clone(),
-            subjects: subjects.clone(),
-        },
-        pending: api.as_ref().map(|state| state.escalations.clone()),
-        notifier: session.notifier.clone(),
-        console_url: notifications.and_then(|n| n.console_url.clone()),
-    };
+    let escalations = escalations(&session, &bus, &subjects, api.as_ref());
     // decided, stored and published before a stop lets the process go (crate::shutdown)
     let in_flight = crate::shutdown::busy();
     let team = ReplayTeam {
@@ -193,16 +202,7 @@ pub async fn run(
     if let Some(task) = feed.task {
         task.abort();
     }
-    let published = publisher
-        .await
-        .map_err(|e| CoordinationError::PublisherGone(e.to_string()))??;
-    // a client that lost its server flushes only once it is back: bounded
-    if tokio::time::timeout(Duration::from_secs(2), bus.client().flush())
-        .await
-        .is_err()
-    {
-        tracing::warn!("the bus did not flush within 2 s (NATS away?)");
-    }
+    let published = drain(publisher, &bus).await?;
     drop(in_flight);
     Ok(Summary {
         cycles: outcome.cycles,
@@ -210,6 +210,44 @@ pub async fn run(
         published,
         audit: outcome.audit,
     })
+}
+
+/// Where escalations go: to the bus (answered by the operator's relay or the API), listed in the
+/// API while open and told to the Strategy's notification targets.
+fn escalations(
+    session: &Session,
+    bus: &NatsBus,
+    subjects: &Subjects,
+    api: Option<&crate::api::ApiState>,
+) -> Watched<BusEscalations<NatsBus>> {
+    let notifications = session.team_config.strategy.spec.notifications.as_ref();
+    Watched {
+        inner: BusEscalations {
+            bus: bus.clone(),
+            subjects: subjects.clone(),
+        },
+        pending: api.map(|state| state.escalations.clone()),
+        notifier: session.notifier.clone(),
+        console_url: notifications.and_then(|n| n.console_url.clone()),
+    }
+}
+
+/// Waits until the publisher has put every decision on the stream, then flushes the bus (a
+/// client that lost its server flushes only once it is back: at most 2 s). How many it published.
+async fn drain(
+    publisher: JoinHandle<Result<u64, PublishError>>,
+    bus: &NatsBus,
+) -> Result<u64, CoordinationError> {
+    let published = publisher
+        .await
+        .map_err(|e| CoordinationError::PublisherGone(e.to_string()))??;
+    if tokio::time::timeout(Duration::from_secs(2), bus.client().flush())
+        .await
+        .is_err()
+    {
+        tracing::warn!("the bus did not flush within 2 s (NATS away?)");
+    }
+    Ok(published)
 }
 
 /// Says loudly that the audit chain is not keyed (`IA_AUDIT_KEY` unset).

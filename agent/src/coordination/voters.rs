@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 /// What the coordinator waits for.
 pub struct Expected<'a> {
+    /// The Strategy's name, as the heartbeats carry it.
     pub strategy: &'a str,
     /// The policy's voting roles.
     pub roles: &'a [Role],

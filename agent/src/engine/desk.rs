@@ -11,7 +11,7 @@ use crate::exchange::{OrderRejection, PaperExchange, Placement};
 use crate::executor::{Executor, Market, Plan};
 use crate::market::Candle;
 use crate::standing::Standing;
-use crate::store::OrderRecord;
+use crate::store::{OrderRecord, OrderStatus};
 use protocol::messages::{Decision, Fill, Order, OrderKind, PortfolioContext, Side};
 use rust_decimal::prelude::ToPrimitive;
 
@@ -86,7 +86,7 @@ impl<'a> Desk<'a> {
             record.order(OrderRecord {
                 order: expired.order,
                 fill: None,
-                status: "EXPIRED",
+                status: OrderStatus::Expired,
                 reason: "limit not reached before spec.exchange.limitTtlCandles".into(),
             });
         }
@@ -226,13 +226,13 @@ fn order_record(order: Order, result: Result<Fill, OrderRejection>, reason: &str
         Ok(fill) => OrderRecord {
             order,
             fill: Some(fill),
-            status: "FILLED",
+            status: OrderStatus::Filled,
             reason: reason.to_string(),
         },
         Err(rejection) => OrderRecord {
             order,
             fill: None,
-            status: "REJECTED",
+            status: OrderStatus::Rejected,
             reason: rejection.to_string(),
         },
     }
@@ -245,7 +245,7 @@ fn stale_order_record(order: Order, age_ms: i64) -> OrderRecord {
     OrderRecord {
         order,
         fill: None,
-        status: "EXPIRED",
+        status: OrderStatus::Expired,
         reason: format!(
             "the candle closed {age_s} s ago, more than one interval: too old to trade on"
         ),

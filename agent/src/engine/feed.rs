@@ -8,8 +8,11 @@ use crate::market::Candle;
 /// One time step: an open time and the candles (by series index) that opened then; `live` when
 /// they came from the live feed rather than the loaded history.
 pub struct Step {
+    /// The open time, ms.
     pub t: i64,
+    /// The candles that opened at `t`, with the index of their series.
     pub candles: Vec<(usize, Candle)>,
+    /// Whether they came from the live feed.
     pub live: bool,
 }
 

@@ -9,15 +9,21 @@ const YEAR_MS: f64 = 365.25 * 24.0 * 3600.0 * 1000.0;
 /// The figures of one strategy (ours or a baseline).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Figures {
+    /// Final over initial equity, minus one.
     pub total_return: f64,
+    /// The total return compounded to a year of 365.25 days.
     pub annualized_return: f64,
+    /// Mean over standard deviation of per-candle returns, annualised.
     pub sharpe: f64,
+    /// Mean over downside deviation of per-candle returns, annualised.
     pub sortino: f64,
+    /// The largest fall from a peak of equity, as a fraction of the peak.
     pub max_drawdown: f64,
     /// Share of closed trades with a positive PnL (0 when there were none).
     pub win_rate: f64,
     /// Closed round trips.
     pub trades: u64,
+    /// Equity at the last candle, quote currency.
     pub final_equity: f64,
 }
 

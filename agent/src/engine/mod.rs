@@ -42,16 +42,22 @@ use std::collections::{BTreeMap, HashMap};
 /// The candles of one symbol, ascending.
 #[derive(Debug, Clone)]
 pub struct Series {
+    /// The Binance symbol, e.g. `BTCUSDT`.
     pub symbol: String,
+    /// Its candles, by open time, one interval apart (gaps allowed).
     pub candles: Vec<Candle>,
 }
 
 /// One assistant of an in-process team.
 #[derive(Debug, Clone)]
 pub struct Member {
+    /// The assistant's name, as its opinions and learned weight carry it.
     pub name: String,
+    /// Its specialty.
     pub role: Role,
+    /// Its declared vote weight (the TradingAssistant's `spec.weight`).
     pub weight: f64,
+    /// Its role params (the TradingAssistant's `spec.params`).
     pub params: Params,
 }
 
@@ -77,9 +83,13 @@ pub fn default_team() -> Vec<Member> {
 
 /// Everything a session needs: the team, its configuration, the candles and where it trades.
 pub struct Session {
+    /// The Strategy and ConsensusPolicy the team runs, validated as a cluster would.
     pub team_config: TeamConfig,
+    /// The assistants; those the policy names vote.
     pub team: Vec<Member>,
+    /// The candles, one series per symbol.
     pub series: Vec<Series>,
+    /// The candles' interval, ms.
     pub interval_ms: i64,
     /// Stop after this many cycles (all candles when `None`).
     pub max_cycles: Option<u64>,
@@ -121,18 +131,26 @@ pub type SharedBooks =
 /// Why a session could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
+    /// A schedule of the Strategy is not a valid cron expression.
     #[error("Strategy {strategy}: {error}")]
     Schedule {
+        /// The Strategy's name.
         strategy: String,
+        /// What is wrong, naming the field.
         error: crate::schedule::ScheduleError,
     },
+    /// An assistant's role params are invalid.
     #[error("TradingAssistant {assistant}: {error}")]
     Params {
+        /// The assistant's name.
         assistant: String,
+        /// The param at fault.
         error: crate::roles::ParamError,
     },
+    /// Nothing to trade or score.
     #[error("no candles to replay (check the symbols, the data files and the date range)")]
     NoCandles,
+    /// The record could not be written.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
 }
@@ -140,44 +158,85 @@ pub enum SessionError {
 /// Decisions by outcome.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct DecisionCounts {
+    /// Every decision.
     pub total: u64,
+    /// Decided by the policy's threshold being met.
     pub consensus: u64,
+    /// Escalated to a human (answered, timed out or rejected).
     pub escalated: u64,
+    /// Stopped by a veto role.
     pub vetoed: u64,
     /// Cycles dropped by `escalation.action: Reject` or a human's reject.
     pub rejected: u64,
+    /// Decided HOLD.
     pub hold: u64,
+    /// Decided BUY.
     pub buy: u64,
+    /// Decided SELL.
     pub sell: u64,
+}
+
+/// Why a cycle ran; the last part of its id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    /// The Strategy's analysis schedule fired at the candle's close.
+    Schedule,
+    /// The market monitor's detector alerted on the candle.
+    Alert,
+}
+
+impl Trigger {
+    /// `schedule` or `alert`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Schedule => "schedule",
+            Self::Alert => "alert",
+        }
+    }
 }
 
 /// What the executor did with a decision, for the log.
 #[derive(Debug, Clone, Serialize)]
 pub struct DecisionRecord {
+    /// The decision, with its debate.
     pub decision: Decision,
-    pub trigger: &'static str,
+    /// Why the cycle ran.
+    pub trigger: Trigger,
+    /// What the desk did, in words (the fill, why nothing, or the refusal).
     pub execution: String,
+    /// The order's fill, when it filled at once.
     pub fill: Option<Fill>,
 }
 
 /// Everything a session produced.
 pub struct Outcome {
+    /// Return, Sharpe, drawdown… of the equity curve.
     pub figures: Figures,
+    /// Decisions by outcome and action.
     pub decisions: DecisionCounts,
+    /// Candles scored (over every symbol).
     pub candles: u64,
+    /// Cycles the team ran (scored candles only).
     pub cycles: u64,
+    /// Open time of the first scored candle, ms.
     pub first_open_time: i64,
+    /// Open time of the last scored candle, ms.
     pub last_open_time: i64,
+    /// Equity after each scored step: (open time ms, equity in quote currency).
     pub curve: Vec<(i64, f64)>,
     /// The latest [`RECORDS_KEPT`] notable decisions (traded, escalated, vetoed or not HOLD), for the
     /// report's log; the store holds every decision.
     pub records: std::collections::VecDeque<DecisionRecord>,
     /// How many notable decisions there were in all.
     pub notable: u64,
+    /// Round trips closed, with their PnL.
     pub trades: Vec<ClosedTrade>,
+    /// Fees paid over the run, quote currency.
     pub fees_paid: Decimal,
     /// Vote weights at the end (learned, or as declared).
     pub weights: BTreeMap<String, f64>,
+    /// How many times the learned weights were updated (`spec.schedule.learning`).
     pub learning_updates: u64,
     /// Mean share of equity held in positions over the scored candles.
     pub exposure: f64,
@@ -193,8 +252,11 @@ const TYPICAL_DAILY_MOVE: f64 = 0.035;
 
 /// Who decides in a replay: the transport to the voters, where escalations go, and the voters.
 pub struct ReplayTeam<'a, T, E> {
+    /// How the voters are asked (in process, or over the bus).
     pub transport: &'a T,
+    /// Who answers escalations.
     pub escalations: &'a E,
+    /// The voters and their starting weights.
     pub voters: Vec<Voter>,
 }
 

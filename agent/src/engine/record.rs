@@ -5,7 +5,7 @@
 //! and a restarted coordinator resumes from them.
 
 use super::writer::{AuditHead, RecordWriter};
-use super::{DecisionCounts, DecisionRecord, RECORDS_KEPT};
+use super::{DecisionCounts, DecisionRecord, Trigger, RECORDS_KEPT};
 use crate::consensus::Voter;
 use crate::exchange::PaperExchange;
 use crate::store::{OrderRecord, Store, StoreError};
@@ -34,11 +34,13 @@ pub struct Record<'s> {
 
 /// What the record holds when the session ends.
 pub struct Closed {
+    /// Decisions by outcome and action.
     pub counts: DecisionCounts,
     /// The latest [`RECORDS_KEPT`] notable decisions.
     pub notable: VecDeque<DecisionRecord>,
     /// How many notable decisions there were in all.
     pub notable_total: u64,
+    /// The audit chain's head once everything is stored (with a store).
     pub audit: Option<AuditHead>,
 }
 
@@ -90,7 +92,7 @@ impl<'s> Record<'s> {
     pub fn decided(
         &mut self,
         decision: Decision,
-        trigger: &'static str,
+        trigger: Trigger,
         execution: String,
         fill: Option<Fill>,
     ) {

@@ -11,8 +11,8 @@ use super::figures::{figures, Holding};
 use super::record::{Record, FLUSH_EVERY};
 use super::venue::{AnyVenue, Paper};
 use super::{
-    timeline, EscalationsTimeOut, Outcome, ReplayTeam, Session, SessionError, MIN_HOLD_CANDLES,
-    TYPICAL_DAILY_MOVE,
+    timeline, EscalationsTimeOut, Outcome, ReplayTeam, Session, SessionError, Trigger,
+    MIN_HOLD_CANDLES, TYPICAL_DAILY_MOVE,
 };
 use crate::consensus::coordinator::{cycle_id, Deliberation, PendingDecision};
 use crate::consensus::{Coordinator, EscalationResolver, Resolution, Transport, Voter};
@@ -67,11 +67,11 @@ impl Cue {
         self.scheduled || self.alert
     }
 
-    fn trigger(self) -> &'static str {
+    fn trigger(self) -> Trigger {
         if self.scheduled {
-            "schedule"
+            Trigger::Schedule
         } else {
-            "alert"
+            Trigger::Alert
         }
     }
 }
@@ -130,13 +130,11 @@ impl Session {
         FeeModel::new(fee_rate, slippage_bps)
     }
 
-    fn fee_rate_and_slippage(&self) -> (f64, f64) {
-        self.team_config
-            .strategy
-            .spec
-            .exchange
-            .as_ref()
-            .map_or((0.001, 5.0), |e| (e.fee_rate, e.slippage_bps))
+    /// The Strategy's fee rate and slippage (bps); `ExchangeSpec`'s defaults without an exchange.
+    pub fn fee_rate_and_slippage(&self) -> (f64, f64) {
+        let exchange = self.team_config.strategy.spec.exchange.clone();
+        let e = exchange.unwrap_or_default();
+        (e.fee_rate, e.slippage_bps)
     }
 
     /// The index in `timeline` of the first candle traded and scored.
@@ -491,7 +489,7 @@ impl<'a, T: Transport, E: EscalationResolver> Run<'a, T, E> {
         let stamp = || cue.close_time;
         let deliberation = tokio::select! {
             deliberation = self.coordinator.deliberate(
-                cycle_id(&self.name, symbol, t, cue.trigger()),
+                cycle_id(&self.name, symbol, t, cue.trigger().as_str()),
                 snapshot,
                 self.voters.clone(),
                 self.transport,

@@ -58,7 +58,9 @@ impl Venue for BinanceSpot {
 
 /// The venue a session trades on: paper unless the Strategy is live.
 pub enum AnyVenue<'a> {
+    /// `mode: paper`.
     Paper(Paper),
+    /// `mode: live`, on this account.
     Live(&'a BinanceSpot),
 }
 

@@ -20,25 +20,41 @@ use protocol::messages::{Decision, Indicators};
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Leak {
     #[error("indicator {indicator} at candle {open_time} is {full:?} with later candles and {cut:?} without: it looks ahead")]
+    /// An indicator changed when the candles after it were removed.
     Indicator {
+        /// The indicator's JSON name (`rsi_14`).
         indicator: String,
+        /// Open time of the candle it was computed at, ms since the epoch.
         open_time: i64,
+        /// Its value over the whole series (None while warming up).
         full: Option<f64>,
+        /// Its value over the series cut after that candle.
         cut: Option<f64>,
     },
     #[error("decision {decision}: {what} differs with later candles ({full}) and without ({cut}): it looks ahead")]
+    /// A decision changed when the candles after it were removed (or a replay failed).
     Decision {
+        /// The decision's id, or `the full replay` when that failed.
         decision: String,
+        /// What differs: an opinion's figure, the decision itself, or the replay's error.
         what: String,
+        /// How it reads with later candles (action and confidence; empty on an error).
         full: String,
+        /// How it reads without them.
         cut: String,
     },
     #[error("indicator {indicator} at candle {open_time} is {a} from the first candle and {b} from a start {offset} candles later: it depends on where the data started")]
+    /// An indicator still depends on where the data started after the warm-up.
     WarmUp {
+        /// The indicator's JSON name.
         indicator: String,
+        /// Open time of the candle compared, ms since the epoch.
         open_time: i64,
+        /// How many candles later the second computation started.
         offset: usize,
+        /// Its value computed from the first candle.
         a: f64,
+        /// Its value computed from `offset` candles later.
         b: f64,
     },
 }

@@ -39,11 +39,15 @@ pub const WARM_UP_MS: i64 = 90 * 86_400_000;
 /// What one strategy did in one window, net of fees and slippage. Ratios are annualised.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Scores {
+    /// Final over initial equity, minus one (0.12 = 12%).
     pub total_return: f64,
+    /// Annualised Sharpe ratio of per-candle returns, zero risk-free rate.
     pub sharpe: f64,
+    /// Annualised Sortino ratio (downside deviation only), zero risk-free rate.
     pub sortino: f64,
     /// Annualised return over max drawdown (0 without a drawdown).
     pub calmar: f64,
+    /// Largest fall from a peak, as a fraction of the peak.
     pub max_drawdown: f64,
     /// Mean share of equity held in positions.
     pub exposure: f64,
@@ -78,38 +82,58 @@ impl Scores {
 /// One window's results.
 #[derive(Debug, Clone, Serialize)]
 pub struct WindowResult {
+    /// The symbol traded in this window.
     pub symbol: String,
-    /// First and last scored candle's day (UTC, YYYY-MM-DD).
+    /// First scored candle's day (UTC, YYYY-MM-DD).
     pub from: String,
+    /// Last scored candle's day (UTC, YYYY-MM-DD).
     pub to: String,
+    /// Candles scored in the window.
     pub candles: u64,
+    /// The whole team's scores.
     pub team: Scores,
+    /// Each baseline's scores, by name (`buy_and_hold`, `sma_crossover`, `macd`).
     pub baselines: BTreeMap<&'static str, Scores>,
+    /// Each voter's scores trading its signal alone, by role name.
     pub voters: BTreeMap<String, Scores>,
     /// The team's per-candle returns, for the summary's PSR and DSR (not written out).
     #[serde(skip)]
     pub team_returns: Vec<f64>,
+    /// The team's latest notable decisions of the window (at most [`DECISIONS_SHOWN`], newest
+    /// first), with their debates, for `evaluate.html` (not written to `evaluate.json`).
+    #[serde(skip)]
+    pub decisions: Vec<crate::engine::DecisionRecord>,
 }
+
+/// Notable decisions of each window that `evaluate.html` shows.
+pub const DECISIONS_SHOWN: usize = 50;
 
 /// What to evaluate.
 pub struct Evaluation {
     /// Dated headlines for the fundamental analyst, if any.
     pub news: Option<std::sync::Arc<crate::roles::fundamental::DatedHeadlines>>,
+    /// The Strategy and policy; each window runs them on its one symbol.
     pub config: TeamConfig,
+    /// The assistants; each voter among them is also run alone.
     pub team: Vec<Member>,
     /// One series per symbol, every file of it joined in time order.
     pub series: Vec<Series>,
+    /// Candle length in ms.
     pub interval_ms: i64,
+    /// How long each window is (`--window`).
     pub length: windows::WindowLength,
-    /// Limits on the scored range (ms, `[from, to)`).
+    /// Start of the scored range, ms since the epoch (inclusive, `--from`); None: no limit.
     pub from: Option<i64>,
+    /// End of the scored range, ms since the epoch (exclusive, `--to`); None: the data's end.
     pub to: Option<i64>,
 }
 
 /// One window to run.
 #[derive(Debug, Clone)]
 pub struct Job {
+    /// Index of the symbol's series in [`Evaluation::series`].
     pub series: usize,
+    /// The scored range; the history before it comes along.
     pub span: windows::Span,
 }
 
@@ -117,13 +141,19 @@ pub struct Job {
 #[derive(Debug, thiserror::Error)]
 pub enum EvaluateError {
     #[error("{symbol} window {from}: {error}")]
+    /// One window's run failed.
     Window {
+        /// The window's symbol.
         symbol: String,
+        /// The window's start, `YYYY-MM-DD HH:MM` UTC.
         from: String,
+        /// Why its session failed.
         error: Box<SessionError>,
     },
     #[error("no window to score: the data (after --from/--to and {warm_up} days of warm-up) is shorter than {min} days", warm_up = WARM_UP_MS / 86_400_000, min = windows::MIN_WINDOW_DAYS)]
+    /// The data leaves no window of at least [`windows::MIN_WINDOW_DAYS`] days after the warm-up.
     NoWindows,
+    /// A worker thread could not start its Tokio runtime, or a window never ran.
     #[error("{0}")]
     Runtime(String),
 }
@@ -288,6 +318,13 @@ impl Evaluation {
             baselines,
             voters,
             team_returns,
+            decisions: outcome
+                .records
+                .iter()
+                .rev()
+                .take(DECISIONS_SHOWN)
+                .cloned()
+                .collect(),
         })
     }
 }

@@ -14,6 +14,7 @@ pub const BASELINES: [&str; 3] = ["buy_and_hold", "sma_crossover", "macd"];
 /// The evaluation across windows.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
+    /// Windows scored (over every symbol).
     pub windows: usize,
     /// Configurations tried before this one (`--trials`), for the deflated Sharpe ratio.
     pub trials: u32,
@@ -310,15 +311,30 @@ pub fn html_report(windows: &[WindowResult], summary: &Summary, run: &Value) -> 
     format!(
         r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>ia-agents evaluate</title>
 <style>body{{font:14px system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.3em .5em;text-align:right;white-space:nowrap}}
-small{{color:#666}}.met{{color:#080}}.missed{{color:#b00}}</style></head><body>
+small{{color:#666}}.met{{color:#080}}.missed{{color:#b00}}</style>{view}</head><body>
 <h1>Walk-forward evaluation</h1>
 <p>Each window is traded out of sample with fresh capital, net of fees and slippage; cells are
 Sharpe / total return / max drawdown. Nothing here is investment advice.</p>
 <table><thead><tr><th>symbol</th><th>window</th><th>team</th><th>buy &amp; hold</th><th>SMA crossover</th><th>MACD</th><th>{voters}</th></tr></thead>
 <tbody>{rows}</tbody></table>
 <h2>Summary</h2><ul>{targets}</ul>
-<pre>{summary}</pre><h2>Run</h2><pre>{run}</pre></body></html>
+<pre>{summary}</pre>
+<h2>The team's decisions</h2><p>In each window, the latest {shown} decisions that traded, escalated,
+were vetoed or were not HOLD. Click one for its debate.</p>{decisions}
+<h2>Run</h2><pre>{run}</pre></body></html>
 "#,
+        view = crate::decision_view::head(),
+        shown = super::DECISIONS_SHOWN,
+        decisions = windows
+            .iter()
+            .map(|w| format!(
+                "<h3>{} {} → {}</h3>{}",
+                escape(&w.symbol),
+                w.from,
+                w.to,
+                crate::decision_view::block(&w.decisions)
+            ))
+            .collect::<String>(),
         voters = voters.join("</th><th>"),
         summary = escape(&serde_json::to_string_pretty(summary).unwrap_or_default()),
         run = escape(&serde_json::to_string_pretty(run).unwrap_or_default()),

@@ -14,9 +14,11 @@ const EULER_GAMMA: f64 = 0.577_215_664_901_532_9;
 /// Sample moments of a return series.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Moments {
+    /// Number of returns (at least three).
     pub n: usize,
     /// Per-period Sharpe ratio (mean over standard deviation).
     pub sharpe: f64,
+    /// Skewness (0 for a symmetric distribution).
     pub skewness: f64,
     /// Kurtosis (3 for a normal distribution).
     pub kurtosis: f64,

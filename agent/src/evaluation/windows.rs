@@ -16,9 +16,14 @@ pub const MIN_WINDOW_DAYS: i64 = 28;
 /// How long each scored window is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WindowLength {
+    /// Calendar years, from 1 January (UTC); `year`.
     Year,
+    /// Calendar half-years, from 1 January and 1 July; `half`.
     Half,
+    /// Calendar quarters; `quarter`.
     Quarter,
+    /// Consecutive runs of this many days (at least [`MIN_WINDOW_DAYS`]) from the first scorable
+    /// instant; `<N>d`.
     Days(u32),
 }
 
@@ -58,7 +63,9 @@ impl std::fmt::Display for WindowLength {
 /// One scored window: candles opening in `[from, to)` (ms) are traded and scored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Span {
+    /// First open time scored, ms since the epoch (inclusive).
     pub from: i64,
+    /// End of the window, ms since the epoch (exclusive).
     pub to: i64,
 }
 

@@ -27,37 +27,64 @@ pub enum LiveError {
     #[error(
         "exchange credentials: {0} is not set (from the Strategy's exchange.credentialsSecretRef)"
     )]
+    /// The named environment variable is unset or blank.
     MissingCredential(&'static str),
     #[error("order {order}: Binance refused it ({code}): {message}")]
+    /// Binance answered with an error code, or an order executed nothing.
     Rejected {
+        /// The order's decision id.
         order: String,
+        /// Binance's error code (negative; -2013 is "no such order"), or 0 when nothing executed.
         code: i64,
+        /// Binance's `msg`, or the order's status when nothing executed.
         message: String,
     },
     #[error("order {order}: Binance rate limit (HTTP {status}); retry after {retry_after:?}")]
+    /// Binance is rate-limiting this client (HTTP 429), or has banned it for a while (418).
     RateLimited {
+        /// The order's decision id.
         order: String,
+        /// 429 or 418.
         status: u16,
+        /// The `Retry-After` header, when Binance sent one.
         retry_after: Option<Duration>,
     },
     #[error("order {order}: {url}: {reason}")]
+    /// The request did not get through (or `exchangeInfo` answered with an error status).
     Http {
+        /// The order's decision id.
         order: String,
+        /// The URL called, without its query.
         url: String,
+        /// The transport error or HTTP status.
         reason: String,
     },
     #[error("order {order}: unexpected reply from Binance: {reason}")]
-    Reply { order: String, reason: String },
-    #[error("order {order}: not sent, it breaks {symbol}'s trading rules: {refusal}")]
-    Filtered {
+    /// Binance's reply is not JSON, not a success, or lacks what a fill needs.
+    Reply {
+        /// The order's decision id.
         order: String,
+        /// What was wrong with it.
+        reason: String,
+    },
+    #[error("order {order}: not sent, it breaks {symbol}'s trading rules: {refusal}")]
+    /// The order cannot be made to meet the symbol's trading rules, so it was not sent.
+    Filtered {
+        /// The order's decision id.
+        order: String,
+        /// The order's symbol.
         symbol: String,
+        /// The rule it breaks.
         refusal: super::filters::FilterRefusal,
     },
     #[error("order {order}: {url}: {error}")]
+    /// The symbol's trading rules could not be read from `exchangeInfo`.
     Rules {
+        /// The order's decision id.
         order: String,
+        /// The `exchangeInfo` URL.
         url: String,
+        /// What is missing or wrong in the reply.
         error: super::filters::InfoError,
     },
 }
@@ -76,6 +103,7 @@ impl std::fmt::Debug for Credentials {
 }
 
 impl Credentials {
+    /// A key and secret as given (no check that they are set).
     pub fn new(api_key: impl Into<String>, api_secret: impl Into<String>) -> Self {
         Self {
             api_key: api_key.into(),
@@ -131,6 +159,8 @@ fn side(s: Side) -> &'static str {
 }
 
 impl BinanceSpot {
+    /// A client of `base_url` (e.g. [`TESTNET`]; a trailing `/` is ignored) with a 10 s request
+    /// timeout and a 5 s `recvWindow`.
     pub fn new(base_url: &str, credentials: Credentials) -> Self {
         Self {
             base_url: base_url.trim_end_matches('/').to_string(),

@@ -13,12 +13,17 @@ use rust_decimal::{Decimal, RoundingStrategy};
 /// The rules of one symbol. A step, tick or bound of zero means "no rule", as Binance writes it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SymbolFilters {
+    /// The symbol the rules are for (`BTCUSDT`).
     pub symbol: String,
+    /// `LOT_SIZE`: the quantity rule for limit orders, and for market orders without a market lot.
     pub lot: Lot,
     /// `MARKET_LOT_SIZE`, for market orders, when the exchange sets one.
     pub market_lot: Option<Lot>,
+    /// `PRICE_FILTER`'s `tickSize`: limit prices are multiples of it.
     pub tick_size: Decimal,
+    /// `PRICE_FILTER`'s `minPrice`: the lowest limit price.
     pub min_price: Decimal,
+    /// `PRICE_FILTER`'s `maxPrice`: the highest limit price (zero: no bound).
     pub max_price: Decimal,
     /// The least quantity × price an order may have, and whether market orders are held to it.
     pub min_notional: Option<(Decimal, bool)>,
@@ -27,8 +32,11 @@ pub struct SymbolFilters {
 /// A lot-size rule.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Lot {
+    /// `stepSize`: quantities are multiples of it (rounded down to it).
     pub step: Decimal,
+    /// `minQty`: the least quantity.
     pub min: Decimal,
+    /// `maxQty`: the greatest quantity (zero: no bound).
     pub max: Decimal,
 }
 
@@ -36,53 +44,91 @@ pub struct Lot {
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum InfoError {
     #[error("exchangeInfo has no symbol {0}")]
+    /// The reply does not list the symbol.
     UnknownSymbol(String),
     #[error(
         "exchangeInfo for {symbol}: filter {filter}: field {field} is missing or not a number"
     )]
+    /// A filter the rules need lacks a field, or has one that is not a decimal string.
     BadField {
+        /// The symbol.
         symbol: String,
+        /// The filter's `filterType`.
         filter: String,
+        /// The field (`stepSize`, `minQty`, `tickSize`, `minNotional`, ...).
         field: &'static str,
     },
     #[error("exchangeInfo for {symbol}: the symbol is {status}, not TRADING")]
-    NotTrading { symbol: String, status: String },
+    /// The symbol is listed but not open for trading.
+    NotTrading {
+        /// The symbol.
+        symbol: String,
+        /// Its status instead of `TRADING` (`BREAK`, `HALT`, ...).
+        status: String,
+    },
 }
 
 /// Why an order was refused before it was sent.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum FilterRefusal {
     #[error("{filter}: quantity {quantity} is below minQty {min}")]
+    /// The quantity, rounded down to the step, is zero or under `minQty`.
     BelowMinQuantity {
+        /// `LOT_SIZE` or `MARKET_LOT_SIZE`.
         filter: &'static str,
+        /// The order's quantity, before rounding.
         quantity: Decimal,
+        /// The rule's `minQty`.
         min: Decimal,
     },
     #[error("{filter}: quantity {quantity} is above maxQty {max}")]
+    /// The quantity, rounded down to the step, is over `maxQty`.
     AboveMaxQuantity {
+        /// `LOT_SIZE` or `MARKET_LOT_SIZE`.
         filter: &'static str,
+        /// The rounded quantity.
         quantity: Decimal,
+        /// The rule's `maxQty`.
         max: Decimal,
     },
     #[error("PRICE_FILTER: limit price {price} is outside [{min}, {max}]")]
+    /// The limit price, on the tick, is zero or outside the price filter's range.
     PriceOutOfRange {
+        /// The limit price after rounding to the tick.
         price: Decimal,
+        /// `minPrice`.
         min: Decimal,
+        /// `maxPrice` (zero: no bound).
         max: Decimal,
     },
     #[error("{filter}: {value} on a step of {step} is beyond exact decimal arithmetic")]
+    /// Rounding to the step would overflow `Decimal` (a huge value on a tiny step).
     Unrepresentable {
+        /// `LOT_SIZE`, `MARKET_LOT_SIZE` or `PRICE_FILTER`.
         filter: &'static str,
+        /// The quantity or price being rounded.
         value: Decimal,
+        /// The step or tick it was rounded to.
         step: Decimal,
     },
     #[error("NOTIONAL: {quantity} × {price} overflows exact decimal arithmetic")]
-    NotionalOverflow { quantity: Decimal, price: Decimal },
-    #[error("NOTIONAL: {quantity} × {price} = {notional} is below minNotional {min}")]
-    BelowMinNotional {
+    /// Quantity × price overflows `Decimal`.
+    NotionalOverflow {
+        /// The rounded quantity.
         quantity: Decimal,
+        /// The limit price, or the reference price for a market order.
         price: Decimal,
+    },
+    #[error("NOTIONAL: {quantity} × {price} = {notional} is below minNotional {min}")]
+    /// Quantity × price is under the minimum notional.
+    BelowMinNotional {
+        /// The rounded quantity.
+        quantity: Decimal,
+        /// The limit price, or the reference price for a market order.
+        price: Decimal,
+        /// Their product, in the quote asset.
         notional: Decimal,
+        /// `minNotional`, in the quote asset.
         min: Decimal,
     },
 }

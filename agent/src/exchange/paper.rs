@@ -17,6 +17,7 @@ pub struct FeeModel {
 }
 
 impl FeeModel {
+    /// From the Strategy's `exchange.feeRate` (fraction) and `exchange.slippageBps`.
     pub fn new(fee_rate: f64, slippage_bps: f64) -> Self {
         Self {
             fee_rate: decimal(fee_rate),
@@ -42,26 +43,36 @@ pub fn decimal(value: f64) -> Decimal {
 /// An open position.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Position {
+    /// The symbol held.
     pub symbol: String,
+    /// Quantity held, in the base asset (always positive: long only).
     pub quantity: Decimal,
     /// Average entry price, fees excluded.
     pub entry_price: Decimal,
     /// Cash spent to open it, fees included (for the trade's PnL).
     pub cost: Decimal,
+    /// When its first buy filled, ms since the epoch.
     pub opened_at: i64,
 }
 
 /// A round trip, once the position is closed.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ClosedTrade {
+    /// The symbol traded.
     pub symbol: String,
+    /// When the position was first bought, ms since the epoch.
     pub opened_at: i64,
+    /// When the sell that closed it (or part of it) filled, ms since the epoch.
     pub closed_at: i64,
+    /// The position's average entry price, fees excluded.
     pub entry_price: Decimal,
+    /// The sell's fill price.
     pub exit_price: Decimal,
+    /// Quantity sold, in the base asset (part of the position on a partial sell).
     pub quantity: Decimal,
     /// Proceeds minus cost, fees included.
     pub pnl: Decimal,
+    /// Why it closed: `decision`, `stop-loss`, `take-profit`, or `exchange` for a live fill.
     pub reason: String,
 }
 
@@ -69,31 +80,51 @@ pub struct ClosedTrade {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum OrderRejection {
     #[error("decision {0} has already traded")]
+    /// This decision id already has an order (filled or resting).
     Duplicate(String),
     #[error("order for {symbol}: needs {needed} in cash, {available} available")]
+    /// A buy costs more than the cash left.
     InsufficientCash {
+        /// The order's symbol.
         symbol: String,
+        /// Quantity × price plus the fee, in the quote asset.
         needed: Decimal,
+        /// Cash at hand, in the quote asset.
         available: Decimal,
     },
     #[error("order for {symbol}: selling {wanted}, holding {held}")]
+    /// A sell is for more than is held (no short selling).
     InsufficientPosition {
+        /// The order's symbol.
         symbol: String,
+        /// Quantity to sell.
         wanted: Decimal,
+        /// Quantity held (0 without a position).
         held: Decimal,
     },
     #[error("order for {symbol}: quantity must be positive")]
-    ZeroQuantity { symbol: String },
+    /// The quantity is zero or negative.
+    ZeroQuantity {
+        /// The order's symbol.
+        symbol: String,
+    },
     #[error("limit order for {symbol}: no limit price")]
-    NoLimitPrice { symbol: String },
+    /// A limit order without its limit price.
+    NoLimitPrice {
+        /// The order's symbol.
+        symbol: String,
+    },
     #[error("the exchange did not fill it: {0}")]
+    /// The live exchange refused or failed the order; its error, as text.
     Exchange(String),
 }
 
 /// A limit order waiting for a candle to reach its price.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RestingOrder {
+    /// The order as placed, its limit price set.
     pub order: Order,
+    /// Why it was placed (`decision`), carried to its trade when it fills.
     pub reason: String,
     /// The order expires unfilled at this time (ms since the epoch).
     pub expires_at: i64,
@@ -102,11 +133,14 @@ pub struct RestingOrder {
 /// What became of a placed order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Placement {
+    /// It filled at once.
     Filled(Fill),
     /// A limit order the price has not reached: it rests until filled or expired.
     Resting,
 }
 
+/// A simulated spot account: cash, long positions and resting limit orders, in exact decimals. It
+/// also serves as the live mode's ledger, booking the real exchange's fills.
 #[derive(Debug, Clone)]
 pub struct PaperExchange {
     fees: FeeModel,
@@ -127,6 +161,7 @@ pub struct PaperExchange {
 pub const BOOK_FRESH_MS: i64 = 5_000;
 
 impl PaperExchange {
+    /// An account holding `capital` in cash (quote asset), no positions, trading under `fees`.
     pub fn new(capital: Decimal, fees: FeeModel) -> Self {
         Self {
             fees,
@@ -142,22 +177,27 @@ impl PaperExchange {
         }
     }
 
+    /// Cash not in positions, in the quote asset (a resting buy does not reserve any).
     pub fn cash(&self) -> Decimal {
         self.cash
     }
 
+    /// The open position in `symbol`; None when flat.
     pub fn position(&self, symbol: &str) -> Option<&Position> {
         self.positions.get(symbol)
     }
 
+    /// Every open position, by symbol.
     pub fn positions(&self) -> impl Iterator<Item = &Position> {
         self.positions.values()
     }
 
+    /// Every closed trade so far, in the order the sells filled.
     pub fn trades(&self) -> &[ClosedTrade] {
         &self.trades
     }
 
+    /// Fees paid on every fill so far, in the quote asset.
     pub fn fees_paid(&self) -> Decimal {
         self.fees_paid
     }

@@ -29,8 +29,11 @@ pub const CSV_HEADER: &str = "open_time,close,sma_20,ema_20,rsi_14,macd,macd_sig
 /// Every indicator at one candle; `None` while an indicator warms up.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
 pub struct IndicatorValues {
+    /// Open time of the candle, ms since the epoch.
     pub open_time: i64,
+    /// The candle's close.
     pub close: f64,
+    /// Every indicator after this candle, as the team's snapshots carry them.
     pub indicators: Indicators,
 }
 

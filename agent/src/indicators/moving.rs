@@ -13,6 +13,7 @@ pub struct Sma {
 }
 
 impl Sma {
+    /// An average over `period` values (at least 1).
     pub fn new(period: usize) -> Self {
         Self {
             window: Window::new(period),
@@ -21,6 +22,7 @@ impl Sma {
         }
     }
 
+    /// Feeds a value; the average of the last `period`, once that many are in.
     #[inline]
     pub fn update(&mut self, value: f64) -> Option<f64> {
         self.sum += value;
@@ -42,6 +44,7 @@ pub struct Ema {
 }
 
 impl Ema {
+    /// An average with `k = 2 / (period + 1)` (period at least 1), seeded after `period` values.
     pub fn new(period: usize) -> Self {
         let period = period.max(1);
         Self {
@@ -61,6 +64,7 @@ impl Ema {
         ema
     }
 
+    /// Feeds a value; None until `period` values have seeded the average.
     #[inline]
     pub fn update(&mut self, value: f64) -> Option<f64> {
         if self.seen < self.period {

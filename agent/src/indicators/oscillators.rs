@@ -19,6 +19,7 @@ pub struct Rsi {
 }
 
 impl Rsi {
+    /// An RSI over `period` moves (at least 1).
     pub fn new(period: usize) -> Self {
         let period = period.max(1) as f64;
         Self {
@@ -31,6 +32,7 @@ impl Rsi {
         }
     }
 
+    /// Feeds a close; the RSI on a 0..100 scale once `period` moves are in (0 when flat).
     #[inline]
     pub fn update(&mut self, close: f64) -> Option<f64> {
         let previous = self.previous.replace(close)?;
@@ -77,6 +79,7 @@ pub struct Range {
 }
 
 impl Range {
+    /// A range over `period` candles (at least 1).
     pub fn new(period: usize) -> Self {
         let period = period.max(1);
         Self {
@@ -181,6 +184,7 @@ pub struct Stochastic {
 }
 
 impl Stochastic {
+    /// %K over `k_period` candles, smoothed over `slow_k`; %D over `slow_d` (the team uses 14, 3, 3).
     pub fn new(k_period: usize, slow_k: usize, slow_d: usize) -> Self {
         Self {
             range: Range::new(k_period),
@@ -223,12 +227,14 @@ pub struct WilliamsR {
 }
 
 impl WilliamsR {
+    /// Williams %R over `period` candles (at least 1).
     pub fn new(period: usize) -> Self {
         Self {
             range: Range::new(period),
         }
     }
 
+    /// Feeds a candle; %R once `period` candles are in (0 when the range is flat).
     #[inline]
     pub fn update(&mut self, high: f64, low: f64, close: f64) -> Option<f64> {
         let range = self.range.update(high, low)?;
@@ -262,6 +268,7 @@ pub struct Cci {
 }
 
 impl Cci {
+    /// A CCI over `period` typical prices (at least 1).
     pub fn new(period: usize) -> Self {
         let period = period.max(1) as f64;
         Self {
@@ -272,6 +279,8 @@ impl Cci {
         }
     }
 
+    /// Feeds a typical price ((high + low + close) / 3); the CCI once `period` are in, 0 on a
+    /// flat window.
     #[inline]
     pub fn update(&mut self, typical_price: f64) -> Option<f64> {
         self.sum += typical_price;

@@ -26,6 +26,7 @@ impl Default for Momentum {
 }
 
 impl Momentum {
+    /// No closes yet: every horizon `None`.
     pub fn new() -> Self {
         Self {
             closes: Window::new(HORIZONS[2] + 1),

@@ -21,12 +21,16 @@ pub struct Macd {
 /// One MACD reading.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MacdValue {
+    /// Fast EMA minus slow EMA.
     pub macd: f64,
+    /// EMA of the MACD line.
     pub signal: f64,
+    /// MACD minus signal.
     pub histogram: f64,
 }
 
 impl Macd {
+    /// MACD of `fast` and `slow` EMAs with a `signal` EMA (the usual 12, 26, 9).
     pub fn new(fast: usize, slow: usize, signal: usize) -> Self {
         Self {
             fast_period: fast.max(1),
@@ -37,6 +41,7 @@ impl Macd {
         }
     }
 
+    /// Feeds a close; None until the slow average and then the signal line have warmed up.
     #[inline]
     pub fn update(&mut self, close: f64) -> Option<MacdValue> {
         let slow = self.slow.update(close);
@@ -77,6 +82,7 @@ pub struct Adx {
 }
 
 impl Adx {
+    /// An ADX over `period` (at least 2).
     pub fn new(period: usize) -> Self {
         let period = period.max(2) as f64;
         Self {
@@ -92,6 +98,7 @@ impl Adx {
         }
     }
 
+    /// Feeds a candle; the ADX on a 0..100 scale once it has warmed up.
     #[inline]
     pub fn update(&mut self, high: f64, low: f64, close: f64) -> Option<f64> {
         // the first candle has no true range: it only becomes the previous one

@@ -23,6 +23,7 @@ pub struct Atr {
 }
 
 impl Atr {
+    /// An ATR over `period` true ranges (at least 1).
     pub fn new(period: usize) -> Self {
         let period = period.max(1) as f64;
         Self {
@@ -34,6 +35,8 @@ impl Atr {
         }
     }
 
+    /// Feeds a candle; the ATR, in price units, once `period` true ranges are in (the first
+    /// candle has none).
     #[inline]
     pub fn update(&mut self, high: f64, low: f64, close: f64) -> Option<f64> {
         let previous = self.previous_close.replace(close)?;
@@ -73,12 +76,16 @@ pub struct Bollinger {
 /// One Bollinger reading.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Bands {
+    /// `middle` plus the deviations.
     pub upper: f64,
+    /// The SMA of the closes.
     pub middle: f64,
+    /// `middle` minus the deviations.
     pub lower: f64,
 }
 
 impl Bollinger {
+    /// Bands over `period` closes, `deviations` standard deviations wide each side (usually 20, 2).
     pub fn new(period: usize, deviations: f64) -> Self {
         Self {
             closes: Window::new(period),
@@ -89,6 +96,7 @@ impl Bollinger {
         }
     }
 
+    /// Feeds a close; the bands once `period` closes are in.
     #[inline]
     pub fn update(&mut self, close: f64) -> Option<Bands> {
         self.sum += close;

@@ -10,10 +10,12 @@ pub struct Obv {
 }
 
 impl Obv {
+    /// No candle yet.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Feeds a candle; OBV so far: volume added on a higher close, taken away on a lower one.
     #[inline]
     pub fn update(&mut self, close: f64, volume: f64) -> f64 {
         match self.previous_close.replace(close) {
@@ -41,12 +43,14 @@ pub struct VolumeRatio {
 }
 
 impl VolumeRatio {
+    /// A ratio to the average of the last `period` volumes.
     pub fn new(period: usize) -> Self {
         Self {
             average: Sma::new(period),
         }
     }
 
+    /// Feeds a volume; the ratio once `period` volumes are in (0 while the average is 0).
     #[inline]
     pub fn update(&mut self, volume: f64) -> Option<f64> {
         let average = self.average.update(volume)?;

@@ -15,21 +15,41 @@ pub const PAGE: u32 = 1000;
 #[derive(Debug, thiserror::Error)]
 pub enum BinanceError {
     #[error("{url}: Binance refused the request ({status}): {message}")]
+    /// Binance answered with a client error that retrying will not fix.
     Refused {
+        /// The request's URL, query included.
         url: String,
+        /// The HTTP status (4xx other than 418 and 429).
         status: u16,
+        /// Binance's `msg`, or the raw body when it has none.
         message: String,
     },
     #[error("{url}: unknown symbol {symbol:?} on Binance")]
-    UnknownSymbol { url: String, symbol: String },
-    #[error("{url}: gave up after {attempts} attempts: {last}")]
-    GaveUp {
+    /// Binance does not list the symbol.
+    UnknownSymbol {
+        /// The request's URL, query included.
         url: String,
+        /// The symbol asked for.
+        symbol: String,
+    },
+    #[error("{url}: gave up after {attempts} attempts: {last}")]
+    /// Rate limits, server errors or network errors on every attempt.
+    GaveUp {
+        /// The request's URL, query included.
+        url: String,
+        /// Attempts made ([`BinanceRest::max_attempts`]).
         attempts: u32,
+        /// What went wrong on the last one.
         last: String,
     },
     #[error("{url}: unexpected reply: {error}")]
-    Decode { url: String, error: String },
+    /// A success whose body is not the kline array expected.
+    Decode {
+        /// The request's URL, query included.
+        url: String,
+        /// What is wrong with the body.
+        error: String,
+    },
 }
 
 /// A client of the klines endpoint.
@@ -46,6 +66,8 @@ pub struct BinanceRest {
 }
 
 impl BinanceRest {
+    /// A client of `base_url` (e.g. [`MAINNET`]; a trailing `/` is ignored): 20 s per request, six
+    /// attempts, backoff from 500 ms, `Retry-After` waits capped at 120 s.
     pub fn new(base_url: &str) -> Self {
         Self {
             client: reqwest::Client::builder()
@@ -189,14 +211,20 @@ impl BinanceRest {
 #[derive(Debug, thiserror::Error)]
 pub enum RangeError {
     #[error(transparent)]
+    /// A page could not be fetched.
     Binance(#[from] BinanceError),
     #[error("{symbol} kline at {open_time}: {problem}")]
+    /// A kline fails the candle checks (bad prices, or out of order across pages).
     BadCandle {
+        /// The symbol fetched.
         symbol: String,
+        /// The kline's open time, ms since the epoch.
         open_time: i64,
+        /// What is wrong with it.
         problem: super::CandleProblem,
     },
     #[error("writing klines: {0}")]
+    /// `on_page` failed to keep a page.
     Write(std::io::Error),
 }
 

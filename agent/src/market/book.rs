@@ -16,9 +16,13 @@ use tokio_tungstenite::tungstenite::Message as Frame;
 /// The 24-hour rolling ticker of a symbol.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ticker {
+    /// The symbol, upper case as Binance sends it (`BTCUSDT`).
     pub symbol: String,
+    /// The last trade's price.
     pub last: f64,
+    /// The best bid's price.
     pub best_bid: f64,
+    /// The best ask's price.
     pub best_ask: f64,
     /// Price change over 24 hours, in percent.
     pub change_percent: f64,
@@ -31,16 +35,22 @@ pub struct Ticker {
 /// The top levels of a symbol's order book: (price, quantity), best first.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Depth {
+    /// The symbol, upper-cased from the stream name.
     pub symbol: String,
+    /// Binance's book update id of this snapshot (0 when missing).
     pub last_update_id: u64,
+    /// Bids, highest price first.
     pub bids: Vec<(f64, f64)>,
+    /// Asks, lowest price first.
     pub asks: Vec<(f64, f64)>,
 }
 
 /// One update from the book streams.
 #[derive(Debug, Clone, PartialEq)]
 pub enum BookEvent {
+    /// A `<symbol>@ticker` update.
     Ticker(Ticker),
+    /// A `<symbol>@depth<N>@100ms` snapshot.
     Depth(Depth),
 }
 
@@ -48,17 +58,34 @@ pub enum BookEvent {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum BookFrameError {
     #[error("not JSON: {0}")]
+    /// The frame is not JSON; the parser's complaint.
     NotJson(String),
     #[error("{stream}: field {field} is missing or not a number")]
-    Field { stream: String, field: String },
-    #[error("{stream}: level {index} of {side} is not [price, quantity]")]
-    Level {
+    /// A field is missing, or not a finite number in a string.
+    Field {
+        /// The stream name (`btcusdt@ticker`), empty when the frame has none.
         stream: String,
+        /// Binance's short field name (`c`, `b`, `bids`, ...).
+        field: String,
+    },
+    #[error("{stream}: level {index} of {side} is not [price, quantity]")]
+    /// A book level is not a pair of non-negative numbers.
+    Level {
+        /// The stream name.
+        stream: String,
+        /// `bids` or `asks`.
         side: &'static str,
+        /// The level's position, 0 for the best.
         index: usize,
     },
     #[error("subscription {id} failed: {message}")]
-    Subscription { id: i64, message: String },
+    /// Binance answered the `SUBSCRIBE` request with an error.
+    Subscription {
+        /// The request's id.
+        id: i64,
+        /// Binance's `msg`.
+        message: String,
+    },
 }
 
 impl Depth {
@@ -200,6 +227,7 @@ pub fn parse_book_frame(text: &str) -> Result<Option<BookEvent>, BookFrameError>
 pub struct BookStream {
     /// Base URL (`wss://stream.binance.com:9443`); the client connects to `<base>/stream`.
     pub ws_url: String,
+    /// The symbols followed, in any case (stream names are lower-cased).
     pub symbols: Vec<String>,
     /// Levels of the partial book: 5, 10 or 20.
     pub depth_levels: u8,

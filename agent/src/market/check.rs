@@ -7,31 +7,71 @@ use super::Candle;
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CandleProblem {
     #[error("field {field}: {value} is not a finite number")]
-    NotFinite { field: &'static str, value: f64 },
+    /// A price or the volume is NaN or infinite.
+    NotFinite {
+        /// `open`, `high`, `low`, `close` or `volume`.
+        field: &'static str,
+        /// The value read.
+        value: f64,
+    },
     #[error("field {field}: price {value} must be greater than zero")]
-    NonPositivePrice { field: &'static str, value: f64 },
+    /// A price is zero or negative.
+    NonPositivePrice {
+        /// `open`, `high`, `low` or `close`.
+        field: &'static str,
+        /// The value read.
+        value: f64,
+    },
     #[error("field {field}: price {value} is outside [{MIN_PRICE:e}, {MAX_PRICE:e}], the range the exchange's exact decimal arithmetic is kept within")]
-    PriceOutOfRange { field: &'static str, value: f64 },
+    /// A price is outside `MIN_PRICE..=MAX_PRICE`.
+    PriceOutOfRange {
+        /// `open`, `high`, `low` or `close`.
+        field: &'static str,
+        /// The value read.
+        value: f64,
+    },
     #[error("field volume: {value} must not be negative")]
-    NegativeVolume { value: f64 },
+    /// The volume is negative.
+    NegativeVolume {
+        /// The volume read.
+        value: f64,
+    },
     #[error("field high: {high} is below {other_field} {other}")]
+    /// The high is below the open, the close or the low.
     HighTooLow {
+        /// The candle's high.
         high: f64,
+        /// `open`, `close` or `low`: the first one above the high.
         other_field: &'static str,
+        /// That field's value.
         other: f64,
     },
     #[error("field low: {low} is above {other_field} {other}")]
+    /// The low is above the open or the close.
     LowTooHigh {
+        /// The candle's low.
         low: f64,
+        /// `open` or `close`: the first one below the low.
         other_field: &'static str,
+        /// That field's value.
         other: f64,
     },
     #[error("field open_time: duplicate candle at {open_time}")]
-    Duplicate { open_time: i64 },
+    /// The candle opens at the same time as the previous one.
+    Duplicate {
+        /// The repeated open time, ms since the epoch.
+        open_time: i64,
+    },
     #[error(
         "field open_time: {open_time} goes back in time (previous candle opened at {previous})"
     )]
-    NotMonotonic { open_time: i64, previous: i64 },
+    /// The candle opens before the previous one.
+    NotMonotonic {
+        /// The candle's open time, ms since the epoch.
+        open_time: i64,
+        /// The previous candle's open time, ms since the epoch.
+        previous: i64,
+    },
 }
 
 /// The highest price a candle may carry: far above any traded asset, and low enough that capital
@@ -48,6 +88,7 @@ pub struct CandleChecker {
 }
 
 impl CandleChecker {
+    /// A checker that has seen no candle, so the first one has no ordering rule to meet.
     pub fn new() -> Self {
         Self::default()
     }

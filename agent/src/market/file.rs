@@ -22,24 +22,39 @@ const MICROSECONDS_THRESHOLD: i64 = 100_000_000_000_000;
 #[derive(Debug, thiserror::Error)]
 pub enum CandleFileError {
     #[error("{path}: {error}")]
+    /// The file could not be opened or read (or is not valid gzip).
     Io {
+        /// The file.
         path: PathBuf,
+        /// Why.
         error: std::io::Error,
     },
     #[error("{path}: line {line}: {problem}")]
+    /// A row is not CSV, has the wrong columns, or a cell is not a number.
     Row {
+        /// The file.
         path: PathBuf,
+        /// The line, from 1.
         line: u64,
+        /// What is wrong with the row, naming the field.
         problem: String,
     },
     #[error("{path}: line {line}: {problem}")]
+    /// A row parses but fails the candle checks.
     Candle {
+        /// The file.
         path: PathBuf,
+        /// The line, from 1.
         line: u64,
+        /// The check it fails.
         problem: CandleProblem,
     },
     #[error("{path}: no candles in the file")]
-    Empty { path: PathBuf },
+    /// The file holds no candle (perhaps only a header).
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
 }
 
 /// Reads every candle of a file, checking each (see [`CandleChecker`]).

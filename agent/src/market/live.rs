@@ -16,16 +16,25 @@ use tokio::task::JoinHandle;
 #[derive(Debug, thiserror::Error)]
 pub enum WarmUpError {
     #[error("warming up {symbol} {interval} from {url} (is the network or the symbol reachable?): {error}")]
+    /// The recent klines could not be fetched or failed the checks.
     Fetch {
+        /// The symbol being warmed up.
         symbol: String,
+        /// The Strategy's candle interval.
         interval: Interval,
+        /// The REST base URL.
         url: String,
+        /// What went wrong.
         error: RangeError,
     },
     #[error("{url}: no {symbol} {interval} candles for the warm-up")]
+    /// The server returned no closed candle for the warm-up range.
     Empty {
+        /// The symbol being warmed up.
         symbol: String,
+        /// The Strategy's candle interval.
         interval: Interval,
+        /// The REST base URL.
         url: String,
     },
 }

@@ -23,9 +23,13 @@ pub use file::{read_candles, CandleFileError};
 pub struct Candle {
     /// Open time of the candle, milliseconds since the Unix epoch (UTC).
     pub open_time: i64,
+    /// First trade's price in the candle.
     pub open: f64,
+    /// Highest trade's price in the candle.
     pub high: f64,
+    /// Lowest trade's price in the candle.
     pub low: f64,
+    /// Last trade's price in the candle: the price decisions are taken on.
     pub close: f64,
     /// Volume in the base asset.
     pub volume: f64,

@@ -63,17 +63,24 @@ where
 /// A closed candle of one symbol.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SymbolCandle {
+    /// The symbol, upper case as Binance sends it (`BTCUSDT`).
     pub symbol: String,
+    /// The closed candle.
     pub candle: Candle,
 }
 
 /// The live kline feed of some symbols.
 #[derive(Clone)]
 pub struct KlineStream {
+    /// Base URL (`wss://stream.binance.com:9443`); the client connects to `<base>/stream`.
     pub ws_url: String,
+    /// The REST client that back-fills what closed while the stream was away.
     pub rest: BinanceRest,
+    /// The symbols followed, in any case (stream names are lower-cased).
     pub symbols: Vec<String>,
+    /// Binance's name for the interval (`1h`), as in `<symbol>@kline_1h`.
     pub interval: String,
+    /// The same interval in ms: a candle has closed once its open time plus this has passed.
     pub interval_ms: i64,
     /// Drop a connection that has been silent this long.
     pub idle_timeout: Duration,

@@ -135,6 +135,7 @@ impl NewsBook {
         }
     }
 
+    /// The headlines filed under `symbol`, oldest first; empty when there are none.
     pub fn headlines(&self, symbol: &str) -> Vec<String> {
         let book = self.inner.read().unwrap_or_else(|e| e.into_inner());
         book.get(symbol).cloned().unwrap_or_default()
@@ -153,12 +154,22 @@ pub struct DatedHeadlines {
 /// Why a headline file could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum HeadlineFileError {
+    /// The file could not be opened.
     #[error("{path}: {error}")]
-    Io { path: String, error: std::io::Error },
+    Io {
+        /// The file, as given.
+        path: String,
+        /// Why opening it failed.
+        error: std::io::Error,
+    },
+    /// A record is malformed: not CSV, not two fields, or a time that does not parse.
     #[error("{path} line {line}: {reason}")]
     Line {
+        /// The file, as given.
         path: String,
+        /// The record's line, counting from 1 with the header as line 1.
         line: usize,
+        /// What is wrong with it.
         reason: String,
     },
 }
@@ -227,8 +238,11 @@ impl DatedHeadlines {
     }
 }
 
+/// Votes the mean lexicon sentiment of the headlines about the snapshot's symbol: BUY at +0.2 or
+/// more, SELL at −0.2 or less, else HOLD at confidence 0.3; abstains when there are none.
 #[derive(Debug, Clone, Default)]
 pub struct FundamentalAnalyst {
+    /// The live headlines the news poller files; read only when `dated` is `None`.
     pub news: NewsBook,
     /// A replay's dated headlines; when given, they replace the live [`NewsBook`].
     pub dated: Option<Arc<DatedHeadlines>>,

@@ -26,16 +26,21 @@ use std::collections::BTreeMap;
 /// What an analyst concludes, before it is addressed to a cycle as an [`Opinion`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Judgement {
+    /// The action the analyst argues for; HOLD when it abstains or vetoes.
     pub action: Action,
     /// In [0, 1].
     pub confidence: f64,
+    /// Why, in a sentence for humans: it goes into the transcript (and names the limit of a veto).
     pub reasoning: String,
+    /// The figures the judgement rests on, by name (finite values only); the executor reads the
+    /// risk manager's `position_fraction` from it.
     pub evidence: BTreeMap<String, f64>,
     /// Forces HOLD whatever the tally (honoured only from the policy's veto roles).
     pub veto: bool,
 }
 
 impl Judgement {
+    /// A judgement without evidence or veto; `confidence` is clamped to [0, 1].
     pub fn new(action: Action, confidence: f64, reasoning: impl Into<String>) -> Self {
         Self {
             action,
@@ -80,6 +85,7 @@ impl Judgement {
 
 /// One role's deterministic reasoning.
 pub trait Analyst: Send + Sync {
+    /// The role whose opinions this analyst gives, stamped on each [`Opinion`].
     fn role(&self) -> Role;
 
     /// The view of the snapshot alone (round 1).
@@ -114,8 +120,11 @@ pub struct Params(pub BTreeMap<String, String>);
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("params.{name}: {value:?} is not {expected}")]
 pub struct ParamError {
+    /// The parameter's key in `spec.params`, e.g. `alertThreshold`.
     pub name: String,
+    /// The value given, as written.
     pub value: String,
+    /// What the value should be, e.g. "a finite number".
     pub expected: &'static str,
 }
 

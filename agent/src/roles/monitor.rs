@@ -12,6 +12,8 @@ use protocol::messages::RoundRequest;
 use protocol::{Action, Role};
 use std::collections::VecDeque;
 
+/// Votes the 12-candle return: BUY or SELL once it reaches half the alert threshold (full conviction
+/// at twice it), surer on unusual volume; abstains on a smaller move or before 12 candles.
 #[derive(Debug, Clone)]
 pub struct MarketMonitor {
     /// A price move (fraction) the monitor calls significant: `params.alertThreshold`, default 0.03.
@@ -27,6 +29,7 @@ impl Default for MarketMonitor {
 }
 
 impl MarketMonitor {
+    /// Reads `params.alertThreshold` (default 0.03); an error unless it is a positive number.
     pub fn from_params(params: &Params) -> Result<Self, ParamError> {
         let alert_threshold = params.number("alertThreshold", 0.03)?;
         if alert_threshold <= 0.0 {
@@ -88,8 +91,19 @@ pub struct AlertDetector {
 /// Why the monitor raised an alert.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Alert {
-    PriceMove { change: f64, window_ms: i64 },
-    VolumeAnomaly { z: f64 },
+    /// The price moved by at least `alertThreshold` within the window.
+    PriceMove {
+        /// The close over the open of the window's earliest candle, minus 1 (a signed fraction).
+        change: f64,
+        /// The window the move happened in (`alertWindowMinutes`), in ms.
+        window_ms: i64,
+    },
+    /// A candle's volume stood at least `volumeAnomalyZ` standard deviations above its mean over
+    /// the last 50 candles (judged once 20 have been seen).
+    VolumeAnomaly {
+        /// The candle volume's z-score against that history.
+        z: f64,
+    },
 }
 
 /// Candles of volume history the anomaly test looks at.

@@ -60,12 +60,17 @@ pub fn loss_limit_broken(l: &RiskSpec, p: &PortfolioContext) -> Option<String> {
     None
 }
 
+/// Sizes positions and guards the limits (see the module): a SELL on a stop, a target or a broken
+/// limit while holding, a veto on a new position past a limit, otherwise an abstention with its
+/// sizing in evidence. It never votes BUY.
 #[derive(Debug, Clone)]
 pub struct RiskManager {
+    /// The Strategy's `risk` limits it sizes by and enforces.
     pub limits: RiskSpec,
 }
 
 impl RiskManager {
+    /// A risk manager enforcing `limits`.
     pub fn new(limits: RiskSpec) -> Self {
         Self { limits }
     }

@@ -27,11 +27,17 @@ pub struct Forecast {
 
 /// Anything that forecasts from a snapshot (the ML ensemble).
 pub trait Forecaster: Send + Sync {
+    /// The model's view after `snapshot`; `None` when it has none (e.g. no model trained yet, or
+    /// features not warmed up).
     fn forecast(&self, snapshot: &MarketSnapshot) -> Option<Forecast>;
 }
 
+/// Votes the trend over a week, a month and a quarter (see the module), its confidence nudged by
+/// the forecaster when one is loaded.
 #[derive(Clone, Default)]
 pub struct Strategist {
+    /// The ML model that moves a BUY's or SELL's confidence by 0.2 × (p_up − 0.5) toward or away
+    /// from that side (never the side itself); `None` reads the trend alone.
     pub forecaster: Option<Arc<dyn Forecaster>>,
 }
 

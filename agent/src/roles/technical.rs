@@ -19,6 +19,8 @@ use protocol::{Action, Role};
 /// The score beyond which the analyst takes a side.
 const ACTION_THRESHOLD: f64 = 0.15;
 
+/// Votes the ADX-weighted mean of the indicator [`signals`] (see the module): BUY or SELL at
+/// |score| ≥ 0.15; abstains on a weaker score or while the indicators warm up.
 #[derive(Debug, Clone, Default)]
 pub struct TechnicalAnalyst;
 

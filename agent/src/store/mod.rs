@@ -18,22 +18,33 @@ const CHUNK: usize = 500;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database URL {0:?}: use sqlite://PATH or postgres://HOST/DB")]
+    /// The URL is neither `sqlite:` nor `postgres:`; the URL, password redacted.
     Scheme(String),
     #[error("{db}: {doing}: {error}")]
+    /// A connection or query failed.
     Sql {
+        /// The database's URL, password redacted.
         db: String,
+        /// What was being done (`connecting`, `storing positions`, ...).
         doing: &'static str,
+        /// sqlx's error.
         error: sqlx::Error,
     },
     #[error("{db}: {doing}: {error}")]
+    /// The schema migrations failed (or the database is ahead of this binary).
     Migrate {
+        /// The database's URL, password redacted.
         db: String,
+        /// What was being done (`running migrations`).
         doing: &'static str,
+        /// sqlx's migration error.
         error: sqlx::migrate::MigrateError,
     },
     #[error("{0}: no such database file (nothing to read; check the path)")]
+    /// [`Store::connect_existing`] was given a SQLite path with no file; the URL, redacted.
     Missing(String),
     #[error("the task writing to the store stopped: {0}")]
+    /// The background task batching writes panicked or was cancelled; its error, as text.
     Writer(String),
 }
 
@@ -49,8 +60,20 @@ enum Durability {
 /// A database, Postgres or SQLite.
 #[derive(Debug, Clone)]
 pub enum Store {
-    Sqlite { pool: SqlitePool, db: String },
-    Postgres { pool: PgPool, db: String },
+    /// A SQLite file (local mode, backtests), one connection.
+    Sqlite {
+        /// The connection pool.
+        pool: SqlitePool,
+        /// The URL, password redacted, for messages.
+        db: String,
+    },
+    /// A Postgres database (clusters), up to eight connections.
+    Postgres {
+        /// The connection pool.
+        pool: PgPool,
+        /// The URL, password redacted, for messages.
+        db: String,
+    },
 }
 
 /// Runs the same body against whichever pool the store holds.
@@ -105,13 +128,40 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// What became of an order, as the `orders` table and the audit log spell it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OrderStatus {
+    /// The venue filled it.
+    Filled,
+    /// The venue or the paper exchange refused it (the record's reason says why).
+    Rejected,
+    /// Never filled: a resting limit order past `spec.exchange.limitTtlCandles`, or a live order
+    /// too stale to send.
+    Expired,
+}
+
+impl OrderStatus {
+    /// `FILLED`, `REJECTED` or `EXPIRED`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Filled => "FILLED",
+            Self::Rejected => "REJECTED",
+            Self::Expired => "EXPIRED",
+        }
+    }
+}
+
 /// What the executor did with a decision's order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OrderRecord {
+    /// The order as planned (after the risk limits), whether or not it was sent.
     pub order: Order,
+    /// Its fill; None unless FILLED.
     pub fill: Option<Fill>,
-    /// FILLED or REJECTED.
-    pub status: &'static str,
+    /// Filled, refused, or expired unsent.
+    pub status: OrderStatus,
+    /// Why it was placed (`decision`, `stop-loss`, `take-profit`), or why it was refused or expired.
     pub reason: String,
 }
 
@@ -378,7 +428,7 @@ impl Store {
             .bind(side(o.side))
             .bind(kind(o.kind))
             .bind(o.quantity.to_string())
-            .bind(record.status)
+            .bind(record.status.as_str())
             .bind(record.fill.as_ref().map(|f| f.price.to_string()))
             .bind(record.fill.as_ref().map(|f| f.fee.to_string()))
             .bind(record.reason.as_str())
@@ -505,10 +555,15 @@ impl Store {
 /// A page of rows for the HTTP API, filtered by symbol and time (ms since the epoch, inclusive).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
 pub struct PageQuery {
+    /// Only this symbol's rows; None for every symbol.
     pub symbol: Option<String>,
+    /// Earliest time, ms since the epoch; None: no lower bound.
     pub from: Option<i64>,
+    /// Latest time, ms since the epoch; None: no upper bound.
     pub to: Option<i64>,
+    /// Rows per page (the API accepts 1 to 1000); None: 100.
     pub limit: Option<i64>,
+    /// Rows skipped before the page; None: 0.
     pub offset: Option<i64>,
 }
 
@@ -667,10 +722,15 @@ impl Store {
 /// Tables [`Store::count`] can count.
 #[derive(Debug, Clone, Copy)]
 pub enum Table {
+    /// `decisions`: one row per decision.
     Decisions,
+    /// `opinions`: one row per opinion of every round (a view over the decisions' transcripts).
     Opinions,
+    /// `orders`: one row per order, keyed by decision id.
     Orders,
+    /// `audit_log`: the hash-chained entries.
     AuditLog,
+    /// `assistant_weights`: the latest learned vote weight of each assistant.
     AssistantWeights,
 }
 

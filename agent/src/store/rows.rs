@@ -9,24 +9,36 @@ use protocol::messages::Decision;
 /// A `decisions` row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DecisionRow {
+    /// The decision (cycle) id, unique within the strategy.
     pub id: String,
+    /// The symbol decided on.
     pub symbol: String,
+    /// `BUY`, `SELL` or `HOLD`.
     pub action: String,
+    /// Winning share of the final tally, 0 to 1.
     pub confidence: f64,
+    /// Whether the winning share reached the policy's threshold.
     pub consensus_reached: bool,
+    /// Whether a human was asked.
     pub escalated: bool,
+    /// Whether a veto forced HOLD.
     pub vetoed: bool,
+    /// Whether the cycle was dropped (policy or a human's rejection): no order follows.
     pub rejected: bool,
+    /// Number of debate rounds held.
     pub rounds: i32,
     /// Every round's scores (JSON).
     pub votes: String,
+    /// The close the decision was taken on.
     pub price: f64,
+    /// When it was decided, ms since the epoch.
     pub decided_at: i64,
     /// The debate (JSON).
     pub transcript: String,
 }
 
 impl DecisionRow {
+    /// The row of `d`, its rounds and transcript as JSON.
     pub fn of(d: &Decision) -> Self {
         Self {
             id: d.id.clone(),
@@ -68,19 +80,30 @@ impl DecisionRow {
 /// An `orders` row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderRow {
+    /// The decision the order carries out: the row's key within the strategy.
     pub decision_id: String,
+    /// The symbol traded.
     pub symbol: String,
+    /// `BUY` or `SELL`.
     pub side: String,
+    /// `MARKET` or `LIMIT`.
     pub kind: String,
+    /// Quantity ordered in the base asset, as an exact decimal string.
     pub quantity: String,
+    /// `FILLED`, `REJECTED` or `EXPIRED`.
     pub status: String,
+    /// Fill price as a decimal string; None unless filled.
     pub price: Option<String>,
+    /// Fee paid in the quote asset, as a decimal string; None unless filled.
     pub fee: Option<String>,
+    /// Why it was placed, or why it was refused or expired.
     pub reason: String,
+    /// The order's time, ms since the epoch.
     pub at: i64,
 }
 
 impl OrderRow {
+    /// The row of `o`, decimals as strings so nothing is lost.
     pub fn of(o: &OrderRecord) -> Self {
         Self {
             decision_id: o.order.decision_id.clone(),
@@ -88,7 +111,7 @@ impl OrderRow {
             side: side(o.order.side).to_string(),
             kind: kind(o.order.kind).to_string(),
             quantity: o.order.quantity.to_string(),
-            status: o.status.to_string(),
+            status: o.status.as_str().to_string(),
             price: o.fill.as_ref().map(|f| f.price.to_string()),
             fee: o.fill.as_ref().map(|f| f.fee.to_string()),
             reason: o.reason.clone(),
@@ -125,7 +148,9 @@ fn flag(on: bool) -> &'static str {
 /// What [`super::Store::row_digests`] pages through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Audited {
+    /// The `decisions` table, keyed by (strategy, id).
     Decisions,
+    /// The `orders` table, keyed by (strategy, decision id).
     Orders,
 }
 

@@ -16,7 +16,9 @@ use protocol::crd::{
 /// What a TradingAssistant's status says about its Deployment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeploymentHealth {
+    /// Pods the Deployment has (`status.replicas`), for the scale subresource.
     pub replicas: i32,
+    /// Pods of it that are ready (`status.readyReplicas`).
     pub ready_replicas: i32,
     /// `k=v,...` of the pod selector, for the scale subresource.
     pub selector: String,
@@ -324,6 +326,7 @@ pub fn paused(paused: bool, generation: Option<i64>) -> Condition {
 
 /// What a Strategy's `Ready` is computed from.
 pub struct StrategyReadiness<'a> {
+    /// The Strategy whose `Ready` this is (its spec: paused, mode, symbols).
     pub strategy: &'a Strategy,
     /// `DependenciesReady`, as [`dependencies_ready`] computed it.
     pub dependencies: &'a Condition,

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 /// The operator's metrics, in their own registry (served on `/metrics`).
 pub struct Metrics {
+    /// Where the metrics are registered; `/metrics` gathers from it.
     pub registry: Registry,
     reconciles: IntCounterVec,
     failures: IntCounterVec,

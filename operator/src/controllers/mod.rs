@@ -39,8 +39,11 @@ pub const WAITING: Duration = Duration::from_secs(15);
 
 /// What every reconcile needs.
 pub struct Context {
+    /// The Kubernetes client every controller shares.
     pub client: Client,
+    /// Publishes the Events, as `trading-operator` with this replica as the instance.
     pub recorder: Recorder,
+    /// Reconcile counters and latencies, shared with the `/metrics` server.
     pub metrics: Arc<metrics::Metrics>,
     /// The decision-stream consumers and the escalation relay, one NATS connection per Strategy.
     pub decisions: Arc<DecisionWatchers>,
@@ -53,6 +56,8 @@ pub struct Context {
 }
 
 impl Context {
+    /// A context for the replica `instance` (its Lease identity), with the real clock and random
+    /// passwords.
     pub fn new(client: Client, instance: &str, decisions: Arc<DecisionWatchers>) -> Self {
         let reporter = Reporter {
             controller: crate::resources::FIELD_MANAGER.into(),
@@ -94,19 +99,37 @@ pub fn random_password() -> String {
 /// with backoff.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A call to the API server failed.
     #[error("{action} {object}: {source}")]
     Kube {
+        /// What was being done, as the start of a sentence (`reading the Strategy of`).
         action: &'static str,
+        /// The object at fault, kind and `namespace/name` (`Strategy default/btc`).
         object: String,
+        /// The client's error.
         #[source]
         source: kube::Error,
     },
+    /// A child object could not be built from the spec.
     #[error(transparent)]
     Build(#[from] BuildError),
+    /// A human's approve/reject annotation could not be passed on to the team.
     #[error("Strategy {strategy}: relaying the escalation answer over NATS: {reason}")]
-    Relay { strategy: String, reason: String },
+    Relay {
+        /// The Strategy annotated, `namespace/name`.
+        strategy: String,
+        /// The NATS error.
+        reason: String,
+    },
+    /// kube-runtime could not add or remove a finalizer (a failed apply or cleanup keeps its own
+    /// error).
     #[error("finalizer of {object}: {reason}")]
-    Finalizer { object: String, reason: String },
+    Finalizer {
+        /// The object, kind and `namespace/name`.
+        object: String,
+        /// kube-runtime's finalizer error.
+        reason: String,
+    },
 }
 
 impl From<StatusError> for Error {

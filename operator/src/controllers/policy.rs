@@ -51,6 +51,8 @@ pub fn check(policy: &ConsensusPolicy) -> Result<(), String> {
     Ok(())
 }
 
+/// Converges one ConsensusPolicy: checks what its schema cannot and writes `Valid` (with an Event
+/// when it changes); requeued every [`RESYNC`].
 pub async fn reconcile(policy: Arc<ConsensusPolicy>, ctx: Arc<Context>) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile(CONTROLLER);
     let namespace = policy.namespace().unwrap_or_else(|| "default".into());

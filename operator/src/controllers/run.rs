@@ -61,6 +61,8 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+/// `trading-operator run`: serves health and metrics, waits for the leader Lease (unless leader
+/// election is off), then runs the controllers until SIGTERM or Ctrl-C, or until the Lease is lost.
 pub async fn run(config: RunConfig) -> anyhow::Result<()> {
     let client = Client::try_default()
         .await

@@ -29,13 +29,18 @@ use std::sync::Arc;
 pub const CONTROLLER: &str = "strategy";
 /// Held while the Strategy's decision consumer runs; removed once it is stopped.
 pub const FINALIZER: &str = "trading.ia-agents.dev/decision-consumer";
-/// Annotations a human sets to answer an escalation (`<prefix>approve: <decision id>`).
+/// Annotation a human sets to approve an escalation (`trading.ia-agents.dev/approve: <decision
+/// id>`); relayed to NATS, then removed.
 pub const APPROVE_ANNOTATION: &str = "trading.ia-agents.dev/approve";
+/// Annotation a human sets to reject an escalation, dropping the cycle (no order); relayed and
+/// removed like [`APPROVE_ANNOTATION`].
 pub const REJECT_ANNOTATION: &str = "trading.ia-agents.dev/reject";
 
 /// The condition types this reconciler owns (the decision consumer owns the outcome ones).
 const OWNED: [&str; 4] = [DEPENDENCIES_READY, ASSISTANTS_READY, PAUSED, READY];
 
+/// Converges one Strategy behind its [`FINALIZER`]: children, conditions and decision consumer
+/// while it exists; the consumer stopped once it is deleted.
 pub async fn reconcile(strategy: Arc<Strategy>, ctx: Arc<Context>) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile(CONTROLLER);
     let namespace = strategy.namespace().unwrap_or_else(|| "default".into());

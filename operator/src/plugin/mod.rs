@@ -26,14 +26,34 @@ pub use status::{status, StatusView};
 /// Why a command failed, naming the object at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
+    /// A call to the API server failed (other than a 404).
     #[error("{what}: {error}")]
-    Kube { what: String, error: kube::Error },
+    Kube {
+        /// What was asked for (`strategy default/btc`).
+        what: String,
+        /// The client's error.
+        error: kube::Error,
+    },
+    /// Something the command needs is missing (an object, a pending escalation, the API token):
+    /// the whole message.
     #[error("{0}")]
     NotFound(String),
+    /// Writing the report bundle failed.
     #[error("{what}: {error}")]
-    Io { what: String, error: std::io::Error },
+    Io {
+        /// The file or directory being written.
+        what: String,
+        /// The I/O error.
+        error: std::io::Error,
+    },
+    /// The coordinator's API, reached through the service proxy, refused or could not answer.
     #[error("{what}: {message}")]
-    Coordinator { what: String, message: String },
+    Coordinator {
+        /// What was asked of it (`decision <id>`).
+        what: String,
+        /// Its answer or the reason there was none.
+        message: String,
+    },
 }
 
 impl PluginError {
@@ -82,10 +102,13 @@ pub enum Output {
     /// One screen for people.
     #[default]
     Text,
+    /// The same data as JSON, for scripts.
     Json,
+    /// The same data as YAML.
     Yaml,
 }
 
+/// The command line of `kubectl ia-agents`: global flags and one command.
 #[derive(Parser, Debug)]
 #[command(
     name = "kubectl ia-agents",
@@ -99,31 +122,50 @@ pub struct Cli {
     /// Output format.
     #[arg(short, long, global = true, value_enum, default_value_t = Output::Text)]
     pub output: Output,
+    /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// The commands of `kubectl ia-agents`.
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Team readiness, the last decision, pending escalations, equity and the assistants.
-    Status { strategy: String },
+    Status {
+        /// Name of the Strategy.
+        strategy: String,
+    },
     /// A decision's debate: every round, every opinion with its reasoning.
     Why {
+        /// The decision id, as `status.lastDecision.id` or an escalation shows it.
         decision: String,
         /// The Strategy (default: the one whose decision ids start with its name).
         #[arg(long)]
         strategy: Option<String>,
     },
     /// Approve a pending escalation.
-    Approve { id: String },
+    Approve {
+        /// The escalation (decision) id, as `status.pendingEscalations` lists it.
+        id: String,
+    },
     /// Reject a pending escalation.
-    Reject { id: String },
+    Reject {
+        /// The escalation (decision) id, as `status.pendingEscalations` lists it.
+        id: String,
+    },
     /// Pause the Strategy: the whole team scales to zero (the kill switch).
-    Pause { strategy: String },
+    Pause {
+        /// Name of the Strategy.
+        strategy: String,
+    },
     /// Resume a paused Strategy.
-    Resume { strategy: String },
+    Resume {
+        /// Name of the Strategy.
+        strategy: String,
+    },
     /// Write a debug bundle: the CRs, their events, the children's status, recent logs.
     Report {
+        /// Name of the Strategy.
         strategy: String,
         /// Where the bundle goes.
         #[arg(long, default_value = "ia-agents-report")]

@@ -10,17 +10,29 @@ use std::fmt::Write;
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusView {
+    /// Name of the Strategy.
     pub strategy: String,
+    /// Its namespace.
     pub namespace: String,
+    /// `paper` or `live` (spec.mode).
     pub mode: String,
+    /// spec.paused: the kill switch is on and the team is scaled to zero.
     pub paused: bool,
+    /// The symbols it trades (spec.symbols).
     pub symbols: Vec<String>,
+    /// Starting capital in the quote asset (spec.capital).
     pub capital: f64,
+    /// The Strategy's conditions, as in its status.
     pub conditions: Vec<ConditionView>,
+    /// `status.lastDecision`; `None` before the first decision.
     pub last_decision: Option<DecisionSummary>,
+    /// `status.pendingEscalations`: what waits for a human.
     pub pending_escalations: Vec<PendingEscalation>,
+    /// `status.portfolio`; `None` until something writes it.
     pub portfolio: Option<PortfolioSummary>,
+    /// The TradingAssistants bound to the Strategy.
     pub assistants: Vec<AssistantView>,
+    /// The Secret holding the coordinator API's token (`status.apiTokenSecret`), once created.
     pub api_token_secret: Option<String>,
 }
 

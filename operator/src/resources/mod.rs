@@ -47,10 +47,14 @@ pub const FIELD_MANAGER: &str = "trading-operator";
 /// Why an object could not be built, naming the resource.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
+    /// The spec cannot be turned into the object (e.g. it does not serialise as YAML).
     #[error("{kind} {name}: {reason}")]
     Invalid {
+        /// Kind of the object being built (`ConfigMap`).
         kind: &'static str,
+        /// Its name.
         name: String,
+        /// What failed, with the field (`data.strategy.yaml: ...`).
         reason: String,
     },
 }

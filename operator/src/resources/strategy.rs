@@ -30,9 +30,11 @@ use protocol::crd::{ConsensusPolicy, Dependency, Strategy, TradingAssistant};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
-/// Images of the managed dependencies.
+/// Image of a managed NATS (run with JetStream on, stored under `/data`).
 pub const NATS_IMAGE: &str = "nats:2.10-alpine";
+/// Image of a managed Postgres (user and database `ia`, password from a generated Secret).
 pub const POSTGRES_IMAGE: &str = "postgres:16-alpine";
+/// Image of a managed Ollama (models under `/data/models`, pulled by a Job).
 pub const OLLAMA_IMAGE: &str = "ollama/ollama:0.5.7";
 
 /// One object a Strategy owns, typed.
@@ -40,11 +42,17 @@ pub const OLLAMA_IMAGE: &str = "ollama/ollama:0.5.7";
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Child {
+    /// The coordinator's configuration (`strategy.yaml`, `policy.yaml`, the team).
     ConfigMap(ConfigMap),
+    /// The coordinator's Deployment.
     Deployment(Deployment),
+    /// The coordinator's or a managed dependency's Service.
     Service(Service),
+    /// A managed dependency (NATS, Postgres or Ollama).
     StatefulSet(StatefulSet),
+    /// Who may connect to a managed dependency: the Strategy's pods (and the operator, to NATS).
     NetworkPolicy(NetworkPolicy),
+    /// The Job that pulls a managed Ollama's models.
     Job(Job),
 }
 

@@ -16,6 +16,7 @@ pub struct LocalObjectRef {
 }
 
 impl LocalObjectRef {
+    /// A reference to the object named `name`.
     pub fn new(name: impl Into<String>) -> Self {
         Self { name: name.into() }
     }
@@ -37,14 +38,25 @@ pub struct SecretKeyRef {
 
 /// Standard condition types and reasons, as constants so that the operator and tests agree on spelling.
 pub mod conditions {
+    /// Strategy and TradingAssistant: whether it does its job (a Strategy: not paused and its
+    /// dependencies, coordinator and assistants ready; a TradingAssistant: its pods ready).
     pub const READY: &str = "Ready";
+    /// TradingAssistant: its Deployment is rolling out a new revision.
     pub const PROGRESSING: &str = "Progressing";
+    /// TradingAssistant: a replica failed or the rollout passed its progress deadline.
     pub const DEGRADED: &str = "Degraded";
+    /// ConsensusPolicy: whether the spec passes the checks the schema cannot express.
     pub const VALID: &str = "Valid";
+    /// Strategy: every operator-managed dependency (NATS, Postgres, Ollama) is up.
     pub const DEPENDENCIES_READY: &str = "DependenciesReady";
+    /// Strategy: every TradingAssistant that references it is `Ready`.
     pub const ASSISTANTS_READY: &str = "AssistantsReady";
+    /// Strategy, written by the decision consumer: whether the last decision reached consensus
+    /// (`Consensus`, `NoConsensus`, `Vetoed`, `Rejected`).
     pub const CONSENSUS_REACHED: &str = "ConsensusReached";
+    /// Strategy, written by the decision consumer: an escalation waits for a human.
     pub const ESCALATION_PENDING: &str = "EscalationPending";
+    /// Strategy: `spec.paused` is set and the team is scaled to zero.
     pub const PAUSED: &str = "Paused";
 }
 

@@ -60,13 +60,17 @@ pub struct NotificationTarget {
     pub events: Vec<NotificationEvent>,
 }
 
-/// The kinds of channel.
+/// The kinds of channel: `slack`, `discord`, `telegram` or `webhook`.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub enum NotificationKind {
+    /// Slack: the Secret holds an incoming-webhook URL.
     Slack,
+    /// Discord: the Secret holds a channel webhook URL.
     Discord,
+    /// Telegram's Bot API: the Secret holds the bot's token, and `chatId` says where to post.
     Telegram,
+    /// Any HTTP endpoint: the Secret holds the URL the event is POSTed to as JSON.
     Webhook,
 }
 

@@ -117,37 +117,51 @@ fn default_capital() -> f64 {
     10_000.0
 }
 
-/// Candle interval, as Binance names it.
+/// Candle interval, as Binance names it: `1m`, `3m`, `5m`, `15m`, `30m`, `1h` (the default), `2h`,
+/// `4h`, `6h`, `8h`, `12h` or `1d`.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Interval {
+    /// One minute (`1m`).
     #[serde(rename = "1m")]
     M1,
+    /// Three minutes (`3m`).
     #[serde(rename = "3m")]
     M3,
+    /// Five minutes (`5m`).
     #[serde(rename = "5m")]
     M5,
+    /// Fifteen minutes (`15m`).
     #[serde(rename = "15m")]
     M15,
+    /// Thirty minutes (`30m`).
     #[serde(rename = "30m")]
     M30,
+    /// One hour (`1h`), the default.
     #[default]
     #[serde(rename = "1h")]
     H1,
+    /// Two hours (`2h`).
     #[serde(rename = "2h")]
     H2,
+    /// Four hours (`4h`).
     #[serde(rename = "4h")]
     H4,
+    /// Six hours (`6h`).
     #[serde(rename = "6h")]
     H6,
+    /// Eight hours (`8h`).
     #[serde(rename = "8h")]
     H8,
+    /// Twelve hours (`12h`).
     #[serde(rename = "12h")]
     H12,
+    /// One day (`1d`).
     #[serde(rename = "1d")]
     D1,
 }
 
 impl Interval {
+    /// Every interval, shortest first.
     pub const ALL: [Interval; 12] = [
         Interval::M1,
         Interval::M3,
@@ -350,12 +364,14 @@ pub struct MarketDataSpec {
     pub replay_file: Option<String>,
 }
 
-/// Market data source.
+/// Where the candles come from: `binance` (the default, live) or `replay` (a recorded file).
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "camelCase")]
 pub enum MarketDataSource {
+    /// Binance's public market data: REST for the warm-up, then a WebSocket of closed candles.
     #[default]
     Binance,
+    /// A recorded candle file (`replayFile`, or the bundled dataset), read candle by candle.
     Replay,
 }
 
@@ -394,12 +410,14 @@ pub struct ExchangeSpec {
     pub credentials_secret_ref: Option<LocalObjectRef>,
 }
 
-/// How the executor's orders are priced.
+/// How the executor's orders are priced: `market` (the default) or `limit`.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "camelCase")]
 pub enum OrderType {
+    /// Fill at the next price, ± `slippageBps` on paper.
     #[default]
     Market,
+    /// Rest `limitOffsetBps` better than the decision's price for up to `limitTtlCandles` candles.
     Limit,
 }
 
@@ -563,10 +581,13 @@ pub struct StrategyStatus {
 pub struct DecisionSummary {
     /// Decision id (unique per cycle).
     pub id: String,
+    /// Symbol decided on.
     pub symbol: String,
+    /// The action decided (HOLD when vetoed or rejected).
     pub action: Action,
     /// Winning share of the weighted vote, in [0, 1].
     pub confidence: f64,
+    /// Whether a round reached the policy's quorum and threshold with no veto.
     pub consensus_reached: bool,
     /// Rounds the cycle took.
     pub rounds: u32,
@@ -581,7 +602,9 @@ pub struct DecisionSummary {
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct PendingEscalation {
+    /// Escalation id (the cycle's decision id): the value of the approve or reject annotation.
     pub id: String,
+    /// Symbol the undecided cycle is about.
     pub symbol: String,
     /// When it was raised (RFC 3339).
     pub since: String,
@@ -591,14 +614,19 @@ pub struct PendingEscalation {
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct PortfolioSummary {
+    /// Cash plus positions at market.
     pub equity: f64,
+    /// Profit (negative: a loss) since the team started with spec.capital.
     pub pnl: f64,
+    /// Symbols in which the team holds a position.
     pub open_positions: u32,
 }
 
 /// Counts of bound TradingAssistants.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
 pub struct AssistantCounts {
+    /// TradingAssistants whose spec.strategyRef names this Strategy.
     pub total: u32,
+    /// Those of them whose own `Ready` condition is true.
     pub ready: u32,
 }

@@ -160,8 +160,11 @@ pub struct TradingAssistantStatus {
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct OpinionSummary {
+    /// Symbol of the decision the opinion was a vote in.
     pub symbol: String,
+    /// What the assistant voted for in the decision's last round.
     pub action: Action,
+    /// Its confidence in that vote, in [0, 1] (rounded to 3 decimals).
     pub confidence: f64,
     /// When it was given (RFC 3339).
     pub at: String,

@@ -33,14 +33,25 @@ impl fmt::Display for FieldError {
 /// Why a manifest was rejected.
 #[derive(Debug, thiserror::Error)]
 pub enum ValidationError {
+    /// Not a JSON object, or no string `apiVersion` or `kind`.
     #[error("manifest is not an object with apiVersion and kind")]
     NotAnObject,
+    /// A kind or apiVersion these CRDs do not serve (another group, version or kind).
     #[error("unknown kind {kind:?} in {api_version:?}: ia-agents serves ConsensusPolicy, Strategy and TradingAssistant in trading.ia-agents.dev/v1alpha1")]
-    UnknownKind { api_version: String, kind: String },
+    UnknownKind {
+        /// The manifest's `apiVersion`.
+        api_version: String,
+        /// The manifest's `kind`.
+        kind: String,
+    },
+    /// One of our kinds that breaks a metadata rule, its schema or a CEL rule.
     #[error("{kind} {name:?} is invalid: {}", join(.errors))]
     Invalid {
+        /// The manifest's `kind`.
         kind: String,
+        /// `metadata.name`, empty when the manifest has none.
         name: String,
+        /// Every violation found, not only the first (at least one).
         errors: Vec<FieldError>,
     },
 }

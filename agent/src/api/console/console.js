@@ -7,28 +7,12 @@ const TOKEN_KEY = "ia-agents.token";
 const MAX_ROWS = 300;
 const state = { token: sessionStorage.getItem(TOKEN_KEY), decisions: new Map(), outcomes: new Map(), socket: null, refresh: null };
 
-// ---- DOM helpers ----
-function el(tag, attrs, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (k === "class") node.className = v;
-    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
-    else node.setAttribute(k, v);
-  }
-  for (const child of children.flat(Infinity)) {
-    if (child === null || child === undefined) continue;
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return node;
-}
+// The decision view (el, time, num, pct, action, outcomeOf, debateView, decisionRow, …) comes from
+// decisions.js, loaded first.
 const $ = (sel) => document.querySelector(sel);
-const time = (ms) => new Date(ms).toISOString().replace("T", " ").slice(0, 16);
-const num = (x, digits = 2) => (x === null || x === undefined || x === "" ? "" : Number(x).toFixed(digits));
-const pct = (x) => (x === null || x === undefined ? "" : (100 * Number(x)).toFixed(0) + "%");
-const action = (a) => el("span", { class: String(a) }, a);
 
 // ---- the API ----
-class Unauthorized extends Error {}
+class Unauthorized extends Error { get name() { return "Unauthorized"; } }
 async function api(path, options = {}) {
   const headers = Object.assign({ accept: "application/json" }, options.headers || {});
   if (state.token) headers.authorization = "Bearer " + state.token;
@@ -47,83 +31,20 @@ function askForToken(message) {
 }
 
 // ---- decisions and their debate ----
-function outcomeOf(d) {
-  if (d.rejected) return "rejected";
-  if (d.vetoed) return "vetoed";
-  if (d.escalated) return "escalated";
-  if (d.consensusReached) return "consensus";
-  return "split";
-}
-
-function whyItEnded(d) {
-  const rounds = Array.isArray(d.rounds) ? d.rounds.length : d.rounds;
-  const human = state.outcomes.get(d.id);
-  switch (outcomeOf(d)) {
-    case "rejected": return `Rejected${human ? " by a human" : " by the policy"}: no order follows.`;
-    case "vetoed": return `Vetoed by a veto role: ${d.action} whatever the tally.`;
-    case "escalated": return `The team could not agree in ${rounds} round(s) and asked a human` + (human ? `, who ${human === "timedOut" ? "did not answer in time (the policy's default action)" : human}` : "") + `: ${d.action}.`;
-    case "consensus": return `Consensus in round ${rounds}: ${d.action} with ${pct(d.confidence)} of the weighted vote.`;
-    default: return `No consensus after ${rounds} round(s): ${d.action}.`;
-  }
-}
-
-function roundView(tally, opinions) {
-  const votes = new Map((tally.votes || []).map((v) => [v.assistant, v]));
-  const scores = Object.entries(tally.scores || {}).map(([a, s]) => `${a} ${num(s)}`).join(" · ");
-  const rows = opinions.map((o) => {
-    const weight = o.weight !== undefined ? o.weight : (votes.get(o.assistant) || {}).weight;
-    const evidence = Object.entries(o.evidence || {}).map(([k, v]) => `${k}: ${num(v, 4)}`).join(", ");
-    return el("tr", { class: "opinion", "data-assistant": o.assistant },
-      el("td", {}, o.assistant), el("td", {}, o.role),
-      el("td", {}, Number(o.confidence) === 0 && !o.veto ? el("span", { class: "muted" }, "abstains") : action(o.action), o.veto ? " (veto)" : ""),
-      el("td", {}, num(o.confidence)), el("td", {}, num(weight)),
-      el("td", {}, el("div", { class: "reasoning" }, o.reasoning), el("div", { class: "evidence" }, evidence)));
-  });
-  return el("div", { class: "round" },
-    el("div", {}, el("strong", {}, `Round ${tally.round}`), ` — tally ${scores || "none"}; answered weight ${num(tally.answeredWeight)} of ${num(tally.totalWeight)}`),
-    el("table", {}, el("thead", {}, el("tr", {}, ["assistant", "role", "opinion", "confidence", "weight", "reasoning and evidence"].map((h) => el("th", {}, h)))), el("tbody", {}, rows)));
-}
-
-function debateView(d) {
-  const transcript = d.transcript || [];
-  const tallies = Array.isArray(d.rounds) ? d.rounds : [];
-  const rounds = tallies.length ? tallies : [...new Set(transcript.map((o) => o.round))].map((round) => ({ round }));
-  return el("div", {}, el("div", { class: "why" }, whyItEnded(d)),
-    rounds.map((t) => roundView(t, transcript.filter((o) => o.round === t.round))));
-}
-
-async function toggleDebate(row) {
-  const open = row.nextElementSibling;
-  if (open && open.classList.contains("debate")) { open.remove(); return; }
-  const id = row.dataset.id;
-  const cell = el("td", { colspan: "7" }, "loading the debate…");
-  row.after(el("tr", { class: "debate", "data-id": id }, cell));
-  try {
+async function openDebate(row) {
+  const load = async (id) => {
     const known = state.decisions.get(id);
-    const d = known && known.transcript ? known : await api(`/api/v1/decisions/${encodeURIComponent(id)}`);
-    cell.replaceChildren(debateView(d));
+    return known && known.transcript ? known : api(`/api/v1/decisions/${encodeURIComponent(id)}`);
+  };
+  try {
+    await toggleDebate(row, load, (id) => state.outcomes.get(id));
   } catch (e) {
     if (e instanceof Unauthorized) askForToken(e.message);
-    cell.textContent = "The debate is not available: " + e.message;
   }
-}
-
-function decisionRow(d) {
-  const outcome = outcomeOf(d);
-  const rounds = Array.isArray(d.rounds) ? d.rounds.length : d.rounds;
-  return el("tr", { class: "decision", "data-id": d.id, "data-action": d.action, "data-outcome": outcome, onclick: (e) => toggleDebate(e.currentTarget) },
-    el("td", {}, time(d.decidedAt)), el("td", {}, d.symbol), el("td", {}, action(d.action)), el("td", {}, pct(d.confidence)),
-    el("td", { class: "outcome" }, outcome === "split" ? "no consensus" : outcome), el("td", {}, rounds), el("td", {}, num(d.price)));
 }
 
 function applyFilters() {
-  const a = $("#filter-action").value, o = $("#filter-outcome").value;
-  for (const row of document.querySelectorAll("#decisions tr.decision")) {
-    const shown = (!a || row.dataset.action === a) && (!o || row.dataset.outcome === o);
-    row.hidden = !shown;
-    const next = row.nextElementSibling;
-    if (next && next.classList.contains("debate")) next.hidden = !shown;
-  }
+  applyDecisionFilters($("#decisions"), $("#filter-action").value, $("#filter-outcome").value);
 }
 
 function addDecision(d, newest = true) {
@@ -131,7 +52,7 @@ function addDecision(d, newest = true) {
   state.decisions.set(d.id, d);
   if (state.decisions.size > MAX_ROWS) state.decisions.delete(state.decisions.keys().next().value);
   const body = $("#decisions tbody");
-  const row = decisionRow(d);
+  const row = decisionRow(d, openDebate);
   if (newest) body.prepend(row); else body.append(row);
   while (body.querySelectorAll("tr.decision").length > MAX_ROWS) {
     const last = body.lastElementChild;
