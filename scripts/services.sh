@@ -9,10 +9,10 @@ PG_PORT=${IA_TEST_PG_PORT:-55432}
 NATS_PORT=${IA_TEST_NATS_PORT:-54222}
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
-pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
+pg_bin() { find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -type d -name bin 2>/dev/null | sort -V | tail -1; }
 
 if [ "${1:-}" = stop ]; then
-  [ -f "$ROOT/nats.pid" ] && kill "$(cat "$ROOT/nats.pid")" 2>/dev/null || true
+  if [ -f "$ROOT/nats.pid" ]; then kill "$(cat "$ROOT/nats.pid")" 2>/dev/null || true; fi
   if [ -d "$ROOT/pg" ]; then
     as_postgres() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
     as_postgres "$(pg_bin)/pg_ctl" -D "$ROOT/pg" -m fast stop >/dev/null 2>&1 || true

@@ -30,6 +30,8 @@ fi
 command -v kubectl >/dev/null 2>&1 || apt_install kubernetes-client
 # the console's browser test drives Debian's Chromium headless (tests/test_console.py)
 command -v chromium >/dev/null 2>&1 || apt_install chromium
+# every shell script is checked (tests/test_packaging.py)
+command -v shellcheck >/dev/null 2>&1 || apt_install shellcheck
 
 if ! command -v python3 >/dev/null 2>&1; then
   apt_install python3 python3-venv

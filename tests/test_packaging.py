@@ -2,10 +2,13 @@
 images are small, non-root and shell-free; `make images`, the chart and the operator agree on image
 names; the kind end-to-end script and cluster config are well-formed."""
 
+import os
 import pathlib
 import re
+import shutil
 import subprocess
 
+import pytest
 import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -57,6 +60,18 @@ def test_image_names_agree_between_make_chart_and_operator():
     assert '"ghcr.io/ia-agents/trading-agent:"' in (ROOT / "operator/src/resources/mod.rs").read_text()
     manager = yaml.safe_load((ROOT / "config/manager/manager.yaml").read_text())
     assert manager["spec"]["template"]["spec"]["containers"][0]["image"] == f"ghcr.io/ia-agents/trading-operator:{version}"
+
+
+def test_every_shell_script_is_shellcheck_clean():
+    """make e2e, CI and the test scripts pass shellcheck (Debian's package, installed by scripts/test.sh)."""
+    shellcheck = shutil.which("shellcheck")
+    if shellcheck is None:
+        if os.environ.get("IA_REQUIRE_SERVICES") == "1":
+            pytest.fail("shellcheck is required (apt install shellcheck)")
+        pytest.skip("shellcheck is missing")
+    scripts = sorted(str(p) for p in (ROOT / "scripts").glob("*.sh")) + [str(ROOT / ".ci/run")]
+    result = subprocess.run([shellcheck, "--severity=info", *scripts], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_e2e_script_and_kind_config_are_well_formed():

@@ -10,7 +10,7 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 /// The environment variable holding the audit chain's key.
-pub const KEY_ENV: &str = "IA_AUDIT_KEY";
+pub const KEY_ENV: &str = protocol::env::AUDIT_KEY;
 
 /// How the chain's hashes are made.
 #[derive(Clone, PartialEq, Eq, Default)]

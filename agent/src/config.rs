@@ -299,6 +299,9 @@ fn merge(target: &mut Value, patch: Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::market::stream::arbitrary::{corrupt, json, mutate};
+    use proptest::prelude::{any, prop, ProptestConfig, TestCaseError};
+    use proptest::{prop_assert, proptest};
     use std::io::Write;
 
     fn samples() -> PathBuf {
@@ -382,6 +385,67 @@ mod tests {
                 .contains("references ConsensusPolicy \"balanced\""),
             "{err}"
         );
+    }
+
+    thread_local! {
+        /// One validator per test thread: building one compiles every schema.
+        static VALIDATOR: ManifestValidator = ManifestValidator::new();
+    }
+
+    /// Each sample manifest, with its kind.
+    fn arb_sample() -> impl proptest::strategy::Strategy<Value = (Value, &'static str)> {
+        let docs: Vec<(Value, &'static str)> = [
+            (
+                include_str!("../../config/samples/strategy.yaml"),
+                "Strategy",
+            ),
+            (
+                include_str!("../../config/samples/consensuspolicy.yaml"),
+                "ConsensusPolicy",
+            ),
+            (
+                include_str!("../../config/samples/team.yaml"),
+                "TradingAssistant",
+            ),
+        ]
+        .into_iter()
+        .map(|(text, kind)| (protocol::yaml::documents(text).unwrap().remove(0), kind))
+        .collect();
+        prop::sample::select(docs)
+    }
+
+    /// What reading a manifest must guarantee: no panic, and nothing the validator accepts that
+    /// the typed decoding then refuses.
+    fn check_total(text: &str, kind: &'static str) -> Result<(), TestCaseError> {
+        let path = Path::new("test.yaml");
+        let outcome = VALIDATOR.with(|v| match kind {
+            "Strategy" => parse_one::<Strategy>(v, text, path, kind).map(drop),
+            "ConsensusPolicy" => parse_one::<ConsensusPolicy>(v, text, path, kind).map(drop),
+            _ => parse_one::<TradingAssistant>(v, text, path, kind).map(drop),
+        });
+        if let Err(ConfigError::Decode { error, .. }) = outcome {
+            prop_assert!(
+                false,
+                "valid by the CRD but not decodable: {}\n{}",
+                error,
+                text
+            );
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// A sample manifest with one field replaced by any JSON value or removed, or its text
+        /// corrupted: the typed manifest or an error, never a panic.
+        #[test]
+        fn mutated_manifests_load_or_fail_cleanly((mut doc, kind) in arb_sample(), node in any::<usize>(), by in prop::option::of(json()), flip in any::<prop::sample::Index>(), byte in any::<u8>(), cut in any::<prop::sample::Index>()) {
+            let text = serde_yaml::to_string(&doc).unwrap();
+            check_total(&corrupt(&text, flip, byte, cut), kind)?;
+            mutate(&mut doc, node, by);
+            check_total(&serde_yaml::to_string(&doc).unwrap(), kind)?;
+        }
     }
 }
 

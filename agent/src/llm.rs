@@ -250,6 +250,9 @@ pub fn parse_answer(content: &str) -> Result<Judgement, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::market::stream::arbitrary::{corrupt, json, mutate};
+    use proptest::prelude::*;
+    use serde_json::{json, Value};
 
     #[test]
     fn answers_are_validated_field_by_field() {
@@ -273,6 +276,44 @@ mod tests {
         ] {
             let e = parse_answer(bad).unwrap_err();
             assert!(e.starts_with(field), "{e}");
+        }
+    }
+
+    /// A model's answer: valid, or off in the ways models are (case, range, type, length).
+    fn arb_answer() -> impl Strategy<Value = Value> {
+        let action = prop::sample::select(vec!["BUY", "sell", "Hold", "MOON", "", "BUY "]);
+        let confidence = prop_oneof![
+            (0.0f64..=1.0).prop_map(Value::from),
+            (-2.0f64..3.0).prop_map(Value::from),
+            Just(Value::from("0.5")),
+        ];
+        (action, confidence, prop_oneof![".{0,40}", ".{990,1010}"]).prop_map(
+            |(action, confidence, reasoning)| {
+                json!({"action": action, "confidence": confidence, "reasoning": reasoning})
+            },
+        )
+    }
+
+    /// What validating an answer must guarantee: no panic, and a judgement within bounds.
+    fn check_total(content: &str) -> Result<(), TestCaseError> {
+        if let Ok(j) = parse_answer(content) {
+            prop_assert!((0.0..=1.0).contains(&j.confidence));
+            prop_assert!(!j.reasoning.trim().is_empty() && j.reasoning.chars().count() <= 1000);
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Any answer, mutated or corrupted, or any text: a judgement within bounds or an error.
+        #[test]
+        fn any_model_answer_is_validated(mut answer in arb_answer(), node in any::<usize>(), by in prop::option::of(json()), flip in any::<prop::sample::Index>(), byte in any::<u8>(), cut in any::<prop::sample::Index>(), text in ".{0,200}") {
+            check_total(&answer.to_string())?;
+            check_total(&corrupt(&answer.to_string(), flip, byte, cut))?;
+            check_total(&text)?;
+            mutate(&mut answer, node, by);
+            check_total(&answer.to_string())?;
         }
     }
 }

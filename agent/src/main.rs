@@ -29,10 +29,10 @@ enum Command {
     /// rules, the policy reference) and print the effective configuration, defaults filled in, as JSON.
     CheckConfig {
         /// YAML file holding one Strategy.
-        #[arg(long, value_name = "FILE", env = "IA_STRATEGY_FILE")]
+        #[arg(long, value_name = "FILE", env = protocol::env::STRATEGY_FILE)]
         strategy_file: PathBuf,
         /// YAML file holding the ConsensusPolicy the Strategy references.
-        #[arg(long, value_name = "FILE", env = "IA_POLICY_FILE")]
+        #[arg(long, value_name = "FILE", env = protocol::env::POLICY_FILE)]
         policy_file: PathBuf,
     },
     /// Replay real candles through the whole team in one process (coordinator, five voters, executor,
@@ -99,7 +99,7 @@ enum AuditCommand {
     /// IA_AUDIT_KEY.
     Verify {
         /// The database: sqlite://PATH or postgres://USER@HOST/DB (a password belongs in the env var).
-        #[arg(long, value_name = "URL", env = "IA_DB", hide_env_values = true)]
+        #[arg(long, value_name = "URL", env = protocol::env::DB, hide_env_values = true)]
         db: String,
         /// The chain head kept outside the database (report.json's audit.head, or the anchor a
         /// coordinator logged): the chain must still contain it.
@@ -134,7 +134,7 @@ fn init_logging() {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    if std::env::var("IA_LOG_FORMAT").is_ok_and(|f| f == "json") {
+    if std::env::var(protocol::env::LOG_FORMAT).is_ok_and(|f| f == "json") {
         builder.json().init();
     } else {
         builder.init();

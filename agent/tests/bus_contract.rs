@@ -3,7 +3,7 @@
 // a scenario test reads top to bottom; the 100-line limit is for the code under test
 #![allow(clippy::too_many_lines)]
 
-mod support;
+use test_support as support;
 
 use agent::bus::memory::MemoryBus;
 use agent::bus::nats::NatsBus;

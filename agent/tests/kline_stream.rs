@@ -1,9 +1,8 @@
 //! The WebSocket kline stream against local servers speaking Binance's formats: closed candles flow,
 //! a dropped connection is re-established, the gap is back-filled from REST, and nothing is repeated.
 
-#[path = "support/binance.rs"]
-mod binance;
-mod support;
+use test_support as support;
+use test_support::binance;
 
 use agent::market::binance::BinanceRest;
 use agent::market::stream::KlineStream;

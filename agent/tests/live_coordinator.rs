@@ -3,9 +3,8 @@
 //! the warm-up candles; the orders that do go out are the live candles' decisions', signed, and on
 //! the symbol's lot step.
 
-#[path = "support/binance.rs"]
-mod binance;
-mod support;
+use test_support as support;
+use test_support::binance;
 
 use agent::bus::nats::NatsBus;
 use agent::exchange::binance::client_order_id;

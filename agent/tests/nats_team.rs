@@ -6,9 +6,8 @@
 // a scenario test reads top to bottom; the 100-line limit is for the code under test
 #![allow(clippy::too_many_lines)]
 
-#[path = "support/binance.rs"]
-mod binance;
-mod support;
+use test_support as support;
+use test_support::binance;
 
 use agent::bus::nats::NatsBus;
 use agent::bus::Bus;

@@ -3,7 +3,7 @@
 //! it decided is stored and published, equally), one whose NATS went away mid-run, and an
 //! assistant that cannot connect. Each runs as a process and gets a real signal.
 
-mod support;
+use test_support as support;
 
 use agent::store::{Store, Table};
 use std::io::{BufRead, BufReader};

@@ -103,7 +103,7 @@ fn init_logging() {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    if std::env::var("IA_LOG_FORMAT").as_deref() == Ok("json") {
+    if std::env::var(protocol::env::LOG_FORMAT).as_deref() == Ok("json") {
         builder.json().init();
     } else {
         builder.init();

@@ -185,7 +185,7 @@ mod tests {
         };
         let coordinator = named("Deployment", "btc-eth-paper-coordinator");
         assert_eq!(
-            env_of(&coordinator)["IA_TEAM_FILE"],
+            env_of(&coordinator)[protocol::env::TEAM_FILE],
             "/etc/ia-agents/team.yaml"
         );
         let hash =
@@ -193,7 +193,7 @@ mod tests {
         assert_eq!(hash.as_str().unwrap().len(), 64, "{hash}");
         let risk = named("Deployment", "risk-manager-assistant");
         assert_eq!(
-            env_of(&risk)["IA_STRATEGY_FILE"],
+            env_of(&risk)[protocol::env::STRATEGY_FILE],
             "/etc/ia-agents/strategy.yaml"
         );
         let volumes = &risk["spec"]["template"]["spec"]["volumes"];
@@ -289,7 +289,7 @@ mod tests {
             .unwrap();
         let key = env
             .iter()
-            .find(|e| e["name"] == "IA_EXCHANGE_API_KEY")
+            .find(|e| e["name"] == protocol::env::EXCHANGE_API_KEY)
             .unwrap();
         assert_eq!(
             key["valueFrom"]["secretKeyRef"],

@@ -5,8 +5,7 @@
 #![allow(clippy::too_many_lines)]
 
 mod common;
-#[path = "../../agent/tests/support/mod.rs"]
-mod support;
+use test_support as support;
 
 use common::{sample, samples, CRD, NS};
 

@@ -8,6 +8,7 @@
 //! - [`messages`]: the versioned messages on those subjects and their never-panicking decoder.
 
 pub mod crd;
+pub mod env;
 pub mod messages;
 pub mod roles;
 pub mod subjects;

@@ -690,6 +690,80 @@ fn check_opinion(o: &Opinion) -> Result<(), DecodeError> {
     Ok(())
 }
 
+/// Generators for the property tests of this crate's decoders (messages, YAML, manifests): any
+/// JSON value, and structure-aware mutations of a valid document.
+#[cfg(test)]
+pub(crate) mod arbitrary {
+    use proptest::prelude::*;
+    use serde_json::{Number, Value};
+
+    /// Any JSON value, nested a few levels: numbers of every range, numeric and other strings.
+    pub(crate) fn json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_map(|x| Number::from_f64(x).map_or(Value::Null, Value::Number)),
+            ".{0,12}".prop_map(Value::from),
+            "-?[0-9]{0,30}(\\.[0-9]{0,30})?(e-?[0-9]{1,3})?|NaN|inf|-0".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map("[a-zA-Z]{0,8}", inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// The JSON pointers of every node of `value`, in pre-order (the root first, as `""`).
+    fn pointers(value: &Value, at: String, out: &mut Vec<String>) {
+        let escape = |key: &str| key.replace('~', "~0").replace('/', "~1");
+        match value {
+            Value::Array(items) => {
+                out.push(at.clone());
+                for (i, item) in items.iter().enumerate() {
+                    pointers(item, format!("{at}/{i}"), out);
+                }
+            }
+            Value::Object(map) => {
+                out.push(at.clone());
+                for (key, item) in map {
+                    pointers(item, format!("{at}/{}", escape(key)), out);
+                }
+            }
+            _ => out.push(at),
+        }
+    }
+
+    /// `value` with one node (the `index`-th, modulo their number) replaced by `by`, or removed
+    /// from its object or array when `by` is `None`.
+    pub(crate) fn mutate(value: &mut Value, index: usize, by: Option<Value>) {
+        let mut all = Vec::new();
+        pointers(value, String::new(), &mut all);
+        let at = all[index % all.len()].clone();
+        match by {
+            Some(by) => *value.pointer_mut(&at).expect("a pointer just listed") = by,
+            None => {
+                let (parent, key) = at.rsplit_once('/').unwrap_or(("", ""));
+                let key = key.replace("~1", "/").replace("~0", "~");
+                match value.pointer_mut(parent) {
+                    Some(Value::Object(map)) => {
+                        map.remove(&key);
+                    }
+                    Some(Value::Array(items)) => {
+                        if let Ok(i) = key.parse::<usize>() {
+                            items.remove(i);
+                        }
+                    }
+                    _ => *value = Value::Null,
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -875,6 +949,372 @@ mod tests {
         fn valid_opinions_round_trip(o in arb_opinion()) {
             let msg = Message::Opinion(o);
             prop_assert_eq!(decode(&encode(&msg)).unwrap(), msg);
+        }
+    }
+
+    // Generators of every message type, valid as `check` wants them: the round trip holds for each.
+
+    fn arb_id() -> impl Strategy<Value = String> {
+        "[a-zA-Z0-9/_.:-]{1,24}"
+    }
+
+    fn arb_price() -> impl Strategy<Value = f64> {
+        1e-8f64..1e9
+    }
+
+    fn arb_positive_decimal() -> impl Strategy<Value = Decimal> {
+        (1i64..=i64::MAX, 0u32..=28).prop_map(|(mantissa, scale)| Decimal::new(mantissa, scale))
+    }
+
+    fn arb_scores() -> impl Strategy<Value = BTreeMap<Action, f64>> {
+        prop::collection::btree_map(
+            prop::sample::select(Action::ALL.to_vec()),
+            0.0f64..10.0,
+            0..4,
+        )
+    }
+
+    fn arb_snapshot() -> impl Strategy<Value = MarketSnapshot> {
+        let indicators = (
+            prop::option::of(0.0f64..100.0),
+            prop::option::of(-1e6f64..1e6),
+            prop::option::of(0.0f64..5.0),
+            -1e12f64..1e12,
+        )
+            .prop_map(|(rsi_14, macd, volatility, obv)| Indicators {
+                rsi_14,
+                macd,
+                volatility,
+                obv,
+                ..Indicators::default()
+            });
+        let portfolio = (
+            0.0f64..1e12,
+            0.0f64..=1.0,
+            prop::option::of(arb_price()),
+            any::<u32>(),
+            0.0f64..=1.0,
+        )
+            .prop_map(
+                |(equity, position_fraction, entry_price, open_positions, drawdown)| {
+                    PortfolioContext {
+                        equity,
+                        position_fraction,
+                        entry_price,
+                        open_positions,
+                        drawdown,
+                        daily_loss: drawdown / 2.0,
+                    }
+                },
+            );
+        (
+            "[A-Z]{3,10}",
+            any::<i64>(),
+            prop::array::uniform4(arb_price()),
+            0.0f64..1e12,
+            indicators,
+            portfolio,
+        )
+            .prop_map(
+                |(symbol, open_time, [open, high, low, close], volume, indicators, portfolio)| {
+                    MarketSnapshot {
+                        symbol,
+                        open_time,
+                        open,
+                        high,
+                        low,
+                        close,
+                        volume,
+                        indicators,
+                        portfolio,
+                    }
+                },
+            )
+    }
+
+    fn arb_round_request() -> impl Strategy<Value = Message> {
+        (
+            arb_id(),
+            1u32..10,
+            arb_id(),
+            arb_snapshot(),
+            prop::collection::vec(arb_opinion(), 0..3),
+            any::<i64>(),
+            any::<u64>(),
+        )
+            .prop_map(
+                |(cycle_id, round, strategy, snapshot, debate, deadline, round_timeout_ms)| {
+                    Message::RoundRequest(Box::new(RoundRequest {
+                        cycle_id,
+                        round,
+                        strategy,
+                        snapshot,
+                        debate,
+                        deadline,
+                        round_timeout_ms,
+                    }))
+                },
+            )
+    }
+
+    fn arb_tally() -> impl Strategy<Value = RoundTally> {
+        let vote = (
+            arb_id(),
+            prop::sample::select(Role::ALL.to_vec()),
+            prop::sample::select(Action::ALL.to_vec()),
+            0.0f64..=1.0,
+            0.0f64..10.0,
+            any::<bool>(),
+        )
+            .prop_map(|(assistant, role, action, confidence, weight, veto)| Vote {
+                assistant,
+                role,
+                action,
+                confidence,
+                weight,
+                veto,
+            });
+        (
+            1u32..10,
+            prop::collection::vec(vote, 0..4),
+            arb_scores(),
+            0.0f64..10.0,
+            0.0f64..10.0,
+        )
+            .prop_map(
+                |(round, votes, scores, answered_weight, total_weight)| RoundTally {
+                    round,
+                    votes,
+                    scores,
+                    answered_weight,
+                    total_weight,
+                },
+            )
+    }
+
+    fn arb_decision() -> impl Strategy<Value = Message> {
+        (
+            (arb_id(), arb_id(), "[A-Z]{3,10}"),
+            prop::sample::select(Action::ALL.to_vec()),
+            0.0f64..=1.0,
+            prop::array::uniform4(any::<bool>()),
+            prop::collection::vec(arb_tally(), 1..3),
+            prop::collection::vec(arb_opinion(), 0..3),
+            arb_price(),
+            any::<i64>(),
+        )
+            .prop_map(
+                |(
+                    (id, strategy, symbol),
+                    action,
+                    confidence,
+                    flags,
+                    rounds,
+                    transcript,
+                    price,
+                    decided_at,
+                )| {
+                    let [consensus_reached, escalated, vetoed, rejected] = flags;
+                    Message::Decision(Decision {
+                        id,
+                        strategy,
+                        symbol,
+                        action,
+                        confidence,
+                        consensus_reached,
+                        escalated,
+                        vetoed,
+                        rejected,
+                        rounds,
+                        transcript,
+                        price,
+                        decided_at,
+                    })
+                },
+            )
+    }
+
+    fn arb_escalations() -> impl Strategy<Value = Message> {
+        let escalation = (
+            (arb_id(), arb_id(), "[A-Z]{3,10}"),
+            prop::sample::select(Action::ALL.to_vec()),
+            arb_scores(),
+            any::<u32>(),
+            any::<i64>(),
+        )
+            .prop_map(
+                |((id, strategy, symbol), proposed, scores, timeout_seconds, raised_at)| {
+                    Message::Escalation(Escalation {
+                        id,
+                        strategy,
+                        symbol,
+                        proposed,
+                        scores,
+                        timeout_seconds,
+                        raised_at,
+                    })
+                },
+            );
+        let resolution = (arb_id(), any::<bool>(), ".{0,20}", any::<i64>()).prop_map(
+            |(id, approved, by, at)| {
+                Message::EscalationResolution(EscalationResolution {
+                    id,
+                    approved,
+                    by,
+                    at,
+                })
+            },
+        );
+        prop_oneof![escalation, resolution]
+    }
+
+    fn arb_heartbeat() -> impl Strategy<Value = Message> {
+        (
+            arb_id(),
+            prop::sample::select(Role::ALL.to_vec()),
+            arb_id(),
+            arb_id(),
+            0.0f64..10.0,
+            any::<i64>(),
+        )
+            .prop_map(|(assistant, role, instance, strategy, weight, at)| {
+                Message::Heartbeat(Heartbeat {
+                    assistant,
+                    role,
+                    instance,
+                    strategy,
+                    weight,
+                    at,
+                })
+            })
+    }
+
+    fn arb_trades() -> impl Strategy<Value = Message> {
+        let side = prop::sample::select(vec![Side::Buy, Side::Sell]);
+        let order = (
+            (arb_id(), arb_id(), "[A-Z]{3,10}"),
+            side.clone(),
+            arb_positive_decimal(),
+            prop::option::of(arb_positive_decimal()),
+            any::<i64>(),
+        )
+            .prop_map(
+                |((decision_id, strategy, symbol), side, quantity, limit_price, at)| {
+                    Message::Order(Order {
+                        decision_id,
+                        strategy,
+                        symbol,
+                        side,
+                        kind: if limit_price.is_some() {
+                            OrderKind::Limit
+                        } else {
+                            OrderKind::Market
+                        },
+                        quantity,
+                        limit_price,
+                        at,
+                    })
+                },
+            );
+        let fill = (
+            (arb_id(), arb_id(), "[A-Z]{3,10}"),
+            side,
+            arb_positive_decimal(),
+            arb_positive_decimal(),
+            (any::<i64>(), 0u32..=28).prop_map(|(m, s)| Decimal::new(m, s)),
+            any::<i64>(),
+        )
+            .prop_map(
+                |((decision_id, strategy, symbol), side, quantity, price, fee, at)| {
+                    Message::Fill(Fill {
+                        decision_id,
+                        strategy,
+                        symbol,
+                        side,
+                        quantity,
+                        price,
+                        fee,
+                        at,
+                    })
+                },
+            );
+        prop_oneof![order, fill]
+    }
+
+    /// A valid message of any of the eight types.
+    fn arb_message() -> impl Strategy<Value = Message> {
+        prop_oneof![
+            arb_round_request(),
+            arb_opinion().prop_map(Message::Opinion),
+            arb_decision(),
+            arb_escalations(),
+            arb_heartbeat(),
+            arb_trades(),
+        ]
+    }
+
+    /// `{"v":1,"type":"<kind>",<fields>}`: the canonical layout around any fields object.
+    fn canonical(kind: &str, fields: &Value) -> Vec<u8> {
+        let fields = serde_json::to_string(fields).unwrap();
+        let inner = fields.strip_prefix('{').unwrap_or(&fields);
+        format!(r#"{{"v":1,"type":"{kind}",{inner}"#).into_bytes()
+    }
+
+    /// What `decode` must guarantee of any input: no panic, and whatever it accepts is a valid
+    /// message that survives its own round trip and that both paths read the same.
+    fn check_total(bytes: &[u8]) -> Result<(), TestCaseError> {
+        if let Ok(message) = decode(bytes) {
+            prop_assert_eq!(decode(&encode(&message)), Ok(message.clone()));
+            if let Some(fast) = decode_canonical(bytes) {
+                prop_assert_eq!(decode_any_layout(bytes).ok(), Some(fast));
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Every message type survives its own encoding.
+        #[test]
+        fn every_message_type_round_trips(msg in arb_message()) {
+            prop_assert_eq!(decode(&encode(&msg)), Ok(msg));
+        }
+
+        /// Truncated or corrupted encodings of every type never panic; what still decodes is sound.
+        #[test]
+        fn byte_mutations_of_every_type_never_panic(msg in arb_message(), cut in any::<prop::sample::Index>(), flip in any::<prop::sample::Index>(), byte in any::<u8>()) {
+            let mut bytes = encode(&msg);
+            let len = bytes.len();
+            bytes[flip.index(len)] = byte;
+            bytes.truncate(cut.index(len + 1));
+            check_total(&bytes)?;
+        }
+
+        /// A field of any type replaced by any JSON value (or removed), in the canonical layout (the
+        /// fast path) and in another (the general path): an error or a sound message, never a panic.
+        #[test]
+        fn structural_mutations_of_every_type_never_panic(msg in arb_message(), node in any::<usize>(), by in prop::option::of(arbitrary::json())) {
+            let mut fields = serde_json::to_value(&msg).unwrap();
+            let kind = fields.as_object_mut().unwrap().remove("type").unwrap();
+            arbitrary::mutate(&mut fields, node, by);
+            check_total(&canonical(kind.as_str().unwrap(), &fields))?;
+            if let Value::Object(map) = &mut fields {
+                map.insert("type".into(), kind);
+                map.insert("v".into(), Value::from(PROTOCOL_VERSION));
+            }
+            check_total(&serde_json::to_vec(&fields).unwrap())?;
+        }
+
+        /// Any JSON object under each type tag: each type's fields read from arbitrary values.
+        #[test]
+        fn any_fields_under_every_type_never_panic(kind in prop::sample::select(TYPES.to_vec()), fields in arbitrary::json()) {
+            check_total(&canonical(kind, &fields))?;
+            let mut general = serde_json::json!({"type": kind, "v": 1});
+            if let Value::Object(map) = fields {
+                general.as_object_mut().unwrap().extend(map);
+            }
+            check_total(&serde_json::to_vec(&general).unwrap())?;
         }
     }
 }

@@ -652,6 +652,7 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn records_are_named_by_their_path() {
@@ -669,5 +670,57 @@ mod tests {
     #[test]
     fn the_size_refusal_states_the_limit() {
         assert!(TOO_LARGE.2.contains(&MAX_BODY.to_string()));
+    }
+
+    /// A decoded query string: the parameters the API knows and others, with values of every kind.
+    pub(super) fn arb_query() -> impl Strategy<Value = HashMap<String, String>> {
+        let key = prop_oneof![
+            3 => prop::sample::select(vec!["symbol", "from", "to", "limit", "offset"])
+                .prop_map(String::from),
+            1 => ".{0,8}",
+        ];
+        let value = prop_oneof![
+            any::<i64>().prop_map(|n| n.to_string()),
+            (-5i64..2000).prop_map(|n| n.to_string()),
+            "[A-Z0-9]{0,10}",
+            ".{0,10}",
+            prop::sample::select(vec![
+                " 1",
+                "+1",
+                "1.0",
+                "",
+                "0x10",
+                "9223372036854775808",
+                "1e3"
+            ])
+            .prop_map(String::from),
+        ];
+        prop::collection::hash_map(key, value, 0..6)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        /// Any query: a page within the documented bounds, or a 400 naming a parameter it holds.
+        #[test]
+        fn any_paging_query_is_a_bounded_page_or_names_its_fault(raw in arb_query()) {
+            match page(&raw) {
+                Ok(q) => {
+                    prop_assert!(raw.keys().all(|k| ["symbol", "from", "to", "limit", "offset"].contains(&k.as_str())));
+                    prop_assert_eq!(&q.symbol, &raw.get("symbol").cloned());
+                    prop_assert!(q.symbol.iter().all(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())));
+                    prop_assert!(q.limit.is_none_or(|l| (1..=1000).contains(&l)));
+                    prop_assert!(q.offset.is_none_or(|o| o >= 0));
+                    prop_assert!(q.from.zip(q.to).is_none_or(|(from, to)| from <= to));
+                    for (name, value) in [("from", q.from), ("to", q.to), ("limit", q.limit), ("offset", q.offset)] {
+                        prop_assert_eq!(value, raw.get(name).map(|v| v.parse::<i64>().unwrap()));
+                    }
+                }
+                Err(bad) => {
+                    prop_assert!(raw.contains_key(&bad.field), "{:?} names {:?}", raw, bad.field);
+                    prop_assert!(!bad.message.is_empty());
+                }
+            }
+        }
     }
 }

@@ -163,6 +163,8 @@ pub(super) async fn decision(request: DecisionRequest, s: ApiState) -> warp::rep
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::tests::arb_query;
+    use proptest::prelude::*;
 
     fn query(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs
@@ -183,5 +185,27 @@ mod tests {
         let unknown = curve_query(&query(&[("symbol", "BTCUSDT")])).unwrap_err();
         assert_eq!(unknown.field, "symbol");
         assert_eq!(no_query(&query(&[("x", "1")])).unwrap_err().field, "x");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        /// Any query: the curve's bounded limit, or a 400 naming a parameter the query holds; a
+        /// route without parameters takes only the empty query.
+        #[test]
+        fn any_query_of_the_curve_and_plain_routes_is_bounded_or_names_its_fault(raw in arb_query()) {
+            match curve_query(&raw) {
+                Ok(q) => {
+                    prop_assert!(raw.keys().all(|k| k == "limit"));
+                    prop_assert!(q.limit.is_none_or(|l| (1..=MAX_CURVE_POINTS).contains(&l)));
+                    prop_assert_eq!(q.limit, raw.get("limit").map(|v| v.parse::<i64>().unwrap()));
+                }
+                Err(bad) => prop_assert!(raw.contains_key(&bad.field) && !bad.message.is_empty()),
+            }
+            match no_query(&raw) {
+                Ok(q) => prop_assert!(raw.is_empty() && q == PageQuery::default()),
+                Err(bad) => prop_assert!(raw.contains_key(&bad.field)),
+            }
+        }
     }
 }

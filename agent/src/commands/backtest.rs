@@ -23,7 +23,7 @@ pub struct ReplayArgs {
     #[arg(
         long,
         value_name = "FILE",
-        env = "IA_STRATEGY_FILE",
+        env = protocol::env::STRATEGY_FILE,
         requires = "policy_file"
     )]
     pub strategy_file: Option<PathBuf>,
@@ -31,7 +31,7 @@ pub struct ReplayArgs {
     #[arg(
         long,
         value_name = "FILE",
-        env = "IA_POLICY_FILE",
+        env = protocol::env::POLICY_FILE,
         requires = "strategy_file"
     )]
     pub policy_file: Option<PathBuf>,
@@ -92,7 +92,7 @@ pub struct BacktestArgs {
     max_position_fraction: Option<f64>,
     /// Database for every decision, opinion, order and audit entry: sqlite://PATH or postgres://…
     /// (default: sqlite://OUT/ia-agents.db, replaced on each run).
-    #[arg(long, value_name = "URL", env = "IA_DB", hide_env_values = true)]
+    #[arg(long, value_name = "URL", env = protocol::env::DB, hide_env_values = true)]
     db: Option<String>,
     /// Directory for report.json, report.html and ia-agents.db.
     #[arg(
@@ -107,15 +107,15 @@ pub struct BacktestArgs {
     #[arg(
         long,
         value_name = "URL",
-        env = "IA_OLLAMA_URL",
+        env = protocol::env::OLLAMA_URL,
         hide_env_values = true
     )]
     ollama_url: Option<String>,
     /// The Ollama model for --ollama-url.
-    #[arg(long, default_value = "llama3.2", env = "IA_MODEL")]
+    #[arg(long, default_value = "llama3.2", env = protocol::env::MODEL)]
     model: String,
     /// Seconds to wait for the model per opinion.
-    #[arg(long, default_value_t = 20, env = "IA_MODEL_TIMEOUT")]
+    #[arg(long, default_value_t = 20, env = protocol::env::MODEL_TIMEOUT)]
     model_timeout: u64,
     /// An ML ensemble saved by `trading-agent train`: the strategist adds its forecast to the regime.
     #[arg(long, value_name = "FILE", env = "IA_FORECASTER")]

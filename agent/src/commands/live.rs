@@ -23,7 +23,7 @@ pub struct RunArgs {
     #[arg(
         long,
         value_name = "FILE",
-        env = "IA_STRATEGY_FILE",
+        env = protocol::env::STRATEGY_FILE,
         requires = "policy_file"
     )]
     strategy_file: Option<PathBuf>,
@@ -31,7 +31,7 @@ pub struct RunArgs {
     #[arg(
         long,
         value_name = "FILE",
-        env = "IA_POLICY_FILE",
+        env = protocol::env::POLICY_FILE,
         requires = "strategy_file"
     )]
     policy_file: Option<PathBuf>,

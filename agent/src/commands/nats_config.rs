@@ -13,13 +13,13 @@ use std::path::PathBuf;
 #[derive(Args, Debug)]
 pub struct NatsConfigArgs {
     /// Namespace of the team (first token of its subjects).
-    #[arg(long, default_value = "default", env = "IA_NAMESPACE")]
+    #[arg(long, default_value = "default", env = protocol::env::NAMESPACE)]
     namespace: String,
     /// The Strategy manifest (its name scopes the subjects).
-    #[arg(long, value_name = "FILE", env = "IA_STRATEGY_FILE")]
+    #[arg(long, value_name = "FILE", env = protocol::env::STRATEGY_FILE)]
     strategy_file: PathBuf,
     /// The ConsensusPolicy manifest (its voters get identities).
-    #[arg(long, value_name = "FILE", env = "IA_POLICY_FILE")]
+    #[arg(long, value_name = "FILE", env = protocol::env::POLICY_FILE)]
     policy_file: PathBuf,
     /// Where to write nats.conf and the <identity>.nk seed files (created; existing files are
     /// replaced).

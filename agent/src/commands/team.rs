@@ -31,12 +31,12 @@ pub struct BusArgs {
         long,
         value_name = "URL",
         default_value = "nats://127.0.0.1:4222",
-        env = "IA_NATS_URL",
+        env = protocol::env::NATS_URL,
         hide_env_values = true
     )]
     pub nats: String,
     /// Namespace of the team (the Kubernetes namespace in a cluster); first token of its subjects.
-    #[arg(long, default_value = "default", env = "IA_NAMESPACE")]
+    #[arg(long, default_value = "default", env = protocol::env::NAMESPACE)]
     pub namespace: String,
     /// This component's NATS identity: a file holding its nkey seed (from `trading-agent
     /// nats-config`).
@@ -86,45 +86,45 @@ pub struct AssistantArgs {
     #[command(flatten)]
     bus: BusArgs,
     /// The Strategy this assistant works for.
-    #[arg(long, env = "IA_STRATEGY")]
+    #[arg(long, env = protocol::env::STRATEGY)]
     strategy: String,
     /// The role it plays (marketMonitor, technicalAnalyst, fundamentalAnalyst, riskManager, strategist).
-    #[arg(long, env = "IA_ROLE")]
+    #[arg(long, env = protocol::env::ROLE)]
     role: Role,
     /// The TradingAssistant's name (default: the role's).
-    #[arg(long, env = "IA_ASSISTANT")]
+    #[arg(long, env = protocol::env::ASSISTANT)]
     name: Option<String>,
     /// This replica's name, unique among replicas (default: $HOSTNAME, else host-pid).
-    #[arg(long, env = "IA_INSTANCE")]
+    #[arg(long, env = protocol::env::INSTANCE)]
     instance: Option<String>,
     /// Initial vote weight (TradingAssistant spec.weight).
-    #[arg(long, default_value_t = 1.0, env = "IA_WEIGHT")]
+    #[arg(long, default_value_t = 1.0, env = protocol::env::WEIGHT)]
     weight: f64,
     /// Strategy manifest, for the risk limits the risk manager enforces (default limits otherwise).
-    #[arg(long, value_name = "FILE", env = "IA_STRATEGY_FILE")]
+    #[arg(long, value_name = "FILE", env = protocol::env::STRATEGY_FILE)]
     strategy_file: Option<PathBuf>,
     /// Ollama model this role reasons with (TradingAssistant spec.model.name); rules only without.
-    #[arg(long, env = "IA_MODEL", requires = "ollama_url")]
+    #[arg(long, env = protocol::env::MODEL, requires = "ollama_url")]
     model: Option<String>,
     /// Ollama base URL (the Strategy's ollama dependency).
     #[arg(
         long,
         value_name = "URL",
-        env = "IA_OLLAMA_URL",
+        env = protocol::env::OLLAMA_URL,
         hide_env_values = true
     )]
     ollama_url: Option<String>,
     /// Sampling temperature (spec.model.temperature).
-    #[arg(long, default_value_t = 0.2, env = "IA_MODEL_TEMPERATURE")]
+    #[arg(long, default_value_t = 0.2, env = protocol::env::MODEL_TEMPERATURE)]
     temperature: f32,
     /// Seconds to wait for the model (spec.model.timeoutSeconds).
-    #[arg(long, default_value_t = 20, env = "IA_MODEL_TIMEOUT")]
+    #[arg(long, default_value_t = 20, env = protocol::env::MODEL_TIMEOUT)]
     model_timeout: u64,
     /// Concurrent requests to the model from this replica.
     #[arg(long, default_value_t = 2, env = "IA_MODEL_CONCURRENCY")]
     model_concurrency: usize,
     /// Serve /healthz, /readyz and /metrics here (the operator sets 0.0.0.0:8080).
-    #[arg(long, value_name = "ADDR", env = "IA_LISTEN")]
+    #[arg(long, value_name = "ADDR", env = protocol::env::LISTEN)]
     listen: Option<std::net::SocketAddr>,
     /// Role parameter, KEY=VALUE (TradingAssistant spec.params); repeatable, and the value may hold
     /// any character (commas included); overrides the same key of --params.
@@ -132,7 +132,7 @@ pub struct AssistantArgs {
     params: Vec<String>,
     /// Role parameters as a JSON object of strings, as the operator passes spec.params, e.g.
     /// '{"feeds":"https://a/rss,https://b/rss"}'.
-    #[arg(long = "params", value_name = "JSON", env = "IA_PARAMS")]
+    #[arg(long = "params", value_name = "JSON", env = protocol::env::PARAMS)]
     params_json: Option<String>,
 }
 
@@ -310,18 +310,18 @@ pub struct CoordinatorArgs {
     /// declares for this Strategy vote, at their spec.weight; without it, whoever is present votes
     /// at weight 1 (a warning says so). In a cluster the operator writes it from the
     /// TradingAssistants.
-    #[arg(long, value_name = "FILE", env = "IA_TEAM_FILE")]
+    #[arg(long, value_name = "FILE", env = protocol::env::TEAM_FILE)]
     team_file: Option<PathBuf>,
     /// Database for decisions, opinions, orders and the audit log (sqlite://PATH or postgres://…;
     /// a password belongs in the URL's env var, IA_DB, never on the command line).
-    #[arg(long, value_name = "URL", env = "IA_DB", hide_env_values = true)]
+    #[arg(long, value_name = "URL", env = protocol::env::DB, hide_env_values = true)]
     db: Option<String>,
     /// Serve the HTTP API (health, metrics, the record, escalation answers, a WebSocket stream) here;
     /// needs --db. Mutating routes take the bearer token in IA_API_TOKEN.
-    #[arg(long, value_name = "ADDR", env = "IA_LISTEN", requires = "db")]
+    #[arg(long, value_name = "ADDR", env = protocol::env::LISTEN, requires = "db")]
     listen: Option<std::net::SocketAddr>,
     /// The record's listings (decisions, orders, portfolio, assistants) need the API token too.
-    #[arg(long, env = "IA_API_READ_AUTH")]
+    #[arg(long, env = protocol::env::API_READ_AUTH)]
     api_read_auth: bool,
     /// A browser origin (https://host[:port]) besides the API's own that may open the WebSocket
     /// stream; repeatable, or comma-separated in the variable.
@@ -351,7 +351,7 @@ pub struct CoordinatorArgs {
     wait_for_voters: u64,
     /// After a replay ends, keep serving (health, API) until SIGTERM instead of exiting, so that a
     /// coordinator pod replaying candles does not restart and replay again (set by the operator).
-    #[arg(long, env = "IA_HOLD_AFTER_REPLAY")]
+    #[arg(long, env = protocol::env::HOLD_AFTER_REPLAY)]
     hold_after_replay: bool,
 }
 
@@ -518,7 +518,7 @@ async fn coordinator_options(args: &CoordinatorArgs, name: &str) -> anyhow::Resu
         store,
         api: ApiOptions {
             listen: args.listen,
-            token: std::env::var("IA_API_TOKEN").ok(),
+            token: std::env::var(protocol::env::API_TOKEN).ok(),
             read_auth: args.api_read_auth,
             allowed_origins: args.api_allowed_origin.clone(),
         },

@@ -120,8 +120,8 @@ impl Credentials {
                 .ok_or(LiveError::MissingCredential(name))
         };
         Ok(Self::new(
-            read("IA_EXCHANGE_API_KEY")?,
-            read("IA_EXCHANGE_API_SECRET")?,
+            read(protocol::env::EXCHANGE_API_KEY)?,
+            read(protocol::env::EXCHANGE_API_SECRET)?,
         ))
     }
 }
@@ -375,23 +375,31 @@ impl BinanceSpot {
             });
         }
         let quote = decimal("cummulativeQuoteQty")?;
+        // checked: amounts at the edge of `Decimal` must not panic (`/` and `+` do on overflow)
+        let price = quote
+            .checked_div(executed)
+            .map(|p| p.round_dp(8))
+            .filter(|p| executed > Decimal::ZERO && *p > Decimal::ZERO)
+            .ok_or_else(|| {
+                bad(format!(
+                    "cummulativeQuoteQty {quote} over executedQty {executed} is not a positive price"
+                ))
+            })?;
         let fee = reply
             .get("fills")
             .and_then(|f| f.as_array())
-            .map(|fills| {
-                fills
-                    .iter()
-                    .filter_map(|f| f.get("commission")?.as_str()?.parse::<Decimal>().ok())
-                    .sum::<Decimal>()
-            })
-            .unwrap_or_default();
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f.get("commission")?.as_str()?.parse::<Decimal>().ok())
+            .try_fold(Decimal::ZERO, Decimal::checked_add)
+            .ok_or_else(|| bad("the commissions overflow exact decimal arithmetic".into()))?;
         Ok(Fill {
             decision_id: order.decision_id.clone(),
             strategy: order.strategy.clone(),
             symbol: order.symbol.clone(),
             side: order.side,
             quantity: executed,
-            price: (quote / executed).round_dp(8),
+            price,
             fee,
             at: reply
                 .get("transactTime")
@@ -405,6 +413,10 @@ impl BinanceSpot {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::market::stream::arbitrary::{corrupt, decimal, json, mutate};
+    use proptest::prelude::*;
+    use protocol::messages::{decode, encode, Message};
+    use serde_json::{json, Value};
 
     #[test]
     fn signatures_follow_binance_s_documented_example() {
@@ -434,5 +446,118 @@ mod tests {
             !shown.contains("my-key") && !shown.contains("my-secret"),
             "{shown}"
         );
+    }
+
+    /// Found by the properties below: both amounts used to panic (`Decimal`'s `/` and `+`).
+    #[test]
+    fn replies_at_the_edge_of_decimal_are_errors_not_panics() {
+        let order = market_order(Side::Buy, 7);
+        let max = Decimal::MAX.to_string();
+        let replies = [
+            json!({"executedQty": "0.0000000000000000000000000001", "cummulativeQuoteQty": max}),
+            json!({"executedQty": "1", "cummulativeQuoteQty": "1",
+                   "fills": [{"commission": max}, {"commission": max}]}),
+            json!({"executedQty": "-1", "cummulativeQuoteQty": "1"}),
+        ];
+        for reply in replies {
+            let error = SPOT.with(|spot| spot.fill_of(&order, &reply)).unwrap_err();
+            assert!(matches!(error, LiveError::Reply { .. }), "{error}");
+        }
+    }
+
+    thread_local! {
+        /// A client that never connects: only its reading of replies is exercised.
+        static SPOT: BinanceSpot = BinanceSpot::new("http://127.0.0.1:9", Credentials::new("k", "s"));
+    }
+
+    fn market_order(side: Side, at: i64) -> Order {
+        Order {
+            decision_id: "d1".into(),
+            strategy: "s".into(),
+            symbol: "BTCUSDT".into(),
+            side,
+            kind: OrderKind::Market,
+            quantity: Decimal::ONE,
+            limit_price: None,
+            at,
+        }
+    }
+
+    /// An order reply (`newOrderRespType=FULL`) of a plausible execution, and the fill it makes.
+    fn arb_reply() -> impl Strategy<Value = (Value, Fill)> {
+        let commission = (1i64..1_000_000, 0u32..=8).prop_map(|(m, s)| Decimal::new(m, s));
+        (
+            (1i64..1_000_000_000, 0u32..=8).prop_map(|(m, s)| Decimal::new(m, s)),
+            (1i64..1_000_000_000_000, 0u32..=8).prop_map(|(m, s)| Decimal::new(m, s)),
+            prop::collection::vec(commission, 0..4),
+            any::<i64>(),
+            prop::sample::select(vec![Side::Buy, Side::Sell]),
+        )
+            .prop_map(|(executed, price, commissions, at, side)| {
+                let quote = executed * price;
+                let fills: Vec<Value> = commissions
+                    .iter()
+                    .map(|c| {
+                        json!({"price": price.to_string(), "qty": executed.to_string(),
+                        "commission": c.to_string(), "commissionAsset": "BNB"})
+                    })
+                    .collect();
+                let reply = json!({"symbol": "BTCUSDT", "orderId": 28, "clientOrderId": "ia-1",
+                    "transactTime": at, "executedQty": executed.to_string(),
+                    "cummulativeQuoteQty": quote.to_string(), "status": "FILLED", "fills": fills});
+                let fill = Fill {
+                    decision_id: "d1".into(),
+                    strategy: "s".into(),
+                    symbol: "BTCUSDT".into(),
+                    side,
+                    quantity: executed,
+                    price,
+                    fee: commissions.into_iter().sum(),
+                    at,
+                };
+                (reply, fill)
+            })
+    }
+
+    /// What reading a reply must guarantee: no panic, and a fill the bus would accept (positive
+    /// quantity and price), or an error.
+    fn check_total(reply: &Value, side: Side) -> Result<(), TestCaseError> {
+        let order = market_order(side, 7);
+        if let Ok(fill) = SPOT.with(|spot| spot.fill_of(&order, reply)) {
+            let message = Message::Fill(fill);
+            prop_assert_eq!(decode(&encode(&message)), Ok(message));
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// A plausible execution reads as its fill: the quantity, the average price, the fees.
+        #[test]
+        fn order_replies_read_as_their_fill((reply, fill) in arb_reply()) {
+            let order = market_order(fill.side, 7);
+            prop_assert_eq!(SPOT.with(|spot| spot.fill_of(&order, &reply)).unwrap(), fill);
+        }
+
+        /// Quantities, quote amounts and commissions of any size or sign: a valid fill or an error.
+        #[test]
+        fn extreme_amounts_never_panic(executed in decimal(), quote in decimal(), commissions in prop::collection::vec(decimal(), 0..4)) {
+            let fills: Vec<Value> = commissions.iter().map(|c| json!({"commission": c.to_string()})).collect();
+            let reply = json!({"executedQty": executed.to_string(), "cummulativeQuoteQty": quote.to_string(),
+                "status": "FILLED", "fills": fills});
+            check_total(&reply, Side::Buy)?;
+        }
+
+        /// A reply with any field replaced by any JSON value, or removed, or corrupted text read
+        /// as JSON: never a panic.
+        #[test]
+        fn mutated_order_replies_never_panic((mut reply, fill) in arb_reply(), node in any::<usize>(), by in prop::option::of(json()), flip in any::<prop::sample::Index>(), byte in any::<u8>(), cut in any::<prop::sample::Index>()) {
+            if let Ok(corrupted) = serde_json::from_str::<Value>(&corrupt(&reply.to_string(), flip, byte, cut)) {
+                check_total(&corrupted, fill.side)?;
+            }
+            mutate(&mut reply, node, by);
+            check_total(&reply, fill.side)?;
+        }
     }
 }

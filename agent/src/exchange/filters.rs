@@ -288,6 +288,9 @@ fn round_to(value: Decimal, step: Decimal, strategy: RoundingStrategy) -> Option
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::market::stream::arbitrary::{decimal, json, mutate};
+    use proptest::prelude::*;
+    use serde_json::{json, Value};
 
     fn d(s: &str) -> Decimal {
         s.parse().unwrap()
@@ -454,5 +457,147 @@ mod tests {
                 .to_string(),
             "exchangeInfo for BADUSDT: filter LOT_SIZE: field stepSize is missing or not a number"
         );
+    }
+
+    fn small(max: i64, scale: u32) -> impl Strategy<Value = Decimal> + Clone {
+        (1..max, 0..=scale).prop_map(|(m, s)| Decimal::new(m, s))
+    }
+
+    /// A bound, step or tick: zero ("no rule") or a positive decimal.
+    fn rule() -> impl Strategy<Value = Decimal> {
+        prop_oneof![1 => Just(Decimal::ZERO), 4 => small(1_000_000, 8)]
+    }
+
+    fn lot() -> impl Strategy<Value = Lot> {
+        (rule(), rule(), rule()).prop_map(|(step, min, max)| Lot { step, min, max })
+    }
+
+    /// An `exchangeInfo` reply listing BTCUSDT among others, and the rules it sets.
+    fn arb_info() -> impl Strategy<Value = (Value, SymbolFilters)> {
+        let notional = (
+            small(1_000_000, 4),
+            prop::option::of(any::<bool>()),
+            any::<bool>(),
+        );
+        (
+            lot(),
+            prop::option::of(lot()),
+            prop::array::uniform3(rule()),
+            prop::option::of(notional),
+        )
+            .prop_map(|(lot, market_lot, [tick_size, min_price, max_price], notional)| {
+                let lot_filter = |kind: &str, l: &Lot| json!({"filterType": kind,
+                    "stepSize": l.step.to_string(), "minQty": l.min.to_string(), "maxQty": l.max.to_string()});
+                let mut filters = vec![
+                    json!({"filterType": "ICEBERG_PARTS", "limit": 10}),
+                    lot_filter("LOT_SIZE", &lot),
+                    json!({"filterType": "PRICE_FILTER", "tickSize": tick_size.to_string(),
+                        "minPrice": min_price.to_string(), "maxPrice": max_price.to_string()}),
+                ];
+                filters.extend(market_lot.map(|l| lot_filter("MARKET_LOT_SIZE", &l)));
+                let min_notional = notional.map(|(min, to_market, older)| {
+                    let (kind, flag) = if older {
+                        ("MIN_NOTIONAL", "applyToMarket")
+                    } else {
+                        ("NOTIONAL", "applyMinToMarket")
+                    };
+                    let mut filter = json!({"filterType": kind, "minNotional": min.to_string()});
+                    if let Some(to_market) = to_market {
+                        filter[flag] = Value::from(to_market);
+                    }
+                    filters.push(filter);
+                    (min, to_market.unwrap_or(true))
+                });
+                let info = json!({"symbols": [
+                    {"symbol": "ETHUSDT", "status": "BREAK", "filters": []},
+                    {"symbol": "BTCUSDT", "status": "TRADING", "filters": filters}]});
+                let rules = SymbolFilters {
+                    symbol: "BTCUSDT".into(),
+                    lot,
+                    market_lot,
+                    tick_size,
+                    min_price,
+                    max_price,
+                    min_notional,
+                };
+                (info, rules)
+            })
+    }
+
+    fn arb_order(amount: impl Strategy<Value = Decimal> + Clone) -> impl Strategy<Value = Order> {
+        (
+            prop::sample::select(vec![Side::Buy, Side::Sell]),
+            amount.clone(),
+            prop::option::of(amount),
+        )
+            .prop_map(|(side, quantity, limit_price)| Order {
+                kind: match limit_price {
+                    Some(_) => OrderKind::Limit,
+                    None => OrderKind::Market,
+                },
+                quantity,
+                limit_price,
+                ..order(OrderKind::Market, side, "1", None)
+            })
+    }
+
+    /// What a conformed order must be: on the step and within the lot, its limit price on the
+    /// tick, on the passive side and within the price filter, the rest unchanged.
+    fn check_conformed(
+        rules: &SymbolFilters,
+        order: &Order,
+        out: &Order,
+    ) -> Result<(), TestCaseError> {
+        let market = order.kind == OrderKind::Market;
+        let lot = rules
+            .market_lot
+            .filter(|l| market && !l.step.is_zero())
+            .unwrap_or(rules.lot);
+        prop_assert!(out.quantity > Decimal::ZERO && out.quantity <= order.quantity);
+        prop_assert!(out.quantity >= lot.min && (lot.max.is_zero() || out.quantity <= lot.max));
+        prop_assert!(lot.step.is_zero() || (out.quantity % lot.step).is_zero());
+        match (order.limit_price, out.limit_price) {
+            (None, None) => {}
+            (Some(asked), Some(price)) => {
+                let passive = match order.side {
+                    Side::Buy => price <= asked,
+                    Side::Sell => price >= asked,
+                };
+                prop_assert!(passive, "{} for {}", price, asked);
+                prop_assert!(rules.tick_size.is_zero() || (price % rules.tick_size).is_zero());
+                prop_assert!(price > Decimal::ZERO && price >= rules.min_price);
+                prop_assert!(rules.max_price.is_zero() || price <= rules.max_price);
+            }
+            other => prop_assert!(false, "limit prices {:?}", other),
+        }
+        prop_assert_eq!(
+            (&out.decision_id, out.side, out.kind),
+            (&order.decision_id, order.side, order.kind)
+        );
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// The rules read back exactly, and every order they let through is conformed to them.
+        #[test]
+        fn rules_read_back_and_conform_orders((info, rules) in arb_info(), order in arb_order(small(1_000_000_000_000, 12)), reference in small(1_000_000_000, 8)) {
+            prop_assert_eq!(SymbolFilters::from_exchange_info("BTCUSDT", &info), Ok(rules.clone()));
+            if let Ok(out) = rules.conform(&order, reference) {
+                check_conformed(&rules, &order, &out)?;
+            }
+        }
+
+        /// A reply with any field replaced by any JSON value, or removed, or no reply at all: rules
+        /// or an error, and whatever rules come out conform orders of any size without a panic.
+        #[test]
+        fn mutated_info_and_extreme_orders_never_panic((mut info, _) in arb_info(), node in any::<usize>(), by in prop::option::of(json()), garbage in json(), order in arb_order(decimal()), reference in decimal()) {
+            let _ = SymbolFilters::from_exchange_info("BTCUSDT", &garbage);
+            mutate(&mut info, node, by);
+            if let Ok(rules) = SymbolFilters::from_exchange_info("BTCUSDT", &info) {
+                let _ = rules.conform(&order, reference);
+            }
+        }
     }
 }

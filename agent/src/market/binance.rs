@@ -262,6 +262,9 @@ pub fn parse_klines(body: &str) -> Result<Vec<Candle>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::market::stream::arbitrary::{corrupt, finite, json, mutate};
+    use proptest::prelude::*;
+    use serde_json::{json, Value};
 
     #[test]
     fn parses_binance_klines_and_names_bad_fields() {
@@ -274,5 +277,66 @@ mod tests {
         assert!(parse_klines("{}")
             .unwrap_err()
             .starts_with("not a kline array"));
+    }
+
+    /// A page of klines as Binance sends it (12 columns, prices as strings), and its candles.
+    fn arb_page() -> impl Strategy<Value = (Value, Vec<Candle>)> {
+        let kline =
+            (any::<i64>(), prop::array::uniform5(finite())).prop_map(|(t, [o, h, l, c, v])| {
+                let row = json!([
+                    t,
+                    o.to_string(),
+                    h.to_string(),
+                    l.to_string(),
+                    c.to_string(),
+                    v.to_string(),
+                    t.wrapping_add(3_599_999),
+                    "2434.19055334",
+                    308,
+                    "1756.87402397",
+                    "28.46694368",
+                    "0"
+                ]);
+                let candle = Candle {
+                    open_time: t,
+                    open: o,
+                    high: h,
+                    low: l,
+                    close: c,
+                    volume: v,
+                };
+                (row, candle)
+            });
+        prop::collection::vec(kline, 0..5).prop_map(|rows| {
+            let (rows, candles): (Vec<Value>, Vec<Candle>) = rows.into_iter().unzip();
+            (Value::Array(rows), candles)
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// A page of klines reads back exactly.
+        #[test]
+        fn kline_pages_read_back((page, candles) in arb_page()) {
+            prop_assert_eq!(parse_klines(&page.to_string()), Ok(candles));
+        }
+
+        /// A page with any cell replaced by any JSON value, or removed: candles or an error naming
+        /// the kline, never a panic.
+        #[test]
+        fn mutated_kline_pages_never_panic((mut page, _) in arb_page(), node in any::<usize>(), by in prop::option::of(json())) {
+            mutate(&mut page, node, by);
+            if let Err(e) = parse_klines(&page.to_string()) {
+                prop_assert!(!e.is_empty());
+            }
+        }
+
+        /// Corrupted pages and any text never panic.
+        #[test]
+        fn corrupted_kline_pages_never_panic((page, _) in arb_page(), flip in any::<prop::sample::Index>(), byte in any::<u8>(), cut in any::<prop::sample::Index>(), text in ".{0,200}") {
+            let _ = parse_klines(&corrupt(&page.to_string(), flip, byte, cut));
+            let _ = parse_klines(&text);
+        }
     }
 }

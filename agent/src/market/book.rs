@@ -302,6 +302,9 @@ impl BookStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::market::stream::arbitrary::{corrupt, finite, json, mutate};
+    use proptest::prelude::*;
+    use serde_json::{json, Value};
 
     #[test]
     fn tickers_and_depth_frames_are_read_and_bad_ones_named() {
@@ -354,5 +357,101 @@ mod tests {
         assert_eq!(d.sweep(false, 1.0), Some(3000.0));
         assert_eq!(d.sweep(true, 10.0), None, "more than the visible book");
         assert!((d.spread().unwrap() - 1.0 / 3000.5).abs() < 1e-12);
+    }
+
+    fn arb_ticker() -> impl Strategy<Value = (Value, BookEvent)> {
+        ("[A-Z0-9]{2,12}", prop::array::uniform5(finite()), any::<i64>()).prop_map(
+            |(symbol, [last, best_bid, best_ask, change_percent, volume], at)| {
+                let frame = json!({"stream": format!("{}@ticker", symbol.to_lowercase()),
+                    "data": {"e": "24hrTicker", "E": at, "s": symbol, "P": change_percent.to_string(),
+                    "c": last.to_string(), "b": best_bid.to_string(), "a": best_ask.to_string(),
+                    "v": volume.to_string()}});
+                let ticker = Ticker {
+                    symbol,
+                    last,
+                    best_bid,
+                    best_ask,
+                    change_percent,
+                    volume,
+                    at,
+                };
+                (frame, BookEvent::Ticker(ticker))
+            },
+        )
+    }
+
+    fn arb_depth() -> impl Strategy<Value = (Value, BookEvent)> {
+        let level = (0.0f64..1e9, 0.0f64..1e6);
+        (
+            "[a-z0-9]{1,12}",
+            any::<u64>(),
+            prop::collection::vec(level.clone(), 0..6),
+            prop::collection::vec(level, 0..6),
+        )
+            .prop_map(|(symbol, last_update_id, bids, asks)| {
+                let side = |levels: &[(f64, f64)]| -> Vec<[String; 2]> {
+                    levels
+                        .iter()
+                        .map(|(p, q)| [p.to_string(), q.to_string()])
+                        .collect()
+                };
+                let frame = json!({"stream": format!("{symbol}@depth5@100ms"),
+                    "data": {"lastUpdateId": last_update_id, "bids": side(&bids), "asks": side(&asks)}});
+                let depth = Depth {
+                    symbol: symbol.to_ascii_uppercase(),
+                    last_update_id,
+                    bids,
+                    asks,
+                };
+                (frame, BookEvent::Depth(depth))
+            })
+    }
+
+    /// A ticker, a depth snapshot, or a reply to the subscription.
+    fn arb_frame() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            arb_ticker().prop_map(|(frame, _)| frame),
+            arb_depth().prop_map(|(frame, _)| frame),
+            Just(json!({"result": null, "id": 1})),
+            Just(json!({"error": {"code": 2, "msg": "Invalid request"}, "id": 1})),
+        ]
+    }
+
+    /// What reading a frame must guarantee: no panic, a named error, and a depth that prices
+    /// any order without panicking.
+    fn check_total(text: &str, quantity: f64) -> Result<(), TestCaseError> {
+        match parse_book_frame(text) {
+            Ok(Some(BookEvent::Depth(depth))) => {
+                let _ = (depth.sweep(true, quantity), depth.sweep(false, quantity));
+                let _ = depth.spread();
+            }
+            Ok(_) => {}
+            Err(e) => prop_assert!(!e.to_string().is_empty()),
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Tickers and depth snapshots read back exactly.
+        #[test]
+        fn tickers_and_depths_read_back((frame, expected) in prop_oneof![arb_ticker(), arb_depth()]) {
+            prop_assert_eq!(parse_book_frame(&frame.to_string()), Ok(Some(expected)));
+        }
+
+        /// A frame with any field replaced by any JSON value, or removed, never panics.
+        #[test]
+        fn mutated_book_frames_never_panic(mut frame in arb_frame(), node in any::<usize>(), by in prop::option::of(json()), quantity in finite()) {
+            mutate(&mut frame, node, by);
+            check_total(&frame.to_string(), quantity)?;
+        }
+
+        /// Corrupted frames and any text never panic.
+        #[test]
+        fn corrupted_book_frames_never_panic(frame in arb_frame(), flip in any::<prop::sample::Index>(), byte in any::<u8>(), cut in any::<prop::sample::Index>(), text in ".{0,200}") {
+            check_total(&corrupt(&frame.to_string(), flip, byte, cut), 1.0)?;
+            check_total(&text, 1.0)?;
+        }
     }
 }

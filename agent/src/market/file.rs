@@ -184,6 +184,9 @@ fn parse_row(record: &csv::StringRecord) -> Result<Candle, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::market::stream::arbitrary::corrupt;
+    use proptest::prelude::*;
+    use std::io::Write;
 
     fn parse(text: &str) -> Result<Vec<Candle>, CandleFileError> {
         parse_candles(text.as_bytes(), Path::new("test.csv"))
@@ -270,5 +273,183 @@ mod tests {
     fn a_missing_file_is_named() {
         let error = read_candles(Path::new("/nonexistent/candles.csv")).unwrap_err();
         assert!(error.to_string().starts_with("/nonexistent/candles.csv: "));
+    }
+
+    /// Valid candles, one interval apart, opening after `start` ms.
+    fn arb_candles(start: std::ops::Range<i64>) -> impl Strategy<Value = Vec<Candle>> {
+        let candle = (
+            1e-6f64..1e9,
+            prop::array::uniform3(0.0f64..1.0),
+            0.0f64..1e9,
+        );
+        (start, 1i64..10_000_000, prop::collection::vec(candle, 1..8)).prop_map(
+            |(start, step, rows)| {
+                let mut open_time = start;
+                rows.into_iter()
+                    .map(|(low, [a, b, c], volume)| {
+                        let (open, close) = (low * (1.0 + a), low * (1.0 + b));
+                        open_time += step;
+                        Candle {
+                            open_time,
+                            open,
+                            high: open.max(close) * (1.0 + c),
+                            low,
+                            close,
+                            volume,
+                        }
+                    })
+                    .collect()
+            },
+        )
+    }
+
+    /// The header row of Binance's newer kline files.
+    const BINANCE_HEADER: &str = concat!(
+        "open_time,open,high,low,close,volume,close_time,quote_volume,count,",
+        "taker_buy_volume,taker_buy_quote_volume,ignore\n"
+    );
+
+    /// A candle file in each format (our OHLCV CSV; Binance's kline CSV in milliseconds, in
+    /// microseconds, with its header), and the candles it holds.
+    fn arb_file() -> impl Strategy<Value = (String, Vec<Candle>)> {
+        let format = 0u8..4;
+        (format, arb_candles(0..1_000_000_000_000)).prop_map(|(format, candles)| {
+            let mut text = match format {
+                0 => format!("{}\n", OHLCV_HEADER.join(",")),
+                3 => BINANCE_HEADER.into(),
+                _ => String::new(),
+            };
+            for c in &candles {
+                let (o, h, l, cl, v) = (c.open, c.high, c.low, c.close, c.volume);
+                let time = match format {
+                    // microseconds: above the threshold once the milliseconds are over 1e11
+                    2 => (c.open_time + 100_000_000_000) * 1000,
+                    _ => c.open_time,
+                };
+                text.push_str(&match format {
+                    0 => format!("{time},{o},{h},{l},{cl},{v}\n"),
+                    _ => format!("{time},{o},{h},{l},{cl},{v},{time},1.5,3,0.5,0.7,0\n"),
+                });
+            }
+            let candles = candles
+                .into_iter()
+                .map(|c| Candle {
+                    open_time: if format == 2 {
+                        c.open_time + 100_000_000_000
+                    } else {
+                        c.open_time
+                    },
+                    ..c
+                })
+                .collect();
+            (text, candles)
+        })
+    }
+
+    /// Cells a damaged file may hold that random text seldom produces.
+    #[rustfmt::skip]
+    const ODD_CELLS: [&str; 15] = [
+        "NaN", "inf", "-1", "0", "", " ", "\"", "\"\"", ",", "\n", "\r\n",
+        "9223372036854775807", "-9223372036854775808", "1e400", "open_time",
+    ];
+
+    /// A cell as a hand-edited or damaged file may hold it.
+    fn arb_cell() -> impl Strategy<Value = String> {
+        prop_oneof![
+            ".{0,8}",
+            "-?[0-9]{0,22}(\\.[0-9]{0,20})?(e-?[0-9]{1,3})?",
+            prop::sample::select(ODD_CELLS.to_vec()).prop_map(String::from),
+        ]
+    }
+
+    /// `text` with one line deleted, doubled, swapped with the next, or one cell replaced.
+    fn edit_lines(
+        text: &str,
+        op: u8,
+        line: prop::sample::Index,
+        cell: prop::sample::Index,
+        by: &str,
+    ) -> String {
+        let mut lines: Vec<String> = text.lines().map(String::from).collect();
+        let (n, i) = (lines.len(), line.index(lines.len()));
+        match op {
+            0 => {
+                lines.remove(i);
+            }
+            1 => lines.insert(i, lines[i].clone()),
+            2 => lines.swap(i, (i + 1) % n),
+            _ => {
+                let mut cells: Vec<&str> = lines[i].split(',').collect();
+                let j = cell.index(cells.len());
+                cells[j] = by;
+                lines[i] = cells.join(",");
+            }
+        }
+        lines.join("\n")
+    }
+
+    fn parse_bytes(bytes: &[u8]) -> Result<Vec<Candle>, CandleFileError> {
+        parse_candles(bytes, Path::new("test.csv"))
+    }
+
+    /// What reading a file must guarantee: no panic; candles that pass the checks in order, or an
+    /// error that names the line.
+    fn check_total(result: Result<Vec<Candle>, CandleFileError>) -> Result<(), TestCaseError> {
+        match result {
+            Ok(candles) => {
+                let mut checker = CandleChecker::new();
+                prop_assert!(!candles.is_empty());
+                for c in &candles {
+                    prop_assert!(checker.check(c).is_ok(), "{:?}", c);
+                }
+            }
+            Err(CandleFileError::Row { line, .. } | CandleFileError::Candle { line, .. }) => {
+                prop_assert!(line >= 1);
+            }
+            Err(_) => {}
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Files of every format read back exactly.
+        #[test]
+        fn candle_files_read_back((text, candles) in arb_file()) {
+            prop_assert_eq!(parse_bytes(text.as_bytes()).unwrap(), candles);
+        }
+
+        /// A line deleted, doubled or swapped, or a cell damaged: checked candles or an error
+        /// naming the line, never a panic.
+        #[test]
+        fn edited_candle_files_never_panic((text, _) in arb_file(), op in 0u8..4, line in any::<prop::sample::Index>(), cell in any::<prop::sample::Index>(), by in arb_cell()) {
+            check_total(parse_bytes(edit_lines(&text, op, line, cell, &by).as_bytes()))?;
+        }
+
+        /// Corrupted files and any bytes never panic.
+        #[test]
+        fn corrupted_candle_files_never_panic((text, _) in arb_file(), flip in any::<prop::sample::Index>(), byte in any::<u8>(), cut in any::<prop::sample::Index>(), bytes in prop::collection::vec(any::<u8>(), 0..300)) {
+            check_total(parse_bytes(corrupt(&text, flip, byte, cut).as_bytes()))?;
+            check_total(parse_bytes(&bytes))?;
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// A gzipped file with a corrupted byte, read from disk as `read_candles` reads any `.gz`.
+        #[test]
+        fn corrupted_gzip_files_never_panic((text, _) in arb_file(), flip in any::<prop::sample::Index>(), byte in any::<u8>(), cut in any::<prop::sample::Index>()) {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(text.as_bytes()).unwrap();
+            let mut bytes = gz.finish().unwrap();
+            let len = bytes.len();
+            bytes[flip.index(len)] = byte;
+            bytes.truncate(cut.index(len + 1).max(len / 2));
+            let mut file = tempfile::Builder::new().suffix(".csv.gz").tempfile().unwrap();
+            file.write_all(&bytes).unwrap();
+            check_total(read_candles(file.path()))?;
+        }
     }
 }

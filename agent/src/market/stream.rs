@@ -244,9 +244,126 @@ impl KlineStream {
     }
 }
 
+/// Generators shared by the property tests of the agent's decoders of outside input (Binance's
+/// frames and replies are JSON): any JSON value, and structure-aware and byte-level mutations.
+#[cfg(test)]
+pub(crate) mod arbitrary {
+    use proptest::prelude::*;
+    use rust_decimal::Decimal;
+    use serde_json::{Number, Value};
+
+    /// Any JSON value, nested a few levels: numbers of every range, numeric and other strings.
+    pub(crate) fn json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_map(|x| Number::from_f64(x).map_or(Value::Null, Value::Number)),
+            ".{0,12}".prop_map(Value::from),
+            "-?[0-9]{0,30}(\\.[0-9]{0,30})?(e-?[0-9]{1,3})?|NaN|inf|-0".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map("[a-zA-Z]{0,8}", inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// The JSON pointers of every node of `value`, in pre-order (the root first, as `""`).
+    fn pointers(value: &Value, at: String, out: &mut Vec<String>) {
+        let escape = |key: &str| key.replace('~', "~0").replace('/', "~1");
+        match value {
+            Value::Array(items) => {
+                out.push(at.clone());
+                for (i, item) in items.iter().enumerate() {
+                    pointers(item, format!("{at}/{i}"), out);
+                }
+            }
+            Value::Object(map) => {
+                out.push(at.clone());
+                for (key, item) in map {
+                    pointers(item, format!("{at}/{}", escape(key)), out);
+                }
+            }
+            _ => out.push(at),
+        }
+    }
+
+    /// `value` with one node (the `index`-th, modulo their number) replaced by `by`, or removed
+    /// from its object or array when `by` is `None`.
+    pub(crate) fn mutate(value: &mut Value, index: usize, by: Option<Value>) {
+        let mut all = Vec::new();
+        pointers(value, String::new(), &mut all);
+        let at = all[index % all.len()].clone();
+        match by {
+            Some(by) => *value.pointer_mut(&at).expect("a pointer just listed") = by,
+            None => {
+                let (parent, key) = at.rsplit_once('/').unwrap_or(("", ""));
+                let key = key.replace("~1", "/").replace("~0", "~");
+                match value.pointer_mut(parent) {
+                    Some(Value::Object(map)) => {
+                        map.remove(&key);
+                    }
+                    Some(Value::Array(items)) => {
+                        if let Ok(i) = key.parse::<usize>() {
+                            items.remove(i);
+                        }
+                    }
+                    _ => *value = Value::Null,
+                }
+            }
+        }
+    }
+
+    /// `text` with one byte replaced and cut short, read back lossily (a frame is text).
+    pub(crate) fn corrupt(
+        text: &str,
+        flip: prop::sample::Index,
+        byte: u8,
+        cut: prop::sample::Index,
+    ) -> String {
+        let mut bytes = text.as_bytes().to_vec();
+        if !bytes.is_empty() {
+            let at = flip.index(bytes.len());
+            bytes[at] = byte;
+        }
+        bytes.truncate(cut.index(bytes.len() + 1));
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    /// Decimals of every magnitude and sign, the extremes of `Decimal` included.
+    pub(crate) fn decimal() -> impl Strategy<Value = Decimal> + Clone {
+        prop_oneof![
+            (any::<[u32; 3]>(), any::<bool>(), 0u32..=28).prop_map(
+                |([lo, mid, hi], negative, scale)| Decimal::from_parts(
+                    lo, mid, hi, negative, scale
+                )
+            ),
+            (0i64..1_000_000, 0u32..=28).prop_map(|(m, scale)| Decimal::new(m, scale)),
+            prop::sample::select(vec![
+                Decimal::MAX,
+                Decimal::MIN,
+                Decimal::ZERO,
+                Decimal::new(1, 28)
+            ]),
+        ]
+    }
+
+    /// A finite `f64` of any magnitude, as Binance's decimal strings carry.
+    pub(crate) fn finite() -> impl Strategy<Value = f64> {
+        any::<f64>().prop_filter("finite", |x| x.is_finite())
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::arbitrary::{corrupt, finite, json, mutate};
     use super::*;
+    use proptest::prelude::*;
+    use serde_json::{json, Value};
 
     #[test]
     fn only_closed_klines_are_candles() {
@@ -261,5 +378,62 @@ mod tests {
         assert_eq!(parse_frame(r#"{"result":null,"id":1}"#).unwrap(), None);
         let e = parse_frame(&closed.replace("\"c\":\"2.0\"", "\"c\":\"two\"")).unwrap_err();
         assert_eq!(e, "field k.c is not a number");
+    }
+
+    /// A closed kline frame, combined (`{"stream", "data"}`) or bare, and the candle it carries.
+    fn arb_frame() -> impl Strategy<Value = (Value, SymbolCandle)> {
+        (
+            "[A-Z0-9]{2,12}",
+            any::<i64>(),
+            prop::array::uniform5(finite()),
+            any::<bool>(),
+        )
+            .prop_map(|(symbol, t, [o, h, l, c, v], combined)| {
+                let event = json!({"e": "kline", "E": 1, "s": symbol, "k": {
+                    "t": t, "T": t.wrapping_add(59_999), "s": symbol, "i": "1m",
+                    "o": o.to_string(), "h": h.to_string(), "l": l.to_string(),
+                    "c": c.to_string(), "v": v.to_string(), "x": true}});
+                let frame = if combined {
+                    json!({"stream": format!("{}@kline_1m", symbol.to_lowercase()), "data": event})
+                } else {
+                    event
+                };
+                let candle = Candle {
+                    open_time: t,
+                    open: o,
+                    high: h,
+                    low: l,
+                    close: c,
+                    volume: v,
+                };
+                (frame, SymbolCandle { symbol, candle })
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// A closed kline reads back exactly.
+        #[test]
+        fn closed_klines_read_back((frame, expected) in arb_frame()) {
+            prop_assert_eq!(parse_frame(&frame.to_string()), Ok(Some(expected)));
+        }
+
+        /// A frame with any field replaced by any JSON value, or removed: a candle, nothing or an
+        /// error, never a panic.
+        #[test]
+        fn mutated_frames_never_panic((mut frame, _) in arb_frame(), node in any::<usize>(), by in prop::option::of(json())) {
+            mutate(&mut frame, node, by);
+            if let Err(e) = parse_frame(&frame.to_string()) {
+                prop_assert!(!e.is_empty());
+            }
+        }
+
+        /// Corrupted frames and any text: never a panic.
+        #[test]
+        fn corrupted_frames_and_any_text_never_panic((frame, _) in arb_frame(), flip in any::<prop::sample::Index>(), byte in any::<u8>(), cut in any::<prop::sample::Index>(), text in ".{0,200}") {
+            let _ = parse_frame(&corrupt(&frame.to_string(), flip, byte, cut));
+            let _ = parse_frame(&text);
+        }
     }
 }

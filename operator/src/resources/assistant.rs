@@ -153,14 +153,14 @@ fn environment(ta: &TradingAssistant, strategy: Option<&Strategy>) -> Vec<EnvVar
     // a JSON object: a value may hold any character, commas included (a list of feeds)
     let params = serde_json::to_string(&ta.spec.params).expect("a map of strings serialises");
     let mut vars = vec![
-        env("IA_NATS_URL", nats_url),
-        env("IA_NAMESPACE", namespace),
-        env("IA_STRATEGY", strategy_name),
-        env("IA_ROLE", ta.spec.role.as_str()),
-        env("IA_ASSISTANT", name),
-        env("IA_WEIGHT", ta.spec.weight.to_string()),
+        env(protocol::env::NATS_URL, nats_url),
+        env(protocol::env::NAMESPACE, namespace),
+        env(protocol::env::STRATEGY, strategy_name),
+        env(protocol::env::ROLE, ta.spec.role.as_str()),
+        env(protocol::env::ASSISTANT, name),
+        env(protocol::env::WEIGHT, ta.spec.weight.to_string()),
         EnvVar {
-            name: "IA_INSTANCE".into(),
+            name: protocol::env::INSTANCE.into(),
             value_from: Some(EnvVarSource {
                 field_ref: Some(ObjectFieldSelector {
                     field_path: "metadata.name".into(),
@@ -170,19 +170,25 @@ fn environment(ta: &TradingAssistant, strategy: Option<&Strategy>) -> Vec<EnvVar
             }),
             ..Default::default()
         },
-        env("IA_LOG_FORMAT", "json"),
-        env("IA_LISTEN", format!("0.0.0.0:{AGENT_PORT}")),
-        env("IA_STRATEGY_FILE", "/etc/ia-agents/strategy.yaml"),
+        env(protocol::env::LOG_FORMAT, "json"),
+        env(protocol::env::LISTEN, format!("0.0.0.0:{AGENT_PORT}")),
+        env(protocol::env::STRATEGY_FILE, "/etc/ia-agents/strategy.yaml"),
     ];
     if !ta.spec.params.is_empty() {
-        vars.push(env("IA_PARAMS", params));
+        vars.push(env(protocol::env::PARAMS, params));
     }
     if let Some(model) = &ta.spec.model {
-        vars.push(env("IA_MODEL", &model.name));
-        vars.push(env("IA_MODEL_TEMPERATURE", model.temperature.to_string()));
-        vars.push(env("IA_MODEL_TIMEOUT", model.timeout_seconds.to_string()));
+        vars.push(env(protocol::env::MODEL, &model.name));
+        vars.push(env(
+            protocol::env::MODEL_TEMPERATURE,
+            model.temperature.to_string(),
+        ));
+        vars.push(env(
+            protocol::env::MODEL_TIMEOUT,
+            model.timeout_seconds.to_string(),
+        ));
         if let Some(url) = strategy.and_then(super::strategy::ollama_url) {
-            vars.push(env("IA_OLLAMA_URL", url));
+            vars.push(env(protocol::env::OLLAMA_URL, url));
         }
     }
     vars
@@ -222,10 +228,10 @@ mod tests {
             .into_iter()
             .filter_map(|e| e.value.map(|v| (e.name, v)))
             .collect();
-        assert_eq!(env["IA_ROLE"], "marketMonitor");
-        assert_eq!(env["IA_STRATEGY"], "btc-eth-paper");
+        assert_eq!(env[protocol::env::ROLE], "marketMonitor");
+        assert_eq!(env[protocol::env::STRATEGY], "btc-eth-paper");
         let params: std::collections::BTreeMap<String, String> =
-            serde_json::from_str(&env["IA_PARAMS"]).unwrap();
+            serde_json::from_str(&env[protocol::env::PARAMS]).unwrap();
         assert_eq!(params["alertThreshold"], "0.03");
         let sc = c.security_context.clone().unwrap();
         assert_eq!(sc.read_only_root_filesystem, Some(true));

@@ -31,7 +31,7 @@ pub fn agent_image() -> String {
     static IMAGE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     IMAGE
         .get_or_init(|| {
-            std::env::var("IA_AGENT_IMAGE")
+            std::env::var(protocol::env::AGENT_IMAGE)
                 .ok()
                 .filter(|i| !i.trim().is_empty())
                 .unwrap_or_else(|| AGENT_IMAGE.to_string())

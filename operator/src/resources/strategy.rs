@@ -406,20 +406,20 @@ fn coordinator_env(s: &Strategy) -> Vec<EnvVar> {
     let strategy = name(s);
     let namespace = s.metadata.namespace.as_deref().unwrap_or("default");
     let mut vars = vec![
-        env("IA_NATS_URL", nats_url(s)),
-        env("IA_NAMESPACE", namespace),
-        env("IA_STRATEGY_FILE", "/etc/ia-agents/strategy.yaml"),
-        env("IA_POLICY_FILE", "/etc/ia-agents/policy.yaml"),
-        env("IA_TEAM_FILE", "/etc/ia-agents/team.yaml"),
-        env("IA_LISTEN", format!("0.0.0.0:{AGENT_PORT}")),
-        env("IA_LOG_FORMAT", "json"),
+        env(protocol::env::NATS_URL, nats_url(s)),
+        env(protocol::env::NAMESPACE, namespace),
+        env(protocol::env::STRATEGY_FILE, "/etc/ia-agents/strategy.yaml"),
+        env(protocol::env::POLICY_FILE, "/etc/ia-agents/policy.yaml"),
+        env(protocol::env::TEAM_FILE, "/etc/ia-agents/team.yaml"),
+        env(protocol::env::LISTEN, format!("0.0.0.0:{AGENT_PORT}")),
+        env(protocol::env::LOG_FORMAT, "json"),
         // a replaying coordinator stays up when its candles run out, rather than restarting
-        env("IA_HOLD_AFTER_REPLAY", "true"),
+        env(protocol::env::HOLD_AFTER_REPLAY, "true"),
         // approve/reject, the stream and the record all take the generated token
-        secret_env("IA_API_TOKEN", &api_token_secret_name(s), "token"),
-        env("IA_API_READ_AUTH", "true"),
+        secret_env(protocol::env::API_TOKEN, &api_token_secret_name(s), "token"),
+        env(protocol::env::API_READ_AUTH, "true"),
         // the audit chain is keyed with a generated key
-        secret_env("IA_AUDIT_KEY", &audit_key_secret_name(s), "key"),
+        secret_env(protocol::env::AUDIT_KEY, &audit_key_secret_name(s), "key"),
     ];
     let pg = &s.spec.dependencies.postgres;
     if managed(pg) {
@@ -429,11 +429,14 @@ fn coordinator_env(s: &Strategy) -> Vec<EnvVar> {
             "password",
         ));
         let host = child_name(&strategy, "postgres");
-        vars.push(env("IA_DB", format!("postgres://ia@{host}:5432/ia")));
+        vars.push(env(
+            protocol::env::DB,
+            format!("postgres://ia@{host}:5432/ia"),
+        ));
     } else if let Some(r) = &pg.secret_ref {
-        vars.push(secret_env("IA_DB", &r.name, &r.key));
+        vars.push(secret_env(protocol::env::DB, &r.name, &r.key));
     } else if let Some(url) = &pg.url {
-        vars.push(env("IA_DB", url));
+        vars.push(env(protocol::env::DB, url));
     }
     if let Some(secret) = s
         .spec
@@ -441,9 +444,13 @@ fn coordinator_env(s: &Strategy) -> Vec<EnvVar> {
         .as_ref()
         .and_then(|e| e.credentials_secret_ref.as_ref())
     {
-        vars.push(secret_env("IA_EXCHANGE_API_KEY", &secret.name, "apiKey"));
         vars.push(secret_env(
-            "IA_EXCHANGE_API_SECRET",
+            protocol::env::EXCHANGE_API_KEY,
+            &secret.name,
+            "apiKey",
+        ));
+        vars.push(secret_env(
+            protocol::env::EXCHANGE_API_SECRET,
             &secret.name,
             "apiSecret",
         ));

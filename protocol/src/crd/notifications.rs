@@ -98,7 +98,11 @@ impl NotificationEvent {
 impl NotificationTarget {
     /// The environment variable the coordinator reads this target's Secret value from.
     pub fn env_name(&self) -> String {
-        format!("IA_NOTIFY_{}", self.name.to_uppercase().replace('-', "_"))
+        format!(
+            "{}{}",
+            crate::env::NOTIFY_PREFIX,
+            self.name.to_uppercase().replace('-', "_")
+        )
     }
 
     /// Whether this target wants `event`.

@@ -307,6 +307,8 @@ fn pointer_to_path(pointer: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::messages::arbitrary;
+    use proptest::prelude::*;
     use serde_json::json;
 
     fn policy(spec: Value) -> Value {
@@ -380,5 +382,68 @@ mod tests {
             )
             .unwrap_err();
         assert!(err.to_string().contains("\"Pod\""), "{err}");
+    }
+
+    thread_local! {
+        /// One validator per test thread: building one compiles every schema.
+        static VALIDATOR: ManifestValidator = ManifestValidator::new();
+    }
+
+    /// Every document of the sample manifests.
+    fn samples() -> Vec<Value> {
+        [
+            include_str!("../../../config/samples/strategy.yaml"),
+            include_str!("../../../config/samples/consensuspolicy.yaml"),
+            include_str!("../../../config/samples/team.yaml"),
+        ]
+        .into_iter()
+        .flat_map(|text| crate::yaml::documents(text).unwrap())
+        .collect()
+    }
+
+    /// What `validate` must guarantee: no panic, and a rejection of one of our kinds names at least
+    /// one field error.
+    fn check_total(manifest: &Value, old: Option<&Value>) -> Result<(), TestCaseError> {
+        let outcome = VALIDATOR.with(|v| v.validate(manifest, old));
+        if let Err(ValidationError::Invalid { errors, .. }) = &outcome {
+            prop_assert!(!errors.is_empty());
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn the_samples_are_valid() {
+        for doc in samples() {
+            VALIDATOR.with(|v| v.validate(&doc, None)).unwrap();
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// A sample with one node replaced by any JSON value or removed: valid or rejected with the
+        /// fields at fault, as a creation and as an update from the sample (transition rules).
+        #[test]
+        fn mutated_samples_validate_or_fail_cleanly(doc in any::<prop::sample::Index>(), node in any::<usize>(), by in prop::option::of(arbitrary::json())) {
+            let docs = samples();
+            let original = &docs[doc.index(docs.len())];
+            let mut mutated = original.clone();
+            arbitrary::mutate(&mut mutated, node, by);
+            check_total(&mutated, None)?;
+            check_total(&mutated, Some(original))?;
+            check_total(original, Some(&mutated))?;
+        }
+
+        /// Any JSON, bare or as a spec under one of our kinds: never a panic.
+        #[test]
+        fn any_json_validates_or_fails_cleanly(kind in prop::sample::select(vec!["Strategy", "ConsensusPolicy", "TradingAssistant"]), spec in arbitrary::json(), bare in any::<bool>()) {
+            let manifest = if bare {
+                spec
+            } else {
+                json!({"apiVersion": "trading.ia-agents.dev/v1alpha1", "kind": kind,
+                       "metadata": {"name": "x"}, "spec": spec})
+            };
+            check_total(&manifest, None)?;
+        }
     }
 }

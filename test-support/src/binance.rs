@@ -1,16 +1,16 @@
 //! Binance, locally: its REST klines and WebSocket kline stream formats on 127.0.0.1, for the tests
-//! of everything that reads live candles (never the network). Included by the tests that need it as
-//! `#[path = "support/binance.rs"] mod binance;` (not a submodule of `support`, which the operator's
-//! tests share without these dependencies).
-
-#![allow(dead_code)]
+//! of everything that reads live candles (never the network), and its signed order endpoint, which
+//! checks each request's HMAC-SHA256 signature itself (not with the client's code).
 
 use futures::SinkExt;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 use warp::Filter;
 
+/// One minute, ms: the interval of the served candles.
 pub const MINUTE: i64 = 60_000;
 
 /// The open time of the minute now forming (UTC). Near the end of a minute it first waits for the
@@ -141,7 +141,7 @@ pub fn signed_orders(
             };
             let (payload, signature) = query.rsplit_once("&signature=").unwrap_or((&query, ""));
             if api_key.as_deref() != Some(key)
-                || agent::exchange::binance::sign(secret, payload) != signature
+                || sign(secret, payload) != signature
             {
                 return refuse(-1022, "Signature for this request is not valid.");
             }
@@ -200,4 +200,11 @@ pub async fn live_exchange(
     let (orders, posted) = signed_orders(key, secret);
     let addr = serve(ws.or(klines_before(current)).or(orders)).await;
     (addr, current, posted)
+}
+
+/// Binance's request signature: HMAC-SHA256 of the query string under the API secret, in hex.
+fn sign(secret: &str, payload: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
+    mac.update(payload.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
 }

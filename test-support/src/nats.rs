@@ -1,15 +1,14 @@
-//! Test support: a real nats-server per test, on a free port of 127.0.0.1, with JetStream in a
-//! temporary directory; restartable on the same port and state. (Binance served locally is in
-//! `binance.rs` beside it, a module of its own: the operator's tests share this one.)
-
-#![allow(dead_code)]
+//! A real nats-server per test, on a free port of 127.0.0.1, with JetStream in a temporary
+//! directory; restartable on the same port and state.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A nats-server child process (with JetStream), killed when dropped.
 pub struct NatsServer {
+    /// Its port on 127.0.0.1.
     pub port: u16,
     binary: PathBuf,
     dir: tempfile::TempDir,
@@ -53,6 +52,7 @@ impl NatsServer {
         Some(server)
     }
 
+    /// `nats://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
     }
@@ -83,6 +83,7 @@ impl NatsServer {
         }
     }
 
+    /// Kills the server (its JetStream state stays for a restart).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
