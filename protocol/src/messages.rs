@@ -532,6 +532,11 @@ fn decode_canonical(bytes: &[u8]) -> Option<Message> {
     let end = rest.iter().position(|&b| b == b'"')?;
     let (kind, rest) = (&rest[..end], &rest[end + 1..]);
     let fields = rest.strip_prefix(b",")?;
+    // a second `v` or `type` key (which the general path would read, last one winning) takes the
+    // general path, which refuses duplicate keys: both paths always agree on what a message is
+    if contains(fields, b"\"type\"") || contains(fields, b"\"v\"") {
+        return None;
+    }
     let mut object = Vec::with_capacity(fields.len() + 1);
     object.push(b'{');
     object.extend_from_slice(fields);
@@ -555,11 +560,10 @@ fn decode_canonical(bytes: &[u8]) -> Option<Message> {
 
 /// Any field order: through a JSON tree, checking the version and the type before the fields.
 fn decode_any_layout(bytes: &[u8]) -> Result<Message, DecodeError> {
-    let mut value: Value =
+    let UniqueKeys(map) =
         serde_json::from_slice(bytes).map_err(|e| DecodeError::NotJson(e.to_string()))?;
-    let map = value
-        .as_object_mut()
-        .ok_or_else(|| DecodeError::NotJson("top level is not an object".into()))?;
+    let mut value = Value::Object(map);
+    let map = value.as_object_mut().expect("an object");
     match map.remove("v").as_ref().and_then(Value::as_u64) {
         None => return Err(DecodeError::MissingVersion),
         Some(PROTOCOL_VERSION) => {}
@@ -577,6 +581,42 @@ fn decode_any_layout(bytes: &[u8]) -> Result<Message, DecodeError> {
         kind,
         error: e.to_string(),
     })
+}
+
+/// Whether `needle` occurs in `haystack`.
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// A message's top level: a JSON object whose keys are all different. A key given twice is
+/// refused rather than resolved (plain JSON parsers disagree on which one wins, and a forged
+/// message could say one thing to one reader and another to the next).
+struct UniqueKeys(serde_json::Map<String, Value>);
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = UniqueKeys;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object with no key given twice")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut access: A,
+            ) -> Result<UniqueKeys, A::Error> {
+                let mut map = serde_json::Map::new();
+                while let Some((key, value)) = access.next_entry::<String, Value>()? {
+                    if map.contains_key(&key) {
+                        return Err(serde::de::Error::custom(format!("key {key:?} given twice")));
+                    }
+                    map.insert(key, value);
+                }
+                Ok(UniqueKeys(map))
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
 }
 
 fn invalid(kind: &'static str, field: &'static str, reason: impl Into<String>) -> DecodeError {
@@ -782,6 +822,21 @@ mod tests {
             evidence: BTreeMap::from([("rsi_14".into(), 34.0)]),
             veto: false,
             llm: false,
+        }
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused_whichever_path_reads_it() {
+        let encoded = String::from_utf8(encode(&Message::Opinion(opinion()))).unwrap();
+        assert!(matches!(decode(encoded.as_bytes()), Ok(Message::Opinion(_))));
+        let body = encoded.strip_suffix('}').unwrap();
+        for twice in [
+            format!(r#"{body},"type":"fill"}}"#),
+            format!(r#"{body},"v":2}}"#),
+            format!(r#"{body},"round":2}}"#),
+        ] {
+            let error = decode(twice.as_bytes()).unwrap_err();
+            assert!(error.to_string().contains("given twice"), "{twice}: {error}");
         }
     }
 
