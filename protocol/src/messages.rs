@@ -828,7 +828,10 @@ mod tests {
     #[test]
     fn a_key_given_twice_is_refused_whichever_path_reads_it() {
         let encoded = String::from_utf8(encode(&Message::Opinion(opinion()))).unwrap();
-        assert!(matches!(decode(encoded.as_bytes()), Ok(Message::Opinion(_))));
+        assert!(matches!(
+            decode(encoded.as_bytes()),
+            Ok(Message::Opinion(_))
+        ));
         let body = encoded.strip_suffix('}').unwrap();
         for twice in [
             format!(r#"{body},"type":"fill"}}"#),
@@ -836,7 +839,10 @@ mod tests {
             format!(r#"{body},"round":2}}"#),
         ] {
             let error = decode(twice.as_bytes()).unwrap_err();
-            assert!(error.to_string().contains("given twice"), "{twice}: {error}");
+            assert!(
+                error.to_string().contains("given twice"),
+                "{twice}: {error}"
+            );
         }
     }
 

@@ -387,6 +387,8 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
     session.live = live_exchange;
     session.notifier = notifier;
     session.max_cycles = args.max_cycles;
+    // a replay's decisions reach the store and the API within a second (live ones at once)
+    session.record_within = Some(Duration::from_secs(1));
     if let Some(task) = &feed.task {
         // the live order books price the paper fills (market orders walk the visible levels)
         let symbols = session.team_config.strategy.spec.symbols.clone();

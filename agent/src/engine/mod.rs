@@ -122,6 +122,10 @@ pub struct Session {
     pub audit_key: crate::audit::AuditKey,
     /// Where fills and risk limits hit are told (`spec.notifications`; nobody by default).
     pub notifier: notify::Notifier,
+    /// A replay's decisions are written in batches; with this, a batch is also written once its
+    /// first decision is this old (the coordinator: 1 s, so the store and the API keep up).
+    /// `None`: full batches only (a backtest, for speed).
+    pub record_within: Option<std::time::Duration>,
 }
 
 /// Order books shared between the book stream's task and the replay.
@@ -288,6 +292,7 @@ impl Session {
             live: None,
             audit_key: crate::audit::AuditKey::from_env(),
             notifier: notify::Notifier::none(),
+            record_within: None,
         }
     }
 

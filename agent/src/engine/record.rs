@@ -27,6 +27,10 @@ pub struct Record<'s> {
     decisions: Vec<Decision>,
     orders: Vec<OrderRecord>,
     flush_every: usize,
+    /// A batch is written once its first decision is this old, full or not.
+    flush_within: Option<std::time::Duration>,
+    /// When the first decision of the batch filling now was made.
+    batch_started: Option<std::time::Instant>,
     counts: DecisionCounts,
     notable: VecDeque<DecisionRecord>,
     notable_total: u64,
@@ -62,10 +66,19 @@ impl<'s> Record<'s> {
             decisions: Vec::with_capacity(flush_every),
             orders: Vec::new(),
             flush_every,
+            flush_within: None,
+            batch_started: None,
             counts: DecisionCounts::default(),
             notable: VecDeque::with_capacity(RECORDS_KEPT),
             notable_total: 0,
         })
+    }
+
+    /// Also writes a batch once its first decision is `within` old (a coordinator's replay: its
+    /// decisions reach the store and the API within that time, not only every full batch).
+    pub fn flushed_within(mut self, within: Option<std::time::Duration>) -> Self {
+        self.flush_within = within;
+        self
     }
 
     /// The store, when there is one.
@@ -117,12 +130,18 @@ impl<'s> Record<'s> {
                 fill,
             });
         }
+        self.batch_started
+            .get_or_insert_with(std::time::Instant::now);
         self.decisions.push(decision);
     }
 
-    /// Whether a full batch of decisions waits to be written.
+    /// Whether a batch waits to be written: full, or as old as [`Record::flushed_within`] allows.
     pub fn flush_due(&self) -> bool {
-        self.decisions.len() >= self.flush_every
+        let old = match (self.flush_within, self.batch_started) {
+            (Some(within), Some(started)) => started.elapsed() >= within,
+            _ => false,
+        };
+        self.decisions.len() >= self.flush_every || old
     }
 
     /// Hands what was decided and ordered so far to the store, and saves the book and the weights
@@ -133,6 +152,7 @@ impl<'s> Record<'s> {
         voters: &[Voter],
         ledger: &PaperExchange,
     ) -> Result<(), StoreError> {
+        self.batch_started = None;
         let decisions =
             std::mem::replace(&mut self.decisions, Vec::with_capacity(self.flush_every));
         self.writer
@@ -246,4 +266,62 @@ async fn save_state(
             &positions,
         )
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::AuditKey;
+    use std::time::Duration;
+
+    fn decision(id: &str) -> Decision {
+        Decision {
+            id: id.into(),
+            strategy: "s".into(),
+            symbol: "BTCUSDT".into(),
+            action: Action::Hold,
+            confidence: 0.0,
+            consensus_reached: false,
+            escalated: false,
+            vetoed: false,
+            rejected: false,
+            rounds: vec![],
+            transcript: vec![],
+            price: 1.0,
+            decided_at: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_due_when_full_or_as_old_as_allowed() {
+        let ledger = PaperExchange::new(1000.into(), crate::exchange::FeeModel::new(0.0, 0.0));
+        let mut full_only = Record::new(None, "s", &AuditKey::Unkeyed, Notifier::none(), 2)
+            .await
+            .unwrap();
+        full_only.decided(decision("a"), Trigger::Schedule, String::new(), None);
+        assert!(!full_only.flush_due(), "one of two, and no age limit");
+        full_only.decided(decision("b"), Trigger::Schedule, String::new(), None);
+        assert!(full_only.flush_due(), "full");
+
+        let mut timely = Record::new(None, "s", &AuditKey::Unkeyed, Notifier::none(), 2048)
+            .await
+            .unwrap()
+            .flushed_within(Some(Duration::from_millis(20)));
+        timely.decided(decision("c"), Trigger::Alert, String::new(), None);
+        assert!(!timely.flush_due(), "young");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert!(
+            timely.flush_due(),
+            "its first decision is older than allowed"
+        );
+        timely.flush(0, &[], &ledger).await.unwrap();
+        assert!(
+            !timely.flush_due(),
+            "a new batch starts with the next decision"
+        );
+        assert_eq!(
+            timely.finish(0, &[], &ledger).await.unwrap().counts.total,
+            1
+        );
+    }
 }

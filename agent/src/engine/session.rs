@@ -275,7 +275,8 @@ impl<'a, T: Transport, E: EscalationResolver> Run<'a, T, E> {
             session.notifier.clone(),
             flush_every,
         )
-        .await?;
+        .await?
+        .flushed_within(session.record_within);
         for v in &voters {
             record.weight(&v.assistant, v.weight);
         }
