@@ -97,8 +97,14 @@ async fn lists_the_record_with_paging_and_filters() {
     assert_eq!(weights["items"].as_array().unwrap().len(), 5);
     let (status, _) = get(&format!("{base}/healthz")).await;
     assert_eq!(status, 200);
+    // the document is generated from the response types: a listing's items have their schema
     let (status, doc) = get(&format!("{base}/api/v1/openapi.json")).await;
-    assert_eq!((status, doc["openapi"].as_str()), (200, Some("3.0.3")));
+    assert_eq!(status, 200);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{doc}");
+    assert!(
+        doc["components"]["schemas"]["DecisionItem"]["properties"]["decidedAt"].is_object(),
+        "{doc}"
+    );
     let metrics = reqwest::get(format!("{base}/metrics"))
         .await
         .unwrap()

@@ -62,7 +62,7 @@ fn candle(open_time: i64, i: usize) -> Candle {
 
 /// 300 warm-up candles ending at `live_from`, the live candles `live` (open times) sent on a feed,
 /// run with every voter buying; returns the orders stored, newest first, and the decisions made.
-async fn run_live(live_from: i64, live: &[i64]) -> (Vec<serde_json::Value>, i64) {
+async fn run_live(live_from: i64, live: &[i64]) -> (Vec<agent::store::StoredOrder>, i64) {
     let warm_up: Vec<Candle> = (0..300)
         .map(|i| candle(live_from - (300 - i as i64) * HOUR, i))
         .collect();
@@ -130,10 +130,10 @@ async fn no_order_for_a_warm_up_candle_and_one_for_a_fresh_live_candle() {
     let (orders, decisions) = run_live(live_from, &[live_from]).await;
     assert_eq!(decisions, 1, "the team decides on the live candle only");
     assert_eq!(orders.len(), 1, "{orders:#?}");
-    assert_eq!(orders[0]["status"], "FILLED");
-    assert_eq!(orders[0]["side"], "BUY");
+    assert_eq!(orders[0].status, "FILLED");
+    assert_eq!(orders[0].side, "BUY");
     assert_eq!(
-        orders[0]["at"],
+        orders[0].at,
         live_from + HOUR,
         "decided as the live candle closed"
     );
@@ -147,12 +147,9 @@ async fn a_stale_live_candle_is_decided_on_but_its_order_expires_unsent() {
     assert_eq!(decisions, 2);
     assert!(!orders.is_empty(), "the planned orders are recorded");
     for order in &orders {
-        assert_eq!(order["status"], "EXPIRED", "{order:#?}");
+        assert_eq!(order.status, "EXPIRED", "{order:#?}");
         assert!(
-            order["reason"]
-                .as_str()
-                .unwrap()
-                .contains("more than one interval"),
+            order.reason.contains("more than one interval"),
             "{order:#?}"
         );
     }

@@ -929,13 +929,13 @@ async fn a_restarted_coordinator_resumes_its_learned_weights_from_the_store() {
     let stored = store.weights("btc-eth-paper").await.unwrap();
     assert_eq!(stored.len(), 5, "{stored:?}");
     assert!(
-        stored.iter().any(|w| w["weight"].as_f64() != Some(1.0)),
+        stored.iter().any(|w| w.weight != 1.0),
         "learned: {stored:?}"
     );
     let portfolio = store.portfolio("btc-eth-paper").await.unwrap();
     assert!(
-        !portfolio["latest"].is_null(),
-        "the book is stored: {portfolio}"
+        portfolio.latest.is_some(),
+        "the book is stored: {portfolio:?}"
     );
     store.close().await;
 

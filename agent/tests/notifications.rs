@@ -112,13 +112,11 @@ async fn every_fill_and_every_veto_of_a_replay_is_told() {
         )
         .await
         .unwrap();
-    let filled: Vec<&Value> = orders.iter().filter(|o| o["status"] == "FILLED").collect();
+    let filled: Vec<_> = orders.iter().filter(|o| o.status == "FILLED").collect();
     assert!(!filled.is_empty(), "the window trades");
     let stops = orders
         .iter()
-        .filter(|o| {
-            ["stop-loss", "take-profit"].contains(&o["reason"].as_str().unwrap_or_default())
-        })
+        .filter(|o| ["stop-loss", "take-profit"].contains(&o.reason.as_str()))
         .count();
     let expected_risk = outcome.decisions.vetoed as usize + stops;
     assert!(expected_risk > 0, "the window has vetoes or stops");
@@ -131,17 +129,21 @@ async fn every_fill_and_every_veto_of_a_replay_is_told() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let fills = of_kind(&received, "fill");
-    let ids = |items: Vec<&Value>| {
-        let mut ids: Vec<String> = items.iter().map(|v| v.to_string()).collect();
+    let sorted = |mut ids: Vec<String>| {
         ids.sort();
         ids
     };
     assert_eq!(
-        ids(fills
-            .iter()
-            .map(|f| &f["details"]["fill"]["decisionId"])
-            .collect()),
-        ids(filled.iter().map(|o| &o["decisionId"]).collect()),
+        sorted(
+            fills
+                .iter()
+                .map(|f| f["details"]["fill"]["decisionId"]
+                    .as_str()
+                    .unwrap()
+                    .to_string())
+                .collect()
+        ),
+        sorted(filled.iter().map(|o| o.decision_id.clone()).collect()),
         "one message per stored fill"
     );
     assert!(fills.iter().all(|f| f["strategy"] == strategy.as_str()));

@@ -23,6 +23,7 @@ pub mod console;
 pub mod escalations;
 pub mod guard;
 mod openapi;
+pub mod schema;
 pub mod stream;
 mod views;
 
@@ -266,11 +267,21 @@ fn page(raw: &HashMap<String, String>) -> Result<PageQuery, BadInput> {
     Ok(q)
 }
 
-fn listing(items: Vec<Value>, q: &PageQuery) -> warp::reply::Response {
-    warp::reply::json(
-        &json!({"items": items, "limit": q.limit.unwrap_or(100), "offset": q.offset.unwrap_or(0)}),
-    )
-    .into_response()
+/// A JSON reply of `body`.
+fn reply(body: &impl serde::Serialize) -> warp::reply::Response {
+    warp::reply::json(body).into_response()
+}
+
+/// A page of `rows` as the API shows them.
+fn page_of<T: From<R> + schema::ToSchema + serde::Serialize, R>(
+    rows: Vec<R>,
+    q: &PageQuery,
+) -> warp::reply::Response {
+    reply(&schema::Page::<T> {
+        items: rows.into_iter().map(Into::into).collect(),
+        limit: q.limit.unwrap_or(100),
+        offset: q.offset.unwrap_or(0),
+    })
 }
 
 /// `/healthz`: the process is alive.
@@ -379,30 +390,35 @@ async fn read(request: Read, s: ApiState) -> warp::reply::Response {
         Ok(q) => q,
         Err(bad) => return bad.response(),
     };
-    let json = |v: Value| warp::reply::json(&v).into_response();
     let found = match record {
         Record::Decisions => s
             .store
             .decisions_page(&s.strategy, &q)
             .await
-            .map(|items| listing(items, &q)),
+            .map(|rows| page_of::<schema::DecisionItem, _>(rows, &q)),
         Record::Orders => s
             .store
             .orders_page(&s.strategy, &q)
             .await
-            .map(|items| listing(items, &q)),
-        Record::Assistants => views::assistants(&s).await.map(json),
-        Record::Portfolio => s.store.portfolio(&s.strategy).await.map(json),
-        Record::Positions => s
+            .map(|rows| page_of::<schema::OrderItem, _>(rows, &q)),
+        Record::Assistants => views::assistants(&s).await.map(|a| reply(&a)),
+        Record::Portfolio => s
             .store
             .portfolio(&s.strategy)
             .await
-            .map(|p| json(json!({"items": p["positions"]}))),
-        Record::Escalations => Ok(json(json!({"items": s.escalations.list()}))),
-        Record::Info => Ok(json(
-            json!({"strategy": s.strategy, "version": env!("CARGO_PKG_VERSION"),
-            "readAuth": s.read_auth, "tokenSet": s.token.is_some()}),
-        )),
+            .map(|p| reply(&schema::PortfolioView::from(p))),
+        Record::Positions => s.store.portfolio(&s.strategy).await.map(|p| {
+            reply(&schema::Items::<schema::PositionItem> {
+                items: p.positions.into_iter().map(Into::into).collect(),
+            })
+        }),
+        Record::Escalations => Ok(reply(&json!({"items": s.escalations.list()}))),
+        Record::Info => Ok(reply(&schema::Info {
+            strategy: s.strategy.clone(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            read_auth: s.read_auth,
+            token_set: s.token.is_some(),
+        })),
         Record::Equity => s
             .store
             .equity_curve(
@@ -410,7 +426,11 @@ async fn read(request: Read, s: ApiState) -> warp::reply::Response {
                 q.limit.unwrap_or(crate::store::MAX_CURVE_POINTS),
             )
             .await
-            .map(|items| json(json!({"items": items}))),
+            .map(|rows| {
+                reply(&schema::Items::<schema::SnapshotItem> {
+                    items: rows.into_iter().map(Into::into).collect(),
+                })
+            }),
     };
     found.unwrap_or_else(|e| internal(&format!("reading the {}", request.what), &e))
 }

@@ -2,6 +2,7 @@
 //! its debate, the equity curve's query.
 
 use super::guard::{self, Access};
+use super::schema::{AssistantItem, DecisionView, Items, LastOpinion};
 use super::{error, internal, ApiState, BadInput};
 use crate::store::{PageQuery, MAX_CURVE_POINTS};
 use serde_json::{json, Value};
@@ -50,39 +51,46 @@ pub(super) fn curve_query(raw: &HashMap<String, String>) -> Result<PageQuery, Ba
 
 /// The team as the console shows it: every assistant with a stored weight or a heartbeat, its
 /// role, weight, last heartbeat, health, and its opinion in the latest decision's final round.
-pub(super) async fn assistants(s: &ApiState) -> Result<Value, crate::store::StoreError> {
-    let mut team: BTreeMap<String, Value> = BTreeMap::new();
+pub(super) async fn assistants(
+    s: &ApiState,
+) -> Result<Items<AssistantItem>, crate::store::StoreError> {
+    let mut team: BTreeMap<String, AssistantItem> = BTreeMap::new();
     for w in s.store.weights(&s.strategy).await? {
-        let name = w["assistant"].as_str().unwrap_or_default().to_string();
-        team.insert(name, w);
+        team.insert(w.assistant.clone(), w.into());
     }
     let now = chrono::Utc::now().timestamp_millis();
     let presence = s.presence.read().unwrap_or_else(|e| e.into_inner()).clone();
     for beat in presence.iter().filter(|b| b.strategy == s.strategy) {
         let entry = team
             .entry(beat.assistant.clone())
-            .or_insert_with(|| json!({"assistant": beat.assistant}));
-        entry["role"] = json!(beat.role);
-        entry["instance"] = json!(beat.instance);
-        entry["lastSeen"] = json!(beat.at);
+            .or_insert_with(|| AssistantItem {
+                assistant: beat.assistant.clone(),
+                ..AssistantItem::default()
+            });
+        entry.role = Some(json!(beat.role));
+        entry.instance = Some(beat.instance.clone());
+        entry.last_seen = Some(beat.at);
     }
     for entry in team.values_mut() {
-        let seen = entry["lastSeen"].as_i64();
-        entry["healthy"] = json!(seen.is_some_and(|at| now - at <= HEALTHY_WITHIN_MS));
+        entry.healthy = entry
+            .last_seen
+            .is_some_and(|at| now - at <= HEALTHY_WITHIN_MS);
     }
     for (name, opinion) in last_opinions(s).await? {
         if let Some(entry) = team.get_mut(&name) {
-            if entry["role"].is_null() {
-                entry["role"] = opinion["role"].clone();
-            }
-            entry["lastOpinion"] = opinion;
+            entry.role.get_or_insert_with(|| opinion.role.clone());
+            entry.last_opinion = Some(opinion);
         }
     }
-    Ok(json!({"items": team.into_values().collect::<Vec<_>>()}))
+    Ok(Items {
+        items: team.into_values().collect(),
+    })
 }
 
 /// Each assistant's opinion in the final round of the latest stored decision.
-async fn last_opinions(s: &ApiState) -> Result<Vec<(String, Value)>, crate::store::StoreError> {
+async fn last_opinions(
+    s: &ApiState,
+) -> Result<Vec<(String, LastOpinion)>, crate::store::StoreError> {
     let latest = PageQuery {
         limit: Some(1),
         ..PageQuery::default()
@@ -91,18 +99,16 @@ async fn last_opinions(s: &ApiState) -> Result<Vec<(String, Value)>, crate::stor
         .store
         .decisions_page(&s.strategy, &latest)
         .await?
-        .first()
-        .and_then(|d| d["id"].as_str().map(String::from))
+        .into_iter()
+        .next()
+        .map(|d| d.id)
     else {
         return Ok(Vec::new());
     };
     let Some(decision) = s.store.decision(&s.strategy, &id).await? else {
         return Ok(Vec::new());
     };
-    let transcript = decision["transcript"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let transcript: Vec<Value> = serde_json::from_str(&decision.transcript).unwrap_or_default();
     let last_round = transcript
         .iter()
         .filter_map(|o| o["round"].as_u64())
@@ -113,8 +119,13 @@ async fn last_opinions(s: &ApiState) -> Result<Vec<(String, Value)>, crate::stor
         .filter(|o| o["round"].as_u64() == Some(last_round))
         .map(|o| {
             let name = o["assistant"].as_str().unwrap_or_default().to_string();
-            let view = json!({"decisionId": id, "role": o["role"], "action": o["action"],
-                "confidence": o["confidence"], "reasoning": o["reasoning"]});
+            let view = LastOpinion {
+                decision_id: id.clone(),
+                role: o["role"].clone(),
+                action: o["action"].clone(),
+                confidence: o["confidence"].clone(),
+                reasoning: o["reasoning"].clone(),
+            };
             (name, view)
         })
         .collect())
@@ -147,7 +158,7 @@ pub(super) async fn decision(request: DecisionRequest, s: ApiState) -> warp::rep
         );
     }
     match s.store.decision(&s.strategy, &id).await {
-        Ok(Some(found)) => warp::reply::json(&found).into_response(),
+        Ok(Some(found)) => warp::reply::json(&DecisionView::from(found)).into_response(),
         Ok(None) => error(
             StatusCode::NOT_FOUND,
             Some("id"),

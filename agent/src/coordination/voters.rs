@@ -86,8 +86,8 @@ pub async fn resume_weights(
     for voter in voters {
         let weight = learned
             .iter()
-            .find(|w| w["assistant"] == voter.assistant.as_str())
-            .and_then(|w| w["weight"].as_f64());
+            .find(|w| w.assistant == voter.assistant)
+            .map(|w| w.weight);
         if let Some(weight) = weight {
             voter.weight = weight;
             resumed += 1;

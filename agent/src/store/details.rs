@@ -1,7 +1,7 @@
 //! What the console reads beside the paged listings: one decision with its whole debate, and the
 //! equity curve (the portfolio snapshots).
 
-use super::{Store, StoreError};
+use super::{DecisionDetail, DecisionSummary, Snapshot, Store, StoreError};
 use sqlx::Row;
 
 /// The most portfolio snapshots [`Store::equity_curve`] returns.
@@ -14,40 +14,39 @@ impl Store {
         &self,
         strategy: &str,
         id: &str,
-    ) -> Result<Option<serde_json::Value>, StoreError> {
-        let row = on_pool!(self, pool => sqlx::query("SELECT id, symbol, action, confidence, consensus_reached, escalated, vetoed, rejected, votes, transcript, price, decided_at FROM decisions WHERE strategy = $1 AND id = $2")
+    ) -> Result<Option<DecisionDetail>, StoreError> {
+        let row = on_pool!(self, pool => sqlx::query("SELECT id, symbol, action, confidence, consensus_reached, escalated, vetoed, rejected, votes, transcript, price, decided_at, rounds FROM decisions WHERE strategy = $1 AND id = $2")
         .bind(strategy)
         .bind(id)
         .fetch_optional(pool)
         .await
         .map_err(self.err("reading a decision"))?
-        .map(|r| {
-            let json = |i: usize| serde_json::from_str::<serde_json::Value>(&r.get::<String, _>(i)).unwrap_or_default();
-            serde_json::json!({
-                "id": r.get::<String, _>(0),
-                "symbol": r.get::<String, _>(1),
-                "action": r.get::<String, _>(2),
-                "confidence": r.get::<f64, _>(3),
-                "consensusReached": r.get::<bool, _>(4),
-                "escalated": r.get::<bool, _>(5),
-                "vetoed": r.get::<bool, _>(6),
-                "rejected": r.get::<bool, _>(7),
-                "rounds": json(8),
-                "transcript": json(9),
-                "price": r.get::<f64, _>(10),
-                "decidedAt": r.get::<i64, _>(11),
-            })
+        .map(|r| DecisionDetail {
+            summary: DecisionSummary {
+                id: r.get(0),
+                symbol: r.get(1),
+                action: r.get(2),
+                confidence: r.get(3),
+                consensus_reached: r.get(4),
+                escalated: r.get(5),
+                vetoed: r.get(6),
+                rejected: r.get(7),
+                tally: r.get(8),
+                price: r.get(10),
+                decided_at: r.get(11),
+                rounds: r.get(12),
+            },
+            transcript: r.get(9),
         }));
         Ok(row)
     }
 
-    /// The latest `limit` (at most [`MAX_CURVE_POINTS`]) portfolio snapshots, oldest first:
-    /// `{"at", "equity", "cash"}` with the amounts as decimal strings.
+    /// The latest `limit` (at most [`MAX_CURVE_POINTS`]) portfolio snapshots, oldest first.
     pub async fn equity_curve(
         &self,
         strategy: &str,
         limit: i64,
-    ) -> Result<Vec<serde_json::Value>, StoreError> {
+    ) -> Result<Vec<Snapshot>, StoreError> {
         let limit = limit.clamp(1, MAX_CURVE_POINTS);
         let mut points = on_pool!(self, pool => sqlx::query("SELECT at, equity, cash FROM portfolio WHERE strategy = $1 ORDER BY at DESC LIMIT $2")
             .bind(strategy)
@@ -56,7 +55,7 @@ impl Store {
             .await
             .map_err(self.err("reading the equity curve"))?
             .into_iter()
-            .map(|r| serde_json::json!({"at": r.get::<i64, _>(0), "equity": r.get::<String, _>(1), "cash": r.get::<String, _>(2)}))
+            .map(|r| Snapshot { at: r.get(0), equity: r.get(1), cash: r.get(2) })
             .collect::<Vec<_>>());
         points.reverse();
         Ok(points)

@@ -114,8 +114,13 @@ macro_rules! insert_decisions {
 }
 
 mod details;
+mod reads;
 mod rows;
 pub use details::MAX_CURVE_POINTS;
+pub use reads::{
+    DecisionDetail, DecisionSummary, Snapshot, StoredOrder, StoredPortfolio, StoredPosition,
+    StoredWeight,
+};
 pub use rows::{Audited, DecisionRow, OrderRow};
 
 /// A URL with any password replaced, for messages.
@@ -585,12 +590,12 @@ fn page_sql(columns_from: &str, time: &str, tiebreak: &str, q: &PageQuery) -> St
 }
 
 impl Store {
-    /// Decisions, newest first, as JSON objects.
+    /// Decisions, newest first.
     pub async fn decisions_page(
         &self,
         strategy: &str,
         q: &PageQuery,
-    ) -> Result<Vec<serde_json::Value>, StoreError> {
+    ) -> Result<Vec<DecisionSummary>, StoreError> {
         let sql = page_sql(
             "id, symbol, action, confidence, consensus_reached, escalated, vetoed, rounds, votes, price, decided_at, rejected FROM decisions",
             "decided_at",
@@ -608,30 +613,30 @@ impl Store {
             .await
             .map_err(self.err("reading decisions"))?
             .into_iter()
-            .map(|r| serde_json::json!({
-                "id": r.get::<String, _>(0),
-                "symbol": r.get::<String, _>(1),
-                "action": r.get::<String, _>(2),
-                "confidence": r.get::<f64, _>(3),
-                "consensusReached": r.get::<bool, _>(4),
-                "escalated": r.get::<bool, _>(5),
-                "vetoed": r.get::<bool, _>(6),
-                "rounds": r.get::<i32, _>(7),
-                "tally": serde_json::from_str::<serde_json::Value>(&r.get::<String, _>(8)).unwrap_or_default(),
-                "price": r.get::<f64, _>(9),
-                "decidedAt": r.get::<i64, _>(10),
-                "rejected": r.get::<bool, _>(11),
-            }))
+            .map(|r| DecisionSummary {
+                id: r.get(0),
+                symbol: r.get(1),
+                action: r.get(2),
+                confidence: r.get(3),
+                consensus_reached: r.get(4),
+                escalated: r.get(5),
+                vetoed: r.get(6),
+                rounds: r.get(7),
+                tally: r.get(8),
+                price: r.get(9),
+                decided_at: r.get(10),
+                rejected: r.get(11),
+            })
             .collect::<Vec<_>>());
         Ok(rows)
     }
 
-    /// Orders, newest first, as JSON objects.
+    /// Orders, newest first.
     pub async fn orders_page(
         &self,
         strategy: &str,
         q: &PageQuery,
-    ) -> Result<Vec<serde_json::Value>, StoreError> {
+    ) -> Result<Vec<StoredOrder>, StoreError> {
         let sql = page_sql(
             "decision_id, symbol, side, kind, quantity, status, price, fee, reason, at FROM orders",
             "at",
@@ -649,48 +654,48 @@ impl Store {
             .await
             .map_err(self.err("reading orders"))?
             .into_iter()
-            .map(|r| serde_json::json!({
-                "decisionId": r.get::<String, _>(0),
-                "symbol": r.get::<String, _>(1),
-                "side": r.get::<String, _>(2),
-                "kind": r.get::<String, _>(3),
-                "quantity": r.get::<String, _>(4),
-                "status": r.get::<String, _>(5),
-                "price": r.get::<Option<String>, _>(6),
-                "fee": r.get::<Option<String>, _>(7),
-                "reason": r.get::<String, _>(8),
-                "at": r.get::<i64, _>(9),
-            }))
+            .map(|r| StoredOrder {
+                decision_id: r.get(0),
+                symbol: r.get(1),
+                side: r.get(2),
+                kind: r.get(3),
+                quantity: r.get(4),
+                status: r.get(5),
+                price: r.get(6),
+                fee: r.get(7),
+                reason: r.get(8),
+                at: r.get(9),
+            })
             .collect::<Vec<_>>());
         Ok(rows)
     }
 
-    /// The assistants' current vote weights.
-    pub async fn weights(&self, strategy: &str) -> Result<Vec<serde_json::Value>, StoreError> {
+    /// The assistants' current vote weights, by assistant.
+    pub async fn weights(&self, strategy: &str) -> Result<Vec<StoredWeight>, StoreError> {
         let rows = on_pool!(self, pool => sqlx::query("SELECT assistant, weight, updated_at FROM assistant_weights WHERE strategy = $1 ORDER BY assistant")
             .bind(strategy)
             .fetch_all(pool)
             .await
             .map_err(self.err("reading weights"))?
             .into_iter()
-            .map(|r| serde_json::json!({"assistant": r.get::<String, _>(0), "weight": r.get::<f64, _>(1), "updatedAt": r.get::<i64, _>(2)}))
+            .map(|r| StoredWeight { assistant: r.get(0), weight: r.get(1), updated_at: r.get(2) })
             .collect::<Vec<_>>());
         Ok(rows)
     }
 
     /// Positions and the latest portfolio snapshot.
-    pub async fn portfolio(&self, strategy: &str) -> Result<serde_json::Value, StoreError> {
-        let positions: Vec<serde_json::Value> = on_pool!(self, pool => sqlx::query("SELECT symbol, quantity, entry_price, updated_at FROM positions WHERE strategy = $1 ORDER BY symbol")
+    pub async fn portfolio(&self, strategy: &str) -> Result<StoredPortfolio, StoreError> {
+        let positions = on_pool!(self, pool => sqlx::query("SELECT symbol, quantity, entry_price, updated_at FROM positions WHERE strategy = $1 ORDER BY symbol")
             .bind(strategy)
             .fetch_all(pool)
             .await
             .map_err(self.err("reading positions"))?
             .into_iter()
-            .map(|r| serde_json::json!({"symbol": r.get::<String, _>(0), "quantity": r.get::<String, _>(1), "entryPrice": r.get::<String, _>(2), "updatedAt": r.get::<i64, _>(3)}))
-            .collect());
+            .map(|r| StoredPosition { symbol: r.get(0), quantity: r.get(1), entry_price: r.get(2), updated_at: r.get(3) })
+            .collect::<Vec<_>>());
         // the latest point of the equity curve
-        let snapshot = self.equity_curve(strategy, 1).await?.pop();
-        Ok(serde_json::json!({"positions": positions, "latest": snapshot}))
+        let latest = self.equity_curve(strategy, 1).await?.pop();
+        Ok(StoredPortfolio { positions, latest })
     }
 
     /// Replaces the positions and adds a portfolio snapshot.
