@@ -117,6 +117,50 @@ mod tests {
         docs
     }
 
+    /// Every container the sample team runs, managed NATS and PostgreSQL included, runs restricted:
+    /// non-root, a read-only root filesystem (writable volumes where the image writes), no
+    /// capability, no privilege escalation, seccomp `RuntimeDefault` (issue 17).
+    #[test]
+    fn every_container_of_the_sample_runs_restricted() {
+        let objects = render(&samples()).unwrap();
+        let mut checked = 0;
+        for o in &objects {
+            let Some(containers) = o["spec"]["template"]["spec"]["containers"].as_array() else {
+                continue;
+            };
+            let pod = &o["spec"]["template"]["spec"]["securityContext"];
+            for c in containers {
+                let what = format!(
+                    "{} {} container {}",
+                    o["kind"], o["metadata"]["name"], c["name"]
+                );
+                let sc = &c["securityContext"];
+                assert_eq!(sc["readOnlyRootFilesystem"], true, "{what}");
+                assert_eq!(sc["allowPrivilegeEscalation"], false, "{what}");
+                assert_eq!(
+                    sc["capabilities"]["drop"],
+                    serde_json::json!(["ALL"]),
+                    "{what}"
+                );
+                assert!(
+                    sc["runAsNonRoot"] == true || pod["runAsNonRoot"] == true,
+                    "{what}"
+                );
+                let seccomp = if sc["seccompProfile"].is_null() {
+                    &pod["seccompProfile"]
+                } else {
+                    &sc["seccompProfile"]
+                };
+                assert_eq!(seccomp["type"], "RuntimeDefault", "{what}");
+                checked += 1;
+            }
+        }
+        assert!(
+            checked >= 10,
+            "the coordinator, seven assistants, NATS and PostgreSQL: {checked}"
+        );
+    }
+
     #[test]
     fn the_samples_render_the_whole_team() {
         let objects = render(&samples()).unwrap();

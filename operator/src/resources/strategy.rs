@@ -515,9 +515,10 @@ fn stateful(s: &Strategy, m: Managed<'_>) -> [Child; 3] {
 
 fn statefulset(s: &Strategy, object: &str, m: Managed<'_>) -> StatefulSet {
     let strategy = name(s);
-    let mut mounts = vec![mount("data", m.mount)];
-    let mut volumes = vec![];
-    // Postgres also needs a writable socket directory (the root filesystem stays read-only)
+    // the root filesystem is read-only: the data volume, a scratch /tmp and (Postgres) the socket
+    // directory are the only places written
+    let mut mounts = vec![mount("data", m.mount), mount("tmp", "/tmp")];
+    let mut volumes = vec![empty_dir("tmp")];
     if m.component == "postgres" {
         mounts.push(mount("run", "/var/run/postgresql"));
         volumes.push(empty_dir("run"));
@@ -539,6 +540,7 @@ fn statefulset(s: &Strategy, object: &str, m: Managed<'_>) -> StatefulSet {
         security_context: Some(SecurityContext {
             run_as_non_root: Some(true),
             allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
             capabilities: Some(drop_all()),
             seccomp_profile: Some(runtime_default()),
             ..Default::default()
