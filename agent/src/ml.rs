@@ -358,12 +358,20 @@ pub struct RetrainReport {
     pub accuracy: f64,
     /// Brier score of the new model's probability on the held-out samples.
     pub brier: f64,
+    /// What always guessing the held-out samples' majority direction scores: the bar to beat.
+    pub baseline: f64,
+    /// Whether the new model forecasts: only while it beats [`RetrainReport::baseline`] on the
+    /// held-out samples; otherwise the strategist decides without a forecast.
+    pub in_use: bool,
 }
 
 /// The strategist's forecaster, retrained on the learning schedule: it forecasts with the model
 /// in use and swaps in a new one after each retraining, so the team never waits for training.
 pub struct Retrainer {
     current: std::sync::RwLock<Option<(u64, std::sync::Arc<Ensemble>)>>,
+    /// Whether the current model beat its baseline when it was trained (an initial model is
+    /// trusted until the first retraining).
+    in_use: std::sync::atomic::AtomicBool,
     training: Training,
     /// Forecast horizon in candles (labels).
     pub horizon: usize,
@@ -382,6 +390,7 @@ impl Retrainer {
     ) -> Self {
         Self {
             current: std::sync::RwLock::new(initial.map(|m| (0, std::sync::Arc::new(m)))),
+            in_use: std::sync::atomic::AtomicBool::new(true),
             training,
             horizon,
             window,
@@ -393,8 +402,10 @@ impl Retrainer {
         self.current.read().expect("model lock").clone()
     }
 
-    /// Trains a new model on the recent candles of each series (the last fifth held out to
-    /// compare it with the previous one), and puts it in use.
+    /// Trains a new model on the recent candles of each series, the last fifth held out to judge
+    /// it, with a purge gap of `horizon` samples between them (a training label looks `horizon`
+    /// candles ahead, into the held-out period). The new model replaces the previous one, and
+    /// forecasts only if it beats the held-out samples' majority direction.
     pub fn retrain(&self, series: &[&[Candle]]) -> Result<RetrainReport, MlError> {
         let mut train = Dataset::default();
         let mut test = Dataset::default();
@@ -402,7 +413,7 @@ impl Retrainer {
             let recent = &candles[candles.len().saturating_sub(self.window)..];
             let ds = Dataset::from_candles(recent, self.horizon);
             let cut = ds.len() * 4 / 5;
-            train.extend(ds.slice(0..cut));
+            train.extend(ds.slice(0..cut.saturating_sub(self.horizon)));
             test.extend(ds.slice(cut..ds.len()));
         }
         let model = Ensemble::train(&train, self.training)?;
@@ -428,8 +439,12 @@ impl Retrainer {
             _ => None,
         };
         let (new_accuracy, brier) = accuracy(&model)?;
+        let baseline = majority_share(&test.up);
+        let in_use = new_accuracy > baseline;
         let version = previous.map_or(1, |(v, _)| v + 1);
         *self.current.write().expect("model lock") = Some((version, std::sync::Arc::new(model)));
+        self.in_use
+            .store(in_use, std::sync::atomic::Ordering::Relaxed);
         Ok(RetrainReport {
             version,
             trained_on: train.len(),
@@ -437,14 +452,26 @@ impl Retrainer {
             previous_accuracy,
             accuracy: new_accuracy,
             brier,
+            baseline,
+            in_use,
         })
     }
 }
 
 impl Forecaster for Retrainer {
     fn forecast(&self, s: &MarketSnapshot) -> Option<Forecast> {
+        if !self.in_use.load(std::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
         self.current()?.1.forecast(s)
     }
+}
+
+/// The share of the majority direction among `up` labels (1 = up): what always guessing it scores.
+fn majority_share(up: &[u32]) -> f64 {
+    let n = up.len().max(1) as f64;
+    let ups = up.iter().filter(|u| **u == 1).count() as f64 / n;
+    ups.max(1.0 - ups)
 }
 
 /// One fold of the walk-forward evaluation.
@@ -466,13 +493,19 @@ pub struct Fold {
     pub risk_mae: f64,
 }
 
-/// Trains on the first `k` slices and tests on slice `k + 1`, for `k = 1..folds`.
-pub fn walk_forward(ds: &Dataset, folds: usize, t: Training) -> Result<Vec<Fold>, MlError> {
+/// Trains on the first `k` slices and tests on slice `k + 1`, for `k = 1..folds`, leaving out the
+/// last `purge` training samples (their labels look into the test slice: `purge` = the horizon).
+pub fn walk_forward(
+    ds: &Dataset,
+    folds: usize,
+    purge: usize,
+    t: Training,
+) -> Result<Vec<Fold>, MlError> {
     let folds = folds.max(2);
     let slice = ds.len() / (folds + 1);
     let mut out = Vec::new();
     for k in 1..=folds {
-        let train = ds.slice(0..slice * k);
+        let train = ds.slice(0..(slice * k).saturating_sub(purge));
         let test = ds.slice(slice * k..(slice * (k + 1)).min(ds.len()));
         if test.is_empty() {
             break;
@@ -562,10 +595,10 @@ mod tests {
     #[test]
     fn walk_forward_tests_only_on_unseen_later_data() {
         let ds = Dataset::from_candles(&candles(2000), 12);
-        let folds = walk_forward(&ds, 3, SMALL).unwrap();
+        let folds = walk_forward(&ds, 3, 12, SMALL).unwrap();
         assert_eq!(folds.len(), 3);
         for (k, f) in folds.iter().enumerate() {
-            assert_eq!(f.train, ds.len() / 4 * (k + 1));
+            assert_eq!(f.train, ds.len() / 4 * (k + 1) - 12, "purged of the horizon");
             assert!((0.0..=1.0).contains(&f.accuracy) && f.brier < 1.0 && f.baseline >= 0.5);
         }
     }
@@ -600,12 +633,61 @@ mod tests {
         assert_eq!((first.version, first.previous_accuracy), (1, None));
         assert!(first.trained_on > 800 && first.held_out > 200, "{first:?}");
         assert!((0.0..=1.0).contains(&first.accuracy) && first.brier < 1.0);
-        assert!(retrainer.forecast(&snapshot_at(1300)).is_some());
+        assert_eq!(
+            retrainer.forecast(&snapshot_at(1300)).is_some(),
+            first.in_use,
+            "it forecasts only while it beats the majority direction: {first:?}"
+        );
+        assert_eq!(first.in_use, first.accuracy > first.baseline);
         // a day later (the learning schedule): version 2, judged beside version 1 on recent data
         let second = retrainer.retrain(&[&all[..2400]]).unwrap();
         assert_eq!(second.version, 2);
         assert!(second.previous_accuracy.is_some());
         assert_eq!(retrainer.current().unwrap().0, 2);
+    }
+
+    #[test]
+    fn a_model_that_cannot_beat_the_majority_direction_forecasts_nothing() {
+        // a market that swings, then only rises: on the held-out last fifth always guessing "up"
+        // scores 100%, which no model beats
+        let rising: Vec<Candle> = (0..1500)
+            .map(|k| {
+                let swing = if k < 1000 {
+                    0.05 * (f64::from(k) / 20.0).sin()
+                } else {
+                    0.0
+                };
+                let close = 100.0 * 1.001_f64.powi(k) * (1.0 + swing);
+                Candle {
+                    open_time: i64::from(k) * 3_600_000,
+                    open: close / 1.001,
+                    high: close * 1.0005,
+                    low: close / 1.0015,
+                    close,
+                    volume: 10.0 + f64::from(k % 7),
+                }
+            })
+            .collect();
+        let retrainer = Retrainer::new(None, SMALL, 12, 1500);
+        let report = retrainer.retrain(&[&rising]).unwrap();
+        assert_eq!(report.baseline, 1.0);
+        assert!(!report.in_use, "{report:?}");
+        let mut set = IndicatorSet::new();
+        let last = rising.iter().map(|c| set.update(c)).last().unwrap();
+        let c = rising.last().unwrap();
+        let snapshot = MarketSnapshot {
+            symbol: "BTCUSDT".into(),
+            open_time: c.open_time,
+            open: c.open,
+            high: c.high,
+            low: c.low,
+            close: c.close,
+            volume: c.volume,
+            indicators: last.indicators,
+            portfolio: Default::default(),
+        };
+        assert!(retrainer.forecast(&snapshot).is_none());
+        assert!(retrainer.current().is_some(), "the model is kept (and stored), not used");
     }
 
     #[test]

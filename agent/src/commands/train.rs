@@ -96,7 +96,11 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
         "{:>6} {:>7} {:>6} {:>9} {:>9} {:>7} {:>14} {:>9}",
         "fold", "train", "test", "accuracy", "baseline", "brier", "magnitude MAE", "risk MAE"
     );
-    for (k, f) in walk_forward(&ds, args.folds, training)?.iter().enumerate() {
+    // purged: a training label looks `horizon` candles ahead, into the next fold
+    for (k, f) in walk_forward(&ds, args.folds, args.horizon, training)?
+        .iter()
+        .enumerate()
+    {
         println!(
             "{:>6} {:>7} {:>6} {:>8.1}% {:>8.1}% {:>7.4} {:>13.3}% {:>8.3}%",
             k + 1,
