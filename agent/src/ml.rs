@@ -598,7 +598,11 @@ mod tests {
         let folds = walk_forward(&ds, 3, 12, SMALL).unwrap();
         assert_eq!(folds.len(), 3);
         for (k, f) in folds.iter().enumerate() {
-            assert_eq!(f.train, ds.len() / 4 * (k + 1) - 12, "purged of the horizon");
+            assert_eq!(
+                f.train,
+                ds.len() / 4 * (k + 1) - 12,
+                "purged of the horizon"
+            );
             assert!((0.0..=1.0).contains(&f.accuracy) && f.brier < 1.0 && f.baseline >= 0.5);
         }
     }
@@ -687,7 +691,10 @@ mod tests {
             portfolio: Default::default(),
         };
         assert!(retrainer.forecast(&snapshot).is_none());
-        assert!(retrainer.current().is_some(), "the model is kept (and stored), not used");
+        assert!(
+            retrainer.current().is_some(),
+            "the model is kept (and stored), not used"
+        );
     }
 
     #[test]
