@@ -62,7 +62,7 @@ fn candle(open_time: i64, i: usize) -> Candle {
 
 /// 300 warm-up candles ending at `live_from`, the live candles `live` (open times) sent on a feed,
 /// run with every voter buying; returns the orders stored, newest first, and the decisions made.
-async fn run_live(live_from: i64, live: &[i64]) -> (Vec<agent::store::StoredOrder>, i64) {
+async fn run_live(live_from: i64, live: &[i64]) -> (Vec<agent::store::OrderRow>, i64) {
     let warm_up: Vec<Candle> = (0..300)
         .map(|i| candle(live_from - (300 - i as i64) * HOUR, i))
         .collect();

@@ -13,26 +13,8 @@ use notify::{Notifier, Retry, Target};
 use protocol::crd::{NotificationEvent, NotificationKind, NotificationTarget, SecretKeyRef};
 use serde_json::Value;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
-use warp::Filter;
-
-/// A webhook that keeps every JSON body it is sent.
-async fn webhook() -> (String, Arc<Mutex<Vec<Value>>>) {
-    let received: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let log = received.clone();
-    let route = warp::post()
-        .and(warp::path("hook"))
-        .and(warp::body::json())
-        .map(move |body: Value| {
-            log.lock().unwrap().push(body);
-            warp::reply()
-        });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(warp::serve(route).incoming(listener).run());
-    (format!("http://{addr}/hook"), received)
-}
 
 fn target(url: &str, events: Vec<NotificationEvent>) -> Target {
     let spec = NotificationTarget {
@@ -61,7 +43,7 @@ fn of_kind(received: &Mutex<Vec<Value>>, kind: &str) -> Vec<Value> {
 
 #[tokio::test]
 async fn every_fill_and_every_veto_of_a_replay_is_told() {
-    let (url, received) = webhook().await;
+    let (url, received) = test_support::webhook::serve().await;
     let notifier = Notifier::spawn(
         vec![target(
             &url,

@@ -425,23 +425,6 @@ async fn a_paused_strategy_scales_its_team_to_zero_and_says_so() {
     assert_eq!(condition(&s, "Ready")["reason"], "Paused");
 }
 
-/// A local webhook that keeps the JSON bodies it is sent.
-async fn webhook() -> (String, Arc<std::sync::Mutex<Vec<Value>>>) {
-    use warp::Filter;
-    let received: Arc<std::sync::Mutex<Vec<Value>>> = Arc::default();
-    let log = received.clone();
-    let route = warp::post()
-        .and(warp::body::json())
-        .map(move |body: Value| {
-            log.lock().unwrap().push(body);
-            warp::reply()
-        });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(warp::serve(route).incoming(listener).run());
-    (format!("http://{addr}/hook"), received)
-}
-
 async fn told(received: &std::sync::Mutex<Vec<Value>>, n: usize) -> Vec<Value> {
     for _ in 0..250 {
         if received.lock().unwrap().len() >= n {
@@ -456,7 +439,7 @@ async fn told(received: &std::sync::Mutex<Vec<Value>>, n: usize) -> Vec<Value> {
 async fn the_kill_switch_is_told_to_the_notification_targets_and_their_secrets_stay_referenced() {
     let (client, api) = FakeApi::start();
     let ctx = Arc::new(context(client));
-    let (url, received) = webhook().await;
+    let (url, received) = test_support::webhook::serve().await;
     api.insert(json!({"apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "hooks", "namespace": NS},
         "data": {"ops": k8s_openapi::ByteString(url.clone().into_bytes())}}));

@@ -2,8 +2,7 @@
 //! OpenAPI schema derived from the type (utoipa). Field names are camelCase on the wire.
 
 use crate::store::{
-    DecisionDetail, DecisionSummary, Snapshot, StoredOrder, StoredPortfolio, StoredPosition,
-    StoredWeight,
+    DecisionRow, DecisionSummary, OrderRow, Snapshot, StoredPortfolio, StoredPosition, StoredWeight,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -252,12 +251,11 @@ impl From<DecisionSummary> for DecisionItem {
     }
 }
 
-impl From<DecisionDetail> for DecisionView {
-    fn from(detail: DecisionDetail) -> Self {
-        let d = detail.summary;
+impl From<DecisionRow> for DecisionView {
+    fn from(d: DecisionRow) -> Self {
         Self {
-            rounds: json(&d.tally),
-            transcript: json(&detail.transcript),
+            rounds: json(&d.votes),
+            transcript: json(&d.transcript),
             id: d.id,
             symbol: d.symbol,
             action: d.action,
@@ -272,8 +270,8 @@ impl From<DecisionDetail> for DecisionView {
     }
 }
 
-impl From<StoredOrder> for OrderItem {
-    fn from(o: StoredOrder) -> Self {
+impl From<OrderRow> for OrderItem {
+    fn from(o: OrderRow) -> Self {
         Self {
             decision_id: o.decision_id,
             symbol: o.symbol,

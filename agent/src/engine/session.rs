@@ -413,7 +413,7 @@ impl<'a, T: Transport, E: EscalationResolver> Run<'a, T, E> {
             .coordinator
             .run_cycle(
                 cycle_id(&self.name, symbol, t, "history"),
-                history_snapshot(symbol, candle, values.indicators),
+                history_snapshot(symbol, candle, values),
                 self.voters.clone(),
                 self.transport,
                 // nobody is asked about the past
@@ -699,23 +699,10 @@ fn snapshot(
 }
 
 /// The snapshot of a history candle: the team decides on it flat, with nothing at stake.
-fn history_snapshot(
-    symbol: &str,
-    candle: &Candle,
-    indicators: protocol::messages::Indicators,
-) -> MarketSnapshot {
-    MarketSnapshot {
-        symbol: symbol.to_string(),
-        open_time: candle.open_time,
-        open: candle.open,
-        high: candle.high,
-        low: candle.low,
-        close: candle.close,
-        volume: candle.volume,
-        indicators,
-        portfolio: PortfolioContext {
-            equity: 1.0,
-            ..PortfolioContext::default()
-        },
-    }
+fn history_snapshot(symbol: &str, candle: &Candle, values: IndicatorValues) -> MarketSnapshot {
+    let flat = PortfolioContext {
+        equity: 1.0,
+        ..PortfolioContext::default()
+    };
+    snapshot(symbol, candle, values, flat)
 }

@@ -1,7 +1,7 @@
 //! What the console reads beside the paged listings: one decision with its whole debate, and the
 //! equity curve (the portfolio snapshots).
 
-use super::{DecisionDetail, DecisionSummary, Snapshot, Store, StoreError};
+use super::{DecisionRow, Snapshot, Store, StoreError};
 use sqlx::Row;
 
 /// The most portfolio snapshots [`Store::equity_curve`] returns.
@@ -14,29 +14,27 @@ impl Store {
         &self,
         strategy: &str,
         id: &str,
-    ) -> Result<Option<DecisionDetail>, StoreError> {
+    ) -> Result<Option<DecisionRow>, StoreError> {
         let row = on_pool!(self, pool => sqlx::query("SELECT id, symbol, action, confidence, consensus_reached, escalated, vetoed, rejected, votes, transcript, price, decided_at, rounds FROM decisions WHERE strategy = $1 AND id = $2")
         .bind(strategy)
         .bind(id)
         .fetch_optional(pool)
         .await
         .map_err(self.err("reading a decision"))?
-        .map(|r| DecisionDetail {
-            summary: DecisionSummary {
-                id: r.get(0),
-                symbol: r.get(1),
-                action: r.get(2),
-                confidence: r.get(3),
-                consensus_reached: r.get(4),
-                escalated: r.get(5),
-                vetoed: r.get(6),
-                rejected: r.get(7),
-                tally: r.get(8),
-                price: r.get(10),
-                decided_at: r.get(11),
-                rounds: r.get(12),
-            },
+        .map(|r| DecisionRow {
+            id: r.get(0),
+            symbol: r.get(1),
+            action: r.get(2),
+            confidence: r.get(3),
+            consensus_reached: r.get(4),
+            escalated: r.get(5),
+            vetoed: r.get(6),
+            rejected: r.get(7),
+            votes: r.get(8),
             transcript: r.get(9),
+            price: r.get(10),
+            decided_at: r.get(11),
+            rounds: r.get(12),
         }));
         Ok(row)
     }

@@ -117,10 +117,7 @@ mod details;
 mod reads;
 mod rows;
 pub use details::MAX_CURVE_POINTS;
-pub use reads::{
-    DecisionDetail, DecisionSummary, Snapshot, StoredOrder, StoredPortfolio, StoredPosition,
-    StoredWeight,
-};
+pub use reads::{DecisionSummary, Snapshot, StoredPortfolio, StoredPosition, StoredWeight};
 pub use rows::{Audited, DecisionRow, OrderRow};
 
 /// A URL with any password replaced, for messages.
@@ -636,7 +633,7 @@ impl Store {
         &self,
         strategy: &str,
         q: &PageQuery,
-    ) -> Result<Vec<StoredOrder>, StoreError> {
+    ) -> Result<Vec<OrderRow>, StoreError> {
         let sql = page_sql(
             "decision_id, symbol, side, kind, quantity, status, price, fee, reason, at FROM orders",
             "at",
@@ -654,7 +651,7 @@ impl Store {
             .await
             .map_err(self.err("reading orders"))?
             .into_iter()
-            .map(|r| StoredOrder {
+            .map(|r| OrderRow {
                 decision_id: r.get(0),
                 symbol: r.get(1),
                 side: r.get(2),

@@ -1,5 +1,6 @@
-//! What the store's reads return: typed rows, one struct per shape read. The API owns how they
-//! look in JSON (`api::schema`); nothing here is serialised as it stands.
+//! What the store's reads return beside the rows it writes (`rows::DecisionRow` for one decision
+//! with its debate, `rows::OrderRow` for orders): typed rows, one struct per shape read. The API
+//! owns how they look in JSON (`api::schema`); nothing here is serialised as it stands.
 
 /// A decision as the listings read it: outcome and figures, every round's scores, no debate.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,40 +29,6 @@ pub struct DecisionSummary {
     pub price: f64,
     /// When it was decided, ms since the epoch.
     pub decided_at: i64,
-}
-
-/// A decision with its whole debate.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DecisionDetail {
-    /// Everything the listings show.
-    pub summary: DecisionSummary,
-    /// Every opinion of every round, as the protocol's `Opinion` list in JSON.
-    pub transcript: String,
-}
-
-/// An `orders` row.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredOrder {
-    /// The decision (or stop/target exit) the order carries out.
-    pub decision_id: String,
-    /// The symbol traded.
-    pub symbol: String,
-    /// `BUY` or `SELL`.
-    pub side: String,
-    /// `MARKET` or `LIMIT`.
-    pub kind: String,
-    /// Quantity in the base asset, a decimal string.
-    pub quantity: String,
-    /// `FILLED`, `REJECTED` or `EXPIRED`.
-    pub status: String,
-    /// Fill price (decimal string), when filled.
-    pub price: Option<String>,
-    /// Fee in the quote asset (decimal string), when filled.
-    pub fee: Option<String>,
-    /// Why it was placed, refused or expired.
-    pub reason: String,
-    /// When it was planned, ms since the epoch.
-    pub at: i64,
 }
 
 /// An assistant's current vote weight.
