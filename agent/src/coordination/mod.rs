@@ -150,7 +150,7 @@ pub async fn run(
         if resumed > 0 {
             tracing::info!(resumed, "resuming the learned vote weights from the store");
         }
-        warn_if_unkeyed();
+        warn_if_unkeyed(&session.audit_key);
     }
     let api = match (options.api.listen, &options.store) {
         (Some(addr), Some(store)) => {
@@ -251,8 +251,8 @@ async fn drain(
 }
 
 /// Says loudly that the audit chain is not keyed (`IA_AUDIT_KEY` unset).
-fn warn_if_unkeyed() {
-    if !crate::audit::AuditKey::from_env().is_keyed() {
+fn warn_if_unkeyed(key: &crate::audit::AuditKey) {
+    if !key.is_keyed() {
         tracing::warn!(
             "IA_AUDIT_KEY is not set: the audit chain is UNKEYED, so anyone who can write the database can rewrite it undetected"
         );
