@@ -42,6 +42,15 @@ NON_DEFAULT = {
         "prometheusRule": {"enabled": True, "stuckFor": "10m"},
     },
     "dashboard": {"enabled": True, "namespace": "monitoring"},
+    "networkPolicy": {
+        "apiFrom": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}},
+                     "podSelector": {"matchLabels": {"app.kubernetes.io/name": "ingress-nginx"}}},
+                    {"ipBlock": {"cidr": "172.18.0.0/16"}}],
+        "metricsFrom": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+        "internetTo": [{"ipBlock": {"cidr": "203.0.113.10/32"}}],
+        "apiServerPorts": [6443],
+        "extraEgress": [{"ports": [{"port": 4333, "protocol": "TCP"}]}],
+    },
 }
 
 
@@ -82,7 +91,8 @@ def test_rendered_objects_are_valid_kubernetes(values):
 def test_defaults_install_the_operator_with_leader_election_and_least_privilege():
     docs, manifests = render()
     kinds = sorted(d["kind"] for _, d in docs)
-    assert kinds == ["ClusterRole", "ClusterRoleBinding", "Deployment", "Role", "RoleBinding", "Service", "ServiceAccount"]
+    assert kinds == ["ClusterRole", "ClusterRoleBinding", "Deployment", "NetworkPolicy", "Role", "RoleBinding", "Service",
+                     "ServiceAccount"]
     deployment = by_kind(docs, "Deployment")[0]
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == "ghcr.io/ia-agents/trading-operator:0.1.0"
@@ -220,14 +230,77 @@ def kustomize(directory):
     return [d for d in yaml.safe_load_all(out.stdout) if d]
 
 
+def ports(rule):
+    return [(p["port"], p["protocol"]) for p in rule["ports"]]
+
+
+def test_the_operator_network_policy_lets_in_only_scrapers_and_out_only_what_it_needs():
+    docs, _ = render()
+    policy = by_kind(docs, "NetworkPolicy")[0]["spec"]
+    pod_labels = by_kind(docs, "Deployment")[0]["spec"]["template"]["metadata"]["labels"]
+    assert policy["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    assert policy["ingress"] == [], "nobody scrapes unless metricsFrom says who"
+    dns, api_server, nats = policy["egress"]
+    assert dns["to"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}]
+    assert ports(dns) == [(53, "UDP"), (53, "TCP")]
+    assert "to" not in api_server and ports(api_server) == [(443, "TCP"), (6443, "TCP")]
+    # the managed NATS the operator's policies create carry these labels (operator/src/resources)
+    assert nats["to"][0]["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "ia-agents",
+                                                           "app.kubernetes.io/component": "nats"}
+    assert ports(nats) == [(4222, "TCP")]
+    env = {e["name"]: e.get("value") for e in by_kind(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert json.loads(env["IA_NETWORK_DNS_TO"]) == dns["to"]
+    assert not {"IA_NETWORK_API_FROM", "IA_NETWORK_METRICS_FROM", "IA_NETWORK_INTERNET_TO"} & set(env)
+
+
+def test_network_policy_values_reach_the_operator_and_its_policy():
+    docs, _ = render(NON_DEFAULT)
+    values = NON_DEFAULT["networkPolicy"]
+    policy = by_kind(docs, "NetworkPolicy")[0]["spec"]
+    assert policy["ingress"] == [{"from": values["metricsFrom"], "ports": [{"port": 8080, "protocol": "TCP"}]}]
+    # decisions are off in NON_DEFAULT: no NATS rule; the extra rule comes last
+    assert [ports(r) for r in policy["egress"]] == [[(53, "UDP"), (53, "TCP")], [(6443, "TCP")], [(4333, "TCP")]]
+    container = by_kind(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert json.loads(env["IA_NETWORK_API_FROM"]) == values["apiFrom"]
+    assert json.loads(env["IA_NETWORK_METRICS_FROM"]) == values["metricsFrom"]
+    assert json.loads(env["IA_NETWORK_INTERNET_TO"]) == values["internetTo"]
+    docs, manifests = render({"networkPolicy": {"enabled": False}, "metrics": {"podMonitor": {"enabled": True}}})
+    assert by_kind(docs, "NetworkPolicy") == []
+    assert "networkPolicy.metricsFrom is empty" in manifests["ia-agents/templates/NOTES.txt"]
+
+
+@pytest.mark.parametrize("values", [
+    {"networkPolicy": {"apiFrom": [{}]}},
+    {"networkPolicy": {"metricsFrom": [{"namespaceSelecter": {}}]}},
+    {"networkPolicy": {"dnsTo": []}},
+    {"networkPolicy": {"apiServerPorts": [0]}},
+], ids=["empty-peer", "misspelt-peer", "no-dns", "port-zero"])
+def test_schema_rejects_bad_network_policy_values(values):
+    with pytest.raises(HelmError) as error:
+        helm.Chart.load(str(CHART)).validate_schema(values)
+    assert "networkPolicy" in str(error.value)
+
+
+def test_chart_and_kustomize_guard_the_operator_alike():
+    docs, _ = render()
+    chart = by_kind(docs, "NetworkPolicy")[0]["spec"]
+    kustomize = yaml.safe_load((ROOT / "config/manager/network_policy.yaml").read_text())["spec"]
+    for field in ("policyTypes", "ingress", "egress"):
+        assert chart[field] == kustomize[field], field
+    pod_labels = yaml.safe_load((ROOT / "config/manager/manager.yaml").read_text())["spec"]["template"]["metadata"]["labels"]
+    assert kustomize["podSelector"]["matchLabels"].items() <= pod_labels.items()
+
+
 def test_kustomize_builds_the_same_operator_install_as_the_chart():
     built = kustomize("config/default")
     for doc in built:
         kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
     kinds = sorted(d["kind"] for d in built)
     assert kinds == ["ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "CustomResourceDefinition",
-                     "CustomResourceDefinition", "Deployment", "Namespace", "Role", "RoleBinding", "Service",
-                     "ServiceAccount"]
+                     "CustomResourceDefinition", "Deployment", "Namespace", "NetworkPolicy", "Role", "RoleBinding",
+                     "Service", "ServiceAccount"]
     chart_docs, _ = render()
     # the chart installs its CRDs from crds/ and leaves the namespace to `helm install --create-namespace`
     assert sorted(d["kind"] for _, d in chart_docs) == [k for k in kinds if k not in ("CustomResourceDefinition", "Namespace")]

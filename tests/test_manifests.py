@@ -108,6 +108,16 @@ def test_render_produces_the_whole_team():
     kinds = [d["kind"] for d in RENDERED]
     assert kinds.count("Deployment") == 8  # the coordinator and seven assistants
     assert kinds.count("StatefulSet") == 2  # managed NATS and Postgres
+    assert kinds.count("NetworkPolicy") == 10  # one for each of those pods
+
+
+def test_every_rendered_pod_has_a_policy_for_both_directions():
+    policies = [d["spec"] for d in RENDERED if d["kind"] == "NetworkPolicy"]
+    for workload in (d for d in RENDERED if d["kind"] in ("Deployment", "StatefulSet", "Job")):
+        labels = workload["spec"]["template"]["metadata"]["labels"]
+        guarding = [p for p in policies if p["podSelector"]["matchLabels"].items() <= labels.items()]
+        assert len(guarding) == 1, workload["metadata"]["name"]
+        assert guarding[0]["policyTypes"] == ["Ingress", "Egress"], workload["metadata"]["name"]
 
 
 @pytest.mark.parametrize("doc", RENDERED, ids=[f'{d["kind"]}/{d["metadata"]["name"]}' for d in RENDERED])

@@ -34,6 +34,9 @@ enum Command {
         /// YAML files with Strategies, their ConsensusPolicies and TradingAssistants.
         #[arg(short = 'f', long = "filename", value_name = "FILE", required = true, num_args = 1..)]
         files: Vec<PathBuf>,
+        /// The NetworkPolicies' peers, as `run` takes them.
+        #[command(flatten)]
+        network: operator::resources::network::NetworkPolicySettings,
     },
     /// Validate manifests offline against the CRDs of this build, as an API server would (schema,
     /// defaults, unknown fields, CEL rules). Objects of other API groups are skipped; one without
@@ -64,13 +67,13 @@ fn main() -> anyhow::Result<()> {
                 eprintln!("wrote {path}");
             }
         }
-        Command::Render { files } => {
+        Command::Render { files, network } => {
             let mut docs = Vec::new();
             for file in &files {
                 docs.extend(operator::manifests::read_documents(file)?);
             }
             let mut text = String::new();
-            for object in operator::render::render(&docs)? {
+            for object in operator::render::render(&docs, &network)? {
                 text.push_str("---\n");
                 text.push_str(&serde_yaml::to_string(&object).context("printing YAML")?);
             }

@@ -2,6 +2,7 @@
 //! without a cluster (a dry run for GitOps reviews).
 
 use crate::manifests::Document;
+use crate::resources::network::NetworkPolicySettings;
 use crate::resources::strategy::Child;
 use crate::resources::{assistant, manifest, strategy, BuildError};
 use protocol::crd::{ConsensusPolicy, Strategy, TradingAssistant};
@@ -27,9 +28,13 @@ pub enum RenderError {
     Build(#[from] BuildError),
 }
 
-/// The objects for every Strategy (with its policy) and TradingAssistant in `docs`, in apply order.
-/// A managed Postgres's password Secret is not rendered: the operator generates it in the cluster.
-pub fn render(docs: &[Document]) -> Result<Vec<Value>, RenderError> {
+/// The objects for every Strategy (with its policy) and TradingAssistant in `docs`, in apply order,
+/// their NetworkPolicies made with `network`. A managed Postgres's password Secret is not
+/// rendered: the operator generates it in the cluster.
+pub fn render(
+    docs: &[Document],
+    network: &NetworkPolicySettings,
+) -> Result<Vec<Value>, RenderError> {
     let of_kind = |kind: &'static str| {
         docs.iter().filter(move |d| {
             d.value["kind"] == kind && crate::manifests::is_ia_agents_resource(&d.value)
@@ -85,7 +90,7 @@ pub fn render(docs: &[Document]) -> Result<Vec<Value>, RenderError> {
             .cloned()
             .collect();
         out.extend(
-            strategy::objects(s, policy, &team)?
+            strategy::objects(s, policy, &team, network)?
                 .iter()
                 .map(Child::manifest),
         );
@@ -95,6 +100,11 @@ pub fn render(docs: &[Document]) -> Result<Vec<Value>, RenderError> {
             .iter()
             .find(|s| s.metadata.name.as_ref() == Some(&ta.spec.strategy_ref.name));
         out.push(manifest(&assistant::config_map(ta)?));
+        out.push(manifest(&assistant::network_policy(
+            ta,
+            owner_strategy,
+            network,
+        )));
         out.push(manifest(&assistant::deployment(ta, owner_strategy)?));
     }
     Ok(out)
@@ -122,7 +132,7 @@ mod tests {
     /// capability, no privilege escalation, seccomp `RuntimeDefault` (issue 17).
     #[test]
     fn every_container_of_the_sample_runs_restricted() {
-        let objects = render(&samples()).unwrap();
+        let objects = render(&samples(), &NetworkPolicySettings::default()).unwrap();
         let mut checked = 0;
         for o in &objects {
             let Some(containers) = o["spec"]["template"]["spec"]["containers"].as_array() else {
@@ -163,12 +173,13 @@ mod tests {
 
     #[test]
     fn the_samples_render_the_whole_team() {
-        let objects = render(&samples()).unwrap();
+        let objects = render(&samples(), &NetworkPolicySettings::default()).unwrap();
         let count = |kind: &str| objects.iter().filter(|o| o["kind"] == kind).count();
         // coordinator + seven assistants; NATS and Postgres are managed in the sample
         assert_eq!(count("Deployment"), 8);
         assert_eq!(count("StatefulSet"), 2);
-        assert_eq!(count("NetworkPolicy"), 2);
+        // one for each of those pods: coordinator, seven assistants, NATS and Postgres
+        assert_eq!(count("NetworkPolicy"), 10);
         assert_eq!(count("Service"), 3);
         assert_eq!(count("ConfigMap"), 8);
         for o in &objects {
@@ -199,7 +210,7 @@ mod tests {
 
     #[test]
     fn the_coordinator_gets_its_team_and_every_assistant_its_strategy() {
-        let objects = render(&samples()).unwrap();
+        let objects = render(&samples(), &NetworkPolicySettings::default()).unwrap();
         let named = |kind: &str, name: &str| {
             objects
                 .iter()
@@ -257,7 +268,7 @@ mod tests {
                 d.value["spec"]["weight"] = serde_json::json!(2.0);
             }
         }
-        let again = render(&docs).unwrap();
+        let again = render(&docs, &NetworkPolicySettings::default()).unwrap();
         let rolled = again
             .iter()
             .find(|o| {
@@ -270,13 +281,161 @@ mod tests {
         );
     }
 
+    /// Whether `selector` (`matchLabels` and `In` expressions) selects `labels`.
+    fn selects(selector: &Value, labels: &Value) -> bool {
+        let labels = labels.as_object().cloned().unwrap_or_default();
+        let matched = selector["matchLabels"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .all(|(k, v)| labels.get(k) == Some(v));
+        let expressions = selector["matchExpressions"].as_array().cloned();
+        matched
+            && expressions.into_iter().flatten().all(|e| {
+                assert_eq!(e["operator"], "In", "{e}");
+                let values = e["values"].as_array().unwrap();
+                labels
+                    .get(e["key"].as_str().unwrap())
+                    .is_some_and(|v| values.contains(v))
+            })
+    }
+
+    /// The pod templates of the rendered workloads, by `Kind/name`.
+    fn pods(objects: &[Value]) -> Vec<(String, Value)> {
+        objects
+            .iter()
+            .filter(|o| !o["spec"]["template"]["metadata"]["labels"].is_null())
+            .map(|o| {
+                let what = format!("{}/{}", o["kind"], o["metadata"]["name"]);
+                (what, o["spec"]["template"]["metadata"]["labels"].clone())
+            })
+            .collect()
+    }
+
+    /// The sample team with a managed Ollama pulling a model, and a model for the strategist.
+    fn with_ollama() -> Vec<Value> {
+        let mut docs = samples();
+        for d in &mut docs {
+            if d.value["kind"] == "Strategy" {
+                d.value["spec"]["dependencies"]["ollama"] =
+                    serde_json::json!({"managed": true, "models": ["llama3.2:3b"]});
+            }
+            if d.value["metadata"]["name"] == "strategist" {
+                d.value["spec"]["model"] = serde_json::json!({"name": "llama3.2:3b"});
+            }
+        }
+        render(&docs, &NetworkPolicySettings::default()).unwrap()
+    }
+
+    /// Every pod the operator runs is selected by exactly one NetworkPolicy, of both types: the
+    /// policies' selectors are the labels the pods carry (issue 17).
+    #[test]
+    fn every_pod_is_guarded_by_one_policy_of_both_types() {
+        let objects = with_ollama();
+        let policies: Vec<&Value> = objects
+            .iter()
+            .filter(|o| o["kind"] == "NetworkPolicy")
+            .collect();
+        let pods = pods(&objects);
+        assert_eq!(
+            pods.len(),
+            12,
+            "8 Deployments, 3 StatefulSets, the pull Job"
+        );
+        for (what, labels) in &pods {
+            let guarding: Vec<_> = policies
+                .iter()
+                .filter(|p| selects(&p["spec"]["podSelector"], labels))
+                .collect();
+            assert_eq!(guarding.len(), 1, "{what}: {guarding:?}");
+            let types = &guarding[0]["spec"]["policyTypes"];
+            assert_eq!(types, &serde_json::json!(["Ingress", "Egress"]), "{what}");
+        }
+        assert_eq!(policies.len(), pods.len(), "no policy guards nothing");
+    }
+
+    /// The pods each policy lets a workload reach, or be reached by, are the team's own: an egress
+    /// rule to a dependency selects its pods, and the dependency's ingress admits the pods that
+    /// use it and no other.
+    #[test]
+    fn the_team_reaches_its_dependencies_and_only_their_users_get_in() {
+        let objects = with_ollama();
+        let pods = pods(&objects);
+        let policy = |name: &str| {
+            objects
+                .iter()
+                .find(|o| o["kind"] == "NetworkPolicy" && o["metadata"]["name"] == name)
+                .unwrap_or_else(|| panic!("NetworkPolicy {name}"))
+                .clone()
+        };
+        // the workloads whose pods a peer list selects in the same namespace
+        let reached = |peers: &Value| -> Vec<String> {
+            let mut names: Vec<String> = pods
+                .iter()
+                .filter(|(_, labels)| {
+                    peers.as_array().into_iter().flatten().any(|peer| {
+                        peer["namespaceSelector"].is_null() && selects(&peer["podSelector"], labels)
+                    })
+                })
+                .map(|(what, _)| what.replace('"', ""))
+                .collect();
+            names.sort();
+            names
+        };
+        let egress_on = |p: &Value, port: i64| -> Vec<String> {
+            let rules = p["spec"]["egress"].as_array().unwrap().clone();
+            rules
+                .iter()
+                .filter(|r| r["ports"][0]["port"] == port)
+                .flat_map(|r| reached(&r["to"]))
+                .collect()
+        };
+        let ingress = |p: &Value| reached(&p["spec"]["ingress"][0]["from"]);
+        let coordinator = policy("btc-eth-paper-coordinator");
+        assert_eq!(
+            egress_on(&coordinator, 4222),
+            ["StatefulSet/btc-eth-paper-nats"]
+        );
+        assert_eq!(
+            egress_on(&coordinator, 5432),
+            ["StatefulSet/btc-eth-paper-postgres"]
+        );
+        let strategist = policy("strategist-assistant");
+        assert_eq!(
+            egress_on(&strategist, 11434),
+            ["StatefulSet/btc-eth-paper-ollama"]
+        );
+        assert!(egress_on(&policy("technical-analyst-assistant"), 11434).is_empty());
+        let pull = policy("btc-eth-paper-ollama-pull");
+        assert_eq!(
+            egress_on(&pull, 11434),
+            ["StatefulSet/btc-eth-paper-ollama"]
+        );
+
+        let nats = ingress(&policy("btc-eth-paper-nats"));
+        assert_eq!(
+            nats.len(),
+            8,
+            "the coordinator and the seven assistants: {nats:?}"
+        );
+        assert_eq!(
+            ingress(&policy("btc-eth-paper-postgres")),
+            ["Deployment/btc-eth-paper-coordinator"]
+        );
+        let ollama = ingress(&policy("btc-eth-paper-ollama"));
+        assert!(ollama.contains(&"Job/btc-eth-paper-ollama-pull".to_string()));
+        assert!(!ollama.contains(&"Deployment/btc-eth-paper-coordinator".to_string()));
+    }
+
     #[test]
     fn a_missing_policy_is_named() {
         let docs: Vec<Document> = samples()
             .into_iter()
             .filter(|d| d.value["kind"] != "ConsensusPolicy")
             .collect();
-        let e = render(&docs).unwrap_err().to_string();
+        let e = render(&docs, &NetworkPolicySettings::default())
+            .unwrap_err()
+            .to_string();
         assert_eq!(e, "Strategy btc-eth-paper references ConsensusPolicy balanced, which is not among the given files");
     }
 
@@ -300,7 +459,7 @@ mod tests {
         )
         .unwrap();
         s.spec.paused = true;
-        let objects: Vec<Value> = strategy::objects(&s, &p, &[])
+        let objects: Vec<Value> = strategy::objects(&s, &p, &[], &NetworkPolicySettings::default())
             .unwrap()
             .iter()
             .map(Child::manifest)
@@ -322,7 +481,7 @@ mod tests {
             .credentials_secret_ref = Some(protocol::crd::LocalObjectRef {
             name: "binance-keys".into(),
         });
-        let objects: Vec<Value> = strategy::objects(&s, &p, &[])
+        let objects: Vec<Value> = strategy::objects(&s, &p, &[], &NetworkPolicySettings::default())
             .unwrap()
             .iter()
             .map(Child::manifest)

@@ -70,3 +70,50 @@ fn render_into_a_reader_that_stops_early_exits_quietly() {
     assert!(out.status.success(), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// `render` takes the NetworkPolicies' peers as `run` does, from a flag or the chart's variable,
+/// and names the flag of a peer that selects nothing.
+#[test]
+fn render_takes_the_network_peers_and_refuses_a_peer_that_selects_nothing() {
+    let samples = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/samples");
+    let files =
+        ["consensuspolicy.yaml", "strategy.yaml", "team.yaml"].map(|f| format!("{samples}/{f}"));
+    let render = |flags: &[&str], env: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_trading-operator"));
+        command.arg("render").args(flags);
+        for file in &files {
+            command.args(["-f", file]);
+        }
+        command.env_remove("IA_NETWORK_API_FROM");
+        if let Some(peers) = env {
+            command.env("IA_NETWORK_API_FROM", peers);
+        }
+        command.output().unwrap()
+    };
+    let ingress = r#"[{"namespaceSelector": {"matchLabels": {"team": "ingress"}}}]"#;
+    for out in [
+        render(&["--api-from", ingress], None),
+        render(&[], Some(ingress)),
+    ] {
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let coordinator = stdout
+            .split("---\n")
+            .find(|d| {
+                d.contains("kind: NetworkPolicy") && d.contains("name: btc-eth-paper-coordinator")
+            })
+            .unwrap();
+        assert!(coordinator.contains("team: ingress"), "{coordinator}");
+    }
+    let out = render(&["--api-from", "[{namespaceSelecter: {}}]"], None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("--api-from") && stderr.contains("peer 0 names no podSelector"),
+        "{stderr}"
+    );
+}

@@ -107,6 +107,30 @@ async fn an_assistant_gets_a_deployment_and_its_status_follows_the_pods() {
     assert!(api
         .get("v1", "ConfigMap", NS, "market-monitor-params")
         .is_some());
+    // its pods' NetworkPolicy, owned like the Deployment and applied before it
+    let policy = api
+        .get(
+            "networking.k8s.io/v1",
+            "NetworkPolicy",
+            NS,
+            "market-monitor-assistant",
+        )
+        .unwrap();
+    assert_eq!(
+        policy["metadata"]["ownerReferences"][0]["kind"],
+        "TradingAssistant"
+    );
+    assert_eq!(
+        policy["spec"]["podSelector"], d["spec"]["selector"],
+        "it guards the Deployment's pods"
+    );
+    assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
+    let order: Vec<String> = api
+        .requests()
+        .into_iter()
+        .filter(|r| r.contains("/networkpolicies/") || r.contains("/deployments/"))
+        .collect();
+    assert!(order[0].contains("/networkpolicies/"), "{order:?}");
     // applied with server-side apply under the operator's field manager
     let patch = api
         .requests()
@@ -281,7 +305,21 @@ async fn a_strategy_provisions_its_dependencies_and_is_ready_when_they_and_its_t
     assert!(api
         .get("apps/v1", "Deployment", NS, "btc-eth-paper-coordinator")
         .is_some());
-    assert_eq!(api.all("NetworkPolicy").len(), 2);
+    // the coordinator's, and one for each managed dependency
+    let mut policies: Vec<String> = api
+        .all("NetworkPolicy")
+        .iter()
+        .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    policies.sort();
+    assert_eq!(
+        policies,
+        [
+            "btc-eth-paper-coordinator",
+            "btc-eth-paper-nats",
+            "btc-eth-paper-postgres"
+        ]
+    );
     let secret = api
         .get("v1", "Secret", NS, "btc-eth-paper-postgres")
         .unwrap();

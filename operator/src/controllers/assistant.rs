@@ -1,6 +1,6 @@
-//! TradingAssistant → its role ConfigMap and Deployment; status (replicas, selector, Ready /
-//! Progressing / Degraded) from the Deployment's real status. A missing Strategy is a condition
-//! and a retry, never a crash.
+//! TradingAssistant → its role ConfigMap, NetworkPolicy and Deployment; status (replicas,
+//! selector, Ready / Progressing / Degraded) from the Deployment's real status. A missing Strategy
+//! is a condition and a retry, never a crash.
 
 use super::apply::{apply, event};
 use super::conditions::{deployment_health, strategy_not_found};
@@ -18,12 +18,13 @@ use std::sync::Arc;
 /// The controller's name in metrics and logs.
 pub const CONTROLLER: &str = "tradingassistant";
 
-/// Converges one TradingAssistant: its ConfigMap and Deployment applied, its status from the
+/// Converges one TradingAssistant: its ConfigMap, NetworkPolicy and Deployment applied (the policy
+/// first, so no pod of it ever runs unguarded), its status from the
 /// Deployment as applied. Without its Strategy it waits (`Ready=False/StrategyNotFound`).
 pub async fn reconcile(ta: Arc<TradingAssistant>, ctx: Arc<Context>) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile(CONTROLLER);
     if ta.metadata.deletion_timestamp.is_some() {
-        // its ConfigMap and Deployment carry owner references: the garbage collector removes them
+        // its children carry owner references: the garbage collector removes them
         return Ok(Action::await_change());
     }
     let namespace = ta.namespace().unwrap_or_else(|| "default".into());
@@ -58,6 +59,8 @@ pub async fn reconcile(ta: Arc<TradingAssistant>, ctx: Arc<Context>) -> Result<A
     };
 
     apply(&ctx.client, &assistant::config_map(&ta)?).await?;
+    let policy = assistant::network_policy(&ta, Some(&strategy), &ctx.network);
+    apply(&ctx.client, &policy).await?;
     let applied = apply(&ctx.client, &assistant::deployment(&ta, Some(&strategy))?).await?;
 
     let health = deployment_health(&applied, ta.metadata.generation);

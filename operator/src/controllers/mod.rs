@@ -2,7 +2,8 @@
 //! kube-runtime `Controller` per kind, each level-triggered and idempotent, applying children with
 //! server-side apply under one field manager.
 //!
-//! - [`assistant`]: TradingAssistant → ConfigMap + Deployment, status from the Deployment;
+//! - [`assistant`]: TradingAssistant → ConfigMap + NetworkPolicy + Deployment, status from the
+//!   Deployment;
 //! - [`strategy`]: Strategy → coordinator, managed dependencies, NetworkPolicies, team status,
 //!   the approve/reject annotation relay;
 //! - [`policy`]: ConsensusPolicy → `Valid`;
@@ -22,6 +23,7 @@ pub mod run;
 pub mod strategy;
 
 use crate::decisions::DecisionWatchers;
+use crate::resources::network::NetworkPolicySettings;
 use crate::resources::BuildError;
 pub use crate::status::key;
 use crate::status::StatusError;
@@ -51,13 +53,15 @@ pub struct Context {
     pub generate_password: fn() -> String,
     /// The clock, so tests can pin condition times.
     pub now: fn() -> Time,
+    /// Who may reach the teams' pods and where DNS and the internet are, for their NetworkPolicies.
+    pub network: NetworkPolicySettings,
     /// Consecutive failures per object, for the error backoff.
     failures: std::sync::Mutex<std::collections::HashMap<String, u32>>,
 }
 
 impl Context {
-    /// A context for the replica `instance` (its Lease identity), with the real clock and random
-    /// passwords.
+    /// A context for the replica `instance` (its Lease identity), with the real clock, random
+    /// passwords and the default NetworkPolicy settings.
     pub fn new(client: Client, instance: &str, decisions: Arc<DecisionWatchers>) -> Self {
         let reporter = Reporter {
             controller: crate::resources::FIELD_MANAGER.into(),
@@ -70,6 +74,7 @@ impl Context {
             decisions,
             generate_password: random_password,
             now: || Time(k8s_openapi::jiff::Timestamp::now()),
+            network: NetworkPolicySettings::default(),
             failures: Default::default(),
         }
     }

@@ -43,6 +43,9 @@ pub struct RunConfig {
     /// ConsensusReached / EscalationPending conditions are then not written).
     #[arg(long)]
     pub no_decisions: bool,
+    /// Who may reach the teams' pods, and where DNS and the internet are (their NetworkPolicies).
+    #[command(flatten)]
+    pub network: crate::resources::network::NetworkPolicySettings,
 }
 
 /// Resolves when SIGTERM or Ctrl-C arrives.
@@ -72,7 +75,9 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
     } else {
         DecisionWatchers::new(client.clone())
     });
-    let ctx = Arc::new(Context::new(client.clone(), &config.identity, decisions));
+    let mut ctx = Context::new(client.clone(), &config.identity, decisions);
+    ctx.network = config.network.clone();
+    let ctx = Arc::new(ctx);
     let leading = Arc::new(AtomicBool::new(!config.leader_election));
     let (stop_tx, stop_rx) = watch::channel(false);
 

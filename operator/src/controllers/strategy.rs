@@ -130,7 +130,11 @@ async fn apply(s: Arc<Strategy>, ctx: Arc<Context>) -> Result<Action, Error> {
     ensure_generated_secrets(&s, &ctx, &namespace).await?;
     status.api_token_secret = Some(build::api_token_secret_name(&s));
     let team = team_of(&s, &ctx, &namespace).await?;
-    let applied = apply_children(&ctx.client, &build::objects(&s, &policy, &team)?).await?;
+    let applied = apply_children(
+        &ctx.client,
+        &build::objects(&s, &policy, &team, &ctx.network)?,
+    )
+    .await?;
     let dependencies = dependencies_ready(
         &dependency_problems(&applied),
         &s.spec.dependencies,

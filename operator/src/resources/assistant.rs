@@ -1,6 +1,8 @@
-//! TradingAssistant → a ConfigMap of its role parameters and a Deployment of `trading-agent
-//! assistant`, scaled by `spec.replicas` (the scale subresource), owned by the TradingAssistant.
+//! TradingAssistant → a ConfigMap of its role parameters, a Deployment of `trading-agent
+//! assistant`, scaled by `spec.replicas` (the scale subresource), and the NetworkPolicy of its pods,
+//! all owned by the TradingAssistant.
 
+use super::network::{self, NetworkPolicySettings};
 use super::{
     child_name, container_port, container_security, empty_dir, env, http_probe, labels,
     match_labels, mount, owner, runtime_default, selector, BuildError, AGENT_PORT,
@@ -10,9 +12,11 @@ use k8s_openapi::api::core::v1::{
     ConfigMap, ConfigMapVolumeSource, Container, EnvVar, EnvVarSource, KeyToPath,
     ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Volume, VolumeMount,
 };
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use protocol::crd::{Strategy, TradingAssistant};
-use std::collections::BTreeMap;
+use protocol::Role;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The component label of assistants.
 pub const COMPONENT: &str = "assistant";
@@ -114,6 +118,66 @@ pub fn deployment(
     })
 }
 
+/// The policy of the assistant's pods: in, their http port (health, metrics) from the configured
+/// metrics peers only; out, DNS, the team's NATS, its Ollama when the assistant reasons with a
+/// model, and the internet on [`internet_ports`]. `strategy` (when found) says where NATS and
+/// Ollama are.
+pub fn network_policy(
+    ta: &TradingAssistant,
+    strategy: Option<&Strategy>,
+    settings: &NetworkPolicySettings,
+) -> NetworkPolicy {
+    let name = ta.metadata.name.clone().unwrap_or_default();
+    let strategy_name = &ta.spec.strategy_ref.name;
+    let ollama = strategy
+        .filter(|_| ta.spec.model.is_some())
+        .and_then(network::ollama);
+    let egress = [
+        Some(network::dns(settings)),
+        Some(network::nats(strategy_name, strategy)),
+        ollama,
+        network::internet(settings, &internet_ports(ta)),
+    ];
+    network::policy(
+        meta(
+            ta,
+            child_name(&name, "assistant"),
+            ta.metadata.namespace.clone(),
+        ),
+        selector(strategy_name, COMPONENT, &name),
+        network::ingress_from(&settings.metrics_from.0, AGENT_PORT)
+            .into_iter()
+            .collect(),
+        egress.into_iter().flatten().collect(),
+    )
+}
+
+/// The internet ports an assistant connects to. A fundamental analyst reads the news feeds of its
+/// `feeds` param: each feed's port, and HTTPS, where a plain-http feed usually redirects. No other
+/// role reaches out in this build: the market monitor judges the snapshot the coordinator sends it
+/// over NATS, and the executor's orders are placed by the coordinator, which carries its duty.
+pub fn internet_ports(ta: &TradingAssistant) -> BTreeSet<i32> {
+    if ta.spec.role != Role::FundamentalAnalyst {
+        return BTreeSet::new();
+    }
+    let feeds: Vec<&str> = ta
+        .spec
+        .params
+        .get("feeds")
+        .map(|list| {
+            list.split(',')
+                .map(str::trim)
+                .filter(|f| !f.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut ports: BTreeSet<i32> = feeds.iter().filter_map(|f| network::url_port(f)).collect();
+    if !feeds.is_empty() {
+        ports.insert(network::HTTPS_PORT);
+    }
+    ports
+}
+
 /// The Strategy's manifest, from its coordinator's ConfigMap (`strategy.yaml` only): the risk
 /// limits the risk manager enforces and the symbols the news is about.
 fn strategy_volume(strategy: &str) -> Volume {
@@ -208,6 +272,112 @@ mod tests {
         .into_iter()
         .map(|d| serde_json::from_value(d.value).unwrap())
         .collect()
+    }
+
+    fn strategy() -> Strategy {
+        let path = std::path::Path::new("strategy.yaml");
+        let doc = parse_documents(include_str!("../../../config/samples/strategy.yaml"), path)
+            .unwrap()
+            .remove(0);
+        serde_json::from_value(doc.value).unwrap()
+    }
+
+    /// The TCP ports of the rules that reach beyond the cluster (to the internet peers).
+    fn internet_rules(policy: &NetworkPolicy, settings: &NetworkPolicySettings) -> Vec<i32> {
+        let spec = policy.spec.clone().unwrap();
+        spec.egress
+            .into_iter()
+            .flatten()
+            .filter(|rule| rule.to.as_ref() == Some(&settings.internet_to.0))
+            .flat_map(|rule| rule.ports.unwrap_or_default())
+            .map(|p| match p.port {
+                Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(n)) => n,
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_assistant_is_guarded_and_only_the_news_reader_reaches_the_internet() {
+        let s = strategy();
+        let settings = NetworkPolicySettings::default();
+        for ta in team() {
+            let role = ta.spec.role;
+            let policy = network_policy(&ta, Some(&s), &settings);
+            let d = deployment(&ta, Some(&s)).unwrap();
+            let spec = policy.spec.clone().unwrap();
+            assert_eq!(
+                spec.pod_selector.clone().unwrap(),
+                d.spec.selector,
+                "{role}: the Deployment's pods"
+            );
+            assert_eq!(
+                spec.policy_types.unwrap(),
+                ["Ingress".to_string(), "Egress".to_string()]
+            );
+            assert_eq!(spec.ingress, Some(vec![]), "{role}: no scraper configured");
+            let egress = spec.egress.unwrap();
+            assert_eq!(egress[0].to, Some(settings.dns_to.0.clone()), "{role}: DNS");
+            let nats = egress[1].to.clone().unwrap()[0]
+                .pod_selector
+                .clone()
+                .unwrap();
+            assert_eq!(
+                nats.match_labels.unwrap()["app.kubernetes.io/component"],
+                "nats"
+            );
+            let internet = internet_rules(&policy, &settings);
+            if role == Role::FundamentalAnalyst {
+                assert_eq!(internet, [443], "the sample's https feeds");
+            } else {
+                assert!(internet.is_empty(), "{role} has no business outside");
+                assert_eq!(egress.len(), 2, "{role}: DNS and NATS only");
+            }
+        }
+    }
+
+    #[test]
+    fn feeds_model_and_scraper_shape_an_assistants_policy() {
+        let mut s = strategy();
+        let mut ta = team()
+            .into_iter()
+            .find(|t| t.spec.role == Role::FundamentalAnalyst)
+            .unwrap();
+        ta.spec.params.insert(
+            "feeds".into(),
+            "http://news.example/rss, https://feeds.example:8443/atom".into(),
+        );
+        assert_eq!(internet_ports(&ta), BTreeSet::from([80, 443, 8443]));
+        ta.spec.params.remove("feeds");
+        assert!(internet_ports(&ta).is_empty(), "no feeds, no internet");
+
+        // a model reaches the Strategy's Ollama (an external one at its URL's port)
+        s.spec.dependencies.ollama = serde_json::from_value(serde_json::json!({
+            "url": "http://ollama.models:11434"
+        }))
+        .unwrap();
+        ta.spec.model = serde_json::from_value(serde_json::json!({"name": "llama3.2:3b"})).unwrap();
+        let scraper: network::Peers = "[{namespaceSelector: {matchLabels: {team: monitoring}}}]"
+            .parse()
+            .unwrap();
+        let settings = NetworkPolicySettings {
+            metrics_from: scraper.clone(),
+            ..Default::default()
+        };
+        let spec = network_policy(&ta, Some(&s), &settings).spec.unwrap();
+        let egress = spec.egress.unwrap();
+        assert_eq!(egress.len(), 3, "DNS, NATS, Ollama: {egress:?}");
+        assert_eq!(egress[2].to, None);
+        let ollama_port = egress[2].ports.clone().unwrap()[0].port.clone();
+        assert_eq!(
+            ollama_port,
+            Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(11434))
+        );
+        let ingress = spec.ingress.unwrap();
+        assert_eq!(ingress[0].from, Some(scraper.0));
+        ta.spec.model = None;
+        let without = network_policy(&ta, Some(&s), &settings).spec.unwrap();
+        assert_eq!(without.egress.unwrap().len(), 2, "no model, no Ollama");
     }
 
     #[test]

@@ -2,11 +2,14 @@
 //! (docs/architecture.md, "From a Strategy to running pods and back"): easy to unit-test, and the
 //! same code behind `trading-operator render` and the controllers.
 //!
-//! - [`assistant`]: a TradingAssistant's Deployment and role ConfigMap;
+//! - [`assistant`]: a TradingAssistant's Deployment, role ConfigMap and NetworkPolicy;
 //! - [`strategy`]: a Strategy's coordinator (Deployment, Service), its managed dependencies (NATS,
-//!   Postgres with a generated password Secret, Ollama with a model-pull Job) and NetworkPolicies.
+//!   Postgres with a generated password Secret, Ollama with a model-pull Job) and NetworkPolicies;
+//! - [`network`]: what those NetworkPolicies are made of, and who the operator is told may reach
+//!   the teams (and where DNS and the internet are).
 
 pub mod assistant;
+pub mod network;
 pub mod strategy;
 
 use k8s_openapi::api::core::v1::{

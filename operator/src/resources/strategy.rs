@@ -1,9 +1,12 @@
 //! Strategy → the coordinator (Deployment, Service, a ConfigMap holding the Strategy and its
 //! ConsensusPolicy as the coordinator reads them), each dependency marked `managed: true` (NATS with
-//! JetStream, Postgres with a generated-password Secret, Ollama with a model-pull Job), and
-//! NetworkPolicies that let only the strategy's own pods reach its dependencies. External
+//! JetStream, Postgres with a generated-password Secret, Ollama with a model-pull Job), and a
+//! NetworkPolicy for each of those pods, ingress and egress ([`super::network`]): the coordinator's
+//! API only from the configured peers, its dependencies only from the team's pods that use them,
+//! and every pod out only to DNS, its dependencies and the internet ports it needs. External
 //! dependencies are referenced, never created.
 
+use super::network::{self, NetworkPolicySettings};
 use super::{
     child_name, container_port, container_security, drop_all, empty_dir, env, http_probe, labels,
     match_labels, mount, owner, runtime_default, secret_env, selector, service_port, BuildError,
@@ -19,16 +22,15 @@ use k8s_openapi::api::core::v1::{
     ResourceRequirements, Secret, SecurityContext, Service, ServiceSpec, TCPSocketAction, Volume,
     VolumeMount, VolumeResourceRequirements,
 };
-use k8s_openapi::api::networking::v1::{
-    NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
-    NetworkPolicySpec,
-};
+use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyPeer};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use protocol::crd::{ConsensusPolicy, Dependency, Strategy, TradingAssistant};
+use protocol::crd::{
+    ConsensusPolicy, Dependency, MarketDataSource, Strategy, TradingAssistant, TradingMode,
+};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Image of a managed NATS (run with JetStream on, stored under `/data`).
 pub const NATS_IMAGE: &str = "nats:2.10-alpine";
@@ -50,7 +52,7 @@ pub enum Child {
     Service(Service),
     /// A managed dependency (NATS, Postgres or Ollama).
     StatefulSet(StatefulSet),
-    /// Who may connect to a managed dependency: the Strategy's pods (and the operator, to NATS).
+    /// Who may connect to one of the Strategy's pods, and where it may connect.
     NetworkPolicy(NetworkPolicy),
     /// The Job that pulls a managed Ollama's models.
     Job(Job),
@@ -210,10 +212,13 @@ fn pod_security() -> PodSecurityContext {
 
 /// Everything a Strategy owns, in apply order. `policy` is the ConsensusPolicy it references.
 /// `team` is the TradingAssistants that reference it: the only voters its coordinator counts.
+/// `network` says who may reach the coordinator's API and scrape it, and where DNS and the
+/// internet are.
 pub fn objects(
     s: &Strategy,
     policy: &ConsensusPolicy,
     team: &[TradingAssistant],
+    network: &NetworkPolicySettings,
 ) -> Result<Vec<Child>, BuildError> {
     let strategy = name(s);
     let deps = &s.spec.dependencies;
@@ -221,6 +226,7 @@ pub fn objects(
     let hash = config_hash(config.data.as_ref());
     let mut out = vec![
         Child::ConfigMap(config),
+        Child::NetworkPolicy(coordinator_network_policy(s, network)),
         Child::Deployment(coordinator(s, &hash)),
         Child::Service(service(
             s,
@@ -233,6 +239,7 @@ pub fn objects(
     if managed(&deps.nats) {
         out.extend(stateful(
             s,
+            network,
             Managed {
                 component: "nats",
                 image: NATS_IMAGE,
@@ -247,6 +254,7 @@ pub fn objects(
     if managed(&deps.postgres) {
         out.extend(stateful(
             s,
+            network,
             Managed {
                 component: "postgres",
                 image: POSTGRES_IMAGE,
@@ -266,6 +274,7 @@ pub fn objects(
     if let Some(o) = deps.ollama.as_ref().filter(|o| o.managed == Some(true)) {
         out.extend(stateful(
             s,
+            network,
             Managed {
                 component: "ollama",
                 image: OLLAMA_IMAGE,
@@ -277,6 +286,7 @@ pub fn objects(
             },
         ));
         if !o.models.is_empty() {
+            out.push(Child::NetworkPolicy(model_pull_network_policy(s, network)));
             out.push(Child::Job(model_pull(s, &o.models)));
         }
     }
@@ -502,14 +512,16 @@ struct Managed<'a> {
 }
 
 /// A managed dependency: StatefulSet with a volume claim, a Service, and a NetworkPolicy letting
-/// only the strategy's pods in.
-fn stateful(s: &Strategy, m: Managed<'_>) -> [Child; 3] {
+/// only the team's pods that use it in.
+fn stateful(s: &Strategy, network: &NetworkPolicySettings, m: Managed<'_>) -> [Child; 3] {
     let object = child_name(&name(s), m.component);
     let (component, port) = (m.component, m.port);
     [
         Child::StatefulSet(statefulset(s, &object, m)),
         Child::Service(service(s, &object, component, "service", port)),
-        Child::NetworkPolicy(network_policy(s, &object, component, port)),
+        Child::NetworkPolicy(dependency_network_policy(
+            s, network, &object, component, port,
+        )),
     ]
 }
 
@@ -591,48 +603,126 @@ fn statefulset(s: &Strategy, object: &str, m: Managed<'_>) -> StatefulSet {
     }
 }
 
-/// Lets only [`peers`] reach a managed dependency's port.
-fn network_policy(s: &Strategy, object: &str, component: &str, port: i32) -> NetworkPolicy {
+/// A managed dependency's policy: only [`dependency_peers`] in, on its port; out, nothing but
+/// (for Ollama, which downloads the models it is asked for) DNS and HTTPS to the internet.
+fn dependency_network_policy(
+    s: &Strategy,
+    settings: &NetworkPolicySettings,
+    object: &str,
+    component: &str,
+    port: i32,
+) -> NetworkPolicy {
     let strategy = name(s);
-    NetworkPolicy {
-        metadata: meta(s, object, component),
-        spec: Some(NetworkPolicySpec {
-            pod_selector: Some(match_labels(selector(&strategy, component, &strategy))),
-            policy_types: Some(vec!["Ingress".into()]),
-            ingress: Some(vec![NetworkPolicyIngressRule {
-                from: Some(peers(&strategy, component)),
-                ports: Some(vec![NetworkPolicyPort {
-                    port: Some(IntOrString::Int(port)),
-                    protocol: Some("TCP".into()),
-                    ..Default::default()
-                }]),
-            }]),
-            ..Default::default()
-        }),
-    }
+    let ingress = network::ingress_from(&dependency_peers(&strategy, component), port);
+    let egress = if component == "ollama" {
+        let registry = BTreeSet::from([network::HTTPS_PORT]);
+        vec![network::dns(settings)]
+            .into_iter()
+            .chain(network::internet(settings, &registry))
+            .collect()
+    } else {
+        vec![]
+    };
+    network::policy(
+        meta(s, object, component),
+        selector(&strategy, component, &strategy),
+        ingress.into_iter().collect(),
+        egress,
+    )
 }
 
-/// Who may reach a managed dependency: the strategy's own pods and, for NATS, the operator (in any
-/// namespace), which consumes the decision stream and relays escalation answers.
-fn peers(strategy: &str, component: &str) -> Vec<NetworkPolicyPeer> {
-    let pods = |key: &str, value: &str| {
-        Some(match_labels(BTreeMap::from([(
-            key.to_string(),
-            value.to_string(),
-        )])))
+/// Who may reach a managed dependency: of the strategy's pods, those that use it (NATS: the
+/// coordinator and the assistants; Postgres: the coordinator; Ollama: the assistants and the
+/// model pull) and, for NATS, the operator (in any namespace), which consumes the decision stream
+/// and relays escalation answers.
+fn dependency_peers(strategy: &str, component: &str) -> Vec<NetworkPolicyPeer> {
+    let users: &[&str] = match component {
+        "nats" => &["coordinator", super::assistant::COMPONENT],
+        "postgres" => &["coordinator"],
+        _ => &[super::assistant::COMPONENT, "ollama-pull"],
     };
     let mut from = vec![NetworkPolicyPeer {
-        pod_selector: pods("trading.ia-agents.dev/strategy", strategy),
+        pod_selector: Some(network::team_pods(strategy, users)),
         ..Default::default()
     }];
     if component == "nats" {
         from.push(NetworkPolicyPeer {
             namespace_selector: Some(LabelSelector::default()),
-            pod_selector: pods("app.kubernetes.io/name", "trading-operator"),
+            pod_selector: Some(match_labels(BTreeMap::from([(
+                "app.kubernetes.io/name".to_string(),
+                "trading-operator".to_string(),
+            )]))),
             ..Default::default()
         });
     }
     from
+}
+
+/// The coordinator's policy: in, its API port from the configured API and metrics peers only;
+/// out, DNS, the team's NATS and Postgres, and the internet on [`coordinator_internet_ports`].
+fn coordinator_network_policy(s: &Strategy, settings: &NetworkPolicySettings) -> NetworkPolicy {
+    let strategy = name(s);
+    let callers: Vec<NetworkPolicyPeer> = settings
+        .api_from
+        .0
+        .iter()
+        .chain(&settings.metrics_from.0)
+        .cloned()
+        .collect();
+    let egress = [
+        Some(network::dns(settings)),
+        Some(network::nats(&strategy, Some(s))),
+        network::postgres(s),
+        network::internet(settings, &coordinator_internet_ports(s)),
+    ];
+    network::policy(
+        meta(s, &child_name(&strategy, "coordinator"), "coordinator"),
+        selector(&strategy, "coordinator", &strategy),
+        network::ingress_from(&callers, AGENT_PORT)
+            .into_iter()
+            .collect(),
+        egress.into_iter().flatten().collect(),
+    )
+}
+
+/// The internet ports the coordinator connects to. It reads the markets and carries the executor's
+/// duty: Binance's REST API (443) and candle stream (9443) unless it replays a file; the
+/// exchange's trading API (its URL's port) in live mode; HTTPS for notification webhooks.
+pub fn coordinator_internet_ports(s: &Strategy) -> BTreeSet<i32> {
+    let mut ports = BTreeSet::new();
+    if s.spec.market_data.source == MarketDataSource::Binance {
+        ports.extend([network::HTTPS_PORT, network::BINANCE_STREAM_PORT]);
+    }
+    if s.spec.mode == TradingMode::Live {
+        let url = s.spec.exchange.as_ref().and_then(|e| e.base_url.as_deref());
+        ports.insert(
+            url.and_then(network::url_port)
+                .unwrap_or(network::HTTPS_PORT),
+        );
+    }
+    if s.spec
+        .notifications
+        .as_ref()
+        .is_some_and(|n| !n.targets.is_empty())
+    {
+        ports.insert(network::HTTPS_PORT);
+    }
+    ports
+}
+
+/// The model pull's policy: nothing in; out, DNS and the managed Ollama it drives.
+fn model_pull_network_policy(s: &Strategy, settings: &NetworkPolicySettings) -> NetworkPolicy {
+    let strategy = name(s);
+    let ollama = match_labels(selector(&strategy, "ollama", &strategy));
+    network::policy(
+        meta(s, &child_name(&strategy, "ollama-pull"), "ollama"),
+        selector(&strategy, "ollama-pull", &strategy),
+        vec![],
+        vec![
+            network::dns(settings),
+            network::to_pods(ollama, network::OLLAMA_PORT),
+        ],
+    )
 }
 
 /// A Job pulling the Strategy's models into the managed Ollama (retried until Ollama is up).
@@ -686,4 +776,218 @@ pub fn postgres_secret(
         string_data: Some(BTreeMap::from([("password".to_string(), password)])),
         ..Default::default()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifests::parse_documents;
+    use k8s_openapi::api::networking::v1::{NetworkPolicyEgressRule, NetworkPolicySpec};
+
+    fn sample<T: serde::de::DeserializeOwned>(file: &str) -> Vec<T> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../config/samples")
+            .join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        parse_documents(&text, &path)
+            .unwrap()
+            .into_iter()
+            .map(|d| serde_json::from_value(d.value).unwrap())
+            .collect()
+    }
+
+    fn strategy() -> Strategy {
+        let mut s: Strategy = sample("strategy.yaml").remove(0);
+        s.metadata.namespace = Some("trading".into());
+        s
+    }
+
+    fn policies(s: &Strategy, network: &NetworkPolicySettings) -> Vec<NetworkPolicy> {
+        let policy = sample::<ConsensusPolicy>("consensuspolicy.yaml").remove(0);
+        objects(s, &policy, &[], network)
+            .unwrap()
+            .into_iter()
+            .filter_map(|c| match c {
+                Child::NetworkPolicy(p) => Some(p),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn spec_of(s: &Strategy, network: &NetworkPolicySettings, name: &str) -> NetworkPolicySpec {
+        policies(s, network)
+            .into_iter()
+            .find(|p| p.metadata.name.as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("NetworkPolicy {name}"))
+            .spec
+            .unwrap()
+    }
+
+    fn ports(rule: &NetworkPolicyEgressRule) -> Vec<(i32, String)> {
+        rule.ports
+            .iter()
+            .flatten()
+            .map(|p| match (&p.port, &p.protocol) {
+                (Some(IntOrString::Int(n)), Some(protocol)) => (*n, protocol.clone()),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    fn egress_ports(spec: &NetworkPolicySpec) -> Vec<Vec<(i32, String)>> {
+        spec.egress.iter().flatten().map(ports).collect()
+    }
+
+    fn tcp(ports: &[i32]) -> Vec<(i32, String)> {
+        ports.iter().map(|p| (*p, "TCP".to_string())).collect()
+    }
+
+    #[test]
+    fn the_coordinator_is_reached_on_its_api_only_from_the_configured_peers() {
+        let s = strategy();
+        let closed = spec_of(
+            &s,
+            &NetworkPolicySettings::default(),
+            "btc-eth-paper-coordinator",
+        );
+        assert_eq!(
+            closed.pod_selector.unwrap().match_labels.unwrap(),
+            selector("btc-eth-paper", "coordinator", "btc-eth-paper"),
+            "the Deployment's selector"
+        );
+        assert_eq!(
+            closed.policy_types.unwrap(),
+            ["Ingress".to_string(), "Egress".to_string()]
+        );
+        assert_eq!(closed.ingress, Some(vec![]), "nobody, unless configured");
+
+        let settings = NetworkPolicySettings {
+            api_from: "[{namespaceSelector: {matchLabels: {team: ingress}}}]"
+                .parse()
+                .unwrap(),
+            metrics_from: "[{namespaceSelector: {matchLabels: {team: monitoring}}}]"
+                .parse()
+                .unwrap(),
+            ..Default::default()
+        };
+        let open = spec_of(&s, &settings, "btc-eth-paper-coordinator");
+        let rules = open.ingress.unwrap();
+        assert_eq!(rules.len(), 1);
+        let from = rules[0].from.clone().unwrap();
+        assert_eq!(
+            from,
+            [settings.api_from.0, settings.metrics_from.0].concat()
+        );
+        assert_eq!(
+            rules[0].ports.clone().unwrap()[0].port,
+            Some(IntOrString::Int(AGENT_PORT))
+        );
+    }
+
+    #[test]
+    fn the_coordinator_goes_out_to_dns_its_dependencies_and_the_market() {
+        let mut s = strategy();
+        let network = NetworkPolicySettings::default();
+        let spec = spec_of(&s, &network, "btc-eth-paper-coordinator");
+        let dns = vec![(53, "UDP".to_string()), (53, "TCP".to_string())];
+        assert_eq!(
+            egress_ports(&spec),
+            [dns.clone(), tcp(&[4222]), tcp(&[5432]), tcp(&[443, 9443])]
+        );
+        let egress = spec.egress.unwrap();
+        assert_eq!(egress[0].to, Some(network.dns_to.0.clone()));
+        assert_eq!(egress[3].to, Some(network.internet_to.0.clone()));
+        let nats = egress[1].to.clone().unwrap()[0]
+            .pod_selector
+            .clone()
+            .unwrap();
+        assert_eq!(
+            nats.match_labels.unwrap(),
+            selector("btc-eth-paper", "nats", "btc-eth-paper")
+        );
+
+        // replaying a file on paper: nothing on the internet
+        s.spec.market_data.source = MarketDataSource::Replay;
+        let spec = spec_of(&s, &network, "btc-eth-paper-coordinator");
+        assert_eq!(
+            egress_ports(&spec),
+            [dns.clone(), tcp(&[4222]), tcp(&[5432])]
+        );
+
+        // live on an exchange at its own port, an external NATS and Postgres at theirs
+        s.spec.mode = TradingMode::Live;
+        s.spec
+            .exchange
+            .get_or_insert_with(Default::default)
+            .base_url = Some("https://exchange.example:8443".into());
+        s.spec.dependencies.nats = Dependency {
+            managed: Some(false),
+            url: Some("nats://nats.messaging:4333".into()),
+            ..Default::default()
+        };
+        s.spec.dependencies.postgres = Dependency {
+            managed: Some(false),
+            url: Some("postgres://ia@db.example/ia".into()),
+            ..Default::default()
+        };
+        let spec = spec_of(&s, &network, "btc-eth-paper-coordinator");
+        assert_eq!(
+            egress_ports(&spec),
+            [dns, tcp(&[4333]), tcp(&[5432]), tcp(&[8443])]
+        );
+        let egress = spec.egress.unwrap();
+        assert_eq!(
+            egress[1].to, None,
+            "an external host has no address to name"
+        );
+    }
+
+    #[test]
+    fn managed_dependencies_take_only_their_users_and_go_nowhere_but_ollamas_registry() {
+        let mut s = strategy();
+        s.spec.dependencies.ollama = serde_json::from_value(json!({
+            "managed": true, "models": ["llama3.2:3b"]
+        }))
+        .unwrap();
+        let network = NetworkPolicySettings::default();
+        for (name, port) in [
+            ("btc-eth-paper-nats", 4222),
+            ("btc-eth-paper-postgres", 5432),
+            ("btc-eth-paper-ollama", 11434),
+        ] {
+            let spec = spec_of(&s, &network, name);
+            assert_eq!(spec.policy_types.unwrap().len(), 2, "{name}");
+            let ingress = spec.ingress.unwrap();
+            assert_eq!(
+                ingress[0].ports.clone().unwrap()[0].port,
+                Some(IntOrString::Int(port))
+            );
+            let egress = spec.egress.unwrap();
+            if name.ends_with("ollama") {
+                assert_eq!(egress.len(), 2, "DNS and the model registry");
+                assert_eq!(ports(&egress[1]), tcp(&[443]));
+            } else {
+                assert!(egress.is_empty(), "{name} connects nowhere");
+            }
+        }
+        let pull = spec_of(&s, &network, "btc-eth-paper-ollama-pull");
+        assert_eq!(pull.ingress, Some(vec![]));
+        assert_eq!(
+            pull.pod_selector.clone().unwrap().match_labels.unwrap(),
+            selector("btc-eth-paper", "ollama-pull", "btc-eth-paper")
+        );
+        assert_eq!(egress_ports(&pull)[1], tcp(&[11434]));
+    }
+
+    #[test]
+    fn notifications_open_https_even_when_replaying() {
+        let mut s = strategy();
+        s.spec.market_data.source = MarketDataSource::Replay;
+        assert!(coordinator_internet_ports(&s).is_empty());
+        s.spec.notifications = serde_json::from_value(json!({"targets": [{
+            "name": "ops", "kind": "slack", "secretRef": {"name": "hooks", "key": "slack"}
+        }]}))
+        .unwrap();
+        assert_eq!(coordinator_internet_ports(&s), BTreeSet::from([443]));
+    }
 }
