@@ -45,7 +45,7 @@ pub struct Executor {
     /// For limit orders, how far below (buys) or above (sells) the decision's price the limit sits,
     /// in basis points; unused for market orders.
     pub limit_offset_bps: f64,
-    /// How long a position is held before a team's SELL closes it (24 candles in a replay).
+    /// How long a position is held before a team's SELL closes it (48 candles in a replay).
     pub min_hold_ms: i64,
 }
 

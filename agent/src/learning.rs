@@ -17,8 +17,10 @@ use protocol::messages::Opinion;
 use protocol::Action;
 use std::collections::{BTreeMap, VecDeque};
 
-/// Learning rate of the multiplicative update.
-pub const ETA: f64 = 0.5;
+/// Learning rate of the multiplicative update (chosen walk-forward on the BTCUSDT/ETHUSDT
+/// 2018–2020 hourly windows: 0.5 → 1.0 moved weight to the voters that earn faster and cut the
+/// team's trades by a fifth; 2.0 chased noise).
+pub const ETA: f64 = 1.0;
 /// Bounds of a learned weight, relative to the weight the TradingAssistant declares.
 pub const MIN_FACTOR: f64 = 0.5;
 /// The upper bound of a learned weight: 5 × the weight the TradingAssistant declares.
