@@ -72,8 +72,16 @@ impl<'a> Desk<'a> {
 
     /// What a candle of `symbol` does to the book before the team decides on it: resting limit
     /// orders it reaches fill, those whose time ran out expire, a held position's stop or target
-    /// inside its range closes it, and the position is marked at its close.
-    pub fn on_candle(&mut self, symbol: &str, candle: &Candle, t: i64, record: &mut Record<'_>) {
+    /// inside its range closes it (on the venue: a live position is sold on the exchange), and the
+    /// position is marked at its close.
+    pub async fn on_candle(
+        &mut self,
+        symbol: &str,
+        candle: &Candle,
+        at: At,
+        record: &mut Record<'_>,
+    ) {
+        let t = at.t;
         let (open, high, low) = (
             decimal(candle.open),
             decimal(candle.high),
@@ -90,12 +98,18 @@ impl<'a> Desk<'a> {
                 reason: "limit not reached before spec.exchange.limitTtlCandles".into(),
             });
         }
-        self.exit(symbol, candle, t, record);
+        self.exit(symbol, candle, at, record).await;
         self.ledger.mark(symbol, decimal(candle.close));
     }
 
-    /// Closes a held position whose stop-loss or take-profit the candle reaches.
-    fn exit(&mut self, symbol: &str, candle: &Candle, t: i64, record: &mut Record<'_>) {
+    /// Closes a held position whose stop-loss or take-profit the candle reaches. On paper the
+    /// ledger sells at the level (or the open, past a gap). Live, the stop is the executor's, not
+    /// the exchange's (docs/architecture.md, "Live safety"): a market SELL goes to the exchange
+    /// for the held quantity when a fresh live candle reaches the level, with the level as its
+    /// reference price; on a stale candle nothing is sent (recorded EXPIRED) and the next fresh
+    /// candle that still reaches the level sends it.
+    async fn exit(&mut self, symbol: &str, candle: &Candle, at: At, record: &mut Record<'_>) {
+        let t = at.t;
         let Some((price, reason)) = self.ledger.exit_on_candle(
             symbol,
             candle.open,
@@ -121,9 +135,31 @@ impl<'a> Desk<'a> {
             limit_price: None,
             at: t,
         };
-        // slippage applies to the level too; a refusal cannot happen for a held quantity
-        let result = self.ledger.execute(&order, price, reason);
         record.risk(symbol, &order.decision_id, reason);
+        let result = match &self.venue {
+            // slippage applies to the level too; a refusal cannot happen for a held quantity
+            AnyVenue::Paper(_) => self.ledger.execute(&order, price, reason),
+            AnyVenue::Live(_) if !(at.live && fresh(at.close_time, self.interval_ms, now_ms())) => {
+                let stale = stale_order_record(order, now_ms() - at.close_time);
+                tracing::warn!(%symbol, reason = %stale.reason, "{reason} not sent");
+                record.order(stale);
+                return;
+            }
+            AnyVenue::Live(_) => {
+                let expires_at = t + self.limit_ttl_ms;
+                match self
+                    .venue
+                    .submit(&mut self.ledger, &order, price, expires_at)
+                    .await
+                {
+                    Ok(Placement::Filled(fill)) => Ok(fill),
+                    Ok(Placement::Resting) => Err(OrderRejection::Exchange(
+                        "the exchange left the market SELL resting".into(),
+                    )),
+                    Err(rejection) => Err(rejection),
+                }
+            }
+        };
         record.order(order_record(order, result, reason));
     }
 
@@ -249,5 +285,137 @@ fn stale_order_record(order: Order, age_ms: i64) -> OrderRecord {
         reason: format!(
             "the candle closed {age_s} s ago, more than one interval: too old to trade on"
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exchange::binance::{client_order_id, BinanceSpot, Credentials};
+    use crate::exchange::FeeModel;
+    use protocol::crd::{OrderType, RiskSpec};
+    use rust_decimal::Decimal;
+
+    const HOUR: i64 = 3_600_000;
+
+    fn executor() -> Executor {
+        Executor {
+            strategy: "s".into(),
+            limits: RiskSpec {
+                stop_loss: 0.05,
+                take_profit: 0.5,
+                ..RiskSpec::default()
+            },
+            paused: false,
+            order_type: OrderType::Market,
+            limit_offset_bps: 0.0,
+            min_hold_ms: 0,
+        }
+    }
+
+    /// A ledger holding 0.5 BTCUSDT bought at 100.
+    fn holding() -> PaperExchange {
+        let mut ledger = PaperExchange::new(Decimal::from(1000), FeeModel::new(0.0, 0.0));
+        let buy = Order {
+            decision_id: "s_BTCUSDT_0_schedule".into(),
+            strategy: "s".into(),
+            symbol: "BTCUSDT".into(),
+            side: Side::Buy,
+            kind: OrderKind::Market,
+            quantity: Decimal::new(5, 1),
+            limit_price: None,
+            at: 0,
+        };
+        ledger
+            .execute(&buy, Decimal::from(100), "decision")
+            .unwrap();
+        ledger
+    }
+
+    /// A candle opening at `t` whose low (94) is under a 5% stop from 100.
+    fn falling(t: i64) -> Candle {
+        Candle {
+            open_time: t,
+            open: 99.0,
+            high: 99.5,
+            low: 94.0,
+            close: 95.0,
+            volume: 1.0,
+        }
+    }
+
+    async fn stop_on(
+        at: At,
+    ) -> (
+        Vec<std::collections::HashMap<String, String>>,
+        PaperExchange,
+    ) {
+        let (routes, posted) = test_support::binance::signed_orders("key", "secret");
+        let addr = test_support::binance::serve(routes).await;
+        let live = BinanceSpot::new(&format!("http://{addr}"), Credentials::new("key", "secret"));
+        let mut desk = Desk::new(
+            executor(),
+            AnyVenue::Live(&live),
+            holding(),
+            None,
+            HOUR,
+            HOUR,
+        );
+        let key = crate::audit::AuditKey::Unkeyed;
+        let mut record = Record::new(None, "s", &key, notify::Notifier::none(), 16)
+            .await
+            .unwrap();
+        desk.on_candle("BTCUSDT", &falling(at.t), at, &mut record)
+            .await;
+        let orders = posted.lock().unwrap().clone();
+        (orders, desk.ledger)
+    }
+
+    #[tokio::test]
+    async fn a_live_stop_sells_on_the_exchange_when_a_fresh_candle_reaches_it() {
+        let close_time = now_ms() - 1_000;
+        let t = close_time + 1 - HOUR;
+        let at = At {
+            t,
+            close_time,
+            close: 95.0,
+            live: true,
+        };
+        let (orders, ledger) = stop_on(at).await;
+        assert_eq!(orders.len(), 1, "one market SELL sent: {orders:?}");
+        let sent = &orders[0];
+        assert_eq!(
+            (sent["side"].as_str(), sent["type"].as_str()),
+            ("SELL", "MARKET")
+        );
+        assert_eq!(sent["quantity"], "0.5");
+        assert_eq!(
+            sent["newClientOrderId"],
+            client_order_id(&format!("s_BTCUSDT_{t}_stop-loss"))
+        );
+        assert!(
+            ledger.position("BTCUSDT").is_none(),
+            "the ledger books the exchange's fill"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_live_stop_on_a_stale_candle_is_not_sent() {
+        let close_time = now_ms() - 3 * HOUR;
+        let at = At {
+            t: close_time + 1 - HOUR,
+            close_time,
+            close: 95.0,
+            live: true,
+        };
+        let (orders, ledger) = stop_on(at).await;
+        assert!(
+            orders.is_empty(),
+            "nothing sent on a stale candle: {orders:?}"
+        );
+        assert!(
+            ledger.position("BTCUSDT").is_some(),
+            "still held until a fresh candle"
+        );
     }
 }

@@ -437,7 +437,15 @@ impl<'a, T: Transport, E: EscalationResolver> Run<'a, T, E> {
         let session = self.session;
         let symbol = &session.series[s].symbol;
         let t = candle.open_time;
-        self.desk.on_candle(symbol, candle, t, &mut self.record);
+        let at = At {
+            t,
+            close_time: cue.close_time,
+            close: candle.close,
+            live: cue.live,
+        };
+        self.desk
+            .on_candle(symbol, candle, at, &mut self.record)
+            .await;
         if let Some(learner) = self.learner.as_mut() {
             learner.settle(symbol, t, candle.close);
         }
