@@ -61,6 +61,16 @@ pub static ORDERS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     .expect("registered once")
 });
 
+/// Live books corrected to the exchange account's balances.
+pub static RECONCILED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "ia_agent_reconciled_total",
+        "Times a live book's position differed from the account's balance and was corrected",
+        &["strategy", "symbol"]
+    )
+    .expect("registered once")
+});
+
 /// Equity and PnL of the paper portfolio, in the quote asset.
 pub static PORTFOLIO: LazyLock<GaugeVec> = LazyLock::new(|| {
     register_gauge_vec!(
@@ -165,6 +175,11 @@ pub fn ordered(strategy: &str, side: protocol::messages::Side, fill: Option<&Fil
     };
     let status = if fill.is_some() { "filled" } else { "rejected" };
     ORDERS.with_label_values(&[strategy, side, status]).inc();
+}
+
+/// Counts a live position corrected to the account.
+pub fn reconciled(strategy: &str, symbol: &str) {
+    RECONCILED.with_label_values(&[strategy, symbol]).inc();
 }
 
 /// Sets the portfolio gauges.

@@ -178,7 +178,9 @@ pub fn signed_orders(
         .and(warp::query::<HashMap<String, String>>())
         .map(|q: HashMap<String, String>| {
             warp::reply::json(&serde_json::json!({"symbols": [{
-                "symbol": q.get("symbol").cloned().unwrap_or_default(), "status": "TRADING", "filters": [
+                "symbol": q.get("symbol").cloned().unwrap_or_default(), "status": "TRADING",
+                "baseAsset": q.get("symbol").map(|s| s.trim_end_matches("USDT")).unwrap_or_default(),
+                "filters": [
                 {"filterType": "PRICE_FILTER", "minPrice": "0.01", "maxPrice": "1000000", "tickSize": "0.01"},
                 {"filterType": "LOT_SIZE", "minQty": "0.001", "maxQty": "1000", "stepSize": "0.001"},
                 {"filterType": "NOTIONAL", "minNotional": "10", "applyMinToMarket": true}
@@ -186,6 +188,39 @@ pub fn signed_orders(
             .into_response()
         });
     (orders.or(info).unify(), posted)
+}
+
+/// Binance's signed `GET /api/v3/account`, checked against `key` and `secret`, answering
+/// `balances` (asset → free amount, as Binance writes it) as they are when asked.
+pub fn signed_account(
+    key: &'static str,
+    secret: &'static str,
+    balances: std::sync::Arc<std::sync::Mutex<HashMap<String, String>>>,
+) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
+    use warp::Reply;
+    warp::path!("api" / "v3" / "account")
+        .and(warp::get())
+        .and(warp::header::optional::<String>("x-mbx-apikey"))
+        .and(warp::query::raw())
+        .map(move |api_key: Option<String>, query: String| {
+            let (payload, signature) = query.rsplit_once("&signature=").unwrap_or((&query, ""));
+            if api_key.as_deref() != Some(key) || sign(secret, payload) != signature {
+                let body = serde_json::json!({"code": -1022, "msg": "Signature for this request is not valid."});
+                return warp::reply::with_status(
+                    warp::reply::json(&body),
+                    warp::http::StatusCode::BAD_REQUEST,
+                )
+                .into_response();
+            }
+            let balances: Vec<serde_json::Value> = balances
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(asset, free)| serde_json::json!({"asset": asset, "free": free, "locked": "0.00000000"}))
+                .collect();
+            warp::reply::json(&serde_json::json!({"canTrade": true, "balances": balances}))
+                .into_response()
+        })
 }
 
 /// A Binance with history before the current minute, `live` closed candles on each WebSocket

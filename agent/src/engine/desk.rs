@@ -14,6 +14,7 @@ use crate::standing::Standing;
 use crate::store::{OrderRecord, OrderStatus};
 use protocol::messages::{Decision, Fill, Order, OrderKind, PortfolioContext, Side};
 use rust_decimal::prelude::ToPrimitive;
+use std::collections::HashMap;
 
 /// The desk of one session.
 pub struct Desk<'a> {
@@ -27,7 +28,13 @@ pub struct Desk<'a> {
     stop_loss: f64,
     take_profit: f64,
     interval_ms: i64,
+    /// When each symbol's live book was last reconciled with the account (a candle's open time).
+    reconciled: HashMap<String, i64>,
 }
+
+/// A live book is reconciled with the account on each symbol's first live candle, then every this
+/// many candles (a day of hourly candles).
+pub const RECONCILE_EVERY_CANDLES: i64 = 24;
 
 /// When and how a decision is executed.
 #[derive(Debug, Clone, Copy)]
@@ -62,6 +69,7 @@ impl<'a> Desk<'a> {
             books,
             limit_ttl_ms,
             interval_ms,
+            reconciled: HashMap::new(),
         }
     }
 
@@ -82,6 +90,7 @@ impl<'a> Desk<'a> {
         record: &mut Record<'_>,
     ) {
         let t = at.t;
+        self.reconcile(symbol, candle.close, at).await;
         let (open, high, low) = (
             decimal(candle.open),
             decimal(candle.high),
@@ -161,6 +170,36 @@ impl<'a> Desk<'a> {
             }
         };
         record.order(order_record(order, result, reason));
+    }
+
+    /// Live only, when due ([`RECONCILE_EVERY_CANDLES`]): sets `symbol`'s position to what the
+    /// exchange account holds (the account is the Strategy's own: its balance of the base asset is
+    /// the position), logging and counting a difference. A failed read is logged and tried again
+    /// on the next candle.
+    async fn reconcile(&mut self, symbol: &str, close: f64, at: At) {
+        let AnyVenue::Live(live) = &self.venue else {
+            return;
+        };
+        let due = self
+            .reconciled
+            .get(symbol)
+            .is_none_or(|last| at.t - last >= RECONCILE_EVERY_CANDLES * self.interval_ms);
+        if !at.live || !due {
+            return;
+        }
+        match live.holding(symbol).await {
+            Ok(held) => {
+                self.reconciled.insert(symbol.to_string(), at.t);
+                let before = self.ledger.reconcile(symbol, held, decimal(close), at.t);
+                if let Some(before) = before {
+                    tracing::warn!(%symbol, book = %before, account = %held, "the book differed from the exchange account: it now holds the account's balance");
+                    crate::metrics::reconciled(&self.strategy, symbol);
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%symbol, %error, "could not reconcile the book with the account")
+            }
+        }
     }
 
     /// The portfolio as the team sees it when deciding on `symbol` at `close`.
@@ -295,6 +334,7 @@ mod tests {
     use crate::exchange::FeeModel;
     use protocol::crd::{OrderType, RiskSpec};
     use rust_decimal::Decimal;
+    use warp::Filter;
 
     const HOUR: i64 = 3_600_000;
 
@@ -344,23 +384,33 @@ mod tests {
         }
     }
 
-    async fn stop_on(
+    /// A live candle that closed `ago_ms` ago.
+    fn live_at(ago_ms: i64) -> At {
+        let close_time = now_ms() - ago_ms;
+        At {
+            t: close_time + 1 - HOUR,
+            close_time,
+            close: 95.0,
+            live: true,
+        }
+    }
+
+    /// A live desk on a local Binance whose account holds `btc`, with the book `ledger`, fed one
+    /// falling candle at `at`: what was posted, and the book after.
+    async fn live_candle(
         at: At,
-    ) -> (
-        Vec<std::collections::HashMap<String, String>>,
-        PaperExchange,
-    ) {
-        let (routes, posted) = test_support::binance::signed_orders("key", "secret");
-        let addr = test_support::binance::serve(routes).await;
+        ledger: PaperExchange,
+        btc: &str,
+    ) -> (Vec<HashMap<String, String>>, PaperExchange) {
+        use test_support::binance::{serve, signed_account, signed_orders};
+        let balances = std::sync::Arc::new(std::sync::Mutex::new(HashMap::from([(
+            "BTC".to_string(),
+            btc.to_string(),
+        )])));
+        let (orders, posted) = signed_orders("key", "secret");
+        let addr = serve(orders.or(signed_account("key", "secret", balances)).unify()).await;
         let live = BinanceSpot::new(&format!("http://{addr}"), Credentials::new("key", "secret"));
-        let mut desk = Desk::new(
-            executor(),
-            AnyVenue::Live(&live),
-            holding(),
-            None,
-            HOUR,
-            HOUR,
-        );
+        let mut desk = Desk::new(executor(), AnyVenue::Live(&live), ledger, None, HOUR, HOUR);
         let key = crate::audit::AuditKey::Unkeyed;
         let mut record = Record::new(None, "s", &key, notify::Notifier::none(), 16)
             .await
@@ -373,15 +423,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_live_stop_sells_on_the_exchange_when_a_fresh_candle_reaches_it() {
-        let close_time = now_ms() - 1_000;
-        let t = close_time + 1 - HOUR;
-        let at = At {
-            t,
-            close_time,
-            close: 95.0,
-            live: true,
-        };
-        let (orders, ledger) = stop_on(at).await;
+        let at = live_at(1_000);
+        let (orders, ledger) = live_candle(at, holding(), "0.5").await;
         assert_eq!(orders.len(), 1, "one market SELL sent: {orders:?}");
         let sent = &orders[0];
         assert_eq!(
@@ -389,10 +432,8 @@ mod tests {
             ("SELL", "MARKET")
         );
         assert_eq!(sent["quantity"], "0.5");
-        assert_eq!(
-            sent["newClientOrderId"],
-            client_order_id(&format!("s_BTCUSDT_{t}_stop-loss"))
-        );
+        let id = format!("s_BTCUSDT_{}_stop-loss", at.t);
+        assert_eq!(sent["newClientOrderId"], client_order_id(&id));
         assert!(
             ledger.position("BTCUSDT").is_none(),
             "the ledger books the exchange's fill"
@@ -401,14 +442,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_live_stop_on_a_stale_candle_is_not_sent() {
-        let close_time = now_ms() - 3 * HOUR;
-        let at = At {
-            t: close_time + 1 - HOUR,
-            close_time,
-            close: 95.0,
-            live: true,
-        };
-        let (orders, ledger) = stop_on(at).await;
+        let (orders, ledger) = live_candle(live_at(3 * HOUR), holding(), "0.5").await;
         assert!(
             orders.is_empty(),
             "nothing sent on a stale candle: {orders:?}"
@@ -417,5 +451,22 @@ mod tests {
             ledger.position("BTCUSDT").is_some(),
             "still held until a fresh candle"
         );
+    }
+
+    #[tokio::test]
+    async fn a_live_book_takes_the_account_s_balance_on_its_first_live_candle() {
+        let flat = PaperExchange::new(Decimal::from(1000), FeeModel::new(0.0, 0.0));
+        let (orders, ledger) = live_candle(live_at(1_000), flat, "0.3004").await;
+        assert!(orders.is_empty(), "reconciling sends no order: {orders:?}");
+        let position = ledger
+            .position("BTCUSDT")
+            .expect("the account's BTC is the position");
+        // rounded down to the exchange's lot step (0.001)
+        assert_eq!(position.quantity, Decimal::new(300, 3));
+        let spent = Decimal::new(300, 3) * Decimal::from(95);
+        assert_eq!(ledger.cash(), Decimal::from(1000) - spent);
+        // and a held position the account no longer backs is dropped from the book
+        let (_, ledger) = live_candle(live_at(1_000), holding(), "0").await;
+        assert!(ledger.position("BTCUSDT").is_none());
     }
 }

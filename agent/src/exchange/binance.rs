@@ -283,6 +283,29 @@ impl BinanceSpot {
         Ok(body)
     }
 
+    /// What the account holds of `symbol`'s base asset, free and locked (`GET /api/v3/account`,
+    /// signed), rounded down to the lot step: the position the book should show.
+    pub async fn holding(&self, symbol: &str) -> Result<Decimal, LiveError> {
+        let what = format!("account balance for {symbol}");
+        let reply_error = |reason: String| LiveError::Reply {
+            order: what.clone(),
+            reason,
+        };
+        let rules = self.rules(symbol, &what).await?;
+        let base = rules
+            .base_asset
+            .clone()
+            .ok_or_else(|| reply_error(format!("exchangeInfo names no baseAsset for {symbol}")))?;
+        let reply = self
+            .call(reqwest::Method::GET, "/api/v3/account", &[], &what)
+            .await?;
+        let balances = parse_balances(&reply).map_err(reply_error)?;
+        let held = balances.get(&base).copied().unwrap_or_default();
+        rules
+            .lot_floor(held)
+            .ok_or_else(|| reply_error(format!("{base} balance {held} beyond exact decimals")))
+    }
+
     /// Places `order` unless its decision already has an order at the exchange, and returns the
     /// fill (the volume-weighted price of its executions and the commission). Limit orders are
     /// immediate-or-cancel: they fill now, partly, or not at all (then `Rejected` with the status).
@@ -410,6 +433,32 @@ impl BinanceSpot {
     }
 }
 
+/// The balances of an account reply (`balances: [{asset, free, locked}]`), free + locked per
+/// asset; an error names the entry that does not read.
+pub fn parse_balances(reply: &serde_json::Value) -> Result<HashMap<String, Decimal>, String> {
+    let entries = reply["balances"]
+        .as_array()
+        .ok_or("the account reply has no balances list")?;
+    let mut balances = HashMap::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let asset = entry["asset"]
+            .as_str()
+            .ok_or_else(|| format!("balances[{i}] has no asset"))?;
+        let amount = |field: &str| -> Result<Decimal, String> {
+            entry[field]
+                .as_str()
+                .and_then(|v| v.parse::<Decimal>().ok())
+                .filter(|v| !v.is_sign_negative())
+                .ok_or_else(|| format!("balances[{i}] ({asset}): {field} is not an amount"))
+        };
+        let total = amount("free")?
+            .checked_add(amount("locked")?)
+            .ok_or_else(|| format!("balances[{i}] ({asset}): beyond exact decimals"))?;
+        balances.insert(asset.to_string(), total);
+    }
+    Ok(balances)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -530,8 +579,35 @@ mod tests {
         Ok(())
     }
 
+    #[test]
+    fn balances_read_free_plus_locked_and_bad_entries_are_named() {
+        let reply = json!({"balances": [
+            {"asset": "BTC", "free": "0.5", "locked": "0.25"},
+            {"asset": "USDT", "free": "10", "locked": "0"}]});
+        let balances = parse_balances(&reply).unwrap();
+        assert_eq!(balances["BTC"], Decimal::new(75, 2));
+        assert_eq!(balances["USDT"], Decimal::from(10));
+        let bad = json!({"balances": [{"asset": "ETH", "free": "-1", "locked": "0"}]});
+        assert_eq!(
+            parse_balances(&bad).unwrap_err(),
+            "balances[0] (ETH): free is not an amount"
+        );
+        assert!(parse_balances(&json!({})).is_err());
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Any JSON, or an account reply mutated anywhere, reads as balances or an error.
+        #[test]
+        fn account_replies_never_panic(any in json(), node in any::<usize>(), by in prop::option::of(json())) {
+            let _ = parse_balances(&any);
+            let mut reply = json!({"balances": [
+                {"asset": "BTC", "free": "0.5", "locked": "0.25"},
+                {"asset": "USDT", "free": "79228162514264337593543950335", "locked": "1"}]});
+            mutate(&mut reply, node, by);
+            let _ = parse_balances(&reply);
+        }
 
         /// A plausible execution reads as its fill: the quantity, the average price, the fees.
         #[test]

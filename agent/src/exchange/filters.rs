@@ -27,6 +27,8 @@ pub struct SymbolFilters {
     pub max_price: Decimal,
     /// The least quantity × price an order may have, and whether market orders are held to it.
     pub min_notional: Option<(Decimal, bool)>,
+    /// `baseAsset` (`BTC` of `BTCUSDT`): the account balance that is the position.
+    pub base_asset: Option<String>,
 }
 
 /// A lot-size rule.
@@ -148,6 +150,7 @@ impl SymbolFilters {
         }
         let mut rules = Self {
             symbol: symbol.to_string(),
+            base_asset: entry["baseAsset"].as_str().map(str::to_string),
             ..Self::default()
         };
         for filter in entry["filters"].as_array().into_iter().flatten() {
@@ -271,6 +274,14 @@ impl SymbolFilters {
             value: price,
             step: self.tick_size,
         })
+    }
+}
+
+impl SymbolFilters {
+    /// `quantity` rounded down to the lot step (what an order could carry); `None` past
+    /// `Decimal`'s range.
+    pub fn lot_floor(&self, quantity: Decimal) -> Option<Decimal> {
+        round_to(quantity, self.lot.step, RoundingStrategy::ToZero)
     }
 }
 
@@ -519,6 +530,7 @@ mod tests {
                     min_price,
                     max_price,
                     min_notional,
+                    base_asset: None,
                 };
                 (info, rules)
             })

@@ -177,6 +177,55 @@ impl PaperExchange {
         }
     }
 
+    /// Sets `symbol`'s position to `held`, what the exchange account holds (a live book's
+    /// reconciliation), priced at `price` for what is added, at `at`; the cash moves by the value
+    /// of the difference (never below zero). Returns the quantity the book held before, when it
+    /// differed.
+    pub fn reconcile(
+        &mut self,
+        symbol: &str,
+        held: Decimal,
+        price: Decimal,
+        at: i64,
+    ) -> Option<Decimal> {
+        let before = self
+            .positions
+            .get(symbol)
+            .map_or(Decimal::ZERO, |p| p.quantity);
+        if before == held {
+            return None;
+        }
+        let value = (held - before).checked_mul(price).unwrap_or_default();
+        self.cash = self
+            .cash
+            .checked_sub(value)
+            .unwrap_or_default()
+            .max(Decimal::ZERO);
+        if held.is_zero() {
+            self.positions.remove(symbol);
+        } else if let Some(position) = self.positions.get_mut(symbol) {
+            position.cost = position
+                .cost
+                .checked_mul(held)
+                .and_then(|c| c.checked_div(before))
+                .unwrap_or(position.cost);
+            position.quantity = held;
+        } else {
+            self.positions.insert(
+                symbol.to_string(),
+                Position {
+                    symbol: symbol.to_string(),
+                    quantity: held,
+                    entry_price: price,
+                    cost: value,
+                    opened_at: at,
+                },
+            );
+        }
+        self.prices.insert(symbol.to_string(), price);
+        Some(before)
+    }
+
     /// Cash not in positions, in the quote asset (a resting buy does not reserve any).
     pub fn cash(&self) -> Decimal {
         self.cash
