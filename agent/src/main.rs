@@ -94,17 +94,19 @@ enum DataCommand {
 #[derive(Subcommand, Debug)]
 enum AuditCommand {
     /// Check that no audit row was edited, inserted or deleted, that every decision and order row
-    /// is what its audit entry committed to, and (with --expect-head) that the chain still reaches
-    /// its anchor; exits non-zero naming the first row at fault. The chain's key comes from
-    /// IA_AUDIT_KEY.
+    /// is what its audit entry committed to, and (with --expect-head, or the anchor read from NATS
+    /// with --nats) that the chain still reaches its anchor; exits non-zero naming the first row at
+    /// fault. The chain's key comes from IA_AUDIT_KEY.
     Verify {
         /// The database: sqlite://PATH or postgres://USER@HOST/DB (a password belongs in the env var).
         #[arg(long, value_name = "URL", env = protocol::env::DB, hide_env_values = true)]
         db: String,
-        /// The chain head kept outside the database (report.json's audit.head, or the anchor a
-        /// coordinator logged): the chain must still contain it.
+        /// The chain head kept outside the database (report.json's audit.head, the Strategy's
+        /// status.audit.head, or the head a coordinator logged): the chain must still contain it.
         #[arg(long, value_name = "HASH")]
         expect_head: Option<String>,
+        #[command(flatten)]
+        anchor: commands::audit::AnchorArgs,
     },
 }
 
@@ -183,8 +185,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             command: DataCommand::Download(args),
         } => runtime()?.block_on(commands::data::download(args))?,
         Command::Audit {
-            command: AuditCommand::Verify { db, expect_head },
-        } => runtime()?.block_on(commands::audit::verify_db(&db, expect_head.as_deref()))?,
+            command:
+                AuditCommand::Verify {
+                    db,
+                    expect_head,
+                    anchor,
+                },
+        } => runtime()?.block_on(commands::audit::verify(&db, expect_head, anchor))?,
         Command::Indicators { input, output } => write_indicators(&input, output.as_deref())?,
     }
     Ok(())

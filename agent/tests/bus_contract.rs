@@ -1,4 +1,5 @@
 //! One contract, two buses: the in-memory bus and NATS (a real nats-server) behave the same.
+//! (One difference is by design: NATS's audit stream keeps only the last anchor of a team.)
 
 // a scenario test reads top to bottom; the 100-line limit is for the code under test
 #![allow(clippy::too_many_lines)]
@@ -8,7 +9,7 @@ use test_support as support;
 use agent::bus::memory::MemoryBus;
 use agent::bus::nats::NatsBus;
 use agent::bus::Bus;
-use protocol::messages::{EscalationResolution, Heartbeat, Message};
+use protocol::messages::{AuditHead, EscalationResolution, Heartbeat, Message};
 use protocol::Role;
 use std::time::Duration;
 
@@ -118,6 +119,39 @@ async fn contract(bus: impl Bus, presence_ttl: Duration) {
             .await
             .is_err(),
         "no duplicate"
+    );
+
+    // the last durable message of a subject: the newest decision; the newest audit anchor (the
+    // audit stream keeps no other), each team its own
+    assert_eq!(
+        bus.last_durable("ia.t.s.decision")
+            .await
+            .unwrap()
+            .map(|m| id_of(&m)),
+        Some("d2".into())
+    );
+    assert_eq!(bus.last_durable("ia.t.s.audit").await.unwrap(), None);
+    let anchor = |entries: u64, head: char| {
+        Message::AuditHead(AuditHead {
+            strategy: "s".into(),
+            head: head.to_string().repeat(64),
+            entries,
+            at: 0,
+            keyed: true,
+        })
+    };
+    for (entries, head) in [(1, 'a'), (2, 'b')] {
+        assert!(bus
+            .publish_durable("ia.t.s.audit", &head.to_string(), &anchor(entries, head))
+            .await
+            .unwrap());
+    }
+    bus.publish_durable("ia.other.s.audit", "c", &anchor(9, 'c'))
+        .await
+        .unwrap();
+    assert_eq!(
+        bus.last_durable("ia.t.s.audit").await.unwrap(),
+        Some(anchor(2, 'b'))
     );
 
     // presence expires after the TTL

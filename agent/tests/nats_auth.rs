@@ -1,7 +1,9 @@
 //! NATS authentication and authorization the NATS way (issue 17): `trading-agent nats-config`
 //! writes a real nats-server configuration with one nkey identity per component; the team runs on
 //! it with each process holding its own seed, a client without credentials is refused, and an
-//! assistant's identity can neither decide nor resolve an escalation nor answer another role.
+//! assistant's identity can neither decide nor resolve an escalation nor answer another role nor
+//! anchor the audit chain; the coordinator anchors it, and the auditor's identity reads the anchor
+//! for `audit verify --nats`.
 
 // a scenario test reads top to bottom; the 100-line limit is for the code under test
 #![allow(clippy::too_many_lines)]
@@ -139,12 +141,24 @@ async fn each_component_speaks_as_itself_and_no_one_else_gets_in() {
         "decision",
         "escalation.btc-eth-paper_BTCUSDT_1_schedule",
         "analyze.strategist",
+        "audit",
     ] {
         let _ = intruder
             .publish(format!("{PREFIX}.{subject}"), "forged".into())
             .await;
     }
     let _ = intruder.flush().await;
+    for identity in ["executor", "auditor", "operator"] {
+        let other = async_nats::ConnectOptions::with_nkey(seed(dir.path(), identity))
+            .custom_inbox_prefix(format!("_INBOX.{identity}"))
+            .connect(&url)
+            .await
+            .unwrap();
+        let _ = other
+            .publish(format!("{PREFIX}.audit"), "forged".into())
+            .await;
+        let _ = other.flush().await;
+    }
     let leaked = tokio::time::timeout(Duration::from_millis(800), seen.next()).await;
     assert!(leaked.is_err(), "a forged message got through: {leaked:?}");
 
@@ -174,6 +188,7 @@ async fn each_component_speaks_as_itself_and_no_one_else_gets_in() {
                 .unwrap(),
         );
     }
+    let db = format!("sqlite://{}", dir.path().join("ia.db").display());
     let coordinator = agent()
         .args([
             "coordinator",
@@ -181,6 +196,8 @@ async fn each_component_speaks_as_itself_and_no_one_else_gets_in() {
             &url,
             "--namespace",
             "auth",
+            "--db",
+            &db,
             "--nats-nkey-file",
         ])
         .arg(dir.path().join("coordinator.nk"))
@@ -200,6 +217,7 @@ async fn each_component_speaks_as_itself_and_no_one_else_gets_in() {
             "--json",
         ])
         .args(["--wait-for-voters", "20"])
+        .env("IA_AUDIT_KEY", "auth-test-key")
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&coordinator.stderr);
@@ -215,5 +233,25 @@ async fn each_component_speaks_as_itself_and_no_one_else_gets_in() {
     assert!(
         !stderr.contains(&seed(dir.path(), "coordinator")),
         "no seed in the logs"
+    );
+
+    // the coordinator anchored its chain; the auditor's identity reads the anchor and verifies
+    let verified = agent()
+        .args(["audit", "verify", "--db", &db, "--nats", &url])
+        .args(["--namespace", "auth", "--strategy", "btc-eth-paper"])
+        .arg("--nats-nkey-file")
+        .arg(dir.path().join("auditor.nk"))
+        .env("IA_AUDIT_KEY", "auth-test-key")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&verified.stdout),
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    assert!(verified.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("anchor {PREFIX}.audit: ")) && text.contains("is entry seq="),
+        "{text}"
     );
 }

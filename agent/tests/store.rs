@@ -262,6 +262,13 @@ async fn exercise(store: &Store, url: &str, strategy: &str) {
         .unwrap();
     let entries = audit_log_of(store, strategy).await;
     assert_eq!(verify(&AuditKey::Unkeyed, &entries), Ok(1801));
+    // an anchor's entry is looked up by its seq (the coordinator's check before it anchors again)
+    let last = entries.last().unwrap();
+    assert_eq!(
+        store.audit_hash(strategy, 1801).await.unwrap(),
+        Some(last.hash.clone())
+    );
+    assert_eq!(store.audit_hash(strategy, 1802).await.unwrap(), None);
     store
         .save_weights(
             strategy,

@@ -1,8 +1,9 @@
 //! Consensus outcomes as Strategy conditions (docs/architecture.md, "From a Strategy to running
-//! pods and back"): one consumer per Strategy reads its team's decision stream (JetStream) and
-//! escalation subjects (core NATS) and writes `status.lastDecision`, `status.pendingEscalations`,
-//! `ConsensusReached` and `EscalationPending` under a field manager of its own, so the reconciler's
-//! conditions are never overwritten.
+//! pods and back"): one consumer per Strategy reads its team's decision stream (JetStream),
+//! escalation subjects (core NATS) and audit anchor (JetStream, `IA_AUDIT`) and writes
+//! `status.lastDecision`, `status.pendingEscalations`, `status.audit`, `ConsensusReached` and
+//! `EscalationPending` under a field manager of its own, so the reconciler's conditions are never
+//! overwritten.
 //! The same connection relays a human's approve/reject (from the Strategy's annotations).
 
 use crate::status::{apply_status, condition};
@@ -10,9 +11,11 @@ use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::Api;
 use protocol::crd::conditions::{CONSENSUS_REACHED, ESCALATION_PENDING};
-use protocol::crd::{set_condition, DecisionSummary, PendingEscalation, Strategy};
-use protocol::messages::{decode, encode, Decision, Escalation, EscalationResolution, Message};
-use protocol::subjects::{Subjects, STREAM_DECISIONS};
+use protocol::crd::{set_condition, AuditAnchor, DecisionSummary, PendingEscalation, Strategy};
+use protocol::messages::{
+    decode, encode, AuditHead, Decision, Escalation, EscalationResolution, Message,
+};
+use protocol::subjects::{Subjects, STREAM_AUDIT, STREAM_AUDIT_SUBJECTS, STREAM_DECISIONS};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -47,6 +50,9 @@ pub struct Outcome {
     pub pending_escalations: Vec<PendingEscalation>,
     /// `ConsensusReached` and `EscalationPending`, the conditions this consumer owns.
     pub conditions: Vec<Condition>,
+    /// `status.audit`: the last audit anchor the coordinator published.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditAnchor>,
 }
 
 fn rfc3339(ms: i64) -> String {
@@ -60,6 +66,7 @@ impl Outcome {
     pub fn observe(&mut self, message: &Message, now: Time, generation: Option<i64>) -> bool {
         let before = self.clone();
         match message {
+            Message::AuditHead(a) => return self.anchored(a),
             Message::Decision(d) => self.decided(d, now.clone(), generation),
             Message::Escalation(e) => self.escalated(e),
             Message::EscalationResolution(r) => self.pending_escalations.retain(|p| p.id != r.id),
@@ -154,6 +161,25 @@ impl Outcome {
             now,
         );
         self.pending_escalations.retain(|p| p.id != d.id);
+    }
+
+    /// The audit anchor as the stream has it (it keeps one, the last); whether it changed.
+    fn anchored(&mut self, a: &AuditHead) -> bool {
+        let anchor = AuditAnchor {
+            head: a.head.clone(),
+            entries: a.entries,
+            at: rfc3339(a.at),
+            keyed: a.keyed,
+        };
+        if let Some(shown) = self.audit.as_ref().filter(|s| s.entries > a.entries) {
+            // only a coordinator whose chain reaches the anchor replaces it: a shorter chain
+            // means its database was restored or the anchor purged by hand
+            tracing::warn!(strategy = %a.strategy, shown = shown.entries, anchored = a.entries,
+                "the audit anchor went back: check the database with `trading-agent audit verify`");
+        }
+        let changed = self.audit.as_ref() != Some(&anchor);
+        self.audit = Some(anchor);
+        changed
     }
 
     fn escalated(&mut self, e: &Escalation) {
@@ -382,6 +408,9 @@ async fn consume_once(
         .messages()
         .await
         .map_err(|e| error(e.to_string()))?;
+    let mut anchors = audit_anchors(&jetstream, &subjects)
+        .await
+        .map_err(|e| error(format!("stream {STREAM_AUDIT}: {e}")))?;
     tracing::info!(strategy = %format!("{namespace}/{strategy}"), %url, "consuming the decision stream");
 
     let strategies: Api<Strategy> = Api::namespaced(kube.clone(), namespace);
@@ -396,6 +425,11 @@ async fn consume_once(
             m = escalations.next() => match m {
                 Some(m) => decode(&m.payload),
                 None => return Err(error("the escalation subscription ended".into())),
+            },
+            m = anchors.next() => match m {
+                Some(Ok(m)) => decode(&m.payload),
+                Some(Err(e)) => return Err(error(e.to_string())),
+                None => return Err(error("the audit anchor consumer ended".into())),
             },
         };
         let message = match message {
@@ -416,13 +450,53 @@ async fn consume_once(
             apply_status(&strategies, &current, &outcome, FIELD_MANAGER)
                 .await
                 .map_err(|e| error(e.to_string()))?;
-            if let Message::Decision(d) = &message {
-                tracing::info!(strategy, id = %d.id, action = %d.action, consensus = d.consensus_reached,
-                    "decision written to the Strategy's status");
-                assistants_voted(kube, namespace, d).await;
+            match &message {
+                Message::Decision(d) => {
+                    tracing::info!(strategy, id = %d.id, action = %d.action, consensus = d.consensus_reached,
+                        "decision written to the Strategy's status");
+                    assistants_voted(kube, namespace, d).await;
+                }
+                Message::AuditHead(a) => {
+                    tracing::debug!(strategy, entries = a.entries, head = %a.head,
+                        "audit anchor written to the Strategy's status");
+                }
+                _ => {}
             }
         }
     }
+}
+
+/// The team's audit anchors, the last one first: from the `IA_AUDIT` stream, created here as the
+/// agents create it when the team's coordinator has not yet (one from before the anchor), so that
+/// the decisions are consumed all the same.
+async fn audit_anchors(
+    jetstream: &async_nats::jetstream::Context,
+    subjects: &Subjects,
+) -> Result<async_nats::jetstream::consumer::pull::Stream, String> {
+    use async_nats::jetstream::{consumer, stream};
+    let stream = jetstream
+        .get_or_create_stream(stream::Config {
+            name: STREAM_AUDIT.to_string(),
+            subjects: STREAM_AUDIT_SUBJECTS.map(String::from).to_vec(),
+            max_messages_per_subject: 1,
+            discard: stream::DiscardPolicy::Old,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    stream
+        .create_consumer(consumer::pull::Config {
+            filter_subject: subjects.audit(),
+            deliver_policy: consumer::DeliverPolicy::LastPerSubject,
+            ack_policy: consumer::AckPolicy::None,
+            inactive_threshold: Duration::from_secs(300),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .messages()
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// Each voter's weight (learned, or its spec.weight) and latest opinion, into its TradingAssistant's
@@ -465,6 +539,7 @@ async fn current_outcome(strategies: &Api<Strategy>, strategy: &str) -> Outcome 
             .into_iter()
             .filter(|c| c.type_ == CONSENSUS_REACHED || c.type_ == ESCALATION_PENDING)
             .collect(),
+        audit: status.audit,
     }
 }
 
@@ -537,6 +612,37 @@ mod tests {
         assert!(o.observe(&decision("d", true, false, 3_500), time(50), Some(3)));
         assert!(!o.observe(&decision("e", true, false, 3_400), time(60), Some(3)));
         assert_eq!(o.last_decision.as_ref().unwrap().id, "d");
+    }
+
+    #[test]
+    fn the_audit_anchor_is_shown_as_the_stream_has_it() {
+        let anchor = |entries: u64, head: &str| {
+            Message::AuditHead(AuditHead {
+                strategy: "s".into(),
+                head: head.repeat(64),
+                entries,
+                at: 1_000,
+                keyed: true,
+            })
+        };
+        let mut o = Outcome::default();
+        assert!(o.observe(&anchor(3, "a"), time(1), None));
+        let shown = o.audit.clone().unwrap();
+        assert_eq!(
+            (
+                shown.entries,
+                shown.head.len(),
+                shown.at.as_str(),
+                shown.keyed
+            ),
+            (3, 64, "1970-01-01T00:00:01Z", true)
+        );
+        assert!(!o.observe(&anchor(3, "a"), time(2), None), "unchanged");
+        assert!(o.observe(&anchor(5, "b"), time(3), None));
+        assert_eq!(o.audit.as_ref().unwrap().entries, 5);
+        assert!(o.conditions.is_empty(), "an anchor sets no condition");
+        let status = serde_json::to_value(&o).unwrap();
+        assert_eq!(status["audit"]["entries"], 5);
     }
 
     #[test]

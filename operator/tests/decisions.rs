@@ -13,8 +13,10 @@ use futures::StreamExt;
 use operator::controllers::{strategy, Context};
 use operator::decisions::DecisionWatchers;
 use operator::fake_api::FakeApi;
-use protocol::messages::{decode, encode, Decision, Escalation, Message, RoundTally, Vote};
-use protocol::subjects::{Subjects, STREAM_DECISIONS, STREAM_DECISIONS_SUBJECTS};
+use protocol::messages::{
+    decode, encode, AuditHead, Decision, Escalation, Message, RoundTally, Vote,
+};
+use protocol::subjects::{Subjects, STREAM_AUDIT, STREAM_DECISIONS, STREAM_DECISIONS_SUBJECTS};
 use protocol::Action;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -233,6 +235,78 @@ async fn decisions_and_escalations_become_strategy_conditions() {
 
     watchers.stop(NS, "btc-eth-paper");
     assert!(watchers.watched().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_anchor_reaches_the_strategy_status() {
+    let Some(server) = support::NatsServer::start() else {
+        return;
+    };
+    let (client, api) = FakeApi::start();
+    api.insert(strategy_with_nats(&server.url()));
+    let nats = async_nats::connect(server.url()).await.unwrap();
+    let jetstream = async_nats::jetstream::new(nats.clone());
+    jetstream
+        .get_or_create_stream(async_nats::jetstream::stream::Config {
+            name: STREAM_DECISIONS.into(),
+            subjects: STREAM_DECISIONS_SUBJECTS.map(String::from).to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let subjects = Subjects::new(NS, "btc-eth-paper").unwrap();
+    let watchers = DecisionWatchers::new(client.clone());
+    watchers.ensure(NS, "btc-eth-paper", &server.url());
+
+    // the coordinator anchors its chain twice; the audit stream (created by the consumer, the
+    // coordinator being older) keeps the last anchor, which the status shows
+    let head = |c: char| c.to_string().repeat(64);
+    for (entries, c) in [(40, 'a'), (57, 'b')] {
+        let anchor = Message::AuditHead(AuditHead {
+            strategy: "btc-eth-paper".into(),
+            head: head(c),
+            entries,
+            at: 1_700_000_000_000 + entries as i64,
+            keyed: true,
+        });
+        let started = Instant::now();
+        loop {
+            let ack = jetstream
+                .publish(subjects.audit(), encode(&anchor).into())
+                .await;
+            if let Ok(ack) = ack {
+                if ack.await.is_ok() {
+                    break;
+                }
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the consumer creates the audit stream"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let status = eventually(&api, "anchor shown", |s| s["audit"]["entries"] == 57).await;
+    assert_eq!(status["audit"]["head"], head('b'));
+    assert_eq!(status["audit"]["keyed"], true);
+    assert_eq!(status["audit"]["at"], "2023-11-14T22:13:20.057Z");
+    let stream = jetstream.get_stream(STREAM_AUDIT).await.unwrap();
+    assert_eq!(
+        stream.get_info().await.unwrap().state.messages,
+        1,
+        "the stream keeps the last anchor only"
+    );
+
+    // a restarted operator shows it again from the stream
+    watchers.stop(NS, "btc-eth-paper");
+    api.update(CRD, "Strategy", NS, "btc-eth-paper", |s| {
+        s["status"].as_object_mut().unwrap().remove("audit");
+    });
+    assert!(api.get(CRD, "Strategy", NS, "btc-eth-paper").unwrap()["status"]["audit"].is_null());
+    let watchers = DecisionWatchers::new(client.clone());
+    watchers.ensure(NS, "btc-eth-paper", &server.url());
+    let status = eventually(&api, "anchor shown again", |s| s["audit"]["entries"] == 57).await;
+    assert_eq!(status["audit"]["head"], head('b'));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

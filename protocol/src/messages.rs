@@ -35,6 +35,8 @@ pub enum Message {
     Order(Order),
     /// An executed (part of an) order (`….fill`).
     Fill(Fill),
+    /// The head of the team's audit chain once stored (`….audit`, on the audit stream).
+    AuditHead(AuditHead),
 }
 
 impl Message {
@@ -49,11 +51,12 @@ impl Message {
             Message::Heartbeat(_) => "heartbeat",
             Message::Order(_) => "order",
             Message::Fill(_) => "fill",
+            Message::AuditHead(_) => "auditHead",
         }
     }
 }
 
-const TYPES: [&str; 8] = [
+const TYPES: [&str; 9] = [
     "roundRequest",
     "opinion",
     "decision",
@@ -62,6 +65,7 @@ const TYPES: [&str; 8] = [
     "heartbeat",
     "order",
     "fill",
+    "auditHead",
 ];
 
 /// The market as every voter of a round sees it: the last closed candle, the indicators computed
@@ -432,6 +436,27 @@ pub struct Fill {
     pub at: i64,
 }
 
+/// The anchor of a Strategy's audit chain, kept outside its database: published by the coordinator
+/// once a batch of audit rows is stored (never before, so it never points past the database), and
+/// checked by `trading-agent audit verify --nats`: a chain that no longer reaches it was truncated
+/// or rewritten.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditHead {
+    /// Name of the Strategy whose chain it is.
+    pub strategy: String,
+    /// The hash of the chain's last entry: 64 lowercase hex digits.
+    pub head: String,
+    /// Entries in the chain (the last entry's `seq`); at least 1.
+    pub entries: u64,
+    /// When the entries were stored, ms since the epoch.
+    pub at: i64,
+    /// Whether the chain is HMAC-keyed (`IA_AUDIT_KEY`); an unkeyed one can be re-hashed by anyone
+    /// who can write the database.
+    #[serde(default)]
+    pub keyed: bool,
+}
+
 /// Why bytes from the bus were rejected.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DecodeError {
@@ -554,6 +579,7 @@ fn decode_canonical(bytes: &[u8]) -> Option<Message> {
         b"heartbeat" => Message::Heartbeat(read(&object)?),
         b"order" => Message::Order(read(&object)?),
         b"fill" => Message::Fill(read(&object)?),
+        b"auditHead" => Message::AuditHead(read(&object)?),
         _ => return None,
     })
 }
@@ -713,7 +739,31 @@ fn check(message: &Message) -> Result<(), DecodeError> {
             positive("fill", "quantity", f.quantity)?;
             positive("fill", "price", f.price)
         }
+        Message::AuditHead(a) => check_audit_head(a),
     }
+}
+
+fn check_audit_head(a: &AuditHead) -> Result<(), DecodeError> {
+    non_empty("auditHead", "strategy", &a.strategy)?;
+    let hex = a.head.len() == 64
+        && a.head
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if !hex {
+        return Err(invalid(
+            "auditHead",
+            "head",
+            format!("must be 64 lowercase hex digits, got {:?}", a.head),
+        ));
+    }
+    if a.entries == 0 {
+        return Err(invalid(
+            "auditHead",
+            "entries",
+            "must be at least 1 (an anchor follows stored entries)",
+        ));
+    }
+    Ok(())
 }
 
 fn check_opinion(o: &Opinion) -> Result<(), DecodeError> {
@@ -872,6 +922,41 @@ mod tests {
 
         let err = decode(&encode(&order(OrderKind::Limit, None))).unwrap_err();
         assert!(err.to_string().contains("field limitPrice"), "{err}");
+    }
+
+    fn audit_head(head: &str, entries: u64) -> Message {
+        Message::AuditHead(AuditHead {
+            strategy: "btc-eth-paper".into(),
+            head: head.into(),
+            entries,
+            at: 1_700_000_000_000,
+            keyed: true,
+        })
+    }
+
+    #[test]
+    fn an_audit_head_is_a_hex_hash_of_stored_entries() {
+        let good = audit_head(&"ab".repeat(32), 12);
+        let bytes = encode(&good);
+        assert!(bytes.starts_with(br#"{"v":1,"type":"auditHead","#));
+        assert_eq!(decode(&bytes), Ok(good));
+        for (bad, field) in [
+            (audit_head(&"AB".repeat(32), 12), "field head"),
+            (audit_head(&"ab".repeat(31), 12), "field head"),
+            (audit_head("not-a-hash", 12), "field head"),
+            (audit_head(&"ab".repeat(32), 0), "field entries"),
+        ] {
+            let err = decode(&encode(&bad)).unwrap_err();
+            assert_eq!(err.kind(), "invalid");
+            assert!(err.to_string().contains(field), "{err}");
+        }
+        // a key given twice is refused here too
+        let text = String::from_utf8(encode(&audit_head(&"ab".repeat(32), 12))).unwrap();
+        let twice = format!(r#"{},"entries":1}}"#, text.strip_suffix('}').unwrap());
+        assert!(decode(twice.as_bytes())
+            .unwrap_err()
+            .to_string()
+            .contains("given twice"));
     }
 
     #[test]
@@ -1236,7 +1321,26 @@ mod tests {
         prop_oneof![order, fill]
     }
 
-    /// A valid message of any of the eight types.
+    fn arb_audit_head() -> impl Strategy<Value = Message> {
+        (
+            arb_id(),
+            "[0-9a-f]{64}",
+            1u64..=u64::MAX,
+            any::<i64>(),
+            any::<bool>(),
+        )
+            .prop_map(|(strategy, head, entries, at, keyed)| {
+                Message::AuditHead(AuditHead {
+                    strategy,
+                    head,
+                    entries,
+                    at,
+                    keyed,
+                })
+            })
+    }
+
+    /// A valid message of any of the nine types.
     fn arb_message() -> impl Strategy<Value = Message> {
         prop_oneof![
             arb_round_request(),
@@ -1245,6 +1349,7 @@ mod tests {
             arb_escalations(),
             arb_heartbeat(),
             arb_trades(),
+            arb_audit_head(),
         ]
     }
 

@@ -13,6 +13,13 @@ pub const ROOT: &str = "ia";
 pub const STREAM_DECISIONS: &str = "IA_DECISIONS";
 /// The subjects the decision stream keeps, for every namespace and strategy.
 pub const STREAM_DECISIONS_SUBJECTS: [&str; 3] = ["ia.*.*.decision", "ia.*.*.order", "ia.*.*.fill"];
+/// JetStream stream of the audit anchors: the head of each Strategy's audit chain, published by its
+/// coordinator after each batch of audit rows is stored. It keeps the last message per subject (one
+/// anchor per team): the anchor is a pointer, only the newest matters, and a stream of its own is
+/// created on its own by every component (an existing `IA_DECISIONS` would keep its old subjects).
+pub const STREAM_AUDIT: &str = "IA_AUDIT";
+/// The subjects the audit stream keeps, for every namespace and strategy.
+pub const STREAM_AUDIT_SUBJECTS: [&str; 1] = ["ia.*.*.audit"];
 /// KV bucket of assistant presence (TTL = the bucket's max_age).
 pub const PRESENCE_BUCKET: &str = "ia-assistants";
 
@@ -24,6 +31,16 @@ pub struct InvalidToken {
     pub what: &'static str,
     /// The rejected value.
     pub value: String,
+}
+
+/// The JetStream stream that keeps a durable subject: [`STREAM_AUDIT`] for `….audit`,
+/// [`STREAM_DECISIONS`] for the others (`….decision`, `….order`, `….fill`).
+pub fn stream_for(subject: &str) -> &'static str {
+    if subject.rsplit('.').next() == Some("audit") {
+        STREAM_AUDIT
+    } else {
+        STREAM_DECISIONS
+    }
 }
 
 fn check(what: &'static str, value: &str) -> Result<(), InvalidToken> {
@@ -105,6 +122,12 @@ impl Subjects {
         format!("{}.fill", self.prefix)
     }
 
+    /// The audit anchor: the head of the team's audit chain once stored (JetStream, stream
+    /// [`STREAM_AUDIT`], the last one kept).
+    pub fn audit(&self) -> String {
+        format!("{}.audit", self.prefix)
+    }
+
     /// Approve / reject of one escalation (core NATS).
     pub fn escalation(&self, id: &str) -> Result<String, InvalidToken> {
         check("escalation id", id)?;
@@ -161,6 +184,7 @@ mod tests {
         assert_eq!(s.decision(), "ia.trading.btc-eth-paper.decision");
         assert_eq!(s.order(), "ia.trading.btc-eth-paper.order");
         assert_eq!(s.fill(), "ia.trading.btc-eth-paper.fill");
+        assert_eq!(s.audit(), "ia.trading.btc-eth-paper.audit");
         assert_eq!(
             s.escalation("c42").unwrap(),
             "ia.trading.btc-eth-paper.escalation.c42"
@@ -169,6 +193,17 @@ mod tests {
             s.presence_key(Role::Strategist, "pod-1").unwrap(),
             "trading.btc-eth-paper.strategist.pod-1"
         );
+    }
+
+    #[test]
+    fn each_durable_subject_has_its_stream() {
+        let s = Subjects::new("trading", "audit").unwrap();
+        assert_eq!(stream_for(&s.audit()), STREAM_AUDIT);
+        for subject in [s.decision(), s.order(), s.fill()] {
+            assert_eq!(stream_for(&subject), STREAM_DECISIONS, "{subject}");
+        }
+        let token = |pattern: &str| pattern.rsplit('.').next().unwrap().to_string();
+        assert_eq!(token(STREAM_AUDIT_SUBJECTS[0]), token(&s.audit()));
     }
 
     #[test]

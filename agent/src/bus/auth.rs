@@ -4,7 +4,7 @@
 //! own subjects. `trading-agent nats-config` writes the server's configuration and one seed file
 //! per identity from these grants. See docs/architecture.md, "NATS subjects and messages".
 
-use protocol::subjects::{Subjects, PRESENCE_BUCKET, STREAM_DECISIONS};
+use protocol::subjects::{Subjects, PRESENCE_BUCKET, STREAM_AUDIT, STREAM_DECISIONS};
 use protocol::Role;
 
 /// How a process authenticates to NATS.
@@ -56,10 +56,10 @@ pub fn inbox_prefix(identity: &str) -> String {
     format!("_INBOX.{identity}")
 }
 
-/// JetStream API calls every component makes at start: the team's two streams exist (looked up,
+/// JetStream API calls every component makes at start: the team's streams exist (looked up,
 /// created when missing).
 fn stream_setup() -> Vec<String> {
-    [STREAM_DECISIONS, PRESENCE_BUCKET]
+    [STREAM_DECISIONS, STREAM_AUDIT, PRESENCE_BUCKET]
         .iter()
         .flat_map(|s| {
             [
@@ -72,6 +72,10 @@ fn stream_setup() -> Vec<String> {
 
 /// The grants of a team: its coordinator, executor, auditor, the operator, and each role in
 /// `voters`.
+///
+/// The audit anchor (`….audit`) is the coordinator's alone to publish (under its `<team>.>`); the
+/// operator may read it (into the Strategy's status), and so may the auditor's identity, which
+/// `trading-agent audit verify --nats` connects as (a JetStream message get on `IA_AUDIT`).
 pub fn grants(subjects: &Subjects, voters: &[Role]) -> Vec<Grant> {
     let team = subjects.prefix();
     let presence = |role: Role| {
@@ -98,6 +102,7 @@ pub fn grants(subjects: &Subjects, voters: &[Role]) -> Vec<Grant> {
             publish: vec![subjects.all_escalations(), "$JS.API.>".into()],
             subscribe: vec![
                 subjects.all_escalations(),
+                subjects.audit(),
                 format!("{}.>", inbox_prefix("operator")),
             ],
             allow_responses: false,
@@ -109,7 +114,12 @@ pub fn grants(subjects: &Subjects, voters: &[Role]) -> Vec<Grant> {
             Role::Executor,
             vec![subjects.order(), subjects.fill()],
         ),
-        ("auditor", Role::Auditor, vec![]),
+        // reads the audit anchor (`audit verify --nats`), publishes nothing of the team's
+        (
+            "auditor",
+            Role::Auditor,
+            vec![format!("$JS.API.STREAM.MSG.GET.{STREAM_AUDIT}")],
+        ),
     ] {
         let mut publish = stream_setup();
         publish.push(presence(role));
@@ -167,6 +177,58 @@ pub fn server_config(grants: &[(Grant, String)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whether the NATS subject pattern `pattern` (`*` one token, `>` the rest) covers `subject`.
+    fn covers(pattern: &str, subject: &str) -> bool {
+        let mut subject = subject.split('.');
+        for token in pattern.split('.') {
+            match (token, subject.next()) {
+                (">", Some(_)) => return true,
+                (_, None) => return false,
+                ("*", Some(_)) => {}
+                (t, Some(s)) if t == s => {}
+                _ => return false,
+            }
+        }
+        subject.next().is_none()
+    }
+
+    #[test]
+    fn only_the_coordinator_publishes_the_audit_anchor_and_the_operator_reads_it() {
+        assert!(covers("ia.t.s.>", "ia.t.s.audit") && covers("ia.*.*.audit", "ia.t.s.audit"));
+        assert!(!covers("ia.t.s.escalation.*", "ia.t.s.audit") && !covers("ia.t.s", "ia.t.s.x"));
+        let subjects = Subjects::new("trading", "btc").unwrap();
+        let anchor = subjects.audit();
+        let grants = grants(&subjects, &Role::DEFAULT_VOTERS);
+        let publishers: Vec<&str> = grants
+            .iter()
+            .filter(|g| g.publish.iter().any(|p| covers(p, &anchor)))
+            .map(|g| g.identity.as_str())
+            .collect();
+        assert_eq!(publishers, ["coordinator"]);
+        let grant = |name: &str| grants.iter().find(|g| g.identity == name).unwrap();
+        assert!(grant("operator").subscribe.contains(&anchor));
+        let message_get = format!("$JS.API.STREAM.MSG.GET.{STREAM_AUDIT}");
+        for reader in ["operator", "auditor", "coordinator"] {
+            assert!(
+                grant(reader)
+                    .publish
+                    .iter()
+                    .any(|p| covers(p, &message_get)),
+                "{reader} reads the anchor from the stream"
+            );
+        }
+        // every component creates or looks up the audit stream at start
+        for g in &grants {
+            let info = format!("$JS.API.STREAM.INFO.{STREAM_AUDIT}");
+            assert!(
+                g.publish.iter().any(|p| covers(p, &info)),
+                "{}: {:?}",
+                g.identity,
+                g.publish
+            );
+        }
+    }
 
     #[test]
     fn each_identity_holds_only_its_own_subjects() {

@@ -198,6 +198,14 @@ impl Bus for MemoryBus {
         Ok(rx)
     }
 
+    async fn last_durable(&self, subject: &str) -> Result<Option<Message>, BusError> {
+        Ok(self
+            .lock()
+            .durable
+            .get(subject)
+            .and_then(|d| d.log.last().cloned()))
+    }
+
     async fn announce(&self, key: &str, heartbeat: &Heartbeat) -> Result<(), BusError> {
         self.lock()
             .presence

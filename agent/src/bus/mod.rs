@@ -1,8 +1,8 @@
 //! The bus the team talks over (docs/architecture.md, "NATS subjects and messages"), behind one
 //! trait with two implementations:
 //! - [`nats::NatsBus`]: async-nats; core request/reply with queue groups for `analyze`, JetStream for
-//!   the durable `decision` / `order` / `fill` subjects (deduplicated by message id), and a KV bucket
-//!   with a TTL for presence;
+//!   the durable `decision` / `order` / `fill` subjects (deduplicated by message id) and the `audit`
+//!   anchor (the last one kept), and a KV bucket with a TTL for presence;
 //! - [`memory::MemoryBus`]: the same semantics in one process, for the local mode and tests.
 //!
 //! Both carry typed [`Message`]s; the NATS side encodes them with the protocol's versioned JSON and
@@ -222,6 +222,15 @@ pub trait Bus: Clone + Send + Sync + 'static {
         &self,
         subject: &str,
     ) -> impl Future<Output = Result<mpsc::Receiver<Message>, BusError>> + Send;
+
+    /// The last durable message on `subject` (the audit anchor: [`Subjects::audit`]); `None` when
+    /// nothing was ever published there.
+    ///
+    /// [`Subjects::audit`]: protocol::subjects::Subjects::audit
+    fn last_durable(
+        &self,
+        subject: &str,
+    ) -> impl Future<Output = Result<Option<Message>, BusError>> + Send;
 
     /// Announces an assistant instance in the presence bucket (expires after the bus's TTL).
     fn announce(

@@ -1,6 +1,7 @@
 //! The bus over NATS (async-nats): core request/reply and queue groups for `analyze`, JetStream for
-//! durable subjects (one stream, `IA_DECISIONS`, over `ia.*.*.decision|order|fill`, deduplicated by
-//! `Nats-Msg-Id` = `<subject>/<id>`), and presence in the `ia-assistants` bucket, whose `max_age` is the presence TTL.
+//! durable subjects (the stream `IA_DECISIONS` over `ia.*.*.decision|order|fill`, deduplicated by
+//! `Nats-Msg-Id` = `<subject>/<id>`, and `IA_AUDIT` over `ia.*.*.audit`, which keeps the last audit
+//! anchor of each team), and presence in the `ia-assistants` bucket, whose `max_age` is the presence TTL.
 //! The bucket is a JetStream stream keeping the last message per key (what a KV bucket is): built on
 //! the stream API directly because async-nats 0.51's KV calls cannot read nats-server 2.9's replies. async-nats reconnects by itself and resubscribes; requests in flight
 //! during an outage time out and the coordinator's round simply counts them as missing.
@@ -9,7 +10,10 @@ use super::auth::NatsAuth;
 use super::{decoded, Bus, BusError, Requests, PRESENCE_TTL};
 use futures::StreamExt;
 use protocol::messages::{encode, Heartbeat, Message};
-use protocol::subjects::{PRESENCE_BUCKET, STREAM_DECISIONS, STREAM_DECISIONS_SUBJECTS};
+use protocol::subjects::{
+    stream_for, PRESENCE_BUCKET, STREAM_AUDIT, STREAM_AUDIT_SUBJECTS, STREAM_DECISIONS,
+    STREAM_DECISIONS_SUBJECTS,
+};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -21,6 +25,18 @@ pub struct NatsBus {
     client: async_nats::Client,
     jetstream: async_nats::jetstream::Context,
     presence: async_nats::jetstream::stream::Stream,
+}
+
+/// The audit anchors' stream: the last anchor of each team (a newer one replaces it), deduplicated
+/// by `<subject>/<head>` over two minutes.
+pub fn audit_stream() -> async_nats::jetstream::stream::Config {
+    async_nats::jetstream::stream::Config {
+        name: STREAM_AUDIT.to_string(),
+        subjects: STREAM_AUDIT_SUBJECTS.map(String::from).to_vec(),
+        max_messages_per_subject: 1,
+        discard: async_nats::jetstream::stream::DiscardPolicy::Old,
+        ..Default::default()
+    }
 }
 
 /// Subjects of the presence bucket: `<PRESENCE_BUCKET>.<key>`.
@@ -93,6 +109,10 @@ impl NatsBus {
             })
             .await
             .map_err(|e| nats_error(STREAM_DECISIONS, e))?;
+        jetstream
+            .get_or_create_stream(audit_stream())
+            .await
+            .map_err(|e| nats_error(STREAM_AUDIT, e))?;
         let presence = jetstream
             .get_or_create_stream(async_nats::jetstream::stream::Config {
                 name: PRESENCE_BUCKET.to_string(),
@@ -223,7 +243,7 @@ impl Bus for NatsBus {
         use async_nats::jetstream::consumer;
         let stream = self
             .jetstream
-            .get_stream(STREAM_DECISIONS)
+            .get_stream(stream_for(subject))
             .await
             .map_err(|e| nats_error(subject, e))?;
         let consumer = stream
@@ -252,6 +272,20 @@ impl Bus for NatsBus {
             }
         });
         Ok(rx)
+    }
+
+    async fn last_durable(&self, subject: &str) -> Result<Option<Message>, BusError> {
+        use async_nats::jetstream::stream::LastRawMessageErrorKind;
+        let stream = self
+            .jetstream
+            .get_stream(stream_for(subject))
+            .await
+            .map_err(|e| nats_error(subject, e))?;
+        match stream.get_last_raw_message_by_subject(subject).await {
+            Ok(m) => Ok(decoded(subject, &m.payload)),
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
+            Err(e) => Err(nats_error(subject, e)),
+        }
     }
 
     async fn announce(&self, key: &str, heartbeat: &Heartbeat) -> Result<(), BusError> {

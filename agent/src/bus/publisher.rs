@@ -38,10 +38,14 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// After a stop is asked, how long a publish in flight may still take.
 const ATTEMPT_AFTER_STOP: Duration = Duration::from_secs(2);
 
-/// One publish, bounded by [`ATTEMPT_TIMEOUT`], and by [`ATTEMPT_AFTER_STOP`] once a stop is asked.
-async fn attempt_once(publish: impl Future<Output = Result<(), BusError>>) -> Result<(), BusError> {
+/// One publish, bounded by [`ATTEMPT_TIMEOUT`], and by [`ATTEMPT_AFTER_STOP`] once a stop is asked;
+/// `stream` names where it went in the error.
+async fn attempt_once(
+    stream: &str,
+    publish: impl Future<Output = Result<(), BusError>>,
+) -> Result<(), BusError> {
     let gave_up = |after: Duration| BusError::Nats {
-        subject: "the decision stream".into(),
+        subject: stream.into(),
         error: format!("no acknowledgement within {} s", after.as_secs()),
     };
     tokio::select! {
@@ -75,7 +79,7 @@ where
         let mut wait = FIRST_BACKOFF;
         let mut attempt = 0u32;
         loop {
-            let error = match attempt_once(publish(&decision)).await {
+            let error = match attempt_once("the decision stream", publish(&decision)).await {
                 Ok(()) => break,
                 Err(error) => error,
             };
@@ -107,6 +111,60 @@ where
         published(&decision);
     }
     Ok(count)
+}
+
+/// Publishes the latest value of `latest` with `publish` each time it changes, until its sender is
+/// gone (then the last value, if not out yet): an audit anchor, where only the newest matters. A
+/// failed publish is retried like a decision's (backing off up to [`MAX_BACKOFF`]), each attempt
+/// with the value newest by then; the sender never waits for it. Asked to stop while the bus
+/// fails, it gives up. Returns the last value published.
+pub async fn publish_latest<T, P, F>(
+    stream: &str,
+    mut latest: tokio::sync::watch::Receiver<Option<T>>,
+    mut publish: P,
+) -> Option<T>
+where
+    T: Clone + PartialEq,
+    P: FnMut(&T) -> F,
+    F: Future<Output = Result<(), BusError>>,
+{
+    let mut published: Option<T> = None;
+    loop {
+        let closed = latest.changed().await.is_err();
+        let mut wait = FIRST_BACKOFF;
+        let mut attempt = 0u32;
+        loop {
+            let Some(value) = latest.borrow_and_update().clone() else {
+                break;
+            };
+            if published.as_ref() == Some(&value) {
+                break;
+            }
+            let error = match attempt_once(stream, publish(&value)).await {
+                Ok(()) => {
+                    published = Some(value);
+                    continue; // a newer value may have come meanwhile
+                }
+                Err(error) => error,
+            };
+            attempt += 1;
+            if attempt == 1 || attempt.is_multiple_of(10) {
+                tracing::warn!(%error, %stream, attempt, "publishing failed; retrying until the bus is back");
+            }
+            if crate::shutdown::requested() {
+                tracing::warn!(%error, %stream, "stopping with the latest value not published");
+                return published;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {},
+                () = crate::shutdown::stop_requested() => {},
+            }
+            wait = (wait * 2).min(MAX_BACKOFF);
+        }
+        if closed {
+            return published;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -173,5 +231,45 @@ mod tests {
         assert_eq!(out, ["d1", "d2", "d3"], "every decision, in order");
         assert!(seen_not_ready.get(), "not ready while the bus was away");
         assert!(ready.load(Ordering::Relaxed), "ready again once it is back");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_latest_value_goes_out_after_an_outage_and_the_sender_never_waits() {
+        let (tx, rx) = tokio::sync::watch::channel(None::<u32>);
+        let out = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let failures_left = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(3));
+        let (seen, failing) = (out.clone(), failures_left.clone());
+        let task = tokio::spawn(publish_latest("the audit stream", rx, move |v: &u32| {
+            let fail = failing
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok();
+            let (seen, v) = (seen.clone(), *v);
+            async move {
+                if fail {
+                    return Err(BusError::Closed {
+                        subject: "ia.ns.s.audit".into(),
+                    });
+                }
+                seen.lock().unwrap().push(v);
+                Ok(())
+            }
+        }));
+        // sent while the bus fails: none of these waits
+        for v in 1..=5 {
+            tx.send_replace(Some(v));
+            tokio::task::yield_now().await;
+        }
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        tx.send_replace(Some(6));
+        tx.send_replace(Some(6));
+        drop(tx);
+        assert_eq!(task.await.unwrap(), Some(6));
+        let out = out.lock().unwrap().clone();
+        assert_eq!(out.last(), Some(&6), "{out:?}");
+        assert!(
+            !out.contains(&1),
+            "a superseded value is not retried: {out:?}"
+        );
+        assert_eq!(out.iter().filter(|v| **v == 6).count(), 1, "{out:?}");
     }
 }

@@ -1,13 +1,130 @@
 //! `trading-agent audit verify`: checks every strategy's audit chain in a database, page by page,
 //! naming the first row at fault in each broken chain; then checks every decision and order row
 //! against the digest its audit entry committed to (an edit, insert or delete in those tables
-//! shows), and, given the anchor (`--expect-head`), that the chain still reaches it (truncation or an
-//! emptied log shows). The chain's key comes from `IA_AUDIT_KEY`.
+//! shows), and, given the anchor (`--expect-head`, or the last one the coordinator published on
+//! NATS with `--nats`), that the chain still reaches it (truncation or an emptied log shows). The
+//! chain's key comes from `IA_AUDIT_KEY`.
 
+use super::team::NatsCredentials;
 use agent::audit::{AuditKey, ChainBreak, ChainVerifier};
+use agent::bus::nats::NatsBus;
+use agent::bus::Bus;
 use agent::store::{Audited, Store};
-use anyhow::bail;
+use anyhow::{bail, Context};
+use clap::Args;
+use protocol::messages::Message;
+use protocol::subjects::{Subjects, STREAM_AUDIT};
 use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+/// How long `--nats` may take to connect.
+const NATS_CONNECT: Duration = Duration::from_secs(10);
+
+/// Where the anchor is read from instead of `--expect-head`.
+#[derive(Args, Debug)]
+pub struct AnchorArgs {
+    /// Read the anchor from this NATS server: the last one the Strategy's coordinator published
+    /// on ia.<namespace>.<strategy>.audit (stream IA_AUDIT) once the entries were stored; needs
+    /// --strategy. Connects as the auditor's identity (--nats-nkey-file auditor.nk from
+    /// `trading-agent nats-config`).
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "strategy",
+        conflicts_with = "expect_head"
+    )]
+    pub nats: Option<String>,
+    /// Namespace of the team (the Kubernetes namespace in a cluster); first token of its subjects.
+    #[arg(long, default_value = "default", env = protocol::env::NAMESPACE)]
+    pub namespace: String,
+    /// The Strategy whose chain must reach the anchor (with --expect-head: any strategy's may).
+    #[arg(long)]
+    pub strategy: Option<String>,
+    #[command(flatten)]
+    pub credentials: NatsCredentials,
+}
+
+/// The head a chain must still reach.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Anchor {
+    /// The hash of the anchored entry.
+    pub head: String,
+    /// The chain's length when anchored (known from NATS, not from `--expect-head`).
+    pub entries: Option<i64>,
+    /// The strategy whose chain it is; `None`: any strategy's.
+    pub strategy: Option<String>,
+}
+
+/// `audit verify`: the anchor from `--expect-head` or from NATS, then [`verify_db`].
+pub async fn verify(db: &str, expect_head: Option<String>, from: AnchorArgs) -> anyhow::Result<()> {
+    let anchor = match (&from.nats, expect_head) {
+        (Some(url), _) => Some(anchor_from_nats(url, &from).await?),
+        (None, Some(head)) => Some(Anchor {
+            head,
+            entries: None,
+            strategy: from.strategy.clone(),
+        }),
+        (None, None) => None,
+    };
+    verify_db(db, anchor.as_ref()).await
+}
+
+/// The last anchor on the team's `….audit` subject.
+async fn anchor_from_nats(url: &str, from: &AnchorArgs) -> anyhow::Result<Anchor> {
+    let strategy = from.strategy.clone().context("--nats needs --strategy")?;
+    let subjects = Subjects::new(&from.namespace, &strategy)?;
+    let subject = subjects.audit();
+    let server = agent::store::redact(url);
+    let auth = from.credentials.auth()?;
+    let bus = tokio::time::timeout(
+        NATS_CONNECT,
+        NatsBus::connect_as(url, &auth, Some("auditor")),
+    )
+    .await
+    .map_err(|_| {
+        anyhow::anyhow!(
+            "--nats {server}: no connection within {} s",
+            NATS_CONNECT.as_secs()
+        )
+    })?
+    .with_context(|| format!("--nats {server}"))?;
+    let anchor = match bus.last_durable(&subject).await? {
+        Some(Message::AuditHead(anchor)) => anchor,
+        Some(other) => bail!(
+            "{subject} on {server} holds a {} message, not an audit anchor",
+            other.type_name()
+        ),
+        None => bail!(
+            "no audit anchor on {subject} (stream {STREAM_AUDIT}) at {server}: the coordinator of \
+             Strategy {strategy} in namespace {} has not anchored its chain yet (it does once it \
+             stores audit rows), or --namespace and --strategy name another team",
+            from.namespace
+        ),
+    };
+    if anchor.strategy != strategy {
+        bail!(
+            "{subject} on {server} holds the anchor of Strategy {:?}, not {strategy:?}",
+            anchor.strategy
+        );
+    }
+    println!(
+        "anchor {subject}: {} entries, head {} ({}), stored at {}",
+        anchor.entries,
+        anchor.head,
+        if anchor.keyed {
+            "HMAC-keyed"
+        } else {
+            "UNKEYED"
+        },
+        chrono::DateTime::from_timestamp_millis(anchor.at)
+            .map_or_else(|| anchor.at.to_string(), |t| t.to_rfc3339())
+    );
+    Ok(Anchor {
+        head: anchor.head,
+        entries: Some(i64::try_from(anchor.entries).unwrap_or(i64::MAX)),
+        strategy: Some(strategy),
+    })
+}
 
 /// Rows read per query.
 const PAGE: u32 = 10_000;
@@ -25,7 +142,9 @@ struct Chain {
 /// What the audit entries committed to, by (strategy, kind, subject): (seq, digest, matched).
 type Commitments = HashMap<(String, &'static str, String), Vec<(i64, String, bool)>>;
 
-pub async fn verify_db(url: &str, expect_head: Option<&str>) -> anyhow::Result<()> {
+/// Verifies every chain and row of the database at `url`, and that the chain reaches `anchor`.
+pub async fn verify_db(url: &str, anchor: Option<&Anchor>) -> anyhow::Result<()> {
+    let expect_head = anchor.map(|a| a.head.as_str());
     let key = AuditKey::from_env();
     if !key.is_keyed() {
         eprintln!(
@@ -62,8 +181,8 @@ pub async fn verify_db(url: &str, expect_head: Option<&str>) -> anyhow::Result<(
         faults += 1;
         println!("BROKEN {problem}");
     }
-    if let Some(head) = expect_head {
-        faults += check_anchor(&chains, head);
+    if let Some(anchor) = anchor {
+        faults += check_anchor(&chains, anchor);
     }
     if faults > 0 {
         bail!("{}: {faults} audit problem(s) found", store.name());
@@ -71,27 +190,39 @@ pub async fn verify_db(url: &str, expect_head: Option<&str>) -> anyhow::Result<(
     Ok(())
 }
 
-/// Whether the chain reaches the anchor; the number of faults (0 or 1).
-fn check_anchor(chains: &BTreeMap<String, Chain>, head: &str) -> usize {
-    match chains.iter().find(|(_, c)| c.anchor.is_some()) {
-        Some((strategy, chain)) => {
-            let seq = chain.anchor.unwrap_or_default();
-            let after = chain.last_seq - seq;
-            println!(
-                "OK     strategy {strategy}: the anchored head {head} is entry seq={seq}{}",
-                if after > 0 {
-                    format!(" ({after} later entries are not anchored yet)")
-                } else {
-                    String::new()
-                }
-            );
-            0
-        }
-        None => {
-            println!("BROKEN no intact entry has the anchored head {head}: the chain was truncated or rewritten");
-            1
-        }
+/// Whether the chain (the anchor's strategy's, or any) reaches the anchor; the number of faults
+/// (0 or 1).
+fn check_anchor(chains: &BTreeMap<String, Chain>, anchor: &Anchor) -> usize {
+    let head = &anchor.head;
+    let whose = |strategy: &str| anchor.strategy.as_deref().is_none_or(|s| s == strategy);
+    let found = chains
+        .iter()
+        .find(|(strategy, c)| whose(strategy) && c.anchor.is_some());
+    let Some((strategy, chain)) = found else {
+        let of = match &anchor.strategy {
+            Some(strategy) => format!("of strategy {strategy} "),
+            None => String::new(),
+        };
+        println!("BROKEN no intact entry {of}has the anchored head {head}: the chain was truncated or rewritten");
+        return 1;
+    };
+    let seq = chain.anchor.unwrap_or_default();
+    if let Some(entries) = anchor.entries.filter(|&e| e != seq) {
+        println!(
+            "BROKEN strategy {strategy}: the anchored head {head} is entry seq={seq}, but the anchor was taken at {entries} entries"
+        );
+        return 1;
     }
+    let after = chain.last_seq - seq;
+    println!(
+        "OK     strategy {strategy}: the anchored head {head} is entry seq={seq}{}",
+        if after > 0 {
+            format!(" ({after} later entries are not anchored yet)")
+        } else {
+            String::new()
+        }
+    );
+    0
 }
 
 async fn verify_chains(

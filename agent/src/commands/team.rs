@@ -38,6 +38,13 @@ pub struct BusArgs {
     /// Namespace of the team (the Kubernetes namespace in a cluster); first token of its subjects.
     #[arg(long, default_value = "default", env = protocol::env::NAMESPACE)]
     pub namespace: String,
+    #[command(flatten)]
+    pub credentials: NatsCredentials,
+}
+
+/// Who a process is on NATS.
+#[derive(Args, Debug, Clone)]
+pub struct NatsCredentials {
     /// This component's NATS identity: a file holding its nkey seed (from `trading-agent
     /// nats-config`).
     #[arg(
@@ -60,23 +67,32 @@ pub struct BusArgs {
     pub nats_password: Option<String>,
 }
 
+impl NatsCredentials {
+    /// The credentials given: an nkey seed read from its file, a user and password, or none.
+    pub fn auth(&self) -> anyhow::Result<NatsAuth> {
+        Ok(
+            match (&self.nats_nkey_file, &self.nats_user, &self.nats_password) {
+                (Some(path), _, _) => {
+                    let seed = std::fs::read_to_string(path)
+                        .with_context(|| format!("--nats-nkey-file {}", path.display()))?;
+                    NatsAuth::Nkey {
+                        seed: seed.trim().to_string(),
+                    }
+                }
+                (None, Some(user), Some(password)) => NatsAuth::Password {
+                    user: user.clone(),
+                    password: password.clone(),
+                },
+                _ => NatsAuth::Anonymous,
+            },
+        )
+    }
+}
+
 impl BusArgs {
     /// Connects to NATS as `identity` with the credentials given.
     pub async fn connect(&self, identity: &str) -> anyhow::Result<NatsBus> {
-        let auth = match (&self.nats_nkey_file, &self.nats_user, &self.nats_password) {
-            (Some(path), _, _) => {
-                let seed = std::fs::read_to_string(path)
-                    .with_context(|| format!("--nats-nkey-file {}", path.display()))?;
-                NatsAuth::Nkey {
-                    seed: seed.trim().to_string(),
-                }
-            }
-            (None, Some(user), Some(password)) => NatsAuth::Password {
-                user: user.clone(),
-                password: password.clone(),
-            },
-            _ => NatsAuth::Anonymous,
-        };
+        let auth = self.credentials.auth()?;
         Ok(NatsBus::connect_as(&self.nats, &auth, Some(identity)).await?)
     }
 }
@@ -419,8 +435,11 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         subjects.decision()
     );
     if let Some(audit) = &summary.audit {
-        // the anchor to keep outside the database: `audit verify --expect-head`
-        tracing::info!(entries = audit.entries, head = %audit.head, keyed = audit.keyed, "audit chain head");
+        // the anchor to keep outside the database: `audit verify --expect-head`, or `--nats` when
+        // it is on the audit stream
+        tracing::info!(entries = audit.entries, head = %audit.head, keyed = audit.keyed,
+            anchored = summary.anchored.as_ref().is_some_and(|a| a.head == audit.head),
+            subject = %subjects.audit(), "audit chain head");
     }
     if args.hold_after_replay {
         tracing::info!("the replay is over; holding until SIGTERM (--hold-after-replay)");

@@ -6,8 +6,10 @@
 //!
 //! - [`voters`]: who votes, and with what weight;
 //! - [`publish`]: decisions onto the stream and the terminal;
+//! - [`anchor`]: the audit chain's head onto `….audit` once stored, the anchor outside the database;
 //! - [`api`]: the HTTP API and console, with the escalation relay.
 
+pub mod anchor;
 pub mod api;
 pub mod publish;
 pub mod voters;
@@ -102,6 +104,8 @@ pub struct Summary {
     pub published: u64,
     /// The audit chain's head, the anchor for `audit verify --expect-head` (with a store).
     pub audit: Option<AuditHead>,
+    /// The last anchor published on `….audit` (none without a store, or when withheld).
+    pub anchored: Option<protocol::messages::AuditHead>,
 }
 
 /// Runs `session` with the voters on `bus` (the server at `server`), its decisions to the stream
@@ -144,14 +148,10 @@ pub async fn run(
         ready.clone(),
         options.json_lines,
     );
-    if let Some(store) = &options.store {
-        // a restarted coordinator resumes from the weights its team had learned
-        let resumed = voters::resume_weights(store, &strategy, &mut voters).await?;
-        if resumed > 0 {
-            tracing::info!(resumed, "resuming the learned vote weights from the store");
-        }
-        warn_if_unkeyed(&session.audit_key);
-    }
+    let mut anchoring = match &options.store {
+        Some(store) => resume(store, &session, &bus, &subjects, &mut voters).await?,
+        None => anchor::Anchoring::default(),
+    };
     let api = match (options.api.listen, &options.store) {
         (Some(addr), Some(store)) => {
             Some(api::serve(&options.api, addr, store, &strategy, &bus, &subjects, ready).await?)
@@ -190,10 +190,11 @@ pub async fn run(
         }
     };
     let outcome = session
-        .replay(
+        .replay_anchored(
             feed.candles,
             team,
             options.store.as_ref(),
+            anchoring.sender.take(),
             on_decision,
             |_, _| {},
         )
@@ -203,13 +204,34 @@ pub async fn run(
         task.abort();
     }
     let published = drain(publisher, &bus).await?;
+    let anchored = anchoring.finish().await;
     drop(in_flight);
     Ok(Summary {
         cycles: outcome.cycles,
         candles: outcome.candles,
         published,
         audit: outcome.audit,
+        anchored,
     })
+}
+
+/// A coordinator with a store resumes from the weights its team had learned, says whether its
+/// audit chain is keyed, and anchors the chain on `….audit` as it is stored.
+async fn resume(
+    store: &Store,
+    session: &Session,
+    bus: &NatsBus,
+    subjects: &Subjects,
+    voters: &mut [Voter],
+) -> Result<anchor::Anchoring, CoordinationError> {
+    let strategy = session.team_config.strategy.metadata.name.as_deref();
+    let strategy = strategy.unwrap_or_default();
+    let resumed = voters::resume_weights(store, strategy, voters).await?;
+    if resumed > 0 {
+        tracing::info!(resumed, "resuming the learned vote weights from the store");
+    }
+    warn_if_unkeyed(&session.audit_key);
+    Ok(anchor::start(bus, subjects, strategy, store).await?)
 }
 
 /// Where escalations go: to the bus (answered by the operator's relay or the API), listed in the

@@ -23,7 +23,7 @@ pub mod venue;
 mod writer;
 
 pub use feed::{fresh, timeline};
-pub use writer::AuditHead;
+pub use writer::{AnchorSender, AuditHead};
 
 use crate::config::TeamConfig;
 use crate::consensus::{EscalationResolver, Resolution, Voter};

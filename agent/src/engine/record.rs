@@ -4,7 +4,7 @@
 //! the book and the vote weights are saved with every batch, so the API shows them during a run
 //! and a restarted coordinator resumes from them.
 
-use super::writer::{AuditHead, RecordWriter};
+use super::writer::{AnchorSender, AuditHead, RecordWriter};
 use super::{DecisionCounts, DecisionRecord, Trigger, RECORDS_KEPT};
 use crate::consensus::Voter;
 use crate::exchange::PaperExchange;
@@ -78,6 +78,13 @@ impl<'s> Record<'s> {
     /// decisions reach the store and the API within that time, not only every full batch).
     pub fn flushed_within(mut self, within: Option<std::time::Duration>) -> Self {
         self.flush_within = within;
+        self
+    }
+
+    /// Tells `anchor` the audit chain's head each time a batch adds audit rows, once they are
+    /// stored (the coordinator publishes it as the anchor outside the database).
+    pub fn anchored(mut self, anchor: Option<AnchorSender>) -> Self {
+        self.writer.anchored(anchor);
         self
     }
 

@@ -152,6 +152,22 @@ impl Session {
         live: Option<tokio::sync::mpsc::Receiver<crate::market::stream::SymbolCandle>>,
         team: ReplayTeam<'_, T, E>,
         store: Option<&Store>,
+        on_decision: impl FnMut(&Decision),
+        progress: impl FnMut(u64, u64),
+    ) -> Result<Outcome, SessionError> {
+        self.replay_anchored(live, team, store, None, on_decision, progress)
+            .await
+    }
+
+    /// As [`replay`](Self::replay), telling `anchor` the audit chain's head each time a batch of
+    /// audit rows is stored in `store` (the coordinator publishes it outside the database). The
+    /// anchor's sender is dropped when the run is over.
+    pub async fn replay_anchored<T: Transport, E: EscalationResolver>(
+        &self,
+        live: Option<tokio::sync::mpsc::Receiver<crate::market::stream::SymbolCandle>>,
+        team: ReplayTeam<'_, T, E>,
+        store: Option<&Store>,
+        anchor: Option<super::AnchorSender>,
         mut on_decision: impl FnMut(&Decision),
         mut progress: impl FnMut(u64, u64),
     ) -> Result<Outcome, SessionError> {
@@ -163,7 +179,7 @@ impl Session {
         let total = self.series.iter().map(|s| s.candles.len() as u64).sum();
         let flush_every = if live.is_some() { 1 } else { FLUSH_EVERY };
         let mut feed = Feed::new(&self.series, &timeline, live);
-        let mut run = Run::new(self, team, store, flush_every).await?;
+        let mut run = Run::new(self, team, store, flush_every, anchor).await?;
         run.first_t = timeline.get(self.first_scored(&timeline)).copied();
         run.last_t = run.first_t.or(self.trade_from).unwrap_or_default();
         // asked to stop (SIGTERM), the loop ends at its next safe point and writes down what it has
@@ -251,6 +267,7 @@ impl<'a, T: Transport, E: EscalationResolver> Run<'a, T, E> {
         team: ReplayTeam<'a, T, E>,
         store: Option<&'a Store>,
         flush_every: usize,
+        anchor: Option<super::AnchorSender>,
     ) -> Result<Self, SessionError> {
         let ReplayTeam {
             transport,
@@ -276,7 +293,8 @@ impl<'a, T: Transport, E: EscalationResolver> Run<'a, T, E> {
             flush_every,
         )
         .await?
-        .flushed_within(session.record_within);
+        .flushed_within(session.record_within)
+        .anchored(anchor);
         for v in &voters {
             record.weight(&v.assistant, v.weight);
         }

@@ -11,12 +11,17 @@ use crate::store::{OrderRecord, Store, StoreError};
 use protocol::messages::Decision;
 use tokio::task::JoinHandle;
 
+/// Where the audit chain's head goes each time a batch of audit rows is stored, as the anchor
+/// message: the latest only (the coordinator publishes it; sending never waits).
+pub type AnchorSender = tokio::sync::watch::Sender<Option<protocol::messages::AuditHead>>;
+
 pub(super) struct RecordWriter {
     store: Option<Store>,
     strategy: String,
     /// The audit chain's head; `None` while a batch (which owns it) is in flight.
     chain: Option<AuditChain>,
     in_flight: Option<JoinHandle<Result<AuditChain, StoreError>>>,
+    anchor: Option<AnchorSender>,
 }
 
 impl RecordWriter {
@@ -36,7 +41,13 @@ impl RecordWriter {
             strategy: strategy.to_string(),
             chain: Some(chain),
             in_flight: None,
+            anchor: None,
         })
+    }
+
+    /// Tells `anchor` the chain's head after each batch that added audit rows, once it is stored.
+    pub fn anchored(&mut self, anchor: Option<AnchorSender>) {
+        self.anchor = anchor;
     }
 
     /// Hands a batch over, after the previous one is stored.
@@ -54,11 +65,24 @@ impl RecordWriter {
         }
         let strategy = self.strategy.clone();
         let mut chain = self.chain.take().expect("no batch in flight after finish");
+        let anchor = self.anchor.clone();
         self.in_flight = Some(tokio::spawn(async move {
+            let before = chain.head().0;
             store
                 .record(&strategy, &mut chain, &decisions, &orders)
-                .await
-                .map(|()| chain)
+                .await?;
+            // committed: the anchor may now point at it (a replayed batch adds no row, no anchor)
+            if let Some(anchor) = anchor.filter(|_| chain.head().0 > before) {
+                let (entries, head) = chain.head();
+                anchor.send_replace(Some(protocol::messages::AuditHead {
+                    strategy,
+                    head: head.to_string(),
+                    entries: entries.unsigned_abs(),
+                    at: chrono::Utc::now().timestamp_millis(),
+                    keyed: chain.is_keyed(),
+                }));
+            }
+            Ok(chain)
         }));
         Ok(())
     }
@@ -67,12 +91,7 @@ impl RecordWriter {
     pub fn head(&self) -> Option<AuditHead> {
         let chain = self.chain.as_ref()?;
         self.store.as_ref()?;
-        let (entries, hash) = chain.head();
-        Some(AuditHead {
-            entries,
-            head: hash.to_string(),
-            keyed: chain.is_keyed(),
-        })
+        Some(head_of(chain))
     }
 
     /// Waits until the batch in flight is stored.
@@ -84,6 +103,15 @@ impl RecordWriter {
             self.chain = Some(chain);
         }
         Ok(())
+    }
+}
+
+fn head_of(chain: &AuditChain) -> AuditHead {
+    let (entries, hash) = chain.head();
+    AuditHead {
+        entries,
+        head: hash.to_string(),
+        keyed: chain.is_keyed(),
     }
 }
 

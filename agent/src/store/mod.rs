@@ -335,6 +335,19 @@ impl Store {
         Ok(AuditChain::resume(seq, hash, key.clone()))
     }
 
+    /// The hash of entry `seq` of a strategy's audit chain, as stored; `None` when there is no such
+    /// row (checked against an anchor: a chain that lost it was truncated).
+    pub async fn audit_hash(&self, strategy: &str, seq: i64) -> Result<Option<String>, StoreError> {
+        Ok(
+            on_pool!(self, pool => sqlx::query_scalar::<_, String>("SELECT hash FROM audit_log WHERE strategy = $1 AND seq = $2")
+            .bind(strategy)
+            .bind(seq)
+            .fetch_optional(pool)
+            .await
+            .map_err(self.err("reading the audit chain"))?),
+        )
+    }
+
     /// Records decisions with their debates and orders, and appends them to the audit chain, in one
     /// transaction. A decision or order already stored (same strategy and id) is left as it is.
     pub async fn record(

@@ -49,6 +49,12 @@ pub const SYMBOL_PATTERN: &str =
         priority = 1
     ),
     printcolumn(
+        name = "Audited",
+        type_ = "integer",
+        json_path = ".status.audit.entries",
+        priority = 1
+    ),
+    printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
@@ -573,6 +579,11 @@ pub struct StrategyStatus {
     /// base64 -d`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_token_secret: Option<String>,
+    /// The head of the team's audit chain, as its coordinator last anchored it on NATS (`….audit`)
+    /// once the entries were stored: a copy outside the database for `trading-agent audit verify
+    /// --expect-head`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditAnchor>,
 }
 
 /// A decision of the team, as shown on the Strategy.
@@ -608,6 +619,21 @@ pub struct PendingEscalation {
     pub symbol: String,
     /// When it was raised (RFC 3339).
     pub since: String,
+}
+
+/// The anchored head of a Strategy's audit chain.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditAnchor {
+    /// The hash of the chain's last stored entry (64 hex digits).
+    pub head: String,
+    /// Entries in the chain (the last entry's seq).
+    pub entries: u64,
+    /// When the entries were stored (RFC 3339).
+    pub at: String,
+    /// Whether the chain is HMAC-keyed (IA_AUDIT_KEY).
+    #[serde(default)]
+    pub keyed: bool,
 }
 
 /// Portfolio figures in the quote asset.
