@@ -11,11 +11,13 @@
 //! - [`apply`]: server-side apply of the builders' objects, and Events (status writes are
 //!   [`crate::status`]'s);
 //! - [`metrics`]: reconcile counters and latency histograms per controller;
+//! - [`leader`]: leader election on a Lease;
 //! - [`run`]: wiring, leader election, health and metrics server, graceful shutdown.
 
 pub mod apply;
 pub mod assistant;
 pub mod conditions;
+pub mod leader;
 pub mod metrics;
 pub mod notifications;
 pub mod policy;

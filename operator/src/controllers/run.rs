@@ -2,6 +2,7 @@
 //! metrics server, and graceful shutdown on SIGTERM / Ctrl-C. This is the binary's edge, hence
 //! `anyhow`.
 
+use super::leader::{Election, LeaseConfig};
 use super::{assistant, error_policy, policy, strategy, Context};
 use crate::decisions::DecisionWatchers;
 use anyhow::Context as _;
@@ -100,61 +101,52 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
         });
     }
 
-    let mut lease = None;
+    let mut election = None;
     if config.leader_election {
-        let manager =
-            kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &config.lease_name)
-                .with_namespace(&config.lease_namespace)
-                .with_identity(&config.identity)
-                .with_duration(15)
-                .with_grace(5)
-                .build()
-                .await
-                .with_context(|| {
-                    format!(
-                        "setting up leader election on Lease {}/{}",
-                        config.lease_namespace, config.lease_name
-                    )
-                })?;
-        let (mut state, task) = manager.watch().await;
+        let lease = LeaseConfig::new(
+            &config.lease_namespace,
+            &config.lease_name,
+            &config.identity,
+        );
+        let mut lead = Election::start(client.clone(), &lease).await?;
         tracing::info!(identity = %config.identity, lease = %config.lease_name, "waiting for leadership");
         let mut stop = stop_rx.clone();
-        loop {
-            if *state.borrow_and_update() {
-                break;
+        let stopped = tokio::select! {
+            acquired = lead.acquired() => {
+                acquired?;
+                false
             }
-            tokio::select! {
-                changed = state.changed() => changed.context("leader election stopped")?,
-                _ = stop.changed() => {
-                    drop(state);
-                    let _ = task.await;
-                    let _ = server.await;
-                    return Ok(());
-                }
-            }
+            _ = stop.changed() => true,
+        };
+        if stopped {
+            lead.release().await;
+            let _ = server.await;
+            return Ok(());
         }
         tracing::info!(identity = %config.identity, "leading; starting the controllers");
         leading.store(true, Ordering::SeqCst);
-        // losing the Lease means another replica leads: stop reconciling at once
-        let lost_tx = stop_tx.clone();
-        let mut lost = state.clone();
-        tokio::spawn(async move {
-            while lost.changed().await.is_ok() {
-                if !*lost.borrow_and_update() {
-                    tracing::error!("lost the leader Lease; stopping");
-                    let _ = lost_tx.send(true);
-                    break;
-                }
-            }
-        });
-        lease = Some((state, task));
+        election = Some(lead);
     }
 
-    controllers(client, ctx, config.namespace.as_deref(), stop_rx).await;
-    if let Some((state, task)) = lease {
-        // closing the channel makes the manager release the Lease for the next leader
-        drop(state);
-        let _ = task.await;
+    let reconciling = controllers(client, ctx, config.namespace.as_deref(), stop_rx);
+    match election.as_mut() {
+        Some(lead) => {
+            tokio::pin!(reconciling);
+            tokio::select! {
+                () = &mut reconciling => {}
+                () = lead.lost() => {
+                    // another replica leads: stop reconciling at once
+                    tracing::error!("lost the leader Lease; stopping");
+                    let _ = stop_tx.send(true);
+                    reconciling.await;
+                }
+            }
+        }
+        None => reconciling.await,
+    }
+    if let Some(lead) = election {
+        // releasing the Lease lets the next leader start without waiting for it to expire
+        lead.release().await;
     }
     let _ = stop_tx.send(true);
     let _ = server.await;
