@@ -81,6 +81,16 @@ pub static PORTFOLIO: LazyLock<GaugeVec> = LazyLock::new(|| {
     .expect("registered once")
 });
 
+/// Decisions made and held in memory while the store does not answer (a database outage).
+pub static UNSTORED: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register_int_gauge_vec!(
+        "ia_agent_unstored_decisions",
+        "Decisions made and held in memory because the store does not answer, by strategy",
+        &["strategy"]
+    )
+    .expect("registered once")
+});
+
 /// Decisions made and not yet on the durable stream (behind while NATS is away).
 pub static UNPUBLISHED: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     register_int_gauge_vec!(

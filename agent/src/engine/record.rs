@@ -165,7 +165,8 @@ impl<'s> Record<'s> {
         self.writer
             .write(decisions, std::mem::take(&mut self.orders))
             .await?;
-        if let Some(store) = self.store {
+        // while the store is out, the book and weights wait for it like the decisions do
+        if let Some(store) = self.store.filter(|_| !self.writer.in_outage()) {
             if let Err(error) = save_state(store, &self.strategy, at, voters, ledger).await {
                 tracing::warn!(%error, "saving the book and weights failed; retried at the next flush");
             }

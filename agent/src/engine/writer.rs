@@ -3,13 +3,35 @@
 //!
 //! On a multi-threaded runtime the store's work (building the statements, and SQLite's own thread)
 //! overlaps the team's; on a single-threaded one the batch is written when the replay next waits,
-//! i.e. the same as writing it in place. At most one batch is in flight, so memory stays bounded, and
-//! a failed write stops the replay at the next batch (or at the end) with the store's error.
+//! i.e. the same as writing it in place. At most one batch is in flight, and the next one waits for
+//! it, so batches (and the order of their audit entries) do not depend on timing.
+//!
+//! A database that stops answering (an outage, a restart: [`StoreError::is_transient`]) does not
+//! stop the team: the batch in flight is retried, backing off from 250 ms to 5 s, for as long as it
+//! takes, while new decisions are held in memory (up to [`HOLD_AT_MOST`], then the replay waits for
+//! the store) and written as one batch once it answers; `ia_agent_unstored_decisions` says how many are waiting.
+//! After a failed attempt the chain is read back from the store before the next one, since a commit
+//! whose answer was lost must not be chained twice. Any other error stops the replay at the next
+//! batch (or at the end) with the store's error.
 
 use crate::audit::{AuditChain, AuditKey};
 use crate::store::{OrderRecord, Store, StoreError};
 use protocol::messages::Decision;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::task::JoinHandle;
+
+/// Decisions held in memory at most while the store does not answer; past them the replay waits
+/// for the store (back-pressure, nothing dropped).
+pub const HOLD_AT_MOST: usize = 50_000;
+/// The first wait after a failed write; it doubles up to [`MAX_WAIT`].
+const FIRST_WAIT: Duration = Duration::from_millis(250);
+/// The longest wait between two attempts.
+const MAX_WAIT: Duration = Duration::from_secs(5);
+
+/// What was decided and ordered and is not handed to the store yet.
+type Batch = (Vec<Decision>, Vec<OrderRecord>);
 
 /// Where the audit chain's head goes each time a batch of audit rows is stored, as the anchor
 /// message: the latest only (the coordinator publishes it; sending never waits).
@@ -22,6 +44,12 @@ pub(super) struct RecordWriter {
     chain: Option<AuditChain>,
     in_flight: Option<JoinHandle<Result<AuditChain, StoreError>>>,
     anchor: Option<AnchorSender>,
+    /// The chain's key, to read it back from the store after a failed write.
+    key: AuditKey,
+    /// Decided while the batch in flight could not be stored: the next batch.
+    held: Batch,
+    /// Whether the batch in flight has met a store that does not answer.
+    outage: Arc<AtomicBool>,
 }
 
 impl RecordWriter {
@@ -42,6 +70,9 @@ impl RecordWriter {
             chain: Some(chain),
             in_flight: None,
             anchor: None,
+            key: key.clone(),
+            held: Batch::default(),
+            outage: Arc::default(),
         })
     }
 
@@ -50,27 +81,49 @@ impl RecordWriter {
         self.anchor = anchor;
     }
 
-    /// Hands a batch over, after the previous one is stored.
+    /// Hands a batch over, after the previous one is stored; while that one meets a store that does
+    /// not answer, the new one is held instead (up to [`HOLD_AT_MOST`] decisions, then it waits).
     pub async fn write(
         &mut self,
         decisions: Vec<Decision>,
         orders: Vec<OrderRecord>,
     ) -> Result<(), StoreError> {
-        self.finish().await?;
-        let Some(store) = self.store.clone() else {
-            return Ok(());
-        };
-        if decisions.is_empty() && orders.is_empty() {
+        if self.store.is_none() {
             return Ok(());
         }
-        let strategy = self.strategy.clone();
-        let mut chain = self.chain.take().expect("no batch in flight after finish");
-        let anchor = self.anchor.clone();
+        self.held.0.extend(decisions);
+        self.held.1.extend(orders);
+        let busy = self.in_flight.as_ref().is_some_and(|b| !b.is_finished());
+        if busy && self.outage.load(Ordering::Relaxed) && self.held.0.len() < HOLD_AT_MOST {
+            return Ok(());
+        }
+        self.land().await?;
+        self.send_held();
+        Ok(())
+    }
+
+    /// Whether the batch in flight is meeting a store that does not answer.
+    pub fn in_outage(&self) -> bool {
+        self.outage.load(Ordering::Relaxed)
+    }
+
+    /// Starts writing what is held, if anything (nothing is in flight).
+    fn send_held(&mut self) {
+        let Some(store) = self.store.clone() else {
+            return;
+        };
+        if self.held.0.is_empty() && self.held.1.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.held);
+        let chain = self.chain.take().expect("no batch in flight after land");
+        let (strategy, key, anchor) =
+            (self.strategy.clone(), self.key.clone(), self.anchor.clone());
+        let outage = self.outage.clone();
         self.in_flight = Some(tokio::spawn(async move {
             let before = chain.head().0;
-            store
-                .record(&strategy, &mut chain, &decisions, &orders)
-                .await?;
+            let chain =
+                store_until_answered(&store, &strategy, chain, &key, &batch, &outage).await?;
             // committed: the anchor may now point at it (a replayed batch adds no row, no anchor)
             if let Some(anchor) = anchor.filter(|_| chain.head().0 > before) {
                 let (entries, head) = chain.head();
@@ -84,7 +137,6 @@ impl RecordWriter {
             }
             Ok(chain)
         }));
-        Ok(())
     }
 
     /// The chain's head once every batch is stored: (entries, hash, keyed); `None` without a store.
@@ -94,8 +146,15 @@ impl RecordWriter {
         Some(head_of(chain))
     }
 
-    /// Waits until the batch in flight is stored.
+    /// Waits until everything handed over (held batches too) is stored.
     pub async fn finish(&mut self) -> Result<(), StoreError> {
+        self.land().await?;
+        self.send_held();
+        self.land().await
+    }
+
+    /// Waits until the batch in flight, if any, is stored.
+    async fn land(&mut self) -> Result<(), StoreError> {
         if let Some(batch) = self.in_flight.take() {
             let chain = batch
                 .await
@@ -103,6 +162,61 @@ impl RecordWriter {
             self.chain = Some(chain);
         }
         Ok(())
+    }
+}
+
+/// Stores `batch` and returns the chain after it, trying again while the store does not answer
+/// (see the module); the chain is read back from the store before each new attempt.
+async fn store_until_answered(
+    store: &Store,
+    strategy: &str,
+    mut chain: AuditChain,
+    key: &AuditKey,
+    batch: &Batch,
+    outage: &AtomicBool,
+) -> Result<AuditChain, StoreError> {
+    let unstored = crate::metrics::UNSTORED.with_label_values(&[strategy]);
+    let (mut wait, mut attempt, mut reread) = (FIRST_WAIT, 0u32, false);
+    loop {
+        let tried = if reread {
+            store.audit_chain(strategy, key).await.map(|read| {
+                chain = read;
+                reread = false;
+            })
+        } else {
+            match store.record(strategy, &mut chain, &batch.0, &batch.1).await {
+                Ok(()) => {
+                    outage.store(false, Ordering::Relaxed);
+                    if attempt > 0 {
+                        tracing::info!(decisions = batch.0.len(), attempts = attempt + 1,
+                            "the store answers again: the decisions held through the outage are stored");
+                        unstored.set(0);
+                    }
+                    return Ok(chain);
+                }
+                Err(error) => Err(error),
+            }
+        };
+        // the chain was read back: store the batch on it next
+        let Err(error) = tried else {
+            continue;
+        };
+        if !error.is_transient() || crate::shutdown::requested() {
+            return Err(error);
+        }
+        attempt += 1;
+        reread = true;
+        outage.store(true, Ordering::Relaxed);
+        unstored.set(batch.0.len() as i64);
+        if attempt == 1 || attempt.is_multiple_of(10) {
+            tracing::warn!(%error, attempt, held = batch.0.len(),
+                "the store does not answer; holding the decisions and trying again");
+        }
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {},
+            () = crate::shutdown::stop_requested() => {},
+        }
+        wait = (wait * 2).min(MAX_WAIT);
     }
 }
 

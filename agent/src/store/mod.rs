@@ -48,6 +48,28 @@ pub enum StoreError {
     Writer(String),
 }
 
+impl StoreError {
+    /// Whether the database may answer if asked again: it is unreachable, restarting or shutting
+    /// down (I/O, pool timeouts, PostgreSQL's connection classes 08 and 57P), not a query it
+    /// refused. A writer retries these and gives up on the rest.
+    pub fn is_transient(&self) -> bool {
+        let Self::Sql { error, .. } = self else {
+            return false;
+        };
+        match error {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Protocol(_) => true,
+            sqlx::Error::Database(db) => db
+                .code()
+                .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+            _ => false,
+        }
+    }
+}
+
 /// How a SQLite file is written.
 #[derive(Debug, Clone, Copy)]
 enum Durability {
