@@ -7,7 +7,7 @@
 use super::BusError;
 use protocol::messages::Decision;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -56,6 +56,81 @@ async fn attempt_once(
             crate::shutdown::stop_requested().await;
             tokio::time::sleep(ATTEMPT_AFTER_STOP).await;
         } => Err(gave_up(ATTEMPT_AFTER_STOP)),
+    }
+}
+
+/// Decisions made and not yet on the stream, with the bound the engine waits under: however long
+/// NATS is away, at most `bound` decisions (plus one step's) wait in memory, and none is dropped.
+#[derive(Debug)]
+pub struct Backlog {
+    held: AtomicUsize,
+    bound: usize,
+    drained: tokio::sync::Notify,
+    waiting: AtomicBool,
+}
+
+impl Backlog {
+    /// An empty backlog the engine keeps under `bound` (at least 1).
+    pub fn new(bound: usize) -> Arc<Self> {
+        Arc::new(Self {
+            held: AtomicUsize::new(0),
+            bound: bound.max(1),
+            drained: tokio::sync::Notify::new(),
+            waiting: AtomicBool::new(false),
+        })
+    }
+
+    /// A decision handed to the publisher.
+    pub fn added(&self) {
+        self.held.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A decision on the stream.
+    pub fn published(&self) {
+        let _ = self
+            .held
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        self.drained.notify_waiters();
+    }
+
+    /// Decisions made and not yet on the stream.
+    pub fn len(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
+    }
+
+    /// Whether every decision made is on the stream.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Waits while the backlog is at its bound (the engine decides nothing meanwhile), or until a
+    /// stop is asked.
+    pub async fn wait_below_bound(&self) {
+        loop {
+            let drained = self.drained.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            if self.len() < self.bound || crate::shutdown::requested() {
+                if self.waiting.swap(false, Ordering::Relaxed) {
+                    tracing::info!(
+                        behind = self.len(),
+                        "the decision stream is catching up; deciding again"
+                    );
+                }
+                return;
+            }
+            if !self.waiting.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    behind = self.len(),
+                    bound = self.bound,
+                    "the decision stream is this far behind: no new decision until it catches up"
+                );
+            }
+            tokio::select! {
+                () = &mut drained => {},
+                () = crate::shutdown::stop_requested() => {},
+            }
+        }
     }
 }
 
@@ -171,6 +246,32 @@ where
 mod tests {
     use super::*;
     use std::cell::Cell;
+
+    #[tokio::test]
+    async fn the_engine_waits_at_the_bound_until_a_decision_is_out() {
+        let backlog = Backlog::new(2);
+        backlog.added();
+        // under the bound: no wait
+        tokio::time::timeout(Duration::from_millis(100), backlog.wait_below_bound())
+            .await
+            .expect("under the bound");
+        backlog.added();
+        let waiting = tokio::spawn({
+            let backlog = backlog.clone();
+            async move { backlog.wait_below_bound().await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!waiting.is_finished(), "at the bound the engine waits");
+        backlog.published();
+        tokio::time::timeout(Duration::from_secs(2), waiting)
+            .await
+            .expect("one out lets it go on")
+            .unwrap();
+        assert_eq!(backlog.len(), 1);
+        backlog.published();
+        backlog.published();
+        assert!(backlog.is_empty(), "never below zero");
+    }
 
     fn decision(id: &str) -> Decision {
         Decision {

@@ -365,6 +365,15 @@ pub struct CoordinatorArgs {
         env = "IA_WAIT_FOR_VOTERS"
     )]
     wait_for_voters: u64,
+    /// Decisions that may wait in memory for the decision stream while NATS is away; at the bound
+    /// the team decides nothing until the stream catches up (back-pressure: none is dropped).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 10_000,
+        env = "IA_MAX_UNPUBLISHED"
+    )]
+    max_unpublished: usize,
     /// After a replay ends, keep serving (health, API) until SIGTERM instead of exiting, so that a
     /// coordinator pod replaying candles does not restart and replay again (set by the operator).
     #[arg(long, env = protocol::env::HOLD_AFTER_REPLAY)]
@@ -544,6 +553,7 @@ async fn coordinator_options(args: &CoordinatorArgs, name: &str) -> anyhow::Resu
             allowed_origins: args.api_allowed_origin.clone(),
         },
         json_lines: args.json,
+        max_unpublished: args.max_unpublished,
     })
 }
 

@@ -92,6 +92,8 @@ pub struct Options {
     pub api: ApiOptions,
     /// Print each decision as one JSON line.
     pub json_lines: bool,
+    /// Decisions that may wait for the stream before the team stops deciding (`--max-unpublished`).
+    pub max_unpublished: usize,
 }
 
 /// What a run did.
@@ -111,7 +113,7 @@ pub struct Summary {
 /// Runs `session` with the voters on `bus` (the server at `server`), its decisions to the stream
 /// of `subjects`, until the feed ends or the process is asked to stop.
 pub async fn run(
-    session: Session,
+    mut session: Session,
     feed: LiveFeed,
     bus: NatsBus,
     subjects: Subjects,
@@ -141,11 +143,13 @@ pub async fn run(
     tracing::info!(voters = voters.len(), %strategy, "coordinating");
     // ready while every decision made is on the stream; the API's /readyz reads it
     let ready = Arc::new(AtomicBool::new(true));
+    let backlog = crate::bus::publisher::Backlog::new(options.max_unpublished);
+    session.backlog = Some(backlog.clone());
     let (decisions, publisher) = publish::spawn_publisher(
         bus.clone(),
         subjects.decision(),
         strategy.clone(),
-        ready.clone(),
+        (ready.clone(), backlog.clone()),
         options.json_lines,
     );
     let mut anchoring = match &options.store {
@@ -185,6 +189,7 @@ pub async fn run(
                 .events
                 .send(json!({"type": "decision", "decision": d}));
         }
+        backlog.added();
         if decisions.send(d.clone()).is_err() {
             tracing::error!(id = %d.id, "the publisher has stopped: decision stored, not published");
         }

@@ -2,7 +2,7 @@
 //! (`bus::publisher`), and printed once published.
 
 use crate::bus::nats::NatsBus;
-use crate::bus::publisher::{publish_in_order, PublishError};
+use crate::bus::publisher::{publish_in_order, Backlog, PublishError};
 use crate::bus::Bus;
 use protocol::messages::{Decision, Message};
 use serde_json::json;
@@ -12,12 +12,13 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinHandle;
 
 /// The publisher's task: decisions sent to the returned sender go to `subject` (exactly once per
-/// cycle id, in order) and are printed; `ready` is false while some are not on the stream yet.
+/// cycle id, in order) and are printed; `ready` is false while some are not on the stream yet, and
+/// `backlog` counts them out as they go.
 pub fn spawn_publisher(
     bus: NatsBus,
     subject: String,
     strategy: String,
-    ready: Arc<AtomicBool>,
+    (ready, backlog): (Arc<AtomicBool>, Arc<Backlog>),
     json_lines: bool,
 ) -> (
     UnboundedSender<Decision>,
@@ -35,6 +36,7 @@ pub fn spawn_publisher(
             }
         };
         publish_in_order(&strategy, rx, ready, publish, |decision| {
+            backlog.published();
             print_decision(decision, json_lines)
         })
         .await

@@ -126,6 +126,9 @@ pub struct Session {
     /// first decision is this old (the coordinator: 1 s, so the store and the API keep up).
     /// `None`: full batches only (a backtest, for speed).
     pub record_within: Option<std::time::Duration>,
+    /// The coordinator's unpublished decisions: before each step the loop waits while they are at
+    /// their bound (NATS away), so memory stays bounded and nothing is dropped. `None`: no stream.
+    pub backlog: Option<std::sync::Arc<crate::bus::publisher::Backlog>>,
 }
 
 /// Order books shared between the book stream's task and the replay.
@@ -293,6 +296,7 @@ impl Session {
             audit_key: crate::audit::AuditKey::from_env(),
             notifier: notify::Notifier::none(),
             record_within: None,
+            backlog: None,
         }
     }
 

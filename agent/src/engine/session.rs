@@ -190,6 +190,9 @@ impl Session {
             if run.cycle_limit_reached() || crate::shutdown::requested() {
                 break;
             }
+            if let Some(backlog) = &self.backlog {
+                backlog.wait_below_bound().await;
+            }
             // a replay stands still while every symbol waits for a human (time passes only live)
             let all_held = !feed.is_live() && run.answers.len() >= self.series.len();
             let next = tokio::select! {
