@@ -50,5 +50,6 @@ pub mod service;
 pub mod shutdown;
 pub mod standing;
 pub mod store;
+pub mod stored_model;
 pub mod team;
 pub mod team_health;

@@ -153,6 +153,14 @@ impl Ensemble {
     pub fn to_bytes(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("a trained model serialises")
     }
+
+    /// A model from the bytes [`to_bytes`](Self::to_bytes) made; `what` names where they came from.
+    pub fn from_bytes(bytes: &[u8], what: &str) -> Result<Self, MlError> {
+        serde_json::from_slice(bytes).map_err(|e| MlError::File {
+            path: what.to_string(),
+            error: format!("not an ia-agents model: {e}"),
+        })
+    }
 }
 
 type Matrix = DenseMatrix<f64>;

@@ -150,6 +150,34 @@ pub struct AssistantArgs {
     /// '{"feeds":"https://a/rss,https://b/rss"}'.
     #[arg(long = "params", value_name = "JSON", env = protocol::env::PARAMS)]
     params_json: Option<String>,
+    /// The strategist only: the team's database, whose `models` table holds the ensemble the
+    /// coordinator retrains (`coordinator --retrain`); polled every minute, used while it beats
+    /// its baseline. Without it the strategist reads the trend alone.
+    #[arg(long, value_name = "URL", env = protocol::env::DB, hide_env_values = true)]
+    db: Option<String>,
+}
+
+/// How often a strategist reads the newest stored model.
+const MODEL_POLL: Duration = Duration::from_secs(60);
+
+/// The strategist, with the stored model of `strategy` when there is a database to read it from.
+async fn strategist(
+    db: Option<&str>,
+    strategy: &str,
+) -> anyhow::Result<Box<dyn agent::roles::Analyst>> {
+    let Some(url) = db else {
+        return Ok(Box::new(agent::roles::strategist::Strategist::default()));
+    };
+    let store = agent::store::Store::connect(url).await?;
+    let stored = agent::stored_model::StoredForecaster::new();
+    match stored.refresh(&store, strategy).await {
+        Ok(version) => tracing::info!(?version, "the strategist's stored model"),
+        Err(error) => tracing::warn!(%error, "cannot read the strategist's stored model yet"),
+    }
+    tokio::spawn(stored.clone().poll(store, strategy.to_string(), MODEL_POLL));
+    Ok(Box::new(agent::roles::strategist::Strategist {
+        forecaster: Some(stored),
+    }))
 }
 
 /// The role's params: the JSON object of `--params` (`IA_PARAMS`), then each `--param KEY=VALUE`.
@@ -215,6 +243,8 @@ pub async fn assistant(args: AssistantArgs) -> anyhow::Result<()> {
             news: book,
             dated: None,
         })
+    } else if args.role == Role::Strategist {
+        strategist(args.db.as_deref(), &args.strategy).await?
     } else {
         analyst_for(args.role, &params, &risk)
             .map_err(|e| anyhow::anyhow!("TradingAssistant {}: {e}", args.role))?
@@ -332,6 +362,10 @@ pub struct CoordinatorArgs {
     /// a password belongs in the URL's env var, IA_DB, never on the command line).
     #[arg(long, value_name = "URL", env = protocol::env::DB, hide_env_values = true)]
     db: Option<String>,
+    /// Retrain the strategist's ensemble on the learning schedule and store each version in --db's
+    /// `models` table, where strategist assistants with --db read it.
+    #[arg(long, env = "IA_RETRAIN", requires = "db")]
+    retrain: bool,
     /// Serve the HTTP API (health, metrics, the record, escalation answers, a WebSocket stream) here;
     /// needs --db. Mutating routes take the bearer token in IA_API_TOKEN.
     #[arg(long, value_name = "ADDR", env = protocol::env::LISTEN, requires = "db")]
@@ -403,6 +437,14 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
     let notifier = notify::from_env(team_config.strategy.spec.notifications.as_ref())
         .with_context(|| format!("{}: spec.notifications", strategy_file.display()))?;
     let (mut session, feed) = coordinator_session(&args, team_config).await?;
+    if args.retrain {
+        session.retrainer = Some(Arc::new(agent::ml::Retrainer::new(
+            None,
+            agent::ml::Training::default(),
+            12,
+            24 * 180,
+        )));
+    }
     if live_exchange.is_some() && feed.task.is_none() {
         bail!(
             "{}: spec.mode is live, which trades on live candles only (no --data, marketData.source: binance)",

@@ -70,6 +70,19 @@ impl StoreError {
     }
 }
 
+/// A trained model as the `models` table keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredModel {
+    /// Its version (1 for the first retraining).
+    pub version: i64,
+    /// The candle time it was trained at (ms).
+    pub trained_at: i64,
+    /// Its evaluation, JSON (`ml::RetrainReport`).
+    pub metrics: String,
+    /// The model's bytes (`ml::Ensemble::to_bytes`).
+    pub model: Vec<u8>,
+}
+
 /// How a SQLite file is written.
 #[derive(Debug, Clone, Copy)]
 enum Durability {
@@ -499,6 +512,29 @@ impl Store {
             .map_err(self.err("storing a model"))
             .map(|_| ())?);
         Ok(())
+    }
+
+    /// The newest model `name` of `strategy` (highest version), if one is stored.
+    pub async fn latest_model(
+        &self,
+        strategy: &str,
+        name: &str,
+    ) -> Result<Option<StoredModel>, StoreError> {
+        let sql = "SELECT version, trained_at, metrics, model FROM models WHERE strategy = $1 AND name = $2 ORDER BY version DESC LIMIT 1";
+        let row: Option<(i64, i64, String, Vec<u8>)> = on_pool!(self, pool => sqlx::query_as(sql)
+            .bind(strategy)
+            .bind(name)
+            .fetch_optional(pool)
+            .await
+            .map_err(self.err("reading the newest model"))?);
+        Ok(
+            row.map(|(version, trained_at, metrics, model)| StoredModel {
+                version,
+                trained_at,
+                metrics,
+                model,
+            }),
+        )
     }
 
     /// Stores the current vote weights.
