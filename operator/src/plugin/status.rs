@@ -118,6 +118,19 @@ fn assistant_view(a: TradingAssistant) -> AssistantView {
     }
 }
 
+/// How the last decision ended: a consensus, a veto (the `ConsensusReached` condition says
+/// `Vetoed` for this very decision; the summary itself has no veto flag), or neither.
+fn outcome(v: &StatusView, d: &DecisionSummary) -> &'static str {
+    let vetoed = v.conditions.iter().any(|c| {
+        c.type_ == "ConsensusReached" && c.reason == "Vetoed" && c.message.contains(&d.id)
+    });
+    match (d.consensus_reached, vetoed) {
+        (true, _) => ", consensus",
+        (false, true) => ", vetoed",
+        (false, false) => ", no consensus",
+    }
+}
+
 /// The screen.
 pub fn text(v: &StatusView) -> String {
     let mut out = String::new();
@@ -166,11 +179,7 @@ pub fn text(v: &StatusView) -> String {
                 d.action,
                 100.0 * d.confidence,
                 d.rounds,
-                if d.consensus_reached {
-                    ", consensus"
-                } else {
-                    ", no consensus"
-                },
+                outcome(v, d),
                 d.id
             );
         }
@@ -209,4 +218,47 @@ pub fn text(v: &StatusView) -> String {
         let _ = writeln!(out, "\nAPI token: Secret {secret} (key token); console: kubectl -n {} port-forward deploy/{}-coordinator 8080", v.namespace, v.strategy);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(consensus_reached: bool, reason: &str) -> StatusView {
+        StatusView {
+            strategy: "btc".into(),
+            namespace: "trading".into(),
+            mode: "paper".into(),
+            paused: false,
+            symbols: vec!["BTCUSDT".into()],
+            capital: 10_000.0,
+            conditions: vec![ConditionView {
+                type_: "ConsensusReached".into(),
+                status: consensus_reached.to_string(),
+                reason: reason.into(),
+                message: "decision btc_BTCUSDT_1_schedule: HOLD BTCUSDT".into(),
+            }],
+            last_decision: Some(DecisionSummary {
+                id: "btc_BTCUSDT_1_schedule".into(),
+                symbol: "BTCUSDT".into(),
+                action: protocol::Action::Hold,
+                confidence: 1.0,
+                consensus_reached,
+                rounds: 1,
+                votes: Default::default(),
+                at: "2020-01-01T00:00:00Z".into(),
+            }),
+            pending_escalations: vec![],
+            portfolio: None,
+            assistants: vec![],
+            api_token_secret: None,
+        }
+    }
+
+    #[test]
+    fn the_last_decision_says_how_it_ended() {
+        assert!(text(&view(true, "Consensus")).contains("in 1 round(s), consensus"));
+        assert!(text(&view(false, "Vetoed")).contains("in 1 round(s), vetoed"));
+        assert!(text(&view(false, "NoConsensus")).contains("in 1 round(s), no consensus"));
+    }
 }
