@@ -35,7 +35,7 @@ use anyhow::{bail, Context as _, Result};
 use clap::Parser;
 use k8s_openapi::api::core::v1::Secret;
 use operator::controllers::{assistant, policy, strategy, Context};
-use operator::decisions::DecisionWatchers;
+use operator::decisions::{DecisionWatchers, TeamNats};
 use operator::fake_api::FakeApi;
 use serde_json::{json, Value};
 use std::net::{SocketAddr, TcpListener};
@@ -103,7 +103,8 @@ async fn main() -> Result<()> {
         Arc::new(DecisionWatchers::disabled()),
     ));
     let consumer = DecisionWatchers::new(client.clone());
-    consumer.ensure(NS, STRATEGY, &nats.url());
+    // the stand-in NATS checks no identity (the pods' seeds are left out below)
+    consumer.ensure(NS, STRATEGY, &TeamNats::anonymous(nats.url()));
     let coordinator = Arc::new(AtomicU32::new(0));
     let paused = pause_on_escalation(&nats.url(), coordinator.clone()).await?;
     let mut cluster = Cluster {
@@ -455,6 +456,9 @@ impl Cluster {
         command.env("PATH", std::env::var("PATH").unwrap_or_default());
         for var in container["env"].as_array().into_iter().flatten() {
             let key = var["name"].as_str().unwrap_or_default();
+            if key == protocol::env::NATS_NKEY_FILE {
+                continue; // the stand-in NATS checks no identity
+            }
             let value = match var["value"].as_str() {
                 Some(v) => v.to_string(),
                 None => self.value_from(name, &var["valueFrom"])?,

@@ -193,8 +193,59 @@ impl Outcome {
     }
 }
 
+/// How the operator reaches a team's NATS: the server's URL and, where the server checks
+/// identities, the seed of the team's `operator` identity ([`protocol::nats_auth::OPERATOR`]).
+#[derive(Clone, PartialEq, Eq)]
+pub struct TeamNats {
+    /// The server (`nats://host:port`).
+    pub url: String,
+    seed: Option<String>,
+}
+
+impl TeamNats {
+    /// A server that checks no identity.
+    pub fn anonymous(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            seed: None,
+        }
+    }
+
+    /// A server on which the operator is the team's `operator` identity, with its nkey `seed`.
+    pub fn with_nkey(url: impl Into<String>, seed: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            seed: Some(seed.into().trim().to_string()),
+        }
+    }
+
+    /// The connection options: the seed (if any), and the operator's own inbox, the only one its
+    /// identity may read.
+    fn options(&self) -> async_nats::ConnectOptions {
+        let options = match &self.seed {
+            Some(seed) => async_nats::ConnectOptions::with_nkey(seed.clone()),
+            None => async_nats::ConnectOptions::new(),
+        };
+        options.custom_inbox_prefix(protocol::nats_auth::inbox_prefix(
+            protocol::nats_auth::OPERATOR,
+        ))
+    }
+}
+
+impl std::fmt::Debug for TeamNats {
+    /// Never shows the seed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let identity = if self.seed.is_some() {
+            "nkey"
+        } else {
+            "anonymous"
+        };
+        write!(f, "TeamNats({}, {identity})", self.url)
+    }
+}
+
 struct Watcher {
-    url: String,
+    nats: TeamNats,
     task: JoinHandle<()>,
 }
 
@@ -239,13 +290,13 @@ impl DecisionWatchers {
         keys
     }
 
-    /// Starts the consumer of a Strategy (again, if its NATS URL changed).
-    pub fn ensure(&self, namespace: &str, strategy: &str, url: &str) {
+    /// Starts the consumer of a Strategy (again, if its NATS URL or credentials changed).
+    pub fn ensure(&self, namespace: &str, strategy: &str, nats: &TeamNats) {
         let Some(kube) = &self.kube else { return };
         let key = format!("{namespace}/{strategy}");
         let mut watchers = self.watchers.lock().expect("lock");
         if let Some(w) = watchers.get(&key) {
-            if w.url == url && !w.task.is_finished() {
+            if w.nats == *nats && !w.task.is_finished() {
                 return;
             }
             w.task.abort();
@@ -254,13 +305,13 @@ impl DecisionWatchers {
             kube.clone(),
             namespace.to_string(),
             strategy.to_string(),
-            url.to_string(),
+            nats.clone(),
             self.now,
         ));
         watchers.insert(
             key,
             Watcher {
-                url: url.to_string(),
+                nats: nats.clone(),
                 task,
             },
         );
@@ -284,13 +335,13 @@ impl DecisionWatchers {
         &self,
         namespace: &str,
         strategy: &str,
-        url: &str,
+        nats: &TeamNats,
         answer: &EscalationResolution,
     ) -> Result<(), NatsError> {
         let team = Team {
             namespace,
             strategy,
-            url,
+            nats,
         };
         let error = |e: &dyn std::fmt::Display| team.error(e);
         let (subjects, client) = team.connect("trading-operator-relay").await?;
@@ -311,7 +362,7 @@ impl DecisionWatchers {
 struct Team<'a> {
     namespace: &'a str,
     strategy: &'a str,
-    url: &'a str,
+    nats: &'a TeamNats,
 }
 
 impl Team<'_> {
@@ -319,7 +370,7 @@ impl Team<'_> {
     fn error(&self, reason: &dyn std::fmt::Display) -> NatsError {
         NatsError::Nats {
             strategy: format!("{}/{}", self.namespace, self.strategy),
-            url: self.url.to_string(),
+            url: self.nats.url.clone(),
             reason: reason.to_string(),
         }
     }
@@ -327,10 +378,12 @@ impl Team<'_> {
     /// The team's subjects and a connection, named `name` on the server.
     async fn connect(&self, name: &str) -> Result<(Subjects, async_nats::Client), NatsError> {
         let subjects = Subjects::new(self.namespace, self.strategy).map_err(|e| self.error(&e))?;
-        let client = async_nats::ConnectOptions::new()
+        let client = self
+            .nats
+            .options()
             .name(name)
             .connection_timeout(Duration::from_secs(5))
-            .connect(self.url)
+            .connect(&self.nats.url)
             .await
             .map_err(|e| self.error(&e))?;
         Ok((subjects, client))
@@ -350,12 +403,12 @@ async fn consume(
     kube: kube::Client,
     namespace: String,
     strategy: String,
-    url: String,
+    nats: TeamNats,
     now: fn() -> Time,
 ) {
     let mut delay = Duration::from_secs(1);
     loop {
-        match consume_once(&kube, &namespace, &strategy, &url, now).await {
+        match consume_once(&kube, &namespace, &strategy, &nats, now).await {
             Ok(()) => delay = Duration::from_secs(1),
             Err(error) => {
                 tracing::warn!(strategy = %format!("{namespace}/{strategy}"), %error,
@@ -371,15 +424,16 @@ async fn consume_once(
     kube: &kube::Client,
     namespace: &str,
     strategy: &str,
-    url: &str,
+    nats: &TeamNats,
     now: fn() -> Time,
 ) -> Result<(), NatsError> {
     use async_nats::jetstream::consumer;
     let team = Team {
         namespace,
         strategy,
-        url,
+        nats,
     };
+    let url = &nats.url;
     let error = |reason: String| team.error(&reason);
     let (subjects, client) = team.connect("trading-operator").await?;
     // escalations are core NATS: subscribe first so none raised meanwhile is missed

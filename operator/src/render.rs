@@ -2,6 +2,7 @@
 //! without a cluster (a dry run for GitOps reviews).
 
 use crate::manifests::Document;
+use crate::resources::nats::PublicKeys;
 use crate::resources::network::NetworkPolicySettings;
 use crate::resources::strategy::Child;
 use crate::resources::{assistant, manifest, strategy, BuildError};
@@ -29,8 +30,10 @@ pub enum RenderError {
 }
 
 /// The objects for every Strategy (with its policy) and TradingAssistant in `docs`, in apply order,
-/// their NetworkPolicies made with `network`. A managed Postgres's password Secret is not
-/// rendered: the operator generates it in the cluster.
+/// their NetworkPolicies made with `network`. The Secrets the operator generates in the cluster (a
+/// managed Postgres's password, the API token, the audit key, a managed NATS's nkeys) are not
+/// rendered, and a managed NATS's configuration names placeholders where the cluster has the
+/// public keys of those nkeys: a dry run never makes or prints a credential.
 pub fn render(
     docs: &[Document],
     network: &NetworkPolicySettings,
@@ -90,7 +93,7 @@ pub fn render(
             .cloned()
             .collect();
         out.extend(
-            strategy::objects(s, policy, &team, network)?
+            strategy::objects(s, policy, &team, network, &PublicKeys::placeholders(s))?
                 .iter()
                 .map(Child::manifest),
         );
@@ -181,7 +184,13 @@ mod tests {
         // one for each of those pods: coordinator, seven assistants, NATS and Postgres
         assert_eq!(count("NetworkPolicy"), 10);
         assert_eq!(count("Service"), 3);
-        assert_eq!(count("ConfigMap"), 8);
+        // the coordinator's, seven assistants' params, the managed NATS's configuration
+        assert_eq!(count("ConfigMap"), 9);
+        assert_eq!(
+            count("Secret"),
+            0,
+            "generated in the cluster, never rendered"
+        );
         for o in &objects {
             assert_eq!(
                 o["metadata"]["ownerReferences"][0]["controller"], true,
@@ -459,11 +468,17 @@ mod tests {
         )
         .unwrap();
         s.spec.paused = true;
-        let objects: Vec<Value> = strategy::objects(&s, &p, &[], &NetworkPolicySettings::default())
-            .unwrap()
-            .iter()
-            .map(Child::manifest)
-            .collect();
+        let objects: Vec<Value> = strategy::objects(
+            &s,
+            &p,
+            &[],
+            &NetworkPolicySettings::default(),
+            &PublicKeys::placeholders(&s),
+        )
+        .unwrap()
+        .iter()
+        .map(Child::manifest)
+        .collect();
         let d = objects.iter().find(|o| o["kind"] == "Deployment").unwrap();
         assert_eq!(d["spec"]["replicas"], 0);
         let first = strategy::postgres_secret(&s, None, || "generated-1".into()).unwrap();
@@ -481,11 +496,17 @@ mod tests {
             .credentials_secret_ref = Some(protocol::crd::LocalObjectRef {
             name: "binance-keys".into(),
         });
-        let objects: Vec<Value> = strategy::objects(&s, &p, &[], &NetworkPolicySettings::default())
-            .unwrap()
-            .iter()
-            .map(Child::manifest)
-            .collect();
+        let objects: Vec<Value> = strategy::objects(
+            &s,
+            &p,
+            &[],
+            &NetworkPolicySettings::default(),
+            &PublicKeys::placeholders(&s),
+        )
+        .unwrap()
+        .iter()
+        .map(Child::manifest)
+        .collect();
         let d = objects.iter().find(|o| o["kind"] == "Deployment").unwrap();
         let env = d["spec"]["template"]["spec"]["containers"][0]["env"]
             .as_array()

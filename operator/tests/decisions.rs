@@ -11,7 +11,7 @@ use common::{sample, samples, CRD, NS};
 
 use futures::StreamExt;
 use operator::controllers::{strategy, Context};
-use operator::decisions::DecisionWatchers;
+use operator::decisions::{DecisionWatchers, TeamNats};
 use operator::fake_api::FakeApi;
 use protocol::messages::{
     decode, encode, AuditHead, Decision, Escalation, Message, RoundTally, Vote,
@@ -121,7 +121,7 @@ async fn decisions_and_escalations_become_strategy_conditions() {
     let subjects = Subjects::new(NS, "btc-eth-paper").unwrap();
 
     let watchers = DecisionWatchers::new(client.clone());
-    watchers.ensure(NS, "btc-eth-paper", &server.url());
+    watchers.ensure(NS, "btc-eth-paper", &TeamNats::anonymous(server.url()));
     assert_eq!(watchers.watched(), ["trading/btc-eth-paper"]);
     // let the consumer subscribe before the core-NATS escalation goes out
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -256,7 +256,7 @@ async fn the_audit_anchor_reaches_the_strategy_status() {
         .unwrap();
     let subjects = Subjects::new(NS, "btc-eth-paper").unwrap();
     let watchers = DecisionWatchers::new(client.clone());
-    watchers.ensure(NS, "btc-eth-paper", &server.url());
+    watchers.ensure(NS, "btc-eth-paper", &TeamNats::anonymous(server.url()));
 
     // the coordinator anchors its chain twice; the audit stream (created by the consumer, the
     // coordinator being older) keeps the last anchor, which the status shows
@@ -304,7 +304,7 @@ async fn the_audit_anchor_reaches_the_strategy_status() {
     });
     assert!(api.get(CRD, "Strategy", NS, "btc-eth-paper").unwrap()["status"]["audit"].is_null());
     let watchers = DecisionWatchers::new(client.clone());
-    watchers.ensure(NS, "btc-eth-paper", &server.url());
+    watchers.ensure(NS, "btc-eth-paper", &TeamNats::anonymous(server.url()));
     let status = eventually(&api, "anchor shown again", |s| s["audit"]["entries"] == 57).await;
     assert_eq!(status["audit"]["head"], head('b'));
 }

@@ -703,3 +703,167 @@ async fn a_policy_is_valid_and_an_unreachable_nats_keeps_the_approve_annotation(
         "cycle_1"
     );
 }
+
+/// The values of a Secret as the fake API keeps it (`data`, base64), by key.
+fn secret_data(api: &FakeApi, name: &str) -> std::collections::BTreeMap<String, String> {
+    let secret: k8s_openapi::api::core::v1::Secret =
+        serde_json::from_value(api.get("v1", "Secret", NS, name).unwrap()).unwrap();
+    secret
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8(v.0).unwrap()))
+        .collect()
+}
+
+/// A managed NATS (issue 17): one nkey per identity generated once into
+/// `<strategy>-nats-credentials`, kept across reconciles; the server's configuration lists their
+/// public keys and nothing secret; no seed reaches a ConfigMap, a workload or the status.
+#[tokio::test]
+async fn a_managed_nats_gets_its_identities_generated_once_and_kept() {
+    let (client, api) = FakeApi::start();
+    let ctx = Arc::new(context(client));
+    api.insert(sample("consensuspolicy.yaml", 0));
+    api.insert(sample("strategy.yaml", 0));
+    api.insert(sample("team.yaml", 0));
+    reconcile_strategy(&api, &ctx, "btc-eth-paper")
+        .await
+        .unwrap();
+    let seeds = secret_data(&api, "btc-eth-paper-nats-credentials");
+    let mut identities: Vec<&str> = seeds.keys().map(String::as_str).collect();
+    identities.sort_unstable();
+    assert_eq!(
+        identities,
+        [
+            "auditor",
+            "coordinator",
+            "executor",
+            "fundamentalAnalyst",
+            "marketMonitor",
+            "operator",
+            "riskManager",
+            "strategist",
+            "technicalAnalyst"
+        ]
+    );
+    assert!(seeds.values().all(|s| s.starts_with("SU")), "user seeds");
+    let config = api
+        .get("v1", "ConfigMap", NS, "btc-eth-paper-nats")
+        .unwrap();
+    let conf = config["data"]["nats.conf"].as_str().unwrap().to_string();
+    for (identity, seed) in &seeds {
+        let public = nkeys::KeyPair::from_seed(seed).unwrap().public_key();
+        assert_eq!(conf.matches(&public).count(), 1, "{identity}: {conf}");
+    }
+    let sts = api
+        .get("apps/v1", "StatefulSet", NS, "btc-eth-paper-nats")
+        .unwrap();
+    assert_eq!(
+        sts["spec"]["template"]["spec"]["containers"][0]["args"],
+        json!(["-c", "/etc/nats/nats.conf"])
+    );
+    assert!(events(&api)
+        .iter()
+        .any(|e| e == "SecretCreated generated the NATS identities' nkeys in Secret btc-eth-paper-nats-credentials"));
+
+    // reconciled again, by another replica: the same seeds, the same configuration, created once
+    let other = Arc::new(context(ctx.client.clone()));
+    for _ in 0..2 {
+        strategy::reconcile(read(&api, "Strategy", "btc-eth-paper"), other.clone())
+            .await
+            .unwrap();
+    }
+    assert_eq!(secret_data(&api, "btc-eth-paper-nats-credentials"), seeds);
+    let again = api
+        .get("v1", "ConfigMap", NS, "btc-eth-paper-nats")
+        .unwrap();
+    assert_eq!(again["data"]["nats.conf"], conf.as_str());
+    let creates = api
+        .requests()
+        .into_iter()
+        .filter(|r| r.starts_with("POST") && r.ends_with("/secrets"))
+        .count();
+    assert_eq!(
+        creates, 4,
+        "Postgres, API token, audit key, NATS: once each"
+    );
+
+    // nothing but the Secret holds a seed
+    let mut elsewhere = Vec::new();
+    for kind in [
+        "ConfigMap",
+        "Deployment",
+        "StatefulSet",
+        "Strategy",
+        "Event",
+    ] {
+        elsewhere.extend(api.all(kind));
+    }
+    let text = serde_json::to_string(&elsewhere).unwrap();
+    for seed in seeds.values() {
+        assert!(!text.contains(seed.as_str()), "a seed outside its Secret");
+    }
+}
+
+/// An external NATS takes its identities from the Secret `credentialsSecretRef` names; a missing
+/// Secret or key is named, never guessed.
+#[tokio::test]
+async fn an_external_nats_takes_its_identities_from_the_referenced_secret() {
+    let (client, api) = FakeApi::start();
+    let ctx = Arc::new(context(client));
+    api.insert(sample("consensuspolicy.yaml", 0));
+    let mut s = sample("strategy.yaml", 0);
+    s["spec"]["dependencies"]["nats"] =
+        json!({"url": "nats://127.0.0.1:1", "credentialsSecretRef": {"name": "team-ids"}});
+    api.insert(s);
+    let error = reconcile_strategy(&api, &ctx, "btc-eth-paper")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "Strategy trading/btc-eth-paper: spec.dependencies.nats.credentialsSecretRef: Secret trading/team-ids not found"
+    );
+    assert_eq!(error.metric_label(), "credentials");
+    let coordinator = nkeys::KeyPair::new_user().seed().unwrap();
+    api.insert(json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "team-ids", "namespace": NS},
+        "stringData": {"coordinator": coordinator}}));
+    let error = strategy::reconcile(read(&api, "Strategy", "btc-eth-paper"), ctx.clone())
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().ends_with(
+            "Secret trading/team-ids has no key operator (the operator's NATS identity)"
+        ),
+        "{error}"
+    );
+    assert!(!error.to_string().contains(&coordinator));
+    let operator = nkeys::KeyPair::new_user().seed().unwrap();
+    api.update("v1", "Secret", NS, "team-ids", |o| {
+        o["stringData"]["operator"] = json!(operator);
+    });
+    strategy::reconcile(read(&api, "Strategy", "btc-eth-paper"), ctx.clone())
+        .await
+        .unwrap();
+    assert!(api
+        .get("v1", "Secret", NS, "btc-eth-paper-nats-credentials")
+        .is_none());
+    assert!(api
+        .get("v1", "ConfigMap", NS, "btc-eth-paper-nats")
+        .is_none());
+    let d = api
+        .get("apps/v1", "Deployment", NS, "btc-eth-paper-coordinator")
+        .unwrap();
+    let volumes = &d["spec"]["template"]["spec"]["volumes"];
+    let seed = volumes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| !v["secret"].is_null())
+        .unwrap();
+    assert_eq!(seed["secret"]["secretName"], "team-ids", "{volumes}");
+    assert_eq!(
+        seed["secret"]["items"],
+        json!([{"key": "coordinator", "path": "coordinator.nk"}])
+    );
+}

@@ -4,6 +4,9 @@
 
 /// The NATS server (`nats://host:port`); credentials never go in it.
 pub const NATS_URL: &str = "IA_NATS_URL";
+/// A file holding the process's NATS nkey seed (`SU…`): its identity on a NATS server that checks
+/// them (a managed NATS always does). The operator mounts it from a Secret.
+pub const NATS_NKEY_FILE: &str = "IA_NATS_NKEY_FILE";
 /// The team's namespace: the first token of its NATS subjects.
 pub const NAMESPACE: &str = "IA_NAMESPACE";
 /// The Strategy an assistant serves.

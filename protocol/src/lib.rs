@@ -5,11 +5,14 @@
 //!   CRD manifests in `crds/` are generated;
 //! - [`roles`]: the vocabulary both sides speak: assistant roles and trade actions;
 //! - [`subjects`]: the NATS subjects of a team (`ia.<namespace>.<strategy>.…`);
+//! - [`nats_auth`]: who each component of a team is on NATS and which of those subjects it may
+//!   publish and subscribe to;
 //! - [`messages`]: the versioned messages on those subjects and their never-panicking decoder.
 
 pub mod crd;
 pub mod env;
 pub mod messages;
+pub mod nats_auth;
 pub mod roles;
 pub mod subjects;
 #[cfg(feature = "validate")]

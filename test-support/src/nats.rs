@@ -12,6 +12,7 @@ pub struct NatsServer {
     pub port: u16,
     binary: PathBuf,
     dir: tempfile::TempDir,
+    config: Option<PathBuf>,
     child: Option<Child>,
 }
 
@@ -36,16 +37,35 @@ fn binary() -> Option<PathBuf> {
 impl NatsServer {
     /// Starts a server, or `None` (test skipped, loudly) where nats-server is not installed.
     pub fn start() -> Option<Self> {
+        Self::launch(None)
+    }
+
+    /// Starts a server with the configuration file `config` (its `authorization` block, say), or
+    /// `None` as [`start`](Self::start). The command line's address and port take precedence over
+    /// the file's `listen`; JetStream is the file's to configure (nats-server refuses a `store_dir`
+    /// given twice), in a directory the caller owns.
+    pub fn start_with_config(config: &str) -> Option<Self> {
+        Self::launch(Some(config))
+    }
+
+    fn launch(config: Option<&str>) -> Option<Self> {
         let binary = binary()?;
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
+        let dir = tempfile::tempdir().unwrap();
+        let config = config.map(|text| {
+            let path = dir.path().join("nats.conf");
+            std::fs::write(&path, text).unwrap();
+            path
+        });
         let mut server = Self {
             port,
             binary,
-            dir: tempfile::tempdir().unwrap(),
+            dir,
+            config,
             child: None,
         };
         server.run();
@@ -58,16 +78,13 @@ impl NatsServer {
     }
 
     fn run(&mut self) {
-        let child = Command::new(&self.binary)
-            .args([
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-js",
-                "-sd",
-            ])
-            .arg(self.dir.path())
+        let mut command = Command::new(&self.binary);
+        command.args(["-a", "127.0.0.1", "-p", &self.port.to_string()]);
+        match &self.config {
+            Some(config) => command.arg("-c").arg(config),
+            None => command.args(["-js", "-sd"]).arg(self.dir.path()),
+        };
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

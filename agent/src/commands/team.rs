@@ -50,7 +50,7 @@ pub struct NatsCredentials {
     #[arg(
         long,
         value_name = "FILE",
-        env = "IA_NATS_NKEY_FILE",
+        env = protocol::env::NATS_NKEY_FILE,
         conflicts_with = "nats_user"
     )]
     pub nats_nkey_file: Option<PathBuf>,

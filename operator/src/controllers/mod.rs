@@ -128,6 +128,16 @@ pub enum Error {
         /// The NATS error.
         reason: String,
     },
+    /// The NATS credentials a Strategy names cannot be used (a missing Secret or key).
+    #[error("Strategy {strategy}: {field}: {reason}")]
+    Credentials {
+        /// The Strategy, `namespace/name`.
+        strategy: String,
+        /// The field that names them (`spec.dependencies.nats.credentialsSecretRef`).
+        field: &'static str,
+        /// What is missing (never a value).
+        reason: String,
+    },
     /// kube-runtime could not add or remove a finalizer (a failed apply or cleanup keeps its own
     /// error).
     #[error("finalizer of {object}: {reason}")]
@@ -157,6 +167,7 @@ impl Error {
             Error::Kube { .. } => "kube",
             Error::Build(_) => "build",
             Error::Relay { .. } => "relay",
+            Error::Credentials { .. } => "credentials",
             Error::Finalizer { .. } => "finalizer",
         }
     }

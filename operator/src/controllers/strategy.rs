@@ -1,8 +1,9 @@
-//! Strategy → the coordinator, the managed dependencies (NATS, Postgres with a password that is
-//! generated once, Ollama with its model pull), NetworkPolicies; status from the children's real
-//! state (`DependenciesReady`, `AssistantsReady`, `Paused`, `Ready`, `status.assistants`); the
-//! approve/reject annotations relayed to NATS and removed; the team's decision consumer started,
-//! and stopped by a finalizer when the Strategy goes.
+//! Strategy → the coordinator, the managed dependencies (NATS with one nkey per identity and
+//! Postgres with a password, each generated once; Ollama with its model pull), NetworkPolicies;
+//! status from the children's real state (`DependenciesReady`, `AssistantsReady`, `Paused`,
+//! `Ready`, `status.assistants`); the approve/reject annotations relayed to NATS and removed; the
+//! team's decision consumer started, connected as the team's `operator` identity, and stopped by a
+//! finalizer when the Strategy goes.
 
 use super::apply::{apply_children, event};
 use super::conditions::{
@@ -10,6 +11,8 @@ use super::conditions::{
     statefulset_ready, strategy_ready, transition, StrategyReadiness,
 };
 use super::{key, policy, Context, Error, RESYNC, WAITING};
+use crate::decisions::TeamNats;
+use crate::resources::nats::{self as nats_identity, PublicKeys};
 use crate::resources::strategy::{self as build, Child};
 use crate::resources::FIELD_MANAGER;
 use crate::status::apply_status;
@@ -125,14 +128,14 @@ async fn apply(s: Arc<Strategy>, ctx: Arc<Context>) -> Result<Action, Error> {
         }
     };
 
-    let nats_url = build::nats_url(&s);
-    relay_answers(&s, &ctx, &api, &nats_url).await?;
+    let (nats, nats_keys) = team_nats(&s, &ctx, &namespace).await?;
+    relay_answers(&s, &ctx, &api, &nats).await?;
     ensure_generated_secrets(&s, &ctx, &namespace).await?;
     status.api_token_secret = Some(build::api_token_secret_name(&s));
     let team = team_of(&s, &ctx, &namespace).await?;
     let applied = apply_children(
         &ctx.client,
-        &build::objects(&s, &policy, &team, &ctx.network)?,
+        &build::objects(&s, &policy, &team, &ctx.network, &nats_keys)?,
     )
     .await?;
     let dependencies = dependencies_ready(
@@ -163,7 +166,7 @@ async fn apply(s: Arc<Strategy>, ctx: Arc<Context>) -> Result<Action, Error> {
     if status != previous {
         apply_status(&api, s.as_ref(), &status, FIELD_MANAGER).await?;
     }
-    ctx.decisions.ensure(&namespace, &name, &nats_url);
+    ctx.decisions.ensure(&namespace, &name, &nats);
     Ok(Action::requeue(next))
 }
 
@@ -210,17 +213,76 @@ async fn ensure_generated_secrets(
     let token = build::api_token_secret(s, ctx.generate_password);
     ensure_secret(s, ctx, namespace, token, "the API token").await?;
     let key = build::audit_key_secret(s, ctx.generate_password);
-    ensure_secret(s, ctx, namespace, key, "the audit chain's key").await
+    ensure_secret(s, ctx, namespace, key, "the audit chain's key").await?;
+    Ok(())
 }
 
-/// Creates `secret` unless it exists; an event says what was generated where.
+/// How the operator reaches the team's NATS, and the public keys of the team's identities that a
+/// managed NATS's configuration lists. A managed NATS's nkeys are generated once into their Secret
+/// (created, never patched: a new seed would lock out the pods holding the old one) and read back;
+/// the operator connects as the `operator` identity of the generated or the referenced Secret.
+async fn team_nats(
+    s: &Strategy,
+    ctx: &Context,
+    namespace: &str,
+) -> Result<(TeamNats, PublicKeys), Error> {
+    let url = build::nats_url(s);
+    let dependency = &s.spec.dependencies.nats;
+    let (secret_name, values) = if dependency.is_managed() {
+        let generated = nats_identity::credentials_secret(s, nats_identity::generate_seeds(s)?);
+        let what = "the NATS identities' nkeys";
+        let stored = ensure_secret(s, ctx, namespace, generated, what).await?;
+        let name = nats_identity::credentials_secret_name(&s.name_any());
+        (name, nats_identity::secret_values(&stored))
+    } else if let Some(reference) = &dependency.credentials_secret_ref {
+        let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+        let found = secrets
+            .get_opt(&reference.name)
+            .await
+            .map_err(|source| Error::Kube {
+                action: "reading the NATS credentials of",
+                object: format!("Strategy {}", key(s)),
+                source,
+            })?;
+        let Some(secret) = found else {
+            return Err(Error::Credentials {
+                strategy: key(s),
+                field: "spec.dependencies.nats.credentialsSecretRef",
+                reason: format!("Secret {namespace}/{} not found", reference.name),
+            });
+        };
+        (
+            reference.name.clone(),
+            nats_identity::secret_values(&secret),
+        )
+    } else {
+        return Ok((TeamNats::anonymous(url), PublicKeys::default()));
+    };
+    let operator = protocol::nats_auth::OPERATOR;
+    let Some(seed) = values.get(operator) else {
+        return Err(Error::Credentials {
+            strategy: key(s),
+            field: "spec.dependencies.nats",
+            reason: format!("Secret {namespace}/{secret_name} has no key {operator} (the operator's NATS identity)"),
+        });
+    };
+    let keys = if dependency.is_managed() {
+        PublicKeys::from_seeds(s, &secret_name, &values)?
+    } else {
+        PublicKeys::default()
+    };
+    Ok((TeamNats::with_nkey(url, seed.clone()), keys))
+}
+
+/// Creates `secret` unless it exists; an event says what was generated where. Returns the Secret
+/// as stored: the existing one, else the one created.
 async fn ensure_secret(
     s: &Strategy,
     ctx: &Context,
     namespace: &str,
     secret: Secret,
     what: &str,
-) -> Result<(), Error> {
+) -> Result<Secret, Error> {
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
     let secret_name = secret.metadata.name.clone().unwrap_or_default();
     let kube_error = |action: &'static str| {
@@ -231,26 +293,28 @@ async fn ensure_secret(
             source,
         }
     };
-    if secrets
+    if let Some(existing) = secrets
         .get_opt(&secret_name)
         .await
         .map_err(kube_error("reading"))?
-        .is_some()
     {
-        return Ok(());
+        return Ok(existing);
     }
-    match secrets
+    let stored = match secrets
         .create(&kube::api::PostParams::default(), &secret)
         .await
     {
-        Ok(_) => {}
+        Ok(created) => created,
         // another reconcile created it first: its value stands
-        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(kube::Error::Api(e)) if e.code == 409 => secrets
+            .get(&secret_name)
+            .await
+            .map_err(kube_error("reading"))?,
         Err(source) => return Err(kube_error("creating")(source)),
-    }
+    };
     let note = format!("generated {what} in Secret {secret_name}");
     event(ctx, s, false, "SecretCreated", "Reconcile", note).await;
-    Ok(())
+    Ok(stored)
 }
 
 /// The TradingAssistants that reference the Strategy.
@@ -331,7 +395,7 @@ async fn relay_answers(
     s: &Strategy,
     ctx: &Context,
     api: &Api<Strategy>,
-    nats_url: &str,
+    nats: &TeamNats,
 ) -> Result<(), Error> {
     let namespace = s.namespace().unwrap_or_else(|| "default".into());
     let name = s.name_any();
@@ -350,7 +414,7 @@ async fn relay_answers(
             at: k8s_openapi::jiff::Timestamp::now().as_millisecond(),
         };
         ctx.decisions
-            .relay(&namespace, &name, nats_url, &answer)
+            .relay(&namespace, &name, nats, &answer)
             .await
             .map_err(|e| Error::Relay {
                 strategy: format!("{namespace}/{name}"),

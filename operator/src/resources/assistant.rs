@@ -78,10 +78,12 @@ pub fn deployment(
         ]),
         ..Default::default()
     };
-    let pod = PodSpec {
+    let mut pod = PodSpec {
         automount_service_account_token: Some(false),
         security_context: Some(PodSecurityContext {
             run_as_non_root: Some(true),
+            // the group that may read the mounted NATS seed (mode 0440)
+            fs_group: Some(65532),
             seccomp_profile: Some(runtime_default()),
             ..Default::default()
         }),
@@ -91,6 +93,11 @@ pub fn deployment(
         volumes: Some(vec![empty_dir("tmp"), strategy_volume(strategy_name)]),
         ..Default::default()
     };
+    // its NATS identity, its role's: its own seed only
+    if let Some(secret) = super::nats::credentials_source(strategy, strategy_name) {
+        let identity = protocol::nats_auth::identity_of(ta.spec.role);
+        super::nats::mount_identity(&mut pod, &secret, identity);
+    }
     Ok(Deployment {
         metadata: meta(ta, child_name(&name, "assistant"), Some(namespace)),
         spec: DeploymentSpec {
@@ -378,6 +385,60 @@ mod tests {
         ta.spec.model = None;
         let without = network_policy(&ta, Some(&s), &settings).spec.unwrap();
         assert_eq!(without.egress.unwrap().len(), 2, "no model, no Ollama");
+    }
+
+    /// Each assistant, executor and auditor included, connects as its role's identity: the seed of
+    /// that identity only, from the generated Secret (managed NATS) or the referenced one.
+    #[test]
+    fn each_assistant_mounts_only_its_roles_seed() {
+        let mut s = strategy();
+        let seeds = |d: &Deployment| {
+            let pod = d.spec.template.spec.clone().unwrap();
+            let secrets: Vec<(String, Vec<String>)> = pod
+                .volumes
+                .iter()
+                .flatten()
+                .filter_map(|v| v.secret.clone())
+                .map(|v| {
+                    let keys = v.items.unwrap().into_iter().map(|i| i.key).collect();
+                    (v.secret_name.unwrap(), keys)
+                })
+                .collect();
+            let file = pod.containers[0]
+                .env
+                .iter()
+                .flatten()
+                .find(|e| e.name == protocol::env::NATS_NKEY_FILE)
+                .and_then(|e| e.value.clone());
+            (secrets, file)
+        };
+        let mut roles = Vec::new();
+        for ta in team() {
+            let role = ta.spec.role.as_str();
+            let (secrets, file) = seeds(&deployment(&ta, Some(&s)).unwrap());
+            assert_eq!(
+                secrets,
+                [(
+                    "btc-eth-paper-nats-credentials".to_string(),
+                    vec![role.to_string()]
+                )],
+                "{role}"
+            );
+            assert_eq!(file, Some(format!("/etc/ia-agents-nats/{role}.nk")));
+            roles.push(role);
+        }
+        assert!(roles.contains(&"executor") && roles.contains(&"auditor"));
+
+        // an external NATS: the referenced Secret, or none at all
+        let ta = team().remove(0);
+        s.spec.dependencies.nats = serde_json::from_value(serde_json::json!({
+            "url": "nats://nats.infra:4222", "credentialsSecretRef": {"name": "team-ids"}
+        }))
+        .unwrap();
+        let (secrets, _) = seeds(&deployment(&ta, Some(&s)).unwrap());
+        assert_eq!(secrets[0].0, "team-ids");
+        s.spec.dependencies.nats.credentials_secret_ref = None;
+        assert_eq!(seeds(&deployment(&ta, Some(&s)).unwrap()), (vec![], None));
     }
 
     #[test]

@@ -6,9 +6,12 @@
 //! - [`strategy`]: a Strategy's coordinator (Deployment, Service), its managed dependencies (NATS,
 //!   Postgres with a generated password Secret, Ollama with a model-pull Job) and NetworkPolicies;
 //! - [`network`]: what those NetworkPolicies are made of, and who the operator is told may reach
-//!   the teams (and where DNS and the internet are).
+//!   the teams (and where DNS and the internet are);
+//! - [`nats`]: the team's NATS identities: a managed NATS's generated nkeys and configuration, and
+//!   each pod's own seed, mounted from the generated or the referenced Secret.
 
 pub mod assistant;
+pub mod nats;
 pub mod network;
 pub mod strategy;
 

@@ -1,11 +1,13 @@
 //! Strategy → the coordinator (Deployment, Service, a ConfigMap holding the Strategy and its
 //! ConsensusPolicy as the coordinator reads them), each dependency marked `managed: true` (NATS with
-//! JetStream, Postgres with a generated-password Secret, Ollama with a model-pull Job), and a
+//! JetStream, checking each component's nkey identity against the configuration [`super::nats`]
+//! renders; Postgres with a generated-password Secret; Ollama with a model-pull Job), and a
 //! NetworkPolicy for each of those pods, ingress and egress ([`super::network`]): the coordinator's
 //! API only from the configured peers, its dependencies only from the team's pods that use them,
 //! and every pod out only to DNS, its dependencies and the internet ports it needs. External
 //! dependencies are referenced, never created.
 
+use super::nats::{self as nats_identity, PublicKeys};
 use super::network::{self, NetworkPolicySettings};
 use super::{
     child_name, container_port, container_security, drop_all, empty_dir, env, http_probe, labels,
@@ -27,12 +29,14 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use protocol::crd::{
-    ConsensusPolicy, Dependency, MarketDataSource, Strategy, TradingAssistant, TradingMode,
+    ConsensusPolicy, Dependency, MarketDataSource, NatsDependency, Strategy, TradingAssistant,
+    TradingMode,
 };
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Image of a managed NATS (run with JetStream on, stored under `/data`).
+/// Image of a managed NATS (run from its rendered configuration: JetStream stored under `/data`,
+/// every identity's public key and permissions).
 pub const NATS_IMAGE: &str = "nats:2.10-alpine";
 /// Image of a managed Postgres (user and database `ia`, password from a generated Secret).
 pub const POSTGRES_IMAGE: &str = "postgres:16-alpine";
@@ -84,7 +88,8 @@ impl Child {
     }
 }
 
-fn name(s: &Strategy) -> String {
+/// The Strategy's name.
+pub(super) fn name(s: &Strategy) -> String {
     s.metadata.name.clone().unwrap_or_default()
 }
 
@@ -92,10 +97,14 @@ fn managed(d: &Dependency) -> bool {
     d.managed == Some(true)
 }
 
+fn managed_nats(d: &NatsDependency) -> bool {
+    d.is_managed()
+}
+
 /// The NATS URL the team uses: the managed server's Service, or the external URL.
 pub fn nats_url(s: &Strategy) -> String {
     let d = &s.spec.dependencies.nats;
-    if managed(d) {
+    if managed_nats(d) {
         format!("nats://{}:4222", child_name(&name(s), "nats"))
     } else {
         d.url.clone().unwrap_or_else(|| "nats://nats:4222".into())
@@ -149,7 +158,7 @@ pub fn api_token_secret(s: &Strategy, generate: impl FnOnce() -> String) -> Secr
 }
 
 /// The metadata of the Strategy's child `object`: its team's labels, owned by the Strategy.
-fn meta(s: &Strategy, object: &str, component: &str) -> ObjectMeta {
+pub(super) fn meta(s: &Strategy, object: &str, component: &str) -> ObjectMeta {
     ObjectMeta {
         name: Some(object.into()),
         namespace: s.metadata.namespace.clone(),
@@ -210,15 +219,17 @@ fn pod_security() -> PodSecurityContext {
     }
 }
 
-/// Everything a Strategy owns, in apply order. `policy` is the ConsensusPolicy it references.
-/// `team` is the TradingAssistants that reference it: the only voters its coordinator counts.
-/// `network` says who may reach the coordinator's API and scrape it, and where DNS and the
-/// internet are.
+/// Everything a Strategy owns, in apply order (but the generated Secrets, created once on their
+/// own). `policy` is the ConsensusPolicy it references. `team` is the TradingAssistants that
+/// reference it: the only voters its coordinator counts. `network` says who may reach the
+/// coordinator's API and scrape it, and where DNS and the internet are. `nats_keys` are the public
+/// keys of the team's NATS identities, which a managed NATS's configuration lists.
 pub fn objects(
     s: &Strategy,
     policy: &ConsensusPolicy,
     team: &[TradingAssistant],
     network: &NetworkPolicySettings,
+    nats_keys: &PublicKeys,
 ) -> Result<Vec<Child>, BuildError> {
     let strategy = name(s);
     let deps = &s.spec.dependencies;
@@ -236,20 +247,30 @@ pub fn objects(
             AGENT_PORT,
         )),
     ];
-    if managed(&deps.nats) {
-        out.extend(stateful(
-            s,
-            network,
-            Managed {
-                component: "nats",
-                image: NATS_IMAGE,
-                port: 4222,
-                args: vec!["-js".into(), "-sd".into(), "/data".into()],
-                env: vec![],
-                mount: "/data",
-                storage: deps.nats.storage.as_deref(),
-            },
-        ));
+    if managed_nats(&deps.nats) {
+        // the server checks every identity: its configuration lists their public keys
+        let config = nats_identity::server_config(s, nats_keys)?;
+        let config_file = format!(
+            "{}/{}",
+            nats_identity::CONFIG_DIR,
+            nats_identity::CONFIG_FILE
+        );
+        let nats = Managed {
+            component: "nats",
+            image: NATS_IMAGE,
+            port: nats_identity::PORT,
+            args: vec!["-c".into(), config_file],
+            env: vec![],
+            mount: nats_identity::STORE_DIR,
+            storage: deps.nats.storage.as_deref(),
+            config: Some(ConfigVolume {
+                volume: nats_identity::config_volume(&strategy),
+                mount: nats_identity::CONFIG_DIR,
+                hash: nats_identity::server_config_hash(&config),
+            }),
+        };
+        out.push(Child::ConfigMap(config));
+        out.extend(stateful(s, network, nats));
     }
     if managed(&deps.postgres) {
         out.extend(stateful(
@@ -268,6 +289,7 @@ pub fn objects(
                 ],
                 mount: "/var/lib/postgresql/data",
                 storage: deps.postgres.storage.as_deref(),
+                config: None,
             },
         ));
     }
@@ -283,6 +305,7 @@ pub fn objects(
                 env: vec![env("OLLAMA_MODELS", "/data/models"), env("HOME", "/data")],
                 mount: "/data",
                 storage: o.storage.as_deref(),
+                config: None,
             },
         ));
         if !o.models.is_empty() {
@@ -377,7 +400,7 @@ fn coordinator(s: &Strategy, config_hash: &str) -> Deployment {
         ]),
         ..Default::default()
     };
-    let pod = PodSpec {
+    let mut pod = PodSpec {
         automount_service_account_token: Some(false),
         security_context: Some(pod_security()),
         containers: vec![container],
@@ -394,6 +417,10 @@ fn coordinator(s: &Strategy, config_hash: &str) -> Deployment {
         ]),
         ..Default::default()
     };
+    // its NATS identity: its own seed only
+    if let Some(secret) = nats_identity::credentials_source(Some(s), &strategy) {
+        nats_identity::mount_identity(&mut pod, &secret, protocol::nats_auth::COORDINATOR);
+    }
     Deployment {
         metadata: meta(s, &object, "coordinator"),
         spec: DeploymentSpec {
@@ -509,6 +536,16 @@ struct Managed<'a> {
     mount: &'a str,
     /// The data volume's size (default 1Gi).
     storage: Option<&'a str>,
+    /// A configuration the server reads at start (NATS).
+    config: Option<ConfigVolume<'a>>,
+}
+
+/// A managed dependency's configuration: its volume, where it is mounted (read-only), and its
+/// hash on the pod template, so that a change rolls the server.
+struct ConfigVolume<'a> {
+    volume: Volume,
+    mount: &'a str,
+    hash: String,
 }
 
 /// A managed dependency: StatefulSet with a volume claim, a Service, and a NetworkPolicy letting
@@ -534,6 +571,14 @@ fn statefulset(s: &Strategy, object: &str, m: Managed<'_>) -> StatefulSet {
     if m.component == "postgres" {
         mounts.push(mount("run", "/var/run/postgresql"));
         volumes.push(empty_dir("run"));
+    }
+    let config_hash = m.config.as_ref().map(|c| c.hash.clone());
+    if let Some(config) = m.config {
+        mounts.push(VolumeMount {
+            read_only: Some(true),
+            ..mount(&config.volume.name, config.mount)
+        });
+        volumes.push(config.volume);
     }
     let container = Container {
         name: m.component.into(),
@@ -595,7 +640,10 @@ fn statefulset(s: &Strategy, object: &str, m: Managed<'_>) -> StatefulSet {
             service_name: Some(object.into()),
             replicas: Some(1),
             selector: match_labels(selector(&strategy, m.component, &strategy)),
-            template: template(s, m.component, pod),
+            template: match config_hash {
+                Some(hash) => with_annotation(template(s, m.component, pod), CONFIG_HASH, &hash),
+                None => template(s, m.component, pod),
+            },
             volume_claim_templates: Some(vec![claim]),
             ..Default::default()
         },
@@ -804,7 +852,7 @@ mod tests {
 
     fn policies(s: &Strategy, network: &NetworkPolicySettings) -> Vec<NetworkPolicy> {
         let policy = sample::<ConsensusPolicy>("consensuspolicy.yaml").remove(0);
-        objects(s, &policy, &[], network)
+        objects(s, &policy, &[], network, &PublicKeys::placeholders(s))
             .unwrap()
             .into_iter()
             .filter_map(|c| match c {
@@ -920,7 +968,7 @@ mod tests {
             .exchange
             .get_or_insert_with(Default::default)
             .base_url = Some("https://exchange.example:8443".into());
-        s.spec.dependencies.nats = Dependency {
+        s.spec.dependencies.nats = NatsDependency {
             managed: Some(false),
             url: Some("nats://nats.messaging:4333".into()),
             ..Default::default()
@@ -977,6 +1025,144 @@ mod tests {
             selector("btc-eth-paper", "ollama-pull", "btc-eth-paper")
         );
         assert_eq!(egress_ports(&pull)[1], tcp(&[11434]));
+    }
+
+    fn children(s: &Strategy, keys: &PublicKeys) -> Vec<Child> {
+        let policy = sample::<ConsensusPolicy>("consensuspolicy.yaml").remove(0);
+        objects(s, &policy, &[], &NetworkPolicySettings::default(), keys).unwrap()
+    }
+
+    /// A managed NATS starts from the configuration the operator renders (every identity's public
+    /// key and permissions), mounted read-only, and rolls when it changes; the coordinator mounts
+    /// its own seed only.
+    #[test]
+    fn managed_nats_runs_its_rendered_configuration_and_the_coordinator_its_own_seed() {
+        let s = strategy();
+        let seeds = nats_identity::generate_seeds(&s).unwrap();
+        let keys = PublicKeys::from_seeds(&s, "btc-eth-paper-nats-credentials", &seeds).unwrap();
+        let objects = children(&s, &keys);
+        let config = objects
+            .iter()
+            .find_map(|c| match c {
+                Child::ConfigMap(c) if c.metadata.name.as_deref() == Some("btc-eth-paper-nats") => {
+                    Some(c.clone())
+                }
+                _ => None,
+            })
+            .expect("the NATS configuration");
+        let sts = objects
+            .iter()
+            .find_map(|c| match c {
+                Child::StatefulSet(s)
+                    if s.metadata.name.as_deref() == Some("btc-eth-paper-nats") =>
+                {
+                    Some(s.clone())
+                }
+                _ => None,
+            })
+            .unwrap();
+        let template = sts.spec.template;
+        assert_eq!(
+            template.metadata.unwrap().annotations.unwrap()[CONFIG_HASH],
+            nats_identity::server_config_hash(&config)
+        );
+        let pod = template.spec.unwrap();
+        let container = &pod.containers[0];
+        assert_eq!(
+            container.args.clone().unwrap(),
+            ["-c", "/etc/nats/nats.conf"]
+        );
+        let sc = container.security_context.clone().unwrap();
+        assert_eq!(sc.read_only_root_filesystem, Some(true));
+        let mounts = container.volume_mounts.clone().unwrap();
+        let config_mount = mounts.iter().find(|m| m.mount_path == "/etc/nats").unwrap();
+        assert_eq!(config_mount.read_only, Some(true));
+        let volume = pod
+            .volumes
+            .unwrap()
+            .into_iter()
+            .find(|v| v.name == config_mount.name)
+            .unwrap();
+        assert_eq!(volume.config_map.unwrap().name, "btc-eth-paper-nats");
+        assert!(mounts.iter().any(|m| m.mount_path == "/data"));
+
+        let text = serde_json::to_string(&objects.iter().map(Child::manifest).collect::<Vec<_>>())
+            .unwrap();
+        for seed in seeds.values() {
+            assert!(!text.contains(seed.as_str()), "a seed in the manifests");
+        }
+        let coordinator = objects
+            .iter()
+            .find_map(|c| match c {
+                Child::Deployment(d) => Some(d.clone()),
+                _ => None,
+            })
+            .unwrap();
+        let pod = coordinator.spec.template.spec.unwrap();
+        let secrets: Vec<_> = pod
+            .volumes
+            .unwrap()
+            .into_iter()
+            .filter_map(|v| v.secret)
+            .collect();
+        assert_eq!(secrets.len(), 1);
+        assert_eq!(
+            secrets[0].secret_name.as_deref(),
+            Some("btc-eth-paper-nats-credentials")
+        );
+        let items = secrets[0].items.clone().unwrap();
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].key, "coordinator");
+        let env = pod.containers[0].env.clone().unwrap();
+        let file = env
+            .iter()
+            .find(|e| e.name == protocol::env::NATS_NKEY_FILE)
+            .unwrap();
+        assert_eq!(
+            file.value.as_deref(),
+            Some("/etc/ia-agents-nats/coordinator.nk")
+        );
+        assert_eq!(pod.security_context.unwrap().fs_group, Some(65532));
+    }
+
+    /// An external NATS: no server, no configuration; the coordinator's seed from the referenced
+    /// Secret, or none.
+    #[test]
+    fn external_nats_takes_its_credentials_from_the_referenced_secret() {
+        let mut s = strategy();
+        s.spec.dependencies.nats = serde_json::from_value(json!({
+            "url": "nats://nats.infra:4222", "credentialsSecretRef": {"name": "team-ids"}
+        }))
+        .unwrap();
+        let objects = children(&s, &PublicKeys::default());
+        assert!(!objects
+            .iter()
+            .any(|c| c.manifest()["metadata"]["name"] == "btc-eth-paper-nats"));
+        let coordinator = |objects: &[Child]| {
+            objects
+                .iter()
+                .find_map(|c| match c {
+                    Child::Deployment(d) => d.spec.template.spec.clone(),
+                    _ => None,
+                })
+                .unwrap()
+        };
+        let pod = coordinator(&objects);
+        let secret = pod
+            .volumes
+            .unwrap()
+            .into_iter()
+            .find_map(|v| v.secret)
+            .unwrap();
+        assert_eq!(secret.secret_name.as_deref(), Some("team-ids"));
+        s.spec.dependencies.nats.credentials_secret_ref = None;
+        let pod = coordinator(&children(&s, &PublicKeys::default()));
+        assert!(pod.volumes.unwrap().iter().all(|v| v.secret.is_none()));
+        assert!(pod.containers[0]
+            .env
+            .iter()
+            .flatten()
+            .all(|e| e.name != protocol::env::NATS_NKEY_FILE));
     }
 
     #[test]

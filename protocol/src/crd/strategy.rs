@@ -458,9 +458,11 @@ impl Default for ExchangeSpec {
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct DependenciesSpec {
-    /// The message bus (NATS with JetStream).
-    #[serde(default = "Dependency::managed")]
-    pub nats: Dependency,
+    /// The message bus (NATS with JetStream). A managed one checks every component's identity
+    /// (an nkey the operator generates into Secret `<strategy>-nats-credentials`); an external one
+    /// takes the identities' seeds from `credentialsSecretRef`.
+    #[serde(default = "NatsDependency::managed")]
+    pub nats: NatsDependency,
     /// The database (PostgreSQL). An external one is referenced by a Secret holding its URL.
     #[serde(default = "Dependency::managed")]
     pub postgres: Dependency,
@@ -472,7 +474,7 @@ pub struct DependenciesSpec {
 impl Default for DependenciesSpec {
     fn default() -> Self {
         Self {
-            nats: Dependency::managed(),
+            nats: NatsDependency::managed(),
             postgres: Dependency::managed(),
             ollama: None,
         }
@@ -513,6 +515,58 @@ impl Dependency {
     }
 
     /// Whether the operator provisions this dependency.
+    pub fn is_managed(&self) -> bool {
+        self.managed == Some(true)
+    }
+}
+
+/// NATS, managed or external. Every component of the team has its own identity on it (an nkey),
+/// allowed only its own subjects.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[x_kube(validation = Rule::new("(has(self.managed) && self.managed) != (has(self.url) || has(self.secretRef))")
+    .message("a dependency is either managed: true or external (url or secretRef), not both and not neither")
+    .reason(Reason::FieldValueInvalid))]
+#[x_kube(validation = Rule::new("!(has(self.managed) && self.managed) || !has(self.credentialsSecretRef)")
+    .message("credentialsSecretRef is for an external NATS: a managed one gets generated credentials (Secret <strategy>-nats-credentials)")
+    .field_path(".credentialsSecretRef")
+    .reason(Reason::FieldValueForbidden))]
+#[serde(rename_all = "camelCase")]
+pub struct NatsDependency {
+    /// true: the operator creates and runs NATS for this Strategy, with one generated nkey
+    /// identity per component (Secret `<strategy>-nats-credentials`) and server-side permissions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed: Option<bool>,
+    /// URL of an external NATS, without credentials (e.g. nats://nats.infra:4222).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[a-z][a-z0-9+.-]*://\S+$"))]
+    #[x_kube(validation = Rule::new(URL_WITHOUT_CREDENTIALS).message(NO_CREDENTIALS_IN_URL))]
+    pub url: Option<String>,
+    /// Secret key holding the URL of an external NATS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretKeyRef>,
+    /// An external NATS's credentials: a Secret (same namespace) holding one nkey seed (`SU…`) per
+    /// identity, each under the identity's name: coordinator, operator, executor, auditor,
+    /// marketMonitor, technicalAnalyst, fundamentalAnalyst, riskManager, strategist (`trading-agent
+    /// nats-config` writes them, and the server's configuration). Each pod mounts its own key
+    /// only; the operator connects with `operator`. Absent: the team connects without credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret_ref: Option<LocalObjectRef>,
+    /// Size of the volume of a managed instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$"))]
+    pub storage: Option<String>,
+}
+
+impl NatsDependency {
+    /// A NATS the operator provisions.
+    pub fn managed() -> Self {
+        Self {
+            managed: Some(true),
+            ..Default::default()
+        }
+    }
+
+    /// Whether the operator provisions this NATS.
     pub fn is_managed(&self) -> bool {
         self.managed == Some(true)
     }
