@@ -85,6 +85,27 @@ fn stream_setup() -> Vec<String> {
         .collect()
 }
 
+/// What the operator may publish: escalation answers, and the JetStream API calls of its two
+/// consumers (`IA_DECISIONS`, `IA_AUDIT`), by name.
+fn operator_publish(subjects: &Subjects) -> Vec<String> {
+    let mut publish = vec![
+        subjects.all_escalations(),
+        format!("$JS.API.STREAM.CREATE.{STREAM_AUDIT}"),
+        format!("$JS.API.STREAM.MSG.GET.{STREAM_AUDIT}"),
+    ];
+    for stream in [STREAM_DECISIONS, STREAM_AUDIT] {
+        publish.extend([
+            format!("$JS.API.STREAM.INFO.{stream}"),
+            format!("$JS.API.CONSUMER.CREATE.{stream}"),
+            format!("$JS.API.CONSUMER.CREATE.{stream}.>"),
+            format!("$JS.API.CONSUMER.INFO.{stream}.*"),
+            format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.*"),
+            format!("$JS.ACK.{stream}.>"),
+        ]);
+    }
+    publish
+}
+
 /// The grants of a team: its coordinator, the operator, the executor, the auditor, and each role
 /// in `voters`, in that order, each identity once.
 ///
@@ -111,12 +132,13 @@ pub fn grants(subjects: &Subjects, voters: &[Role]) -> Vec<Grant> {
             ],
             allow_responses: false,
         },
-        // follows the decision stream (a JetStream consumer: stream info, consumer create, next
-        // message, all under `$JS.API`), the escalations and the audit anchor, and relays
-        // annotations' answers to escalations
+        // follows the decision stream and the audit anchor (JetStream consumers: the stream's
+        // info, a consumer, its next messages; `IA_AUDIT` created when missing) and the
+        // escalations, and relays annotations' answers to escalations: nothing more of the
+        // JetStream API (no stream deleted or purged)
         Grant {
             identity: OPERATOR.into(),
-            publish: vec![subjects.all_escalations(), "$JS.API.>".into()],
+            publish: operator_publish(subjects),
             subscribe: vec![
                 subjects.all_escalations(),
                 subjects.audit(),
@@ -294,7 +316,15 @@ mod tests {
         assert!(operator.may_subscribe(&subjects.escalation("c1").unwrap()));
         assert!(operator.may_subscribe("_INBOX.operator.x.y"));
         assert!(!operator.may_subscribe("_INBOX.coordinator.x"));
-        for forbidden in [subjects.decision(), subjects.audit(), subjects.order()] {
+        for forbidden in [
+            subjects.decision(),
+            subjects.audit(),
+            subjects.order(),
+            format!("$JS.API.STREAM.DELETE.{STREAM_DECISIONS}"),
+            format!("$JS.API.STREAM.PURGE.{STREAM_AUDIT}"),
+            format!("$JS.API.STREAM.CREATE.{STREAM_DECISIONS}"),
+            format!("$JS.API.CONSUMER.DELETE.{STREAM_DECISIONS}.c"),
+        ] {
             assert!(!operator.may_publish(&forbidden), "{forbidden}");
         }
     }
