@@ -1,7 +1,8 @@
 //! The audit anchor outside the database (issue 17): a coordinator replaying with a store publishes
 //! the head of its audit chain on `ia.<ns>.<strategy>.audit` once stored, equal to the store's;
 //! `audit verify --nats` checks the database against it and catches a truncation; a coordinator
-//! restarted on the truncated database does not anchor over the evidence.
+//! restarted on the truncated database does not anchor over the evidence. It also publishes its book
+//! (`….portfolio`) for the Strategy's status.
 
 // a scenario test reads top to bottom; the 100-line limit is for the code under test
 #![allow(clippy::too_many_lines)]
@@ -120,8 +121,27 @@ async fn the_coordinator_anchors_the_stored_chain_and_verify_catches_a_truncatio
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("ia.db").display());
 
+    // the replay also publishes its book (`….portfolio`, core NATS) for the operator's status
+    let watcher = async_nats::connect(&url).await.unwrap();
+    let mut books = watcher.subscribe(subjects.portfolio()).await.unwrap();
+    watcher.flush().await.unwrap();
+
     // the replay stores its decisions and their audit entries, then anchors the chain's head
     tokio::task::block_in_place(|| coordinator(&url, &db, "30"));
+    let book = tokio::time::timeout(Duration::from_secs(5), futures::StreamExt::next(&mut books))
+        .await
+        .expect("the coordinator published its book")
+        .unwrap();
+    match protocol::messages::decode(&book.payload) {
+        // the team only holds: the capital untouched
+        Ok(Message::Portfolio(p)) => {
+            assert_eq!(
+                (p.strategy.as_str(), p.equity, p.pnl, p.open_positions),
+                (STRATEGY, 10_000.0, 0.0, 0)
+            );
+        }
+        other => panic!("not a portfolio: {other:?}"),
+    }
     let anchor = anchor_on(&bus, &subjects).await;
     let store = Store::connect_existing(&db).await.unwrap();
     let chain = store

@@ -11,7 +11,9 @@ use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::Api;
 use protocol::crd::conditions::{CONSENSUS_REACHED, ESCALATION_PENDING};
-use protocol::crd::{set_condition, AuditAnchor, DecisionSummary, PendingEscalation, Strategy};
+use protocol::crd::{
+    set_condition, AuditAnchor, DecisionSummary, PendingEscalation, PortfolioSummary, Strategy,
+};
 use protocol::messages::{
     decode, encode, AuditHead, Decision, Escalation, EscalationResolution, Message,
 };
@@ -53,7 +55,14 @@ pub struct Outcome {
     /// `status.audit`: the last audit anchor the coordinator published.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audit: Option<AuditAnchor>,
+    /// `status.portfolio`: the team's book as the coordinator last published it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub portfolio: Option<PortfolioSummary>,
 }
+
+/// The least time between two status writes for the book alone (a replaying coordinator publishes
+/// it every second); a decision, an escalation or an anchor writes it at once.
+const BOOK_WRITE_EVERY: Duration = Duration::from_secs(10);
 
 fn rfc3339(ms: i64) -> String {
     k8s_openapi::jiff::Timestamp::from_millisecond(ms)
@@ -67,6 +76,15 @@ impl Outcome {
         let before = self.clone();
         match message {
             Message::AuditHead(a) => return self.anchored(a),
+            Message::Portfolio(p) => {
+                let cents = |x: f64| (x * 100.0).round() / 100.0;
+                let book = Some(PortfolioSummary {
+                    equity: cents(p.equity),
+                    pnl: cents(p.pnl),
+                    open_positions: p.open_positions,
+                });
+                return std::mem::replace(&mut self.portfolio, book) != self.portfolio;
+            }
             Message::Decision(d) => self.decided(d, now.clone(), generation),
             Message::Escalation(e) => self.escalated(e),
             Message::EscalationResolution(r) => self.pending_escalations.retain(|p| p.id != r.id),
@@ -441,6 +459,10 @@ async fn consume_once(
         .subscribe(subjects.all_escalations())
         .await
         .map_err(|e| error(e.to_string()))?;
+    let mut books = client
+        .subscribe(subjects.portfolio())
+        .await
+        .map_err(|e| error(e.to_string()))?;
     let jetstream = async_nats::jetstream::new(client.clone());
     // the coordinator creates the stream; until it has, there is nothing to consume
     let stream = jetstream
@@ -469,6 +491,7 @@ async fn consume_once(
 
     let strategies: Api<Strategy> = Api::namespaced(kube.clone(), namespace);
     let mut outcome = current_outcome(&strategies, strategy).await;
+    let mut book_written = std::time::Instant::now() - BOOK_WRITE_EVERY;
     loop {
         let message = tokio::select! {
             m = decisions.next() => match m {
@@ -485,6 +508,10 @@ async fn consume_once(
                 Some(Err(e)) => return Err(error(e.to_string())),
                 None => return Err(error("the audit anchor consumer ended".into())),
             },
+            m = books.next() => match m {
+                Some(m) => decode(&m.payload),
+                None => return Err(error("the portfolio subscription ended".into())),
+            },
         };
         let message = match message {
             Ok(m) => m,
@@ -500,23 +527,35 @@ async fn consume_once(
         else {
             return Ok(());
         };
-        if outcome.observe(&message, now(), current.metadata.generation) {
+        let changed = outcome.observe(&message, now(), current.metadata.generation);
+        let book_only = matches!(message, Message::Portfolio(_));
+        if changed && book_only && book_written.elapsed() < BOOK_WRITE_EVERY {
+            continue; // kept in the outcome: written with the next write
+        }
+        if changed {
+            book_written = std::time::Instant::now();
             apply_status(&strategies, &current, &outcome, FIELD_MANAGER)
                 .await
                 .map_err(|e| error(e.to_string()))?;
-            match &message {
-                Message::Decision(d) => {
-                    tracing::info!(strategy, id = %d.id, action = %d.action, consensus = d.consensus_reached,
-                        "decision written to the Strategy's status");
-                    assistants_voted(kube, namespace, d).await;
-                }
-                Message::AuditHead(a) => {
-                    tracing::debug!(strategy, entries = a.entries, head = %a.head,
-                        "audit anchor written to the Strategy's status");
-                }
-                _ => {}
-            }
+            written(kube, namespace, strategy, &message).await;
         }
+    }
+}
+
+/// After `message` reached the Strategy's status: a decision's voters get theirs, and the log says
+/// what was written.
+async fn written(kube: &kube::Client, namespace: &str, strategy: &str, message: &Message) {
+    match message {
+        Message::Decision(d) => {
+            tracing::info!(strategy, id = %d.id, action = %d.action, consensus = d.consensus_reached,
+                "decision written to the Strategy's status");
+            assistants_voted(kube, namespace, d).await;
+        }
+        Message::AuditHead(a) => {
+            tracing::debug!(strategy, entries = a.entries, head = %a.head,
+                "audit anchor written to the Strategy's status");
+        }
+        _ => {}
     }
 }
 
@@ -594,6 +633,7 @@ async fn current_outcome(strategies: &Api<Strategy>, strategy: &str) -> Outcome 
             .filter(|c| c.type_ == CONSENSUS_REACHED || c.type_ == ESCALATION_PENDING)
             .collect(),
         audit: status.audit,
+        portfolio: status.portfolio,
     }
 }
 
@@ -633,6 +673,29 @@ mod tests {
 
     fn cond<'a>(o: &'a Outcome, t: &str) -> &'a Condition {
         o.conditions.iter().find(|c| c.type_ == t).unwrap()
+    }
+
+    #[test]
+    fn the_book_becomes_the_status_portfolio_in_cents() {
+        let mut o = Outcome::default();
+        let book = |equity: f64| {
+            Message::Portfolio(protocol::messages::PortfolioSnapshot {
+                strategy: "s".into(),
+                equity,
+                pnl: equity - 10_000.0,
+                open_positions: 1,
+                at: 0,
+            })
+        };
+        assert!(o.observe(&book(10_234.504_9), time(1), Some(1)));
+        let p = o.portfolio.clone().unwrap();
+        assert_eq!((p.equity, p.pnl, p.open_positions), (10_234.5, 234.5, 1));
+        assert!(
+            !o.observe(&book(10_234.501_2), time(2), Some(1)),
+            "same cents: no write"
+        );
+        let status = serde_json::to_value(&o).unwrap();
+        assert_eq!(status["portfolio"]["openPositions"], 1);
     }
 
     #[test]

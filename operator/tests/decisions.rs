@@ -14,7 +14,7 @@ use operator::controllers::{strategy, Context};
 use operator::decisions::{DecisionWatchers, TeamNats};
 use operator::fake_api::FakeApi;
 use protocol::messages::{
-    decode, encode, AuditHead, Decision, Escalation, Message, RoundTally, Vote,
+    decode, encode, AuditHead, Decision, Escalation, Message, PortfolioSnapshot, RoundTally, Vote,
 };
 use protocol::subjects::{Subjects, STREAM_AUDIT, STREAM_DECISIONS, STREAM_DECISIONS_SUBJECTS};
 use protocol::Action;
@@ -307,6 +307,56 @@ async fn the_audit_anchor_reaches_the_strategy_status() {
     watchers.ensure(NS, "btc-eth-paper", &TeamNats::anonymous(server.url()));
     let status = eventually(&api, "anchor shown again", |s| s["audit"]["entries"] == 57).await;
     assert_eq!(status["audit"]["head"], head('b'));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_team_s_book_reaches_the_strategy_status() {
+    let Some(server) = support::NatsServer::start() else {
+        return;
+    };
+    let (client, api) = FakeApi::start();
+    api.insert(strategy_with_nats(&server.url()));
+    let nats = async_nats::connect(server.url()).await.unwrap();
+    let jetstream = async_nats::jetstream::new(nats.clone());
+    jetstream
+        .get_or_create_stream(async_nats::jetstream::stream::Config {
+            name: STREAM_DECISIONS.into(),
+            subjects: STREAM_DECISIONS_SUBJECTS.map(String::from).to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let subjects = Subjects::new(NS, "btc-eth-paper").unwrap();
+    let watchers = DecisionWatchers::new(client.clone());
+    watchers.ensure(NS, "btc-eth-paper", &TeamNats::anonymous(server.url()));
+    // the coordinator publishes its book about once a second (core NATS): the consumer may not
+    // be subscribed yet, so it goes on until the status shows it
+    let book = Message::Portfolio(PortfolioSnapshot {
+        strategy: "btc-eth-paper".into(),
+        equity: 10_234.504_9,
+        pnl: 234.504_9,
+        open_positions: 1,
+        at: 1_700_000_000_000,
+    });
+    let started = Instant::now();
+    let status = loop {
+        nats.publish(subjects.portfolio(), encode(&book).into())
+            .await
+            .unwrap();
+        let s = api.get(CRD, "Strategy", NS, "btc-eth-paper").unwrap();
+        if !s["status"]["portfolio"].is_null() {
+            break s["status"].clone();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no portfolio in {}",
+            s["status"]
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(status["portfolio"]["equity"], 10_234.5);
+    assert_eq!(status["portfolio"]["pnl"], 234.5);
+    assert_eq!(status["portfolio"]["openPositions"], 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

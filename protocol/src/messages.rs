@@ -37,6 +37,8 @@ pub enum Message {
     Fill(Fill),
     /// The head of the team's audit chain once stored (`….audit`, on the audit stream).
     AuditHead(AuditHead),
+    /// The team's book as the coordinator last saw it (`….portfolio`).
+    Portfolio(PortfolioSnapshot),
 }
 
 impl Message {
@@ -52,11 +54,12 @@ impl Message {
             Message::Order(_) => "order",
             Message::Fill(_) => "fill",
             Message::AuditHead(_) => "auditHead",
+            Message::Portfolio(_) => "portfolio",
         }
     }
 }
 
-const TYPES: [&str; 9] = [
+const TYPES: [&str; 10] = [
     "roundRequest",
     "opinion",
     "decision",
@@ -66,6 +69,7 @@ const TYPES: [&str; 9] = [
     "order",
     "fill",
     "auditHead",
+    "portfolio",
 ];
 
 /// The market as every voter of a round sees it: the last closed candle, the indicators computed
@@ -436,6 +440,24 @@ pub struct Fill {
     pub at: i64,
 }
 
+/// The team's book as the coordinator last saw it: published on `….portfolio` (core NATS, at most
+/// every second, the latest only) and written by the operator into the Strategy's
+/// `status.portfolio`, which `kubectl ia-agents status` shows.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PortfolioSnapshot {
+    /// Name of the Strategy whose book it is.
+    pub strategy: String,
+    /// Cash plus positions at market, in the quote asset.
+    pub equity: f64,
+    /// Profit (negative: a loss) since the team started with `spec.capital`.
+    pub pnl: f64,
+    /// Symbols in which the team holds a position.
+    pub open_positions: u32,
+    /// The candle time the book is marked at, ms since the epoch.
+    pub at: i64,
+}
+
 /// The anchor of a Strategy's audit chain, kept outside its database: published by the coordinator
 /// once a batch of audit rows is stored (never before, so it never points past the database), and
 /// checked by `trading-agent audit verify --nats`: a chain that no longer reaches it was truncated
@@ -580,6 +602,7 @@ fn decode_canonical(bytes: &[u8]) -> Option<Message> {
         b"order" => Message::Order(read(&object)?),
         b"fill" => Message::Fill(read(&object)?),
         b"auditHead" => Message::AuditHead(read(&object)?),
+        b"portfolio" => Message::Portfolio(read(&object)?),
         _ => return None,
     })
 }
@@ -740,6 +763,20 @@ fn check(message: &Message) -> Result<(), DecodeError> {
             positive("fill", "price", f.price)
         }
         Message::AuditHead(a) => check_audit_head(a),
+        Message::Portfolio(p) => {
+            non_empty("portfolio", "strategy", &p.strategy)?;
+            if !(p.equity.is_finite() && p.equity >= 0.0) {
+                return Err(invalid(
+                    "portfolio",
+                    "equity",
+                    format!("must be a finite amount, at least 0, got {}", p.equity),
+                ));
+            }
+            if !p.pnl.is_finite() {
+                return Err(invalid("portfolio", "pnl", "must be finite"));
+            }
+            Ok(())
+        }
     }
 }
 
@@ -1340,7 +1377,26 @@ mod tests {
             })
     }
 
-    /// A valid message of any of the nine types.
+    fn arb_portfolio() -> impl Strategy<Value = Message> {
+        (
+            arb_id(),
+            0.0f64..1e12,
+            -1e12f64..1e12,
+            any::<u32>(),
+            any::<i64>(),
+        )
+            .prop_map(|(strategy, equity, pnl, open_positions, at)| {
+                Message::Portfolio(PortfolioSnapshot {
+                    strategy,
+                    equity,
+                    pnl,
+                    open_positions,
+                    at,
+                })
+            })
+    }
+
+    /// A valid message of any of the ten types.
     fn arb_message() -> impl Strategy<Value = Message> {
         prop_oneof![
             arb_round_request(),
@@ -1350,6 +1406,7 @@ mod tests {
             arb_heartbeat(),
             arb_trades(),
             arb_audit_head(),
+            arb_portfolio(),
         ]
     }
 

@@ -142,6 +142,7 @@ pub fn grants(subjects: &Subjects, voters: &[Role]) -> Vec<Grant> {
             subscribe: vec![
                 subjects.all_escalations(),
                 subjects.audit(),
+                subjects.portfolio(),
                 format!("{}.>", inbox_prefix(OPERATOR)),
             ],
             allow_responses: false,
@@ -314,6 +315,7 @@ mod tests {
             assert!(operator.may_publish(&api), "{api}");
         }
         assert!(operator.may_subscribe(&subjects.escalation("c1").unwrap()));
+        assert!(operator.may_subscribe(&subjects.portfolio()));
         assert!(operator.may_subscribe("_INBOX.operator.x.y"));
         assert!(!operator.may_subscribe("_INBOX.coordinator.x"));
         for forbidden in [

@@ -128,6 +128,12 @@ impl Subjects {
         format!("{}.audit", self.prefix)
     }
 
+    /// The team's book as the coordinator last saw it (core NATS, the latest only): the operator
+    /// writes it into the Strategy's `status.portfolio`.
+    pub fn portfolio(&self) -> String {
+        format!("{}.portfolio", self.prefix)
+    }
+
     /// Approve / reject of one escalation (core NATS).
     pub fn escalation(&self, id: &str) -> Result<String, InvalidToken> {
         check("escalation id", id)?;

@@ -11,6 +11,7 @@
 
 pub mod anchor;
 pub mod api;
+pub mod portfolio;
 pub mod publish;
 pub mod voters;
 
@@ -110,6 +111,39 @@ pub struct Summary {
     pub anchored: Option<protocol::messages::AuditHead>,
 }
 
+/// The decision publisher of `session`, whose loop waits while `--max-unpublished` decisions wait
+/// for the stream (the backlog it counts them in).
+#[allow(clippy::type_complexity)]
+fn publisher(
+    session: &mut Session,
+    bus: &NatsBus,
+    subjects: &Subjects,
+    ready: &Arc<AtomicBool>,
+    options: &Options,
+) -> (
+    tokio::sync::mpsc::UnboundedSender<protocol::messages::Decision>,
+    tokio::task::JoinHandle<Result<u64, crate::bus::publisher::PublishError>>,
+    Arc<crate::bus::publisher::Backlog>,
+) {
+    let backlog = crate::bus::publisher::Backlog::new(options.max_unpublished);
+    session.backlog = Some(backlog.clone());
+    let strategy = session
+        .team_config
+        .strategy
+        .metadata
+        .name
+        .clone()
+        .unwrap_or_default();
+    let (decisions, task) = publish::spawn_publisher(
+        bus.clone(),
+        subjects.decision(),
+        strategy,
+        (ready.clone(), backlog.clone()),
+        options.json_lines,
+    );
+    (decisions, task, backlog)
+}
+
 /// Runs `session` with the voters on `bus` (the server at `server`), its decisions to the stream
 /// of `subjects`, until the feed ends or the process is asked to stop.
 pub async fn run(
@@ -143,15 +177,10 @@ pub async fn run(
     tracing::info!(voters = voters.len(), %strategy, "coordinating");
     // ready while every decision made is on the stream; the API's /readyz reads it
     let ready = Arc::new(AtomicBool::new(true));
-    let backlog = crate::bus::publisher::Backlog::new(options.max_unpublished);
-    session.backlog = Some(backlog.clone());
-    let (decisions, publisher) = publish::spawn_publisher(
-        bus.clone(),
-        subjects.decision(),
-        strategy.clone(),
-        (ready.clone(), backlog.clone()),
-        options.json_lines,
-    );
+    let (book, book_task) = portfolio::start(bus.clone(), subjects.portfolio());
+    session.portfolio = Some(book);
+    let (decisions, publisher, backlog) =
+        publisher(&mut session, &bus, &subjects, &ready, &options);
     let mut anchoring = match &options.store {
         Some(store) => resume(store, &session, &bus, &subjects, &mut voters).await?,
         None => anchor::Anchoring::default(),
@@ -209,6 +238,9 @@ pub async fn run(
         task.abort();
     }
     let published = drain(publisher, &bus).await?;
+    // the run's record is gone; with the session's sender dropped too, the last book goes out
+    drop(session.portfolio.take());
+    let _ = book_task.await;
     let anchored = anchoring.finish().await;
     drop(in_flight);
     Ok(Summary {

@@ -23,6 +23,7 @@ pub mod venue;
 mod writer;
 
 pub use feed::{fresh, timeline};
+pub use record::PortfolioSender;
 pub use writer::{AnchorSender, AuditHead};
 
 use crate::config::TeamConfig;
@@ -129,6 +130,8 @@ pub struct Session {
     /// The coordinator's unpublished decisions: before each step the loop waits while they are at
     /// their bound (NATS away), so memory stays bounded and nothing is dropped. `None`: no stream.
     pub backlog: Option<std::sync::Arc<crate::bus::publisher::Backlog>>,
+    /// Where the book goes after each step (the coordinator publishes it on `….portfolio`).
+    pub portfolio: Option<record::PortfolioSender>,
 }
 
 /// Order books shared between the book stream's task and the replay.
@@ -297,6 +300,7 @@ impl Session {
             notifier: notify::Notifier::none(),
             record_within: None,
             backlog: None,
+            portfolio: None,
         }
     }
 

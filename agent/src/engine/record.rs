@@ -34,7 +34,12 @@ pub struct Record<'s> {
     counts: DecisionCounts,
     notable: VecDeque<DecisionRecord>,
     notable_total: u64,
+    portfolio_out: Option<PortfolioSender>,
 }
+
+/// Where the book goes after each step: the latest only (sending never waits).
+pub type PortfolioSender =
+    tokio::sync::watch::Sender<Option<protocol::messages::PortfolioSnapshot>>;
 
 /// What the record holds when the session ends.
 pub struct Closed {
@@ -71,6 +76,7 @@ impl<'s> Record<'s> {
             counts: DecisionCounts::default(),
             notable: VecDeque::with_capacity(RECORDS_KEPT),
             notable_total: 0,
+            portfolio_out: None,
         })
     }
 
@@ -212,9 +218,31 @@ impl<'s> Record<'s> {
     }
 
     /// The portfolio after a scored step.
-    pub fn portfolio(&self, equity: f64, capital: f64, drawdown: f64, max_drawdown: f64) {
+    pub fn portfolio(
+        &self,
+        at: i64,
+        (equity, open_positions): (f64, u32),
+        capital: f64,
+        drawdown: f64,
+        max_drawdown: f64,
+    ) {
         crate::metrics::portfolio(&self.strategy, equity, capital);
         crate::metrics::risk(&self.strategy, drawdown, max_drawdown);
+        if let Some(out) = &self.portfolio_out {
+            out.send_replace(Some(protocol::messages::PortfolioSnapshot {
+                strategy: self.strategy.clone(),
+                equity,
+                pnl: equity - capital,
+                open_positions,
+                at,
+            }));
+        }
+    }
+
+    /// Also tells `out` the book after each step (the coordinator publishes it for the operator).
+    pub fn portfolio_to(mut self, out: Option<PortfolioSender>) -> Self {
+        self.portfolio_out = out;
+        self
     }
 }
 

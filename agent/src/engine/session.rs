@@ -297,6 +297,7 @@ impl<'a, T: Transport, E: EscalationResolver> Run<'a, T, E> {
         )
         .await?
         .flushed_within(session.record_within)
+        .portfolio_to(session.portfolio.clone())
         .anchored(anchor);
         for v in &voters {
             record.weight(&v.assistant, v.weight);
@@ -587,8 +588,10 @@ impl<'a, T: Transport, E: EscalationResolver> Run<'a, T, E> {
         let equity = self.equity();
         self.holding.sample(equity, self.desk.ledger().exposure());
         let spec = &self.session.team_config.strategy.spec;
+        let open_positions = self.desk.ledger().positions().count() as u32;
         self.record.portfolio(
-            equity,
+            t,
+            (equity, open_positions),
             spec.capital,
             self.standing.drawdown(equity),
             spec.risk.max_drawdown,
