@@ -49,7 +49,39 @@ pub(super) struct RecordWriter {
     /// Decided while the batch in flight could not be stored: the next batch.
     held: Batch,
     /// Whether the batch in flight has met a store that does not answer.
-    outage: Arc<AtomicBool>,
+    outage: Arc<Outage>,
+}
+
+/// Whether the batch in flight meets a store that does not answer, and a wake-up when it starts to.
+#[derive(Default)]
+struct Outage {
+    on: AtomicBool,
+    began: tokio::sync::Notify,
+}
+
+impl Outage {
+    fn is_on(&self) -> bool {
+        self.on.load(Ordering::Relaxed)
+    }
+
+    fn set(&self, on: bool) {
+        if !self.on.swap(on, Ordering::Relaxed) && on {
+            self.began.notify_waiters();
+        }
+    }
+
+    /// Resolves once an outage is on.
+    async fn begun(&self) {
+        loop {
+            let began = self.began.notified();
+            tokio::pin!(began);
+            began.as_mut().enable();
+            if self.is_on() {
+                return;
+            }
+            began.await;
+        }
+    }
 }
 
 impl RecordWriter {
@@ -93,18 +125,36 @@ impl RecordWriter {
         }
         self.held.0.extend(decisions);
         self.held.1.extend(orders);
-        let busy = self.in_flight.as_ref().is_some_and(|b| !b.is_finished());
-        if busy && self.outage.load(Ordering::Relaxed) && self.held.0.len() < HOLD_AT_MOST {
-            return Ok(());
+        self.stored_or_outage().await?;
+        if self.in_flight.is_some() && self.held.0.len() < HOLD_AT_MOST {
+            return Ok(()); // the store is out: held for the next batch
         }
         self.land().await?;
         self.send_held();
         Ok(())
     }
 
+    /// Waits until the batch in flight is stored, or until it meets a store that does not answer
+    /// (then it is still in flight).
+    async fn stored_or_outage(&mut self) -> Result<(), StoreError> {
+        let Some(batch) = self.in_flight.as_mut() else {
+            return Ok(());
+        };
+        let outage = self.outage.clone();
+        let joined = tokio::select! {
+            joined = batch => Some(joined),
+            () = outage.begun() => None,
+        };
+        if let Some(joined) = joined {
+            self.in_flight = None;
+            self.chain = Some(joined.map_err(|e| StoreError::Writer(e.to_string()))??);
+        }
+        Ok(())
+    }
+
     /// Whether the batch in flight is meeting a store that does not answer.
     pub fn in_outage(&self) -> bool {
-        self.outage.load(Ordering::Relaxed)
+        self.outage.is_on()
     }
 
     /// Starts writing what is held, if anything (nothing is in flight).
@@ -173,7 +223,7 @@ async fn store_until_answered(
     mut chain: AuditChain,
     key: &AuditKey,
     batch: &Batch,
-    outage: &AtomicBool,
+    outage: &Outage,
 ) -> Result<AuditChain, StoreError> {
     let unstored = crate::metrics::UNSTORED.with_label_values(&[strategy]);
     let (mut wait, mut attempt, mut reread) = (FIRST_WAIT, 0u32, false);
@@ -186,7 +236,7 @@ async fn store_until_answered(
         } else {
             match store.record(strategy, &mut chain, &batch.0, &batch.1).await {
                 Ok(()) => {
-                    outage.store(false, Ordering::Relaxed);
+                    outage.set(false);
                     if attempt > 0 {
                         tracing::info!(decisions = batch.0.len(), attempts = attempt + 1,
                             "the store answers again: the decisions held through the outage are stored");
@@ -206,7 +256,7 @@ async fn store_until_answered(
         }
         attempt += 1;
         reread = true;
-        outage.store(true, Ordering::Relaxed);
+        outage.set(true);
         unstored.set(batch.0.len() as i64);
         if attempt == 1 || attempt.is_multiple_of(10) {
             tracing::warn!(%error, attempt, held = batch.0.len(),
