@@ -427,10 +427,21 @@ mod tests {
             8,
             "the coordinator and the seven assistants: {nats:?}"
         );
+        // the strategist reads the model the coordinator retrains into the database
+        let mut postgres = ingress(&policy("btc-eth-paper-postgres"));
+        postgres.sort();
         assert_eq!(
-            ingress(&policy("btc-eth-paper-postgres")),
-            ["Deployment/btc-eth-paper-coordinator"]
+            postgres,
+            [
+                "Deployment/btc-eth-paper-coordinator",
+                "Deployment/strategist-assistant"
+            ]
         );
+        assert_eq!(
+            egress_on(&strategist, 5432),
+            ["StatefulSet/btc-eth-paper-postgres"]
+        );
+        assert!(egress_on(&policy("technical-analyst-assistant"), 5432).is_empty());
         let ollama = ingress(&policy("btc-eth-paper-ollama"));
         assert!(ollama.contains(&"Job/btc-eth-paper-ollama-pull".to_string()));
         assert!(!ollama.contains(&"Deployment/btc-eth-paper-coordinator".to_string()));

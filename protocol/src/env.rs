@@ -49,6 +49,11 @@ pub const API_READ_AUTH: &str = "IA_API_READ_AUTH";
 pub const AUDIT_KEY: &str = "IA_AUDIT_KEY";
 /// The record's database URL (its password from a Secret).
 pub const DB: &str = "IA_DB";
+/// The coordinator retrains the strategist's ensemble into the database (`--retrain`).
+pub const RETRAIN: &str = "IA_RETRAIN";
+/// The label that names an assistant pod's role (`trading.ia-agents.dev/role`), for the
+/// NetworkPolicies that admit one role only (Postgres admits the strategist, which reads its model).
+pub const ROLE_LABEL: &str = "trading.ia-agents.dev/role";
 /// Binance API key of a live Strategy (a Secret).
 pub const EXCHANGE_API_KEY: &str = "IA_EXCHANGE_API_KEY";
 /// Binance API secret of a live Strategy (a Secret).

@@ -168,13 +168,24 @@ async fn strategist(
     let Some(url) = db else {
         return Ok(Box::new(agent::roles::strategist::Strategist::default()));
     };
-    let store = agent::store::Store::connect(url).await?;
     let stored = agent::stored_model::StoredForecaster::new();
-    match stored.refresh(&store, strategy).await {
-        Ok(version) => tracing::info!(?version, "the strategist's stored model"),
-        Err(error) => tracing::warn!(%error, "cannot read the strategist's stored model yet"),
-    }
-    tokio::spawn(stored.clone().poll(store, strategy.to_string(), MODEL_POLL));
+    // the database may come up after the strategist: it votes on the trend alone until then
+    let (url, strategy, model) = (url.to_string(), strategy.to_string(), stored.clone());
+    tokio::spawn(async move {
+        let store = loop {
+            match agent::store::Store::connect(&url).await {
+                Ok(store) => break store,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot reach the team's database for the strategist's model yet; voting on the trend alone")
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(MODEL_POLL) => {},
+                () = agent::shutdown::stop_requested() => return,
+            }
+        };
+        model.poll(store, strategy, MODEL_POLL).await;
+    });
     Ok(Box::new(agent::roles::strategist::Strategist {
         forecaster: Some(stored),
     }))
@@ -364,7 +375,7 @@ pub struct CoordinatorArgs {
     db: Option<String>,
     /// Retrain the strategist's ensemble on the learning schedule and store each version in --db's
     /// `models` table, where strategist assistants with --db read it.
-    #[arg(long, env = "IA_RETRAIN", requires = "db")]
+    #[arg(long, env = protocol::env::RETRAIN, requires = "db")]
     retrain: bool,
     /// Serve the HTTP API (health, metrics, the record, escalation answers, a WebSocket stream) here;
     /// needs --db. Mutating routes take the bearer token in IA_API_TOKEN.

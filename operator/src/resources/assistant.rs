@@ -111,7 +111,7 @@ pub fn deployment(
             template: super::strategy::with_annotation(
                 PodTemplateSpec {
                     metadata: Some(ObjectMeta {
-                        labels: Some(labels(strategy_name, COMPONENT, &name)),
+                        labels: Some(pod_labels(ta, strategy_name, &name)),
                         ..Default::default()
                     }),
                     spec: Some(pod),
@@ -123,6 +123,23 @@ pub fn deployment(
         },
         ..Default::default()
     })
+}
+
+/// The pods' labels: the component's, and the role (`protocol::env::ROLE_LABEL`), which the
+/// managed Postgres's policy admits the strategist by.
+fn pod_labels(ta: &TradingAssistant, strategy: &str, name: &str) -> BTreeMap<String, String> {
+    let mut labels = labels(strategy, COMPONENT, name);
+    labels.insert(
+        protocol::env::ROLE_LABEL.into(),
+        ta.spec.role.as_str().into(),
+    );
+    labels
+}
+
+/// Whether the assistant reads the team's database: the strategist, for the ensemble the
+/// coordinator retrains into it (`models`).
+fn reads_the_database(ta: &TradingAssistant) -> bool {
+    ta.spec.role == protocol::Role::Strategist
 }
 
 /// The policy of the assistant's pods: in, their http port (health, metrics) from the configured
@@ -139,10 +156,14 @@ pub fn network_policy(
     let ollama = strategy
         .filter(|_| ta.spec.model.is_some())
         .and_then(network::ollama);
+    let database = strategy
+        .filter(|_| reads_the_database(ta))
+        .and_then(network::postgres);
     let egress = [
         Some(network::dns(settings)),
         Some(network::nats(strategy_name, strategy)),
         ollama,
+        database,
         network::internet(settings, &internet_ports(ta)),
     ];
     network::policy(
@@ -248,6 +269,9 @@ fn environment(ta: &TradingAssistant, strategy: Option<&Strategy>) -> Vec<EnvVar
     if !ta.spec.params.is_empty() {
         vars.push(env(protocol::env::PARAMS, params));
     }
+    if let Some(s) = strategy.filter(|_| reads_the_database(ta)) {
+        vars.extend(super::strategy::database_env(s));
+    }
     if let Some(model) = &ta.spec.model {
         vars.push(env(protocol::env::MODEL, &model.name));
         vars.push(env(
@@ -336,9 +360,50 @@ mod tests {
             let internet = internet_rules(&policy, &settings);
             if role == Role::FundamentalAnalyst {
                 assert_eq!(internet, [443], "the sample's https feeds");
+            } else if role == Role::Strategist {
+                assert!(internet.is_empty(), "{role} has no business outside");
+                let postgres = egress[2].to.clone().unwrap()[0]
+                    .pod_selector
+                    .clone()
+                    .unwrap();
+                assert_eq!(
+                    postgres.match_labels.unwrap()["app.kubernetes.io/component"],
+                    "postgres",
+                    "the strategist reads its model from the team's database"
+                );
+                assert_eq!(egress.len(), 3, "{role}: DNS, NATS and Postgres only");
             } else {
                 assert!(internet.is_empty(), "{role} has no business outside");
                 assert_eq!(egress.len(), 2, "{role}: DNS and NATS only");
+            }
+        }
+    }
+
+    #[test]
+    fn only_the_strategist_gets_the_database_and_is_labelled_by_its_role() {
+        let s = strategy();
+        for ta in team() {
+            let role = ta.spec.role;
+            let d = deployment(&ta, Some(&s)).unwrap();
+            let template = d.spec.template;
+            let labels = template.metadata.unwrap().labels.unwrap();
+            assert_eq!(labels[protocol::env::ROLE_LABEL], role.as_str());
+            let env = template.spec.unwrap().containers[0].env.clone().unwrap();
+            let db = env.iter().find(|e| e.name == protocol::env::DB);
+            let password = env.iter().find(|e| e.name == "PGPASSWORD");
+            if role == Role::Strategist {
+                assert_eq!(
+                    db.and_then(|e| e.value.as_deref()),
+                    Some("postgres://ia@btc-eth-paper-postgres:5432/ia")
+                );
+                let from = password.and_then(|e| e.value_from.clone()).unwrap();
+                assert_eq!(
+                    from.secret_key_ref.unwrap().name,
+                    "btc-eth-paper-postgres",
+                    "the password by reference only"
+                );
+            } else {
+                assert!(db.is_none() && password.is_none(), "{role} has no database");
             }
         }
     }

@@ -437,10 +437,29 @@ fn coordinator(s: &Strategy, config_hash: &str) -> Deployment {
     }
 }
 
+/// The team's database as a pod reads it (`IA_DB`, and for a managed Postgres its generated
+/// password as `PGPASSWORD`): the coordinator's, and the strategist's for its model. Empty without
+/// one.
+pub fn database_env(s: &Strategy) -> Vec<EnvVar> {
+    let pg = &s.spec.dependencies.postgres;
+    if managed(pg) {
+        let host = child_name(&name(s), "postgres");
+        vec![
+            secret_env("PGPASSWORD", &postgres_secret_name(s), "password"),
+            env(protocol::env::DB, format!("postgres://ia@{host}:5432/ia")),
+        ]
+    } else if let Some(r) = &pg.secret_ref {
+        vec![secret_env(protocol::env::DB, &r.name, &r.key)]
+    } else if let Some(url) = &pg.url {
+        vec![env(protocol::env::DB, url)]
+    } else {
+        vec![]
+    }
+}
+
 /// The coordinator's environment: its team's NATS and database, its configuration files, and the
 /// exchange credentials by reference to their Secret (never through the spec).
 fn coordinator_env(s: &Strategy) -> Vec<EnvVar> {
-    let strategy = name(s);
     let namespace = s.metadata.namespace.as_deref().unwrap_or("default");
     let mut vars = vec![
         env(protocol::env::NATS_URL, nats_url(s)),
@@ -458,23 +477,12 @@ fn coordinator_env(s: &Strategy) -> Vec<EnvVar> {
         // the audit chain is keyed with a generated key
         secret_env(protocol::env::AUDIT_KEY, &audit_key_secret_name(s), "key"),
     ];
-    let pg = &s.spec.dependencies.postgres;
-    if managed(pg) {
-        vars.push(secret_env(
-            "PGPASSWORD",
-            &postgres_secret_name(s),
-            "password",
-        ));
-        let host = child_name(&strategy, "postgres");
-        vars.push(env(
-            protocol::env::DB,
-            format!("postgres://ia@{host}:5432/ia"),
-        ));
-    } else if let Some(r) = &pg.secret_ref {
-        vars.push(secret_env(protocol::env::DB, &r.name, &r.key));
-    } else if let Some(url) = &pg.url {
-        vars.push(env(protocol::env::DB, url));
+    let database = database_env(s);
+    if !database.is_empty() {
+        // with a database the strategist's ensemble is retrained on the learning schedule
+        vars.push(env(protocol::env::RETRAIN, "true"));
     }
+    vars.extend(database);
     if let Some(secret) = s
         .spec
         .exchange
@@ -680,7 +688,7 @@ fn dependency_network_policy(
 }
 
 /// Who may reach a managed dependency: of the strategy's pods, those that use it (NATS: the
-/// coordinator and the assistants; Postgres: the coordinator; Ollama: the assistants and the
+/// coordinator and the assistants; Postgres: the coordinator and the strategist; Ollama: the assistants and the
 /// model pull) and, for NATS, the operator (in any namespace), which consumes the decision stream
 /// and relays escalation answers.
 fn dependency_peers(strategy: &str, component: &str) -> Vec<NetworkPolicyPeer> {
@@ -693,6 +701,21 @@ fn dependency_peers(strategy: &str, component: &str) -> Vec<NetworkPolicyPeer> {
         pod_selector: Some(network::team_pods(strategy, users)),
         ..Default::default()
     }];
+    if component == "postgres" {
+        // the strategist reads the ensemble the coordinator retrains into the database
+        let mut strategist = network::team_pods(strategy, &[super::assistant::COMPONENT]);
+        strategist
+            .match_labels
+            .get_or_insert_with(BTreeMap::new)
+            .insert(
+                protocol::env::ROLE_LABEL.into(),
+                protocol::Role::Strategist.as_str().into(),
+            );
+        from.push(NetworkPolicyPeer {
+            pod_selector: Some(strategist),
+            ..Default::default()
+        });
+    }
     if component == "nats" {
         from.push(NetworkPolicyPeer {
             namespace_selector: Some(LabelSelector::default()),
@@ -848,6 +871,30 @@ mod tests {
         let mut s: Strategy = sample("strategy.yaml").remove(0);
         s.metadata.namespace = Some("trading".into());
         s
+    }
+
+    #[test]
+    fn with_a_database_the_coordinator_retrains_and_the_strategist_may_read_it() {
+        let s = strategy();
+        let vars = coordinator_env(&s);
+        let retrain = vars.iter().find(|e| e.name == protocol::env::RETRAIN);
+        assert_eq!(retrain.and_then(|e| e.value.as_deref()), Some("true"));
+        let peers = dependency_peers("btc-eth-paper", "postgres");
+        assert_eq!(
+            peers.len(),
+            2,
+            "the coordinator and the strategist: {peers:?}"
+        );
+        let strategist = peers[1].pod_selector.clone().unwrap();
+        let labels = strategist.match_labels.unwrap();
+        assert_eq!(labels[protocol::env::ROLE_LABEL], "strategist");
+        assert_eq!(labels["trading.ia-agents.dev/strategy"], "btc-eth-paper");
+        let mut no_db = strategy();
+        no_db.spec.dependencies.postgres = Default::default();
+        let vars = coordinator_env(&no_db);
+        assert!(vars
+            .iter()
+            .all(|e| e.name != protocol::env::RETRAIN && e.name != protocol::env::DB));
     }
 
     fn policies(s: &Strategy, network: &NetworkPolicySettings) -> Vec<NetworkPolicy> {
