@@ -28,6 +28,21 @@ fn strategy_with_nats(url: &str) -> Value {
     s
 }
 
+/// A client of the team's NATS at `url`, with the decision stream created as the agents create it.
+async fn decision_stream(url: &str) -> (async_nats::Client, async_nats::jetstream::Context) {
+    let nats = async_nats::connect(url).await.unwrap();
+    let jetstream = async_nats::jetstream::new(nats.clone());
+    jetstream
+        .get_or_create_stream(async_nats::jetstream::stream::Config {
+            name: STREAM_DECISIONS.into(),
+            subjects: STREAM_DECISIONS_SUBJECTS.map(String::from).to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    (nats, jetstream)
+}
+
 /// Waits until the Strategy's status satisfies `check`.
 async fn eventually(api: &FakeApi, what: &str, check: impl Fn(&Value) -> bool) -> Value {
     let started = Instant::now();
@@ -108,16 +123,7 @@ async fn decisions_and_escalations_become_strategy_conditions() {
         .unwrap();
 
     // the stream as the agents create it
-    let nats = async_nats::connect(server.url()).await.unwrap();
-    let jetstream = async_nats::jetstream::new(nats.clone());
-    jetstream
-        .get_or_create_stream(async_nats::jetstream::stream::Config {
-            name: STREAM_DECISIONS.into(),
-            subjects: STREAM_DECISIONS_SUBJECTS.map(String::from).to_vec(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let (nats, jetstream) = decision_stream(&server.url()).await;
     let subjects = Subjects::new(NS, "btc-eth-paper").unwrap();
 
     let watchers = DecisionWatchers::new(client.clone());
@@ -244,16 +250,7 @@ async fn the_audit_anchor_reaches_the_strategy_status() {
     };
     let (client, api) = FakeApi::start();
     api.insert(strategy_with_nats(&server.url()));
-    let nats = async_nats::connect(server.url()).await.unwrap();
-    let jetstream = async_nats::jetstream::new(nats.clone());
-    jetstream
-        .get_or_create_stream(async_nats::jetstream::stream::Config {
-            name: STREAM_DECISIONS.into(),
-            subjects: STREAM_DECISIONS_SUBJECTS.map(String::from).to_vec(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let (_, jetstream) = decision_stream(&server.url()).await;
     let subjects = Subjects::new(NS, "btc-eth-paper").unwrap();
     let watchers = DecisionWatchers::new(client.clone());
     watchers.ensure(NS, "btc-eth-paper", &TeamNats::anonymous(server.url()));
@@ -316,16 +313,7 @@ async fn the_team_s_book_reaches_the_strategy_status() {
     };
     let (client, api) = FakeApi::start();
     api.insert(strategy_with_nats(&server.url()));
-    let nats = async_nats::connect(server.url()).await.unwrap();
-    let jetstream = async_nats::jetstream::new(nats.clone());
-    jetstream
-        .get_or_create_stream(async_nats::jetstream::stream::Config {
-            name: STREAM_DECISIONS.into(),
-            subjects: STREAM_DECISIONS_SUBJECTS.map(String::from).to_vec(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let (nats, _) = decision_stream(&server.url()).await;
     let subjects = Subjects::new(NS, "btc-eth-paper").unwrap();
     let watchers = DecisionWatchers::new(client.clone());
     watchers.ensure(NS, "btc-eth-paper", &TeamNats::anonymous(server.url()));
