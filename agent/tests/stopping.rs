@@ -6,7 +6,6 @@
 use test_support as support;
 
 use agent::store::{Store, Table};
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -116,59 +115,19 @@ fn processes_with_nothing_in_flight_stop_at_once() {
     }
 }
 
-/// Starts the five voters of the sample team on `url`.
-fn voters(url: &str) -> Vec<Child> {
-    [
-        "marketMonitor",
-        "technicalAnalyst",
-        "fundamentalAnalyst",
-        "riskManager",
-        "strategist",
-    ]
-    .iter()
-    .map(|role| {
-        agent()
-            .args(["assistant", "--nats", url, "--namespace", "stop"])
-            .args(["--strategy", "btc-eth-paper", "--role", role])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
-    })
-    .collect()
-}
-
-struct Killed(Vec<Child>);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
+/// Starts the five voters of the sample team on `url` (killed when dropped).
+fn voters(url: &str) -> support::processes::Killed {
+    let agent = std::path::Path::new(env!("CARGO_BIN_EXE_trading-agent"));
+    support::processes::voters(agent, url, "stop", "btc-eth-paper")
 }
 
 /// Reads `n` decision lines from the coordinator's stdout (then keeps draining it in the
 /// background); the lines read.
 fn first_lines(child: &mut Child, n: usize) -> std::sync::mpsc::Receiver<String> {
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let started = Instant::now();
-    let mut seen = 0;
-    while seen < n {
-        assert!(started.elapsed() < Duration::from_secs(60), "no decisions");
-        if rx.recv_timeout(Duration::from_secs(60)).is_ok() {
-            seen += 1;
-        }
-    }
-    rx
+    let lines = support::processes::lines_of(child);
+    let seen = support::processes::take_lines(&lines, n, Duration::from_secs(60));
+    assert_eq!(seen, n, "no decisions");
+    lines
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,7 +135,7 @@ async fn a_replaying_coordinator_stops_between_cycles_with_everything_stored_and
     let Some(server) = support::NatsServer::start() else {
         return;
     };
-    let _team = Killed(voters(&server.url()));
+    let _team = voters(&server.url());
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("stop.db").display());
     let mut child = coordinator(&server.url())
@@ -206,7 +165,7 @@ async fn a_coordinator_whose_nats_went_away_still_stops_and_says_what_is_unpubli
     let Some(mut server) = support::NatsServer::start() else {
         return;
     };
-    let _team = Killed(voters(&server.url()));
+    let _team = voters(&server.url());
     // a split team holds at once, and rounds are short: decisions go on being made without the bus
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("policy.yaml");
