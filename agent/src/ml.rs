@@ -555,20 +555,51 @@ pub fn walk_forward(
     Ok(out)
 }
 
+/// What the model's tests share with the tests of its users (`stored_model`).
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::market::bundled;
+pub(crate) mod testing {
+    use crate::indicators::IndicatorSet;
     use crate::market::file::parse_candles;
+    use crate::market::{bundled, Candle};
     use flate2::read::MultiGzDecoder;
+    use protocol::messages::MarketSnapshot;
 
-    fn candles(n: usize) -> Vec<Candle> {
+    /// The first `n` bundled BTCUSDT hourly candles.
+    pub fn candles(n: usize) -> Vec<Candle> {
         let (name, bytes) = bundled::find("BTCUSDT", "1h").unwrap();
         let mut all =
             parse_candles(MultiGzDecoder::new(bytes), std::path::Path::new(name)).unwrap();
         all.truncate(n);
         all
     }
+
+    /// The snapshot after the last of `all`, its indicators computed over all of them.
+    pub fn snapshot(all: &[Candle]) -> MarketSnapshot {
+        let mut set = IndicatorSet::new();
+        let mut last = None;
+        for c in all {
+            last = Some(set.update(c));
+        }
+        let c = all.last().unwrap();
+        MarketSnapshot {
+            symbol: "BTCUSDT".into(),
+            open_time: c.open_time,
+            open: c.open,
+            high: c.high,
+            low: c.low,
+            close: c.close,
+            volume: c.volume,
+            indicators: last.unwrap().indicators,
+            portfolio: Default::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use testing::candles;
 
     const SMALL: Training = Training {
         trees: 8,
@@ -619,24 +650,7 @@ mod tests {
     fn a_retraining_swaps_in_a_new_version_and_compares_it_with_the_old_one() {
         let all = candles(2400);
         let retrainer = Retrainer::new(None, SMALL, 12, 1200);
-        let snapshot_at = |k: usize| {
-            let mut set = IndicatorSet::new();
-            let mut last = None;
-            for c in &all[..=k] {
-                last = Some(set.update(c));
-            }
-            MarketSnapshot {
-                symbol: "BTCUSDT".into(),
-                open_time: all[k].open_time,
-                open: all[k].open,
-                high: all[k].high,
-                low: all[k].low,
-                close: all[k].close,
-                volume: all[k].volume,
-                indicators: last.unwrap().indicators,
-                portfolio: Default::default(),
-            }
-        };
+        let snapshot_at = |k: usize| testing::snapshot(&all[..=k]);
         assert!(
             retrainer.forecast(&snapshot_at(1300)).is_none(),
             "no model yet"

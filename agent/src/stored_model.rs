@@ -109,37 +109,9 @@ impl Forecaster for StoredForecaster {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::indicators::IndicatorSet;
     use crate::market::Candle;
+    use crate::ml::testing::{candles, snapshot};
     use crate::ml::{Retrainer, Training};
-
-    fn candles(n: usize) -> Vec<Candle> {
-        let (name, bytes) = crate::market::bundled::find("BTCUSDT", "1h").unwrap();
-        let gz = flate2::read::MultiGzDecoder::new(bytes);
-        let mut all = crate::market::file::parse_candles(gz, std::path::Path::new(name)).unwrap();
-        all.truncate(n);
-        all
-    }
-
-    fn snapshot(all: &[Candle]) -> MarketSnapshot {
-        let mut set = IndicatorSet::new();
-        let mut last = None;
-        for c in all {
-            last = Some(set.update(c));
-        }
-        let c = all.last().unwrap();
-        MarketSnapshot {
-            symbol: "BTCUSDT".into(),
-            open_time: c.open_time,
-            open: c.open,
-            high: c.high,
-            low: c.low,
-            close: c.close,
-            volume: c.volume,
-            indicators: last.unwrap().indicators,
-            portfolio: Default::default(),
-        }
-    }
 
     /// Stores version `version` of a model trained on `all`, marked in use or not.
     async fn store_model(store: &Store, all: &[Candle], version: i64, in_use: bool) {
