@@ -1,13 +1,14 @@
 //! The team's book out of the coordinator: after each step the record tells the latest
 //! [`PortfolioSnapshot`]; this task publishes it on `….portfolio` (core NATS) at most once a
-//! second, and the operator writes it into the Strategy's `status.portfolio`. A failed publish is
-//! logged and the next change tried; nothing waits on it.
+//! second, through [`publish_latest`] (the newest value wins, a failed publish is retried with
+//! backoff), and the operator writes it into the Strategy's `status.portfolio`. Nothing waits on it.
 
 use crate::bus::nats::NatsBus;
+use crate::bus::publisher::publish_latest;
 use crate::bus::Bus;
 use crate::engine::PortfolioSender;
 use protocol::messages::{Message, PortfolioSnapshot};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -18,34 +19,20 @@ pub const EVERY: Duration = Duration::from_secs(1);
 /// the sender is gone, after publishing the last snapshot.
 pub fn start(bus: NatsBus, subject: String) -> (PortfolioSender, JoinHandle<()>) {
     let (tx, rx) = watch::channel(None);
-    (tx, tokio::spawn(publish(bus, subject, rx)))
-}
-
-async fn publish(
-    bus: NatsBus,
-    subject: String,
-    mut latest: watch::Receiver<Option<PortfolioSnapshot>>,
-) {
-    let mut failed = false;
-    loop {
-        let closed = latest.changed().await.is_err();
-        let snapshot = latest.borrow_and_update().clone();
-        if let Some(snapshot) = snapshot {
-            match bus.publish(&subject, &Message::Portfolio(snapshot)).await {
-                Ok(()) => failed = false,
-                Err(error) if !failed => {
-                    failed = true;
-                    tracing::warn!(%error, "publishing the portfolio failed; the next change is tried");
-                }
-                Err(_) => {}
-            }
+    let mut next_at = Instant::now();
+    let publish = move |snapshot: &PortfolioSnapshot| {
+        // at most one a second: a publish waits for its turn
+        let wait = next_at.saturating_duration_since(Instant::now());
+        next_at = Instant::now() + wait + EVERY;
+        let (bus, subject) = (bus.clone(), subject.clone());
+        let message = Message::Portfolio(snapshot.clone());
+        async move {
+            tokio::time::sleep(wait).await;
+            bus.publish(&subject, &message).await
         }
-        if closed {
-            return;
-        }
-        tokio::select! {
-            () = tokio::time::sleep(EVERY) => {},
-            () = crate::shutdown::stop_requested() => {},
-        }
-    }
+    };
+    let task = tokio::spawn(async move {
+        publish_latest("the portfolio subject", rx, publish).await;
+    });
+    (tx, task)
 }
