@@ -9,7 +9,6 @@
 #![allow(clippy::too_many_lines)]
 
 use futures::StreamExt;
-use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -70,21 +69,6 @@ fn seed(dir: &Path, identity: &str) -> String {
         .to_string()
 }
 
-/// What the server answers a client that presents no credentials.
-fn anonymous_answer(port: u16) -> String {
-    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut reader = BufReader::new(tcp.try_clone().unwrap());
-    let mut info = String::new();
-    reader.read_line(&mut info).unwrap();
-    (&tcp)
-        .write_all(b"CONNECT {\"verbose\":false}\r\nPING\r\n")
-        .unwrap();
-    let mut answer = String::new();
-    let _ = reader.read_line(&mut answer);
-    answer
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_component_speaks_as_itself_and_no_one_else_gets_in() {
     let dir = tempfile::tempdir().unwrap();
@@ -120,7 +104,7 @@ async fn each_component_speaks_as_itself_and_no_one_else_gets_in() {
     let url = format!("nats://127.0.0.1:{port}");
 
     // no credentials: refused by the server
-    let answer = anonymous_answer(port);
+    let answer = test_support::nats::anonymous_answer(port);
     assert!(answer.contains("Authorization Violation"), "{answer}");
 
     // an assistant's identity tries to decide, to resolve an escalation, and to answer for

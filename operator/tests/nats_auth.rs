@@ -19,7 +19,6 @@ use protocol::nats_auth::inbox_prefix;
 use protocol::subjects::{Subjects, STREAM_DECISIONS, STREAM_DECISIONS_SUBJECTS};
 use protocol::Action;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -47,21 +46,6 @@ fn decision(id: &str) -> Message {
         price: 100.0,
         decided_at: 1_700_000_000_000,
     })
-}
-
-/// What the server answers a client that presents no credentials.
-fn anonymous_answer(port: u16) -> String {
-    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut reader = BufReader::new(tcp.try_clone().unwrap());
-    let mut info = String::new();
-    reader.read_line(&mut info).unwrap();
-    (&tcp)
-        .write_all(b"CONNECT {\"verbose\":false}\r\nPING\r\n")
-        .unwrap();
-    let mut answer = String::new();
-    let _ = reader.read_line(&mut answer);
-    answer
 }
 
 /// The seeds of the generated Secret, by identity.
@@ -141,7 +125,7 @@ async fn the_managed_nats_lets_each_identity_do_its_own_part_only() {
     let subjects = Subjects::new(NS, STRATEGY).unwrap();
 
     // no credentials: refused
-    let answer = anonymous_answer(server.port);
+    let answer = test_support::nats::anonymous_answer(server.port);
     assert!(answer.contains("Authorization Violation"), "{answer}");
 
     // the coordinator's seed: the stream created as at its start, a decision published

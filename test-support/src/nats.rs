@@ -160,3 +160,21 @@ pub fn output_within(mut command: Command, limit: Duration) -> std::process::Out
         stderr: stderr.join().unwrap(),
     }
 }
+
+/// What the server on `port` of 127.0.0.1 answers a client that presents no credentials: its
+/// first line after `CONNECT` and `PING` (`PONG` when let in, `-ERR 'Authorization Violation'`
+/// when not).
+pub fn anonymous_answer(port: u16) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut reader = BufReader::new(tcp.try_clone().unwrap());
+    let mut info = String::new();
+    reader.read_line(&mut info).unwrap();
+    (&tcp)
+        .write_all(b"CONNECT {\"verbose\":false}\r\nPING\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    let _ = reader.read_line(&mut answer);
+    answer
+}
