@@ -311,6 +311,13 @@ impl Default for RiskSpec {
     }
 }
 
+/// CEL: a dependency is managed (`managed: true`) or external (`url` or `secretRef`), exactly one.
+const MANAGED_OR_EXTERNAL: &str =
+    "(has(self.managed) && self.managed) != (has(self.url) || has(self.secretRef))";
+/// Its message.
+const MANAGED_OR_EXTERNAL_MESSAGE: &str =
+    "a dependency is either managed: true or external (url or secretRef), not both and not neither";
+
 /// Message of the rule that keeps credentials out of dependency URLs (they belong in a Secret).
 /// CEL: no user-info (`user:pass@`) and no credential-like query parameter (`?password=`,
 /// `&sslpassword=`, `?token=`, ...) in a dependency URL, which lands in a ConfigMap and in logs.
@@ -483,8 +490,8 @@ impl Default for DependenciesSpec {
 
 /// A dependency the operator either provisions (`managed: true`) or references (`url` or `secretRef`).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
-#[x_kube(validation = Rule::new("(has(self.managed) && self.managed) != (has(self.url) || has(self.secretRef))")
-    .message("a dependency is either managed: true or external (url or secretRef), not both and not neither")
+#[x_kube(validation = Rule::new(MANAGED_OR_EXTERNAL)
+    .message(MANAGED_OR_EXTERNAL_MESSAGE)
     .reason(Reason::FieldValueInvalid))]
 #[serde(rename_all = "camelCase")]
 pub struct Dependency {
@@ -523,8 +530,8 @@ impl Dependency {
 /// NATS, managed or external. Every component of the team has its own identity on it (an nkey),
 /// allowed only its own subjects.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
-#[x_kube(validation = Rule::new("(has(self.managed) && self.managed) != (has(self.url) || has(self.secretRef))")
-    .message("a dependency is either managed: true or external (url or secretRef), not both and not neither")
+#[x_kube(validation = Rule::new(MANAGED_OR_EXTERNAL)
+    .message(MANAGED_OR_EXTERNAL_MESSAGE)
     .reason(Reason::FieldValueInvalid))]
 #[x_kube(validation = Rule::new("!(has(self.managed) && self.managed) || !has(self.credentialsSecretRef)")
     .message("credentialsSecretRef is for an external NATS: a managed one gets generated credentials (Secret <strategy>-nats-credentials)")
@@ -574,8 +581,8 @@ impl NatsDependency {
 
 /// Ollama, managed or external, and the models to have pulled.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
-#[x_kube(validation = Rule::new("(has(self.managed) && self.managed) != (has(self.url) || has(self.secretRef))")
-    .message("a dependency is either managed: true or external (url or secretRef), not both and not neither")
+#[x_kube(validation = Rule::new(MANAGED_OR_EXTERNAL)
+    .message(MANAGED_OR_EXTERNAL_MESSAGE)
     .reason(Reason::FieldValueInvalid))]
 #[serde(rename_all = "camelCase")]
 pub struct OllamaDependency {
