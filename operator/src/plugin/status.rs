@@ -118,13 +118,9 @@ fn assistant_view(a: TradingAssistant) -> AssistantView {
     }
 }
 
-/// How the last decision ended: a consensus, a veto (the `ConsensusReached` condition says
-/// `Vetoed` for this very decision; the summary itself has no veto flag), or neither.
-fn outcome(v: &StatusView, d: &DecisionSummary) -> &'static str {
-    let vetoed = v.conditions.iter().any(|c| {
-        c.type_ == "ConsensusReached" && c.reason == "Vetoed" && c.message.contains(&d.id)
-    });
-    match (d.consensus_reached, vetoed) {
+/// How the last decision ended: a consensus, a veto, or neither.
+fn outcome(d: &DecisionSummary) -> &'static str {
+    match (d.consensus_reached, d.vetoed) {
         (true, _) => ", consensus",
         (false, true) => ", vetoed",
         (false, false) => ", no consensus",
@@ -179,7 +175,7 @@ pub fn text(v: &StatusView) -> String {
                 d.action,
                 100.0 * d.confidence,
                 d.rounds,
-                outcome(v, d),
+                outcome(d),
                 d.id
             );
         }
@@ -244,6 +240,7 @@ mod tests {
                 action: protocol::Action::Hold,
                 confidence: 1.0,
                 consensus_reached,
+                vetoed: reason == "Vetoed",
                 rounds: 1,
                 votes: Default::default(),
                 at: "2020-01-01T00:00:00Z".into(),

@@ -661,6 +661,9 @@ pub struct DecisionSummary {
     pub confidence: f64,
     /// Whether a round reached the policy's quorum and threshold with no veto.
     pub consensus_reached: bool,
+    /// Whether a veto role forced HOLD.
+    #[serde(default)]
+    pub vetoed: bool,
     /// Rounds the cycle took.
     pub rounds: u32,
     /// Weighted votes per action in the final round (e.g. BUY: 2.4).
