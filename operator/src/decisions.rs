@@ -724,7 +724,10 @@ mod tests {
         assert!(o.observe(&decision("c", false, true, 3_000), time(30), Some(3)));
         assert_eq!(cond(&o, CONSENSUS_REACHED).reason, "Vetoed");
         assert_eq!(cond(&o, CONSENSUS_REACHED).last_transition_time, time(20));
-        assert!(o.last_decision.as_ref().unwrap().vetoed, "the summary says it too");
+        assert!(
+            o.last_decision.as_ref().unwrap().vetoed,
+            "the summary says it too"
+        );
         // a replay of an older decision changes nothing, even a fraction of a second older
         assert!(!o.observe(&decision("b", false, false, 2_000), time(40), Some(3)));
         assert_eq!(o.last_decision.as_ref().unwrap().id, "c");
