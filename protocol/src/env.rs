@@ -51,6 +51,8 @@ pub const AUDIT_KEY: &str = "IA_AUDIT_KEY";
 pub const DB: &str = "IA_DB";
 /// The coordinator retrains the strategist's ensemble into the database (`--retrain`).
 pub const RETRAIN: &str = "IA_RETRAIN";
+/// The coordinator's `--services`: the executor and auditor run as services of their own.
+pub const SERVICES: &str = "IA_SERVICES";
 /// The label that names an assistant pod's role (`trading.ia-agents.dev/role`), for the
 /// NetworkPolicies that admit one role only (Postgres admits the strategist, which reads its model).
 pub const ROLE_LABEL: &str = "trading.ia-agents.dev/role";

@@ -39,6 +39,10 @@ pub enum Message {
     AuditHead(AuditHead),
     /// The team's book as the coordinator last saw it (`….portfolio`).
     Portfolio(PortfolioSnapshot),
+    /// What the executor did with one order: placed, filled, refused or expired (`….order`).
+    OrderReport(OrderReport),
+    /// A closed candle the team traded on, for the executor's stops and limits (`….market.<symbol>`).
+    Candle(MarketCandle),
 }
 
 impl Message {
@@ -55,11 +59,13 @@ impl Message {
             Message::Fill(_) => "fill",
             Message::AuditHead(_) => "auditHead",
             Message::Portfolio(_) => "portfolio",
+            Message::OrderReport(_) => "orderReport",
+            Message::Candle(_) => "candle",
         }
     }
 }
 
-const TYPES: [&str; 10] = [
+const TYPES: [&str; 12] = [
     "roundRequest",
     "opinion",
     "decision",
@@ -70,6 +76,8 @@ const TYPES: [&str; 10] = [
     "fill",
     "auditHead",
     "portfolio",
+    "orderReport",
+    "candle",
 ];
 
 /// The market as every voter of a round sees it: the last closed candle, the indicators computed
@@ -440,6 +448,78 @@ pub struct Fill {
     pub at: i64,
 }
 
+/// What became of an order, as the executor reports it and the `orders` table spells it.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OrderStatus {
+    /// The venue filled it.
+    Filled,
+    /// The venue or the paper exchange refused it (the report's reason says why).
+    Rejected,
+    /// Never filled: a resting limit order past `spec.exchange.limitTtlCandles`, or a live order
+    /// too stale to send.
+    Expired,
+}
+
+impl OrderStatus {
+    /// `FILLED`, `REJECTED` or `EXPIRED`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Filled => "FILLED",
+            Self::Rejected => "REJECTED",
+            Self::Expired => "EXPIRED",
+        }
+    }
+}
+
+/// What the executor service did with one order (`….order`, on the decision stream, message id
+/// `<subject>/<decision id>`): the order as planned after the risk limits, what became of it, and
+/// its fill. The auditor stores it as the `orders` row and its audit entry.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderReport {
+    /// The order, whether or not it was sent.
+    pub order: Order,
+    /// Filled, refused, or expired unsent.
+    pub status: OrderStatus,
+    /// Its fill; present exactly when FILLED.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fill: Option<Fill>,
+    /// Why it was placed (`decision`, `stop-loss`, `take-profit`), or why it was refused or expired.
+    pub reason: String,
+}
+
+/// A closed candle the coordinator traded on (`….market.<symbol>`, on the decision stream ahead of
+/// the decision taken on it, message id `<subject>/<openTime>`): the executor service fills resting
+/// limit orders, checks stops and targets and marks its book with it, as the engine's desk does.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MarketCandle {
+    /// Name of the Strategy that trades.
+    pub strategy: String,
+    /// Exchange symbol, e.g. `BTCUSDT`.
+    pub symbol: String,
+    /// Open time, ms since the epoch.
+    pub open_time: i64,
+    /// Close time, ms since the epoch: a live order is sent only while the candle is fresh.
+    pub close_time: i64,
+    /// Open price.
+    pub open: f64,
+    /// High price.
+    pub high: f64,
+    /// Low price.
+    pub low: f64,
+    /// Close price: the reference price of the orders decided on it.
+    pub close: f64,
+    /// Base-asset volume.
+    pub volume: f64,
+    /// Whether it came from the live feed (false: a replay or the warm-up).
+    pub live: bool,
+    /// Annualised realised volatility up to it, which sizes positions (`None` while warming up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volatility: Option<f64>,
+}
+
 /// The team's book as the coordinator last saw it: published on `….portfolio` (core NATS, at most
 /// every second, the latest only) and written by the operator into the Strategy's
 /// `status.portfolio`, which `kubectl ia-agents status` shows.
@@ -603,6 +683,8 @@ fn decode_canonical(bytes: &[u8]) -> Option<Message> {
         b"fill" => Message::Fill(read(&object)?),
         b"auditHead" => Message::AuditHead(read(&object)?),
         b"portfolio" => Message::Portfolio(read(&object)?),
+        b"orderReport" => Message::OrderReport(read(&object)?),
+        b"candle" => Message::Candle(read(&object)?),
         _ => return None,
     })
 }
@@ -763,6 +845,8 @@ fn check(message: &Message) -> Result<(), DecodeError> {
             positive("fill", "price", f.price)
         }
         Message::AuditHead(a) => check_audit_head(a),
+        Message::OrderReport(r) => check_order_report(r),
+        Message::Candle(c) => check_candle(c),
         Message::Portfolio(p) => {
             non_empty("portfolio", "strategy", &p.strategy)?;
             if !(p.equity.is_finite() && p.equity >= 0.0) {
@@ -778,6 +862,51 @@ fn check(message: &Message) -> Result<(), DecodeError> {
             Ok(())
         }
     }
+}
+
+fn check_order_report(r: &OrderReport) -> Result<(), DecodeError> {
+    check(&Message::Order(r.order.clone())).map_err(|e| match e {
+        DecodeError::Invalid { field, reason, .. } => invalid("orderReport", field, reason),
+        other => other,
+    })?;
+    match (&r.fill, r.status) {
+        (Some(fill), OrderStatus::Filled) => {
+            positive("orderReport", "fill.quantity", fill.quantity)?;
+            positive("orderReport", "fill.price", fill.price)
+        }
+        (None, OrderStatus::Filled) => Err(invalid(
+            "orderReport",
+            "fill",
+            "is required when the status is FILLED",
+        )),
+        (Some(_), _) => Err(invalid(
+            "orderReport",
+            "fill",
+            "is present only when the status is FILLED",
+        )),
+        (None, _) => Ok(()),
+    }
+}
+
+fn check_candle(c: &MarketCandle) -> Result<(), DecodeError> {
+    non_empty("candle", "symbol", &c.symbol)?;
+    for (field, price) in [
+        ("open", c.open),
+        ("high", c.high),
+        ("low", c.low),
+        ("close", c.close),
+    ] {
+        if !(price.is_finite() && price > 0.0) {
+            return Err(invalid("candle", field, format!("must be a positive price, got {price}")));
+        }
+    }
+    if c.low > c.high {
+        return Err(invalid("candle", "low", "must not be above high"));
+    }
+    if c.close_time <= c.open_time {
+        return Err(invalid("candle", "closeTime", "must be after openTime"));
+    }
+    Ok(())
 }
 
 fn check_audit_head(a: &AuditHead) -> Result<(), DecodeError> {

@@ -12,7 +12,12 @@ pub const ROOT: &str = "ia";
 /// JetStream stream of decisions, orders and fills.
 pub const STREAM_DECISIONS: &str = "IA_DECISIONS";
 /// The subjects the decision stream keeps, for every namespace and strategy.
-pub const STREAM_DECISIONS_SUBJECTS: [&str; 3] = ["ia.*.*.decision", "ia.*.*.order", "ia.*.*.fill"];
+pub const STREAM_DECISIONS_SUBJECTS: [&str; 4] = [
+    "ia.*.*.decision",
+    "ia.*.*.order",
+    "ia.*.*.fill",
+    "ia.*.*.market.*",
+];
 /// JetStream stream of the audit anchors: the head of each Strategy's audit chain, published by its
 /// coordinator after each batch of audit rows is stored. It keeps the last message per subject (one
 /// anchor per team): the anchor is a pointer, only the newest matters, and a stream of its own is
@@ -80,7 +85,7 @@ impl Subjects {
         &self.prefix
     }
 
-    /// Candles and ticker snapshots of a symbol (core NATS).
+    /// The closed candles of a symbol the team trades on (JetStream, on the decision stream).
     pub fn market(&self, symbol: &str) -> Result<String, InvalidToken> {
         check("symbol", symbol)?;
         Ok(format!("{}.market.{symbol}", self.prefix))
@@ -105,6 +110,18 @@ impl Subjects {
     /// The queue group replicas of one role join.
     pub fn analyze_queue_group(&self, role: Role) -> String {
         format!("{}-{}", self.prefix.replace('.', "-"), role.as_str())
+    }
+
+    /// The durable JetStream consumer of a service role (the executor, the auditor) on the
+    /// decision stream: `ia-<ns>-<strategy>-<role>`, one per team and role, shared by its replicas.
+    pub fn service_consumer(&self, role: Role) -> String {
+        self.analyze_queue_group(role)
+    }
+
+    /// Every subject of the team (`ia.<ns>.<strategy>.>`): a service consumer's filter on the
+    /// decision stream, which keeps only candles, decisions, orders and fills.
+    pub fn everything(&self) -> String {
+        format!("{}.>", self.prefix)
     }
 
     /// Decisions (JetStream).

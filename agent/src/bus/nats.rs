@@ -39,6 +39,40 @@ pub fn audit_stream() -> async_nats::jetstream::stream::Config {
     }
 }
 
+/// Makes sure the decision stream exists and keeps every subject this build puts on it: a stream
+/// made by an older build (before candles went on it) gets the missing subjects added.
+async fn decision_stream(jetstream: &async_nats::jetstream::Context) -> Result<(), BusError> {
+    let wanted: Vec<String> = STREAM_DECISIONS_SUBJECTS.map(String::from).to_vec();
+    let mut stream = jetstream
+        .get_or_create_stream(async_nats::jetstream::stream::Config {
+            name: STREAM_DECISIONS.to_string(),
+            subjects: wanted.clone(),
+            duplicate_window: Duration::from_secs(24 * 3600),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| nats_error(STREAM_DECISIONS, e))?;
+    let info = stream
+        .info()
+        .await
+        .map_err(|e| nats_error(STREAM_DECISIONS, e))?;
+    let mut config = info.config.clone();
+    let missing: Vec<String> = wanted
+        .into_iter()
+        .filter(|s| !config.subjects.contains(s))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    tracing::info!(?missing, "adding subjects to the decision stream");
+    config.subjects.extend(missing);
+    jetstream
+        .update_stream(config)
+        .await
+        .map_err(|e| nats_error(STREAM_DECISIONS, e))?;
+    Ok(())
+}
+
 /// Subjects of the presence bucket: `<PRESENCE_BUCKET>.<key>`.
 fn presence_subject(key: &str) -> String {
     format!("{PRESENCE_BUCKET}.{key}")
@@ -100,15 +134,7 @@ impl NatsBus {
             .await
             .map_err(|e| nats_error(url, e))?;
         let jetstream = async_nats::jetstream::new(client.clone());
-        jetstream
-            .get_or_create_stream(async_nats::jetstream::stream::Config {
-                name: STREAM_DECISIONS.to_string(),
-                subjects: STREAM_DECISIONS_SUBJECTS.map(String::from).to_vec(),
-                duplicate_window: Duration::from_secs(24 * 3600),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| nats_error(STREAM_DECISIONS, e))?;
+        decision_stream(&jetstream).await?;
         jetstream
             .get_or_create_stream(audit_stream())
             .await

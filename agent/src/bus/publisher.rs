@@ -134,17 +134,29 @@ impl Backlog {
     }
 }
 
+/// Something the coordinator puts on the decision stream, named by its id in the logs.
+pub trait Identified {
+    /// Its id on the stream (a decision's id, a candle's symbol and time).
+    fn id(&self) -> String;
+}
+
+impl Identified for Decision {
+    fn id(&self) -> String {
+        self.id.clone()
+    }
+}
+
 /// Publishes what arrives on `decisions`, in order, with `publish`, until the channel closes;
 /// `published` is told of each one out. Returns how many went out.
-pub async fn publish_in_order<P, F>(
+pub async fn publish_in_order<T: Identified, P, F>(
     strategy: &str,
-    mut decisions: UnboundedReceiver<Decision>,
+    mut decisions: UnboundedReceiver<T>,
     ready: Arc<AtomicBool>,
     mut publish: P,
-    mut published: impl FnMut(&Decision),
+    mut published: impl FnMut(&T),
 ) -> Result<u64, PublishError>
 where
-    P: FnMut(&Decision) -> F,
+    P: FnMut(&T) -> F,
     F: Future<Output = Result<(), BusError>>,
 {
     let backlog = crate::metrics::UNPUBLISHED.with_label_values(&[strategy]);
@@ -161,12 +173,12 @@ where
             attempt += 1;
             ready.store(false, Ordering::Relaxed);
             if attempt == 1 || attempt.is_multiple_of(10) {
-                tracing::warn!(%error, id = %decision.id, attempt, behind = decisions.len() + 1,
+                tracing::warn!(%error, id = %decision.id(), attempt, behind = decisions.len() + 1,
                     "publishing the decision failed; retrying until the bus is back");
             }
             if crate::shutdown::requested() {
                 return Err(PublishError::Stopped {
-                    first: decision.id.clone(),
+                    first: decision.id(),
                     left: decisions.len() + 1,
                     error,
                 });
@@ -178,7 +190,7 @@ where
             wait = (wait * 2).min(MAX_BACKOFF);
         }
         if attempt > 0 {
-            tracing::info!(id = %decision.id, attempts = attempt + 1, "the bus is back; publishing");
+            tracing::info!(id = %decision.id(), attempts = attempt + 1, "the bus is back; publishing");
         }
         ready.store(true, Ordering::Relaxed);
         backlog.set(decisions.len() as i64);

@@ -419,6 +419,13 @@ pub struct CoordinatorArgs {
         env = "IA_MAX_UNPUBLISHED"
     )]
     max_unpublished: usize,
+    /// The executor and auditor run as services of their own (`assistant --role executor|auditor`,
+    /// set by the operator when the team has both): candles and decisions go on the decision
+    /// stream, the executor places the orders (it holds the exchange keys) and the auditor writes
+    /// decisions, orders and the audit chain; this process places no order and writes only the
+    /// book and the learned weights.
+    #[arg(long, env = protocol::env::SERVICES)]
+    services: bool,
     /// After a replay ends, keep serving (health, API) until SIGTERM instead of exiting, so that a
     /// coordinator pod replaying candles does not restart and replay again (set by the operator).
     #[arg(long, env = protocol::env::HOLD_AFTER_REPLAY)]
@@ -434,7 +441,12 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         );
     };
     let mut team_config = TeamConfig::load(strategy_file, policy_file)?;
-    let live_exchange = live_exchange(&team_config, strategy_file)?;
+    // with an executor service, the exchange's keys are the executor's, not the coordinator's
+    let live_exchange = match args.services {
+        false => live_exchange(&team_config, strategy_file)?,
+        true => None,
+    };
+    let live = team_config.strategy.spec.mode == protocol::crd::TradingMode::Live;
     if !args.replay.symbols.is_empty() {
         team_config =
             team_config.with_overrides(json!({"symbols": args.replay.symbols}), json!({}))?;
@@ -456,7 +468,7 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
             24 * 180,
         )));
     }
-    if live_exchange.is_some() && feed.task.is_none() {
+    if live && feed.task.is_none() {
         bail!(
             "{}: spec.mode is live, which trades on live candles only (no --data, marketData.source: binance)",
             strategy_file.display()
@@ -607,6 +619,7 @@ async fn coordinator_options(args: &CoordinatorArgs, name: &str) -> anyhow::Resu
         },
         json_lines: args.json,
         max_unpublished: args.max_unpublished,
+        services: args.services,
     })
 }
 

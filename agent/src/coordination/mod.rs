@@ -95,6 +95,10 @@ pub struct Options {
     pub json_lines: bool,
     /// Decisions that may wait for the stream before the team stops deciding (`--max-unpublished`).
     pub max_unpublished: usize,
+    /// The executor and auditor run as services of their own (`--services`): the coordinator puts
+    /// candles and decisions on the stream, places no order and writes no decision, order or audit
+    /// row (the auditor does, and anchors the chain).
+    pub services: bool,
 }
 
 /// What a run did.
@@ -121,7 +125,7 @@ fn publisher(
     ready: &Arc<AtomicBool>,
     options: &Options,
 ) -> (
-    tokio::sync::mpsc::UnboundedSender<protocol::messages::Decision>,
+    tokio::sync::mpsc::UnboundedSender<publish::Outgoing>,
     tokio::task::JoinHandle<Result<u64, crate::bus::publisher::PublishError>>,
     Arc<crate::bus::publisher::Backlog>,
 ) {
@@ -136,11 +140,19 @@ fn publisher(
         .unwrap_or_default();
     let (decisions, task) = publish::spawn_publisher(
         bus.clone(),
-        subjects.decision(),
+        subjects.clone(),
         strategy,
         (ready.clone(), backlog.clone()),
         options.json_lines,
     );
+    if options.services {
+        // each scored candle goes out ahead of its decision, for the executor service's desk
+        let (out, backlog) = (decisions.clone(), backlog.clone());
+        session.services = Some(Box::new(move |candle| {
+            backlog.added();
+            let _ = out.send(publish::Outgoing::Candle(candle));
+        }));
+    }
     (decisions, task, backlog)
 }
 
@@ -182,7 +194,9 @@ pub async fn run(
     let (decisions, publisher, backlog) =
         publisher(&mut session, &bus, &subjects, &ready, &options);
     let mut anchoring = match &options.store {
-        Some(store) => resume(store, &session, &bus, &subjects, &mut voters).await?,
+        Some(store) => {
+            resume(store, &session, &bus, &subjects, &mut voters, options.services).await?
+        }
         None => anchor::Anchoring::default(),
     };
     let api = match (options.api.listen, &options.store) {
@@ -219,7 +233,7 @@ pub async fn run(
                 .send(json!({"type": "decision", "decision": d}));
         }
         backlog.added();
-        if decisions.send(d.clone()).is_err() {
+        if decisions.send(publish::Outgoing::Decision(d.clone())).is_err() {
             tracing::error!(id = %d.id, "the publisher has stopped: decision stored, not published");
         }
     };
@@ -260,12 +274,17 @@ async fn resume(
     bus: &NatsBus,
     subjects: &Subjects,
     voters: &mut [Voter],
+    services: bool,
 ) -> Result<anchor::Anchoring, CoordinationError> {
     let strategy = session.team_config.strategy.metadata.name.as_deref();
     let strategy = strategy.unwrap_or_default();
     let resumed = voters::resume_weights(store, strategy, voters).await?;
     if resumed > 0 {
         tracing::info!(resumed, "resuming the learned vote weights from the store");
+    }
+    if services {
+        // the auditor service keeps the chain and its anchor
+        return Ok(anchor::Anchoring::default());
     }
     warn_if_unkeyed(&session.audit_key);
     Ok(anchor::start(bus, subjects, strategy, store).await?)

@@ -1,45 +1,91 @@
 //! Decisions out of the coordinator: onto the durable stream, in order, from a task of their own
-//! (`bus::publisher`), and printed once published.
+//! (`bus::publisher`), and printed once published. With executor and auditor services, each scored
+//! candle goes on the stream too, ahead of the decision taken on it.
 
 use crate::bus::nats::NatsBus;
-use crate::bus::publisher::{publish_in_order, Backlog, PublishError};
+use crate::bus::publisher::{publish_in_order, Backlog, Identified, PublishError};
 use crate::bus::Bus;
-use protocol::messages::{Decision, Message};
+use protocol::messages::{Decision, MarketCandle, Message};
+use protocol::subjects::Subjects;
 use serde_json::json;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinHandle;
 
-/// The publisher's task: decisions sent to the returned sender go to `subject` (exactly once per
-/// cycle id, in order) and are printed; `ready` is false while some are not on the stream yet, and
-/// `backlog` counts them out as they go.
+/// What the coordinator puts on the decision stream, in the order it happened.
+#[derive(Debug, Clone)]
+pub enum Outgoing {
+    /// A decision, on `….decision`.
+    Decision(Decision),
+    /// A scored candle, on `….market.<symbol>` (executor and auditor services only).
+    Candle(MarketCandle),
+}
+
+impl Identified for Outgoing {
+    fn id(&self) -> String {
+        match self {
+            Self::Decision(d) => d.id.clone(),
+            Self::Candle(c) => format!("{}_{}", c.symbol, c.open_time),
+        }
+    }
+}
+
+impl Outgoing {
+    /// Its subject, message id (deduplicated by the stream) and message.
+    fn addressed(&self, subjects: &Subjects) -> Option<(String, String, Message)> {
+        match self {
+            Self::Decision(d) => Some((
+                subjects.decision(),
+                d.id.clone(),
+                Message::Decision(d.clone()),
+            )),
+            Self::Candle(c) => Some((
+                subjects.market(&c.symbol).ok()?,
+                c.open_time.to_string(),
+                Message::Candle(c.clone()),
+            )),
+        }
+    }
+}
+
+/// The publisher's task: what is sent to the returned sender goes to its subject of `subjects`
+/// (exactly once per id, in order) and decisions are printed; `ready` is false while some are not
+/// on the stream yet, and `backlog` counts them out as they go. Returns how many decisions it
+/// published.
 pub fn spawn_publisher(
     bus: NatsBus,
-    subject: String,
+    subjects: Subjects,
     strategy: String,
     (ready, backlog): (Arc<AtomicBool>, Arc<Backlog>),
     json_lines: bool,
 ) -> (
-    UnboundedSender<Decision>,
+    UnboundedSender<Outgoing>,
     JoinHandle<Result<u64, PublishError>>,
 ) {
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Decision>();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Outgoing>();
     let task = tokio::spawn(async move {
-        let publish = |d: &Decision| {
-            let (bus, subject) = (bus.clone(), subject.clone());
-            let (id, message) = (d.id.clone(), Message::Decision(d.clone()));
+        let decisions = AtomicU64::new(0);
+        let publish = |out: &Outgoing| {
+            let (bus, addressed) = (bus.clone(), out.addressed(&subjects));
             async move {
+                let Some((subject, id, message)) = addressed else {
+                    return Ok(()); // a symbol that is no subject token never reaches a session
+                };
                 bus.publish_durable(&subject, &id, &message)
                     .await
                     .map(|_| ())
             }
         };
-        publish_in_order(&strategy, rx, ready, publish, |decision| {
+        publish_in_order(&strategy, rx, ready, publish, |out| {
             backlog.published();
-            print_decision(decision, json_lines)
+            if let Outgoing::Decision(decision) = out {
+                decisions.fetch_add(1, Ordering::Relaxed);
+                print_decision(decision, json_lines)
+            }
         })
-        .await
+        .await?;
+        Ok(decisions.load(Ordering::Relaxed))
     });
     (tx, task)
 }

@@ -132,7 +132,16 @@ pub struct Session {
     pub backlog: Option<std::sync::Arc<crate::bus::publisher::Backlog>>,
     /// Where the book goes after each step (the coordinator publishes it on `….portfolio`).
     pub portfolio: Option<record::PortfolioSender>,
+    /// The executor and auditor run as services of their own (docs/architecture.md, "The executor
+    /// and auditor services"): each scored candle goes to `candles_out` ahead of its decision, the
+    /// desk is only the team's view of the book (paper; its orders are neither sent, counted nor
+    /// stored), and the record writes no decision, order or audit row (the book and weights still).
+    pub services: Option<CandleSender>,
 }
+
+/// Where a session with executor and auditor services sends each scored candle (the coordinator
+/// puts it on the decision stream, ahead of the decision taken on it).
+pub type CandleSender = Box<dyn Fn(protocol::messages::MarketCandle) + Send + Sync>;
 
 /// Order books shared between the book stream's task and the replay.
 pub type SharedBooks =
@@ -301,6 +310,7 @@ impl Session {
             record_within: None,
             backlog: None,
             portfolio: None,
+            services: None,
         }
     }
 

@@ -35,6 +35,9 @@ pub struct Record<'s> {
     notable: VecDeque<DecisionRecord>,
     notable_total: u64,
     portfolio_out: Option<PortfolioSender>,
+    /// The executor and auditor services place the orders and keep the record: this one drops
+    /// its orders and writes no decision, order or audit row.
+    delegated: bool,
 }
 
 /// Where the book goes after each step: the latest only (sending never waits).
@@ -77,7 +80,15 @@ impl<'s> Record<'s> {
             notable: VecDeque::with_capacity(RECORDS_KEPT),
             notable_total: 0,
             portfolio_out: None,
+            delegated: false,
         })
+    }
+
+    /// With executor and auditor services (`delegated`), the desk's orders are the team's view
+    /// only (not counted, told or stored) and no decision, order or audit row is written here.
+    pub fn delegated(mut self, delegated: bool) -> Self {
+        self.delegated = delegated;
+        self
     }
 
     /// Also writes a batch once its first decision is `within` old (a coordinator's replay: its
@@ -101,6 +112,9 @@ impl<'s> Record<'s> {
 
     /// An order the desk placed, filled, refused or let expire: counted, its fill told.
     pub fn order(&mut self, record: OrderRecord) {
+        if self.delegated {
+            return;
+        }
         crate::metrics::ordered(&self.strategy, record.order.side, record.fill.as_ref());
         if let Some(fill) = &record.fill {
             self.notifier.send(|| Event::fill(fill));
@@ -110,6 +124,12 @@ impl<'s> Record<'s> {
 
     /// A risk limit that stopped or closed a trade on `symbol` (for `decision_id`), told.
     pub fn risk(&self, symbol: &str, decision_id: &str, reason: &str) {
+        if !self.delegated {
+            self.limit_hit(symbol, decision_id, reason);
+        }
+    }
+
+    fn limit_hit(&self, symbol: &str, decision_id: &str, reason: &str) {
         self.notifier
             .send(|| Event::risk_limit(&self.strategy, symbol, decision_id, reason));
     }
@@ -124,7 +144,8 @@ impl<'s> Record<'s> {
     ) {
         self.counts.add(&decision);
         if decision.vetoed {
-            self.risk(&decision.symbol, &decision.id, &veto_reason(&decision));
+            // the team's veto, told by whoever decides (the executor service tells its refusals)
+            self.limit_hit(&decision.symbol, &decision.id, &veto_reason(&decision));
         }
         if fill.is_some()
             || decision.escalated
@@ -145,7 +166,9 @@ impl<'s> Record<'s> {
         }
         self.batch_started
             .get_or_insert_with(std::time::Instant::now);
-        self.decisions.push(decision);
+        if !self.delegated {
+            self.decisions.push(decision);
+        }
     }
 
     /// Whether a batch waits to be written: full, or as old as [`Record::flushed_within`] allows.

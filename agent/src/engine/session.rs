@@ -29,7 +29,7 @@ use crate::store::Store;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use protocol::crd::Weighting;
-use protocol::messages::{Decision, MarketSnapshot, PortfolioContext};
+use protocol::messages::{Decision, MarketCandle, MarketSnapshot, PortfolioContext};
 use protocol::Role;
 use rust_decimal::prelude::ToPrimitive;
 use std::collections::HashMap;
@@ -298,6 +298,7 @@ impl<'a, T: Transport, E: EscalationResolver> Run<'a, T, E> {
         .await?
         .flushed_within(session.record_within)
         .portfolio_to(session.portfolio.clone())
+        .delegated(session.services.is_some())
         .anchored(anchor);
         for v in &voters {
             record.weight(&v.assistant, v.weight);
@@ -465,6 +466,9 @@ impl<'a, T: Transport, E: EscalationResolver> Run<'a, T, E> {
             close: candle.close,
             live: cue.live,
         };
+        if let Some(out) = &session.services {
+            out(market_candle(&self.name, symbol, candle, at, &values));
+        }
         self.desk
             .on_candle(symbol, candle, at, &mut self.record)
             .await;
@@ -674,9 +678,10 @@ impl Session {
             limit_offset_bps: exchange.limit_offset_bps,
             min_hold_ms: MIN_HOLD_CANDLES * self.interval_ms,
         };
+        // with an executor service the coordinator's desk is the team's paper view of the book
         let venue = match &self.live {
-            Some(live) => AnyVenue::Live(live),
-            None => AnyVenue::Paper(Paper),
+            Some(live) if self.services.is_none() => AnyVenue::Live(live),
+            _ => AnyVenue::Paper(Paper),
         };
         let ledger = PaperExchange::new(decimal(spec.capital), self.fees());
         let limit_ttl_ms = i64::from(exchange.limit_ttl_candles) * self.interval_ms;
@@ -731,6 +736,29 @@ fn snapshot(
 }
 
 /// The snapshot of a history candle: the team decides on it flat, with nothing at stake.
+/// A scored candle as the executor service receives it.
+fn market_candle(
+    strategy: &str,
+    symbol: &str,
+    candle: &Candle,
+    at: At,
+    values: &IndicatorValues,
+) -> MarketCandle {
+    MarketCandle {
+        strategy: strategy.to_string(),
+        symbol: symbol.to_string(),
+        open_time: candle.open_time,
+        close_time: at.close_time,
+        open: candle.open,
+        high: candle.high,
+        low: candle.low,
+        close: candle.close,
+        volume: candle.volume,
+        live: at.live,
+        volatility: values.indicators.volatility,
+    }
+}
+
 fn history_snapshot(symbol: &str, candle: &Candle, values: IndicatorValues) -> MarketSnapshot {
     let flat = PortfolioContext {
         equity: 1.0,

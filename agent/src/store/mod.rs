@@ -5,7 +5,7 @@
 //! the primary key, so a replayed decision never records (or trades) twice.
 
 use crate::audit::{AuditChain, AuditEntry, AuditKey};
-use protocol::messages::{Decision, Fill, Order};
+use protocol::messages::Decision;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use sqlx::{QueryBuilder, Row};
@@ -165,42 +165,11 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-/// What became of an order, as the `orders` table and the audit log spell it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum OrderStatus {
-    /// The venue filled it.
-    Filled,
-    /// The venue or the paper exchange refused it (the record's reason says why).
-    Rejected,
-    /// Never filled: a resting limit order past `spec.exchange.limitTtlCandles`, or a live order
-    /// too stale to send.
-    Expired,
-}
+pub use protocol::messages::OrderStatus;
 
-impl OrderStatus {
-    /// `FILLED`, `REJECTED` or `EXPIRED`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Filled => "FILLED",
-            Self::Rejected => "REJECTED",
-            Self::Expired => "EXPIRED",
-        }
-    }
-}
-
-/// What the executor did with a decision's order.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OrderRecord {
-    /// The order as planned (after the risk limits), whether or not it was sent.
-    pub order: Order,
-    /// Its fill; None unless FILLED.
-    pub fill: Option<Fill>,
-    /// Filled, refused, or expired unsent.
-    pub status: OrderStatus,
-    /// Why it was placed (`decision`, `stop-loss`, `take-profit`), or why it was refused or expired.
-    pub reason: String,
-}
+/// What the executor did with a decision's order: the executor service's report on `….order`, and
+/// the `orders` row with its audit entry.
+pub type OrderRecord = protocol::messages::OrderReport;
 
 /// The audit log page by page, from [`Store::audit_pages`]; each page continues after the last
 /// entry of the one before (keyset paging on the log's primary key).
