@@ -66,10 +66,10 @@ async fn decision_stream(jetstream: &async_nats::jetstream::Context) -> Result<(
     }
     tracing::info!(?missing, "adding subjects to the decision stream");
     config.subjects.extend(missing);
-    jetstream
-        .update_stream(config)
-        .await
-        .map_err(|e| nats_error(STREAM_DECISIONS, e))?;
+    // an identity that may not change streams leaves it to the coordinator
+    if let Err(error) = jetstream.update_stream(config).await {
+        tracing::warn!(%error, "cannot add the subjects to the decision stream");
+    }
     Ok(())
 }
 
