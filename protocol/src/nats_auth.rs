@@ -106,12 +106,72 @@ fn operator_publish(subjects: &Subjects) -> Vec<String> {
     publish
 }
 
+/// The JetStream API calls of a service's durable consumer on the decision stream
+/// (`Subjects::service_consumer(role)`, over `Subjects::everything()`), by its name: look it up,
+/// create it, pull its next messages, acknowledge them and, with `may_delete`, delete it (the
+/// executor re-creates its consumer at start to rebuild its paper book from the stream's first
+/// message; the auditor resumes its own). No other consumer's name is in it.
+///
+/// What the server checks, and what it does not: async-nats creates a named consumer with a filter
+/// on `$JS.API.CONSUMER.CREATE.<stream>.<name>.<filter>`, and the server refuses a request whose
+/// body's filter is not the one in the subject; granting only that form, under the team's prefix,
+/// holds the filter to the team's own subjects (`ia.<ns>.<strategy>.>` or narrower; a `*` or `>`
+/// in place of the namespace or strategy is a different token, which the permission does not
+/// cover). The unfiltered and legacy forms (`….CREATE.<stream>.<name>`,
+/// `….DURABLE.CREATE.<stream>.<name>`) are not granted, so a service gives its consumer one
+/// `filter_subject` (several `filter_subjects` go by the unfiltered form), and the team's whole
+/// prefix as a filter, wider than the stream's subjects, takes nats-server 2.10 or later (2.9
+/// refuses it, error 10093). `operator/tests/nats_auth.rs` shows this on a real server. A subject
+/// permission says nothing of the rest of the consumer's
+/// configuration (pull or push, a deliver subject, its ack policy, where it starts): those are the
+/// service's own to set, on its own consumer only.
+fn service_consumer_calls(subjects: &Subjects, role: Role, may_delete: bool) -> Vec<String> {
+    let stream = STREAM_DECISIONS;
+    let name = subjects.service_consumer(role);
+    let mut calls = vec![
+        format!("$JS.API.CONSUMER.INFO.{stream}.{name}"),
+        format!(
+            "$JS.API.CONSUMER.CREATE.{stream}.{name}.{}",
+            subjects.everything()
+        ),
+        format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.{name}"),
+        format!("$JS.ACK.{stream}.{name}.>"),
+    ];
+    if may_delete {
+        calls.push(format!("$JS.API.CONSUMER.DELETE.{stream}.{name}"));
+    }
+    calls
+}
+
+/// What the executor publishes beyond its presence and the streams' look-up: its consumer's calls
+/// (deleting it included), and orders and fills (JetStream publishes: their acknowledgement comes
+/// back to its inbox).
+fn executor_publish(subjects: &Subjects) -> Vec<String> {
+    let mut publish = service_consumer_calls(subjects, Role::Executor, true);
+    publish.extend([subjects.order(), subjects.fill()]);
+    publish
+}
+
+/// What the auditor publishes beyond its presence and the streams' look-up: its consumer's calls
+/// (not deleting it), the audit anchor, and a message get on `IA_AUDIT` (the anchor as `audit
+/// verify --nats` reads it).
+fn auditor_publish(subjects: &Subjects) -> Vec<String> {
+    let mut publish = service_consumer_calls(subjects, Role::Auditor, false);
+    publish.extend([
+        subjects.audit(),
+        format!("$JS.API.STREAM.MSG.GET.{STREAM_AUDIT}"),
+    ]);
+    publish
+}
+
 /// The grants of a team: its coordinator, the operator, the executor, the auditor, and each role
 /// in `voters`, in that order, each identity once.
 ///
-/// The audit anchor (`….audit`) is the coordinator's alone to publish (under its `<team>.>`); the
-/// operator may read it (into the Strategy's status), and so may the auditor's identity, which
-/// `trading-agent audit verify --nats` connects as (a JetStream message get on `IA_AUDIT`).
+/// The audit anchor (`….audit`) is published by the auditor service and by a coordinator that
+/// carries the auditor's duty (under its `<team>.>`); the operator may read it (into the
+/// Strategy's status), and so may the auditor's identity, which `trading-agent audit verify
+/// --nats` connects as (a JetStream message get on `IA_AUDIT`). Decisions are the coordinator's
+/// alone; orders and fills the executor's and the coordinator's.
 pub fn grants(subjects: &Subjects, voters: &[Role]) -> Vec<Grant> {
     let team = subjects.prefix();
     let presence = |role: Role| {
@@ -122,7 +182,8 @@ pub fn grants(subjects: &Subjects, voters: &[Role]) -> Vec<Grant> {
         )
     };
     let mut grants = vec![
-        // the hub: asks the voters, decides, escalates, relays its API's answers, reads presence
+        // the hub: asks the voters, decides, escalates, relays its API's answers, reads presence;
+        // the only one that may change a stream (`$JS.API.STREAM.UPDATE.…`)
         Grant {
             identity: COORDINATOR.into(),
             publish: vec![format!("{team}.>"), "$JS.API.>".into()],
@@ -148,18 +209,10 @@ pub fn grants(subjects: &Subjects, voters: &[Role]) -> Vec<Grant> {
             allow_responses: false,
         },
     ];
+    // the services: each its own durable consumer of the decision stream, and what it publishes
     for (identity, role, extra_publish) in [
-        (
-            EXECUTOR,
-            Role::Executor,
-            vec![subjects.order(), subjects.fill()],
-        ),
-        // reads the audit anchor (`audit verify --nats`), publishes nothing of the team's
-        (
-            AUDITOR,
-            Role::Auditor,
-            vec![format!("$JS.API.STREAM.MSG.GET.{STREAM_AUDIT}")],
-        ),
+        (EXECUTOR, Role::Executor, executor_publish(subjects)),
+        (AUDITOR, Role::Auditor, auditor_publish(subjects)),
     ] {
         let mut publish = stream_setup();
         publish.push(presence(role));
@@ -227,7 +280,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_the_coordinator_publishes_the_audit_anchor_and_the_operator_reads_it() {
+    fn the_auditor_and_the_coordinator_publish_the_audit_anchor_and_the_operator_reads_it() {
         assert!(covers("ia.t.s.>", "ia.t.s.audit") && covers("ia.*.*.audit", "ia.t.s.audit"));
         assert!(!covers("ia.t.s.escalation.*", "ia.t.s.audit") && !covers("ia.t.s", "ia.t.s.x"));
         let subjects = Subjects::new("trading", "btc").unwrap();
@@ -238,7 +291,7 @@ mod tests {
             .filter(|g| g.may_publish(&anchor))
             .map(|g| g.identity.as_str())
             .collect();
-        assert_eq!(publishers, [COORDINATOR]);
+        assert_eq!(publishers, [COORDINATOR, AUDITOR]);
         let grant = |name: &str| grants.iter().find(|g| g.identity == name).unwrap();
         assert!(grant(OPERATOR).subscribe.contains(&anchor));
         let message_get = format!("$JS.API.STREAM.MSG.GET.{STREAM_AUDIT}");
@@ -281,14 +334,14 @@ mod tests {
             ]
         );
         for g in &grants[2..] {
-            assert!(
-                !g.publish
-                    .iter()
-                    .any(|s| s.contains(".decision") || s.contains(".escalation")),
-                "{} may not decide or resolve: {:?}",
-                g.identity,
-                g.publish
-            );
+            for subject in [subjects.decision(), subjects.escalation("c1").unwrap()] {
+                assert!(
+                    !g.may_publish(&subject),
+                    "{} may not decide or resolve: {:?}",
+                    g.identity,
+                    g.publish
+                );
+            }
         }
         assert!(grants[1]
             .publish
@@ -329,6 +382,121 @@ mod tests {
         ] {
             assert!(!operator.may_publish(&forbidden), "{forbidden}");
         }
+    }
+
+    /// The JetStream calls of a service's consumer, `name` on the decision stream, as async-nats
+    /// makes them (the create with the team's filter in its subject).
+    fn consumer_calls(name: &str, filter: &str) -> [(&'static str, String); 5] {
+        let d = STREAM_DECISIONS;
+        [
+            ("info", format!("$JS.API.CONSUMER.INFO.{d}.{name}")),
+            (
+                "create",
+                format!("$JS.API.CONSUMER.CREATE.{d}.{name}.{filter}"),
+            ),
+            ("next", format!("$JS.API.CONSUMER.MSG.NEXT.{d}.{name}")),
+            (
+                "ack",
+                format!("$JS.ACK.{d}.{name}.1.5.5.1700000000000000000.0"),
+            ),
+            ("delete", format!("$JS.API.CONSUMER.DELETE.{d}.{name}")),
+        ]
+    }
+
+    #[test]
+    fn each_service_works_its_own_consumer_and_only_the_executor_deletes_it() {
+        let subjects = Subjects::new("trading", "btc").unwrap();
+        let all = team_grants(&subjects);
+        let grant = |name: &str| all.iter().find(|g| g.identity == name).unwrap();
+        let (executor, auditor) = (grant(EXECUTOR), grant(AUDITOR));
+        let mine = |role| subjects.service_consumer(role);
+        assert_eq!(mine(Role::Executor), "ia-trading-btc-executor");
+        let team = subjects.everything();
+        for (what, call) in consumer_calls(&mine(Role::Executor), &team) {
+            assert!(executor.may_publish(&call), "the executor's own {what}");
+            assert!(!auditor.may_publish(&call), "the executor's {what}: {call}");
+        }
+        for (what, call) in consumer_calls(&mine(Role::Auditor), &team) {
+            assert!(!executor.may_publish(&call), "the auditor's {what}: {call}");
+            // the auditor resumes its durable consumer, never deletes it
+            assert_eq!(auditor.may_publish(&call), what != "delete", "{what}");
+        }
+        // a narrower filter of the team's is its own business; another team's, or a wildcard in
+        // place of the team, is not
+        let create = |name: &str, filter: &str| consumer_calls(name, filter)[1].1.clone();
+        let executor_name = mine(Role::Executor);
+        assert!(executor.may_publish(&create(&executor_name, &subjects.order())));
+        for filter in ["ia.*.*.>", ">", "ia.trading.eth.>", "ia.trading.*.decision"] {
+            let call = create(&executor_name, filter);
+            assert!(!executor.may_publish(&call), "{call}");
+        }
+        // nor the forms whose subject does not carry the filter
+        let d = STREAM_DECISIONS;
+        for call in [
+            format!("$JS.API.CONSUMER.CREATE.{d}.{executor_name}"),
+            format!("$JS.API.CONSUMER.CREATE.{d}"),
+            format!("$JS.API.CONSUMER.DURABLE.CREATE.{d}.{executor_name}"),
+            format!("$JS.API.CONSUMER.DELETE.{STREAM_AUDIT}.{executor_name}"),
+            format!("$JS.API.STREAM.DELETE.{d}"),
+            format!("$JS.API.STREAM.PURGE.{d}"),
+        ] {
+            assert!(
+                !executor.may_publish(&call) && !auditor.may_publish(&call),
+                "{call}"
+            );
+        }
+        // both look the streams up; their deliveries and acks' answers come to their own inbox
+        for service in [executor, auditor] {
+            assert!(service.may_publish(&format!("$JS.API.STREAM.INFO.{d}")));
+            assert_eq!(
+                service.subscribe,
+                [format!("{}.>", inbox_prefix(&service.identity))]
+            );
+        }
+    }
+
+    #[test]
+    fn the_executor_may_not_decide_and_the_auditor_may_not_trade() {
+        let subjects = Subjects::new("trading", "btc").unwrap();
+        let all = team_grants(&subjects);
+        let grant = |name: &str| all.iter().find(|g| g.identity == name).unwrap();
+        let (executor, auditor) = (grant(EXECUTOR), grant(AUDITOR));
+        let market = subjects.market("BTCUSDT").unwrap();
+        for (subject, by_executor, by_auditor) in [
+            (subjects.order(), true, false),
+            (subjects.fill(), true, false),
+            (subjects.audit(), false, true),
+            (subjects.decision(), false, false),
+            (market, false, false),
+            (subjects.analyze(Role::RiskManager), false, false),
+            (subjects.portfolio(), false, false),
+        ] {
+            assert_eq!(
+                executor.may_publish(&subject),
+                by_executor,
+                "executor: {subject}"
+            );
+            assert_eq!(
+                auditor.may_publish(&subject),
+                by_auditor,
+                "auditor: {subject}"
+            );
+        }
+        // another team's orders and anchors are nobody's here
+        let other = Subjects::new("trading", "eth").unwrap();
+        assert!(!executor.may_publish(&other.order()) && !auditor.may_publish(&other.audit()));
+    }
+
+    #[test]
+    fn only_the_coordinator_may_change_a_stream() {
+        let subjects = Subjects::new("trading", "btc").unwrap();
+        let update = format!("$JS.API.STREAM.UPDATE.{STREAM_DECISIONS}");
+        let updaters: Vec<String> = team_grants(&subjects)
+            .into_iter()
+            .filter(|g| g.may_publish(&update))
+            .map(|g| g.identity)
+            .collect();
+        assert_eq!(updaters, [COORDINATOR]);
     }
 
     #[test]
