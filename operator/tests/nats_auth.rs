@@ -2,7 +2,9 @@
 //! nkey per identity and renders the server's configuration; a real nats-server started with that
 //! very configuration refuses a client without credentials, lets the coordinator's seed publish a
 //! decision and refuses an assistant's, and lets the operator's seed follow the decision stream
-//! into the Strategy's status and relay an escalation answer.
+//! into the Strategy's status and relay an escalation answer. On the same server the executor and
+//! auditor services (issue 16) work their own durable consumers and publish only their own
+//! messages.
 
 // a scenario test reads top to bottom; the 100-line limit is for the code under test
 #![allow(clippy::too_many_lines)]
@@ -15,9 +17,11 @@ use operator::controllers::{strategy, Context};
 use operator::decisions::{DecisionWatchers, TeamNats};
 use operator::fake_api::FakeApi;
 use protocol::messages::{encode, Decision, EscalationResolution, Message, RoundTally};
-use protocol::nats_auth::inbox_prefix;
-use protocol::subjects::{Subjects, STREAM_DECISIONS, STREAM_DECISIONS_SUBJECTS};
-use protocol::Action;
+use protocol::nats_auth::{covers, inbox_prefix, AUDITOR, COORDINATOR, EXECUTOR};
+use protocol::subjects::{
+    Subjects, STREAM_AUDIT, STREAM_AUDIT_SUBJECTS, STREAM_DECISIONS, STREAM_DECISIONS_SUBJECTS,
+};
+use protocol::{Action, Role};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -85,9 +89,19 @@ async fn connect_as(
         .unwrap_or_else(|e| panic!("{identity} connects: {e}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_managed_nats_lets_each_identity_do_its_own_part_only() {
-    // the operator provisions the team: credentials generated, configuration rendered
+/// A managed NATS as the operator provisions it: the sample team's Strategy reconciled (credentials
+/// generated, configuration rendered), a nats-server started from that very configuration, and the
+/// generated seeds by identity.
+struct Provisioned {
+    client: kube::Client,
+    api: FakeApi,
+    server: test_support::NatsServer,
+    seeds: BTreeMap<String, String>,
+}
+
+/// The team provisioned, its server keeping JetStream's data in `store`; `None` (skipped, loudly)
+/// where nats-server is not installed.
+async fn provisioned(store: &std::path::Path) -> Option<Provisioned> {
     let (client, api) = FakeApi::start();
     let ctx = Arc::new(Context::new(
         client.clone(),
@@ -111,14 +125,31 @@ async fn the_managed_nats_lets_each_identity_do_its_own_part_only() {
     let conf = config["data"]["nats.conf"].as_str().unwrap();
     let seeds = seeds(&api);
     // as rendered, but for where JetStream keeps its data (the pod's volume is /data)
-    let store = tempfile::tempdir().unwrap();
     let rendered_store = "store_dir: \"/data\"";
     assert!(conf.contains(rendered_store), "{conf}");
     let conf = conf.replace(
         rendered_store,
-        &format!("store_dir: \"{}\"", store.path().display()),
+        &format!("store_dir: \"{}\"", store.display()),
     );
-    let Some(server) = test_support::NatsServer::start_with_config(&conf) else {
+    let server = test_support::NatsServer::start_with_config(&conf)?;
+    Some(Provisioned {
+        client,
+        api,
+        server,
+        seeds,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_managed_nats_lets_each_identity_do_its_own_part_only() {
+    let store = tempfile::tempdir().unwrap();
+    let Some(Provisioned {
+        client,
+        api,
+        server,
+        seeds,
+    }) = provisioned(store.path()).await
+    else {
         return;
     };
     let url = server.url();
@@ -224,4 +255,270 @@ async fn the_managed_nats_lets_each_identity_do_its_own_part_only() {
         .connect(&url)
         .await;
     assert!(refused.is_err(), "an unknown identity got in");
+}
+
+/// Waits (at most 5 s) for the server to tell the client whose errors are `errors` that it may not
+/// publish to `subject`.
+async fn refused(errors: &Mutex<Vec<String>>, subject: &str) -> bool {
+    let said = |errors: &Mutex<Vec<String>>| {
+        errors.lock().unwrap().iter().any(|e| {
+            e.contains("Permissions Violation for Publish") && e.contains(&format!("\"{subject}\""))
+        })
+    };
+    let started = Instant::now();
+    while !said(errors) && started.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    said(errors)
+}
+
+/// Whether the server takes a consumer filter wider than its stream's subjects (nats-server 2.10
+/// and later), as the services' `ia.<ns>.<strategy>.>` is.
+fn takes_the_teams_prefix(client: &async_nats::Client) -> bool {
+    let version = client.server_info().version;
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (2, 10)
+}
+
+/// A JetStream context whose refused requests fail within a second rather than the default's five.
+fn jetstream_of(client: &async_nats::Client) -> async_nats::jetstream::Context {
+    async_nats::jetstream::context::ContextBuilder::new()
+        .timeout(Duration::from_secs(1))
+        .build(client.clone())
+}
+
+/// A service's durable pull consumer `name` of the decision stream over `filter`, as the service
+/// makes it (from the stream's first message, acknowledged one by one).
+async fn service_consumer(
+    jetstream: &async_nats::jetstream::Context,
+    name: &str,
+    filter: &str,
+) -> Result<async_nats::jetstream::consumer::PullConsumer, String> {
+    use async_nats::jetstream::consumer;
+    let stream = jetstream
+        .get_stream(STREAM_DECISIONS)
+        .await
+        .map_err(|e| e.to_string())?;
+    stream
+        .get_or_create_consumer(
+            name,
+            consumer::pull::Config {
+                durable_name: Some(name.into()),
+                filter_subject: filter.into(),
+                deliver_policy: consumer::DeliverPolicy::All,
+                ack_policy: consumer::AckPolicy::Explicit,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// The subjects of the next `n` messages of `consumer`, each acknowledged (and the acknowledgement
+/// confirmed by the server).
+async fn take_and_ack(
+    consumer: &async_nats::jetstream::consumer::PullConsumer,
+    n: usize,
+) -> Vec<String> {
+    let mut messages = consumer
+        .fetch()
+        .max_messages(n)
+        .expires(Duration::from_secs(2))
+        .messages()
+        .await
+        .unwrap();
+    let mut subjects = Vec::new();
+    while let Some(message) = messages.next().await {
+        let message = message.unwrap();
+        message.double_ack().await.expect("the acknowledgement");
+        subjects.push(message.subject.to_string());
+    }
+    subjects
+}
+
+/// A JetStream publish with a message id, as the services publish; `Ok(false)`: a duplicate.
+async fn publish_with_id(
+    jetstream: &async_nats::jetstream::Context,
+    subject: &str,
+    id: &str,
+    payload: &'static str,
+) -> Result<bool, String> {
+    let message = async_nats::jetstream::message::PublishMessage::build()
+        .payload(payload.into())
+        .message_id(format!("{subject}/{id}"));
+    let ack = jetstream
+        .send_publish(subject.to_string(), message)
+        .await
+        .map_err(|e| e.to_string())?
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(!ack.duplicate)
+}
+
+/// The executor and auditor services (issue 16) on the managed NATS as the operator renders it:
+/// each creates, reads and acknowledges its own durable consumer of the decision stream over the
+/// team's subjects, and publishes what is its own with a message id (the executor an order, after
+/// deleting and re-creating its consumer; the auditor the audit anchor, creating `IA_AUDIT`);
+/// neither may publish a decision or the other's messages, nor delete the other's consumer, nor
+/// give its consumer a filter beyond its team.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_services_work_their_own_consumers_and_publish_only_their_own() {
+    use async_nats::jetstream::stream;
+    let store = tempfile::tempdir().unwrap();
+    let Some(Provisioned { server, seeds, .. }) = provisioned(store.path()).await else {
+        return;
+    };
+    let url = server.url();
+    let subjects = Subjects::new(NS, STRATEGY).unwrap();
+    let team = subjects.everything();
+    let candle_subject = subjects.market("BTCUSDT").unwrap();
+
+    // the coordinator in services mode: a candle, then its decision, on the decision stream
+    let quiet = Arc::new(Mutex::new(Vec::new()));
+    let coordinator = connect_as(&url, &seeds, COORDINATOR, quiet.clone()).await;
+    let hub = jetstream_of(&coordinator);
+    let mut decisions = hub
+        .get_or_create_stream(stream::Config {
+            name: STREAM_DECISIONS.into(),
+            subjects: STREAM_DECISIONS_SUBJECTS.map(String::from).to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let candle = publish_with_id(&hub, &candle_subject, "1", "candle").await;
+    assert_eq!(candle, Ok(true));
+    let decided = encode(&decision("cycle_1"));
+    let ack = hub.publish(subjects.decision(), decided.into()).await;
+    ack.unwrap().await.expect("the decision is stored");
+
+    // the executor: its consumer from the first message, read and acknowledged
+    let executor_errors = Arc::new(Mutex::new(Vec::new()));
+    let executor = connect_as(&url, &seeds, EXECUTOR, executor_errors.clone()).await;
+    let executor_js = jetstream_of(&executor);
+    // nats-server before 2.10 takes no filter wider than the stream's subjects (the managed NATS
+    // runs 2.10): on such a server the same rights are shown with a narrower filter of the team's
+    let filter = if takes_the_teams_prefix(&executor) {
+        team.clone()
+    } else {
+        eprintln!("nats-server before 2.10: the services' consumers filter decisions only");
+        subjects.decision()
+    };
+    let filtered = |published: &[&String]| -> Vec<String> {
+        let kept = published.iter().filter(|s| covers(&filter, s));
+        kept.map(|s| s.to_string()).collect()
+    };
+    let executor_name = subjects.service_consumer(Role::Executor);
+    let mut consumer = service_consumer(&executor_js, &executor_name, &filter)
+        .await
+        .expect("the executor creates its consumer");
+    let expected = filtered(&[&candle_subject, &subjects.decision()]);
+    assert_eq!(take_and_ack(&consumer, 2).await, expected);
+    let info = consumer.info().await.expect("its consumer's info");
+    assert_eq!(info.ack_floor.stream_sequence, 2, "all acknowledged");
+    // at its next start it rebuilds its book: the consumer deleted, created again from the start
+    let stream = executor_js.get_stream(STREAM_DECISIONS).await.unwrap();
+    stream
+        .delete_consumer(&executor_name)
+        .await
+        .expect("the executor deletes its own consumer");
+    let consumer = service_consumer(&executor_js, &executor_name, &filter)
+        .await
+        .expect("and creates it again");
+    let pending = consumer.cached_info().num_pending;
+    assert_eq!(pending, expected.len() as u64, "from the first message");
+    let order = publish_with_id(&executor_js, &subjects.order(), "cycle_1", "order").await;
+    assert_eq!(order, Ok(true), "the executor's order is stored");
+    let again = publish_with_id(&executor_js, &subjects.order(), "cycle_1", "order").await;
+    assert_eq!(again, Ok(false), "the same order twice is stored once");
+    assert!(
+        executor_errors.lock().unwrap().is_empty(),
+        "{executor_errors:?}"
+    );
+
+    // not a decision of its own
+    let forged = publish_with_id(&executor_js, &subjects.decision(), "forged", "decision").await;
+    assert!(forged.is_err(), "a forged decision was acknowledged");
+    assert!(refused(&executor_errors, &subjects.decision()).await);
+    // nor a consumer over every team's subjects
+    let everyone = "ia.*.*.>";
+    let wide = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some(executor_name.clone()),
+            filter_subject: everyone.into(),
+            ..Default::default()
+        })
+        .await;
+    assert!(wide.is_err(), "a consumer over every team was made");
+    let create = format!("$JS.API.CONSUMER.CREATE.{STREAM_DECISIONS}.{executor_name}.{everyone}");
+    assert!(refused(&executor_errors, &create).await);
+    // and the server holds the body's filter to the subject's: the granted subject with another
+    // filter inside is answered with an error
+    let granted = format!("$JS.API.CONSUMER.CREATE.{STREAM_DECISIONS}.{executor_name}.{team}");
+    let body = serde_json::json!({"stream_name": STREAM_DECISIONS, "config": {
+        "durable_name": executor_name, "filter_subject": everyone,
+        "deliver_policy": "all", "ack_policy": "explicit"}});
+    let answer = executor
+        .request(granted, body.to_string().into())
+        .await
+        .expect("the server answers");
+    let answer: serde_json::Value = serde_json::from_slice(&answer.payload).unwrap();
+    assert_eq!(answer["error"]["err_code"], 10131, "{answer}");
+
+    // the auditor: IA_AUDIT created as at its start, its consumer read and acknowledged
+    let auditor_errors = Arc::new(Mutex::new(Vec::new()));
+    let auditor = connect_as(&url, &seeds, AUDITOR, auditor_errors.clone()).await;
+    let auditor_js = jetstream_of(&auditor);
+    let mut anchors = auditor_js
+        .get_or_create_stream(stream::Config {
+            name: STREAM_AUDIT.into(),
+            subjects: STREAM_AUDIT_SUBJECTS.map(String::from).to_vec(),
+            max_messages_per_subject: 1,
+            discard: stream::DiscardPolicy::Old,
+            ..Default::default()
+        })
+        .await
+        .expect("the auditor creates the audit stream");
+    let auditor_name = subjects.service_consumer(Role::Auditor);
+    let consumer = service_consumer(&auditor_js, &auditor_name, &filter)
+        .await
+        .expect("the auditor creates its consumer");
+    let expected = filtered(&[&candle_subject, &subjects.decision(), &subjects.order()]);
+    assert_eq!(take_and_ack(&consumer, 3).await, expected);
+    let anchor = publish_with_id(&auditor_js, &subjects.audit(), "head", "anchor").await;
+    assert_eq!(anchor, Ok(true), "the auditor's anchor is stored");
+    assert!(
+        auditor_errors.lock().unwrap().is_empty(),
+        "{auditor_errors:?}"
+    );
+
+    // not an order
+    let forged = publish_with_id(&auditor_js, &subjects.order(), "forged", "order").await;
+    assert!(forged.is_err(), "a forged order was acknowledged");
+    assert!(refused(&auditor_errors, &subjects.order()).await);
+
+    // neither deletes the other's consumer; the auditor does not delete its own
+    let delete = |name: &str| format!("$JS.API.CONSUMER.DELETE.{STREAM_DECISIONS}.{name}");
+    for (js, errors, name) in [
+        (&executor_js, &executor_errors, &auditor_name),
+        (&auditor_js, &auditor_errors, &executor_name),
+        (&auditor_js, &auditor_errors, &auditor_name),
+    ] {
+        let stream = js.get_stream(STREAM_DECISIONS).await.unwrap();
+        assert!(
+            stream.delete_consumer(name).await.is_err(),
+            "{name} deleted"
+        );
+        assert!(refused(errors, &delete(name)).await, "{name}");
+    }
+    let kept = hub.get_stream(STREAM_DECISIONS).await.unwrap();
+    for name in [&executor_name, &auditor_name] {
+        kept.consumer_info(name)
+            .await
+            .expect("both consumers are still there");
+    }
+
+    // in the streams: the candle, the decision and one order; one anchor; nothing forged
+    assert_eq!(decisions.info().await.unwrap().state.messages, 3);
+    assert_eq!(anchors.info().await.unwrap().state.messages, 1);
+    assert!(quiet.lock().unwrap().is_empty(), "{quiet:?}");
 }
