@@ -74,7 +74,7 @@ fn cache_memory(objects: usize) {
     let mut config_maps = Writer::<ConfigMap>::default();
     for i in 0..objects {
         let ta: TradingAssistant = serde_json::from_value(assistant_named(i)).unwrap();
-        let d = build::deployment(&ta, Some(&strategy)).unwrap();
+        let d = build::deployment(&ta, Some(&strategy), &[]).unwrap();
         let cm = build::config_map(&ta).unwrap();
         assistants.apply_watcher_event(&watcher::Event::Apply(ta));
         deployments.apply_watcher_event(&watcher::Event::Apply(d));

@@ -102,13 +102,19 @@ pub fn render(
         let owner_strategy = strategies
             .iter()
             .find(|s| s.metadata.name.as_ref() == Some(&ta.spec.strategy_ref.name));
+        let team: Vec<TradingAssistant> = assistants
+            .iter()
+            .filter(|other| other.metadata.namespace == ta.metadata.namespace)
+            .cloned()
+            .collect();
         out.push(manifest(&assistant::config_map(ta)?));
         out.push(manifest(&assistant::network_policy(
             ta,
             owner_strategy,
+            &team,
             network,
         )));
-        out.push(manifest(&assistant::deployment(ta, owner_strategy)?));
+        out.push(manifest(&assistant::deployment(ta, owner_strategy, &team)?));
     }
     Ok(out)
 }
@@ -427,20 +433,26 @@ mod tests {
             8,
             "the coordinator and the seven assistants: {nats:?}"
         );
-        // the strategist reads the model the coordinator retrains into the database
+        // the strategist reads the model the coordinator retrains into the database; the sample
+        // team's executor and auditor are services of their own, which write the record
         let mut postgres = ingress(&policy("btc-eth-paper-postgres"));
         postgres.sort();
         assert_eq!(
             postgres,
             [
+                "Deployment/auditor-assistant",
                 "Deployment/btc-eth-paper-coordinator",
+                "Deployment/executor-assistant",
                 "Deployment/strategist-assistant"
             ]
         );
-        assert_eq!(
-            egress_on(&strategist, 5432),
-            ["StatefulSet/btc-eth-paper-postgres"]
-        );
+        for user in ["strategist", "executor", "auditor"] {
+            assert_eq!(
+                egress_on(&policy(&format!("{user}-assistant")), 5432),
+                ["StatefulSet/btc-eth-paper-postgres"],
+                "{user}"
+            );
+        }
         assert!(egress_on(&policy("technical-analyst-assistant"), 5432).is_empty());
         let ollama = ingress(&policy("btc-eth-paper-ollama"));
         assert!(ollama.contains(&"Job/btc-eth-paper-ollama-pull".to_string()));

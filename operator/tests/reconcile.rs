@@ -268,6 +268,84 @@ async fn an_assistant_without_its_strategy_waits_and_says_why() {
     assert_eq!(condition(&ta, "Ready")["reason"], "PodsNotReady");
 }
 
+/// The names of the environment variables of a Deployment's first container.
+fn env_names(api: &FakeApi, deployment: &str) -> Vec<String> {
+    let d = api.get("apps/v1", "Deployment", NS, deployment).unwrap();
+    let env = d["spec"]["template"]["spec"]["containers"][0]["env"].clone();
+    let env = env.as_array().cloned().unwrap_or_default();
+    env.iter()
+        .map(|e| e["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The sample team's executor (document 5) and auditor (6) of `team.yaml`.
+const EXECUTOR: usize = 5;
+const AUDITOR: usize = 6;
+
+#[tokio::test]
+async fn the_executor_and_auditor_become_services_once_both_are_in_the_team() {
+    let (client, api) = FakeApi::start();
+    let ctx = Arc::new(context(client));
+    api.insert(sample("strategy.yaml", 0));
+    api.insert(sample("team.yaml", EXECUTOR));
+    assert_eq!(sample("team.yaml", EXECUTOR)["spec"]["role"], "executor");
+    assistant::reconcile(read(&api, "TradingAssistant", "executor"), ctx.clone())
+        .await
+        .unwrap();
+    let alone = env_names(&api, "executor-assistant");
+    assert!(!alone.iter().any(|n| n == "IA_DB"), "{alone:?}");
+
+    // the auditor joins: both run as services of their own, with the database
+    api.insert(sample("team.yaml", AUDITOR));
+    for name in ["executor", "auditor"] {
+        assistant::reconcile(read(&api, "TradingAssistant", name), ctx.clone())
+            .await
+            .unwrap();
+    }
+    let executor = env_names(&api, "executor-assistant");
+    assert!(executor.iter().any(|n| n == "IA_DB") && executor.iter().any(|n| n == "PGPASSWORD"));
+    assert!(
+        !executor.iter().any(|n| n == "IA_AUDIT_KEY"),
+        "{executor:?}"
+    );
+    let auditor = env_names(&api, "auditor-assistant");
+    for name in ["IA_DB", "PGPASSWORD", "IA_AUDIT_KEY"] {
+        assert!(auditor.iter().any(|n| n == name), "{name}: {auditor:?}");
+    }
+
+    // the services list their team to know; a role that is never a service does not ask
+    let listed = |api: &FakeApi| {
+        let lists = |r: &String| r.starts_with("GET") && r.ends_with("/tradingassistants");
+        api.requests().iter().any(lists)
+    };
+    assert!(listed(&api), "{:?}", api.requests());
+    api.insert(sample("team.yaml", 0));
+    api.clear_requests();
+    assistant::reconcile(read(&api, "TradingAssistant", "market-monitor"), ctx)
+        .await
+        .unwrap();
+    assert!(!listed(&api), "{:?}", api.requests());
+}
+
+#[test]
+fn an_executor_or_auditor_that_comes_or_goes_concerns_the_other_only() {
+    let team: Vec<Arc<TradingAssistant>> = (0..7)
+        .map(|i| Arc::new(serde_json::from_value(sample("team.yaml", i)).unwrap()))
+        .collect();
+    let names = |changed: usize| -> Vec<String> {
+        assistant::service_partners(&team, &team[changed])
+            .into_iter()
+            .map(|r| r.name)
+            .collect()
+    };
+    assert_eq!(names(AUDITOR), ["executor"]);
+    assert_eq!(names(EXECUTOR), ["auditor"]);
+    assert!(names(4).is_empty(), "the strategist concerns no service");
+    let mut elsewhere = (*team[AUDITOR]).clone();
+    elsewhere.spec.strategy_ref.name = "other".into();
+    assert!(assistant::service_partners(&team, &elsewhere).is_empty());
+}
+
 #[tokio::test]
 async fn a_deleted_assistant_is_left_to_the_garbage_collector() {
     let (client, api) = FakeApi::start();

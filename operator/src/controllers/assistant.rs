@@ -7,12 +7,15 @@ use super::conditions::{deployment_health, strategy_not_found};
 use super::{key, Context, Error, RESYNC, WAITING};
 use crate::resources::{assistant, FIELD_MANAGER};
 use crate::status::apply_status;
+use kube::api::ListParams;
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 use protocol::crd::conditions::READY;
 use protocol::crd::{
     find_condition, set_condition, Strategy, TradingAssistant, TradingAssistantStatus,
 };
+use protocol::Role;
 use std::sync::Arc;
 
 /// The controller's name in metrics and logs.
@@ -58,10 +61,12 @@ pub async fn reconcile(ta: Arc<TradingAssistant>, ctx: Arc<Context>) -> Result<A
         return Ok(Action::requeue(WAITING));
     };
 
+    let team = service_team(&ta, &ctx, &namespace).await?;
     apply(&ctx.client, &assistant::config_map(&ta)?).await?;
-    let policy = assistant::network_policy(&ta, Some(&strategy), &ctx.network);
+    let policy = assistant::network_policy(&ta, Some(&strategy), &team, &ctx.network);
     apply(&ctx.client, &policy).await?;
-    let applied = apply(&ctx.client, &assistant::deployment(&ta, Some(&strategy))?).await?;
+    let deployment = assistant::deployment(&ta, Some(&strategy), &team)?;
+    let applied = apply(&ctx.client, &deployment).await?;
 
     let health = deployment_health(&applied, ta.metadata.generation);
     status.replicas = health.replicas;
@@ -80,6 +85,57 @@ pub async fn reconcile(ta: Arc<TradingAssistant>, ctx: Arc<Context>) -> Result<A
     ctx.succeeded(&format!("TradingAssistant {}", key(ta.as_ref())));
     // a Deployment status change triggers the next reconcile through `owns`; RESYNC is the safety net
     Ok(Action::requeue(RESYNC))
+}
+
+/// Whether a TradingAssistant's pods depend on the rest of its team: an executor's or auditor's do
+/// (they are services of their own when the team has both, [`assistant::deployment`]); another
+/// role's never.
+fn depends_on_the_team(ta: &TradingAssistant) -> bool {
+    matches!(ta.spec.role, Role::Executor | Role::Auditor)
+}
+
+/// The TradingAssistants of the namespace, when `ta`'s pods depend on them
+/// ([`depends_on_the_team`]); else none, without asking the API server.
+async fn service_team(
+    ta: &TradingAssistant,
+    ctx: &Context,
+    namespace: &str,
+) -> Result<Vec<TradingAssistant>, Error> {
+    if !depends_on_the_team(ta) {
+        return Ok(vec![]);
+    }
+    let api: Api<TradingAssistant> = Api::namespaced(ctx.client.clone(), namespace);
+    let list = api
+        .list(&ListParams::default())
+        .await
+        .map_err(|source| Error::Kube {
+            action: "listing the team of",
+            object: format!("TradingAssistant {}", key(ta)),
+            source,
+        })?;
+    Ok(list.items)
+}
+
+/// The TradingAssistants to reconcile again when `changed` appears, changes or goes: when it is an
+/// executor or auditor, the other services of its Strategy in `assistants` (whether the team runs
+/// them as services depends on both being there); else none.
+pub fn service_partners(
+    assistants: &[Arc<TradingAssistant>],
+    changed: &TradingAssistant,
+) -> Vec<ObjectRef<TradingAssistant>> {
+    if !depends_on_the_team(changed) {
+        return vec![];
+    }
+    assistants
+        .iter()
+        .filter(|ta| {
+            depends_on_the_team(ta)
+                && ta.namespace() == changed.namespace()
+                && ta.spec.strategy_ref.name == changed.spec.strategy_ref.name
+                && ta.name_any() != changed.name_any()
+        })
+        .map(|ta| ObjectRef::from_obj(ta.as_ref()))
+        .collect()
 }
 
 /// The Events of a reconcile that got as far as the Deployment: `Applied` for a new generation,

@@ -184,9 +184,16 @@ pub async fn controllers(
         watcher::Config::default(),
     );
     let assistant_store = assistants.store();
+    let team_store = assistant_store.clone();
     let assistants = assistants
         .owns(api::<Deployment>(&client, namespace), ours.clone())
         .owns(api::<ConfigMap>(&client, namespace), ours.clone())
+        .watches(
+            api::<TradingAssistant>(&client, namespace),
+            watcher::Config::default(),
+            // an executor or auditor coming or going makes the other one a service, or not
+            move |ta: TradingAssistant| assistant::service_partners(&team_store.state(), &ta),
+        )
         .watches(
             api::<Strategy>(&client, namespace),
             watcher::Config::default(),

@@ -3,6 +3,7 @@
 //! all owned by the TradingAssistant.
 
 use super::network::{self, NetworkPolicySettings};
+use super::services;
 use super::{
     child_name, container_port, container_security, empty_dir, env, http_probe, labels,
     match_labels, mount, owner, runtime_default, selector, BuildError, AGENT_PORT,
@@ -47,10 +48,13 @@ pub fn config_map(ta: &TradingAssistant) -> Result<ConfigMap, BuildError> {
     })
 }
 
-/// The assistant's Deployment. `strategy` (when found) gives the namespace's NATS and Ollama.
+/// The assistant's Deployment. `strategy` (when found) gives the namespace's NATS and Ollama;
+/// `team` (the TradingAssistants of its namespace) says whether its executor and auditor are
+/// services of their own ([`services::runs_services`]), which concerns only their pods.
 pub fn deployment(
     ta: &TradingAssistant,
     strategy: Option<&Strategy>,
+    team: &[TradingAssistant],
 ) -> Result<Deployment, BuildError> {
     let name = ta.metadata.name.clone().unwrap_or_default();
     let namespace = ta
@@ -63,7 +67,7 @@ pub fn deployment(
         name: "assistant".into(),
         image: Some(ta.spec.image.clone().unwrap_or_else(super::agent_image)),
         args: Some(vec!["assistant".into()]),
-        env: Some(environment(ta, strategy)),
+        env: Some(environment(ta, strategy, serves(strategy, team))),
         ports: Some(vec![container_port("http", AGENT_PORT)]),
         liveness_probe: Some(http_probe("/healthz", 10)),
         readiness_probe: Some(http_probe("/readyz", 5)),
@@ -126,7 +130,7 @@ pub fn deployment(
 }
 
 /// The pods' labels: the component's, and the role (`protocol::env::ROLE_LABEL`), which the
-/// managed Postgres's policy admits the strategist by.
+/// managed Postgres's policy admits the roles that read the database by.
 fn pod_labels(ta: &TradingAssistant, strategy: &str, name: &str) -> BTreeMap<String, String> {
     let mut labels = labels(strategy, COMPONENT, name);
     labels.insert(
@@ -136,35 +140,49 @@ fn pod_labels(ta: &TradingAssistant, strategy: &str, name: &str) -> BTreeMap<Str
     labels
 }
 
-/// Whether the assistant reads the team's database: the strategist, for the ensemble the
-/// coordinator retrains into it (`models`).
-fn reads_the_database(ta: &TradingAssistant) -> bool {
-    ta.spec.role == protocol::Role::Strategist
+/// Whether the team of `strategy` runs its executor and auditor as services (false while the
+/// Strategy is not found).
+fn serves(strategy: Option<&Strategy>, team: &[TradingAssistant]) -> bool {
+    strategy.is_some_and(|s| services::runs_services(s, team))
+}
+
+/// Whether the assistant reads the team's database ([`services::database_roles`]): the
+/// strategist, for the ensemble the coordinator retrains into it (`models`), and the executor and
+/// auditor when they are services (`services`).
+fn reads_the_database(ta: &TradingAssistant, services: bool) -> bool {
+    services::database_roles(services).contains(&ta.spec.role)
 }
 
 /// The policy of the assistant's pods: in, their http port (health, metrics) from the configured
 /// metrics peers only; out, DNS, the team's NATS, its Ollama when the assistant reasons with a
-/// model, and the internet on [`internet_ports`]. `strategy` (when found) says where NATS and
-/// Ollama are.
+/// model, its Postgres when it reads the database, and the internet on [`internet_ports`] (and, for
+/// a live executor service, the exchange's port). `strategy` (when found) says where NATS,
+/// Postgres and Ollama are; `team` as for [`deployment`].
 pub fn network_policy(
     ta: &TradingAssistant,
     strategy: Option<&Strategy>,
+    team: &[TradingAssistant],
     settings: &NetworkPolicySettings,
 ) -> NetworkPolicy {
     let name = ta.metadata.name.clone().unwrap_or_default();
     let strategy_name = &ta.spec.strategy_ref.name;
+    let services = serves(strategy, team);
     let ollama = strategy
         .filter(|_| ta.spec.model.is_some())
         .and_then(network::ollama);
     let database = strategy
-        .filter(|_| reads_the_database(ta))
+        .filter(|_| reads_the_database(ta, services))
         .and_then(network::postgres);
+    let mut ports = internet_ports(ta);
+    if let Some(s) = strategy.filter(|_| services) {
+        ports.extend(services::service_internet_ports(ta.spec.role, s));
+    }
     let egress = [
         Some(network::dns(settings)),
         Some(network::nats(strategy_name, strategy)),
         ollama,
         database,
-        network::internet(settings, &internet_ports(ta)),
+        network::internet(settings, &ports),
     ];
     network::policy(
         meta(
@@ -180,10 +198,11 @@ pub fn network_policy(
     )
 }
 
-/// The internet ports an assistant connects to. A fundamental analyst reads the news feeds of its
-/// `feeds` param: each feed's port, and HTTPS, where a plain-http feed usually redirects. No other
-/// role reaches out in this build: the market monitor judges the snapshot the coordinator sends it
-/// over NATS, and the executor's orders are placed by the coordinator, which carries its duty.
+/// The internet ports an assistant connects to whatever its team. A fundamental analyst reads the
+/// news feeds of its `feeds` param: each feed's port, and HTTPS, where a plain-http feed usually
+/// redirects. No other role reaches out of its own: the market monitor judges the snapshot the
+/// coordinator sends it over NATS, and the executor reaches the exchange only as a live service
+/// ([`services::service_internet_ports`]; else the coordinator carries its duty).
 pub fn internet_ports(ta: &TradingAssistant) -> BTreeSet<i32> {
     if ta.spec.role != Role::FundamentalAnalyst {
         return BTreeSet::new();
@@ -232,8 +251,10 @@ fn strategy_hash(strategy: Option<&Strategy>) -> String {
     super::strategy::config_hash(data.as_ref())
 }
 
-/// The assistant's environment: who it is, where its team's NATS (and Ollama) are, its params.
-fn environment(ta: &TradingAssistant, strategy: Option<&Strategy>) -> Vec<EnvVar> {
+/// The assistant's environment: who it is, where its team's NATS (and Ollama) are, its params, and
+/// the database and secrets of the roles that need them (the executor and auditor as services:
+/// `services`).
+fn environment(ta: &TradingAssistant, strategy: Option<&Strategy>, services: bool) -> Vec<EnvVar> {
     let name = ta.metadata.name.clone().unwrap_or_default();
     let namespace = ta.metadata.namespace.as_deref().unwrap_or("default");
     let strategy_name = &ta.spec.strategy_ref.name;
@@ -269,8 +290,11 @@ fn environment(ta: &TradingAssistant, strategy: Option<&Strategy>) -> Vec<EnvVar
     if !ta.spec.params.is_empty() {
         vars.push(env(protocol::env::PARAMS, params));
     }
-    if let Some(s) = strategy.filter(|_| reads_the_database(ta)) {
+    if let Some(s) = strategy.filter(|_| reads_the_database(ta, services)) {
         vars.extend(super::strategy::database_env(s));
+    }
+    if let Some(s) = strategy.filter(|_| services) {
+        vars.extend(services::service_secrets(ta.spec.role, s));
     }
     if let Some(model) = &ta.spec.model {
         vars.push(env(protocol::env::MODEL, &model.name));
@@ -332,10 +356,12 @@ mod tests {
     fn every_assistant_is_guarded_and_only_the_news_reader_reaches_the_internet() {
         let s = strategy();
         let settings = NetworkPolicySettings::default();
-        for ta in team() {
+        // the sample team runs its executor and auditor as services, which write the record
+        let team = team();
+        for ta in team.clone() {
             let role = ta.spec.role;
-            let policy = network_policy(&ta, Some(&s), &settings);
-            let d = deployment(&ta, Some(&s)).unwrap();
+            let policy = network_policy(&ta, Some(&s), &team, &settings);
+            let d = deployment(&ta, Some(&s), &team).unwrap();
             let spec = policy.spec.clone().unwrap();
             assert_eq!(
                 spec.pod_selector.clone().unwrap(),
@@ -360,8 +386,11 @@ mod tests {
             let internet = internet_rules(&policy, &settings);
             if role == Role::FundamentalAnalyst {
                 assert_eq!(internet, [443], "the sample's https feeds");
-            } else if role == Role::Strategist {
-                assert!(internet.is_empty(), "{role} has no business outside");
+            } else if matches!(role, Role::Strategist | Role::Executor | Role::Auditor) {
+                assert!(
+                    internet.is_empty(),
+                    "{role} has no business outside (on paper)"
+                );
                 let postgres = egress[2].to.clone().unwrap()[0]
                     .pod_selector
                     .clone()
@@ -369,7 +398,7 @@ mod tests {
                 assert_eq!(
                     postgres.match_labels.unwrap()["app.kubernetes.io/component"],
                     "postgres",
-                    "the strategist reads its model from the team's database"
+                    "{role} reads or writes the team's database"
                 );
                 assert_eq!(egress.len(), 3, "{role}: DNS, NATS and Postgres only");
             } else {
@@ -379,12 +408,30 @@ mod tests {
         }
     }
 
+    /// The environment variables of `ta`'s pods, by name (a value, or a Secret's name and key).
+    fn env_of(ta: &TradingAssistant, s: &Strategy, team: &[TradingAssistant]) -> Vec<EnvVar> {
+        let d = deployment(ta, Some(s), team).unwrap();
+        d.spec.template.spec.unwrap().containers[0]
+            .env
+            .clone()
+            .unwrap()
+    }
+
+    fn names(vars: &[EnvVar]) -> BTreeSet<&str> {
+        vars.iter().map(|e| e.name.as_str()).collect()
+    }
+
     #[test]
-    fn only_the_strategist_gets_the_database_and_is_labelled_by_its_role() {
+    fn without_services_only_the_strategist_gets_the_database_and_each_is_labelled_by_its_role() {
         let s = strategy();
-        for ta in team() {
+        // without the auditor the coordinator keeps the record: the executor is no service
+        let team: Vec<TradingAssistant> = team()
+            .into_iter()
+            .filter(|ta| ta.spec.role != Role::Auditor)
+            .collect();
+        for ta in team.clone() {
             let role = ta.spec.role;
-            let d = deployment(&ta, Some(&s)).unwrap();
+            let d = deployment(&ta, Some(&s), &team).unwrap();
             let template = d.spec.template;
             let labels = template.metadata.unwrap().labels.unwrap();
             assert_eq!(labels[protocol::env::ROLE_LABEL], role.as_str());
@@ -405,7 +452,65 @@ mod tests {
             } else {
                 assert!(db.is_none() && password.is_none(), "{role} has no database");
             }
+            let secrets = [protocol::env::AUDIT_KEY, protocol::env::EXCHANGE_API_KEY];
+            assert!(secrets.iter().all(|n| !names(&env).contains(n)), "{role}");
         }
+    }
+
+    #[test]
+    fn the_executor_and_auditor_services_get_the_database_and_their_own_secrets_only() {
+        let mut s = strategy();
+        s.spec.exchange = serde_json::from_value(serde_json::json!({
+            "baseUrl": "https://exchange.example:8443",
+            "credentialsSecretRef": {"name": "binance-keys"}
+        }))
+        .unwrap();
+        let team = team();
+        let member = |role: Role| team.iter().find(|t| t.spec.role == role).unwrap();
+        let (executor, auditor) = (member(Role::Executor), member(Role::Auditor));
+        let database = ["PGPASSWORD", protocol::env::DB];
+        let auditor_env = env_of(auditor, &s, &team);
+        for name in [database[0], database[1], protocol::env::AUDIT_KEY] {
+            assert!(names(&auditor_env).contains(name), "the auditor's {name}");
+        }
+        assert!(!names(&auditor_env).contains(protocol::env::EXCHANGE_API_KEY));
+        let key = auditor_env
+            .iter()
+            .find(|e| e.name == protocol::env::AUDIT_KEY);
+        let key = key.and_then(|e| e.value_from.clone()).unwrap();
+        assert_eq!(key.secret_key_ref.unwrap().name, "btc-eth-paper-audit-key");
+        // on paper the executor fills from the stream: the database, no keys, no internet
+        let paper = env_of(executor, &s, &team);
+        assert!(database.iter().all(|n| names(&paper).contains(n)));
+        assert!(!names(&paper).contains(protocol::env::EXCHANGE_API_KEY));
+        let settings = NetworkPolicySettings::default();
+        let policy = network_policy(executor, Some(&s), &team, &settings);
+        assert!(internet_rules(&policy, &settings).is_empty());
+        // live: the exchange's keys by reference, and its port
+        s.spec.mode = protocol::crd::TradingMode::Live;
+        let live = env_of(executor, &s, &team);
+        let secret = live
+            .iter()
+            .find(|e| e.name == protocol::env::EXCHANGE_API_SECRET);
+        let secret = secret.and_then(|e| e.value_from.clone()).unwrap();
+        let secret = secret.secret_key_ref.unwrap();
+        assert_eq!(
+            (secret.name.as_str(), secret.key.as_str()),
+            ("binance-keys", "apiSecret")
+        );
+        let policy = network_policy(executor, Some(&s), &team, &settings);
+        assert_eq!(internet_rules(&policy, &settings), [8443]);
+        let policy = network_policy(auditor, Some(&s), &team, &settings);
+        assert!(
+            internet_rules(&policy, &settings).is_empty(),
+            "the auditor stays inside"
+        );
+        // no database: no services, whatever the team
+        s.spec.dependencies.postgres = Default::default();
+        let without = env_of(executor, &s, &team);
+        assert!(!names(&without).contains(protocol::env::EXCHANGE_API_KEY));
+        let policy = network_policy(executor, Some(&s), &team, &settings);
+        assert!(internet_rules(&policy, &settings).is_empty());
     }
 
     #[test]
@@ -436,7 +541,7 @@ mod tests {
             metrics_from: scraper.clone(),
             ..Default::default()
         };
-        let spec = network_policy(&ta, Some(&s), &settings).spec.unwrap();
+        let spec = network_policy(&ta, Some(&s), &[], &settings).spec.unwrap();
         let egress = spec.egress.unwrap();
         assert_eq!(egress.len(), 3, "DNS, NATS, Ollama: {egress:?}");
         assert_eq!(egress[2].to, None);
@@ -448,7 +553,7 @@ mod tests {
         let ingress = spec.ingress.unwrap();
         assert_eq!(ingress[0].from, Some(scraper.0));
         ta.spec.model = None;
-        let without = network_policy(&ta, Some(&s), &settings).spec.unwrap();
+        let without = network_policy(&ta, Some(&s), &[], &settings).spec.unwrap();
         assert_eq!(without.egress.unwrap().len(), 2, "no model, no Ollama");
     }
 
@@ -480,7 +585,7 @@ mod tests {
         let mut roles = Vec::new();
         for ta in team() {
             let role = ta.spec.role.as_str();
-            let (secrets, file) = seeds(&deployment(&ta, Some(&s)).unwrap());
+            let (secrets, file) = seeds(&deployment(&ta, Some(&s), &team()).unwrap());
             assert_eq!(
                 secrets,
                 [(
@@ -500,10 +605,13 @@ mod tests {
             "url": "nats://nats.infra:4222", "credentialsSecretRef": {"name": "team-ids"}
         }))
         .unwrap();
-        let (secrets, _) = seeds(&deployment(&ta, Some(&s)).unwrap());
+        let (secrets, _) = seeds(&deployment(&ta, Some(&s), &[]).unwrap());
         assert_eq!(secrets[0].0, "team-ids");
         s.spec.dependencies.nats.credentials_secret_ref = None;
-        assert_eq!(seeds(&deployment(&ta, Some(&s)).unwrap()), (vec![], None));
+        assert_eq!(
+            seeds(&deployment(&ta, Some(&s), &[]).unwrap()),
+            (vec![], None)
+        );
     }
 
     #[test]
@@ -512,7 +620,7 @@ mod tests {
             .into_iter()
             .find(|t| t.spec.role == protocol::Role::MarketMonitor)
             .unwrap();
-        let d = deployment(&ta, None).unwrap();
+        let d = deployment(&ta, None, &team()).unwrap();
         let spec = d.spec;
         assert_eq!(spec.replicas, Some(1));
         let pod = spec.template.spec.unwrap();

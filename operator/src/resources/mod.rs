@@ -8,11 +8,14 @@
 //! - [`network`]: what those NetworkPolicies are made of, and who the operator is told may reach
 //!   the teams (and where DNS and the internet are);
 //! - [`nats`]: the team's NATS identities: a managed NATS's generated nkeys and configuration, and
-//!   each pod's own seed, mounted from the generated or the referenced Secret.
+//!   each pod's own seed, mounted from the generated or the referenced Secret;
+//! - [`services`]: when a team runs its executor and auditor as services of their own, and what
+//!   their pods (and the coordinator's) then get.
 
 pub mod assistant;
 pub mod nats;
 pub mod network;
+pub mod services;
 pub mod strategy;
 
 use k8s_openapi::api::core::v1::{

@@ -9,6 +9,7 @@
 
 use super::nats::{self as nats_identity, PublicKeys};
 use super::network::{self, NetworkPolicySettings};
+use super::services::{database_roles, exchange_env, exchange_port, runs_services};
 use super::{
     child_name, container_port, container_security, drop_all, empty_dir, env, http_probe, labels,
     match_labels, mount, owner, runtime_default, secret_env, selector, service_port, BuildError,
@@ -235,10 +236,11 @@ pub fn objects(
     let deps = &s.spec.dependencies;
     let config = coordinator_config(s, policy, team)?;
     let hash = config_hash(config.data.as_ref());
+    let services = runs_services(s, team);
     let mut out = vec![
         Child::ConfigMap(config),
-        Child::NetworkPolicy(coordinator_network_policy(s, network)),
-        Child::Deployment(coordinator(s, &hash)),
+        Child::NetworkPolicy(coordinator_network_policy(s, network, services)),
+        Child::Deployment(coordinator(s, &hash, services)),
         Child::Service(service(
             s,
             &child_name(&strategy, "coordinator"),
@@ -270,7 +272,7 @@ pub fn objects(
             }),
         };
         out.push(Child::ConfigMap(config));
-        out.extend(stateful(s, network, nats));
+        out.extend(stateful(s, network, nats, services));
     }
     if managed(&deps.postgres) {
         out.extend(stateful(
@@ -291,6 +293,7 @@ pub fn objects(
                 storage: deps.postgres.storage.as_deref(),
                 config: None,
             },
+            services,
         ));
     }
     if let Some(o) = deps.ollama.as_ref().filter(|o| o.managed == Some(true)) {
@@ -307,6 +310,7 @@ pub fn objects(
                 storage: o.storage.as_deref(),
                 config: None,
             },
+            services,
         ));
         if !o.models.is_empty() {
             out.push(Child::NetworkPolicy(model_pull_network_policy(s, network)));
@@ -373,15 +377,16 @@ fn coordinator_config(
 }
 
 /// The coordinator's Deployment: one pod (none while paused), recreated rather than rolled so two
-/// coordinators never run one team.
-fn coordinator(s: &Strategy, config_hash: &str) -> Deployment {
+/// coordinators never run one team. With `services` the executor and auditor are services of their
+/// own ([`runs_services`]).
+fn coordinator(s: &Strategy, config_hash: &str, services: bool) -> Deployment {
     let strategy = name(s);
     let object = child_name(&strategy, "coordinator");
     let container = Container {
         name: "coordinator".into(),
         image: Some(super::agent_image()),
         args: Some(vec!["coordinator".into()]),
-        env: Some(coordinator_env(s)),
+        env: Some(coordinator_env(s, services)),
         ports: Some(vec![container_port("http", AGENT_PORT)]),
         liveness_probe: Some(http_probe("/healthz", 10)),
         readiness_probe: Some(http_probe("/readyz", 5)),
@@ -438,8 +443,8 @@ fn coordinator(s: &Strategy, config_hash: &str) -> Deployment {
 }
 
 /// The team's database as a pod reads it (`IA_DB`, and for a managed Postgres its generated
-/// password as `PGPASSWORD`): the coordinator's, and the strategist's for its model. Empty without
-/// one.
+/// password as `PGPASSWORD`): the coordinator's, the strategist's for its model, and the executor
+/// and auditor services' ([`database_roles`]). Empty without one.
 pub fn database_env(s: &Strategy) -> Vec<EnvVar> {
     let pg = &s.spec.dependencies.postgres;
     if managed(pg) {
@@ -458,8 +463,9 @@ pub fn database_env(s: &Strategy) -> Vec<EnvVar> {
 }
 
 /// The coordinator's environment: its team's NATS and database, its configuration files, and the
-/// exchange credentials by reference to their Secret (never through the spec).
-fn coordinator_env(s: &Strategy) -> Vec<EnvVar> {
+/// exchange credentials by reference to their Secret (never through the spec), unless the executor
+/// is a service of its own (`services`: then `IA_SERVICES=true`, and the keys are the executor's).
+fn coordinator_env(s: &Strategy, services: bool) -> Vec<EnvVar> {
     let namespace = s.metadata.namespace.as_deref().unwrap_or("default");
     let mut vars = vec![
         env(protocol::env::NATS_URL, nats_url(s)),
@@ -483,22 +489,11 @@ fn coordinator_env(s: &Strategy) -> Vec<EnvVar> {
         vars.push(env(protocol::env::RETRAIN, "true"));
     }
     vars.extend(database);
-    if let Some(secret) = s
-        .spec
-        .exchange
-        .as_ref()
-        .and_then(|e| e.credentials_secret_ref.as_ref())
-    {
-        vars.push(secret_env(
-            protocol::env::EXCHANGE_API_KEY,
-            &secret.name,
-            "apiKey",
-        ));
-        vars.push(secret_env(
-            protocol::env::EXCHANGE_API_SECRET,
-            &secret.name,
-            "apiSecret",
-        ));
+    if services {
+        // candles and decisions on the stream; the executor trades, the auditor keeps the record
+        vars.push(env(protocol::env::SERVICES, "true"));
+    } else {
+        vars.extend(exchange_env(s));
     }
     // each notification target's address, by reference to its Secret
     for target in s.spec.notifications.iter().flat_map(|n| &n.targets) {
@@ -557,15 +552,21 @@ struct ConfigVolume<'a> {
 }
 
 /// A managed dependency: StatefulSet with a volume claim, a Service, and a NetworkPolicy letting
-/// only the team's pods that use it in.
-fn stateful(s: &Strategy, network: &NetworkPolicySettings, m: Managed<'_>) -> [Child; 3] {
+/// only the team's pods that use it in (`services`: the executor and auditor are among them).
+fn stateful(
+    s: &Strategy,
+    network: &NetworkPolicySettings,
+    m: Managed<'_>,
+    services: bool,
+) -> [Child; 3] {
     let object = child_name(&name(s), m.component);
     let (component, port) = (m.component, m.port);
+    let peers = dependency_peers(&name(s), component, services);
     [
         Child::StatefulSet(statefulset(s, &object, m)),
         Child::Service(service(s, &object, component, "service", port)),
         Child::NetworkPolicy(dependency_network_policy(
-            s, network, &object, component, port,
+            s, network, &object, component, port, &peers,
         )),
     ]
 }
@@ -659,17 +660,18 @@ fn statefulset(s: &Strategy, object: &str, m: Managed<'_>) -> StatefulSet {
     }
 }
 
-/// A managed dependency's policy: only [`dependency_peers`] in, on its port; out, nothing but
-/// (for Ollama, which downloads the models it is asked for) DNS and HTTPS to the internet.
+/// A managed dependency's policy: only `peers` ([`dependency_peers`]) in, on its port; out, nothing
+/// but (for Ollama, which downloads the models it is asked for) DNS and HTTPS to the internet.
 fn dependency_network_policy(
     s: &Strategy,
     settings: &NetworkPolicySettings,
     object: &str,
     component: &str,
     port: i32,
+    peers: &[NetworkPolicyPeer],
 ) -> NetworkPolicy {
     let strategy = name(s);
-    let ingress = network::ingress_from(&dependency_peers(&strategy, component), port);
+    let ingress = network::ingress_from(peers, port);
     let egress = if component == "ollama" {
         let registry = BTreeSet::from([network::HTTPS_PORT]);
         vec![network::dns(settings)]
@@ -688,10 +690,11 @@ fn dependency_network_policy(
 }
 
 /// Who may reach a managed dependency: of the strategy's pods, those that use it (NATS: the
-/// coordinator and the assistants; Postgres: the coordinator and the strategist; Ollama: the assistants and the
-/// model pull) and, for NATS, the operator (in any namespace), which consumes the decision stream
-/// and relays escalation answers.
-fn dependency_peers(strategy: &str, component: &str) -> Vec<NetworkPolicyPeer> {
+/// coordinator and the assistants; Postgres: the coordinator and the [`database_roles`], by their
+/// role label: the strategist, and with `services` the executor and the auditor; Ollama: the
+/// assistants and the model pull) and, for NATS, the operator (in any namespace), which consumes
+/// the decision stream and relays escalation answers.
+fn dependency_peers(strategy: &str, component: &str, services: bool) -> Vec<NetworkPolicyPeer> {
     let users: &[&str] = match component {
         "nats" => &["coordinator", super::assistant::COMPONENT],
         "postgres" => &["coordinator"],
@@ -702,19 +705,13 @@ fn dependency_peers(strategy: &str, component: &str) -> Vec<NetworkPolicyPeer> {
         ..Default::default()
     }];
     if component == "postgres" {
-        // the strategist reads the ensemble the coordinator retrains into the database
-        let mut strategist = network::team_pods(strategy, &[super::assistant::COMPONENT]);
-        strategist
-            .match_labels
-            .get_or_insert_with(BTreeMap::new)
-            .insert(
-                protocol::env::ROLE_LABEL.into(),
-                protocol::Role::Strategist.as_str().into(),
-            );
-        from.push(NetworkPolicyPeer {
-            pod_selector: Some(strategist),
-            ..Default::default()
-        });
+        // the strategist reads the ensemble the coordinator retrains into the database; the
+        // services write the record
+        from.extend(
+            database_roles(services)
+                .iter()
+                .map(|&role| role_peer(strategy, role)),
+        );
     }
     if component == "nats" {
         from.push(NetworkPolicyPeer {
@@ -729,9 +726,25 @@ fn dependency_peers(strategy: &str, component: &str) -> Vec<NetworkPolicyPeer> {
     from
 }
 
+/// The pods of the team's assistants of one `role` (by their role label).
+fn role_peer(strategy: &str, role: protocol::Role) -> NetworkPolicyPeer {
+    let mut pods = network::team_pods(strategy, &[super::assistant::COMPONENT]);
+    pods.match_labels
+        .get_or_insert_with(BTreeMap::new)
+        .insert(protocol::env::ROLE_LABEL.into(), role.as_str().into());
+    NetworkPolicyPeer {
+        pod_selector: Some(pods),
+        ..Default::default()
+    }
+}
+
 /// The coordinator's policy: in, its API port from the configured API and metrics peers only;
 /// out, DNS, the team's NATS and Postgres, and the internet on [`coordinator_internet_ports`].
-fn coordinator_network_policy(s: &Strategy, settings: &NetworkPolicySettings) -> NetworkPolicy {
+fn coordinator_network_policy(
+    s: &Strategy,
+    settings: &NetworkPolicySettings,
+    services: bool,
+) -> NetworkPolicy {
     let strategy = name(s);
     let callers: Vec<NetworkPolicyPeer> = settings
         .api_from
@@ -744,7 +757,7 @@ fn coordinator_network_policy(s: &Strategy, settings: &NetworkPolicySettings) ->
         Some(network::dns(settings)),
         Some(network::nats(&strategy, Some(s))),
         network::postgres(s),
-        network::internet(settings, &coordinator_internet_ports(s)),
+        network::internet(settings, &coordinator_internet_ports(s, services)),
     ];
     network::policy(
         meta(s, &child_name(&strategy, "coordinator"), "coordinator"),
@@ -756,20 +769,17 @@ fn coordinator_network_policy(s: &Strategy, settings: &NetworkPolicySettings) ->
     )
 }
 
-/// The internet ports the coordinator connects to. It reads the markets and carries the executor's
-/// duty: Binance's REST API (443) and candle stream (9443) unless it replays a file; the
-/// exchange's trading API (its URL's port) in live mode; HTTPS for notification webhooks.
-pub fn coordinator_internet_ports(s: &Strategy) -> BTreeSet<i32> {
+/// The internet ports the coordinator connects to: Binance's REST API (443) and candle stream
+/// (9443), where it reads the markets, unless it replays a file; the exchange's trading API (its
+/// URL's port) in live mode, when it carries the executor's duty (not with `services`: then the
+/// executor service trades); HTTPS for notification webhooks.
+pub fn coordinator_internet_ports(s: &Strategy, services: bool) -> BTreeSet<i32> {
     let mut ports = BTreeSet::new();
     if s.spec.market_data.source == MarketDataSource::Binance {
         ports.extend([network::HTTPS_PORT, network::BINANCE_STREAM_PORT]);
     }
-    if s.spec.mode == TradingMode::Live {
-        let url = s.spec.exchange.as_ref().and_then(|e| e.base_url.as_deref());
-        ports.insert(
-            url.and_then(network::url_port)
-                .unwrap_or(network::HTTPS_PORT),
-        );
+    if s.spec.mode == TradingMode::Live && !services {
+        ports.insert(exchange_port(s));
     }
     if s.spec
         .notifications
@@ -876,10 +886,10 @@ mod tests {
     #[test]
     fn with_a_database_the_coordinator_retrains_and_the_strategist_may_read_it() {
         let s = strategy();
-        let vars = coordinator_env(&s);
+        let vars = coordinator_env(&s, false);
         let retrain = vars.iter().find(|e| e.name == protocol::env::RETRAIN);
         assert_eq!(retrain.and_then(|e| e.value.as_deref()), Some("true"));
-        let peers = dependency_peers("btc-eth-paper", "postgres");
+        let peers = dependency_peers("btc-eth-paper", "postgres", false);
         assert_eq!(
             peers.len(),
             2,
@@ -891,10 +901,113 @@ mod tests {
         assert_eq!(labels["trading.ia-agents.dev/strategy"], "btc-eth-paper");
         let mut no_db = strategy();
         no_db.spec.dependencies.postgres = Default::default();
-        let vars = coordinator_env(&no_db);
+        let vars = coordinator_env(&no_db, false);
         assert!(vars
             .iter()
             .all(|e| e.name != protocol::env::RETRAIN && e.name != protocol::env::DB));
+    }
+
+    /// The coordinator's environment by name, its internet ports, and the ingress peers of the
+    /// managed Postgres, as `objects` builds them for `team`.
+    fn coordinator_and_database(
+        s: &Strategy,
+        team: &[TradingAssistant],
+    ) -> (
+        BTreeMap<String, EnvVar>,
+        BTreeSet<i32>,
+        Vec<NetworkPolicyPeer>,
+    ) {
+        let policy = sample::<ConsensusPolicy>("consensuspolicy.yaml").remove(0);
+        let network = NetworkPolicySettings::default();
+        let children = objects(s, &policy, team, &network, &PublicKeys::placeholders(s)).unwrap();
+        let mut env = BTreeMap::new();
+        let (mut internet, mut database) = (BTreeSet::new(), vec![]);
+        for child in children {
+            match child {
+                Child::Deployment(d) => {
+                    let pod = d.spec.template.spec.unwrap();
+                    let vars = pod.containers[0].env.clone().unwrap_or_default();
+                    env.extend(vars.into_iter().map(|e| (e.name.clone(), e)));
+                }
+                Child::NetworkPolicy(p) => {
+                    let name = p.metadata.name.unwrap();
+                    let spec = p.spec.unwrap();
+                    if name == "btc-eth-paper-coordinator" {
+                        let egress = spec.egress.unwrap_or_default();
+                        let out = egress
+                            .into_iter()
+                            .filter(|r| r.to == Some(network.internet_to.0.clone()));
+                        internet.extend(out.flat_map(|r| ports(&r)).map(|(port, _)| port));
+                    } else if name == "btc-eth-paper-postgres" {
+                        database = spec.ingress.unwrap()[0].from.clone().unwrap();
+                    }
+                }
+                _ => {}
+            }
+        }
+        (env, internet, database)
+    }
+
+    #[test]
+    fn with_both_services_the_coordinator_publishes_and_holds_no_exchange_keys() {
+        let mut s = strategy();
+        s.spec.mode = TradingMode::Live;
+        s.spec.exchange = serde_json::from_value(json!({
+            "baseUrl": "https://exchange.example:8443",
+            "credentialsSecretRef": {"name": "binance-keys"}
+        }))
+        .unwrap();
+        let team: Vec<TradingAssistant> = sample("team.yaml");
+        let (env, internet, database) = coordinator_and_database(&s, &team);
+        assert_eq!(env[protocol::env::SERVICES].value.as_deref(), Some("true"));
+        for kept in [
+            protocol::env::DB,
+            protocol::env::RETRAIN,
+            protocol::env::AUDIT_KEY,
+        ] {
+            assert!(env.contains_key(kept), "the coordinator keeps {kept}");
+        }
+        for gone in [
+            protocol::env::EXCHANGE_API_KEY,
+            protocol::env::EXCHANGE_API_SECRET,
+        ] {
+            assert!(!env.contains_key(gone), "the executor's alone: {gone}");
+        }
+        assert_eq!(
+            internet,
+            BTreeSet::from([443, 9443]),
+            "the markets, not the exchange"
+        );
+        let roles: Vec<String> = database
+            .iter()
+            .filter_map(|p| {
+                p.pod_selector
+                    .clone()?
+                    .match_labels?
+                    .remove(protocol::env::ROLE_LABEL)
+            })
+            .collect();
+        assert_eq!(
+            roles,
+            ["strategist", "executor", "auditor"],
+            "besides the coordinator"
+        );
+        assert_eq!(database.len(), 4);
+
+        // without an auditor the coordinator carries both duties, as before
+        let no_auditor: Vec<TradingAssistant> = team
+            .into_iter()
+            .filter(|ta| ta.spec.role != protocol::Role::Auditor)
+            .collect();
+        let (env, internet, database) = coordinator_and_database(&s, &no_auditor);
+        assert!(!env.contains_key(protocol::env::SERVICES));
+        let key = env[protocol::env::EXCHANGE_API_KEY]
+            .value_from
+            .clone()
+            .unwrap();
+        assert_eq!(key.secret_key_ref.unwrap().name, "binance-keys");
+        assert_eq!(internet, BTreeSet::from([443, 8443, 9443]));
+        assert_eq!(database.len(), 2, "the coordinator and the strategist");
     }
 
     fn policies(s: &Strategy, network: &NetworkPolicySettings) -> Vec<NetworkPolicy> {
@@ -1216,11 +1329,11 @@ mod tests {
     fn notifications_open_https_even_when_replaying() {
         let mut s = strategy();
         s.spec.market_data.source = MarketDataSource::Replay;
-        assert!(coordinator_internet_ports(&s).is_empty());
+        assert!(coordinator_internet_ports(&s, false).is_empty());
         s.spec.notifications = serde_json::from_value(json!({"targets": [{
             "name": "ops", "kind": "slack", "secretRef": {"name": "hooks", "key": "slack"}
         }]}))
         .unwrap();
-        assert_eq!(coordinator_internet_ports(&s), BTreeSet::from([443]));
+        assert_eq!(coordinator_internet_ports(&s, false), BTreeSet::from([443]));
     }
 }
