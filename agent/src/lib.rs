@@ -19,6 +19,7 @@
 //! - [`consensus`]: tally, cycle state machine and coordinator (transport-agnostic).
 //! - [`schedule`]: the Strategy's cron schedules, stepped through time.
 //! - [`service`]: one assistant serving its role on the bus.
+//! - [`services`]: the executor and the auditor as services following the decision stream.
 //! - [`standing`]: drawdown and daily loss against the risk limits.
 //! - [`store`]: Postgres / SQLite persistence with sqlx migrations.
 //! - [`team`]: the whole team in one process (the local transport).
@@ -47,6 +48,7 @@ pub mod news;
 pub mod roles;
 pub mod schedule;
 pub mod service;
+pub mod services;
 pub mod shutdown;
 pub mod standing;
 pub mod store;

@@ -132,7 +132,7 @@ async fn each_component_speaks_as_itself_and_no_one_else_gets_in() {
             .await;
     }
     let _ = intruder.flush().await;
-    for identity in ["executor", "auditor", "operator"] {
+    for identity in ["executor", "operator"] {
         let other = async_nats::ConnectOptions::with_nkey(seed(dir.path(), identity))
             .custom_inbox_prefix(format!("_INBOX.{identity}"))
             .connect(&url)

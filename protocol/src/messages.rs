@@ -41,7 +41,8 @@ pub enum Message {
     Portfolio(PortfolioSnapshot),
     /// What the executor did with one order: placed, filled, refused or expired (`….order`).
     OrderReport(OrderReport),
-    /// A closed candle the team traded on, for the executor's stops and limits (`….market.<symbol>`).
+    /// A closed candle the team traded on, for the executor's stops and limits (`….decision`,
+    /// ahead of the decision taken on it).
     Candle(MarketCandle),
 }
 
@@ -489,9 +490,11 @@ pub struct OrderReport {
     pub reason: String,
 }
 
-/// A closed candle the coordinator traded on (`….market.<symbol>`, on the decision stream ahead of
-/// the decision taken on it, message id `<subject>/<openTime>`): the executor service fills resting
-/// limit orders, checks stops and targets and marks its book with it, as the engine's desk does.
+/// A closed candle the coordinator traded on, with executor and auditor services: on `….decision`
+/// ahead of the decision taken on it (message id `<subject>/candle_<symbol>_<openTime>`), so that
+/// the executor reads candles and decisions in the order the engine saw them (one subject: a
+/// consumer of nats-server 2.9 filters on one). The executor fills resting limit orders, checks
+/// stops and targets and marks its book with it, as the engine's desk does.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct MarketCandle {
@@ -897,7 +900,11 @@ fn check_candle(c: &MarketCandle) -> Result<(), DecodeError> {
         ("close", c.close),
     ] {
         if !(price.is_finite() && price > 0.0) {
-            return Err(invalid("candle", field, format!("must be a positive price, got {price}")));
+            return Err(invalid(
+                "candle",
+                field,
+                format!("must be a positive price, got {price}"),
+            ));
         }
     }
     if c.low > c.high {

@@ -106,8 +106,9 @@ fn operator_publish(subjects: &Subjects) -> Vec<String> {
     publish
 }
 
-/// The JetStream API calls of a service's durable consumer on the decision stream
-/// (`Subjects::service_consumer(role)`, over `Subjects::everything()`), by its name: look it up,
+/// The JetStream API calls of a service's durable consumer `name` on the decision stream (the
+/// executor's and the auditor's over `….decision`, the auditor's second one over `….order`), by
+/// its name, with a filter within `Subjects::everything()`: look it up,
 /// create it, pull its next messages, acknowledge them and, with `may_delete`, delete it (the
 /// executor re-creates its consumer at start to rebuild its paper book from the stream's first
 /// message; the auditor resumes its own). No other consumer's name is in it.
@@ -119,21 +120,19 @@ fn operator_publish(subjects: &Subjects) -> Vec<String> {
 /// in place of the namespace or strategy is a different token, which the permission does not
 /// cover). The unfiltered and legacy forms (`….CREATE.<stream>.<name>`,
 /// `….DURABLE.CREATE.<stream>.<name>`) are not granted, so a service gives its consumer one
-/// `filter_subject` (several `filter_subjects` go by the unfiltered form), and the team's whole
-/// prefix as a filter, wider than the stream's subjects, takes nats-server 2.10 or later (2.9
-/// refuses it, error 10093). `operator/tests/nats_auth.rs` shows this on a real server. A subject
+/// `filter_subject` (several `filter_subjects` go by the unfiltered form; the team's whole prefix
+/// as a filter, wider than the stream's subjects, nats-server 2.9 refuses, error 10093, which is
+/// why the services filter on one subject each). `operator/tests/nats_auth.rs` shows this on a
+/// real server. A subject
 /// permission says nothing of the rest of the consumer's
 /// configuration (pull or push, a deliver subject, its ack policy, where it starts): those are the
 /// service's own to set, on its own consumer only.
-fn service_consumer_calls(subjects: &Subjects, role: Role, may_delete: bool) -> Vec<String> {
+fn service_consumer_calls(subjects: &Subjects, name: &str, may_delete: bool) -> Vec<String> {
     let stream = STREAM_DECISIONS;
-    let name = subjects.service_consumer(role);
+    let filter = subjects.everything();
     let mut calls = vec![
         format!("$JS.API.CONSUMER.INFO.{stream}.{name}"),
-        format!(
-            "$JS.API.CONSUMER.CREATE.{stream}.{name}.{}",
-            subjects.everything()
-        ),
+        format!("$JS.API.CONSUMER.CREATE.{stream}.{name}.{filter}"),
         format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.{name}"),
         format!("$JS.ACK.{stream}.{name}.>"),
     ];
@@ -147,7 +146,8 @@ fn service_consumer_calls(subjects: &Subjects, role: Role, may_delete: bool) -> 
 /// (deleting it included), and orders and fills (JetStream publishes: their acknowledgement comes
 /// back to its inbox).
 fn executor_publish(subjects: &Subjects) -> Vec<String> {
-    let mut publish = service_consumer_calls(subjects, Role::Executor, true);
+    let name = subjects.service_consumer(Role::Executor);
+    let mut publish = service_consumer_calls(subjects, &name, true);
     publish.extend([subjects.order(), subjects.fill()]);
     publish
 }
@@ -156,7 +156,13 @@ fn executor_publish(subjects: &Subjects) -> Vec<String> {
 /// (not deleting it), the audit anchor, and a message get on `IA_AUDIT` (the anchor as `audit
 /// verify --nats` reads it).
 fn auditor_publish(subjects: &Subjects) -> Vec<String> {
-    let mut publish = service_consumer_calls(subjects, Role::Auditor, false);
+    let name = subjects.service_consumer(Role::Auditor);
+    let mut publish = service_consumer_calls(subjects, &name, false);
+    publish.extend(service_consumer_calls(
+        subjects,
+        &subjects.auditor_orders_consumer(),
+        false,
+    ));
     publish.extend([
         subjects.audit(),
         format!("$JS.API.STREAM.MSG.GET.{STREAM_AUDIT}"),

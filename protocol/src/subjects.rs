@@ -12,12 +12,7 @@ pub const ROOT: &str = "ia";
 /// JetStream stream of decisions, orders and fills.
 pub const STREAM_DECISIONS: &str = "IA_DECISIONS";
 /// The subjects the decision stream keeps, for every namespace and strategy.
-pub const STREAM_DECISIONS_SUBJECTS: [&str; 4] = [
-    "ia.*.*.decision",
-    "ia.*.*.order",
-    "ia.*.*.fill",
-    "ia.*.*.market.*",
-];
+pub const STREAM_DECISIONS_SUBJECTS: [&str; 3] = ["ia.*.*.decision", "ia.*.*.order", "ia.*.*.fill"];
 /// JetStream stream of the audit anchors: the head of each Strategy's audit chain, published by its
 /// coordinator after each batch of audit rows is stored. It keeps the last message per subject (one
 /// anchor per team): the anchor is a pointer, only the newest matters, and a stream of its own is
@@ -85,7 +80,7 @@ impl Subjects {
         &self.prefix
     }
 
-    /// The closed candles of a symbol the team trades on (JetStream, on the decision stream).
+    /// Candles and ticker snapshots of a symbol (core NATS).
     pub fn market(&self, symbol: &str) -> Result<String, InvalidToken> {
         check("symbol", symbol)?;
         Ok(format!("{}.market.{symbol}", self.prefix))
@@ -112,14 +107,22 @@ impl Subjects {
         format!("{}-{}", self.prefix.replace('.', "-"), role.as_str())
     }
 
-    /// The durable JetStream consumer of a service role (the executor, the auditor) on the
-    /// decision stream: `ia-<ns>-<strategy>-<role>`, one per team and role, shared by its replicas.
+    /// The durable JetStream consumer of a service role on the decision stream, over
+    /// `….decision` (the coordinator's candles and decisions): `ia-<ns>-<strategy>-<role>`, one
+    /// per team and role, shared by its replicas.
     pub fn service_consumer(&self, role: Role) -> String {
         self.analyze_queue_group(role)
     }
 
-    /// Every subject of the team (`ia.<ns>.<strategy>.>`): a service consumer's filter on the
-    /// decision stream, which keeps only candles, decisions, orders and fills.
+    /// The auditor's second durable consumer, over `….order` (the executor's reports):
+    /// `ia-<ns>-<strategy>-auditor-orders`.
+    pub fn auditor_orders_consumer(&self) -> String {
+        format!("{}-orders", self.service_consumer(Role::Auditor))
+    }
+
+    /// Every subject of the team as a pattern (`ia.<ns>.<strategy>.>`): what a service may name
+    /// as its consumer's filter (it names one subject of it: nats-server 2.9 refuses a filter
+    /// wider than the stream's subjects).
     pub fn everything(&self) -> String {
         format!("{}.>", self.prefix)
     }

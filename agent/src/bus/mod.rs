@@ -9,6 +9,7 @@
 //! rejects (counts and logs) whatever does not decode, never panicking.
 
 pub mod auth;
+pub mod consumer;
 pub mod memory;
 pub mod nats;
 pub mod publisher;

@@ -39,40 +39,6 @@ pub fn audit_stream() -> async_nats::jetstream::stream::Config {
     }
 }
 
-/// Makes sure the decision stream exists and keeps every subject this build puts on it: a stream
-/// made by an older build (before candles went on it) gets the missing subjects added.
-async fn decision_stream(jetstream: &async_nats::jetstream::Context) -> Result<(), BusError> {
-    let wanted: Vec<String> = STREAM_DECISIONS_SUBJECTS.map(String::from).to_vec();
-    let mut stream = jetstream
-        .get_or_create_stream(async_nats::jetstream::stream::Config {
-            name: STREAM_DECISIONS.to_string(),
-            subjects: wanted.clone(),
-            duplicate_window: Duration::from_secs(24 * 3600),
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| nats_error(STREAM_DECISIONS, e))?;
-    let info = stream
-        .info()
-        .await
-        .map_err(|e| nats_error(STREAM_DECISIONS, e))?;
-    let mut config = info.config.clone();
-    let missing: Vec<String> = wanted
-        .into_iter()
-        .filter(|s| !config.subjects.contains(s))
-        .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    tracing::info!(?missing, "adding subjects to the decision stream");
-    config.subjects.extend(missing);
-    // an identity that may not change streams leaves it to the coordinator
-    if let Err(error) = jetstream.update_stream(config).await {
-        tracing::warn!(%error, "cannot add the subjects to the decision stream");
-    }
-    Ok(())
-}
-
 /// Subjects of the presence bucket: `<PRESENCE_BUCKET>.<key>`.
 fn presence_subject(key: &str) -> String {
     format!("{PRESENCE_BUCKET}.{key}")
@@ -134,7 +100,15 @@ impl NatsBus {
             .await
             .map_err(|e| nats_error(url, e))?;
         let jetstream = async_nats::jetstream::new(client.clone());
-        decision_stream(&jetstream).await?;
+        jetstream
+            .get_or_create_stream(async_nats::jetstream::stream::Config {
+                name: STREAM_DECISIONS.to_string(),
+                subjects: STREAM_DECISIONS_SUBJECTS.map(String::from).to_vec(),
+                duplicate_window: Duration::from_secs(24 * 3600),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| nats_error(STREAM_DECISIONS, e))?;
         jetstream
             .get_or_create_stream(audit_stream())
             .await
@@ -160,6 +134,11 @@ impl NatsBus {
     /// The underlying NATS connection, for what the [`Bus`] trait does not cover.
     pub fn client(&self) -> &async_nats::Client {
         &self.client
+    }
+
+    /// The JetStream context, for the services' consumers.
+    pub(super) fn jetstream(&self) -> &async_nats::jetstream::Context {
+        &self.jetstream
     }
 
     /// One request with an encoded payload: the decoded reply, `None` on a timeout or when nobody

@@ -104,7 +104,8 @@ pub struct AssistantArgs {
     /// The Strategy this assistant works for.
     #[arg(long, env = protocol::env::STRATEGY)]
     strategy: String,
-    /// The role it plays (marketMonitor, technicalAnalyst, fundamentalAnalyst, riskManager, strategist).
+    /// The role it plays (marketMonitor, technicalAnalyst, fundamentalAnalyst, riskManager,
+    /// strategist; executor and auditor follow the decision stream instead of voting).
     #[arg(long, env = protocol::env::ROLE)]
     role: Role,
     /// The TradingAssistant's name (default: the role's).
@@ -150,9 +151,10 @@ pub struct AssistantArgs {
     /// '{"feeds":"https://a/rss,https://b/rss"}'.
     #[arg(long = "params", value_name = "JSON", env = protocol::env::PARAMS)]
     params_json: Option<String>,
-    /// The strategist only: the team's database, whose `models` table holds the ensemble the
-    /// coordinator retrains (`coordinator --retrain`); polled every minute, used while it beats
-    /// its baseline. Without it the strategist reads the trend alone.
+    /// The team's database. The auditor writes the record there (decisions, orders, the audit
+    /// chain). The strategist reads the ensemble the coordinator retrains from its `models` table
+    /// (`coordinator --retrain`), polled every minute and used while it beats its baseline;
+    /// without it the strategist reads the trend alone.
     #[arg(long, value_name = "URL", env = protocol::env::DB, hide_env_values = true)]
     db: Option<String>,
 }
@@ -305,9 +307,9 @@ pub async fn assistant(args: AssistantArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The executor and the auditor do not vote: in this build their duties (orders on the paper exchange,
-/// the hash-chained audit log) run inside the coordinator, next to the decisions they act on. Their
-/// pods announce themselves (so the team's presence and readiness are complete) and stay healthy.
+/// The executor and the auditor do not vote: they follow the team's decision stream as services
+/// of their own (`agent::services`), the executor placing the orders and the auditor writing the
+/// record, and announce themselves (so the team's presence and readiness are complete).
 async fn duty_only(args: AssistantArgs) -> anyhow::Result<()> {
     let subjects = Subjects::new(&args.bus.namespace, &args.strategy)?;
     let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -316,22 +318,26 @@ async fn duty_only(args: AssistantArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("--listen {addr}"))?;
     }
+    let duty = Duty::prepare(&args).await?;
     let bus = args.bus.connect(args.role.as_str()).await?;
     ready.store(true, std::sync::atomic::Ordering::Relaxed);
     let instance = args
         .instance
+        .clone()
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| format!("{}-{}", args.role, std::process::id()));
     let key = subjects.presence_key(args.role, &instance)?;
     let heartbeat = protocol::messages::Heartbeat {
-        assistant: args.name.unwrap_or_else(|| args.role.as_str().to_string()),
+        assistant: args
+            .name
+            .clone()
+            .unwrap_or_else(|| args.role.as_str().to_string()),
         role: args.role,
         instance,
-        strategy: args.strategy,
+        strategy: args.strategy.clone(),
         weight: args.weight,
         at: 0,
     };
-    tracing::info!(role = %args.role, "the coordinator carries this role's duties; announcing presence only");
     let beating = async {
         loop {
             let beat = protocol::messages::Heartbeat {
@@ -345,10 +351,59 @@ async fn duty_only(args: AssistantArgs) -> anyhow::Result<()> {
         }
     };
     tokio::select! {
-        _ = beating => {},
-        _ = shutdown_signal() => {},
+        _ = beating => Ok(()),
+        done = duty.run(&bus, &subjects, &args.strategy) => done,
     }
-    Ok(())
+}
+
+/// What the executor or the auditor needs before it connects, checked at start.
+enum Duty {
+    /// The Strategy to execute, its exchange when live, where fills are told.
+    Executor(Box<Strategy>, Option<BinanceSpot>, notify::Notifier),
+    /// The store to record into, and the chain's key.
+    Auditor(agent::store::Store, agent::audit::AuditKey),
+}
+
+impl Duty {
+    async fn prepare(args: &AssistantArgs) -> anyhow::Result<Self> {
+        if args.role == Role::Auditor {
+            let url = args
+                .db
+                .as_deref()
+                .context("the auditor writes the team's record: it needs --db URL (IA_DB)")?;
+            let key = agent::audit::AuditKey::from_env();
+            if !key.is_keyed() {
+                tracing::warn!("IA_AUDIT_KEY is not set: the audit chain is UNKEYED, so anyone who can write the database can rewrite it undetected");
+            }
+            return Ok(Self::Auditor(agent::store::Store::connect(url).await?, key));
+        }
+        let path = args.strategy_file.as_deref().context(
+            "the executor trades by its Strategy's limits: it needs --strategy-file FILE (IA_STRATEGY_FILE)",
+        )?;
+        let validator = protocol::crd::validate::ManifestValidator::new();
+        let strategy: Strategy = load_one(&validator, path, "Strategy")?;
+        let live = live_account(&strategy, path)?;
+        let notifier = notify::from_env(strategy.spec.notifications.as_ref())
+            .with_context(|| format!("{}: spec.notifications", path.display()))?;
+        Ok(Self::Executor(Box::new(strategy), live, notifier))
+    }
+
+    async fn run(self, bus: &NatsBus, subjects: &Subjects, strategy: &str) -> anyhow::Result<()> {
+        match self {
+            Self::Executor(spec, live, notifier) => {
+                let done =
+                    agent::services::executor::run(bus, subjects, &spec, live.as_ref(), notifier)
+                        .await?;
+                tracing::info!(?done, "the executor stopped");
+            }
+            Self::Auditor(store, key) => {
+                let done =
+                    agent::services::auditor::run(bus, subjects, strategy, &store, &key).await?;
+                tracing::info!(?done, "the auditor stopped");
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Args, Debug)]
@@ -528,15 +583,18 @@ fn live_exchange(
     team_config: &TeamConfig,
     strategy_file: &std::path::Path,
 ) -> anyhow::Result<Option<BinanceSpot>> {
-    if team_config.strategy.spec.mode != protocol::crd::TradingMode::Live {
+    live_account(&team_config.strategy, strategy_file)
+}
+
+/// Binance spot when `strategy` says `mode: live`, with its keys from the environment.
+fn live_account(
+    strategy: &Strategy,
+    strategy_file: &std::path::Path,
+) -> anyhow::Result<Option<BinanceSpot>> {
+    if strategy.spec.mode != protocol::crd::TradingMode::Live {
         return Ok(None);
     }
-    let exchange = team_config
-        .strategy
-        .spec
-        .exchange
-        .clone()
-        .unwrap_or_default();
+    let exchange = strategy.spec.exchange.clone().unwrap_or_default();
     let base_url = exchange
         .base_url
         .unwrap_or_else(|| agent::exchange::binance::TESTNET.to_string());

@@ -174,18 +174,14 @@ pub async fn run(
         .clone()
         .unwrap_or_default();
     let policy = session.team_config.policy.spec.clone();
-    let mut voters = voters::wait_for_voters(
-        &bus,
-        subjects.presence_scope(),
-        &voters::Expected {
-            strategy: &strategy,
-            roles: &policy.voters,
-            declared: options.declared.as_deref(),
-            patience: options.wait_for_voters,
-            server,
-        },
-    )
-    .await?;
+    let expected = voters::Expected {
+        strategy: &strategy,
+        roles: &policy.voters,
+        declared: options.declared.as_deref(),
+        patience: options.wait_for_voters,
+        server,
+    };
+    let mut voters = voters::wait_for_voters(&bus, subjects.presence_scope(), &expected).await?;
     tracing::info!(voters = voters.len(), %strategy, "coordinating");
     // ready while every decision made is on the stream; the API's /readyz reads it
     let ready = Arc::new(AtomicBool::new(true));
@@ -195,7 +191,15 @@ pub async fn run(
         publisher(&mut session, &bus, &subjects, &ready, &options);
     let mut anchoring = match &options.store {
         Some(store) => {
-            resume(store, &session, &bus, &subjects, &mut voters, options.services).await?
+            resume(
+                store,
+                &session,
+                &bus,
+                &subjects,
+                &mut voters,
+                options.services,
+            )
+            .await?
         }
         None => anchor::Anchoring::default(),
     };
@@ -233,7 +237,10 @@ pub async fn run(
                 .send(json!({"type": "decision", "decision": d}));
         }
         backlog.added();
-        if decisions.send(publish::Outgoing::Decision(d.clone())).is_err() {
+        if decisions
+            .send(publish::Outgoing::Decision(d.clone()))
+            .is_err()
+        {
             tracing::error!(id = %d.id, "the publisher has stopped: decision stored, not published");
         }
     };
@@ -247,7 +254,9 @@ pub async fn run(
             |_, _| {},
         )
         .await?;
+    // the publisher ends once every sender is gone: the decisions' and the candles'
     drop(decisions);
+    drop(session.services.take());
     if let Some(task) = feed.task {
         task.abort();
     }
@@ -257,13 +266,21 @@ pub async fn run(
     let _ = book_task.await;
     let anchored = anchoring.finish().await;
     drop(in_flight);
-    Ok(Summary {
+    Ok(summary(outcome, published, anchored))
+}
+
+fn summary(
+    outcome: crate::engine::Outcome,
+    published: u64,
+    anchored: Option<protocol::messages::AuditHead>,
+) -> Summary {
+    Summary {
         cycles: outcome.cycles,
         candles: outcome.candles,
         published,
         audit: outcome.audit,
         anchored,
-    })
+    }
 }
 
 /// A coordinator with a store resumes from the weights its team had learned, says whether its

@@ -1,6 +1,6 @@
 //! Decisions out of the coordinator: onto the durable stream, in order, from a task of their own
 //! (`bus::publisher`), and printed once published. With executor and auditor services, each scored
-//! candle goes on the stream too, ahead of the decision taken on it.
+//! candle goes on `….decision` too, ahead of the decision taken on it.
 
 use crate::bus::nats::NatsBus;
 use crate::bus::publisher::{publish_in_order, Backlog, Identified, PublishError};
@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 pub enum Outgoing {
     /// A decision, on `….decision`.
     Decision(Decision),
-    /// A scored candle, on `….market.<symbol>` (executor and auditor services only).
+    /// A scored candle, on `….decision` ahead of its decision (executor and auditor services only).
     Candle(MarketCandle),
 }
 
@@ -33,18 +33,18 @@ impl Identified for Outgoing {
 
 impl Outgoing {
     /// Its subject, message id (deduplicated by the stream) and message.
-    fn addressed(&self, subjects: &Subjects) -> Option<(String, String, Message)> {
+    fn addressed(&self, subjects: &Subjects) -> (String, String, Message) {
         match self {
-            Self::Decision(d) => Some((
+            Self::Decision(d) => (
                 subjects.decision(),
                 d.id.clone(),
                 Message::Decision(d.clone()),
-            )),
-            Self::Candle(c) => Some((
-                subjects.market(&c.symbol).ok()?,
-                c.open_time.to_string(),
+            ),
+            Self::Candle(c) => (
+                subjects.decision(),
+                format!("candle_{}_{}", c.symbol, c.open_time),
                 Message::Candle(c.clone()),
-            )),
+            ),
         }
     }
 }
@@ -69,9 +69,7 @@ pub fn spawn_publisher(
         let publish = |out: &Outgoing| {
             let (bus, addressed) = (bus.clone(), out.addressed(&subjects));
             async move {
-                let Some((subject, id, message)) = addressed else {
-                    return Ok(()); // a symbol that is no subject token never reaches a session
-                };
+                let (subject, id, message) = addressed;
                 bus.publish_durable(&subject, &id, &message)
                     .await
                     .map(|_| ())

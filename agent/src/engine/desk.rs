@@ -7,11 +7,12 @@ use super::record::Record;
 use super::venue::{AnyVenue, Venue};
 use super::SharedBooks;
 use crate::exchange::paper::decimal;
-use crate::exchange::{OrderRejection, PaperExchange, Placement};
+use crate::exchange::{FeeModel, OrderRejection, PaperExchange, Placement};
 use crate::executor::{Executor, Market, Plan};
 use crate::market::Candle;
 use crate::standing::Standing;
 use crate::store::{OrderRecord, OrderStatus};
+use protocol::crd::StrategySpec;
 use protocol::messages::{Decision, Fill, Order, OrderKind, PortfolioContext, Side};
 use rust_decimal::prelude::ToPrimitive;
 use std::collections::HashMap;
@@ -71,6 +72,30 @@ impl<'a> Desk<'a> {
             interval_ms,
             reconciled: HashMap::new(),
         }
+    }
+
+    /// The desk of Strategy `name` (its `spec`): its executor and limits, its capital and fees, on
+    /// `venue`, deciding on candles `interval_ms` long.
+    pub fn of_strategy(
+        spec: &StrategySpec,
+        name: &str,
+        venue: AnyVenue<'a>,
+        books: Option<&'a SharedBooks>,
+        interval_ms: i64,
+    ) -> Self {
+        let exchange = spec.exchange.clone().unwrap_or_default();
+        let executor = Executor {
+            strategy: name.to_string(),
+            limits: spec.risk.clone(),
+            paused: spec.paused,
+            order_type: exchange.order_type,
+            limit_offset_bps: exchange.limit_offset_bps,
+            min_hold_ms: super::MIN_HOLD_CANDLES * interval_ms,
+        };
+        let fees = FeeModel::new(exchange.fee_rate, exchange.slippage_bps);
+        let ledger = PaperExchange::new(decimal(spec.capital), fees);
+        let limit_ttl_ms = i64::from(exchange.limit_ttl_candles) * interval_ms;
+        Self::new(executor, venue, ledger, books, limit_ttl_ms, interval_ms)
     }
 
     /// The book: cash, positions, equity, closed trades.

@@ -20,7 +20,7 @@ pub mod figures;
 pub mod record;
 pub mod session;
 pub mod venue;
-mod writer;
+pub mod writer;
 
 pub use feed::{fresh, timeline};
 pub use record::PortfolioSender;

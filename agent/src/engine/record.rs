@@ -122,6 +122,11 @@ impl<'s> Record<'s> {
         self.orders.push(record);
     }
 
+    /// The orders recorded since the last call (the executor service publishes them at once).
+    pub fn take_orders(&mut self) -> Vec<OrderRecord> {
+        std::mem::take(&mut self.orders)
+    }
+
     /// A risk limit that stopped or closed a trade on `symbol` (for `decision_id`), told.
     pub fn risk(&self, symbol: &str, decision_id: &str, reason: &str) {
         if !self.delegated {

@@ -12,13 +12,12 @@ use super::record::{Record, FLUSH_EVERY};
 use super::venue::{AnyVenue, Paper};
 use super::{
     timeline, EscalationsTimeOut, Outcome, ReplayTeam, Session, SessionError, Trigger,
-    MIN_HOLD_CANDLES, TYPICAL_DAILY_MOVE,
+    TYPICAL_DAILY_MOVE,
 };
 use crate::consensus::coordinator::{cycle_id, Deliberation, PendingDecision};
 use crate::consensus::{Coordinator, EscalationResolver, Resolution, Transport, Voter};
-use crate::exchange::paper::decimal;
-use crate::exchange::{FeeModel, PaperExchange};
-use crate::executor::{Executor, Market};
+use crate::exchange::FeeModel;
+use crate::executor::Market;
 use crate::indicators::{IndicatorSet, IndicatorValues};
 use crate::learning::WeightLearner;
 use crate::market::Candle;
@@ -668,31 +667,13 @@ impl Session {
 
     /// The desk: the Strategy's executor and limits, on Binance when live, else on paper.
     fn desk(&self, name: &str) -> Desk<'_> {
-        let spec = &self.team_config.strategy.spec;
-        let exchange = spec.exchange.clone().unwrap_or_default();
-        let executor = Executor {
-            strategy: name.to_string(),
-            limits: spec.risk.clone(),
-            paused: spec.paused,
-            order_type: exchange.order_type,
-            limit_offset_bps: exchange.limit_offset_bps,
-            min_hold_ms: MIN_HOLD_CANDLES * self.interval_ms,
-        };
         // with an executor service the coordinator's desk is the team's paper view of the book
         let venue = match &self.live {
             Some(live) if self.services.is_none() => AnyVenue::Live(live),
             _ => AnyVenue::Paper(Paper),
         };
-        let ledger = PaperExchange::new(decimal(spec.capital), self.fees());
-        let limit_ttl_ms = i64::from(exchange.limit_ttl_candles) * self.interval_ms;
-        Desk::new(
-            executor,
-            venue,
-            ledger,
-            self.books.as_ref(),
-            limit_ttl_ms,
-            self.interval_ms,
-        )
+        let spec = &self.team_config.strategy.spec;
+        Desk::of_strategy(spec, name, venue, self.books.as_ref(), self.interval_ms)
     }
 
     /// One market-monitor alert detector per series, with the monitor's params.

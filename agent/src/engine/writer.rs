@@ -37,7 +37,8 @@ type Batch = (Vec<Decision>, Vec<OrderRecord>);
 /// message: the latest only (the coordinator publishes it; sending never waits).
 pub type AnchorSender = tokio::sync::watch::Sender<Option<protocol::messages::AuditHead>>;
 
-pub(super) struct RecordWriter {
+/// The record's writer: batches to the store, one in flight, through outages (see the module).
+pub struct RecordWriter {
     store: Option<Store>,
     strategy: String,
     /// The audit chain's head; `None` while a batch (which owns it) is in flight.

@@ -1,0 +1,127 @@
+//! The auditor service (`trading-agent assistant --role auditor --db URL`): the single writer of
+//! the team's record. It follows the decision stream with two durable consumers (`….decision` and
+//! the executor's `….order`) and writes each batch of decisions (with their debates) or order
+//! reports to the store, appending their audit
+//! entries to the chain, then anchors the chain's head on `….audit` and acknowledges the batch.
+//!
+//! Nothing is lost and nothing is written twice: a batch is acknowledged only once it is stored,
+//! so whatever a crash or an outage interrupted is delivered again, and a decision or order already
+//! stored (same strategy and id) is left as it is, adding no audit row. While the database does
+//! not answer the batch is retried (the engine's writer: backing off up to 5 s) and the stream
+//! holds the rest: the decision stream is the durable log the store is fed from.
+
+use super::ServiceError;
+use crate::audit::AuditKey;
+use crate::bus::consumer::Delivered;
+use crate::bus::nats::NatsBus;
+use crate::engine::writer::RecordWriter;
+use crate::store::Store;
+use protocol::messages::Message;
+use protocol::subjects::Subjects;
+use protocol::Role;
+use std::time::Duration;
+
+/// Messages written in one batch at most.
+const BATCH: usize = 2048;
+/// How long a batch waits for more messages after its first.
+const LINGER: Duration = Duration::from_millis(100);
+
+/// What an auditor service did until it stopped.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct AuditorSummary {
+    /// Decisions handed to the store (one already stored is not written again).
+    pub decisions: u64,
+    /// Order reports handed to the store.
+    pub orders: u64,
+    /// Batches written.
+    pub batches: u64,
+}
+
+/// Runs the auditor of Strategy `strategy` on `bus` into `store`, its chain keyed with `key`,
+/// until a stop is asked (SIGTERM).
+pub async fn run(
+    bus: &NatsBus,
+    subjects: &Subjects,
+    strategy: &str,
+    store: &Store,
+    key: &AuditKey,
+) -> Result<AuditorSummary, ServiceError> {
+    // the process waits for this run to end after a stop is asked (crate::shutdown)
+    let _busy = crate::shutdown::busy();
+    let mut writer = RecordWriter::new(Some(store), strategy, key).await?;
+    let mut anchoring = crate::coordination::anchor::start(bus, subjects, strategy, store).await?;
+    writer.anchored(anchoring.sender.take());
+    let batches = follow(bus, subjects).await?;
+    tracing::info!("recording the team's decisions and orders");
+    let summary = record(batches, &mut writer).await?;
+    drop(writer);
+    anchoring.finish().await;
+    tracing::info!(?summary, "the auditor stops");
+    Ok(summary)
+}
+
+/// Batches from the auditor's two consumers (decisions; the executor's order reports), each
+/// pulled by a task of its own, as they come.
+async fn follow(
+    bus: &NatsBus,
+    subjects: &Subjects,
+) -> Result<tokio::sync::mpsc::Receiver<Vec<Delivered>>, ServiceError> {
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    for (name, filter) in [
+        (
+            subjects.service_consumer(Role::Auditor),
+            subjects.decision(),
+        ),
+        (subjects.auditor_orders_consumer(), subjects.order()),
+    ] {
+        let mut consumer = bus
+            .service_consumer(&name, &filter, 4 * BATCH as i64, false)
+            .await?;
+        tracing::info!(consumer = %name, %filter, "following");
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while let Some(batch) = consumer.batch(BATCH, LINGER).await {
+                if tx.send(batch).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    Ok(rx)
+}
+
+/// Stores each batch (through any outage) and then acknowledges it, until a stop is asked; a stop
+/// during an outage ends with the batch unacknowledged, delivered again to the next auditor.
+async fn record(
+    mut batches: tokio::sync::mpsc::Receiver<Vec<Delivered>>,
+    writer: &mut RecordWriter,
+) -> Result<AuditorSummary, ServiceError> {
+    let mut summary = AuditorSummary::default();
+    loop {
+        let batch = tokio::select! {
+            batch = batches.recv() => batch,
+            () = crate::shutdown::stop_requested() => None,
+        };
+        let Some(batch) = batch else { break };
+        let (mut decisions, mut orders) = (Vec::new(), Vec::new());
+        for delivered in &batch {
+            match &delivered.message {
+                Some(Message::Decision(d)) => decisions.push(d.clone()),
+                Some(Message::OrderReport(r)) => orders.push(r.clone()),
+                _ => {} // the candles the executor reads
+            }
+        }
+        let counts = (decisions.len() as u64, orders.len() as u64);
+        writer.write(decisions, orders).await?;
+        writer.finish().await?;
+        for delivered in &batch {
+            if let Err(error) = delivered.ack().await {
+                tracing::warn!(%error, "acknowledging failed; the message comes again and is stored once");
+            }
+        }
+        summary.decisions += counts.0;
+        summary.orders += counts.1;
+        summary.batches += 1;
+    }
+    Ok(summary)
+}

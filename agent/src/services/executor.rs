@@ -1,0 +1,225 @@
+//! The executor service (`trading-agent assistant --role executor`): it follows the team's decision
+//! stream with its durable consumer and runs the engine's desk on it, message by message in the
+//! stream's order: a candle fills resting limit orders, checks stops and targets and marks the
+//! book; a decision is planned against the book and the Strategy's risk limits (checked again
+//! here, whatever the coordinator saw) and placed on the venue (paper, or Binance spot when the
+//! Strategy is live, where the client order id is the decision id). Each order's report goes on
+//! `….order` and each fill on `….fill`, with the decision id as the message id, before the
+//! message that caused them is acknowledged.
+//!
+//! **Its book is a function of the stream.** On start the consumer is made again from the
+//! stream's first message: everything the previous process had acknowledged is replayed into the
+//! book without publishing (it was published then), the rest is acted on. So a restarted paper
+//! executor has the same book as before, and a redelivered decision never places a second order:
+//! its report has the same message id (the stream keeps one) and a live order the same client
+//! order id (Binance keeps one). Live, a replayed or late decision on a candle no longer fresh is
+//! reported EXPIRED, never sent, and the book is reconciled with the account on the first live
+//! candle.
+
+use super::{publish_until_out, ServiceError};
+use crate::bus::consumer::Delivered;
+use crate::bus::nats::NatsBus;
+use crate::engine::desk::{At, Desk};
+use crate::engine::record::Record;
+use crate::engine::venue::{AnyVenue, Paper};
+use crate::exchange::binance::BinanceSpot;
+use crate::executor::Market;
+use crate::market::Candle;
+use crate::standing::Standing;
+use crate::store::OrderRecord;
+use protocol::crd::Strategy;
+use protocol::messages::{Decision, MarketCandle, Message};
+use protocol::subjects::Subjects;
+use protocol::Role;
+use rust_decimal::prelude::ToPrimitive;
+use std::collections::HashMap;
+
+/// Unacknowledged messages the executor may hold at once (its work is one message at a time).
+const MAX_ACK_PENDING: i64 = 1024;
+
+/// What an executor service did until it stopped.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ExecutorSummary {
+    /// Messages replayed into the book without acting (the previous process had acted on them).
+    pub replayed: u64,
+    /// Decisions acted on.
+    pub decisions: u64,
+    /// Order reports published.
+    pub orders: u64,
+    /// Of them, filled.
+    pub fills: u64,
+}
+
+/// The executor's book: the desk, the standing it sizes against, the last candle of each symbol.
+pub struct Book<'a> {
+    desk: Desk<'a>,
+    record: Record<'a>,
+    standing: Standing,
+    last: HashMap<String, MarketCandle>,
+    last_t: i64,
+}
+
+impl<'a> Book<'a> {
+    /// The book of Strategy `strategy` on `venue`, telling fills and risk limits to `notifier`.
+    pub async fn new(
+        strategy: &Strategy,
+        venue: AnyVenue<'a>,
+        notifier: notify::Notifier,
+    ) -> Result<Self, ServiceError> {
+        let name = strategy.metadata.name.clone().unwrap_or_default();
+        let spec = &strategy.spec;
+        let key = crate::audit::AuditKey::Unkeyed;
+        Ok(Self {
+            desk: Desk::of_strategy(spec, &name, venue, None, spec.interval.millis()),
+            record: Record::new(None, &name, &key, notifier, 1).await?,
+            standing: Standing::new(),
+            last: HashMap::new(),
+            last_t: i64::MIN,
+        })
+    }
+
+    /// Acts on one message of the stream; the orders it led to (placed, filled, refused, expired).
+    pub async fn apply(&mut self, message: &Message) -> Vec<OrderRecord> {
+        match message {
+            Message::Candle(candle) => self.on_candle(candle).await,
+            Message::Decision(decision) => self.on_decision(decision).await,
+            _ => {} // nothing else travels on `….decision`
+        }
+        self.record.take_orders()
+    }
+
+    /// The ledger, for tests and the final log.
+    pub fn ledger(&self) -> &crate::exchange::PaperExchange {
+        self.desk.ledger()
+    }
+
+    async fn on_candle(&mut self, c: &MarketCandle) {
+        // the standing (drawdown, the day's loss) is sampled once per time step, before its candles
+        if c.open_time > self.last_t {
+            self.last_t = c.open_time;
+            let equity = self.desk.ledger().equity().to_f64().unwrap_or(0.0);
+            self.standing.record(c.open_time, equity);
+        }
+        let candle = Candle {
+            open_time: c.open_time,
+            open: c.open,
+            high: c.high,
+            low: c.low,
+            close: c.close,
+            volume: c.volume,
+        };
+        self.desk
+            .on_candle(&c.symbol, &candle, at(c), &mut self.record)
+            .await;
+        self.last.insert(c.symbol.clone(), c.clone());
+    }
+
+    async fn on_decision(&mut self, decision: &Decision) {
+        // a decision comes after the candle it was taken on; without it (a coordinator that does
+        // not run with --services) there is no price to act at, and acting would risk trading twice
+        let Some(candle) = self.last.get(&decision.symbol) else {
+            tracing::warn!(id = %decision.id, symbol = %decision.symbol,
+                "a decision without its candle on the stream: not acted on (is the coordinator running with --services?)");
+            return;
+        };
+        let context = self
+            .desk
+            .context(&decision.symbol, candle.close, &self.standing);
+        let market = Market {
+            volatility: candle.volatility,
+        };
+        let (execution, _) = self
+            .desk
+            .execute(decision, &context, market, at(candle), &mut self.record)
+            .await;
+        tracing::debug!(id = %decision.id, %execution, "executed");
+    }
+}
+
+fn at(c: &MarketCandle) -> At {
+    At {
+        t: c.open_time,
+        close_time: c.close_time,
+        close: c.close,
+        live: c.live,
+    }
+}
+
+/// Runs the executor of `strategy` on `bus` until a stop is asked (SIGTERM): orders on `live` when
+/// given (the Strategy is live), else on paper.
+pub async fn run(
+    bus: &NatsBus,
+    subjects: &Subjects,
+    strategy: &Strategy,
+    live: Option<&BinanceSpot>,
+    notifier: notify::Notifier,
+) -> Result<ExecutorSummary, ServiceError> {
+    // the process waits for this run to end after a stop is asked (crate::shutdown)
+    let _busy = crate::shutdown::busy();
+    let venue = live.map_or(AnyVenue::Paper(Paper), AnyVenue::Live);
+    let mut book = Book::new(strategy, venue, notifier).await?;
+    let name = subjects.service_consumer(Role::Executor);
+    let mut consumer = bus
+        .service_consumer(&name, &subjects.decision(), MAX_ACK_PENDING, true)
+        .await?;
+    let acted_on = consumer.acknowledged;
+    tracing::info!(consumer = %name, replaying = acted_on, "executing the team's decisions");
+    let mut summary = ExecutorSummary::default();
+    loop {
+        let delivered = tokio::select! {
+            delivered = consumer.next() => delivered,
+            () = crate::shutdown::stop_requested() => None,
+        };
+        let Some(delivered) = delivered else { break };
+        let replayed = delivered.sequence <= acted_on;
+        if !act_on(bus, subjects, &mut book, &delivered, replayed, &mut summary).await {
+            break; // asked to stop with a report not out: the message is delivered again
+        }
+        if replayed && delivered.sequence == acted_on {
+            tracing::info!(replayed = summary.replayed, equity = %book.ledger().equity(), "the book is rebuilt from the stream");
+        }
+        if let Err(error) = delivered.ack().await {
+            tracing::warn!(%error, "acknowledging failed; the message comes again and is not acted on twice");
+        }
+    }
+    tracing::info!(?summary, equity = %book.ledger().equity(), "the executor stops");
+    Ok(summary)
+}
+
+/// Applies one delivered message to the book and, unless `replayed`, publishes what it led to;
+/// false when a stop came before everything was out.
+async fn act_on(
+    bus: &NatsBus,
+    subjects: &Subjects,
+    book: &mut Book<'_>,
+    delivered: &Delivered,
+    replayed: bool,
+    summary: &mut ExecutorSummary,
+) -> bool {
+    let Some(message) = &delivered.message else {
+        return true; // undecodable: counted by the bus, nothing to act on
+    };
+    let orders = book.apply(message).await;
+    if replayed {
+        summary.replayed += 1;
+        return true;
+    }
+    if matches!(message, Message::Decision(_)) {
+        summary.decisions += 1;
+    }
+    for report in orders {
+        let id = report.order.decision_id.clone();
+        let fill = report.fill.clone();
+        if !publish_until_out(bus, &subjects.order(), &id, &Message::OrderReport(report)).await {
+            return false;
+        }
+        summary.orders += 1;
+        if let Some(fill) = fill {
+            if !publish_until_out(bus, &subjects.fill(), &id, &Message::Fill(fill)).await {
+                return false;
+            }
+            summary.fills += 1;
+        }
+    }
+    true
+}
