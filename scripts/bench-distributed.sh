@@ -6,14 +6,21 @@
 # the whole path: a round over NATS, the decision on the JetStream stream, the record in PostgreSQL.
 # Prints decisions per second (decided, published and stored, each checked equal) for RUNS runs and
 # their median. Release build.
+#
+# SERVICES=1: the executor and auditor as services of their own (`coordinator --services`): the
+# decisions reach PostgreSQL through the stream (the auditor writes them), the rate counts until the
+# last one is stored, and each run also prints the decision -> fill latency over the stream
+# (agent/examples/stream_latency.rs: p50, p99, the stream's own timestamps).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
 OUT=target/bench-distributed
 mkdir -p "$OUT"
 eval "$(scripts/services.sh)"
-cargo build --release -q -p ia-agent
+SERVICES=${SERVICES:-0}
+cargo build --release -q -p ia-agent --bin trading-agent --example stream_latency
 BIN=$PWD/target/release/trading-agent
+LATENCY=$PWD/target/release/examples/stream_latency
 sed -e 's/action: Escalate/action: Hold/' config/samples/consensuspolicy.yaml > "$OUT/policy.yaml"
 pg_host_port=${IA_TEST_POSTGRES_URL#postgres://ia@}
 pg_host_port=${pg_host_port%/ia}
@@ -30,16 +37,34 @@ for run in $(seq "$RUNS"); do
       --role "$role" > /dev/null 2>&1 &
     pids+=($!)
   done
+  services=()
+  if [ "$SERVICES" = 1 ]; then
+    services=(--services)
+    for role in executor auditor; do
+      "$BIN" assistant --nats "$IA_TEST_NATS_URL" --namespace "$ns" --strategy btc-eth-paper \
+        --role "$role" --db "$url" --strategy-file config/samples/strategy.yaml \
+        > "$OUT/$role-$run.log" 2>&1 &
+      pids+=($!)
+    done
+  fi
   start=$(date +%s.%N)
-  "$BIN" coordinator --nats "$IA_TEST_NATS_URL" --namespace "$ns" --json --db "$url" \
+  "$BIN" coordinator "${services[@]}" --nats "$IA_TEST_NATS_URL" --namespace "$ns" --json --db "$url" \
     --strategy-file config/samples/strategy.yaml --policy-file "$OUT/policy.yaml" \
     --symbols BTCUSDT --data data/BTCUSDT-1h.csv.gz --from 2020-01-01 --to 2020-12-31 \
     > "$OUT/decisions-$run.jsonl" 2> "$OUT/coordinator-$run.log"
+  published=$(wc -l < "$OUT/decisions-$run.jsonl")
+  # with the services, the record is done when the auditor has stored the last decision
+  for _ in $(seq 600); do
+    stored=$(psql -qtA "$url" -c "SELECT COUNT(*) FROM decisions")
+    [ "$stored" -ge "$published" ] && break
+    sleep 0.1
+  done
   end=$(date +%s.%N)
+  if [ "$SERVICES" = 1 ]; then
+    "$LATENCY" "$IA_TEST_NATS_URL" "$ns" btc-eth-paper
+  fi
   kill "${pids[@]}" 2>/dev/null || true
   wait 2>/dev/null || true
-  published=$(wc -l < "$OUT/decisions-$run.jsonl")
-  stored=$(psql -qtA "$url" -c "SELECT COUNT(*) FROM decisions")
   made=$(grep -o '[0-9]* cycles over' "$OUT/coordinator-$run.log" | awk '{print $1}')
   if [ "$made" != "$published" ] || [ "$published" != "$stored" ]; then
     echo "run $run: made $made, published $published, stored $stored: not equal" >&2
