@@ -17,6 +17,7 @@ use protocol::crd::{
 use protocol::messages::{
     decode, encode, AuditHead, Decision, Escalation, EscalationResolution, Message,
 };
+use protocol::nats_auth::{operator_audit_consumer, operator_consumer};
 use protocol::subjects::{Subjects, STREAM_AUDIT, STREAM_AUDIT_SUBJECTS, STREAM_DECISIONS};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -59,6 +60,18 @@ pub struct Outcome {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub portfolio: Option<PortfolioSummary>,
 }
+
+/// How long the server keeps one of the operator's consumers once nobody pulls from it.
+///
+/// Both are ephemeral consumers with a name, one per team and stream
+/// ([`operator_consumer`], [`operator_audit_consumer`]), so that the operator's grant names them
+/// and nothing else: a durable would have nothing more to keep (they acknowledge nothing and the
+/// status is rebuilt from the latest message), and the server removes an ephemeral one by itself
+/// this long after the operator stopped pulling (the Strategy deleted, the operator gone, its NATS
+/// changed), so the operator needs no right to delete a consumer. A consumer that comes back
+/// within that time (a reconnection, the operator restarted) takes the same consumer up where it
+/// was, no decision missed; after it, a new one starts from the last message.
+const CONSUMER_INACTIVE: Duration = Duration::from_secs(300);
 
 /// The least time between two status writes for the book alone (a replaying coordinator publishes
 /// it every second); a decision, an escalation or an anchor writes it at once.
@@ -472,11 +485,15 @@ async fn consume_once(
         .map_err(|e| error(format!("stream {STREAM_DECISIONS}: {e}")))?;
     let consumer = stream
         .create_consumer(consumer::pull::Config {
+            // by its name, which the operator's grant names (nothing else of the stream's)
+            name: Some(operator_consumer(&subjects)),
+            // `….decision` carries the coordinator's candles too (with executor and auditor
+            // services): `Outcome::observe` passes them by
             filter_subject: subjects.decision(),
             // the latest decision is enough to rebuild the status after a restart
             deliver_policy: consumer::DeliverPolicy::LastPerSubject,
             ack_policy: consumer::AckPolicy::None,
-            inactive_threshold: Duration::from_secs(300),
+            inactive_threshold: CONSUMER_INACTIVE,
             ..Default::default()
         })
         .await
@@ -580,10 +597,11 @@ async fn audit_anchors(
         .map_err(|e| e.to_string())?;
     stream
         .create_consumer(consumer::pull::Config {
+            name: Some(operator_audit_consumer(subjects)),
             filter_subject: subjects.audit(),
             deliver_policy: consumer::DeliverPolicy::LastPerSubject,
             ack_policy: consumer::AckPolicy::None,
-            inactive_threshold: Duration::from_secs(300),
+            inactive_threshold: CONSUMER_INACTIVE,
             ..Default::default()
         })
         .await

@@ -180,6 +180,47 @@ async fn the_managed_nats_lets_each_identity_do_its_own_part_only() {
     assert_eq!(stream.info().await.unwrap().state.messages, 1);
     assert!(errors.lock().unwrap().is_empty(), "{errors:?}");
 
+    // and no more of the JetStream API: it may neither delete nor purge nor change a stream, nor
+    // read another team's decisions with a consumer of its own
+    let hub = jetstream_of(&coordinator);
+    let deleted = hub.delete_stream(STREAM_DECISIONS).await;
+    assert!(deleted.is_err(), "the coordinator deleted the stream");
+    let purged = hub.get_stream(STREAM_DECISIONS).await.unwrap().purge().await;
+    assert!(purged.is_err(), "the coordinator purged the stream");
+    let updated = hub
+        .update_stream(async_nats::jetstream::stream::Config {
+            name: STREAM_DECISIONS.into(),
+            subjects: vec![">".into()],
+            ..Default::default()
+        })
+        .await;
+    assert!(updated.is_err(), "the coordinator changed the stream");
+    let spying = hub
+        .get_stream(STREAM_DECISIONS)
+        .await
+        .unwrap()
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            name: Some("x".into()),
+            filter_subject: "ia.other-ns.other.decision".into(),
+            ..Default::default()
+        })
+        .await;
+    assert!(spying.is_err(), "a consumer of another team's decisions");
+    let d = STREAM_DECISIONS;
+    for call in [
+        format!("$JS.API.STREAM.DELETE.{d}"),
+        format!("$JS.API.STREAM.PURGE.{d}"),
+        format!("$JS.API.STREAM.UPDATE.{d}"),
+        format!("$JS.API.CONSUMER.CREATE.{d}.x.ia.other-ns.other.decision"),
+    ] {
+        assert!(refused(&errors, &call).await, "{call}: {errors:?}");
+    }
+    assert_eq!(
+        stream.info().await.unwrap().state.messages,
+        1,
+        "nothing deleted or purged"
+    );
+
     // an assistant's seed: connected, but a decision of its own is refused by the server
     let refused = Arc::new(Mutex::new(Vec::new()));
     let assistant = connect_as(&url, &seeds, "technicalAnalyst", refused.clone()).await;
@@ -371,7 +412,8 @@ async fn the_services_work_their_own_consumers_and_publish_only_their_own() {
     let url = server.url();
     let subjects = Subjects::new(NS, STRATEGY).unwrap();
     let team = subjects.everything();
-    let candle_subject = subjects.market("BTCUSDT").unwrap();
+    // the coordinator in services mode puts each candle on `….decision` ahead of its decision
+    let candle_subject = subjects.decision();
 
     // the coordinator in services mode: a candle, then its decision, on the decision stream
     let quiet = Arc::new(Mutex::new(Vec::new()));
@@ -385,7 +427,7 @@ async fn the_services_work_their_own_consumers_and_publish_only_their_own() {
         })
         .await
         .unwrap();
-    let candle = publish_with_id(&hub, &candle_subject, "1", "candle").await;
+    let candle = publish_with_id(&hub, &candle_subject, "candle_BTCUSDT_1", "candle").await;
     assert_eq!(candle, Ok(true));
     let decided = encode(&decision("cycle_1"));
     let ack = hub.publish(subjects.decision(), decided.into()).await;
@@ -510,8 +552,9 @@ async fn the_services_work_their_own_consumers_and_publish_only_their_own() {
         );
         assert!(refused(errors, &delete(name)).await, "{name}");
     }
-    let kept = hub.get_stream(STREAM_DECISIONS).await.unwrap();
-    for name in [&executor_name, &auditor_name] {
+    // (each looks up its own: the coordinator may not look at the services' consumers)
+    for (js, name) in [(&executor_js, &executor_name), (&auditor_js, &auditor_name)] {
+        let kept = js.get_stream(STREAM_DECISIONS).await.unwrap();
         kept.consumer_info(name)
             .await
             .expect("both consumers are still there");

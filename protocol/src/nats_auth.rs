@@ -85,24 +85,70 @@ fn stream_setup() -> Vec<String> {
         .collect()
 }
 
+/// The operator's consumer of the team's decisions on [`STREAM_DECISIONS`], over `….decision`:
+/// `ia-<ns>-<strategy>-operator`. An ephemeral consumer with a name (the server removes it once the
+/// operator has not pulled from it for a while), so that its grant can name it.
+pub fn operator_consumer(subjects: &Subjects) -> String {
+    format!("{}-operator", subjects.prefix().replace('.', "-"))
+}
+
+/// The operator's consumer of the team's audit anchor on [`STREAM_AUDIT`], over `….audit`:
+/// `ia-<ns>-<strategy>-operator-audit`.
+pub fn operator_audit_consumer(subjects: &Subjects) -> String {
+    format!("{}-audit", operator_consumer(subjects))
+}
+
+/// The JetStream calls of the consumer `name` on `stream` over the subject `filter`, by name: look
+/// it up (async-nats does when its connection comes back), create it with `filter` in the subject
+/// (the server refuses a body whose filter is another, error 10131), pull its next messages.
+fn named_consumer_calls(stream: &str, name: &str, filter: &str) -> [String; 3] {
+    [
+        format!("$JS.API.CONSUMER.INFO.{stream}.{name}"),
+        format!("$JS.API.CONSUMER.CREATE.{stream}.{name}.{filter}"),
+        format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.{name}"),
+    ]
+}
+
 /// What the operator may publish: escalation answers, and the JetStream API calls of its two
-/// consumers (`IA_DECISIONS`, `IA_AUDIT`), by name.
+/// consumers, each by its name and over its one subject of the team (`….decision` on
+/// `IA_DECISIONS`, `….audit` on `IA_AUDIT`, which it creates when missing). They acknowledge
+/// nothing (`AckPolicy::None`), so no `$JS.ACK.…` either: no other consumer's messages (the
+/// services' durables), no other team's subjects.
 fn operator_publish(subjects: &Subjects) -> Vec<String> {
     let mut publish = vec![
         subjects.all_escalations(),
+        format!("$JS.API.STREAM.INFO.{STREAM_DECISIONS}"),
+        format!("$JS.API.STREAM.INFO.{STREAM_AUDIT}"),
         format!("$JS.API.STREAM.CREATE.{STREAM_AUDIT}"),
-        format!("$JS.API.STREAM.MSG.GET.{STREAM_AUDIT}"),
     ];
-    for stream in [STREAM_DECISIONS, STREAM_AUDIT] {
-        publish.extend([
-            format!("$JS.API.STREAM.INFO.{stream}"),
-            format!("$JS.API.CONSUMER.CREATE.{stream}"),
-            format!("$JS.API.CONSUMER.CREATE.{stream}.>"),
-            format!("$JS.API.CONSUMER.INFO.{stream}.*"),
-            format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.*"),
-            format!("$JS.ACK.{stream}.>"),
-        ]);
-    }
+    publish.extend(named_consumer_calls(
+        STREAM_DECISIONS,
+        &operator_consumer(subjects),
+        &subjects.decision(),
+    ));
+    publish.extend(named_consumer_calls(
+        STREAM_AUDIT,
+        &operator_audit_consumer(subjects),
+        &subjects.audit(),
+    ));
+    publish
+}
+
+/// What the coordinator may publish: the team's subjects (it alone asks the voters and publishes
+/// decisions; orders, fills and the audit anchor when it carries those duties), and exactly the
+/// JetStream calls it makes: the streams' look-up and creation at start, a message get on
+/// `IA_AUDIT` (the last anchor, which its chain must reach), and its presence reads, an unnamed
+/// consumer of the shared bucket `ia-assistants` pulled once (no acknowledgement). Its JetStream
+/// publishes' acknowledgements come to its inbox. No stream update, delete or purge, no consumer of
+/// `IA_DECISIONS` or `IA_AUDIT`.
+fn coordinator_publish(subjects: &Subjects) -> Vec<String> {
+    let mut publish = vec![format!("{}.>", subjects.prefix())];
+    publish.extend(stream_setup());
+    publish.extend([
+        format!("$JS.API.STREAM.MSG.GET.{STREAM_AUDIT}"),
+        format!("$JS.API.CONSUMER.CREATE.{PRESENCE_BUCKET}"),
+        format!("$JS.API.CONSUMER.MSG.NEXT.{PRESENCE_BUCKET}.*"),
+    ]);
     publish
 }
 
@@ -174,10 +220,11 @@ fn auditor_publish(subjects: &Subjects) -> Vec<String> {
 /// in `voters`, in that order, each identity once.
 ///
 /// The audit anchor (`….audit`) is published by the auditor service and by a coordinator that
-/// carries the auditor's duty (under its `<team>.>`); the operator may read it (into the
-/// Strategy's status), and so may the auditor's identity, which `trading-agent audit verify
-/// --nats` connects as (a JetStream message get on `IA_AUDIT`). Decisions are the coordinator's
-/// alone; orders and fills the executor's and the coordinator's.
+/// carries the auditor's duty (under its `<team>.>`); the operator reads it (into the Strategy's
+/// status) with its consumer, the coordinator (whose chain must reach it) and the auditor's
+/// identity, which `trading-agent audit verify --nats` connects as, with a JetStream message get on
+/// `IA_AUDIT`. Decisions are the coordinator's alone; orders and fills the executor's and the
+/// coordinator's. Nobody may update, delete or purge a stream.
 pub fn grants(subjects: &Subjects, voters: &[Role]) -> Vec<Grant> {
     let team = subjects.prefix();
     let presence = |role: Role| {
@@ -188,21 +235,19 @@ pub fn grants(subjects: &Subjects, voters: &[Role]) -> Vec<Grant> {
         )
     };
     let mut grants = vec![
-        // the hub: asks the voters, decides, escalates, relays its API's answers, reads presence;
-        // the only one that may change a stream (`$JS.API.STREAM.UPDATE.…`)
+        // the hub: asks the voters, decides, escalates, relays its API's answers, reads presence
         Grant {
             identity: COORDINATOR.into(),
-            publish: vec![format!("{team}.>"), "$JS.API.>".into()],
+            publish: coordinator_publish(subjects),
             subscribe: vec![
                 format!("{team}.>"),
                 format!("{}.>", inbox_prefix(COORDINATOR)),
             ],
             allow_responses: false,
         },
-        // follows the decision stream and the audit anchor (JetStream consumers: the stream's
-        // info, a consumer, its next messages; `IA_AUDIT` created when missing) and the
-        // escalations, and relays annotations' answers to escalations: nothing more of the
-        // JetStream API (no stream deleted or purged)
+        // follows the team's decisions and audit anchor (its two named consumers; `IA_AUDIT`
+        // created when missing) and the escalations, and relays annotations' answers to
+        // escalations: nothing more of the JetStream API (no stream deleted or purged)
         Grant {
             identity: OPERATOR.into(),
             publish: operator_publish(subjects),
@@ -301,12 +346,15 @@ mod tests {
         let grant = |name: &str| grants.iter().find(|g| g.identity == name).unwrap();
         assert!(grant(OPERATOR).subscribe.contains(&anchor));
         let message_get = format!("$JS.API.STREAM.MSG.GET.{STREAM_AUDIT}");
-        for reader in [OPERATOR, AUDITOR, COORDINATOR] {
+        for reader in [AUDITOR, COORDINATOR] {
             assert!(
                 grant(reader).may_publish(&message_get),
                 "{reader} reads the anchor from the stream"
             );
         }
+        // the operator reads it with its consumer of `….audit`, not by a message get (whose body
+        // may name any team's subject)
+        assert!(!grant(OPERATOR).may_publish(&message_get));
         // every component creates or looks up the audit stream at start
         for g in &grants {
             let info = format!("$JS.API.STREAM.INFO.{STREAM_AUDIT}");
@@ -357,22 +405,33 @@ mod tests {
         assert!(config.starts_with("authorization {\n  users = [\n"));
     }
 
-    /// What the operator's decision consumer does on the team's NATS, as the server checks it.
+    /// What the operator's two consumers do on the team's NATS, as the server checks it: each by
+    /// its name, over its one subject of the team.
     #[test]
-    fn the_operator_may_do_what_its_decision_consumer_does_and_no_more() {
+    fn the_operator_may_do_what_its_consumers_do_and_no_more() {
         let subjects = Subjects::new("trading", "btc").unwrap();
         let all = team_grants(&subjects);
         let operator = all.iter().find(|g| g.identity == OPERATOR).unwrap();
-        for api in [
-            format!("$JS.API.STREAM.INFO.{STREAM_DECISIONS}"),
-            format!("$JS.API.CONSUMER.CREATE.{STREAM_DECISIONS}"),
-            format!("$JS.API.CONSUMER.MSG.NEXT.{STREAM_DECISIONS}.abc"),
-            format!("$JS.API.STREAM.CREATE.{STREAM_AUDIT}"),
-            format!("$JS.API.CONSUMER.CREATE.{STREAM_AUDIT}"),
-            subjects.escalation("c1").unwrap(),
-        ] {
-            assert!(operator.may_publish(&api), "{api}");
-        }
+        let (d, a) = (STREAM_DECISIONS, STREAM_AUDIT);
+        let decisions = operator_consumer(&subjects);
+        let anchors = operator_audit_consumer(&subjects);
+        assert_eq!(
+            (decisions.as_str(), anchors.as_str()),
+            ("ia-trading-btc-operator", "ia-trading-btc-operator-audit")
+        );
+        let expected = [
+            subjects.all_escalations(),
+            format!("$JS.API.STREAM.INFO.{d}"),
+            format!("$JS.API.STREAM.INFO.{a}"),
+            format!("$JS.API.STREAM.CREATE.{a}"),
+            format!("$JS.API.CONSUMER.INFO.{d}.{decisions}"),
+            format!("$JS.API.CONSUMER.CREATE.{d}.{decisions}.ia.trading.btc.decision"),
+            format!("$JS.API.CONSUMER.MSG.NEXT.{d}.{decisions}"),
+            format!("$JS.API.CONSUMER.INFO.{a}.{anchors}"),
+            format!("$JS.API.CONSUMER.CREATE.{a}.{anchors}.ia.trading.btc.audit"),
+            format!("$JS.API.CONSUMER.MSG.NEXT.{a}.{anchors}"),
+        ];
+        assert_eq!(operator.publish, expected, "exactly these, no wildcard");
         assert!(operator.may_subscribe(&subjects.escalation("c1").unwrap()));
         assert!(operator.may_subscribe(&subjects.portfolio()));
         assert!(operator.may_subscribe("_INBOX.operator.x.y"));
@@ -381,12 +440,145 @@ mod tests {
             subjects.decision(),
             subjects.audit(),
             subjects.order(),
-            format!("$JS.API.STREAM.DELETE.{STREAM_DECISIONS}"),
-            format!("$JS.API.STREAM.PURGE.{STREAM_AUDIT}"),
-            format!("$JS.API.STREAM.CREATE.{STREAM_DECISIONS}"),
-            format!("$JS.API.CONSUMER.DELETE.{STREAM_DECISIONS}.c"),
+            format!("$JS.API.STREAM.DELETE.{d}"),
+            format!("$JS.API.STREAM.PURGE.{a}"),
+            format!("$JS.API.STREAM.UPDATE.{d}"),
+            format!("$JS.API.STREAM.CREATE.{d}"),
+            format!("$JS.API.STREAM.MSG.GET.{d}"),
+            format!("$JS.API.STREAM.MSG.GET.{a}"),
+            format!("$JS.API.CONSUMER.DELETE.{d}.{decisions}"),
+            format!("$JS.API.CONSUMER.DELETE.{d}.c"),
         ] {
             assert!(!operator.may_publish(&forbidden), "{forbidden}");
+        }
+    }
+
+    /// On a NATS shared by several teams the operator's identity of one team reads neither
+    /// another team's decisions nor the services' consumers.
+    #[test]
+    fn the_operator_reads_only_its_team_and_only_through_its_own_consumers() {
+        let subjects = Subjects::new("trading", "btc").unwrap();
+        let all = team_grants(&subjects);
+        let operator = all.iter().find(|g| g.identity == OPERATOR).unwrap();
+        let (d, a) = (STREAM_DECISIONS, STREAM_AUDIT);
+        let mine = operator_consumer(&subjects);
+        let other = Subjects::new("trading", "eth").unwrap();
+        let theirs = operator_consumer(&other);
+        let mut refused = vec![
+            // the unnamed and legacy forms, whose body may filter on any subject
+            format!("$JS.API.CONSUMER.CREATE.{d}"),
+            format!("$JS.API.CONSUMER.CREATE.{a}"),
+            format!("$JS.API.CONSUMER.CREATE.{d}.{mine}"),
+            format!("$JS.API.CONSUMER.DURABLE.CREATE.{d}.{mine}"),
+            // its own name over another team's subjects, or wider than its one subject
+            format!("$JS.API.CONSUMER.CREATE.{d}.{mine}.{}", other.decision()),
+            format!("$JS.API.CONSUMER.CREATE.{d}.{mine}.ia.trading.btc.>"),
+            format!("$JS.API.CONSUMER.CREATE.{d}.{mine}.ia.*.*.decision"),
+            format!("$JS.API.CONSUMER.CREATE.{d}.{mine}.{}", subjects.order()),
+            format!("$JS.API.CONSUMER.CREATE.{a}.{mine}-audit.{}", other.audit()),
+            // its decisions' name on the audit stream, and the other way round
+            format!("$JS.API.CONSUMER.CREATE.{a}.{mine}.{}", subjects.audit()),
+            // the other team's operator's consumers
+            format!("$JS.API.CONSUMER.CREATE.{d}.{theirs}.{}", other.decision()),
+            format!("$JS.API.CONSUMER.MSG.NEXT.{d}.{theirs}"),
+            format!("$JS.API.CONSUMER.MSG.NEXT.{a}.{theirs}-audit"),
+            format!("$JS.API.CONSUMER.INFO.{d}.{theirs}"),
+        ];
+        // the services' durable consumers: no look-up, pull, acknowledgement or deletion
+        for name in [
+            subjects.service_consumer(Role::Executor),
+            subjects.service_consumer(Role::Auditor),
+            subjects.auditor_orders_consumer(),
+        ] {
+            refused.extend([
+                format!("$JS.API.CONSUMER.INFO.{d}.{name}"),
+                format!("$JS.API.CONSUMER.CREATE.{d}.{name}.{}", subjects.decision()),
+                format!("$JS.API.CONSUMER.MSG.NEXT.{d}.{name}"),
+                format!("$JS.ACK.{d}.{name}.1.5.5.1700000000000000000.0"),
+                format!("$JS.API.CONSUMER.DELETE.{d}.{name}"),
+            ]);
+        }
+        for call in refused {
+            assert!(!operator.may_publish(&call), "{call}");
+        }
+        // and the other team's operator may work none of this one's consumers, nor answer its
+        // escalations (the streams themselves are shared)
+        let their_grants = team_grants(&other);
+        let theirs = their_grants.iter().find(|g| g.identity == OPERATOR).unwrap();
+        let own = operator.publish.iter().filter(|c| !c.starts_with("$JS.API.STREAM."));
+        for call in own {
+            assert!(!theirs.may_publish(call), "{call}");
+        }
+    }
+
+    /// The coordinator's JetStream calls, as `bus::nats` makes them (seen in a nats-server's trace
+    /// of the team's run, with and without the services), and nothing more of the API.
+    #[test]
+    fn the_coordinator_makes_only_its_own_jetstream_calls() {
+        let subjects = Subjects::new("trading", "btc").unwrap();
+        let all = team_grants(&subjects);
+        let coordinator = all.iter().find(|g| g.identity == COORDINATOR).unwrap();
+        let (d, a, p) = (STREAM_DECISIONS, STREAM_AUDIT, PRESENCE_BUCKET);
+        for call in [
+            // its team's subjects: the voters asked, decisions, orders, fills, the anchor, the book
+            subjects.analyze(Role::RiskManager),
+            subjects.decision(),
+            subjects.order(),
+            subjects.fill(),
+            subjects.audit(),
+            subjects.portfolio(),
+            subjects.escalation("c1").unwrap(),
+            // the streams looked up and created at start
+            format!("$JS.API.STREAM.INFO.{d}"),
+            format!("$JS.API.STREAM.CREATE.{d}"),
+            format!("$JS.API.STREAM.INFO.{a}"),
+            format!("$JS.API.STREAM.CREATE.{a}"),
+            format!("$JS.API.STREAM.INFO.{p}"),
+            format!("$JS.API.STREAM.CREATE.{p}"),
+            // the last anchor
+            format!("$JS.API.STREAM.MSG.GET.{a}"),
+            // who is present: an unnamed consumer of the bucket, pulled once
+            format!("$JS.API.CONSUMER.CREATE.{p}"),
+            format!("$JS.API.CONSUMER.MSG.NEXT.{p}.HxiBTOeE"),
+        ] {
+            assert!(coordinator.may_publish(&call), "{call}");
+        }
+        assert!(
+            !coordinator.publish.iter().any(|s| s.starts_with("$JS.API.>")),
+            "{:?}",
+            coordinator.publish
+        );
+        let other = Subjects::new("trading", "eth").unwrap();
+        let executor = subjects.service_consumer(Role::Executor);
+        for call in [
+            // another team's contents, by a consumer of its own or another's
+            format!("$JS.API.CONSUMER.CREATE.{d}"),
+            format!("$JS.API.CONSUMER.CREATE.{d}.x.{}", other.decision()),
+            format!("$JS.API.CONSUMER.CREATE.{d}.x.{}", subjects.decision()),
+            format!("$JS.API.CONSUMER.DURABLE.CREATE.{d}.x"),
+            format!("$JS.API.CONSUMER.CREATE.{a}"),
+            format!("$JS.API.CONSUMER.MSG.NEXT.{d}.{executor}"),
+            format!("$JS.API.CONSUMER.INFO.{d}.{executor}"),
+            format!("$JS.API.CONSUMER.DELETE.{d}.{executor}"),
+            format!("$JS.ACK.{d}.{executor}.1.5.5.1700000000000000000.0"),
+            format!("$JS.API.STREAM.MSG.GET.{d}"),
+            format!("$JS.API.DIRECT.GET.{d}.{}", other.decision()),
+            // the streams' and the account's management
+            format!("$JS.API.STREAM.DELETE.{d}"),
+            format!("$JS.API.STREAM.PURGE.{d}"),
+            format!("$JS.API.STREAM.UPDATE.{d}"),
+            format!("$JS.API.STREAM.MSG.DELETE.{a}"),
+            format!("$JS.API.CONSUMER.DELETE.{p}.x"),
+            "$JS.API.STREAM.CREATE.OTHER".into(),
+            "$JS.API.STREAM.LIST".into(),
+            "$JS.API.STREAM.NAMES".into(),
+            "$JS.API.INFO".into(),
+            // another team's subjects
+            other.decision(),
+            other.analyze(Role::RiskManager),
+            other.escalation("c1").unwrap(),
+        ] {
+            assert!(!coordinator.may_publish(&call), "{call}");
         }
     }
 
@@ -493,16 +685,19 @@ mod tests {
         assert!(!executor.may_publish(&other.order()) && !auditor.may_publish(&other.audit()));
     }
 
+    /// No component changes a stream once made: the agents create the streams they miss and never
+    /// update them (an older stream keeps its subjects), and nobody deletes or purges one.
     #[test]
-    fn only_the_coordinator_may_change_a_stream() {
+    fn nobody_may_update_delete_or_purge_a_stream() {
         let subjects = Subjects::new("trading", "btc").unwrap();
-        let update = format!("$JS.API.STREAM.UPDATE.{STREAM_DECISIONS}");
-        let updaters: Vec<String> = team_grants(&subjects)
-            .into_iter()
-            .filter(|g| g.may_publish(&update))
-            .map(|g| g.identity)
-            .collect();
-        assert_eq!(updaters, [COORDINATOR]);
+        for g in team_grants(&subjects) {
+            for stream in [STREAM_DECISIONS, STREAM_AUDIT, PRESENCE_BUCKET] {
+                for verb in ["UPDATE", "DELETE", "PURGE"] {
+                    let call = format!("$JS.API.STREAM.{verb}.{stream}");
+                    assert!(!g.may_publish(&call), "{}: {call}", g.identity);
+                }
+            }
+        }
     }
 
     #[test]
