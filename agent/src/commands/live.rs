@@ -103,8 +103,25 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     // fills and risk limits are told as in a cluster (the addresses from IA_NOTIFY_<NAME>)
     let notifier = notify::from_env(team_config.strategy.spec.notifications.as_ref())
         .context("spec.notifications")?;
+    // a restart goes on from the book it last wrote in --out
+    let name = team_config
+        .strategy
+        .metadata
+        .name
+        .clone()
+        .unwrap_or_default();
+    let opening_book = agent::engine::OpeningBook::load(&store, &name).await?;
+    if let Some(book) = &opening_book {
+        eprintln!(
+            "resuming the book in {}: cash {}, {} position(s)",
+            args.out.display(),
+            book.cash,
+            book.positions.len()
+        );
+    }
     let backtest = Session {
         max_cycles: args.max_cycles,
+        opening_book,
         // the warm-up candles are history: they teach the indicators, never reach an order
         trade_from: Some(to),
         notifier,

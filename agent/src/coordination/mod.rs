@@ -189,6 +189,9 @@ pub async fn run(
     session.portfolio = Some(book);
     let (decisions, publisher, backlog) =
         publisher(&mut session, &bus, &subjects, &ready, &options);
+    if let (Some(store), Some(_)) = (&options.store, &feed.candles) {
+        resume_book(store, &mut session).await?;
+    }
     let mut anchoring = match &options.store {
         Some(store) => {
             resume(
@@ -305,6 +308,21 @@ async fn resume(
     }
     warn_if_unkeyed(&session.audit_key);
     Ok(anchor::start(bus, subjects, strategy, store).await?)
+}
+
+/// A live coordinator starts from the book it last wrote (a replay decides its history again and
+/// needs none): its cash and positions, so a restart does not forget what it holds. Live trading
+/// then reconciles the positions with the account.
+async fn resume_book(store: &Store, session: &mut Session) -> Result<(), CoordinationError> {
+    let strategy = session.team_config.strategy.metadata.name.clone();
+    let book =
+        crate::engine::OpeningBook::load(store, strategy.as_deref().unwrap_or_default()).await?;
+    if let Some(book) = &book {
+        tracing::info!(cash = %book.cash, positions = book.positions.len(),
+            "resuming the book from the store");
+    }
+    session.opening_book = book;
+    Ok(())
 }
 
 /// Where escalations go: to the bus (answered by the operator's relay or the API), listed in the

@@ -98,6 +98,11 @@ impl<'a> Desk<'a> {
         Self::new(executor, venue, ledger, books, limit_ttl_ms, interval_ms)
     }
 
+    /// Starts from `book` instead of the Strategy's capital (a restarted live run).
+    pub fn restore(&mut self, book: &super::OpeningBook) {
+        self.ledger.restore(book.cash, &book.positions);
+    }
+
     /// The book: cash, positions, equity, closed trades.
     pub fn ledger(&self) -> &PaperExchange {
         &self.ledger

@@ -137,6 +137,49 @@ pub struct Session {
     /// desk is only the team's view of the book (paper; its orders are neither sent, counted nor
     /// stored), and the record writes no decision, order or audit row (the book and weights still).
     pub services: Option<CandleSender>,
+    /// The book a live run starts from: the one it last wrote (`OpeningBook::load`), so that a
+    /// restarted coordinator resumes with its cash and positions. `None`: the Strategy's capital.
+    pub opening_book: Option<OpeningBook>,
+}
+
+/// Cash and positions a session starts from instead of the Strategy's capital.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpeningBook {
+    /// Cash, in the quote asset.
+    pub cash: Decimal,
+    /// Each position: symbol, quantity, entry price.
+    pub positions: Vec<(String, Decimal, Decimal)>,
+}
+
+impl OpeningBook {
+    /// The book `strategy` last wrote to `store`; `None` when it never wrote one. A stored
+    /// number that is not a decimal is an error naming it.
+    pub async fn load(
+        store: &Store,
+        strategy: &str,
+    ) -> Result<Option<Self>, crate::store::StoreError> {
+        let stored = store.portfolio(strategy).await?;
+        let Some(latest) = stored.latest else {
+            return Ok(None);
+        };
+        let number = |what: &str, value: &str| {
+            value.parse::<Decimal>().map_err(|e| {
+                crate::store::StoreError::Corrupt(format!(
+                    "Strategy {strategy}'s stored book: {what} {value:?} is not a decimal: {e}"
+                ))
+            })
+        };
+        let mut positions = Vec::new();
+        for p in &stored.positions {
+            let quantity = number("quantity", &p.quantity)?;
+            let entry = number("entry price", &p.entry_price)?;
+            positions.push((p.symbol.clone(), quantity, entry));
+        }
+        Ok(Some(Self {
+            cash: number("cash", &latest.cash)?,
+            positions,
+        }))
+    }
 }
 
 /// Where a session with executor and auditor services sends each scored candle (the coordinator
@@ -311,6 +354,7 @@ impl Session {
             backlog: None,
             portfolio: None,
             services: None,
+            opening_book: None,
         }
     }
 
@@ -402,3 +446,46 @@ pub const MIN_HOLD_CANDLES: i64 = 48;
 
 /// Notable decisions kept in memory for the report (memory stays bounded on long runs).
 pub const RECORDS_KEPT: usize = 300;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_live_run_starts_from_the_book_it_last_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::create_output_file(&dir.path().join("book.db"))
+            .await
+            .unwrap();
+        assert_eq!(OpeningBook::load(&store, "s").await.unwrap(), None);
+        let positions = [("BTCUSDT".into(), "0.25".into(), "40000".into())];
+        store
+            .save_portfolio("s", 1, "12000", "2000", &positions)
+            .await
+            .unwrap();
+        let book = OpeningBook::load(&store, "s").await.unwrap().unwrap();
+        let held = (
+            "BTCUSDT".to_string(),
+            Decimal::new(25, 2),
+            Decimal::from(40_000),
+        );
+        assert_eq!(book.cash, Decimal::from(2000));
+        assert_eq!(book.positions, [held]);
+
+        let config = crate::config::TeamConfig::builtin().unwrap();
+        let session = Session {
+            opening_book: Some(book),
+            ..Session::new(config, Vec::new(), 3_600_000)
+        };
+        let desk = session.desk("s");
+        let ledger = desk.ledger();
+        assert_eq!(ledger.cash(), Decimal::from(2000));
+        let position = ledger.position("BTCUSDT").expect("the position resumed");
+        assert_eq!(position.quantity, Decimal::new(25, 2));
+        assert_eq!(
+            ledger.equity(),
+            Decimal::from(12_000),
+            "marked at its entry"
+        );
+    }
+}

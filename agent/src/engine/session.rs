@@ -666,14 +666,18 @@ impl Session {
     }
 
     /// The desk: the Strategy's executor and limits, on Binance when live, else on paper.
-    fn desk(&self, name: &str) -> Desk<'_> {
+    pub(crate) fn desk(&self, name: &str) -> Desk<'_> {
         // with an executor service the coordinator's desk is the team's paper view of the book
         let venue = match &self.live {
             Some(live) if self.services.is_none() => AnyVenue::Live(live),
             _ => AnyVenue::Paper(Paper),
         };
         let spec = &self.team_config.strategy.spec;
-        Desk::of_strategy(spec, name, venue, self.books.as_ref(), self.interval_ms)
+        let mut desk = Desk::of_strategy(spec, name, venue, self.books.as_ref(), self.interval_ms);
+        if let Some(book) = &self.opening_book {
+            desk.restore(book);
+        }
+        desk
     }
 
     /// One market-monitor alert detector per series, with the monitor's params.

@@ -226,6 +226,31 @@ impl PaperExchange {
         Some(before)
     }
 
+    /// Starts from a book written before (a restarted live run): `cash` and each (symbol,
+    /// quantity, entry price), marked at their entry until a candle comes. The cost of a position
+    /// is taken as its quantity at its entry price (the fees it paid are not stored), and it counts
+    /// as held long enough for the team's minimum hold (its opening time is not stored either).
+    pub fn restore(&mut self, cash: Decimal, positions: &[(String, Decimal, Decimal)]) {
+        self.cash = cash;
+        self.positions.clear();
+        for (symbol, quantity, entry_price) in positions {
+            if quantity.is_zero() {
+                continue;
+            }
+            self.positions.insert(
+                symbol.clone(),
+                Position {
+                    symbol: symbol.clone(),
+                    quantity: *quantity,
+                    entry_price: *entry_price,
+                    cost: quantity.checked_mul(*entry_price).unwrap_or_default(),
+                    opened_at: i64::MIN / 2,
+                },
+            );
+            self.prices.insert(symbol.clone(), *entry_price);
+        }
+    }
+
     /// Cash not in positions, in the quote asset (a resting buy does not reserve any).
     pub fn cash(&self) -> Decimal {
         self.cash

@@ -43,6 +43,9 @@ pub enum StoreError {
     #[error("{0}: no such database file (nothing to read; check the path)")]
     /// [`Store::connect_existing`] was given a SQLite path with no file; the URL, redacted.
     Missing(String),
+    /// A stored value that cannot be read back (what, and why).
+    #[error("{0}")]
+    Corrupt(String),
     #[error("the task writing to the store stopped: {0}")]
     /// The background task batching writes panicked or was cancelled; its error, as text.
     Writer(String),
