@@ -103,22 +103,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     // fills and risk limits are told as in a cluster (the addresses from IA_NOTIFY_<NAME>)
     let notifier = notify::from_env(team_config.strategy.spec.notifications.as_ref())
         .context("spec.notifications")?;
-    // a restart goes on from the book it last wrote in --out
-    let name = team_config
-        .strategy
-        .metadata
-        .name
-        .clone()
-        .unwrap_or_default();
-    let opening_book = agent::engine::OpeningBook::load(&store, &name).await?;
-    if let Some(book) = &opening_book {
-        eprintln!(
-            "resuming the book in {}: cash {}, {} position(s)",
-            args.out.display(),
-            book.cash,
-            book.positions.len()
-        );
-    }
+    let opening_book = opening_book(&store, &team_config, &args.out).await?;
     let backtest = Session {
         max_cycles: args.max_cycles,
         opening_book,
@@ -178,4 +163,23 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         store.name()
     );
     Ok(())
+}
+
+/// A restart goes on from the book it last wrote in `out` (none the first time).
+async fn opening_book(
+    store: &Store,
+    team_config: &agent::config::TeamConfig,
+    out: &std::path::Path,
+) -> anyhow::Result<Option<agent::engine::OpeningBook>> {
+    let name = team_config.strategy.metadata.name.as_deref();
+    let book = agent::engine::OpeningBook::load(store, name.unwrap_or_default()).await?;
+    if let Some(book) = &book {
+        eprintln!(
+            "resuming the book in {}: cash {}, {} position(s)",
+            out.display(),
+            book.cash,
+            book.positions.len()
+        );
+    }
+    Ok(book)
 }

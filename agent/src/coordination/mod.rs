@@ -189,20 +189,11 @@ pub async fn run(
     session.portfolio = Some(book);
     let (decisions, publisher, backlog) =
         publisher(&mut session, &bus, &subjects, &ready, &options);
-    if let (Some(store), Some(_)) = (&options.store, &feed.candles) {
-        resume_book(store, &mut session).await?;
-    }
+    let live = feed.candles.is_some();
     let mut anchoring = match &options.store {
         Some(store) => {
-            resume(
-                store,
-                &session,
-                &bus,
-                &subjects,
-                &mut voters,
-                options.services,
-            )
-            .await?
+            let how = (options.services, live);
+            resume(store, &mut session, &bus, &subjects, &mut voters, how).await?
         }
         None => anchor::Anchoring::default(),
     };
@@ -212,14 +203,8 @@ pub async fn run(
         }
         _ => None,
     };
-    tokio::spawn(crate::team_health::watch(
-        bus.clone(),
-        subjects.presence_scope().to_string(),
-        strategy.clone(),
-        voters::counted(&policy.voters, &voters),
-        api.as_ref().map(|state| state.presence.clone()),
-        session.notifier.clone(),
-    ));
+    let counted = voters::counted(&policy.voters, &voters);
+    watch_health(&bus, &subjects, &session, counted, api.as_ref());
     let transport = BusTransport {
         bus: bus.clone(),
         subjects: subjects.clone(),
@@ -286,16 +271,44 @@ fn summary(
     }
 }
 
+/// Watches the presence of the team's `counted` voters (`team_health`), telling the API and the
+/// notification targets.
+fn watch_health(
+    bus: &NatsBus,
+    subjects: &Subjects,
+    session: &Session,
+    counted: Vec<protocol::Role>,
+    api: Option<&crate::api::ApiState>,
+) {
+    tokio::spawn(crate::team_health::watch(
+        bus.clone(),
+        subjects.presence_scope().to_string(),
+        session
+            .team_config
+            .strategy
+            .metadata
+            .name
+            .clone()
+            .unwrap_or_default(),
+        counted,
+        api.map(|state| state.presence.clone()),
+        session.notifier.clone(),
+    ));
+}
+
 /// A coordinator with a store resumes from the weights its team had learned, says whether its
 /// audit chain is keyed, and anchors the chain on `….audit` as it is stored.
 async fn resume(
     store: &Store,
-    session: &Session,
+    session: &mut Session,
     bus: &NatsBus,
     subjects: &Subjects,
     voters: &mut [Voter],
-    services: bool,
+    (services, live): (bool, bool),
 ) -> Result<anchor::Anchoring, CoordinationError> {
+    if live {
+        resume_book(store, session).await?;
+    }
     let strategy = session.team_config.strategy.metadata.name.as_deref();
     let strategy = strategy.unwrap_or_default();
     let resumed = voters::resume_weights(store, strategy, voters).await?;
