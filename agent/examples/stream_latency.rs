@@ -67,7 +67,10 @@ async fn main() -> anyhow::Result<()> {
             _ => None, // stops and targets have no decision of their own
         })
         .collect();
-    anyhow::ensure!(!latencies_ms.is_empty(), "no filled order of a decision on the stream");
+    anyhow::ensure!(
+        !latencies_ms.is_empty(),
+        "no filled order of a decision on the stream"
+    );
     latencies_ms.sort_by(f64::total_cmp);
     let at = |q: f64| latencies_ms[((latencies_ms.len() - 1) as f64 * q).round() as usize];
     println!(
