@@ -63,14 +63,13 @@ pub struct Outcome {
 
 /// How long the server keeps one of the operator's consumers once nobody pulls from it.
 ///
-/// Both are ephemeral consumers with a name, one per team and stream
-/// ([`operator_consumer`], [`operator_audit_consumer`]), so that the operator's grant names them
-/// and nothing else: a durable would have nothing more to keep (they acknowledge nothing and the
-/// status is rebuilt from the latest message), and the server removes an ephemeral one by itself
-/// this long after the operator stopped pulling (the Strategy deleted, the operator gone, its NATS
-/// changed), so the operator needs no right to delete a consumer. A consumer that comes back
-/// within that time (a reconnection, the operator restarted) takes the same consumer up where it
-/// was, no decision missed; after it, a new one starts from the last message.
+/// Both are ephemeral consumers with a name, one per team and stream ([`operator_consumer`],
+/// [`operator_audit_consumer`]), so that the operator's grant names them and nothing else of the
+/// streams'. Not durables: they keep nothing worth keeping (they acknowledge nothing, the status is
+/// rebuilt from the team's last message, and each start of the team's consumer makes them anew,
+/// [`fresh_consumer`]), and the server removes an ephemeral one by itself this long after the
+/// operator stopped pulling (the Strategy deleted, the operator gone or no longer the leader, its
+/// NATS changed), with nothing for the operator to clean up.
 const CONSUMER_INACTIVE: Duration = Duration::from_secs(300);
 
 /// The least time between two status writes for the book alone (a replaying coordinator publishes
@@ -483,8 +482,9 @@ async fn consume_once(
         .get_stream(STREAM_DECISIONS)
         .await
         .map_err(|e| error(format!("stream {STREAM_DECISIONS}: {e}")))?;
-    let consumer = stream
-        .create_consumer(consumer::pull::Config {
+    let consumer = fresh_consumer(
+        &stream,
+        consumer::pull::Config {
             // by its name, which the operator's grant names (nothing else of the stream's)
             name: Some(operator_consumer(&subjects)),
             // `….decision` carries the coordinator's candles too (with executor and auditor
@@ -495,9 +495,10 @@ async fn consume_once(
             ack_policy: consumer::AckPolicy::None,
             inactive_threshold: CONSUMER_INACTIVE,
             ..Default::default()
-        })
-        .await
-        .map_err(|e| error(e.to_string()))?;
+        },
+    )
+    .await
+    .map_err(error)?;
     let mut decisions = consumer
         .messages()
         .await
@@ -595,20 +596,45 @@ async fn audit_anchors(
         })
         .await
         .map_err(|e| e.to_string())?;
-    stream
-        .create_consumer(consumer::pull::Config {
-            name: Some(operator_audit_consumer(subjects)),
-            filter_subject: subjects.audit(),
-            deliver_policy: consumer::DeliverPolicy::LastPerSubject,
-            ack_policy: consumer::AckPolicy::None,
-            inactive_threshold: CONSUMER_INACTIVE,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| e.to_string())?
+    let config = consumer::pull::Config {
+        name: Some(operator_audit_consumer(subjects)),
+        filter_subject: subjects.audit(),
+        deliver_policy: consumer::DeliverPolicy::LastPerSubject,
+        ack_policy: consumer::AckPolicy::None,
+        inactive_threshold: CONSUMER_INACTIVE,
+        ..Default::default()
+    };
+    fresh_consumer(&stream, config)
+        .await?
         .messages()
         .await
         .map_err(|e| e.to_string())
+}
+
+/// The operator's consumer `config` (named) of `stream`, made anew: one left by an earlier start
+/// (a reconnection, the operator restarted within [`CONSUMER_INACTIVE`]) is deleted first, so that
+/// the consumer starts again from the team's last message, as the status is rebuilt from it (a
+/// Strategy made again under the same name has an empty status).
+async fn fresh_consumer(
+    stream: &async_nats::jetstream::stream::Stream,
+    config: async_nats::jetstream::consumer::pull::Config,
+) -> Result<async_nats::jetstream::consumer::PullConsumer, String> {
+    use async_nats::jetstream::{stream::ConsumerErrorKind, ErrorCode};
+    let name = config.name.clone().unwrap_or_default();
+    if let Err(e) = stream.delete_consumer(&name).await {
+        let gone = matches!(e.kind(), ConsumerErrorKind::JetStream(j)
+            if j.error_code() == ErrorCode::CONSUMER_NOT_FOUND);
+        if !gone {
+            // an older grant without the delete (an external NATS configured by an older
+            // `trading-agent nats-config`): the consumer goes on where it was
+            tracing::warn!(consumer = %name, error = %e,
+                "cannot make the operator's consumer anew; regenerate the NATS authorization");
+        }
+    }
+    stream
+        .create_consumer(config)
+        .await
+        .map_err(|e| format!("consumer {name}: {e}"))
 }
 
 /// Each voter's weight (learned, or its spec.weight) and latest opinion, into its TradingAssistant's

@@ -98,13 +98,15 @@ pub fn operator_audit_consumer(subjects: &Subjects) -> String {
     format!("{}-audit", operator_consumer(subjects))
 }
 
-/// The JetStream calls of the consumer `name` on `stream` over the subject `filter`, by name: look
-/// it up (async-nats does when its connection comes back), create it with `filter` in the subject
-/// (the server refuses a body whose filter is another, error 10131), pull its next messages.
-fn named_consumer_calls(stream: &str, name: &str, filter: &str) -> [String; 3] {
+/// The JetStream calls of the operator's consumer `name` on `stream` over the subject `filter`, by
+/// name: delete it (each start makes it anew, from the team's last message), create it with
+/// `filter` in the subject (the server refuses a body whose filter is another, error 10131), look
+/// it up (async-nats does when its connection comes back), pull its next messages.
+fn operator_consumer_calls(stream: &str, name: &str, filter: &str) -> [String; 4] {
     [
-        format!("$JS.API.CONSUMER.INFO.{stream}.{name}"),
+        format!("$JS.API.CONSUMER.DELETE.{stream}.{name}"),
         format!("$JS.API.CONSUMER.CREATE.{stream}.{name}.{filter}"),
+        format!("$JS.API.CONSUMER.INFO.{stream}.{name}"),
         format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.{name}"),
     ]
 }
@@ -121,12 +123,12 @@ fn operator_publish(subjects: &Subjects) -> Vec<String> {
         format!("$JS.API.STREAM.INFO.{STREAM_AUDIT}"),
         format!("$JS.API.STREAM.CREATE.{STREAM_AUDIT}"),
     ];
-    publish.extend(named_consumer_calls(
+    publish.extend(operator_consumer_calls(
         STREAM_DECISIONS,
         &operator_consumer(subjects),
         &subjects.decision(),
     ));
-    publish.extend(named_consumer_calls(
+    publish.extend(operator_consumer_calls(
         STREAM_AUDIT,
         &operator_audit_consumer(subjects),
         &subjects.audit(),
@@ -424,11 +426,13 @@ mod tests {
             format!("$JS.API.STREAM.INFO.{d}"),
             format!("$JS.API.STREAM.INFO.{a}"),
             format!("$JS.API.STREAM.CREATE.{a}"),
-            format!("$JS.API.CONSUMER.INFO.{d}.{decisions}"),
+            format!("$JS.API.CONSUMER.DELETE.{d}.{decisions}"),
             format!("$JS.API.CONSUMER.CREATE.{d}.{decisions}.ia.trading.btc.decision"),
+            format!("$JS.API.CONSUMER.INFO.{d}.{decisions}"),
             format!("$JS.API.CONSUMER.MSG.NEXT.{d}.{decisions}"),
-            format!("$JS.API.CONSUMER.INFO.{a}.{anchors}"),
+            format!("$JS.API.CONSUMER.DELETE.{a}.{anchors}"),
             format!("$JS.API.CONSUMER.CREATE.{a}.{anchors}.ia.trading.btc.audit"),
+            format!("$JS.API.CONSUMER.INFO.{a}.{anchors}"),
             format!("$JS.API.CONSUMER.MSG.NEXT.{a}.{anchors}"),
         ];
         assert_eq!(operator.publish, expected, "exactly these, no wildcard");
@@ -446,7 +450,8 @@ mod tests {
             format!("$JS.API.STREAM.CREATE.{d}"),
             format!("$JS.API.STREAM.MSG.GET.{d}"),
             format!("$JS.API.STREAM.MSG.GET.{a}"),
-            format!("$JS.API.CONSUMER.DELETE.{d}.{decisions}"),
+            format!("$JS.API.CONSUMER.DELETE.{d}.{anchors}"),
+            format!("$JS.API.CONSUMER.DELETE.{a}.{decisions}"),
             format!("$JS.API.CONSUMER.DELETE.{d}.c"),
         ] {
             assert!(!operator.may_publish(&forbidden), "{forbidden}");
@@ -483,6 +488,7 @@ mod tests {
             format!("$JS.API.CONSUMER.MSG.NEXT.{d}.{theirs}"),
             format!("$JS.API.CONSUMER.MSG.NEXT.{a}.{theirs}-audit"),
             format!("$JS.API.CONSUMER.INFO.{d}.{theirs}"),
+            format!("$JS.API.CONSUMER.DELETE.{d}.{theirs}"),
         ];
         // the services' durable consumers: no look-up, pull, acknowledgement or deletion
         for name in [
@@ -504,8 +510,14 @@ mod tests {
         // and the other team's operator may work none of this one's consumers, nor answer its
         // escalations (the streams themselves are shared)
         let their_grants = team_grants(&other);
-        let theirs = their_grants.iter().find(|g| g.identity == OPERATOR).unwrap();
-        let own = operator.publish.iter().filter(|c| !c.starts_with("$JS.API.STREAM."));
+        let theirs = their_grants
+            .iter()
+            .find(|g| g.identity == OPERATOR)
+            .unwrap();
+        let own = operator
+            .publish
+            .iter()
+            .filter(|c| !c.starts_with("$JS.API.STREAM."));
         for call in own {
             assert!(!theirs.may_publish(call), "{call}");
         }
@@ -544,7 +556,10 @@ mod tests {
             assert!(coordinator.may_publish(&call), "{call}");
         }
         assert!(
-            !coordinator.publish.iter().any(|s| s.starts_with("$JS.API.>")),
+            !coordinator
+                .publish
+                .iter()
+                .any(|s| s.starts_with("$JS.API.>")),
             "{:?}",
             coordinator.publish
         );
