@@ -2,9 +2,10 @@
 //! nkey per identity and renders the server's configuration; a real nats-server started with that
 //! very configuration refuses a client without credentials, lets the coordinator's seed publish a
 //! decision and refuses an assistant's, and lets the operator's seed follow the decision stream
-//! into the Strategy's status and relay an escalation answer. On the same server the executor and
-//! auditor services (issue 16) work their own durable consumers and publish only their own
-//! messages.
+//! into the Strategy's status and relay an escalation answer. The coordinator may not delete, purge
+//! or change a stream, nor read another team's decisions; the operator follows its team through
+//! its own two named consumers only. On the same server the executor and auditor services (issue
+//! 16) work their own durable consumers and publish only their own messages.
 
 // a scenario test reads top to bottom; the 100-line limit is for the code under test
 #![allow(clippy::too_many_lines)]
@@ -17,7 +18,10 @@ use operator::controllers::{strategy, Context};
 use operator::decisions::{DecisionWatchers, TeamNats};
 use operator::fake_api::FakeApi;
 use protocol::messages::{encode, Decision, EscalationResolution, Message, RoundTally};
-use protocol::nats_auth::{covers, inbox_prefix, AUDITOR, COORDINATOR, EXECUTOR};
+use protocol::nats_auth::{
+    covers, inbox_prefix, operator_audit_consumer, operator_consumer, AUDITOR, COORDINATOR,
+    EXECUTOR, OPERATOR,
+};
 use protocol::subjects::{
     Subjects, STREAM_AUDIT, STREAM_AUDIT_SUBJECTS, STREAM_DECISIONS, STREAM_DECISIONS_SUBJECTS,
 };
@@ -29,6 +33,10 @@ use std::time::{Duration, Instant};
 const STRATEGY: &str = "btc-eth-paper";
 
 fn decision(id: &str) -> Message {
+    decision_at(id, 1_700_000_000_000)
+}
+
+fn decision_at(id: &str, decided_at: i64) -> Message {
     Message::Decision(Decision {
         id: id.into(),
         strategy: STRATEGY.into(),
@@ -48,7 +56,7 @@ fn decision(id: &str) -> Message {
         }],
         transcript: vec![],
         price: 100.0,
-        decided_at: 1_700_000_000_000,
+        decided_at,
     })
 }
 
@@ -185,7 +193,12 @@ async fn the_managed_nats_lets_each_identity_do_its_own_part_only() {
     let hub = jetstream_of(&coordinator);
     let deleted = hub.delete_stream(STREAM_DECISIONS).await;
     assert!(deleted.is_err(), "the coordinator deleted the stream");
-    let purged = hub.get_stream(STREAM_DECISIONS).await.unwrap().purge().await;
+    let purged = hub
+        .get_stream(STREAM_DECISIONS)
+        .await
+        .unwrap()
+        .purge()
+        .await;
     assert!(purged.is_err(), "the coordinator purged the stream");
     let updated = hub
         .update_stream(async_nats::jetstream::stream::Config {
@@ -563,5 +576,243 @@ async fn the_services_work_their_own_consumers_and_publish_only_their_own() {
     // in the streams: the candle, the decision and one order; one anchor; nothing forged
     assert_eq!(decisions.info().await.unwrap().state.messages, 3);
     assert_eq!(anchors.info().await.unwrap().state.messages, 1);
+    assert!(quiet.lock().unwrap().is_empty(), "{quiet:?}");
+}
+
+/// The status a Strategy of the fake API server shows, once `check` holds (at most 20 s).
+async fn status_once(api: &FakeApi, what: &str, check: impl Fn(&serde_json::Value) -> bool) {
+    let started = Instant::now();
+    loop {
+        let s = api.get(CRD, "Strategy", NS, STRATEGY).unwrap();
+        if check(&s["status"]) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{what}: {}",
+            s["status"]
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A candle of the coordinator's as it goes on `….decision` ahead of its decision (services mode).
+fn candle(open_time: i64) -> Message {
+    Message::Candle(protocol::messages::MarketCandle {
+        strategy: STRATEGY.into(),
+        symbol: "BTCUSDT".into(),
+        open_time,
+        close_time: open_time + 3_599_999,
+        open: 100.0,
+        high: 101.0,
+        low: 99.0,
+        close: 100.5,
+        volume: 12.0,
+        live: false,
+        volatility: None,
+    })
+}
+
+/// The operator on the managed NATS as the operator renders it (issue 17): it follows its team's
+/// decisions (candles among them) and audit anchor into the Strategy's status through its own two
+/// named consumers, made anew at each start; with its seed nothing else of the streams' is open to
+/// it: no consumer over another team's subjects or without a name, not the executor's durable
+/// consumer (no look-up, pull, acknowledgement or deletion), no stream deleted or purged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_follows_its_team_through_its_own_consumers_only() {
+    use async_nats::jetstream::{consumer, stream};
+    let store = tempfile::tempdir().unwrap();
+    let Some(Provisioned {
+        client,
+        api,
+        server,
+        seeds,
+    }) = provisioned(store.path()).await
+    else {
+        return;
+    };
+    let url = server.url();
+    let subjects = Subjects::new(NS, STRATEGY).unwrap();
+
+    // the coordinator in services mode: a candle, then its decision; its chain anchored
+    let quiet = Arc::new(Mutex::new(Vec::new()));
+    let coordinator = connect_as(&url, &seeds, COORDINATOR, quiet.clone()).await;
+    let hub = jetstream_of(&coordinator);
+    let decisions = hub
+        .get_or_create_stream(stream::Config {
+            name: STREAM_DECISIONS.into(),
+            subjects: STREAM_DECISIONS_SUBJECTS.map(String::from).to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    hub.get_or_create_stream(stream::Config {
+        name: STREAM_AUDIT.into(),
+        subjects: STREAM_AUDIT_SUBJECTS.map(String::from).to_vec(),
+        max_messages_per_subject: 1,
+        discard: stream::DiscardPolicy::Old,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let stored = |subject: String, message: Message| {
+        let hub = hub.clone();
+        async move {
+            let ack = hub.publish(subject, encode(&message).into()).await;
+            ack.unwrap().await.expect("stored");
+        }
+    };
+    stored(subjects.decision(), candle(1_700_000_000_000)).await;
+    stored(subjects.decision(), decision("cycle_1")).await;
+    let anchor = Message::AuditHead(protocol::messages::AuditHead {
+        strategy: STRATEGY.into(),
+        head: "a".repeat(64),
+        entries: 3,
+        at: 1_700_000_000_000,
+        keyed: true,
+    });
+    stored(subjects.audit(), anchor).await;
+
+    // the executor's durable consumer, as the service makes it
+    let executor_errors = Arc::new(Mutex::new(Vec::new()));
+    let executor = connect_as(&url, &seeds, EXECUTOR, executor_errors.clone()).await;
+    let executor_js = jetstream_of(&executor);
+    let executor_name = subjects.service_consumer(Role::Executor);
+    service_consumer(&executor_js, &executor_name, &subjects.decision())
+        .await
+        .expect("the executor's consumer");
+
+    // the operator (its seed as the reconciler reads it): the decision and the anchor into the
+    // status, through its named consumers
+    let nats = TeamNats::with_nkey(url.clone(), seeds[OPERATOR].clone());
+    let watchers = DecisionWatchers::new(client.clone());
+    watchers.ensure(NS, STRATEGY, &nats);
+    status_once(&api, "the decision and the anchor", |s| {
+        s["lastDecision"]["id"] == "cycle_1" && s["audit"]["entries"] == 3
+    })
+    .await;
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let operator = connect_as(&url, &seeds, OPERATOR, errors.clone()).await;
+    let operator_js = jetstream_of(&operator);
+    let own = operator_js.get_stream(STREAM_DECISIONS).await.unwrap();
+    let info = own
+        .consumer_info(&operator_consumer(&subjects))
+        .await
+        .expect("the operator's consumer of the decisions");
+    assert_eq!(info.config.durable_name, None, "ephemeral");
+    assert_eq!(info.config.filter_subject, subjects.decision());
+    assert_eq!(info.config.inactive_threshold, Duration::from_secs(300));
+    let anchors = operator_js.get_stream(STREAM_AUDIT).await.unwrap();
+    let info = anchors
+        .consumer_info(&operator_audit_consumer(&subjects))
+        .await
+        .expect("the operator's consumer of the anchor");
+    assert_eq!(info.config.filter_subject, subjects.audit());
+
+    // a candle last on `….decision` when the operator starts again breaks nothing, and the
+    // next decision reaches the status through the consumer made anew
+    watchers.stop(NS, STRATEGY);
+    stored(subjects.decision(), candle(1_700_000_003_600)).await;
+    let watchers = DecisionWatchers::new(client.clone());
+    watchers.ensure(NS, STRATEGY, &nats);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stored(
+        subjects.decision(),
+        decision_at("cycle_2", 1_700_000_003_600_000),
+    )
+    .await;
+    status_once(&api, "the next decision", |s| {
+        s["lastDecision"]["id"] == "cycle_2"
+    })
+    .await;
+    watchers.stop(NS, STRATEGY);
+    assert!(errors.lock().unwrap().is_empty(), "{errors:?}");
+
+    // with the operator's seed: no consumer without a name, none over another team's subjects
+    let d = STREAM_DECISIONS;
+    let mine = operator_consumer(&subjects);
+    let other = Subjects::new("other-ns", "other").unwrap();
+    for (name, filter) in [
+        (None, other.decision()),
+        (Some(mine.clone()), other.decision()),
+        (Some(mine.clone()), subjects.order()),
+        (Some(operator_consumer(&other)), other.decision()),
+    ] {
+        let made = own
+            .create_consumer(consumer::pull::Config {
+                name: name.clone(),
+                filter_subject: filter.clone(),
+                ..Default::default()
+            })
+            .await;
+        assert!(made.is_err(), "{name:?} over {filter}");
+        let call = match name {
+            Some(name) => format!("$JS.API.CONSUMER.CREATE.{d}.{name}.{filter}"),
+            None => format!("$JS.API.CONSUMER.CREATE.{d}"),
+        };
+        assert!(refused(&errors, &call).await, "{call}: {errors:?}");
+    }
+    // and the server holds the body's filter to the granted subject's
+    let granted = format!("$JS.API.CONSUMER.CREATE.{d}.{mine}.{}", subjects.decision());
+    let body = serde_json::json!({"stream_name": d, "config": {
+        "name": mine, "filter_subject": other.decision(),
+        "deliver_policy": "last_per_subject", "ack_policy": "none"}});
+    let answer = operator
+        .request(granted, body.to_string().into())
+        .await
+        .expect("the server answers");
+    let answer: serde_json::Value = serde_json::from_slice(&answer.payload).unwrap();
+    assert_eq!(answer["error"]["err_code"], 10131, "{answer}");
+
+    // the executor's consumer: neither looked up, pulled, acknowledged nor deleted
+    assert!(own.consumer_info(&executor_name).await.is_err());
+    assert!(own.delete_consumer(&executor_name).await.is_err());
+    let inbox = operator.new_inbox();
+    let mut pulled = operator.subscribe(inbox.clone()).await.unwrap();
+    let next = format!("$JS.API.CONSUMER.MSG.NEXT.{d}.{executor_name}");
+    let pull = r#"{"batch":1,"expires":500000000}"#;
+    operator
+        .publish_with_reply(next.clone(), inbox, pull.into())
+        .await
+        .unwrap();
+    let ack = format!("$JS.ACK.{d}.{executor_name}.1.1.1.1700000000000000000.0");
+    operator.publish(ack.clone(), "+ACK".into()).await.unwrap();
+    operator.flush().await.unwrap();
+    for call in [
+        format!("$JS.API.CONSUMER.INFO.{d}.{executor_name}"),
+        format!("$JS.API.CONSUMER.DELETE.{d}.{executor_name}"),
+        next,
+        ack,
+    ] {
+        assert!(refused(&errors, &call).await, "{call}: {errors:?}");
+    }
+    let nothing = tokio::time::timeout(Duration::from_secs(1), pulled.next()).await;
+    assert!(
+        nothing.is_err(),
+        "pulled from the executor's consumer: {nothing:?}"
+    );
+    let theirs = executor_js.get_stream(d).await.unwrap();
+    let info = theirs.consumer_info(&executor_name).await.unwrap();
+    assert_eq!(
+        (info.num_pending, info.ack_floor.stream_sequence),
+        (4, 0),
+        "the executor's consumer as it was: every message pending"
+    );
+    assert!(
+        executor_errors.lock().unwrap().is_empty(),
+        "{executor_errors:?}"
+    );
+
+    // nor a stream deleted or purged
+    assert!(operator_js.delete_stream(d).await.is_err());
+    assert!(own.purge().await.is_err());
+    for call in [
+        format!("$JS.API.STREAM.DELETE.{d}"),
+        format!("$JS.API.STREAM.PURGE.{d}"),
+    ] {
+        assert!(refused(&errors, &call).await, "{call}: {errors:?}");
+    }
+    let mut decisions = decisions;
+    assert_eq!(decisions.info().await.unwrap().state.messages, 4);
     assert!(quiet.lock().unwrap().is_empty(), "{quiet:?}");
 }
