@@ -96,6 +96,9 @@ async fn a_team_of_seven_and_a_coordinator_as_processes_decide_once_per_cycle() 
     };
     let url = server.url();
     let mut team = Processes(vec![]);
+    // the auditor service writes the record: it needs a database
+    let dir = tempfile::tempdir().unwrap();
+    let record = format!("sqlite://{}", dir.path().join("record.db").display());
     for (role, weight) in [
         ("marketMonitor", "1.0"),
         ("technicalAnalyst", "1.2"),
@@ -128,6 +131,7 @@ async fn a_team_of_seven_and_a_coordinator_as_processes_decide_once_per_cycle() 
                     "--strategy-file",
                     &format!("{ROOT}/config/samples/strategy.yaml"),
                 ])
+                .args(["--db", &record])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
