@@ -86,7 +86,7 @@ async fn caught_up(nats: &str) {
     loop {
         let mut idle = true;
         for consumer in ["executor", "auditor", "auditor-orders"] {
-            let name = format!("ia-{NAMESPACE}-{STRATEGY}-{consumer}");
+            let name = format!("ia_{NAMESPACE}_{STRATEGY}_{consumer}");
             let info = stream.consumer_info(&name).await.unwrap();
             idle &= info.num_pending == 0 && info.num_ack_pending == 0;
         }

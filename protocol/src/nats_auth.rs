@@ -86,16 +86,16 @@ fn stream_setup() -> Vec<String> {
 }
 
 /// The operator's consumer of the team's decisions on [`STREAM_DECISIONS`], over `….decision`:
-/// `ia-<ns>-<strategy>-operator`. An ephemeral consumer with a name (the server removes it once the
+/// `ia_<ns>_<strategy>_operator`. An ephemeral consumer with a name (the server removes it once the
 /// operator has not pulled from it for a while), so that its grant can name it.
 pub fn operator_consumer(subjects: &Subjects) -> String {
-    format!("{}-operator", subjects.prefix().replace('.', "-"))
+    subjects.consumer("operator")
 }
 
 /// The operator's consumer of the team's audit anchor on [`STREAM_AUDIT`], over `….audit`:
-/// `ia-<ns>-<strategy>-operator-audit`.
+/// `ia_<ns>_<strategy>_operator-audit`.
 pub fn operator_audit_consumer(subjects: &Subjects) -> String {
-    format!("{}-audit", operator_consumer(subjects))
+    subjects.consumer("operator-audit")
 }
 
 /// The JetStream calls of the operator's consumer `name` on `stream` over the subject `filter`, by
@@ -419,7 +419,7 @@ mod tests {
         let anchors = operator_audit_consumer(&subjects);
         assert_eq!(
             (decisions.as_str(), anchors.as_str()),
-            ("ia-trading-btc-operator", "ia-trading-btc-operator-audit")
+            ("ia_trading_btc_operator", "ia_trading_btc_operator-audit")
         );
         let expected = [
             subjects.all_escalations(),
@@ -623,7 +623,7 @@ mod tests {
         let grant = |name: &str| all.iter().find(|g| g.identity == name).unwrap();
         let (executor, auditor) = (grant(EXECUTOR), grant(AUDITOR));
         let mine = |role| subjects.service_consumer(role);
-        assert_eq!(mine(Role::Executor), "ia-trading-btc-executor");
+        assert_eq!(mine(Role::Executor), "ia_trading_btc_executor");
         let team = subjects.everything();
         for (what, call) in consumer_calls(&mine(Role::Executor), &team) {
             assert!(executor.may_publish(&call), "the executor's own {what}");

@@ -107,17 +107,24 @@ impl Subjects {
         format!("{}-{}", self.prefix.replace('.', "-"), role.as_str())
     }
 
+    /// The name of the team's JetStream consumer `kind` on a shared stream:
+    /// `ia_<ns>_<strategy>_<kind>`. Kubernetes names hold no `_`, so no two teams' names meet
+    /// (with `-`, `a-b`/`c` and `a`/`b-c` would); a grant names a consumer by it.
+    pub fn consumer(&self, kind: &str) -> String {
+        format!("{}_{kind}", self.prefix.replace('.', "_"))
+    }
+
     /// The durable JetStream consumer of a service role on the decision stream, over
-    /// `….decision` (the coordinator's candles and decisions): `ia-<ns>-<strategy>-<role>`, one
+    /// `….decision` (the coordinator's candles and decisions): `ia_<ns>_<strategy>_<role>`, one
     /// per team and role, shared by its replicas.
     pub fn service_consumer(&self, role: Role) -> String {
-        self.analyze_queue_group(role)
+        self.consumer(role.as_str())
     }
 
     /// The auditor's second durable consumer, over `….order` (the executor's reports):
-    /// `ia-<ns>-<strategy>-auditor-orders`.
+    /// `ia_<ns>_<strategy>_auditor-orders`.
     pub fn auditor_orders_consumer(&self) -> String {
-        format!("{}-orders", self.service_consumer(Role::Auditor))
+        self.consumer("auditor-orders")
     }
 
     /// Every subject of the team as a pattern (`ia.<ns>.<strategy>.>`): what a service may name
