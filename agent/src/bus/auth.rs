@@ -6,6 +6,8 @@
 
 pub use protocol::nats_auth::{authorization, grants, inbox_prefix, Grant};
 
+use std::path::{Path, PathBuf};
+
 /// How a process authenticates to NATS.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub enum NatsAuth {
@@ -16,6 +18,13 @@ pub enum NatsAuth {
     Nkey {
         /// The seed itself (secret; never logged).
         seed: String,
+    },
+    /// A NATS `.creds` file: a user JWT, signed by its account (which the server trusts through
+    /// its operator), and the user's nkey seed. Decentralised auth: the JWT carries the user's
+    /// permissions, and async-nats reads the file and signs the server's nonce with the seed.
+    Creds {
+        /// The file (its content is secret: never read into a log or an error).
+        path: PathBuf,
     },
     /// A user and password.
     Password {
@@ -32,8 +41,28 @@ impl std::fmt::Debug for NatsAuth {
         match self {
             NatsAuth::Anonymous => f.write_str("Anonymous"),
             NatsAuth::Nkey { .. } => f.write_str("Nkey(..)"),
+            NatsAuth::Creds { .. } => f.write_str("Creds(..)"),
             NatsAuth::Password { user, .. } => write!(f, "Password({user}, ..)"),
         }
+    }
+}
+
+impl NatsAuth {
+    /// The credentials in the `.creds` file `path`, checked now with async-nats's own parser (a
+    /// user JWT block and a user nkey seed block), so that a missing or malformed file fails at
+    /// start rather than at the first connection. The error says what is wrong, never what the
+    /// file holds.
+    pub fn creds_file(path: &Path) -> std::io::Result<Self> {
+        let text = std::fs::read_to_string(path)?;
+        async_nats::ConnectOptions::with_credentials(&text).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("not a NATS credentials file ({e})"),
+            )
+        })?;
+        Ok(NatsAuth::Creds {
+            path: path.to_path_buf(),
+        })
     }
 }
 
@@ -81,5 +110,21 @@ mod tests {
             ),
             "Password(u, ..)"
         );
+    }
+
+    #[test]
+    fn a_creds_file_is_checked_at_once_and_its_content_never_shows() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.creds");
+        let error = NatsAuth::creds_file(&missing).unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::NotFound);
+        let malformed = dir.path().join("user.creds");
+        let secret = "SUACSSL3UAHUDXKFSNVUZRF5UHPMWZ6BFDTJ7M6USDXIEDNPPQYYYCU3VY";
+        std::fs::write(&malformed, format!("no JWT here\n{secret}\n")).unwrap();
+        let error = NatsAuth::creds_file(&malformed).unwrap_err().to_string();
+        assert!(error.starts_with("not a NATS credentials file"), "{error}");
+        assert!(!error.contains(secret), "{error}");
+        let creds = NatsAuth::Creds { path: malformed };
+        assert_eq!(format!("{creds:?}"), "Creds(..)");
     }
 }

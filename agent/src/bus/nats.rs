@@ -82,6 +82,10 @@ impl NatsBus {
         options = match auth {
             NatsAuth::Anonymous => options,
             NatsAuth::Nkey { seed } => options.nkey(seed.clone()),
+            NatsAuth::Creds { path } => options
+                .credentials_file(path)
+                .await
+                .map_err(|e| nats_error(&format!("NATS credentials file {}", path.display()), e))?,
             NatsAuth::Password { user, password } => {
                 options.user_and_password(user.clone(), password.clone())
             }

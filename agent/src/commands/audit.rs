@@ -26,7 +26,7 @@ pub struct AnchorArgs {
     /// Read the anchor from this NATS server: the last one the Strategy's coordinator published
     /// on ia.<namespace>.<strategy>.audit (stream IA_AUDIT) once the entries were stored; needs
     /// --strategy. Connects as the auditor's identity (--nats-nkey-file auditor.nk from
-    /// `trading-agent nats-config`).
+    /// `trading-agent nats-config`, or the auditor's --nats-creds file on a server in JWT mode).
     #[arg(
         long,
         value_name = "URL",

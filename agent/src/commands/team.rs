@@ -54,6 +54,16 @@ pub struct NatsCredentials {
         conflicts_with = "nats_user"
     )]
     pub nats_nkey_file: Option<PathBuf>,
+    /// This component's NATS identity as a `.creds` file (a user JWT and its nkey seed, as `nsc`
+    /// writes them), for a server in operator (JWT) mode.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "IA_NATS_CREDS",
+        hide_env_values = true,
+        conflicts_with_all = ["nats_nkey_file", "nats_user", "nats_password"]
+    )]
+    pub nats_creds: Option<PathBuf>,
     /// NATS user, with the password in IA_NATS_PASSWORD.
     #[arg(long, env = "IA_NATS_USER", requires = "nats_password")]
     pub nats_user: Option<String>,
@@ -68,8 +78,13 @@ pub struct NatsCredentials {
 }
 
 impl NatsCredentials {
-    /// The credentials given: an nkey seed read from its file, a user and password, or none.
+    /// The credentials given: a `.creds` file (checked now), an nkey seed read from its file, a
+    /// user and password, or none.
     pub fn auth(&self) -> anyhow::Result<NatsAuth> {
+        if let Some(path) = &self.nats_creds {
+            return NatsAuth::creds_file(path)
+                .with_context(|| format!("--nats-creds {}", path.display()));
+        }
         Ok(
             match (&self.nats_nkey_file, &self.nats_user, &self.nats_password) {
                 (Some(path), _, _) => {
