@@ -376,7 +376,8 @@ enum Duty {
     /// The Strategy to execute, its exchange when live, where fills are told.
     Executor(Box<Strategy>, Option<BinanceSpot>, notify::Notifier),
     /// The store to record into, and the chain's key.
-    Auditor(agent::store::Store, agent::audit::AuditKey),
+    /// The database's URL (connected to once it answers), and the chain's key.
+    Auditor(String, agent::audit::AuditKey),
 }
 
 impl Duty {
@@ -390,7 +391,7 @@ impl Duty {
             if !key.is_keyed() {
                 tracing::warn!("IA_AUDIT_KEY is not set: the audit chain is UNKEYED, so anyone who can write the database can rewrite it undetected");
             }
-            return Ok(Self::Auditor(agent::store::Store::connect(url).await?, key));
+            return Ok(Self::Auditor(url.to_string(), key));
         }
         let path = args.strategy_file.as_deref().context(
             "the executor trades by its Strategy's limits: it needs --strategy-file FILE (IA_STRATEGY_FILE)",
@@ -411,9 +412,9 @@ impl Duty {
                         .await?;
                 tracing::info!(?done, "the executor stopped");
             }
-            Self::Auditor(store, key) => {
+            Self::Auditor(url, key) => {
                 let done =
-                    agent::services::auditor::run(bus, subjects, strategy, &store, &key).await?;
+                    agent::services::auditor::run(bus, subjects, strategy, &url, &key).await?;
                 tracing::info!(?done, "the auditor stopped");
             }
         }

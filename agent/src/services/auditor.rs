@@ -14,8 +14,9 @@ use super::ServiceError;
 use crate::audit::AuditKey;
 use crate::bus::consumer::Delivered;
 use crate::bus::nats::NatsBus;
+use crate::coordination::anchor::{self, Anchoring};
 use crate::engine::writer::RecordWriter;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use protocol::messages::Message;
 use protocol::subjects::Subjects;
 use protocol::Role;
@@ -37,19 +38,20 @@ pub struct AuditorSummary {
     pub batches: u64,
 }
 
-/// Runs the auditor of Strategy `strategy` on `bus` into `store`, its chain keyed with `key`,
-/// until a stop is asked (SIGTERM).
+/// Runs the auditor of Strategy `strategy` on `bus` into the database at `url`, its chain keyed
+/// with `key`, until a stop is asked (SIGTERM).
 pub async fn run(
     bus: &NatsBus,
     subjects: &Subjects,
     strategy: &str,
-    store: &Store,
+    url: &str,
     key: &AuditKey,
 ) -> Result<AuditorSummary, ServiceError> {
+    let Some((mut writer, mut anchoring)) = open(bus, subjects, strategy, url, key).await? else {
+        return Ok(AuditorSummary::default()); // asked to stop before the database answered
+    };
     // the process waits for this run to end after a stop is asked (crate::shutdown)
     let _busy = crate::shutdown::busy();
-    let mut writer = RecordWriter::new(Some(store), strategy, key).await?;
-    let mut anchoring = crate::coordination::anchor::start(bus, subjects, strategy, store).await?;
     writer.anchored(anchoring.sender.take());
     let batches = follow(bus, subjects).await?;
     tracing::info!("recording the team's decisions and orders");
@@ -58,6 +60,39 @@ pub async fn run(
     anchoring.finish().await;
     tracing::info!(?summary, "the auditor stops");
     Ok(summary)
+}
+
+/// Connects to the database, reads the chain back and checks the anchor, trying again (backing
+/// off up to 5 s) while the database does not answer: it may come up after the auditor, or be
+/// restarting. `None` when a stop is asked first.
+async fn open(
+    bus: &NatsBus,
+    subjects: &Subjects,
+    strategy: &str,
+    url: &str,
+    key: &AuditKey,
+) -> Result<Option<(RecordWriter, Anchoring)>, ServiceError> {
+    let mut wait = Duration::from_millis(250);
+    loop {
+        let opened = async {
+            let store = Store::connect(url).await?;
+            let writer = RecordWriter::new(Some(&store), strategy, key).await?;
+            let anchoring = anchor::start(bus, subjects, strategy, &store).await?;
+            Ok::<_, StoreError>((writer, anchoring))
+        };
+        match opened.await {
+            Ok(opened) => return Ok(Some(opened)),
+            Err(error) if error.is_transient() => {
+                tracing::warn!(%error, "the database does not answer yet; trying again")
+            }
+            Err(error) => return Err(error.into()),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {},
+            () = crate::shutdown::stop_requested() => return Ok(None),
+        }
+        wait = (wait * 2).min(Duration::from_secs(5));
+    }
 }
 
 /// Batches from the auditor's two consumers (decisions; the executor's order reports), each
