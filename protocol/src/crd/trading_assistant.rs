@@ -47,6 +47,10 @@ use std::collections::BTreeMap;
     .message("model is only used by reasoning roles; executor and auditor are deterministic")
     .field_path(".model")
     .reason(Reason::FieldValueForbidden))]
+#[x_kube(validation = Rule::new("!(self.role in ['executor', 'auditor']) || self.replicas <= 1")
+    .message("executor and auditor run as one pod: each keeps one book or one audit chain from the decision stream")
+    .field_path(".replicas")
+    .reason(Reason::FieldValueInvalid))]
 #[serde(rename_all = "camelCase")]
 pub struct TradingAssistantSpec {
     /// The Strategy (same namespace) this assistant works for.
@@ -56,7 +60,8 @@ pub struct TradingAssistantSpec {
     #[x_kube(validation = Rule::new("self == oldSelf").message("role is immutable; create a new TradingAssistant instead"))]
     pub role: Role,
 
-    /// Pods serving this role; replicas share the role's requests through a NATS queue group.
+    /// Pods serving this role; replicas share the role's requests through a NATS queue group. The
+    /// executor and the auditor run as one pod at most (each keeps one book or one audit chain).
     #[serde(default = "default_replicas")]
     #[schemars(range(min = 0, max = 20))]
     pub replicas: i32,
