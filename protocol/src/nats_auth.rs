@@ -139,17 +139,22 @@ fn operator_publish(subjects: &Subjects) -> Vec<String> {
 /// What the coordinator may publish: the team's subjects (it alone asks the voters and publishes
 /// decisions; orders, fills and the audit anchor when it carries those duties), and exactly the
 /// JetStream calls it makes: the streams' look-up and creation at start, a message get on
-/// `IA_AUDIT` (the last anchor, which its chain must reach), and its presence reads, an unnamed
-/// consumer of the shared bucket `ia-assistants` pulled once (no acknowledgement). Its JetStream
+/// `IA_AUDIT` (the last anchor, which its chain must reach), and its presence reads: its team's
+/// consumer of the shared bucket `ia-assistants` by name (`Subjects::presence_consumer`), deleted
+/// and made anew over the team's heartbeats only for each read, pulled once (no acknowledgement),
+/// so it reads no other team's presence. Its JetStream
 /// publishes' acknowledgements come to its inbox. No stream update, delete or purge, no consumer of
 /// `IA_DECISIONS` or `IA_AUDIT`.
 fn coordinator_publish(subjects: &Subjects) -> Vec<String> {
     let mut publish = vec![format!("{}.>", subjects.prefix())];
     publish.extend(stream_setup());
+    publish.extend([format!("$JS.API.STREAM.MSG.GET.{STREAM_AUDIT}")]);
+    let name = subjects.presence_consumer();
+    let scope = subjects.presence_scope();
     publish.extend([
-        format!("$JS.API.STREAM.MSG.GET.{STREAM_AUDIT}"),
-        format!("$JS.API.CONSUMER.CREATE.{PRESENCE_BUCKET}"),
-        format!("$JS.API.CONSUMER.MSG.NEXT.{PRESENCE_BUCKET}.*"),
+        format!("$JS.API.CONSUMER.DELETE.{PRESENCE_BUCKET}.{name}"),
+        format!("$JS.API.CONSUMER.CREATE.{PRESENCE_BUCKET}.{name}.{PRESENCE_BUCKET}.{scope}.>"),
+        format!("$JS.API.CONSUMER.MSG.NEXT.{PRESENCE_BUCKET}.{name}"),
     ]);
     publish
 }
@@ -549,9 +554,10 @@ mod tests {
             format!("$JS.API.STREAM.CREATE.{p}"),
             // the last anchor
             format!("$JS.API.STREAM.MSG.GET.{a}"),
-            // who is present: an unnamed consumer of the bucket, pulled once
-            format!("$JS.API.CONSUMER.CREATE.{p}"),
-            format!("$JS.API.CONSUMER.MSG.NEXT.{p}.HxiBTOeE"),
+            // who is present: its team's consumer of the bucket, made anew and pulled once
+            format!("$JS.API.CONSUMER.DELETE.{p}.ia_trading_btc_presence"),
+            format!("$JS.API.CONSUMER.CREATE.{p}.ia_trading_btc_presence.{p}.trading.btc.>"),
+            format!("$JS.API.CONSUMER.MSG.NEXT.{p}.ia_trading_btc_presence"),
         ] {
             assert!(coordinator.may_publish(&call), "{call}");
         }
@@ -584,6 +590,12 @@ mod tests {
             format!("$JS.API.STREAM.UPDATE.{d}"),
             format!("$JS.API.STREAM.MSG.DELETE.{a}"),
             format!("$JS.API.CONSUMER.DELETE.{p}.x"),
+            // another team's presence: its consumer, or an unnamed one over the whole bucket
+            format!("$JS.API.CONSUMER.CREATE.{p}"),
+            format!("$JS.API.CONSUMER.CREATE.{p}.ia_trading_btc_presence.{p}.trading.eth.>"),
+            format!("$JS.API.CONSUMER.CREATE.{p}.ia_trading_btc_presence.{p}.>"),
+            format!("$JS.API.CONSUMER.MSG.NEXT.{p}.ia_trading_eth_presence"),
+            format!("$JS.API.CONSUMER.DELETE.{p}.ia_trading_eth_presence"),
             "$JS.API.STREAM.CREATE.OTHER".into(),
             "$JS.API.STREAM.LIST".into(),
             "$JS.API.STREAM.NAMES".into(),

@@ -23,6 +23,13 @@ pub const STREAM_AUDIT_SUBJECTS: [&str; 1] = ["ia.*.*.audit"];
 /// KV bucket of assistant presence (TTL = the bucket's max_age).
 pub const PRESENCE_BUCKET: &str = "ia-assistants";
 
+/// The consumer of the presence bucket for the team of `scope` (`<ns>.<strategy>`, as
+/// [`Subjects::presence_scope`] says it): `ia_<ns>_<strategy>_presence`, named like the team's
+/// other consumers ([`Subjects::consumer`]).
+pub fn presence_consumer(scope: &str) -> String {
+    format!("{ROOT}_{}_presence", scope.replace('.', "_"))
+}
+
 /// A token that cannot be part of a subject.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{what} {value:?} cannot be a NATS subject token: use letters, digits, '-' and '_' only")]
@@ -175,6 +182,11 @@ impl Subjects {
     /// The part of presence keys shared by this team's assistants (`<ns>.<strategy>`).
     pub fn presence_scope(&self) -> &str {
         self.prefix.trim_start_matches("ia.")
+    }
+
+    /// The team's consumer of the presence bucket: `ia_<ns>_<strategy>_presence`.
+    pub fn presence_consumer(&self) -> String {
+        presence_consumer(self.presence_scope())
     }
 
     /// Key of an assistant instance in the presence bucket (`<ns>.<strategy>.<role>.<instance>` flattened).

@@ -25,6 +25,8 @@ pub struct NatsBus {
     client: async_nats::Client,
     jetstream: async_nats::jetstream::Context,
     presence: async_nats::jetstream::stream::Stream,
+    /// One presence read at a time: each goes through the team's one named consumer.
+    reading_presence: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 /// The audit anchors' stream: the last anchor of each team (a newer one replaces it), deduplicated
@@ -132,6 +134,7 @@ impl NatsBus {
             client,
             jetstream,
             presence,
+            reading_presence: Default::default(),
         })
     }
 
@@ -313,9 +316,16 @@ impl Bus for NatsBus {
 
     async fn present(&self, scope: &str) -> Result<Vec<Heartbeat>, BusError> {
         use async_nats::jetstream::consumer;
+        // the team's own consumer of the shared bucket, by name and with its filter in the
+        // subject, so that a grant can hold a coordinator to its own team's heartbeats: made anew
+        // for each read (from each key's last heartbeat), one read at a time
+        let _one_at_a_time = self.reading_presence.lock().await;
+        let name = protocol::subjects::presence_consumer(scope);
+        let _ = self.presence.delete_consumer(&name).await; // none yet, or the last read's
         let consumer = self
             .presence
             .create_consumer(consumer::pull::Config {
+                name: Some(name),
                 deliver_policy: consumer::DeliverPolicy::LastPerSubject,
                 filter_subject: format!("{PRESENCE_BUCKET}.{scope}.>"),
                 ack_policy: consumer::AckPolicy::None,
