@@ -22,7 +22,7 @@ fn decisions(strategy: &str, n: usize) -> Vec<Decision> {
             // a gentle random walk; BUY then SELL so that every decision trades
             let price = 20_000.0 + ((i as f64) * 0.37).sin() * 500.0;
             Decision {
-                id: format!("{strategy}_BTCUSDT_{i}_schedule"),
+                id: format!("{strategy}_BTCUSDT_{i}_schedule").into(),
                 strategy: strategy.into(),
                 symbol: "BTCUSDT".into(),
                 action: if i % 2 == 0 {

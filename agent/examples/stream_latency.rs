@@ -49,14 +49,15 @@ async fn main() -> anyhow::Result<()> {
     };
     let subjects = Subjects::new(namespace, strategy)?;
     let jetstream = async_nats::jetstream::new(async_nats::connect(url.as_str()).await?);
-    let decided: HashMap<String, i128> = stamped(&jetstream, subjects.decision())
-        .await?
-        .into_iter()
-        .filter_map(|(at, m)| match m {
-            Message::Decision(d) => Some((d.id, at)),
-            _ => None,
-        })
-        .collect();
+    let decided: HashMap<protocol::ids::DecisionId, i128> =
+        stamped(&jetstream, subjects.decision())
+            .await?
+            .into_iter()
+            .filter_map(|(at, m)| match m {
+                Message::Decision(d) => Some((d.id, at)),
+                _ => None,
+            })
+            .collect();
     let mut latencies_ms: Vec<f64> = stamped(&jetstream, subjects.order())
         .await?
         .into_iter()

@@ -24,7 +24,7 @@ fn note(id: &str) -> Message {
 
 fn id_of(m: &Message) -> String {
     match m {
-        Message::EscalationResolution(r) => r.id.clone(),
+        Message::EscalationResolution(r) => r.id.to_string(),
         other => panic!("unexpected {other:?}"),
     }
 }

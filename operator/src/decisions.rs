@@ -158,7 +158,7 @@ impl Outcome {
             })
             .unwrap_or_default();
         self.last_decision = Some(DecisionSummary {
-            id: d.id.clone(),
+            id: d.id.to_string(),
             symbol: d.symbol.clone(),
             action: d.action,
             confidence: (d.confidence * 1000.0).round() / 1000.0,
@@ -216,7 +216,7 @@ impl Outcome {
     fn escalated(&mut self, e: &Escalation) {
         if !self.pending_escalations.iter().any(|p| p.id == e.id) {
             self.pending_escalations.push(PendingEscalation {
-                id: e.id.clone(),
+                id: e.id.to_string(),
                 symbol: e.symbol.clone(),
                 since: rfc3339(e.raised_at),
             });

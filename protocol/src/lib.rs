@@ -11,6 +11,7 @@
 
 pub mod crd;
 pub mod env;
+pub mod ids;
 pub mod messages;
 pub mod nats_auth;
 pub mod roles;

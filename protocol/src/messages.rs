@@ -6,6 +6,7 @@
 //! stable label for the metric that counts rejected messages. Unknown *fields* are ignored, so a newer
 //! peer may add fields within a version without breaking older ones.
 
+use crate::ids::DecisionId;
 use crate::{Action, Role};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -302,7 +303,7 @@ pub struct RoundTally {
 #[serde(rename_all = "camelCase")]
 pub struct Decision {
     /// Equal to the cycle id: the JetStream message id that makes publication exactly-once.
-    pub id: String,
+    pub id: DecisionId,
     /// Name of the Strategy that decided.
     pub strategy: String,
     /// Symbol decided on.
@@ -337,7 +338,7 @@ pub struct Decision {
 #[serde(rename_all = "camelCase")]
 pub struct Escalation {
     /// The decision (cycle) id to approve or reject.
-    pub id: String,
+    pub id: DecisionId,
     /// Name of the Strategy that escalates.
     pub strategy: String,
     /// Symbol the cycle is about.
@@ -357,7 +358,7 @@ pub struct Escalation {
 #[serde(rename_all = "camelCase")]
 pub struct EscalationResolution {
     /// The escalation (decision) id answered.
-    pub id: String,
+    pub id: DecisionId,
     /// True approves the proposed action; false rejects the cycle (no order).
     pub approved: bool,
     /// Who answered (annotation, API token subject, ...), for the audit log.
@@ -409,7 +410,7 @@ pub enum OrderKind {
 #[serde(rename_all = "camelCase")]
 pub struct Order {
     /// Idempotency key: one order per decision.
-    pub decision_id: String,
+    pub decision_id: DecisionId,
     /// Name of the Strategy that trades.
     pub strategy: String,
     /// Exchange symbol, e.g. `BTCUSDT`.
@@ -432,7 +433,7 @@ pub struct Order {
 #[serde(rename_all = "camelCase")]
 pub struct Fill {
     /// The decision (and order) this fill executes.
-    pub decision_id: String,
+    pub decision_id: DecisionId,
     /// Name of the Strategy that trades.
     pub strategy: String,
     /// Exchange symbol, e.g. `BTCUSDT`.
@@ -1369,7 +1370,7 @@ mod tests {
                 )| {
                     let [consensus_reached, escalated, vetoed, rejected] = flags;
                     Message::Decision(Decision {
-                        id,
+                        id: id.into(),
                         strategy,
                         symbol,
                         action,
@@ -1398,7 +1399,7 @@ mod tests {
             .prop_map(
                 |((id, strategy, symbol), proposed, scores, timeout_seconds, raised_at)| {
                     Message::Escalation(Escalation {
-                        id,
+                        id: id.into(),
                         strategy,
                         symbol,
                         proposed,
@@ -1411,7 +1412,7 @@ mod tests {
         let resolution = (arb_id(), any::<bool>(), ".{0,20}", any::<i64>()).prop_map(
             |(id, approved, by, at)| {
                 Message::EscalationResolution(EscalationResolution {
-                    id,
+                    id: id.into(),
                     approved,
                     by,
                     at,
@@ -1454,7 +1455,7 @@ mod tests {
             .prop_map(
                 |((decision_id, strategy, symbol), side, quantity, limit_price, at)| {
                     Message::Order(Order {
-                        decision_id,
+                        decision_id: decision_id.into(),
                         strategy,
                         symbol,
                         side,
@@ -1480,7 +1481,7 @@ mod tests {
             .prop_map(
                 |((decision_id, strategy, symbol), side, quantity, price, fee, at)| {
                     Message::Fill(Fill {
-                        decision_id,
+                        decision_id: decision_id.into(),
                         strategy,
                         symbol,
                         side,

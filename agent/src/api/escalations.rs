@@ -36,7 +36,7 @@ impl PendingEscalations {
 
     fn opened(&self, escalation: &Escalation) {
         self.lock()
-            .insert(escalation.id.clone(), escalation.clone());
+            .insert(escalation.id.to_string(), escalation.clone());
         let _ = self
             .events
             .send(json!({"type": "escalation", "escalation": escalation}));

@@ -513,7 +513,7 @@ where
         );
     }
     let resolution = EscalationResolution {
-        id: id.clone(),
+        id: id.clone().into(),
         approved,
         by: "http-api".into(),
         at: chrono::Utc::now().timestamp_millis(),

@@ -144,7 +144,7 @@ pub fn run(market: &Market<'_>, mut make_rule: impl FnMut() -> Box<dyn Rule>) ->
             if let Some((side, quantity)) = side_quantity {
                 orders += 1;
                 let order = Order {
-                    decision_id: format!("baseline-{orders}"),
+                    decision_id: format!("baseline-{orders}").into(),
                     strategy: "baseline".into(),
                     symbol: serie.symbol.clone(),
                     side,

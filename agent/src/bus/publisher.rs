@@ -142,7 +142,7 @@ pub trait Identified {
 
 impl Identified for Decision {
     fn id(&self) -> String {
-        self.id.clone()
+        self.id.to_string()
     }
 }
 

@@ -130,7 +130,7 @@ impl Coordinator {
                 },
                 EscalationAction::Escalate => {
                     let escalation = Escalation {
-                        id: cycle.id.clone(),
+                        id: cycle.id.clone().into(),
                         strategy: self.strategy.clone(),
                         symbol: cycle.snapshot.symbol.clone(),
                         proposed,
@@ -247,7 +247,7 @@ fn finish(cycle: Cycle, ended: Ending, started: std::time::Instant, now_ms: i64)
         .with_label_values(&[&strategy])
         .observe(started.elapsed().as_secs_f64());
     let decision = Decision {
-        id,
+        id: id.into(),
         strategy,
         symbol,
         action: ended.action,

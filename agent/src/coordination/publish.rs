@@ -25,7 +25,7 @@ pub enum Outgoing {
 impl Identified for Outgoing {
     fn id(&self) -> String {
         match self {
-            Self::Decision(d) => d.id.clone(),
+            Self::Decision(d) => d.id.to_string(),
             Self::Candle(c) => format!("{}_{}", c.symbol, c.open_time),
         }
     }
@@ -37,7 +37,7 @@ impl Outgoing {
         match self {
             Self::Decision(d) => (
                 subjects.decision(),
-                d.id.clone(),
+                d.id.to_string(),
                 Message::Decision(d.clone()),
             ),
             Self::Candle(c) => (

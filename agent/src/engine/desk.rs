@@ -165,7 +165,7 @@ impl<'a> Desk<'a> {
             .map(|p| p.quantity)
             .unwrap_or_default();
         let order = Order {
-            decision_id: format!("{}_{symbol}_{t}_{reason}", self.strategy),
+            decision_id: format!("{}_{symbol}_{t}_{reason}", self.strategy).into(),
             strategy: self.strategy.clone(),
             symbol: symbol.to_string(),
             side: Side::Sell,

@@ -252,7 +252,7 @@ pub async fn decision_lookahead(backtest: &Session, samples: &[usize]) -> Result
             )
         };
         let made = decisions(&cut).await.map_err(|e| Leak::Decision {
-            decision: expected.id.clone(),
+            decision: expected.id.to_string(),
             what: e.to_string(),
             full: String::new(),
             cut: String::new(),
@@ -262,7 +262,7 @@ pub async fn decision_lookahead(backtest: &Session, samples: &[usize]) -> Result
             Some(got) => {
                 if let Some((what, a, b)) = difference(expected, got) {
                     return Err(Leak::Decision {
-                        decision: expected.id.clone(),
+                        decision: expected.id.to_string(),
                         what,
                         full: a,
                         cut: b,
@@ -271,7 +271,7 @@ pub async fn decision_lookahead(backtest: &Session, samples: &[usize]) -> Result
             }
             None => {
                 return Err(Leak::Decision {
-                    decision: expected.id.clone(),
+                    decision: expected.id.to_string(),
                     what: "whether it is made at all".into(),
                     full: "made".into(),
                     cut: "not made".into(),

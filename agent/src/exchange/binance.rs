@@ -318,7 +318,7 @@ impl BinanceSpot {
             &rules
                 .conform(order, reference_price)
                 .map_err(|refusal| LiveError::Filtered {
-                    order: order.decision_id.clone(),
+                    order: order.decision_id.to_string(),
                     symbol: order.symbol.clone(),
                     refusal,
                 })?;
@@ -348,7 +348,7 @@ impl BinanceSpot {
                     OrderKind::Market => params.push(("type", "MARKET".into())),
                     OrderKind::Limit => {
                         let price = order.limit_price.ok_or_else(|| LiveError::Reply {
-                            order: order.decision_id.clone(),
+                            order: order.decision_id.to_string(),
                             reason: "a limit order without a limit price".into(),
                         })?;
                         params.push(("type", "LIMIT".into()));
@@ -375,7 +375,7 @@ impl BinanceSpot {
 
     fn fill_of(&self, order: &Order, reply: &serde_json::Value) -> Result<Fill, LiveError> {
         let bad = |reason: String| LiveError::Reply {
-            order: order.decision_id.clone(),
+            order: order.decision_id.to_string(),
             reason,
         };
         let decimal = |field: &str| -> Result<Decimal, LiveError> {
@@ -392,7 +392,7 @@ impl BinanceSpot {
             .unwrap_or_default();
         if executed.is_zero() {
             return Err(LiveError::Rejected {
-                order: order.decision_id.clone(),
+                order: order.decision_id.to_string(),
                 code: 0,
                 message: format!("nothing executed (status {status})"),
             });

@@ -2,6 +2,7 @@
 //! take-profit level that a later candle crosses) with fees and slippage; positions, cash and equity
 //! kept in exact decimals. Orders are idempotent by decision id: a replayed decision never trades twice.
 
+use protocol::ids::DecisionId;
 use protocol::messages::{Fill, Order, OrderKind, Side};
 use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 use rust_decimal::Decimal;
@@ -81,7 +82,7 @@ pub struct ClosedTrade {
 pub enum OrderRejection {
     #[error("decision {0} has already traded")]
     /// This decision id already has an order (filled or resting).
-    Duplicate(String),
+    Duplicate(DecisionId),
     #[error("order for {symbol}: needs {needed} in cash, {available} available")]
     /// A buy costs more than the cash left.
     InsufficientCash {
@@ -147,7 +148,7 @@ pub struct PaperExchange {
     cash: Decimal,
     positions: BTreeMap<String, Position>,
     prices: BTreeMap<String, Decimal>,
-    traded: HashSet<String>,
+    traded: HashSet<DecisionId>,
     trades: Vec<ClosedTrade>,
     fees_paid: Decimal,
     resting: Vec<RestingOrder>,

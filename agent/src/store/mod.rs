@@ -793,7 +793,7 @@ fn audit_entries(
 ) -> Vec<AuditEntry> {
     let mut audit = Vec::with_capacity(new_decisions.len() + new_orders.len());
     for (d, row) in decisions.iter().zip(decision_rows) {
-        if !new_decisions.contains(&d.id) {
+        if !new_decisions.contains(d.id.as_str()) {
             continue;
         }
         let mut payload = serde_json::json!({
@@ -807,7 +807,7 @@ fn audit_entries(
         audit.push(chain.append(d.decided_at, "decision", &d.id, payload.to_string()));
     }
     for (o, row) in orders.iter().zip(order_rows) {
-        if !new_orders.contains(&o.order.decision_id) {
+        if !new_orders.contains(o.order.decision_id.as_str()) {
             continue;
         }
         let payload = serde_json::json!({"order": o.order, "fill": o.fill, "status": o.status,

@@ -41,7 +41,7 @@ impl DecisionRow {
     /// The row of `d`, its rounds and transcript as JSON.
     pub fn of(d: &Decision) -> Self {
         Self {
-            id: d.id.clone(),
+            id: d.id.to_string(),
             symbol: d.symbol.clone(),
             action: d.action.as_str().to_string(),
             confidence: d.confidence,
@@ -106,7 +106,7 @@ impl OrderRow {
     /// The row of `o`, decimals as strings so nothing is lost.
     pub fn of(o: &OrderRecord) -> Self {
         Self {
-            decision_id: o.order.decision_id.clone(),
+            decision_id: o.order.decision_id.to_string(),
             symbol: o.order.symbol.clone(),
             side: side(o.order.side).to_string(),
             kind: kind(o.order.kind).to_string(),

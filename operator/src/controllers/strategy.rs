@@ -408,7 +408,7 @@ async fn relay_answers(
             continue;
         };
         let answer = EscalationResolution {
-            id: id.clone(),
+            id: id.clone().into(),
             approved,
             by: format!("annotation {annotation} on Strategy {namespace}/{name}"),
             at: k8s_openapi::jiff::Timestamp::now().as_millisecond(),
