@@ -212,7 +212,7 @@ pub struct PortfolioContext {
 #[serde(rename_all = "camelCase")]
 pub struct RoundRequest {
     /// Unique per (strategy, symbol, candle or alert); a restarted coordinator reuses it.
-    pub cycle_id: String,
+    pub cycle_id: DecisionId,
     /// 1 = initial analysis; 2.. = debate rounds.
     pub round: u32,
     /// Name of the Strategy the cycle belongs to.
@@ -237,7 +237,7 @@ pub struct RoundRequest {
 #[serde(rename_all = "camelCase")]
 pub struct Opinion {
     /// The cycle this opinion answers (the request's `cycleId`).
-    pub cycle_id: String,
+    pub cycle_id: DecisionId,
     /// The round this opinion answers (the request's `round`).
     pub round: u32,
     /// The TradingAssistant that answered.
@@ -1153,7 +1153,7 @@ mod tests {
         )
             .prop_map(
                 |(cycle_id, round, role, action, confidence, reasoning, evidence)| Opinion {
-                    cycle_id,
+                    cycle_id: cycle_id.into(),
                     round,
                     assistant: role.as_str().to_lowercase(),
                     role,
@@ -1299,7 +1299,7 @@ mod tests {
             .prop_map(
                 |(cycle_id, round, strategy, snapshot, debate, deadline, round_timeout_ms)| {
                     Message::RoundRequest(Box::new(RoundRequest {
-                        cycle_id,
+                        cycle_id: cycle_id.into(),
                         round,
                         strategy,
                         snapshot,

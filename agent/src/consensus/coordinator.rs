@@ -4,6 +4,7 @@
 
 use super::cycle::{Acceptance, Cycle, Outcome, Step, Voter};
 use protocol::crd::{ConsensusPolicySpec, EscalationAction};
+use protocol::ids::DecisionId;
 use protocol::messages::{Decision, Escalation, MarketSnapshot, Opinion, RoundRequest};
 use protocol::Action;
 use std::future::Future;
@@ -130,7 +131,7 @@ impl Coordinator {
                 },
                 EscalationAction::Escalate => {
                     let escalation = Escalation {
-                        id: cycle.id.clone().into(),
+                        id: cycle.id.clone(),
                         strategy: self.strategy.clone(),
                         symbol: cycle.snapshot.symbol.clone(),
                         proposed,
@@ -247,7 +248,7 @@ fn finish(cycle: Cycle, ended: Ending, started: std::time::Instant, now_ms: i64)
         .with_label_values(&[&strategy])
         .observe(started.elapsed().as_secs_f64());
     let decision = Decision {
-        id: id.into(),
+        id,
         strategy,
         symbol,
         action: ended.action,
@@ -298,8 +299,8 @@ impl Ending {
 }
 
 /// The stable id of a cycle: strategy, symbol, the candle's open time, and what started it.
-pub fn cycle_id(strategy: &str, symbol: &str, open_time: i64, trigger: &str) -> String {
-    format!("{strategy}_{symbol}_{open_time}_{trigger}")
+pub fn cycle_id(strategy: &str, symbol: &str, open_time: i64, trigger: &str) -> DecisionId {
+    format!("{strategy}_{symbol}_{open_time}_{trigger}").into()
 }
 
 #[cfg(test)]

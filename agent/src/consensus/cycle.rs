@@ -75,7 +75,7 @@ pub enum Outcome {
 pub struct Cycle {
     /// The cycle's id, stable for the same (strategy, symbol, candle or alert); the decision and any
     /// escalation carry it.
-    pub id: String,
+    pub id: protocol::ids::DecisionId,
     /// The Strategy's name, carried by every round request.
     pub strategy: String,
     /// The market snapshot every round judges (the same one in every round).
@@ -105,7 +105,7 @@ impl Cycle {
             .collect();
         let total_weight = voters.iter().map(|v| v.weight).sum();
         Self {
-            id,
+            id: id.into(),
             strategy,
             snapshot,
             answers: vec![None; voters.len()],

@@ -434,7 +434,7 @@ impl<'a, T: Transport, E: EscalationResolver> Run<'a, T, E> {
         let decision = self
             .coordinator
             .run_cycle(
-                cycle_id(&self.name, symbol, t, "history"),
+                cycle_id(&self.name, symbol, t, "history").to_string(),
                 history_snapshot(symbol, candle, values),
                 self.voters.clone(),
                 self.transport,
@@ -523,7 +523,7 @@ impl<'a, T: Transport, E: EscalationResolver> Run<'a, T, E> {
         let stamp = || cue.close_time;
         let deliberation = tokio::select! {
             deliberation = self.coordinator.deliberate(
-                cycle_id(&self.name, symbol, t, cue.trigger().as_str()),
+                cycle_id(&self.name, symbol, t, cue.trigger().as_str()).to_string(),
                 snapshot,
                 self.voters.clone(),
                 self.transport,
