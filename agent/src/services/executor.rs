@@ -223,3 +223,101 @@ async fn act_on(
     }
     true
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exchange::binance::Credentials;
+    use protocol::Action;
+    use std::sync::{Arc, Mutex};
+    use test_support::binance::{serve, signed_account, signed_orders};
+    use warp::Filter;
+
+    const HOUR: i64 = 3_600_000;
+
+    /// A BTCUSDT candle of the live feed that closed a second ago.
+    fn fresh_candle() -> MarketCandle {
+        let close_time = chrono::Utc::now().timestamp_millis() - 1_000;
+        MarketCandle {
+            strategy: "btc-eth-paper".into(),
+            symbol: "BTCUSDT".into(),
+            open_time: close_time + 1 - HOUR,
+            close_time,
+            open: 100.0,
+            high: 102.0,
+            low: 99.0,
+            close: 101.0,
+            volume: 10.0,
+            live: true,
+            volatility: Some(0.5),
+        }
+    }
+
+    /// The team's BUY on `candle`.
+    fn buy(candle: &MarketCandle) -> Decision {
+        Decision {
+            id: format!("btc-eth-paper_BTCUSDT_{}_schedule", candle.open_time).into(),
+            strategy: "btc-eth-paper".into(),
+            symbol: "BTCUSDT".into(),
+            action: Action::Buy,
+            confidence: 0.9,
+            consensus_reached: true,
+            escalated: false,
+            vetoed: false,
+            rejected: false,
+            rounds: vec![],
+            transcript: vec![],
+            price: candle.close,
+            decided_at: candle.close_time,
+        }
+    }
+
+    /// A live executor restarted within the hour replays the candle and the decision it had
+    /// already acted on (its consumer starts again from the stream's first message): the replayed
+    /// fresh candle reconciles the book with the account, which holds the bought position, so the
+    /// decision sends nothing a second time.
+    #[tokio::test]
+    async fn a_restarted_live_executor_sends_no_decision_twice() {
+        let balances = Arc::new(Mutex::new(HashMap::from([(
+            "BTC".to_string(),
+            "0".to_string(),
+        )])));
+        let (orders, posted) = signed_orders("key", "secret");
+        let account = signed_account("key", "secret", balances.clone());
+        let addr = serve(orders.or(account).unify()).await;
+        let live = BinanceSpot::new(&format!("http://{addr}"), Credentials::new("key", "secret"));
+        let strategy = crate::config::TeamConfig::builtin().unwrap().strategy;
+        let candle = fresh_candle();
+        let decision = buy(&candle);
+        // the candle goes ahead of its decision, as on the stream
+        let stream = [Message::Candle(candle), Message::Decision(decision)];
+
+        let mut first = Book::new(&strategy, AnyVenue::Live(&live), notify::Notifier::none())
+            .await
+            .unwrap();
+        let mut reports = Vec::new();
+        for message in &stream {
+            reports.extend(first.apply(message).await);
+        }
+        assert_eq!(posted.lock().unwrap().len(), 1, "one BUY sent: {reports:?}");
+        let bought = posted.lock().unwrap()[0]["quantity"].clone();
+        // the exchange filled it: the account holds it
+        balances
+            .lock()
+            .unwrap()
+            .insert("BTC".into(), bought.clone());
+
+        let mut again = Book::new(&strategy, AnyVenue::Live(&live), notify::Notifier::none())
+            .await
+            .unwrap();
+        for message in &stream {
+            again.apply(message).await;
+        }
+        assert_eq!(posted.lock().unwrap().len(), 1, "nothing sent twice");
+        let held = again
+            .ledger()
+            .position("BTCUSDT")
+            .expect("the account's position");
+        assert_eq!(held.quantity.to_string(), bought);
+    }
+}
