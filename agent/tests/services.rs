@@ -1,8 +1,8 @@
 //! The executor and the auditor as services of their own (issue 16, item 1), over a real
 //! nats-server and PostgreSQL, every component a process: a coordinator with `--services`
 //! replaying BTCUSDT's first quarter of 2020, the sample's voters, an executor and an auditor.
-//! Each service is killed (SIGKILL) mid-run and started again, then PostgreSQL is stopped for 6 s.
-//! At the end:
+//! Each service is killed (SIGKILL) mid-run and started again, then PostgreSQL is stopped for 6 s,
+//! then nats-server for 5 s. At the end:
 //! - decisions made = published = stored, once each, with one audit row per decision and order,
 //!   and `audit verify` finds the chain intact and anchored;
 //! - every order report on the stream is stored once (a redelivered decision placed no second
@@ -163,7 +163,7 @@ fn sigterm_exits_promptly(child: &mut Child, role: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_services_place_and_record_every_decision_once_through_crashes() {
-    let (Some(nats), Some(mut pg)) = (NatsServer::start(), PgServer::start()) else {
+    let (Some(mut nats), Some(mut pg)) = (NatsServer::start(), PgServer::start()) else {
         return;
     };
     let (url, db) = (nats.url(), pg.url());
@@ -189,6 +189,11 @@ async fn the_services_place_and_record_every_decision_once_through_crashes() {
     published += during;
     std::thread::sleep(Duration::from_secs(6));
     pg.restart();
+    published += take_lines(&lines, 100, Duration::from_secs(60));
+    // and NATS goes away: every process waits for it, and the services go on where they were
+    nats.stop();
+    std::thread::sleep(Duration::from_secs(5));
+    nats.restart();
     let (status, stderr) =
         tokio::task::block_in_place(|| exit_of(&mut child, Duration::from_secs(240)));
     published += lines.try_iter().count();

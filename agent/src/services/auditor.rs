@@ -117,9 +117,13 @@ async fn follow(
         tokio::spawn(async move {
             while let Some(batch) = consumer.batch(BATCH, LINGER).await {
                 if tx.send(batch).await.is_err() {
-                    break;
+                    return; // the auditor is stopping
                 }
             }
+            // a consumer that ends would leave half an auditor: an empty batch stops it (and its
+            // pod is started again)
+            tracing::error!(consumer = %name, "the consumer ended");
+            let _ = tx.send(Vec::new()).await;
         });
     }
     Ok(rx)
@@ -138,6 +142,11 @@ async fn record(
             () = crate::shutdown::stop_requested() => None,
         };
         let Some(batch) = batch else { break };
+        if batch.is_empty() {
+            return Err(ServiceError::Bus(crate::bus::BusError::Closed {
+                subject: "the auditor's consumers of IA_DECISIONS".into(),
+            }));
+        }
         let (mut decisions, mut orders) = (Vec::new(), Vec::new());
         for delivered in &batch {
             match &delivered.message {
