@@ -14,6 +14,36 @@ use tokio::sync::watch;
 /// 30 s grace period, with room for the process to exit.
 pub const GRACE: Duration = Duration::from_secs(20);
 
+/// The waits between attempts at something that fails until it answers (the bus, the database):
+/// [`Backoff::FIRST`], doubling up to [`Backoff::MAX`]; a wait ends early when a stop is asked.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    wait: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self { wait: Self::FIRST }
+    }
+}
+
+impl Backoff {
+    /// The first wait after a failure.
+    pub const FIRST: Duration = Duration::from_millis(250);
+    /// The longest wait between two attempts.
+    pub const MAX: Duration = Duration::from_secs(5);
+
+    /// Waits before the next attempt (less if a stop is asked meanwhile); false when it was.
+    pub async fn pause(&mut self) -> bool {
+        let stopped = tokio::select! {
+            () = tokio::time::sleep(self.wait) => false,
+            () = stop_requested() => true,
+        };
+        self.wait = (self.wait * 2).min(Self::MAX);
+        !stopped
+    }
+}
+
 /// A stop request and the count of work in flight: one per process ([`listen`] and the free
 /// functions use it), or a private one in tests.
 #[derive(Debug)]

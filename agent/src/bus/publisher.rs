@@ -12,11 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedReceiver;
 
-/// The first wait after a failed publish; it doubles up to [`MAX_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_millis(250);
-/// The longest wait between two attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
-
 /// Why publishing stopped before every decision was out.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -146,6 +141,33 @@ impl Identified for Decision {
     }
 }
 
+/// Publishes with `publish` until it goes out: each attempt bounded as [`attempt_once`] bounds it,
+/// backing off between failures ([`crate::shutdown::Backoff`]), `failed(attempt, error)` told of
+/// each. How many attempts failed; the last error when a stop is asked while it fails.
+pub async fn until_out<F>(
+    stream: &str,
+    mut publish: impl FnMut() -> F,
+    mut failed: impl FnMut(u32, &BusError),
+) -> Result<u32, BusError>
+where
+    F: Future<Output = Result<(), BusError>>,
+{
+    let mut backoff = crate::shutdown::Backoff::default();
+    let mut attempt = 0u32;
+    loop {
+        let error = match attempt_once(stream, publish()).await {
+            Ok(()) => return Ok(attempt),
+            Err(error) => error,
+        };
+        attempt += 1;
+        failed(attempt, &error);
+        if crate::shutdown::requested() {
+            return Err(error);
+        }
+        backoff.pause().await;
+    }
+}
+
 /// Publishes what arrives on `decisions`, in order, with `publish`, until the channel closes;
 /// `published` is told of each one out. Returns how many went out.
 pub async fn publish_in_order<T: Identified, P, F>(
@@ -163,34 +185,26 @@ where
     let mut count = 0u64;
     while let Some(decision) = decisions.recv().await {
         backlog.set(decisions.len() as i64 + 1);
-        let mut wait = FIRST_BACKOFF;
-        let mut attempt = 0u32;
-        loop {
-            let error = match attempt_once("the decision stream", publish(&decision)).await {
-                Ok(()) => break,
-                Err(error) => error,
-            };
-            attempt += 1;
+        let behind = decisions.len() + 1;
+        let failed = |attempt: u32, error: &BusError| {
             ready.store(false, Ordering::Relaxed);
             if attempt == 1 || attempt.is_multiple_of(10) {
-                tracing::warn!(%error, id = %decision.id(), attempt, behind = decisions.len() + 1,
+                tracing::warn!(%error, id = %decision.id(), attempt, behind,
                     "publishing the decision failed; retrying until the bus is back");
             }
-            if crate::shutdown::requested() {
+        };
+        match until_out("the decision stream", || publish(&decision), failed).await {
+            Ok(0) => {}
+            Ok(failures) => {
+                tracing::info!(id = %decision.id(), attempts = failures + 1, "the bus is back; publishing");
+            }
+            Err(error) => {
                 return Err(PublishError::Stopped {
                     first: decision.id(),
                     left: decisions.len() + 1,
                     error,
-                });
+                })
             }
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {},
-                () = crate::shutdown::stop_requested() => {},
-            }
-            wait = (wait * 2).min(MAX_BACKOFF);
-        }
-        if attempt > 0 {
-            tracing::info!(id = %decision.id(), attempts = attempt + 1, "the bus is back; publishing");
         }
         ready.store(true, Ordering::Relaxed);
         backlog.set(decisions.len() as i64);
@@ -202,7 +216,7 @@ where
 
 /// Publishes the latest value of `latest` with `publish` each time it changes, until its sender is
 /// gone (then the last value, if not out yet): an audit anchor, where only the newest matters. A
-/// failed publish is retried like a decision's (backing off up to [`MAX_BACKOFF`]), each attempt
+/// failed publish is retried like a decision's (backing off up to [`crate::shutdown::Backoff::MAX`]), each attempt
 /// with the value newest by then; the sender never waits for it. Asked to stop while the bus
 /// fails, it gives up. Returns the last value published.
 pub async fn publish_latest<T, P, F>(
@@ -218,7 +232,7 @@ where
     let mut published: Option<T> = None;
     loop {
         let closed = latest.changed().await.is_err();
-        let mut wait = FIRST_BACKOFF;
+        let mut backoff = crate::shutdown::Backoff::default();
         let mut attempt = 0u32;
         loop {
             let Some(value) = latest.borrow_and_update().clone() else {
@@ -242,11 +256,7 @@ where
                 tracing::warn!(%error, %stream, "stopping with the latest value not published");
                 return published;
             }
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {},
-                () = crate::shutdown::stop_requested() => {},
-            }
-            wait = (wait * 2).min(MAX_BACKOFF);
+            backoff.pause().await;
         }
         if closed {
             return published;

@@ -19,16 +19,11 @@ use crate::store::{OrderRecord, Store, StoreError};
 use protocol::messages::Decision;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::task::JoinHandle;
 
 /// Decisions held in memory at most while the store does not answer; past them the replay waits
 /// for the store (back-pressure, nothing dropped).
 pub const HOLD_AT_MOST: usize = 50_000;
-/// The first wait after a failed write; it doubles up to [`MAX_WAIT`].
-const FIRST_WAIT: Duration = Duration::from_millis(250);
-/// The longest wait between two attempts.
-const MAX_WAIT: Duration = Duration::from_secs(5);
 
 /// What was decided and ordered and is not handed to the store yet.
 type Batch = (Vec<Decision>, Vec<OrderRecord>);
@@ -227,7 +222,7 @@ async fn store_until_answered(
     outage: &Outage,
 ) -> Result<AuditChain, StoreError> {
     let unstored = crate::metrics::UNSTORED.with_label_values(&[strategy]);
-    let (mut wait, mut attempt, mut reread) = (FIRST_WAIT, 0u32, false);
+    let (mut backoff, mut attempt, mut reread) = (crate::shutdown::Backoff::default(), 0u32, false);
     loop {
         let tried = if reread {
             store.audit_chain(strategy, key).await.map(|read| {
@@ -263,11 +258,7 @@ async fn store_until_answered(
             tracing::warn!(%error, attempt, held = batch.0.len(),
                 "the store does not answer; holding the decisions and trying again");
         }
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {},
-            () = crate::shutdown::stop_requested() => {},
-        }
-        wait = (wait * 2).min(MAX_WAIT);
+        backoff.pause().await;
     }
 }
 

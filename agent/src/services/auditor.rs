@@ -72,7 +72,7 @@ async fn open(
     url: &str,
     key: &AuditKey,
 ) -> Result<Option<(RecordWriter, Anchoring)>, ServiceError> {
-    let mut wait = Duration::from_millis(250);
+    let mut backoff = crate::shutdown::Backoff::default();
     loop {
         let opened = async {
             let store = Store::connect(url).await?;
@@ -87,11 +87,9 @@ async fn open(
             }
             Err(error) => return Err(error.into()),
         }
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {},
-            () = crate::shutdown::stop_requested() => return Ok(None),
+        if !backoff.pause().await {
+            return Ok(None);
         }
-        wait = (wait * 2).min(Duration::from_secs(5));
     }
 }
 

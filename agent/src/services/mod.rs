@@ -9,9 +9,9 @@ pub mod auditor;
 pub mod executor;
 
 use crate::bus::nats::NatsBus;
+use crate::bus::publisher::until_out;
 use crate::bus::{Bus, BusError};
 use protocol::messages::Message;
-use std::time::Duration;
 
 /// Why a service stopped before it was asked to.
 #[derive(Debug, thiserror::Error)]
@@ -24,36 +24,16 @@ pub enum ServiceError {
     Store(#[from] crate::store::StoreError),
 }
 
-/// Publishes `message` durably on `subject` under `id`, trying again (backing off up to 5 s) for as
-/// long as the bus fails; `false` when a stop was asked first (the message is then not out, and the
-/// input it came from is not acknowledged: it is delivered again after a restart).
+/// Publishes `message` durably on `subject` under `id`, as the coordinator publishes its decisions
+/// (`bus::publisher::until_out`: retried, backing off, for as long as the bus fails); `false` when
+/// a stop was asked first (the message is then not out, and the input it came from is not
+/// acknowledged: it is delivered again after a restart).
 async fn publish_until_out(bus: &NatsBus, subject: &str, id: &str, message: &Message) -> bool {
-    let mut wait = Duration::from_millis(250);
-    let mut attempt = 0u32;
-    loop {
-        let published = tokio::time::timeout(
-            Duration::from_secs(10),
-            bus.publish_durable(subject, id, message),
-        )
-        .await;
-        match published {
-            Ok(Ok(_)) => return true,
-            Ok(Err(error)) if attempt.is_multiple_of(10) => {
-                tracing::warn!(%error, %subject, %id, attempt, "publishing failed; retrying until the bus is back")
-            }
-            Err(_) if attempt.is_multiple_of(10) => {
-                tracing::warn!(%subject, %id, attempt, "no acknowledgement within 10 s; retrying")
-            }
-            _ => {}
+    let publish = || async { bus.publish_durable(subject, id, message).await.map(|_| ()) };
+    let failed = |attempt: u32, error: &BusError| {
+        if attempt == 1 || attempt.is_multiple_of(10) {
+            tracing::warn!(%error, %subject, %id, attempt, "publishing failed; retrying until the bus is back");
         }
-        attempt += 1;
-        if crate::shutdown::requested() {
-            return false;
-        }
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {},
-            () = crate::shutdown::stop_requested() => return false,
-        }
-        wait = (wait * 2).min(Duration::from_secs(5));
-    }
+    };
+    until_out(subject, publish, failed).await.is_ok()
 }
