@@ -8,7 +8,9 @@
 //! Either way: decisions made = published = stored, one audit row per decision and order, and
 //! `audit verify` finds the chain intact.
 
-use test_support::processes::{exit_of, lines_of, take_lines, voters};
+use test_support::processes::{
+    audit_verified, exit_of, holding_policy, lines_of, take_lines, voters,
+};
 use test_support::{NatsServer, PgServer};
 
 use agent::store::{Store, Table};
@@ -19,20 +21,6 @@ use std::time::Duration;
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 const STRATEGY: &str = "btc-eth-paper";
 const AGENT: &str = env!("CARGO_BIN_EXE_trading-agent");
-
-/// The sample policy, except that a split team holds at once, one round decides and a round waits
-/// one second: a replay that keeps deciding without a human or a bus (written into `dir`).
-fn holding_policy(dir: &Path) -> std::path::PathBuf {
-    let policy = dir.join("policy.yaml");
-    let sample =
-        std::fs::read_to_string(format!("{ROOT}/config/samples/consensuspolicy.yaml")).unwrap();
-    let changed = sample
-        .replace("action: Escalate", "action: Hold")
-        .replace("roundTimeoutSeconds: 10", "roundTimeoutSeconds: 1")
-        .replace("maxRounds: 3", "maxRounds: 1");
-    std::fs::write(&policy, changed).unwrap();
-    policy
-}
 
 /// The coordinator replaying BTCUSDT's 2020 into `db` under `policy`, one JSON line per decision
 /// published, with `extra` arguments.
@@ -95,13 +83,7 @@ async fn nothing_lost(db: &str, status: std::process::ExitStatus, stderr: &str, 
         stored + orders,
         "one audit row per decision and order, none twice"
     );
-    let verify = Command::new(AGENT)
-        .args(["audit", "verify", "--db", db])
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&verify.stdout).to_string()
-        + &String::from_utf8_lossy(&verify.stderr);
-    assert!(verify.status.success(), "audit verify: {said}");
+    audit_verified(Path::new(AGENT), &["--db", db]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

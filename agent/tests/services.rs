@@ -10,7 +10,9 @@
 //!   executor rebuilt the same book from the stream;
 //! - both services stop promptly on SIGTERM.
 
-use test_support::processes::{exit_of, lines_of, take_lines, voters};
+use test_support::processes::{
+    audit_verified, exit_of, holding_policy, lines_of, take_lines, voters,
+};
 use test_support::{NatsServer, PgServer};
 
 use agent::store::{Store, Table};
@@ -24,20 +26,6 @@ const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 const STRATEGY: &str = "btc-eth-paper";
 const NAMESPACE: &str = "services";
 const AGENT: &str = env!("CARGO_BIN_EXE_trading-agent");
-
-/// The sample policy, except that a split team holds at once, one round decides and a round waits
-/// one second (written into `dir`).
-fn holding_policy(dir: &std::path::Path) -> std::path::PathBuf {
-    let policy = dir.join("policy.yaml");
-    let sample =
-        std::fs::read_to_string(format!("{ROOT}/config/samples/consensuspolicy.yaml")).unwrap();
-    let changed = sample
-        .replace("action: Escalate", "action: Hold")
-        .replace("roundTimeoutSeconds: 10", "roundTimeoutSeconds: 1")
-        .replace("maxRounds: 3", "maxRounds: 1");
-    std::fs::write(&policy, changed).unwrap();
-    policy
-}
 
 /// `trading-agent assistant --role <role>` as a service of the team.
 fn service(role: &str, nats: &str, db: &str) -> Child {
@@ -238,14 +226,19 @@ async fn the_services_place_and_record_every_decision_once_through_crashes() {
         .collect();
     assert_eq!(filled_positions(&db).await, coordinator_book);
 
-    let verify = Command::new(AGENT)
-        .args(["audit", "verify", "--db", &db, "--nats", &url])
-        .args(["--namespace", NAMESPACE, "--strategy", STRATEGY])
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&verify.stdout).to_string()
-        + &String::from_utf8_lossy(&verify.stderr);
-    assert!(verify.status.success(), "audit verify: {said}");
+    audit_verified(
+        std::path::Path::new(AGENT),
+        &[
+            "--db",
+            &db,
+            "--nats",
+            &url,
+            "--namespace",
+            NAMESPACE,
+            "--strategy",
+            STRATEGY,
+        ],
+    );
     sigterm_exits_promptly(&mut executor, "executor");
     sigterm_exits_promptly(&mut auditor, "auditor");
 }

@@ -89,3 +89,31 @@ pub fn exit_of(child: &mut Child, limit: Duration) -> (std::process::ExitStatus,
     }
     (status, stderr)
 }
+
+/// The sample ConsensusPolicy written into `dir`, except that a split team holds at once, one
+/// round decides and a round waits one second: a replay that keeps deciding without a human.
+pub fn holding_policy(dir: &Path) -> std::path::PathBuf {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let sample = std::fs::read_to_string(format!("{root}/config/samples/consensuspolicy.yaml"))
+        .expect("the sample policy");
+    let changed = sample
+        .replace("action: Escalate", "action: Hold")
+        .replace("roundTimeoutSeconds: 10", "roundTimeoutSeconds: 1")
+        .replace("maxRounds: 3", "maxRounds: 1");
+    let policy = dir.join("policy.yaml");
+    std::fs::write(&policy, changed).expect("the policy written");
+    policy
+}
+
+/// Runs `trading-agent audit verify` (the binary at `agent`) with `args` and asserts that it finds
+/// the chain intact, showing what it said otherwise.
+pub fn audit_verified(agent: &Path, args: &[&str]) {
+    let verify = Command::new(agent)
+        .args(["audit", "verify"])
+        .args(args)
+        .output()
+        .expect("audit verify runs");
+    let said = String::from_utf8_lossy(&verify.stdout).to_string()
+        + &String::from_utf8_lossy(&verify.stderr);
+    assert!(verify.status.success(), "audit verify: {said}");
+}

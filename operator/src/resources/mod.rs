@@ -233,6 +233,20 @@ pub fn child_name(base: &str, suffix: &str) -> String {
     name.trim_end_matches('-').to_string()
 }
 
+/// The objects of a file of `config/samples`, for the resources' unit tests.
+#[cfg(test)]
+pub(crate) fn sample<T: serde::de::DeserializeOwned>(file: &str) -> Vec<T> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../config/samples")
+        .join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    crate::manifests::parse_documents(&text, &path)
+        .unwrap()
+        .into_iter()
+        .map(|d| serde_json::from_value(d.value).unwrap())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

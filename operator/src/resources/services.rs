@@ -92,19 +92,7 @@ pub fn service_internet_ports(role: Role, s: &Strategy) -> BTreeSet<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifests::parse_documents;
-
-    fn sample<T: serde::de::DeserializeOwned>(file: &str) -> Vec<T> {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../config/samples")
-            .join(file);
-        let text = std::fs::read_to_string(&path).unwrap();
-        parse_documents(&text, &path)
-            .unwrap()
-            .into_iter()
-            .map(|d| serde_json::from_value(d.value).unwrap())
-            .collect()
-    }
+    use crate::resources::sample;
 
     fn names(vars: &[EnvVar]) -> Vec<&str> {
         vars.iter().map(|e| e.name.as_str()).collect()

@@ -862,20 +862,8 @@ pub fn postgres_secret(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifests::parse_documents;
+    use crate::resources::sample;
     use k8s_openapi::api::networking::v1::{NetworkPolicyEgressRule, NetworkPolicySpec};
-
-    fn sample<T: serde::de::DeserializeOwned>(file: &str) -> Vec<T> {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../config/samples")
-            .join(file);
-        let text = std::fs::read_to_string(&path).unwrap();
-        parse_documents(&text, &path)
-            .unwrap()
-            .into_iter()
-            .map(|d| serde_json::from_value(d.value).unwrap())
-            .collect()
-    }
 
     fn strategy() -> Strategy {
         let mut s: Strategy = sample("strategy.yaml").remove(0);
