@@ -514,7 +514,7 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
     let mut team_config = TeamConfig::load(strategy_file, policy_file)?;
     // with an executor service, the exchange's keys are the executor's, not the coordinator's
     let live_exchange = match args.services {
-        false => live_exchange(&team_config, strategy_file)?,
+        false => live_account(&team_config.strategy, strategy_file)?,
         true => None,
     };
     let live = team_config.strategy.spec.mode == protocol::crd::TradingMode::Live;
@@ -593,16 +593,8 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Binance spot when the Strategy says `mode: live`, with its keys from the environment (a
+/// Binance spot when `strategy` says `mode: live`, with its keys from the environment (a
 /// Secret); paper trading otherwise.
-fn live_exchange(
-    team_config: &TeamConfig,
-    strategy_file: &std::path::Path,
-) -> anyhow::Result<Option<BinanceSpot>> {
-    live_account(&team_config.strategy, strategy_file)
-}
-
-/// Binance spot when `strategy` says `mode: live`, with its keys from the environment.
 fn live_account(
     strategy: &Strategy,
     strategy_file: &std::path::Path,
