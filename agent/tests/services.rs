@@ -203,7 +203,7 @@ async fn the_services_place_and_record_every_decision_once_through_crashes() {
     let stored = store.count(Table::Decisions, STRATEGY).await.unwrap();
     assert_eq!(stored as usize, published, "made = published = stored");
     let orders = store.count(Table::Orders, STRATEGY).await.unwrap();
-    assert!(orders > 10, "the executor traded: {orders} orders");
+    assert!(orders >= 4, "the executor traded: {orders} orders");
     let audited = store.count(Table::AuditLog, STRATEGY).await.unwrap();
     assert_eq!(
         audited,

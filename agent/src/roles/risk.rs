@@ -147,7 +147,8 @@ impl Analyst for RiskManager {
             veto.veto = true;
             return evidence(veto);
         }
-        if let Some((trend, _)) = super::strategist::trend(s).filter(|(t, _)| !holding && *t < -0.3)
+        if let Some((trend, _)) = super::strategist::trend(s)
+            .filter(|(t, _)| !holding && *t < -super::strategist::ENTRY_SCORE)
         {
             let mut veto = Judgement::new(
                 Action::Hold,
