@@ -146,7 +146,28 @@ async fn each_component_speaks_as_itself_and_no_one_else_gets_in() {
     let leaked = tokio::time::timeout(Duration::from_millis(800), seen.next()).await;
     assert!(leaked.is_err(), "a forged message got through: {leaked:?}");
 
-    // the team itself runs, each process on its own seed
+    // a well-formed seed the server does not know: the process stops at once, saying so (a
+    // configuration error, not an outage to wait out), and never prints the seed
+    let stranger = dir.path().join("stranger.nk");
+    let unknown = nkeys::KeyPair::new_user().seed().unwrap();
+    std::fs::write(&stranger, &unknown).unwrap();
+    let refused = agent()
+        .args(["assistant", "--nats", &url, "--namespace", "auth"])
+        .args(["--strategy", "btc-eth-paper", "--role", "strategist"])
+        .arg("--nats-nkey-file")
+        .arg(&stranger)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{said}");
+    assert!(
+        said.contains("refused the credentials of strategist (authorization violation)"),
+        "{said}"
+    );
+    assert!(!said.contains(&unknown), "no seed in the error");
+
+    // the team itself runs, each process on its own seed; the assistants start first and wait for
+    // the coordinator to make the streams (they may not)
     let mut team = Killed(vec![]);
     for role in [
         "marketMonitor",

@@ -592,6 +592,9 @@ async fn audit_anchors(
             subjects: STREAM_AUDIT_SUBJECTS.map(String::from).to_vec(),
             max_messages_per_subject: 1,
             discard: stream::DiscardPolicy::Old,
+            // as the agent makes it (`agent::bus::nats::audit_stream`): its readers get a team's
+            // anchor by a direct get, the only form a grant can hold to the team's subject
+            allow_direct: true,
             ..Default::default()
         })
         .await

@@ -19,11 +19,12 @@ use operator::decisions::{DecisionWatchers, TeamNats};
 use operator::fake_api::FakeApi;
 use protocol::messages::{encode, Decision, EscalationResolution, Message, RoundTally};
 use protocol::nats_auth::{
-    covers, inbox_prefix, operator_audit_consumer, operator_consumer, AUDITOR, COORDINATOR,
-    EXECUTOR, OPERATOR,
+    anchor_get, covers, inbox_prefix, operator_audit_consumer, operator_consumer, AUDITOR,
+    COORDINATOR, EXECUTOR, OPERATOR,
 };
 use protocol::subjects::{
-    Subjects, STREAM_AUDIT, STREAM_AUDIT_SUBJECTS, STREAM_DECISIONS, STREAM_DECISIONS_SUBJECTS,
+    Subjects, PRESENCE_BUCKET, STREAM_AUDIT, STREAM_AUDIT_SUBJECTS, STREAM_DECISIONS,
+    STREAM_DECISIONS_SUBJECTS,
 };
 use protocol::{Action, Role};
 use std::collections::BTreeMap;
@@ -440,6 +441,17 @@ async fn the_services_work_their_own_consumers_and_publish_only_their_own() {
         })
         .await
         .unwrap();
+    // it alone makes the shared streams (the services look them up)
+    hub.get_or_create_stream(stream::Config {
+        name: STREAM_AUDIT.into(),
+        subjects: STREAM_AUDIT_SUBJECTS.map(String::from).to_vec(),
+        max_messages_per_subject: 1,
+        discard: stream::DiscardPolicy::Old,
+        allow_direct: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     let candle = publish_with_id(&hub, &candle_subject, "candle_BTCUSDT_1", "candle").await;
     assert_eq!(candle, Ok(true));
     let decided = encode(&decision("cycle_1"));
@@ -519,20 +531,14 @@ async fn the_services_work_their_own_consumers_and_publish_only_their_own() {
     let answer: serde_json::Value = serde_json::from_slice(&answer.payload).unwrap();
     assert_eq!(answer["error"]["err_code"], 10131, "{answer}");
 
-    // the auditor: IA_AUDIT created as at its start, its consumer read and acknowledged
+    // the auditor: IA_AUDIT looked up as at its start, its consumer read and acknowledged
     let auditor_errors = Arc::new(Mutex::new(Vec::new()));
     let auditor = connect_as(&url, &seeds, AUDITOR, auditor_errors.clone()).await;
     let auditor_js = jetstream_of(&auditor);
     let mut anchors = auditor_js
-        .get_or_create_stream(stream::Config {
-            name: STREAM_AUDIT.into(),
-            subjects: STREAM_AUDIT_SUBJECTS.map(String::from).to_vec(),
-            max_messages_per_subject: 1,
-            discard: stream::DiscardPolicy::Old,
-            ..Default::default()
-        })
+        .get_stream(STREAM_AUDIT)
         .await
-        .expect("the auditor creates the audit stream");
+        .expect("the auditor looks up the audit stream");
     let auditor_name = subjects.service_consumer(Role::Auditor);
     let consumer = service_consumer(&auditor_js, &auditor_name, &filter)
         .await
@@ -541,10 +547,37 @@ async fn the_services_work_their_own_consumers_and_publish_only_their_own() {
     assert_eq!(take_and_ack(&consumer, 3).await, expected);
     let anchor = publish_with_id(&auditor_js, &subjects.audit(), "head", "anchor").await;
     assert_eq!(anchor, Ok(true), "the auditor's anchor is stored");
+    let read = anchors
+        .direct_get_last_for_subject(subjects.audit())
+        .await
+        .expect("the auditor reads its team's anchor");
+    assert_eq!(&read.payload[..], b"anchor");
     assert!(
         auditor_errors.lock().unwrap().is_empty(),
         "{auditor_errors:?}"
     );
+    // not another team's anchor, nor any message by a get whose body names the subject
+    let other = Subjects::new(NS, "another-team").unwrap();
+    let theirs = anchors.direct_get_last_for_subject(other.audit()).await;
+    assert!(theirs.is_err(), "another team's anchor was read");
+    assert!(refused(&auditor_errors, &anchor_get(&other)).await);
+    assert!(anchors
+        .get_last_raw_message_by_subject(&subjects.audit())
+        .await
+        .is_err());
+    let message_get = format!("$JS.API.STREAM.MSG.GET.{STREAM_AUDIT}");
+    assert!(refused(&auditor_errors, &message_get).await);
+    // and no stream of its making: a missing stream waits for the coordinator
+    let made = auditor_js
+        .create_stream(stream::Config {
+            name: PRESENCE_BUCKET.into(),
+            subjects: vec![format!("{PRESENCE_BUCKET}.>")],
+            ..Default::default()
+        })
+        .await;
+    assert!(made.is_err(), "the auditor made a stream");
+    let create = format!("$JS.API.STREAM.CREATE.{PRESENCE_BUCKET}");
+    assert!(refused(&auditor_errors, &create).await);
 
     // not an order
     let forged = publish_with_id(&auditor_js, &subjects.order(), "forged", "order").await;

@@ -71,10 +71,23 @@ pub fn inbox_prefix(identity: &str) -> String {
     format!("_INBOX.{identity}")
 }
 
-/// JetStream API calls every component makes at start: the team's streams exist (looked up,
-/// created when missing).
+/// The streams every component looks up at start.
+const STREAMS: [&str; 3] = [STREAM_DECISIONS, STREAM_AUDIT, PRESENCE_BUCKET];
+
+/// JetStream API calls every component makes at start: the team's streams are looked up. Only the
+/// coordinator creates them ([`stream_setup`]); the others wait until they exist, so that no
+/// assistant, executor or auditor can make a shared stream with a configuration of its choosing
+/// (no deduplication window, a tiny limit) before the coordinator does.
+fn stream_lookup() -> Vec<String> {
+    STREAMS
+        .iter()
+        .map(|s| format!("$JS.API.STREAM.INFO.{s}"))
+        .collect()
+}
+
+/// The coordinator's calls at start: each stream looked up, and created when missing.
 fn stream_setup() -> Vec<String> {
-    [STREAM_DECISIONS, STREAM_AUDIT, PRESENCE_BUCKET]
+    STREAMS
         .iter()
         .flat_map(|s| {
             [
@@ -83,6 +96,14 @@ fn stream_setup() -> Vec<String> {
             ]
         })
         .collect()
+}
+
+/// The JetStream call that reads the team's last audit anchor and nothing else: a direct get of
+/// the last message on `….audit`, with the subject in the request's subject (`IA_AUDIT` allows
+/// direct gets). A `STREAM.MSG.GET` names its subject in the body, which no permission can check,
+/// so it would read any team's anchor.
+pub fn anchor_get(subjects: &Subjects) -> String {
+    format!("$JS.API.DIRECT.GET.{STREAM_AUDIT}.{}", subjects.audit())
 }
 
 /// The operator's consumer of the team's decisions on [`STREAM_DECISIONS`], over `….decision`:
@@ -138,8 +159,8 @@ fn operator_publish(subjects: &Subjects) -> Vec<String> {
 
 /// What the coordinator may publish: the team's subjects (it alone asks the voters and publishes
 /// decisions; orders, fills and the audit anchor when it carries those duties), and exactly the
-/// JetStream calls it makes: the streams' look-up and creation at start, a message get on
-/// `IA_AUDIT` (the last anchor, which its chain must reach), and its presence reads: its team's
+/// JetStream calls it makes: the streams' look-up and creation at start, a direct get of its
+/// team's last anchor on `IA_AUDIT` (which its chain must reach), and its presence reads: its team's
 /// consumer of the shared bucket `ia-assistants` by name (`Subjects::presence_consumer`), deleted
 /// and made anew over the team's heartbeats only for each read, pulled once (no acknowledgement),
 /// so it reads no other team's presence. Its JetStream
@@ -148,7 +169,7 @@ fn operator_publish(subjects: &Subjects) -> Vec<String> {
 fn coordinator_publish(subjects: &Subjects) -> Vec<String> {
     let mut publish = vec![format!("{}.>", subjects.prefix())];
     publish.extend(stream_setup());
-    publish.extend([format!("$JS.API.STREAM.MSG.GET.{STREAM_AUDIT}")]);
+    publish.push(anchor_get(subjects));
     let name = subjects.presence_consumer();
     let scope = subjects.presence_scope();
     publish.extend([
@@ -206,7 +227,7 @@ fn executor_publish(subjects: &Subjects) -> Vec<String> {
 }
 
 /// What the auditor publishes beyond its presence and the streams' look-up: its consumer's calls
-/// (not deleting it), the audit anchor, and a message get on `IA_AUDIT` (the anchor as `audit
+/// (not deleting it), the audit anchor, and a direct get of the team's last anchor (as `audit
 /// verify --nats` reads it).
 fn auditor_publish(subjects: &Subjects) -> Vec<String> {
     let name = subjects.service_consumer(Role::Auditor);
@@ -216,10 +237,7 @@ fn auditor_publish(subjects: &Subjects) -> Vec<String> {
         &subjects.auditor_orders_consumer(),
         false,
     ));
-    publish.extend([
-        subjects.audit(),
-        format!("$JS.API.STREAM.MSG.GET.{STREAM_AUDIT}"),
-    ]);
+    publish.extend([subjects.audit(), anchor_get(subjects)]);
     publish
 }
 
@@ -229,8 +247,8 @@ fn auditor_publish(subjects: &Subjects) -> Vec<String> {
 /// The audit anchor (`….audit`) is published by the auditor service and by a coordinator that
 /// carries the auditor's duty (under its `<team>.>`); the operator reads it (into the Strategy's
 /// status) with its consumer, the coordinator (whose chain must reach it) and the auditor's
-/// identity, which `trading-agent audit verify --nats` connects as, with a JetStream message get on
-/// `IA_AUDIT`. Decisions are the coordinator's alone; orders and fills the executor's and the
+/// identity, which `trading-agent audit verify --nats` connects as, with a direct get of the team's
+/// own subject on `IA_AUDIT` ([`anchor_get`]). Decisions are the coordinator's alone; orders and fills the executor's and the
 /// coordinator's. Nobody may update, delete or purge a stream.
 pub fn grants(subjects: &Subjects, voters: &[Role]) -> Vec<Grant> {
     let team = subjects.prefix();
@@ -272,7 +290,7 @@ pub fn grants(subjects: &Subjects, voters: &[Role]) -> Vec<Grant> {
         (EXECUTOR, Role::Executor, executor_publish(subjects)),
         (AUDITOR, Role::Auditor, auditor_publish(subjects)),
     ] {
-        let mut publish = stream_setup();
+        let mut publish = stream_lookup();
         publish.push(presence(role));
         publish.extend(extra_publish);
         grants.push(Grant {
@@ -286,7 +304,7 @@ pub fn grants(subjects: &Subjects, voters: &[Role]) -> Vec<Grant> {
         if grants.iter().any(|g| g.identity == identity_of(role)) {
             continue;
         }
-        let mut publish = stream_setup();
+        let mut publish = stream_lookup();
         publish.push(presence(role));
         grants.push(Grant {
             identity: identity_of(role).into(),
@@ -352,20 +370,60 @@ mod tests {
         assert_eq!(publishers, [COORDINATOR, AUDITOR]);
         let grant = |name: &str| grants.iter().find(|g| g.identity == name).unwrap();
         assert!(grant(OPERATOR).subscribe.contains(&anchor));
-        let message_get = format!("$JS.API.STREAM.MSG.GET.{STREAM_AUDIT}");
+        let direct_get = anchor_get(&subjects);
+        assert_eq!(
+            direct_get,
+            "$JS.API.DIRECT.GET.IA_AUDIT.ia.trading.btc.audit"
+        );
+        let other = Subjects::new("trading", "eth").unwrap();
         for reader in [AUDITOR, COORDINATOR] {
             assert!(
-                grant(reader).may_publish(&message_get),
-                "{reader} reads the anchor from the stream"
+                grant(reader).may_publish(&direct_get),
+                "{reader} reads its team's anchor from the stream"
             );
+            // another team's anchor, or any message by a body that names it
+            for refused in [
+                anchor_get(&other),
+                format!("$JS.API.DIRECT.GET.{STREAM_AUDIT}"),
+                format!("$JS.API.STREAM.MSG.GET.{STREAM_AUDIT}"),
+            ] {
+                assert!(!grant(reader).may_publish(&refused), "{reader}: {refused}");
+            }
         }
-        // the operator reads it with its consumer of `….audit`, not by a message get (whose body
-        // may name any team's subject)
-        assert!(!grant(OPERATOR).may_publish(&message_get));
+        // the operator reads it with its consumer of `….audit`
+        assert!(!grant(OPERATOR).may_publish(&direct_get));
         // every component creates or looks up the audit stream at start
         for g in &grants {
             let info = format!("$JS.API.STREAM.INFO.{STREAM_AUDIT}");
             assert!(g.may_publish(&info), "{}: {:?}", g.identity, g.publish);
+        }
+    }
+
+    /// The shared streams are made by the coordinator (and `IA_AUDIT` also by the operator, which
+    /// reads it first); every other component only looks them up, and waits for them.
+    #[test]
+    fn only_the_coordinator_creates_the_streams() {
+        let subjects = Subjects::new("trading", "btc").unwrap();
+        for grant in team_grants(&subjects) {
+            for stream in STREAMS {
+                let create = format!("$JS.API.STREAM.CREATE.{stream}");
+                let expected = grant.identity == COORDINATOR
+                    || (grant.identity == OPERATOR && stream == STREAM_AUDIT);
+                assert_eq!(
+                    grant.may_publish(&create),
+                    expected,
+                    "{}: {create}",
+                    grant.identity
+                );
+                let info = format!("$JS.API.STREAM.INFO.{stream}");
+                let looks_up = grant.identity != OPERATOR || stream != PRESENCE_BUCKET;
+                assert_eq!(
+                    grant.may_publish(&info),
+                    looks_up,
+                    "{}: {info}",
+                    grant.identity
+                );
+            }
         }
     }
 
@@ -553,7 +611,7 @@ mod tests {
             format!("$JS.API.STREAM.INFO.{p}"),
             format!("$JS.API.STREAM.CREATE.{p}"),
             // the last anchor
-            format!("$JS.API.STREAM.MSG.GET.{a}"),
+            format!("$JS.API.DIRECT.GET.{a}.ia.trading.btc.audit"),
             // who is present: its team's consumer of the bucket, made anew and pulled once
             format!("$JS.API.CONSUMER.DELETE.{p}.ia_trading_btc_presence"),
             format!("$JS.API.CONSUMER.CREATE.{p}.ia_trading_btc_presence.{p}.trading.btc.>"),
@@ -583,7 +641,9 @@ mod tests {
             format!("$JS.API.CONSUMER.DELETE.{d}.{executor}"),
             format!("$JS.ACK.{d}.{executor}.1.5.5.1700000000000000000.0"),
             format!("$JS.API.STREAM.MSG.GET.{d}"),
+            format!("$JS.API.STREAM.MSG.GET.{a}"),
             format!("$JS.API.DIRECT.GET.{d}.{}", other.decision()),
+            anchor_get(&other),
             // the streams' and the account's management
             format!("$JS.API.STREAM.DELETE.{d}"),
             format!("$JS.API.STREAM.PURGE.{d}"),

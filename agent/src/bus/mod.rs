@@ -52,6 +52,17 @@ pub enum BusError {
         /// What NATS said, as text.
         error: String,
     },
+    #[error("NATS at {server} refused the credentials of {identity} ({reason}): check the nkey seed, .creds file or user and password it was given")]
+    /// The server refused this identity's credentials at the first connection: a wrong or revoked
+    /// seed, JWT or password is a configuration error, not an outage to wait out.
+    Refused {
+        /// The server, its password redacted.
+        server: String,
+        /// Who tried to connect (`ia-agents` when no identity was given).
+        identity: String,
+        /// What the client said (`authorization violation`, `failed signing nonce`).
+        reason: String,
+    },
     #[error("{subject}: the bus is closed")]
     /// The other end of the bus has gone, so nothing can be sent.
     Closed {

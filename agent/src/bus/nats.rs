@@ -8,6 +8,7 @@
 
 use super::auth::NatsAuth;
 use super::{decoded, Bus, BusError, Requests, PRESENCE_TTL};
+use crate::shutdown::Backoff;
 use futures::StreamExt;
 use protocol::messages::{encode, Heartbeat, Message};
 use protocol::subjects::{
@@ -30,14 +31,134 @@ pub struct NatsBus {
 }
 
 /// The audit anchors' stream: the last anchor of each team (a newer one replaces it), deduplicated
-/// by `<subject>/<head>` over two minutes.
+/// by `<subject>/<head>` over two minutes. Direct gets are allowed: a team reads its last anchor
+/// with the subject in the request's subject, which its grant names
+/// (`protocol::nats_auth::anchor_get`).
 pub fn audit_stream() -> async_nats::jetstream::stream::Config {
     async_nats::jetstream::stream::Config {
         name: STREAM_AUDIT.to_string(),
         subjects: STREAM_AUDIT_SUBJECTS.map(String::from).to_vec(),
         max_messages_per_subject: 1,
         discard: async_nats::jetstream::stream::DiscardPolicy::Old,
+        allow_direct: true,
         ..Default::default()
+    }
+}
+
+/// The decisions' stream: every team's decisions, orders and fills, deduplicated by message id
+/// over a day.
+fn decision_stream() -> async_nats::jetstream::stream::Config {
+    async_nats::jetstream::stream::Config {
+        name: STREAM_DECISIONS.to_string(),
+        subjects: STREAM_DECISIONS_SUBJECTS.map(String::from).to_vec(),
+        duplicate_window: Duration::from_secs(24 * 3600),
+        allow_direct: true,
+        ..Default::default()
+    }
+}
+
+/// The presence bucket's stream: each instance's last heartbeat, expiring after `ttl`.
+fn presence_stream(ttl: Duration) -> async_nats::jetstream::stream::Config {
+    async_nats::jetstream::stream::Config {
+        name: PRESENCE_BUCKET.to_string(),
+        subjects: vec![format!("{PRESENCE_BUCKET}.>")],
+        max_messages_per_subject: 1,
+        max_age: ttl,
+        discard: async_nats::jetstream::stream::DiscardPolicy::Old,
+        ..Default::default()
+    }
+}
+
+/// How long a stream's creation may take to be answered before this identity is taken not to be
+/// allowed it.
+const CREATE_ANSWER: Duration = Duration::from_secs(2);
+
+/// How the first connection went: a refusal of the credentials before it is a configuration
+/// error; after it (a server that reloaded its keys) the client goes on retrying.
+#[derive(Debug, Clone, PartialEq)]
+enum Start {
+    Pending,
+    Connected,
+    Refused(String),
+}
+
+impl Start {
+    /// The state after `event`; true when it changed.
+    fn after(&mut self, event: &async_nats::Event) -> bool {
+        use async_nats::{ClientError, Event};
+        let next = match (&*self, event) {
+            (Start::Pending, Event::Connected) => Start::Connected,
+            (Start::Pending, Event::ClientError(ClientError::Other(reason)))
+                if reason == "authorization violation" || reason == "failed signing nonce" =>
+            {
+                Start::Refused(reason.clone())
+            }
+            _ => return false,
+        };
+        *self = next;
+        true
+    }
+}
+
+/// Resolves with the reason once the server has refused the credentials at the first connection;
+/// never otherwise.
+async fn refused(mut start: tokio::sync::watch::Receiver<Start>) -> String {
+    match start
+        .wait_for(|s| matches!(s, Start::Refused(_)))
+        .await
+        .map(|s| s.clone())
+    {
+        Ok(Start::Refused(reason)) => reason,
+        _ => std::future::pending().await,
+    }
+}
+
+/// The stream `config` names, as it is on the server: looked up, created when missing. Under a
+/// managed NATS only the coordinator may create the shared streams (docs/architecture.md, "NATS
+/// identities"); any other component that finds one missing waits for it, retrying with
+/// [`Backoff`] and saying so once, rather than failing or making it with a configuration of its
+/// own.
+async fn stream(
+    jetstream: &async_nats::jetstream::Context,
+    config: async_nats::jetstream::stream::Config,
+) -> Result<async_nats::jetstream::stream::Stream, BusError> {
+    use async_nats::jetstream::context::GetStreamErrorKind;
+    use async_nats::jetstream::ErrorCode;
+    let name = config.name.clone();
+    let mut backoff = Backoff::default();
+    let mut said = false;
+    loop {
+        match jetstream.get_stream(&name).await {
+            Ok(stream) => return Ok(stream),
+            Err(e) if matches!(e.kind(), GetStreamErrorKind::JetStream(j) if j.error_code() == ErrorCode::STREAM_NOT_FOUND) =>
+                {}
+            Err(e) => return Err(nats_error(&name, e)),
+        }
+        // a refused create is never answered (the server only reports the violation to the
+        // client), so it would wait for the JetStream timeout: a healthy server answers an allowed
+        // one in milliseconds
+        let made = tokio::time::timeout(CREATE_ANSWER, jetstream.create_stream(config.clone()));
+        match made
+            .await
+            .map_err(|_| "no answer (not allowed?)".to_string())
+        {
+            Ok(Ok(stream)) => return Ok(stream),
+            Ok(Err(e)) if !said => {
+                said = true;
+                tracing::warn!(stream = %name, error = %e, "the stream is missing and this identity could not create it: waiting for the coordinator to create it");
+            }
+            Err(e) if !said => {
+                said = true;
+                tracing::warn!(stream = %name, error = %e, "the stream is missing and this identity could not create it: waiting for the coordinator to create it");
+            }
+            Ok(Err(_)) | Err(_) => {}
+        }
+        if !backoff.pause().await {
+            return Err(nats_error(
+                &name,
+                "stopped while waiting for the stream to exist",
+            ));
+        }
     }
 }
 
@@ -95,41 +216,37 @@ impl NatsBus {
         if let Some(identity) = identity {
             options = options.custom_inbox_prefix(super::auth::inbox_prefix(identity));
         }
+        let name = identity.unwrap_or("ia-agents");
+        let (start_tx, start) = tokio::sync::watch::channel(Start::Pending);
         let client = options
-            .name(identity.unwrap_or("ia-agents"))
+            .name(name)
             .retry_on_initial_connect()
             .connection_timeout(Duration::from_secs(5))
-            .event_callback(|event| async move {
-                tracing::info!(%event, "NATS connection event");
+            .event_callback(move |event| {
+                start_tx.send_if_modified(|start| start.after(&event));
+                async move {
+                    tracing::info!(%event, "NATS connection event");
+                }
             })
             .connect(url)
             .await
             .map_err(|e| nats_error(url, e))?;
         let jetstream = async_nats::jetstream::new(client.clone());
-        jetstream
-            .get_or_create_stream(async_nats::jetstream::stream::Config {
-                name: STREAM_DECISIONS.to_string(),
-                subjects: STREAM_DECISIONS_SUBJECTS.map(String::from).to_vec(),
-                duplicate_window: Duration::from_secs(24 * 3600),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| nats_error(STREAM_DECISIONS, e))?;
-        jetstream
-            .get_or_create_stream(audit_stream())
-            .await
-            .map_err(|e| nats_error(STREAM_AUDIT, e))?;
-        let presence = jetstream
-            .get_or_create_stream(async_nats::jetstream::stream::Config {
-                name: PRESENCE_BUCKET.to_string(),
-                subjects: vec![format!("{PRESENCE_BUCKET}.>")],
-                max_messages_per_subject: 1,
-                max_age: presence_ttl,
-                discard: async_nats::jetstream::stream::DiscardPolicy::Old,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| nats_error(PRESENCE_BUCKET, e))?;
+        let streams = async {
+            stream(&jetstream, decision_stream()).await?;
+            stream(&jetstream, audit_stream()).await?;
+            stream(&jetstream, presence_stream(presence_ttl)).await
+        };
+        let presence = tokio::select! {
+            presence = streams => presence?,
+            reason = refused(start) => {
+                return Err(BusError::Refused {
+                    server: crate::store::redact(url),
+                    identity: name.to_string(),
+                    reason,
+                })
+            }
+        };
         Ok(Self {
             client,
             jetstream,
@@ -287,15 +404,17 @@ impl Bus for NatsBus {
     }
 
     async fn last_durable(&self, subject: &str) -> Result<Option<Message>, BusError> {
-        use async_nats::jetstream::stream::LastRawMessageErrorKind;
+        use async_nats::jetstream::stream::DirectGetErrorKind;
+        // a direct get with the subject in the request's subject (the only form a grant can hold
+        // to one team's subject), on a stream handle made without a look-up
         let stream = self
             .jetstream
-            .get_stream(stream_for(subject))
+            .get_stream_no_info(stream_for(subject))
             .await
             .map_err(|e| nats_error(subject, e))?;
-        match stream.get_last_raw_message_by_subject(subject).await {
+        match stream.direct_get_last_for_subject(subject).await {
             Ok(m) => Ok(decoded(subject, &m.payload)),
-            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
+            Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok(None),
             Err(e) => Err(nats_error(subject, e)),
         }
     }

@@ -22,7 +22,7 @@ use protocol::{Action, Role};
 use std::sync::Arc;
 
 /// The trend score a side needs: a majority of the three horizons (2 of 3, score 1/3). Entering
-/// on every horizon (score 1) waited for the quarter's momentum, which turns months into a new
+/// on every horizon (score 1) waited for the quarter's momentum, which turns up only months into a new
 /// bull market. Chosen walk-forward on BTCUSDT/ETHUSDT 2018–2020 hourly candles, quarterly and
 /// yearly windows (docs/architecture.md, "How the team decides"); the 2021, BNB and ADA files were
 /// only scored.
