@@ -239,3 +239,53 @@ async fn malformed_messages_are_counted_not_fatal() {
             >= 1
     );
 }
+
+/// In services mode on a live feed the coordinator follows the executor's book: the newest of its
+/// Strategy's books on `….book` reaches the engine's feed; another Strategy's never does.
+#[tokio::test]
+async fn the_coordinator_follows_its_executors_book() {
+    use agent::coordination::executor_book;
+    use protocol::messages::{BookPosition, ExecutorBook};
+    use protocol::subjects::Subjects;
+    use rust_decimal::Decimal;
+    let Some(server) = support::NatsServer::start() else {
+        return;
+    };
+    let bus = NatsBus::connect(&server.url()).await.unwrap();
+    let subjects = Subjects::new("trading", "btc").unwrap();
+    let mut feed = executor_book::follow(&bus, &subjects, "btc").await.unwrap();
+    let book = |strategy: &str, at: i64| {
+        Message::Book(ExecutorBook {
+            strategy: strategy.into(),
+            at,
+            cash: Decimal::from(500),
+            positions: vec![BookPosition {
+                symbol: "BTCUSDT".into(),
+                quantity: Decimal::new(1, 1),
+                entry_price: Decimal::from(40_000),
+            }],
+        })
+    };
+    let executor = NatsBus::connect(&server.url()).await.unwrap();
+    for message in [book("btc", 1), book("eth", 2), book("btc", 3)] {
+        executor.publish(&subjects.book(), &message).await.unwrap();
+    }
+    let newest = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            feed.changed().await.unwrap();
+            let seen = feed.borrow_and_update().clone();
+            if let Some(book) = seen.filter(|b| b.at == 3) {
+                break book;
+            }
+        }
+    })
+    .await
+    .expect("the executor's newest book");
+    assert_eq!(
+        (newest.strategy.as_str(), newest.cash),
+        ("btc", Decimal::from(500))
+    );
+    // the other Strategy's book never replaced it
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(feed.borrow().as_ref().map(|b| b.at), Some(3));
+}

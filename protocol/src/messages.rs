@@ -45,6 +45,9 @@ pub enum Message {
     /// A closed candle the team traded on, for the executor's stops and limits (`….decision`,
     /// ahead of the decision taken on it).
     Candle(MarketCandle),
+    /// The executor's book of a live Strategy after each message it acted on (`….book`): what
+    /// the coordinator's view of the book follows in services mode.
+    Book(ExecutorBook),
 }
 
 impl Message {
@@ -63,11 +66,12 @@ impl Message {
             Message::Portfolio(_) => "portfolio",
             Message::OrderReport(_) => "orderReport",
             Message::Candle(_) => "candle",
+            Message::Book(_) => "book",
         }
     }
 }
 
-const TYPES: [&str; 12] = [
+const TYPES: [&str; 13] = [
     "roundRequest",
     "opinion",
     "decision",
@@ -80,6 +84,7 @@ const TYPES: [&str; 12] = [
     "portfolio",
     "orderReport",
     "candle",
+    "book",
 ];
 
 /// The market as every voter of a round sees it: the last closed candle, the indicators computed
@@ -542,6 +547,36 @@ pub struct PortfolioSnapshot {
     pub at: i64,
 }
 
+/// The executor's book of a live Strategy (`….book`, core NATS, the latest only), published after
+/// each message of the decision stream it acted on: its cash and positions as the exchange filled
+/// and the account reconciled them. In services mode the coordinator's view of the book follows it
+/// (docs/architecture.md, "The executor and auditor services"), so that the team sizes and limits
+/// against what the account holds, not against its own paper simulation.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutorBook {
+    /// Name of the Strategy whose book it is.
+    pub strategy: String,
+    /// The open time of the last candle the executor acted on, ms since the epoch.
+    pub at: i64,
+    /// Cash, in the quote asset.
+    pub cash: Decimal,
+    /// The open positions.
+    pub positions: Vec<BookPosition>,
+}
+
+/// One open position of an [`ExecutorBook`].
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BookPosition {
+    /// The symbol held.
+    pub symbol: String,
+    /// The quantity held, in the base asset.
+    pub quantity: Decimal,
+    /// The average entry price, in the quote asset.
+    pub entry_price: Decimal,
+}
+
 /// The anchor of a Strategy's audit chain, kept outside its database: published by the coordinator
 /// once a batch of audit rows is stored (never before, so it never points past the database), and
 /// checked by `trading-agent audit verify --nats`: a chain that no longer reaches it was truncated
@@ -689,6 +724,7 @@ fn decode_canonical(bytes: &[u8]) -> Option<Message> {
         b"portfolio" => Message::Portfolio(read(&object)?),
         b"orderReport" => Message::OrderReport(read(&object)?),
         b"candle" => Message::Candle(read(&object)?),
+        b"book" => Message::Book(read(&object)?),
         _ => return None,
     })
 }
@@ -851,6 +887,7 @@ fn check(message: &Message) -> Result<(), DecodeError> {
         Message::AuditHead(a) => check_audit_head(a),
         Message::OrderReport(r) => check_order_report(r),
         Message::Candle(c) => check_candle(c),
+        Message::Book(b) => check_book(b),
         Message::Portfolio(p) => {
             non_empty("portfolio", "strategy", &p.strategy)?;
             if !(p.equity.is_finite() && p.equity >= 0.0) {
@@ -890,6 +927,35 @@ fn check_order_report(r: &OrderReport) -> Result<(), DecodeError> {
         )),
         (None, _) => Ok(()),
     }
+}
+
+fn check_book(b: &ExecutorBook) -> Result<(), DecodeError> {
+    non_empty("book", "strategy", &b.strategy)?;
+    if b.cash.is_sign_negative() {
+        return Err(invalid(
+            "book",
+            "cash",
+            format!("must not be negative, got {}", b.cash),
+        ));
+    }
+    for p in &b.positions {
+        non_empty("book", "positions.symbol", &p.symbol)?;
+        if p.quantity <= Decimal::ZERO {
+            return Err(invalid(
+                "book",
+                "positions.quantity",
+                format!("must be positive, got {}", p.quantity),
+            ));
+        }
+        if p.entry_price <= Decimal::ZERO {
+            return Err(invalid(
+                "book",
+                "positions.entryPrice",
+                format!("must be positive, got {}", p.entry_price),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn check_candle(c: &MarketCandle) -> Result<(), DecodeError> {
@@ -1131,6 +1197,32 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("given twice"));
+    }
+
+    #[test]
+    fn an_executor_book_round_trips_and_a_broken_one_names_its_field() {
+        let book = ExecutorBook {
+            strategy: "btc".into(),
+            at: 1_700_000_000_000,
+            cash: Decimal::new(250_000, 2),
+            positions: vec![BookPosition {
+                symbol: "BTCUSDT".into(),
+                quantity: Decimal::new(15, 3),
+                entry_price: Decimal::from(40_000),
+            }],
+        };
+        let message = Message::Book(book.clone());
+        assert_eq!(decode(&encode(&message)), Ok(message));
+        let mut negative = book.clone();
+        negative.cash = Decimal::from(-1);
+        let mut empty = book;
+        empty.positions[0].quantity = Decimal::ZERO;
+        for (broken, field) in [(negative, "cash"), (empty, "positions.quantity")] {
+            let said = decode(&encode(&Message::Book(broken)))
+                .unwrap_err()
+                .to_string();
+            assert!(said.contains(field), "{said}");
+        }
     }
 
     #[test]
@@ -1533,9 +1625,34 @@ mod tests {
             })
     }
 
-    /// A valid message of any of the ten types.
+    fn arb_book() -> impl Strategy<Value = Message> {
+        let position = (arb_id(), arb_positive_decimal(), arb_positive_decimal()).prop_map(
+            |(symbol, quantity, entry_price)| BookPosition {
+                symbol,
+                quantity,
+                entry_price,
+            },
+        );
+        (
+            arb_id(),
+            any::<i64>(),
+            (0i64..=i64::MAX, 0u32..=28).prop_map(|(m, s)| Decimal::new(m, s)),
+            prop::collection::vec(position, 0..4),
+        )
+            .prop_map(|(strategy, at, cash, positions)| {
+                Message::Book(ExecutorBook {
+                    strategy,
+                    at,
+                    cash,
+                    positions,
+                })
+            })
+    }
+
+    /// A valid message of any of the types.
     fn arb_message() -> impl Strategy<Value = Message> {
         prop_oneof![
+            arb_book(),
             arb_round_request(),
             arb_opinion().prop_map(Message::Opinion),
             arb_decision(),

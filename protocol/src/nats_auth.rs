@@ -217,12 +217,12 @@ fn service_consumer_calls(subjects: &Subjects, name: &str, may_delete: bool) -> 
 }
 
 /// What the executor publishes beyond its presence and the streams' look-up: its consumer's calls
-/// (deleting it included), and orders and fills (JetStream publishes: their acknowledgement comes
-/// back to its inbox).
+/// (deleting it included), orders and fills (JetStream publishes: their acknowledgement comes
+/// back to its inbox), and its book (core NATS), which the coordinator's view follows.
 fn executor_publish(subjects: &Subjects) -> Vec<String> {
     let name = subjects.service_consumer(Role::Executor);
     let mut publish = service_consumer_calls(subjects, &name, true);
-    publish.extend([subjects.order(), subjects.fill()]);
+    publish.extend([subjects.order(), subjects.fill(), subjects.book()]);
     publish
 }
 
@@ -397,6 +397,20 @@ mod tests {
             let info = format!("$JS.API.STREAM.INFO.{STREAM_AUDIT}");
             assert!(g.may_publish(&info), "{}: {:?}", g.identity, g.publish);
         }
+    }
+
+    /// The executor's book, which the coordinator's view follows, comes from the executor (and the
+    /// coordinator's own `<team>.>`), from no assistant.
+    #[test]
+    fn only_the_executor_tells_its_book() {
+        let subjects = Subjects::new("trading", "btc").unwrap();
+        let book = subjects.book();
+        let publishers: Vec<String> = team_grants(&subjects)
+            .into_iter()
+            .filter(|g| g.may_publish(&book))
+            .map(|g| g.identity)
+            .collect();
+        assert_eq!(publishers, [COORDINATOR, EXECUTOR]);
     }
 
     /// The shared streams are made by the coordinator (and `IA_AUDIT` also by the operator, which

@@ -168,6 +168,12 @@ impl Subjects {
         format!("{}.portfolio", self.prefix)
     }
 
+    /// The executor's book of a live Strategy (core NATS, the latest only): the coordinator's view
+    /// of the book follows it in services mode.
+    pub fn book(&self) -> String {
+        format!("{}.book", self.prefix)
+    }
+
     /// Approve / reject of one escalation (core NATS).
     pub fn escalation(&self, id: &str) -> Result<String, InvalidToken> {
         check("escalation id", id)?;

@@ -11,6 +11,7 @@
 
 pub mod anchor;
 pub mod api;
+pub mod executor_book;
 pub mod portfolio;
 pub mod publish;
 pub mod voters;
@@ -190,6 +191,10 @@ pub async fn run(
     let (decisions, publisher, backlog) =
         publisher(&mut session, &bus, &subjects, &ready, &options);
     let live = feed.candles.is_some();
+    if options.services && live {
+        // the view of the book follows the executor's, which the exchange fills
+        session.executor_book = Some(executor_book::follow(&bus, &subjects, &strategy).await?);
+    }
     let mut anchoring = match &options.store {
         Some(store) => {
             let how = (options.services, live);

@@ -103,6 +103,17 @@ impl<'a> Desk<'a> {
         self.ledger.restore(book.cash, &book.positions);
     }
 
+    /// Takes the executor's `book` as the view's cash and positions (services mode, live): the
+    /// positions' marks stay the view's own until the next candle.
+    pub fn follow(&mut self, book: &protocol::messages::ExecutorBook) {
+        let positions: Vec<_> = book
+            .positions
+            .iter()
+            .map(|p| (p.symbol.clone(), p.quantity, p.entry_price))
+            .collect();
+        self.ledger.restore(book.cash, &positions);
+    }
+
     /// The book: cash, positions, equity, closed trades.
     pub fn ledger(&self) -> &PaperExchange {
         &self.ledger

@@ -140,7 +140,15 @@ pub struct Session {
     /// The book a live run starts from: the one it last wrote (`OpeningBook::load`), so that a
     /// restarted coordinator resumes with its cash and positions. `None`: the Strategy's capital.
     pub opening_book: Option<OpeningBook>,
+    /// With services on a live feed: the executor's latest book (`….book`). Before each scored
+    /// candle the desk's view takes it when a newer one came, so that the team sizes and limits
+    /// against what the exchange filled and the account holds, not its own paper simulation.
+    /// `None`: the view is the desk's own (a replay, whose paper view the executor's book equals).
+    pub executor_book: Option<ExecutorBookFeed>,
 }
+
+/// The executor's latest book, as the coordinator receives it.
+pub type ExecutorBookFeed = tokio::sync::watch::Receiver<Option<protocol::messages::ExecutorBook>>;
 
 /// Cash and positions a session starts from instead of the Strategy's capital.
 #[derive(Debug, Clone, PartialEq)]
@@ -355,6 +363,7 @@ impl Session {
             portfolio: None,
             services: None,
             opening_book: None,
+            executor_book: None,
         }
     }
 
@@ -450,6 +459,59 @@ pub const RECORDS_KEPT: usize = 300;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// With services on a live feed, the coordinator's view of the book is the executor's: a
+    /// book told before a candle is what that candle's decision is sized and marked against.
+    #[tokio::test]
+    async fn the_view_follows_the_executors_book() {
+        use protocol::messages::{BookPosition, ExecutorBook};
+        let candles: Vec<Candle> = (0..48)
+            .map(|i| Candle {
+                open_time: i * 3_600_000,
+                open: 100.0,
+                high: 101.0,
+                low: 99.0,
+                close: 100.0,
+                volume: 1.0,
+            })
+            .collect();
+        let series = Series {
+            symbol: "BTCUSDT".into(),
+            candles,
+        };
+        let (tell, executor_book) = tokio::sync::watch::channel(None);
+        tell.send(Some(ExecutorBook {
+            strategy: "btc-eth-paper".into(),
+            at: 0,
+            cash: Decimal::from(1_000),
+            positions: vec![BookPosition {
+                symbol: "BTCUSDT".into(),
+                quantity: Decimal::from(2),
+                entry_price: Decimal::from(90),
+            }],
+        }))
+        .unwrap();
+        let first_equity = |executor_book| {
+            let session = Session {
+                services: Some(Box::new(|_| {})),
+                executor_book,
+                ..Session::new(
+                    crate::config::TeamConfig::builtin().unwrap(),
+                    vec![series.clone()],
+                    3_600_000,
+                )
+            };
+            async move { session.run(None, |_, _| {}).await.unwrap().curve[0].1 }
+        };
+        let own = first_equity(None).await;
+        assert!((own - 10_000.0).abs() < 10.0, "its own paper view: {own}");
+        let followed = first_equity(Some(executor_book)).await;
+        // (less what the view's own simulated order on that candle paid)
+        assert!(
+            (followed - 1_200.0).abs() < 1.0,
+            "1,000 in cash and 2 BTCUSDT at 100, not the Strategy's capital: {followed}"
+        );
+    }
 
     #[tokio::test]
     async fn a_live_run_starts_from_the_book_it_last_wrote() {

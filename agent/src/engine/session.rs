@@ -120,6 +120,7 @@ struct Run<'a, T, E> {
     waiting: HashMap<String, Box<PendingDecision>>,
     answers: FuturesUnordered<OpenAnswer<'a>>,
     answered: HashMap<String, Resolution>,
+    executor_book: Option<super::ExecutorBookFeed>,
 }
 
 impl Session {
@@ -329,6 +330,7 @@ impl<'a, T: Transport, E: EscalationResolver> Run<'a, T, E> {
             waiting: HashMap::new(),
             answers: FuturesUnordered::new(),
             answered: HashMap::new(),
+            executor_book: session.executor_book.clone(),
         })
     }
 
@@ -468,6 +470,7 @@ impl<'a, T: Transport, E: EscalationResolver> Run<'a, T, E> {
         if let Some(out) = &session.services {
             out(market_candle(&self.name, symbol, candle, at, &values));
         }
+        self.follow_executor();
         self.desk
             .on_candle(symbol, candle, at, &mut self.record)
             .await;
@@ -507,6 +510,20 @@ impl<'a, T: Transport, E: EscalationResolver> Run<'a, T, E> {
         self.act(decision, &context, market, candle, cue, on_decision)
             .await?;
         Ok(Flow::Next)
+    }
+
+    /// With services on a live feed, the view of the book takes the executor's newest book.
+    fn follow_executor(&mut self) {
+        let Some(feed) = self.executor_book.as_mut() else {
+            return;
+        };
+        if !feed.has_changed().unwrap_or(false) {
+            return;
+        }
+        if let Some(book) = feed.borrow_and_update().clone() {
+            tracing::debug!(at = book.at, cash = %book.cash, positions = book.positions.len(), "the view follows the executor's book");
+            self.desk.follow(&book);
+        }
     }
 
     /// Runs the team's cycle for `symbol`; an escalation nobody answers at once holds the symbol.

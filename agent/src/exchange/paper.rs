@@ -248,7 +248,8 @@ impl PaperExchange {
                     opened_at: i64::MIN / 2,
                 },
             );
-            self.prices.insert(symbol.clone(), *entry_price);
+            // a position already marked keeps its mark (the executor's book followed mid-run)
+            self.prices.entry(symbol.clone()).or_insert(*entry_price);
         }
     }
 

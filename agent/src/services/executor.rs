@@ -19,6 +19,7 @@
 use super::{publish_until_out, ServiceError};
 use crate::bus::consumer::Delivered;
 use crate::bus::nats::NatsBus;
+use crate::bus::Bus;
 use crate::engine::desk::{At, Desk};
 use crate::engine::record::Record;
 use crate::engine::venue::{AnyVenue, Paper};
@@ -28,7 +29,7 @@ use crate::market::Candle;
 use crate::standing::Standing;
 use crate::store::OrderRecord;
 use protocol::crd::Strategy;
-use protocol::messages::{Decision, MarketCandle, Message};
+use protocol::messages::{BookPosition, Decision, ExecutorBook, MarketCandle, Message};
 use protocol::subjects::Subjects;
 use protocol::Role;
 use rust_decimal::prelude::ToPrimitive;
@@ -52,6 +53,7 @@ pub struct ExecutorSummary {
 
 /// The executor's book: the desk, the standing it sizes against, the last candle of each symbol.
 pub struct Book<'a> {
+    name: String,
     desk: Desk<'a>,
     record: Record<'a>,
     standing: Standing,
@@ -71,6 +73,7 @@ impl<'a> Book<'a> {
         let key = crate::audit::AuditKey::Unkeyed;
         Ok(Self {
             desk: Desk::of_strategy(spec, &name, venue, None, spec.interval.millis()),
+            name: name.clone(),
             record: Record::new(None, &name, &key, notifier, 1).await?,
             standing: Standing::new(),
             last: HashMap::new(),
@@ -86,6 +89,27 @@ impl<'a> Book<'a> {
             _ => {} // nothing else travels on `….decision`
         }
         self.record.take_orders()
+    }
+
+    /// The book as the coordinator's view follows it: cash and open positions, at the last
+    /// candle acted on.
+    pub fn state(&self) -> ExecutorBook {
+        let ledger = self.desk.ledger();
+        let mut positions: Vec<BookPosition> = ledger
+            .positions()
+            .map(|p| BookPosition {
+                symbol: p.symbol.clone(),
+                quantity: p.quantity,
+                entry_price: p.entry_price,
+            })
+            .collect();
+        positions.sort_by(|a, b| a.symbol.cmp(&b.symbol));
+        ExecutorBook {
+            strategy: self.name.clone(),
+            at: self.last_t,
+            cash: ledger.cash(),
+            positions,
+        }
     }
 
     /// The ledger, for tests and the final log.
@@ -156,6 +180,9 @@ pub async fn run(
 ) -> Result<ExecutorSummary, ServiceError> {
     // the process waits for this run to end after a stop is asked (crate::shutdown)
     let _busy = crate::shutdown::busy();
+    // live, the coordinator's view of the book follows this one (a paper executor's book is the
+    // coordinator's own paper view already)
+    let tells_book = live.is_some();
     let venue = live.map_or(AnyVenue::Paper(Paper), AnyVenue::Live);
     let mut book = Book::new(strategy, venue, notifier).await?;
     let name = subjects.service_consumer(Role::Executor);
@@ -175,8 +202,12 @@ pub async fn run(
         if !act_on(bus, subjects, &mut book, &delivered, replayed, &mut summary).await {
             break; // asked to stop with a report not out: the message is delivered again
         }
-        if replayed && delivered.sequence == acted_on {
+        let rebuilt = replayed && delivered.sequence == acted_on;
+        if rebuilt {
             tracing::info!(replayed = summary.replayed, equity = %book.ledger().equity(), "the book is rebuilt from the stream");
+        }
+        if tells_book && (!replayed || rebuilt) {
+            tell_book(bus, subjects, &book).await;
         }
         if let Err(error) = delivered.ack().await {
             tracing::warn!(%error, "acknowledging failed; the message comes again and is not acted on twice");
@@ -184,6 +215,15 @@ pub async fn run(
     }
     tracing::info!(?summary, equity = %book.ledger().equity(), "the executor stops");
     Ok(summary)
+}
+
+/// Publishes the book on `….book` (core NATS, the newest wins); a failed publish is logged, and
+/// the next message's book replaces it.
+async fn tell_book(bus: &NatsBus, subjects: &Subjects, book: &Book<'_>) {
+    let state = Message::Book(book.state());
+    if let Err(error) = bus.publish(&subjects.book(), &state).await {
+        tracing::debug!(%error, "the book was not told; the next one replaces it");
+    }
 }
 
 /// Applies one delivered message to the book and, unless `replayed`, publishes what it led to;
@@ -288,6 +328,7 @@ mod tests {
         let live = BinanceSpot::new(&format!("http://{addr}"), Credentials::new("key", "secret"));
         let strategy = crate::config::TeamConfig::builtin().unwrap().strategy;
         let candle = fresh_candle();
+        let candle_at = candle.open_time;
         let decision = buy(&candle);
         // the candle goes ahead of its decision, as on the stream
         let stream = [Message::Candle(candle), Message::Decision(decision)];
@@ -301,6 +342,15 @@ mod tests {
         }
         assert_eq!(posted.lock().unwrap().len(), 1, "one BUY sent: {reports:?}");
         let bought = posted.lock().unwrap()[0]["quantity"].clone();
+        // the book it tells the coordinator holds what the exchange filled
+        let told = first.state();
+        assert_eq!(
+            (told.strategy.as_str(), told.at),
+            ("btc-eth-paper", candle_at)
+        );
+        assert_eq!(told.positions.len(), 1, "{told:?}");
+        assert_eq!(told.positions[0].quantity.to_string(), bought);
+        assert!(told.cash < rust_decimal::Decimal::from(10_000), "{told:?}");
         // the exchange filled it: the account holds it
         balances
             .lock()
