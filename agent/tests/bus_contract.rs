@@ -258,11 +258,13 @@ async fn the_coordinator_follows_its_executors_book() {
         Message::Book(ExecutorBook {
             strategy: strategy.into(),
             at,
+            decision: Some(format!("btc_BTCUSDT_{at}_schedule").into()),
             cash: Decimal::from(500),
             positions: vec![BookPosition {
                 symbol: "BTCUSDT".into(),
                 quantity: Decimal::new(1, 1),
                 entry_price: Decimal::from(40_000),
+                opened_at: at,
             }],
         })
     };

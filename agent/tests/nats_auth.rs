@@ -161,7 +161,7 @@ async fn each_component_speaks_as_itself_and_no_one_else_gets_in() {
     let said = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success(), "{said}");
     assert!(
-        said.contains("refused the credentials of strategist (authorization violation)"),
+        said.contains("the credentials of strategist do not work (authorization violation)"),
         "{said}"
     );
     assert!(!said.contains(&unknown), "no seed in the error");

@@ -559,6 +559,10 @@ pub struct ExecutorBook {
     pub strategy: String,
     /// The open time of the last candle the executor acted on, ms since the epoch.
     pub at: i64,
+    /// The last decision it acted on: the coordinator takes a book only once it covers the last
+    /// decision the coordinator made, never one that predates it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<DecisionId>,
     /// Cash, in the quote asset.
     pub cash: Decimal,
     /// The open positions.
@@ -575,6 +579,9 @@ pub struct BookPosition {
     pub quantity: Decimal,
     /// The average entry price, in the quote asset.
     pub entry_price: Decimal,
+    /// When the position was opened, ms since the epoch (its minimum hold counts from here).
+    #[serde(default)]
+    pub opened_at: i64,
 }
 
 /// The anchor of a Strategy's audit chain, kept outside its database: published by the coordinator
@@ -1204,11 +1211,13 @@ mod tests {
         let book = ExecutorBook {
             strategy: "btc".into(),
             at: 1_700_000_000_000,
+            decision: Some("btc_BTCUSDT_1700000000000_schedule".into()),
             cash: Decimal::new(250_000, 2),
             positions: vec![BookPosition {
                 symbol: "BTCUSDT".into(),
                 quantity: Decimal::new(15, 3),
                 entry_price: Decimal::from(40_000),
+                opened_at: 1_699_990_000_000,
             }],
         };
         let message = Message::Book(book.clone());
@@ -1631,6 +1640,7 @@ mod tests {
                 symbol,
                 quantity,
                 entry_price,
+                opened_at: 0,
             },
         );
         (
@@ -1643,6 +1653,7 @@ mod tests {
                 Message::Book(ExecutorBook {
                     strategy,
                     at,
+                    decision: Some(format!("d{at}").into()),
                     cash,
                     positions,
                 })

@@ -392,7 +392,7 @@ mod tests {
         }
         // the operator reads it with its consumer of `….audit`
         assert!(!grant(OPERATOR).may_publish(&direct_get));
-        // every component creates or looks up the audit stream at start
+        // every component looks up the audit stream at start
         for g in &grants {
             let info = format!("$JS.API.STREAM.INFO.{STREAM_AUDIT}");
             assert!(g.may_publish(&info), "{}: {:?}", g.identity, g.publish);

@@ -52,8 +52,9 @@ pub enum BusError {
         /// What NATS said, as text.
         error: String,
     },
-    #[error("NATS at {server} refused the credentials of {identity} ({reason}): check the nkey seed, .creds file or user and password it was given")]
-    /// The server refused this identity's credentials at the first connection: a wrong or revoked
+    #[error("NATS at {server}: the credentials of {identity} do not work ({reason}): check the nkey seed, .creds file or user and password it was given")]
+    /// This identity's credentials did not work at the first connection (the server refused
+    /// them, or the client could not sign the server's challenge with them): a wrong or revoked
     /// seed, JWT or password is a configuration error, not an outage to wait out.
     Refused {
         /// The server, its password redacted.

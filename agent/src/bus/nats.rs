@@ -114,52 +114,125 @@ async fn refused(mut start: tokio::sync::watch::Receiver<Start>) -> String {
 }
 
 /// The stream `config` names, as it is on the server: looked up, created when missing. Under a
-/// managed NATS only the coordinator may create the shared streams (docs/architecture.md, "NATS
-/// identities"); any other component that finds one missing waits for it, retrying with
-/// [`Backoff`] and saying so once, rather than failing or making it with a configuration of its
-/// own.
+/// managed NATS only the coordinator may create the shared streams (docs/architecture.md,
+/// "Identities and permissions"); any other component that finds one missing waits for it. It
+/// also waits, retrying with [`Backoff`] and saying so once, while the server is not reached yet
+/// or JetStream not available; any other refusal (a configuration the server will not take) is an
+/// error at once.
 async fn stream(
+    client: &async_nats::Client,
     jetstream: &async_nats::jetstream::Context,
     config: async_nats::jetstream::stream::Config,
 ) -> Result<async_nats::jetstream::stream::Stream, BusError> {
-    use async_nats::jetstream::context::GetStreamErrorKind;
-    use async_nats::jetstream::ErrorCode;
     let name = config.name.clone();
     let mut backoff = Backoff::default();
-    let mut said = false;
+    let mut said = None;
     loop {
-        match jetstream.get_stream(&name).await {
-            Ok(stream) => return Ok(stream),
-            Err(e) if matches!(e.kind(), GetStreamErrorKind::JetStream(j) if j.error_code() == ErrorCode::STREAM_NOT_FOUND) =>
-                {}
-            Err(e) => return Err(nats_error(&name, e)),
-        }
-        // a refused create is never answered (the server only reports the violation to the
-        // client), so it would wait for the JetStream timeout: a healthy server answers an allowed
-        // one in milliseconds
-        let made = tokio::time::timeout(CREATE_ANSWER, jetstream.create_stream(config.clone()));
-        match made
-            .await
-            .map_err(|_| "no answer (not allowed?)".to_string())
-        {
-            Ok(Ok(stream)) => return Ok(stream),
-            Ok(Err(e)) if !said => {
-                said = true;
-                tracing::warn!(stream = %name, error = %e, "the stream is missing and this identity could not create it: waiting for the coordinator to create it");
-            }
-            Err(e) if !said => {
-                said = true;
-                tracing::warn!(stream = %name, error = %e, "the stream is missing and this identity could not create it: waiting for the coordinator to create it");
-            }
-            Ok(Err(_)) | Err(_) => {}
+        let why_wait = match jetstream.get_stream(&name).await {
+            Ok(stream) => return Ok(checked(stream, &config)),
+            Err(e) => match Lookup::of(client, &e) {
+                Lookup::Missing => match create(jetstream, &config).await {
+                    Created::Stream(stream) => return Ok(*stream),
+                    Created::ByAnother => continue,
+                    Created::NotAllowed => {
+                        "this identity may not create it: waiting for the coordinator to"
+                    }
+                    Created::Refused(error) => return Err(nats_error(&name, error)),
+                },
+                Lookup::Unreachable => "NATS or its JetStream is not reachable yet",
+                Lookup::Failed => return Err(nats_error(&name, e)),
+            },
+        };
+        if said != Some(why_wait) {
+            said = Some(why_wait);
+            tracing::warn!(stream = %name, "waiting for the stream: {why_wait}");
         }
         if !backoff.pause().await {
-            return Err(nats_error(
-                &name,
-                "stopped while waiting for the stream to exist",
-            ));
+            return Err(nats_error(&name, "stopped while waiting for the stream"));
         }
     }
+}
+
+/// What looking a stream up said.
+enum Lookup {
+    /// It does not exist (yet).
+    Missing,
+    /// No answer: not connected yet, or JetStream not up (yet).
+    Unreachable,
+    /// Any other answer.
+    Failed,
+}
+
+impl Lookup {
+    fn of(client: &async_nats::Client, e: &async_nats::jetstream::context::GetStreamError) -> Self {
+        use async_nats::jetstream::context::GetStreamErrorKind;
+        use async_nats::jetstream::ErrorCode;
+        match e.kind() {
+            GetStreamErrorKind::JetStream(j) if j.error_code() == ErrorCode::STREAM_NOT_FOUND => {
+                Self::Missing
+            }
+            GetStreamErrorKind::JetStream(j)
+                if j.error_code() == ErrorCode::CLUSTER_NOT_AVAILABLE =>
+            {
+                Self::Unreachable
+            }
+            GetStreamErrorKind::Request
+                if client.connection_state() != async_nats::connection::State::Connected =>
+            {
+                Self::Unreachable
+            }
+            _ => Self::Failed,
+        }
+    }
+}
+
+/// What creating a stream came to.
+enum Created {
+    Stream(Box<async_nats::jetstream::stream::Stream>),
+    /// Another component made it meanwhile: look it up again.
+    ByAnother,
+    /// No answer in [`CREATE_ANSWER`]: the server drops a request its permissions refuse (it only
+    /// tells the client), where it answers an allowed one in milliseconds.
+    NotAllowed,
+    /// The server refused the configuration.
+    Refused(String),
+}
+
+async fn create(
+    jetstream: &async_nats::jetstream::Context,
+    config: &async_nats::jetstream::stream::Config,
+) -> Created {
+    use async_nats::jetstream::context::CreateStreamErrorKind;
+    use async_nats::jetstream::ErrorCode;
+    let made = tokio::time::timeout(CREATE_ANSWER, jetstream.create_stream(config.clone())).await;
+    match made {
+        Ok(Ok(stream)) => Created::Stream(Box::new(stream)),
+        Ok(Err(e)) => match e.kind() {
+            CreateStreamErrorKind::JetStream(j)
+                if j.error_code() == ErrorCode::STREAM_NAME_EXIST =>
+            {
+                Created::ByAnother
+            }
+            CreateStreamErrorKind::TimedOut => Created::NotAllowed,
+            _ => Created::Refused(e.to_string()),
+        },
+        Err(_) => Created::NotAllowed,
+    }
+}
+
+/// The stream found, after saying so when it lacks what this version's configuration asks for
+/// (one made by an earlier version: direct gets, which a team's anchor is read by).
+fn checked(
+    stream: async_nats::jetstream::stream::Stream,
+    wanted: &async_nats::jetstream::stream::Config,
+) -> async_nats::jetstream::stream::Stream {
+    let found = &stream.cached_info().config;
+    if wanted.allow_direct && !found.allow_direct {
+        tracing::error!(stream = %wanted.name,
+            "the stream does not allow direct gets (made by an earlier version): a team's audit anchor cannot be read until an administrator runs `nats stream edit {} --allow-direct`",
+            wanted.name);
+    }
+    stream
 }
 
 /// Subjects of the presence bucket: `<PRESENCE_BUCKET>.<key>`.
@@ -175,7 +248,8 @@ fn nats_error(subject: &str, error: impl std::fmt::Display) -> BusError {
 }
 
 impl NatsBus {
-    /// Connects (retrying until the server is up) and makes sure the stream and bucket exist.
+    /// Connects (retrying until the server is up) and makes sure the streams and the bucket exist
+    /// (creating them where this identity may, else waiting for them).
     pub async fn connect(url: &str) -> Result<Self, BusError> {
         Self::open(url, PRESENCE_TTL, &NatsAuth::Anonymous, None).await
     }
@@ -233,9 +307,9 @@ impl NatsBus {
             .map_err(|e| nats_error(url, e))?;
         let jetstream = async_nats::jetstream::new(client.clone());
         let streams = async {
-            stream(&jetstream, decision_stream()).await?;
-            stream(&jetstream, audit_stream()).await?;
-            stream(&jetstream, presence_stream(presence_ttl)).await
+            stream(&client, &jetstream, decision_stream()).await?;
+            stream(&client, &jetstream, audit_stream()).await?;
+            stream(&client, &jetstream, presence_stream(presence_ttl)).await
         };
         let presence = tokio::select! {
             presence = streams => presence?,
@@ -415,7 +489,10 @@ impl Bus for NatsBus {
         match stream.direct_get_last_for_subject(subject).await {
             Ok(m) => Ok(decoded(subject, &m.payload)),
             Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok(None),
-            Err(e) => Err(nats_error(subject, e)),
+            Err(e) => Err(nats_error(
+                subject,
+                format!("{e} (a direct get: the stream must allow them, and this identity's grant name the subject)"),
+            )),
         }
     }
 

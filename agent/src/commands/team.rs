@@ -15,7 +15,7 @@ use agent::roles::{analyst_for, Params};
 use agent::service::{default_heartbeat, AssistantService};
 use anyhow::{bail, Context};
 use clap::Args;
-use protocol::crd::{RiskSpec, Strategy};
+use protocol::crd::Strategy;
 use protocol::subjects::Subjects;
 use protocol::Role;
 use serde_json::json;
@@ -234,50 +234,16 @@ pub async fn assistant(args: AssistantArgs) -> anyhow::Result<()> {
     if !args.role.reasons() {
         return duty_only(args).await;
     }
-    let risk = match &args.strategy_file {
-        Some(path) => {
-            let validator = protocol::crd::validate::ManifestValidator::new();
-            let strategy: Strategy = load_one(&validator, path, "Strategy")?;
-            strategy.spec.risk
-        }
-        None => RiskSpec::default(),
+    let strategy = match &args.strategy_file {
+        Some(path) => Some(load_one::<Strategy>(
+            &protocol::crd::validate::ManifestValidator::new(),
+            path,
+            "Strategy",
+        )?),
+        None => None,
     };
     let params = role_params(args.params_json.as_deref(), &args.params)?;
-    let analyst: Box<dyn agent::roles::Analyst> = if args.role == Role::FundamentalAnalyst {
-        // the fundamental analyst reads the feeds of params.feeds, polled into its news book
-        let book = agent::roles::fundamental::NewsBook::default();
-        let feeds = params.list("feeds");
-        let every = Duration::from_secs_f64(
-            params
-                .number("pollSeconds", 300.0)
-                .map_err(|e| anyhow::anyhow!("TradingAssistant {}: {e}", args.role))?
-                .max(10.0),
-        );
-        let symbols = match &args.strategy_file {
-            Some(path) => {
-                let validator = protocol::crd::validate::ManifestValidator::new();
-                let strategy: Strategy = load_one(&validator, path, "Strategy")?;
-                strategy.spec.symbols
-            }
-            None => vec![],
-        };
-        if feeds.is_empty() || symbols.is_empty() {
-            tracing::warn!("no params.feeds or no symbols (--strategy-file): the fundamental analyst will abstain");
-        } else {
-            let poller = agent::news::NewsPoller::new(feeds, symbols, book.clone());
-            tokio::spawn(poller.run(every));
-        }
-        Box::new(agent::roles::fundamental::FundamentalAnalyst {
-            news: book,
-            dated: None,
-        })
-    } else if args.role == Role::Strategist {
-        strategist(args.db.as_deref(), &args.strategy).await?
-    } else {
-        analyst_for(args.role, &params, &risk)
-            .map_err(|e| anyhow::anyhow!("TradingAssistant {}: {e}", args.role))?
-            .expect("voting roles have an analyst")
-    };
+    let analyst = analyst(&args, &params, strategy.as_ref()).await?;
     let llm = match (&args.model, &args.ollama_url) {
         (Some(model), Some(url)) => Some(
             agent::llm::LlmReasoner::new(
@@ -292,25 +258,15 @@ pub async fn assistant(args: AssistantArgs) -> anyhow::Result<()> {
         _ => None,
     };
     let subjects = Subjects::new(&args.bus.namespace, &args.strategy)?;
-    let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    if let Some(addr) = args.listen {
-        let bound = agent::api::serve_health(addr, ready.clone())
-            .await
-            .with_context(|| format!("--listen {addr}"))?;
-        tracing::info!(%bound, "health and metrics");
-    }
+    let ready = serve_health(args.listen).await?;
     let bus = args.bus.connect(args.role.as_str()).await?;
     ready.store(true, std::sync::atomic::Ordering::Relaxed);
-    let instance = args
-        .instance
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| format!("{}-{}", args.role, std::process::id()));
     let service = AssistantService {
         bus,
         subjects,
         strategy: args.strategy.clone(),
-        assistant: args.name.unwrap_or_else(|| args.role.as_str().to_string()),
-        instance,
+        assistant: assistant_name(&args),
+        instance: instance_name(&args),
         role: args.role,
         weight: args.weight,
         analyst: Arc::from(analyst),
@@ -322,31 +278,101 @@ pub async fn assistant(args: AssistantArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The rule a voting role reasons by: the fundamental analyst reads `params.feeds` for the
+/// Strategy's symbols, the strategist its stored model (`--db`), the others their rule under the
+/// Strategy's risk limits (default limits without `--strategy-file`).
+async fn analyst(
+    args: &AssistantArgs,
+    params: &Params,
+    strategy: Option<&Strategy>,
+) -> anyhow::Result<Box<dyn agent::roles::Analyst>> {
+    Ok(match args.role {
+        Role::FundamentalAnalyst => {
+            let symbols = strategy.map(|s| s.spec.symbols.clone()).unwrap_or_default();
+            fundamental(args.role, params, symbols)?
+        }
+        Role::Strategist => strategist(args.db.as_deref(), &args.strategy).await?,
+        role => {
+            let risk = strategy.map(|s| s.spec.risk.clone()).unwrap_or_default();
+            analyst_for(role, params, &risk)
+                .map_err(|e| anyhow::anyhow!("TradingAssistant {role}: {e}"))?
+                .expect("voting roles have an analyst")
+        }
+    })
+}
+
+/// The fundamental analyst over its news book, which a poller of `params.feeds` fills for
+/// `symbols` every `params.pollSeconds` (at least 10 s); without feeds or symbols it abstains.
+fn fundamental(
+    role: Role,
+    params: &Params,
+    symbols: Vec<String>,
+) -> anyhow::Result<Box<dyn agent::roles::Analyst>> {
+    let book = agent::roles::fundamental::NewsBook::default();
+    let feeds = params.list("feeds");
+    let every = Duration::from_secs_f64(
+        params
+            .number("pollSeconds", 300.0)
+            .map_err(|e| anyhow::anyhow!("TradingAssistant {role}: {e}"))?
+            .max(10.0),
+    );
+    if feeds.is_empty() || symbols.is_empty() {
+        tracing::warn!(
+            "no params.feeds or no symbols (--strategy-file): the fundamental analyst will abstain"
+        );
+    } else {
+        let poller = agent::news::NewsPoller::new(feeds, symbols, book.clone());
+        tokio::spawn(poller.run(every));
+    }
+    Ok(Box::new(agent::roles::fundamental::FundamentalAnalyst {
+        news: book,
+        dated: None,
+    }))
+}
+
+/// Serves /healthz, /readyz and /metrics on `listen` when given; the flag it returns says ready
+/// (false until the bus is connected).
+async fn serve_health(
+    listen: Option<std::net::SocketAddr>,
+) -> anyhow::Result<Arc<std::sync::atomic::AtomicBool>> {
+    let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if let Some(addr) = listen {
+        let bound = agent::api::serve_health(addr, ready.clone())
+            .await
+            .with_context(|| format!("--listen {addr}"))?;
+        tracing::info!(%bound, "health and metrics");
+    }
+    Ok(ready)
+}
+
+/// This replica's name: `--instance`, else the pod's `HOSTNAME`, else `<role>-<pid>`.
+fn instance_name(args: &AssistantArgs) -> String {
+    args.instance
+        .clone()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| format!("{}-{}", args.role, std::process::id()))
+}
+
+/// The TradingAssistant's name: `--name`, else the role's.
+fn assistant_name(args: &AssistantArgs) -> String {
+    args.name
+        .clone()
+        .unwrap_or_else(|| args.role.as_str().to_string())
+}
+
 /// The executor and the auditor do not vote: they follow the team's decision stream as services
 /// of their own (`agent::services`), the executor placing the orders and the auditor writing the
 /// record, and announce themselves (so the team's presence and readiness are complete).
 async fn duty_only(args: AssistantArgs) -> anyhow::Result<()> {
     let subjects = Subjects::new(&args.bus.namespace, &args.strategy)?;
-    let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    if let Some(addr) = args.listen {
-        agent::api::serve_health(addr, ready.clone())
-            .await
-            .with_context(|| format!("--listen {addr}"))?;
-    }
+    let ready = serve_health(args.listen).await?;
     let duty = Duty::prepare(&args).await?;
     let bus = args.bus.connect(args.role.as_str()).await?;
     ready.store(true, std::sync::atomic::Ordering::Relaxed);
-    let instance = args
-        .instance
-        .clone()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| format!("{}-{}", args.role, std::process::id()));
+    let instance = instance_name(&args);
     let key = subjects.presence_key(args.role, &instance)?;
     let heartbeat = protocol::messages::Heartbeat {
-        assistant: args
-            .name
-            .clone()
-            .unwrap_or_else(|| args.role.as_str().to_string()),
+        assistant: assistant_name(&args),
         role: args.role,
         instance,
         strategy: args.strategy.clone(),

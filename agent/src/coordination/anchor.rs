@@ -71,7 +71,8 @@ pub async fn start<B: Bus>(
 }
 
 /// Whether the chain in `store` still holds the anchor last published on `subject` (true when
-/// there is none, or it cannot be read: the anchor then starts again from this database).
+/// there is none). One that cannot be read is not replaced: it may be the evidence that the
+/// database was rewritten, so this run publishes no anchor and says why.
 async fn reaches_previous<B: Bus>(
     bus: &B,
     subject: &str,
@@ -82,8 +83,9 @@ async fn reaches_previous<B: Bus>(
         Ok(Some(Message::AuditHead(previous))) => previous,
         Ok(_) => return Ok(true),
         Err(error) => {
-            tracing::warn!(%error, "cannot read the previous audit anchor; anchoring this database's chain");
-            return Ok(true);
+            tracing::error!(%error, %subject,
+                "cannot read the previous audit anchor: NO ANCHOR IS PUBLISHED by this run, so that one this database no longer reaches is not overwritten");
+            return Ok(false);
         }
     };
     let seq = i64::try_from(previous.entries).unwrap_or(i64::MAX);

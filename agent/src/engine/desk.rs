@@ -103,15 +103,10 @@ impl<'a> Desk<'a> {
         self.ledger.restore(book.cash, &book.positions);
     }
 
-    /// Takes the executor's `book` as the view's cash and positions (services mode, live): the
-    /// positions' marks stay the view's own until the next candle.
+    /// Takes the executor's `book` as the view's cash and positions (services mode, live):
+    /// [`PaperExchange::follow`].
     pub fn follow(&mut self, book: &protocol::messages::ExecutorBook) {
-        let positions: Vec<_> = book
-            .positions
-            .iter()
-            .map(|p| (p.symbol.clone(), p.quantity, p.entry_price))
-            .collect();
-        self.ledger.restore(book.cash, &positions);
+        self.ledger.follow(book.cash, &book.positions);
     }
 
     /// The book: cash, positions, equity, closed trades.

@@ -460,10 +460,11 @@ pub const RECORDS_KEPT: usize = 300;
 mod tests {
     use super::*;
 
-    /// With services on a live feed, the coordinator's view of the book is the executor's: a
-    /// book told before a candle is what that candle's decision is sized and marked against.
+    /// With services on a live feed, the coordinator's view of the book is the executor's, once
+    /// the executor's book covers the last decision the coordinator made; an older book is not
+    /// followed (it would drop that decision's fill from the view).
     #[tokio::test]
-    async fn the_view_follows_the_executors_book() {
+    async fn the_view_follows_the_executors_book_once_it_covers_the_last_decision() {
         use protocol::messages::{BookPosition, ExecutorBook};
         let candles: Vec<Candle> = (0..48)
             .map(|i| Candle {
@@ -479,38 +480,64 @@ mod tests {
             symbol: "BTCUSDT".into(),
             candles,
         };
-        let (tell, executor_book) = tokio::sync::watch::channel(None);
-        tell.send(Some(ExecutorBook {
+        let book = |decision: &str| ExecutorBook {
             strategy: "btc-eth-paper".into(),
             at: 0,
+            decision: Some(decision.into()),
             cash: Decimal::from(1_000),
             positions: vec![BookPosition {
                 symbol: "BTCUSDT".into(),
                 quantity: Decimal::from(2),
                 entry_price: Decimal::from(90),
+                opened_at: 0,
             }],
-        }))
-        .unwrap();
-        let first_equity = |executor_book| {
+        };
+        // the equity curve, and the decisions, of a services session told `told`
+        let run = |told: Option<ExecutorBook>| {
+            let (_tell, executor_book) = tokio::sync::watch::channel(told.clone());
             let session = Session {
                 services: Some(Box::new(|_| {})),
-                executor_book,
+                executor_book: told.map(|_| executor_book),
                 ..Session::new(
                     crate::config::TeamConfig::builtin().unwrap(),
                     vec![series.clone()],
                     3_600_000,
                 )
             };
-            async move { session.run(None, |_, _| {}).await.unwrap().curve[0].1 }
+            async move {
+                let (team, voters) = session.local_team().unwrap();
+                let team = ReplayTeam {
+                    transport: &team,
+                    escalations: &EscalationsTimeOut,
+                    voters,
+                };
+                let mut ids = Vec::new();
+                let outcome = session
+                    .replay(None, team, None, |d| ids.push(d.id.clone()), |_, _| {})
+                    .await
+                    .unwrap();
+                let curve: Vec<f64> = outcome.curve.iter().map(|(_, e)| *e).collect();
+                (curve, ids)
+            }
         };
-        let own = first_equity(None).await;
-        assert!((own - 10_000.0).abs() < 10.0, "its own paper view: {own}");
-        let followed = first_equity(Some(executor_book)).await;
-        // (less what the view's own simulated order on that candle paid)
+        let (own, ids) = run(None).await;
         assert!(
-            (followed - 1_200.0).abs() < 1.0,
-            "1,000 in cash and 2 BTCUSDT at 100, not the Strategy's capital: {followed}"
+            own.iter().all(|e| (e - 10_000.0).abs() < 10.0),
+            "its own paper view: {own:?}"
         );
+        // a book that covers the first decision: followed from the next candle on
+        let (followed, _) = run(Some(book(ids[0].as_str()))).await;
+        assert!(
+            (followed[0] - own[0]).abs() < 1e-9,
+            "not before the decision it covers"
+        );
+        assert!(
+            (followed[1] - 1_200.0).abs() < 1.0,
+            "1,000 in cash and 2 BTCUSDT at 100, not the Strategy's capital: {followed:?}"
+        );
+        // one that predates the run's decisions: never
+        let (stale, _) = run(Some(book("an-older-decision"))).await;
+        assert_eq!(stale, own);
     }
 
     #[tokio::test]

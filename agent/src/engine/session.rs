@@ -121,6 +121,8 @@ struct Run<'a, T, E> {
     answers: FuturesUnordered<OpenAnswer<'a>>,
     answered: HashMap<String, Resolution>,
     executor_book: Option<super::ExecutorBookFeed>,
+    /// The last decision this run made (what an executor's book must cover to be followed).
+    last_decided: Option<protocol::ids::DecisionId>,
 }
 
 impl Session {
@@ -331,6 +333,7 @@ impl<'a, T: Transport, E: EscalationResolver> Run<'a, T, E> {
             answers: FuturesUnordered::new(),
             answered: HashMap::new(),
             executor_book: session.executor_book.clone(),
+            last_decided: None,
         })
     }
 
@@ -512,18 +515,22 @@ impl<'a, T: Transport, E: EscalationResolver> Run<'a, T, E> {
         Ok(Flow::Next)
     }
 
-    /// With services on a live feed, the view of the book takes the executor's newest book.
+    /// With services on a live feed, the view of the book takes the executor's newest book, once
+    /// it covers the last decision this run made: an older one would drop that decision's fill
+    /// from the view (until then the view keeps its own simulation of it).
     fn follow_executor(&mut self) {
         let Some(feed) = self.executor_book.as_mut() else {
             return;
         };
-        if !feed.has_changed().unwrap_or(false) {
+        let newest = feed.borrow();
+        let Some(book) = newest.as_ref() else {
+            return;
+        };
+        if self.last_decided.is_none() || book.decision != self.last_decided {
             return;
         }
-        if let Some(book) = feed.borrow_and_update().clone() {
-            tracing::debug!(at = book.at, cash = %book.cash, positions = book.positions.len(), "the view follows the executor's book");
-            self.desk.follow(&book);
-        }
+        tracing::debug!(at = book.at, cash = %book.cash, positions = book.positions.len(), "the view follows the executor's book");
+        self.desk.follow(book);
     }
 
     /// Runs the team's cycle for `symbol`; an escalation nobody answers at once holds the symbol.
@@ -592,6 +599,9 @@ impl<'a, T: Transport, E: EscalationResolver> Run<'a, T, E> {
             .execute(&decision, context, market, at, &mut self.record)
             .await;
         on_decision(&decision);
+        if self.executor_book.is_some() {
+            self.last_decided = Some(decision.id.clone());
+        }
         self.record
             .decided(decision, cue.trigger(), execution, fill);
         if self.record.flush_due() {

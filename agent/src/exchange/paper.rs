@@ -248,8 +248,29 @@ impl PaperExchange {
                     opened_at: i64::MIN / 2,
                 },
             );
-            // a position already marked keeps its mark (the executor's book followed mid-run)
-            self.prices.entry(symbol.clone()).or_insert(*entry_price);
+            self.prices.insert(symbol.clone(), *entry_price);
+        }
+    }
+
+    /// Takes another book's cash and positions (the coordinator's view following the executor's
+    /// book, services mode): each position with its opening time, so its minimum hold counts as the
+    /// executor's does; a position already marked keeps its mark until the next candle. Resting
+    /// orders stay as they are.
+    pub fn follow(&mut self, cash: Decimal, positions: &[protocol::messages::BookPosition]) {
+        self.cash = cash;
+        self.positions.clear();
+        for p in positions.iter().filter(|p| !p.quantity.is_zero()) {
+            self.positions.insert(
+                p.symbol.clone(),
+                Position {
+                    symbol: p.symbol.clone(),
+                    quantity: p.quantity,
+                    entry_price: p.entry_price,
+                    cost: p.quantity.checked_mul(p.entry_price).unwrap_or_default(),
+                    opened_at: p.opened_at,
+                },
+            );
+            self.prices.entry(p.symbol.clone()).or_insert(p.entry_price);
         }
     }
 

@@ -23,6 +23,11 @@ use protocol::{Action, Role};
 /// BTCUSDT/ETHUSDT 2017–2020 hourly candles.
 pub const TARGET_VOLATILITY: f64 = 0.30;
 
+/// The strategist's trend score under which no new long is opened (the trend veto): more of its
+/// horizons down than up, the score at which the strategist itself says SELL. A constant of its
+/// own, so that retuning the strategist's entry does not move the veto unseen.
+pub const TREND_VETO: f64 = -0.3;
+
 /// The share of equity a position in a market of annualised `volatility` should take under
 /// `limits` at `drawdown`: [`TARGET_VOLATILITY`] over the volatility, capped by
 /// `maxPositionFraction`, shrunk linearly to nothing as the drawdown reaches `maxDrawdown`.
@@ -147,8 +152,8 @@ impl Analyst for RiskManager {
             veto.veto = true;
             return evidence(veto);
         }
-        if let Some((trend, _)) = super::strategist::trend(s)
-            .filter(|(t, _)| !holding && *t < -super::strategist::ENTRY_SCORE)
+        if let Some((trend, _)) =
+            super::strategist::trend(s).filter(|(t, _)| !holding && *t < TREND_VETO)
         {
             let mut veto = Judgement::new(
                 Action::Hold,

@@ -1,11 +1,12 @@
 //! The strategist: the team's slow view, time-series momentum over a week, a month and a quarter,
 //! optionally nudged by the ML ensemble's forecast.
 //!
-//! The trend score is the mean sign of the three momenta (`momentum168/720/2160`), so it is ±1/3
-//! or ±1 once every horizon has moved:
-//! - a majority up (score above [`ENTRY_SCORE`]): the trend is up, BUY (hold a position);
-//! - a majority down (score below −[`ENTRY_SCORE`]): the trend has turned, SELL (be flat);
-//! - otherwise (a momentum exactly flat, no majority): HOLD, keep what is held.
+//! The trend score is the mean sign of the three momenta (`momentum168/720/2160`): ±1/3 or ±1
+//! when none is exactly flat, which on real prices it almost never is:
+//! - above [`ENTRY_SCORE`]: more horizons up than down (two or three of three), BUY (hold a
+//!   position);
+//! - below −[`ENTRY_SCORE`]: more down than up, SELL (be flat);
+//! - otherwise (as many up as down, the rest flat): HOLD, keep what is held.
 //!
 //! The executor's minimum hold keeps a majority that changes back and forth from flipping the
 //! position every hour.
@@ -21,7 +22,8 @@ use protocol::messages::{MarketSnapshot, RoundRequest};
 use protocol::{Action, Role};
 use std::sync::Arc;
 
-/// The trend score a side needs: a majority of the three horizons (2 of 3, score 1/3). Entering
+/// The trend score a side needs: more of the three horizons for it than against (2 of 3, score
+/// 1/3, when none is flat). Entering
 /// on every horizon (score 1) waited for the quarter's momentum, which turns up only months into a new
 /// bull market. Chosen walk-forward on BTCUSDT/ETHUSDT 2018–2020 hourly candles, quarterly and
 /// yearly windows (docs/architecture.md, "How the team decides"); the 2021, BNB and ADA files were

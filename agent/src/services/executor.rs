@@ -59,6 +59,7 @@ pub struct Book<'a> {
     standing: Standing,
     last: HashMap<String, MarketCandle>,
     last_t: i64,
+    last_decision: Option<protocol::ids::DecisionId>,
 }
 
 impl<'a> Book<'a> {
@@ -78,6 +79,7 @@ impl<'a> Book<'a> {
             standing: Standing::new(),
             last: HashMap::new(),
             last_t: i64::MIN,
+            last_decision: None,
         })
     }
 
@@ -101,12 +103,14 @@ impl<'a> Book<'a> {
                 symbol: p.symbol.clone(),
                 quantity: p.quantity,
                 entry_price: p.entry_price,
+                opened_at: p.opened_at,
             })
             .collect();
         positions.sort_by(|a, b| a.symbol.cmp(&b.symbol));
         ExecutorBook {
             strategy: self.name.clone(),
             at: self.last_t,
+            decision: self.last_decision.clone(),
             cash: ledger.cash(),
             positions,
         }
@@ -146,6 +150,7 @@ impl<'a> Book<'a> {
                 "a decision without its candle on the stream: not acted on (is the coordinator running with --services?)");
             return;
         };
+        self.last_decision = Some(decision.id.clone());
         let context = self
             .desk
             .context(&decision.symbol, candle.close, &self.standing);
@@ -206,7 +211,9 @@ pub async fn run(
         if rebuilt {
             tracing::info!(replayed = summary.replayed, equity = %book.ledger().equity(), "the book is rebuilt from the stream");
         }
-        if tells_book && (!replayed || rebuilt) {
+        // (not the book rebuilt from the stream: live, it is reconciled with the account only on
+        // the first live candle, which is acted on)
+        if tells_book && !replayed {
             tell_book(bus, subjects, &book).await;
         }
         if let Err(error) = delivered.ack().await {
@@ -330,6 +337,7 @@ mod tests {
         let candle = fresh_candle();
         let candle_at = candle.open_time;
         let decision = buy(&candle);
+        let stream_decision_id = decision.id.clone();
         // the candle goes ahead of its decision, as on the stream
         let stream = [Message::Candle(candle), Message::Decision(decision)];
 
@@ -348,7 +356,12 @@ mod tests {
             (told.strategy.as_str(), told.at),
             ("btc-eth-paper", candle_at)
         );
+        assert_eq!(told.decision.as_ref(), Some(&stream_decision_id));
         assert_eq!(told.positions.len(), 1, "{told:?}");
+        assert!(
+            told.positions[0].opened_at > 0,
+            "with its opening time: {told:?}"
+        );
         assert_eq!(told.positions[0].quantity.to_string(), bought);
         assert!(told.cash < rust_decimal::Decimal::from(10_000), "{told:?}");
         // the exchange filled it: the account holds it
