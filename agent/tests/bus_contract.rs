@@ -291,3 +291,28 @@ async fn the_coordinator_follows_its_executors_book() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(feed.borrow().as_ref().map(|b| b.at), Some(3));
 }
+
+/// A component started before its NATS server (a pod scheduled first) waits for it: it connects,
+/// finds or makes the streams, and works once the server is up, instead of failing at start.
+#[tokio::test]
+async fn a_component_started_before_nats_waits_for_it() {
+    let Some(mut server) = support::NatsServer::start() else {
+        return;
+    };
+    server.stop();
+    let url = server.url();
+    let connecting = tokio::spawn(async move { NatsBus::connect(&url).await });
+    // longer than a JetStream request's timeout (10 s): a look-up that timed out is retried
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    assert!(
+        !connecting.is_finished(),
+        "it gave up while the server was down"
+    );
+    server.restart();
+    let bus = tokio::time::timeout(Duration::from_secs(20), connecting)
+        .await
+        .expect("connected once the server is up")
+        .unwrap()
+        .expect("the streams made");
+    assert_eq!(bus.last_durable("ia.t.s.audit").await.unwrap(), None);
+}
