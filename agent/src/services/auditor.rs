@@ -55,7 +55,7 @@ pub async fn run(
     writer.anchored(anchoring.sender.take());
     let batches = follow(bus, subjects).await?;
     tracing::info!("recording the team's decisions and orders");
-    let summary = record(batches, &mut writer).await?;
+    let summary = record(batches, &mut writer, strategy).await?;
     drop(writer);
     anchoring.finish().await;
     tracing::info!(?summary, "the auditor stops");
@@ -127,11 +127,43 @@ async fn follow(
     Ok(rx)
 }
 
+/// The decisions and order reports of `strategy` among `messages` (the candles are the
+/// executor's). One that names another Strategy is logged and left out: the team's subjects carry
+/// only its own, so it came some other way (another namespace's team of the same name aside, which
+/// this cannot tell), and the record keeps only what its team did.
+fn ours<'m>(
+    strategy: &str,
+    messages: impl Iterator<Item = &'m Message>,
+) -> (
+    Vec<protocol::messages::Decision>,
+    Vec<crate::store::OrderRecord>,
+) {
+    let (mut decisions, mut orders) = (Vec::new(), Vec::new());
+    for message in messages {
+        let named = match message {
+            Message::Decision(d) => &d.strategy,
+            Message::OrderReport(r) => &r.order.strategy,
+            _ => continue,
+        };
+        if named != strategy {
+            tracing::warn!(kind = message.type_name(), %named, "a message of another Strategy on this team's subjects: not recorded");
+            continue;
+        }
+        match message {
+            Message::Decision(d) => decisions.push(d.clone()),
+            Message::OrderReport(r) => orders.push(r.clone()),
+            _ => {}
+        }
+    }
+    (decisions, orders)
+}
+
 /// Stores each batch (through any outage) and then acknowledges it, until a stop is asked; a stop
 /// during an outage ends with the batch unacknowledged, delivered again to the next auditor.
 async fn record(
     mut batches: tokio::sync::mpsc::Receiver<Vec<Delivered>>,
     writer: &mut RecordWriter,
+    strategy: &str,
 ) -> Result<AuditorSummary, ServiceError> {
     let mut summary = AuditorSummary::default();
     loop {
@@ -145,14 +177,7 @@ async fn record(
                 subject: "the auditor's consumers of IA_DECISIONS".into(),
             }));
         }
-        let (mut decisions, mut orders) = (Vec::new(), Vec::new());
-        for delivered in &batch {
-            match &delivered.message {
-                Some(Message::Decision(d)) => decisions.push(d.clone()),
-                Some(Message::OrderReport(r)) => orders.push(r.clone()),
-                _ => {} // the candles the executor reads
-            }
-        }
+        let (decisions, orders) = ours(strategy, batch.iter().filter_map(|d| d.message.as_ref()));
         let counts = (decisions.len() as u64, orders.len() as u64);
         writer.write(decisions, orders).await?;
         writer.finish().await?;
@@ -166,4 +191,56 @@ async fn record(
         summary.batches += 1;
     }
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::messages::{Decision, MarketCandle};
+    use protocol::Action;
+
+    fn decision(strategy: &str, id: &str) -> Message {
+        Message::Decision(Decision {
+            id: id.into(),
+            strategy: strategy.into(),
+            symbol: "BTCUSDT".into(),
+            action: Action::Hold,
+            confidence: 1.0,
+            consensus_reached: true,
+            escalated: false,
+            vetoed: false,
+            rejected: false,
+            rounds: vec![],
+            transcript: vec![],
+            price: 100.0,
+            decided_at: 1,
+        })
+    }
+
+    /// The record keeps its team's decisions only; the candles are the executor's.
+    #[test]
+    fn only_the_teams_own_decisions_are_recorded() {
+        let candle = Message::Candle(MarketCandle {
+            strategy: "btc".into(),
+            symbol: "BTCUSDT".into(),
+            open_time: 0,
+            close_time: 3_599_999,
+            open: 1.0,
+            high: 1.0,
+            low: 1.0,
+            close: 1.0,
+            volume: 1.0,
+            live: false,
+            volatility: None,
+        });
+        let batch = [
+            candle,
+            decision("btc", "d1"),
+            decision("someone-else", "d2"),
+            decision("btc", "d3"),
+        ];
+        let (decisions, orders) = ours("btc", batch.iter());
+        let ids: Vec<&str> = decisions.iter().map(|d| d.id.as_str()).collect();
+        assert_eq!((ids, orders.len()), (vec!["d1", "d3"], 0));
+    }
 }

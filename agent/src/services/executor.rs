@@ -85,6 +85,17 @@ impl<'a> Book<'a> {
 
     /// Acts on one message of the stream; the orders it led to (placed, filled, refused, expired).
     pub async fn apply(&mut self, message: &Message) -> Vec<OrderRecord> {
+        let named = match message {
+            Message::Candle(c) => Some(&c.strategy),
+            Message::Decision(d) => Some(&d.strategy),
+            _ => None,
+        };
+        if let Some(named) = named.filter(|n| **n != self.name) {
+            // the team's subjects carry only its own: this came some other way (a consumer of
+            // another team pushed onto them), and acting on it would trade for someone else
+            tracing::warn!(kind = message.type_name(), %named, "a message of another Strategy on this team's decision stream: not acted on");
+            return Vec::new();
+        }
         match message {
             Message::Candle(candle) => self.on_candle(candle).await,
             Message::Decision(decision) => self.on_decision(decision).await,
@@ -382,5 +393,37 @@ mod tests {
             .position("BTCUSDT")
             .expect("the account's position");
         assert_eq!(held.quantity.to_string(), bought);
+    }
+
+    /// A candle and a decision of another Strategy on the team's stream (pushed there by a
+    /// consumer of another team) are never acted on; the team's own are.
+    #[tokio::test]
+    async fn another_strategys_decision_is_never_acted_on() {
+        let strategy = crate::config::TeamConfig::builtin().unwrap().strategy;
+        let mut book = Book::new(&strategy, AnyVenue::Paper(Paper), notify::Notifier::none())
+            .await
+            .unwrap();
+        let mut candle = fresh_candle();
+        candle.live = false;
+        let mut decision = buy(&candle);
+        let (theirs_candle, theirs_decision) = {
+            let (mut c, mut d) = (candle.clone(), decision.clone());
+            c.strategy = "someone-else".into();
+            d.strategy = "someone-else".into();
+            (c, d)
+        };
+        assert!(book.apply(&Message::Candle(theirs_candle)).await.is_empty());
+        assert!(book
+            .apply(&Message::Decision(theirs_decision))
+            .await
+            .is_empty());
+        assert!(
+            book.ledger().position("BTCUSDT").is_none(),
+            "nothing traded"
+        );
+        decision.id = format!("{}_own", decision.id).into();
+        assert!(book.apply(&Message::Candle(candle)).await.is_empty());
+        let orders = book.apply(&Message::Decision(decision)).await;
+        assert_eq!(orders.len(), 1, "its own decision is: {orders:?}");
     }
 }
