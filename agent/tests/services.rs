@@ -27,9 +27,48 @@ const STRATEGY: &str = "btc-eth-paper";
 const NAMESPACE: &str = "services";
 const AGENT: &str = env!("CARGO_BIN_EXE_trading-agent");
 
+/// The coordinator's and the executor's nkeys: they sign what they put on the stream, and the
+/// services take only what their peer signed (`bus::signing`). (This nats-server has no
+/// authorization: the seeds only sign.)
+struct Keys {
+    coordinator_seed: std::path::PathBuf,
+    coordinator: String,
+    executor_seed: std::path::PathBuf,
+    executor: String,
+}
+
+fn keys() -> &'static Keys {
+    static KEYS: std::sync::OnceLock<Keys> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let pair = |name: &str| {
+            let key = nkeys::KeyPair::new_user();
+            let path = dir.join(format!("{name}.nk"));
+            std::fs::write(&path, key.seed().unwrap()).unwrap();
+            (path, key.public_key())
+        };
+        let (coordinator_seed, coordinator) = pair("coordinator");
+        let (executor_seed, executor) = pair("executor");
+        Keys {
+            coordinator_seed,
+            coordinator,
+            executor_seed,
+            executor,
+        }
+    })
+}
+
 /// `trading-agent assistant --role <role>` as a service of the team.
 fn service(role: &str, nats: &str, db: &str) -> Child {
-    Command::new(AGENT)
+    let keys = keys();
+    let mut command = Command::new(AGENT);
+    command.env(protocol::env::COORDINATOR_KEY, &keys.coordinator);
+    if role == "executor" {
+        command.env(protocol::env::NATS_NKEY_FILE, &keys.executor_seed);
+    } else {
+        command.env(protocol::env::EXECUTOR_KEY, &keys.executor);
+    }
+    command
         .args(["assistant", "--nats", nats, "--namespace", NAMESPACE])
         .args(["--strategy", STRATEGY, "--role", role, "--db", db])
         .arg("--strategy-file")
@@ -46,6 +85,7 @@ fn service(role: &str, nats: &str, db: &str) -> Child {
 
 fn coordinator(nats: &str, db: &str, policy: &std::path::Path) -> Child {
     Command::new(AGENT)
+        .env(protocol::env::NATS_NKEY_FILE, &keys().coordinator_seed)
         .args(["coordinator", "--services", "--nats", nats])
         .args(["--namespace", NAMESPACE, "--json", "--db", db])
         .arg("--strategy-file")

@@ -53,6 +53,11 @@ pub const DB: &str = "IA_DB";
 pub const RETRAIN: &str = "IA_RETRAIN";
 /// The coordinator's `--services`: the executor and auditor run as services of their own.
 pub const SERVICES: &str = "IA_SERVICES";
+/// The coordinator's nkey public key (`U…`, not a secret): the executor and the auditor take only
+/// candles and decisions it signed.
+pub const COORDINATOR_KEY: &str = "IA_COORDINATOR_KEY";
+/// The executor's nkey public key: the auditor records only order reports it signed.
+pub const EXECUTOR_KEY: &str = "IA_EXECUTOR_KEY";
 /// The label that names an assistant pod's role (`trading.ia-agents.dev/role`), for the
 /// NetworkPolicies that admit one role only (Postgres admits the strategist, which reads its model).
 pub const ROLE_LABEL: &str = "trading.ia-agents.dev/role";

@@ -5,6 +5,7 @@
 //! so that whatever a crash interrupted is delivered again.
 
 use super::nats::NatsBus;
+use super::signing::{SigningError, Verifier, SIGNATURE_HEADER};
 use super::{decoded, BusError};
 use futures::StreamExt;
 use protocol::messages::Message;
@@ -22,9 +23,12 @@ pub struct ServiceConsumer {
     /// The stream sequence up to which the consumer had acknowledged everything when it started
     /// (0 for a new one): what a restarted service has already acted on.
     pub acknowledged: u64,
+    /// Whose signature every message must carry (`bus::signing`); `None` takes them unsigned.
+    signed_by: Option<Verifier>,
 }
 
-/// One message of the stream, decoded (`None`: undecodable, counted, to be acknowledged anyway).
+/// One message of the stream, decoded (`None`: undecodable, counted, or not signed by the key it
+/// must be: to be acknowledged anyway, never acted on).
 pub struct Delivered {
     /// The message.
     pub message: Option<Message>,
@@ -61,6 +65,7 @@ impl NatsBus {
         filter: &str,
         max_ack_pending: i64,
         from_first: bool,
+        signed_by: Option<Verifier>,
     ) -> Result<ServiceConsumer, BusError> {
         use async_nats::jetstream::consumer;
         let stream = self
@@ -97,6 +102,7 @@ impl NatsBus {
         Ok(ServiceConsumer {
             messages,
             acknowledged,
+            signed_by,
         })
     }
 }
@@ -118,13 +124,34 @@ impl ServiceConsumer {
                 tracing::warn!(subject = %raw.subject, "a message without JetStream metadata; skipped");
                 continue;
             };
-            let message = decoded(&raw.subject, &raw.payload);
+            let message = match self.refused(&raw) {
+                Some(why) => {
+                    tracing::warn!(subject = %raw.subject, sequence, %why, "a stream message not taken: never acted on");
+                    None
+                }
+                None => decoded(&raw.subject, &raw.payload),
+            };
             return Some(Delivered {
                 message,
                 sequence,
                 raw,
             });
         }
+    }
+
+    /// Why `raw` is not taken: not signed by the key this consumer requires (`None`: taken).
+    fn refused(&self, raw: &async_nats::jetstream::Message) -> Option<SigningError> {
+        let check = self.signed_by.as_ref()?;
+        let header = |name: &str| {
+            raw.headers
+                .as_ref()
+                .and_then(|h| h.get(name))
+                .map(|v| v.as_str())
+        };
+        let id = header("Nats-Msg-Id").unwrap_or_default();
+        check
+            .check(&raw.subject, id, &raw.payload, header(SIGNATURE_HEADER))
+            .err()
     }
 
     /// The messages that arrive within `linger` of the first one, at most `max` (a batch).

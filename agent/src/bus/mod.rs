@@ -13,6 +13,7 @@ pub mod consumer;
 pub mod memory;
 pub mod nats;
 pub mod publisher;
+pub mod signing;
 
 use protocol::messages::{DecodeError, Heartbeat, Message};
 use std::future::Future;

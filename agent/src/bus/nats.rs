@@ -28,6 +28,8 @@ pub struct NatsBus {
     presence: async_nats::jetstream::stream::Stream,
     /// One presence read at a time: each goes through the team's one named consumer.
     reading_presence: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Signs what this identity puts on a stream (with the seed it connects with; none without).
+    signer: Option<super::signing::Signer>,
 }
 
 /// The audit anchors' stream: the last anchor of each team (a newer one replaces it), deduplicated
@@ -275,6 +277,7 @@ impl NatsBus {
         auth: &NatsAuth,
         identity: Option<&str>,
     ) -> Result<Self, BusError> {
+        let signer = super::signing::Signer::of(auth).map_err(|e| nats_error(url, e))?;
         let mut options = async_nats::ConnectOptions::new();
         options = match auth {
             NatsAuth::Anonymous => options,
@@ -326,6 +329,7 @@ impl NatsBus {
             jetstream,
             presence,
             reading_presence: Default::default(),
+            signer,
         })
     }
 
@@ -429,9 +433,14 @@ impl Bus for NatsBus {
     ) -> Result<bool, BusError> {
         // the stream deduplicates by message id across all its subjects; the subject carries the
         // namespace and the Strategy, so two teams' equal ids never shadow each other
-        let publish = async_nats::jetstream::message::PublishMessage::build()
-            .payload(encode(message).into())
-            .message_id(format!("{subject}/{id}"));
+        let payload = encode(message);
+        let id = format!("{subject}/{id}");
+        let mut publish = async_nats::jetstream::message::PublishMessage::build();
+        if let Some(signer) = &self.signer {
+            let signature = signer.sign(subject, &id, &payload);
+            publish = publish.header(super::signing::SIGNATURE_HEADER, signature.as_str());
+        }
+        let publish = publish.payload(payload.into()).message_id(id);
         let ack = self
             .jetstream
             .send_publish(subject.to_string(), publish)

@@ -158,6 +158,13 @@ pub struct AssistantArgs {
     /// Serve /healthz, /readyz and /metrics here (the operator sets 0.0.0.0:8080).
     #[arg(long, value_name = "ADDR", env = protocol::env::LISTEN)]
     listen: Option<std::net::SocketAddr>,
+    /// Executor and auditor: the coordinator's nkey public key (U…); only candles and decisions
+    /// it signed are acted on or recorded (unsigned ones are taken without it).
+    #[arg(long, value_name = "KEY", env = protocol::env::COORDINATOR_KEY)]
+    coordinator_key: Option<String>,
+    /// Auditor: the executor's nkey public key (U…); only order reports it signed are recorded.
+    #[arg(long, value_name = "KEY", env = protocol::env::EXECUTOR_KEY)]
+    executor_key: Option<String>,
     /// Role parameter, KEY=VALUE (TradingAssistant spec.params); repeatable, and the value may hold
     /// any character (commas included); overrides the same key of --params.
     #[arg(long = "param", value_name = "KEY=VALUE")]
@@ -367,6 +374,7 @@ async fn duty_only(args: AssistantArgs) -> anyhow::Result<()> {
     let subjects = Subjects::new(&args.bus.namespace, &args.strategy)?;
     let ready = serve_health(args.listen).await?;
     let duty = Duty::prepare(&args).await?;
+    let peers = peers(&args)?;
     let bus = args.bus.connect(args.role.as_str()).await?;
     ready.store(true, std::sync::atomic::Ordering::Relaxed);
     let instance = instance_name(&args);
@@ -393,7 +401,7 @@ async fn duty_only(args: AssistantArgs) -> anyhow::Result<()> {
     };
     tokio::select! {
         _ = beating => Ok(()),
-        done = duty.run(&bus, &subjects, &args.strategy) => done,
+        done = duty.run(&bus, &subjects, &args.strategy, &peers) => done,
     }
 }
 
@@ -430,22 +438,51 @@ impl Duty {
         Ok(Self::Executor(Box::new(strategy), live, notifier))
     }
 
-    async fn run(self, bus: &NatsBus, subjects: &Subjects, strategy: &str) -> anyhow::Result<()> {
+    async fn run(
+        self,
+        bus: &NatsBus,
+        subjects: &Subjects,
+        strategy: &str,
+        peers: &agent::services::Peers,
+    ) -> anyhow::Result<()> {
         match self {
             Self::Executor(spec, live, notifier) => {
-                let done =
-                    agent::services::executor::run(bus, subjects, &spec, live.as_ref(), notifier)
-                        .await?;
+                let done = agent::services::executor::run(
+                    bus,
+                    subjects,
+                    &spec,
+                    live.as_ref(),
+                    notifier,
+                    peers,
+                )
+                .await?;
                 tracing::info!(?done, "the executor stopped");
             }
             Self::Auditor(url, key) => {
                 let done =
-                    agent::services::auditor::run(bus, subjects, strategy, &url, &key).await?;
+                    agent::services::auditor::run(bus, subjects, strategy, &url, &key, peers)
+                        .await?;
                 tracing::info!(?done, "the auditor stopped");
             }
         }
         Ok(())
     }
+}
+
+/// The peers' public keys a service checks signatures with (`--coordinator-key`,
+/// `--executor-key`), each checked now.
+fn peers(args: &AssistantArgs) -> anyhow::Result<agent::services::Peers> {
+    use agent::bus::signing::Verifier;
+    let key = |value: &Option<String>, who, flag| {
+        value
+            .as_deref()
+            .map(|k| Verifier::new(k, who, flag))
+            .transpose()
+    };
+    Ok(agent::services::Peers {
+        coordinator: key(&args.coordinator_key, "coordinator", "--coordinator-key")?,
+        executor: key(&args.executor_key, "executor", "--executor-key")?,
+    })
 }
 
 #[derive(Args, Debug)]

@@ -46,14 +46,17 @@ pub async fn run(
     strategy: &str,
     url: &str,
     key: &AuditKey,
+    peers: &super::Peers,
 ) -> Result<AuditorSummary, ServiceError> {
+    super::unsigned_warning("decisions", peers.coordinator.as_ref(), "--coordinator-key");
+    super::unsigned_warning("order reports", peers.executor.as_ref(), "--executor-key");
     let Some((mut writer, mut anchoring)) = open(bus, subjects, strategy, url, key).await? else {
         return Ok(AuditorSummary::default()); // asked to stop before the database answered
     };
     // the process waits for this run to end after a stop is asked (crate::shutdown)
     let _busy = crate::shutdown::busy();
     writer.anchored(anchoring.sender.take());
-    let batches = follow(bus, subjects).await?;
+    let batches = follow(bus, subjects, peers).await?;
     tracing::info!("recording the team's decisions and orders");
     let summary = record(batches, &mut writer, strategy).await?;
     drop(writer);
@@ -98,17 +101,23 @@ async fn open(
 async fn follow(
     bus: &NatsBus,
     subjects: &Subjects,
+    peers: &super::Peers,
 ) -> Result<tokio::sync::mpsc::Receiver<Vec<Delivered>>, ServiceError> {
     let (tx, rx) = tokio::sync::mpsc::channel(2);
-    for (name, filter) in [
+    for (name, filter, signed_by) in [
         (
             subjects.service_consumer(Role::Auditor),
             subjects.decision(),
+            peers.coordinator.clone(),
         ),
-        (subjects.auditor_orders_consumer(), subjects.order()),
+        (
+            subjects.auditor_orders_consumer(),
+            subjects.order(),
+            peers.executor.clone(),
+        ),
     ] {
         let mut consumer = bus
-            .service_consumer(&name, &filter, 4 * BATCH as i64, false)
+            .service_consumer(&name, &filter, 4 * BATCH as i64, false, signed_by)
             .await?;
         tracing::info!(consumer = %name, %filter, "following");
         let tx = tx.clone();

@@ -193,31 +193,58 @@ pub async fn run(
     strategy: &Strategy,
     live: Option<&BinanceSpot>,
     notifier: notify::Notifier,
+    peers: &super::Peers,
 ) -> Result<ExecutorSummary, ServiceError> {
     // the process waits for this run to end after a stop is asked (crate::shutdown)
     let _busy = crate::shutdown::busy();
     // live, the coordinator's view of the book follows this one (a paper executor's book is the
     // coordinator's own paper view already)
     let tells_book = live.is_some();
+    super::unsigned_warning(
+        "candles and decisions",
+        peers.coordinator.as_ref(),
+        "--coordinator-key",
+    );
     let venue = live.map_or(AnyVenue::Paper(Paper), AnyVenue::Live);
     let mut book = Book::new(strategy, venue, notifier).await?;
     let name = subjects.service_consumer(Role::Executor);
     let mut consumer = bus
-        .service_consumer(&name, &subjects.decision(), MAX_ACK_PENDING, true)
+        .service_consumer(
+            &name,
+            &subjects.decision(),
+            MAX_ACK_PENDING,
+            true,
+            peers.coordinator.clone(),
+        )
         .await?;
     let acted_on = consumer.acknowledged;
     tracing::info!(consumer = %name, replaying = acted_on, "executing the team's decisions");
     let mut summary = ExecutorSummary::default();
+    // the stream sequence of the last message in the book: one delivered again because its
+    // acknowledgement was lost (the bus away) is in the book already, and acting on it again
+    // would trade twice on the book (its report would be a duplicate the stream drops)
+    let mut applied = 0;
     loop {
         let delivered = tokio::select! {
             delivered = consumer.next() => delivered,
             () = crate::shutdown::stop_requested() => None,
         };
         let Some(delivered) = delivered else { break };
+        if delivered.sequence <= applied {
+            tracing::debug!(
+                sequence = delivered.sequence,
+                "delivered again: already in the book"
+            );
+            if let Err(error) = delivered.ack().await {
+                tracing::warn!(%error, "acknowledging failed; the message comes again and is not acted on twice");
+            }
+            continue;
+        }
         let replayed = delivered.sequence <= acted_on;
         if !act_on(bus, subjects, &mut book, &delivered, replayed, &mut summary).await {
             break; // asked to stop with a report not out: the message is delivered again
         }
+        applied = delivered.sequence;
         let rebuilt = replayed && delivered.sequence == acted_on;
         if rebuilt {
             tracing::info!(replayed = summary.replayed, equity = %book.ledger().equity(), "the book is rebuilt from the stream");

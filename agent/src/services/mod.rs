@@ -13,6 +13,26 @@ use crate::bus::publisher::until_out;
 use crate::bus::{Bus, BusError};
 use protocol::messages::Message;
 
+/// Whose signatures a service requires on what it follows (`bus::signing`): the coordinator's on
+/// candles and decisions, the executor's on order reports. `None` takes them unsigned (a team
+/// without nkey identities), which the service says at start.
+#[derive(Debug, Clone, Default)]
+pub struct Peers {
+    /// The coordinator's public key (`--coordinator-key`).
+    pub coordinator: Option<crate::bus::signing::Verifier>,
+    /// The executor's public key (`--executor-key`).
+    pub executor: Option<crate::bus::signing::Verifier>,
+}
+
+/// Says once, at start, that what `follows` is taken unsigned.
+fn unsigned_warning(follows: &str, key: Option<&crate::bus::signing::Verifier>, flag: &str) {
+    if key.is_none() {
+        tracing::warn!(
+            "{follows} are taken unsigned: without {flag}, anyone able to put a message on this team's stream could make this service act on it"
+        );
+    }
+}
+
 /// Why a service stopped before it was asked to.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
