@@ -101,6 +101,7 @@ pub fn deployment(
     if let Some(secret) = super::nats::credentials_source(strategy, strategy_name) {
         let identity = protocol::nats_auth::identity_of(ta.spec.role);
         super::nats::mount_identity(&mut pod, &secret, identity);
+        super::nats::peer_keys(&mut pod, strategy_name, ta.spec.role);
     }
     Ok(Deployment {
         metadata: meta(ta, child_name(&name, "assistant"), Some(namespace)),

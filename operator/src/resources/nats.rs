@@ -12,8 +12,8 @@
 use super::strategy::{config_hash, meta, name};
 use super::{child_name, BuildError};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapVolumeSource, EnvVar, KeyToPath, PodSpec, Secret, SecretVolumeSource,
-    Volume, VolumeMount,
+    ConfigMap, ConfigMapKeySelector, ConfigMapVolumeSource, EnvVar, EnvVarSource, KeyToPath,
+    PodSpec, Secret, SecretVolumeSource, Volume, VolumeMount,
 };
 use k8s_openapi::ByteString;
 use protocol::crd::Strategy;
@@ -27,6 +27,13 @@ pub const PORT: i32 = 4222;
 pub const CONFIG_DIR: &str = "/etc/nats";
 /// The configuration's file (and ConfigMap key) in [`CONFIG_DIR`].
 pub const CONFIG_FILE: &str = "nats.conf";
+
+/// The item of the managed NATS's ConfigMap that holds the coordinator's public key (not a
+/// secret): the executor and the auditor check the decisions' signatures with it.
+pub const COORDINATOR_KEY_ITEM: &str = "coordinator.pub";
+
+/// The item that holds the executor's public key: the auditor checks the order reports with it.
+pub const EXECUTOR_KEY_ITEM: &str = "executor.pub";
 /// Where a managed NATS keeps its JetStream data (its volume).
 pub const STORE_DIR: &str = "/data";
 /// Where a pod's own seed is mounted (read-only), as `<identity>.nk`.
@@ -92,6 +99,39 @@ pub fn mount_identity(pod: &mut PodSpec, secret: &str, identity: &str) {
         container.env.get_or_insert_with(Vec::new).push(EnvVar {
             name: protocol::env::NATS_NKEY_FILE.into(),
             value: Some(nkey_file(identity)),
+            ..Default::default()
+        });
+    }
+}
+
+/// Gives the executor's and the auditor's pod (its first container) their peers' public keys
+/// from the managed NATS's ConfigMap: the coordinator's ([`protocol::env::COORDINATOR_KEY`]), and
+/// for the auditor the executor's ([`protocol::env::EXECUTOR_KEY`]), so that they take only what
+/// their peers signed (`agent::bus::signing`). Optional references: with an external NATS there is
+/// no such ConfigMap, and the services take messages unsigned, saying so at start.
+pub fn peer_keys(pod: &mut PodSpec, strategy: &str, role: protocol::Role) {
+    let wanted: &[(&str, &str)] = match role {
+        protocol::Role::Executor => &[(protocol::env::COORDINATOR_KEY, COORDINATOR_KEY_ITEM)],
+        protocol::Role::Auditor => &[
+            (protocol::env::COORDINATOR_KEY, COORDINATOR_KEY_ITEM),
+            (protocol::env::EXECUTOR_KEY, EXECUTOR_KEY_ITEM),
+        ],
+        _ => return,
+    };
+    let Some(container) = pod.containers.first_mut() else {
+        return;
+    };
+    for (variable, item) in wanted {
+        container.env.get_or_insert_with(Vec::new).push(EnvVar {
+            name: (*variable).into(),
+            value_from: Some(EnvVarSource {
+                config_map_key_ref: Some(ConfigMapKeySelector {
+                    name: config_name(strategy),
+                    key: (*item).into(),
+                    optional: Some(true),
+                }),
+                ..Default::default()
+            }),
             ..Default::default()
         });
     }
@@ -238,9 +278,18 @@ pub fn server_config(s: &Strategy, keys: &PublicKeys) -> Result<ConfigMap, Build
         credentials_secret_name(&name(s)),
         authorization(&keyed)
     );
+    let mut data = BTreeMap::from([(CONFIG_FILE.to_string(), text)]);
+    for (item, identity) in [
+        (COORDINATOR_KEY_ITEM, protocol::nats_auth::COORDINATOR),
+        (EXECUTOR_KEY_ITEM, protocol::nats_auth::EXECUTOR),
+    ] {
+        if let Some(key) = keys.get(identity) {
+            data.insert(item.to_string(), key.to_string());
+        }
+    }
     Ok(ConfigMap {
         metadata: meta(s, &object, "nats"),
-        data: Some(BTreeMap::from([(CONFIG_FILE.to_string(), text)])),
+        data: Some(data),
         ..Default::default()
     })
 }
@@ -271,7 +320,7 @@ pub fn config_volume(strategy: &str) -> Volume {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use protocol::nats_auth::{COORDINATOR, OPERATOR};
+    use protocol::nats_auth::{COORDINATOR, EXECUTOR, OPERATOR};
     use protocol::Role;
 
     fn strategy() -> Strategy {
@@ -323,6 +372,40 @@ mod tests {
             assert!(!text.contains(seed.as_str()), "a seed in the ConfigMap");
         }
         assert_eq!(server_config_hash(&config).len(), 64);
+        // and the two public keys the services check signatures with (not secrets)
+        let data = config.data.as_ref().unwrap();
+        assert_eq!(data[COORDINATOR_KEY_ITEM], keys.get(COORDINATOR).unwrap());
+        assert_eq!(data[EXECUTOR_KEY_ITEM], keys.get(EXECUTOR).unwrap());
+    }
+
+    #[test]
+    fn the_services_get_their_peers_public_keys_and_the_voters_none() {
+        let wanted = |role: Role| {
+            let mut pod = PodSpec {
+                containers: vec![Default::default()],
+                ..Default::default()
+            };
+            peer_keys(&mut pod, "btc", role);
+            let env = pod.containers[0].env.clone().unwrap_or_default();
+            env.into_iter()
+                .map(|e| {
+                    let r = e.value_from.unwrap().config_map_key_ref.unwrap();
+                    assert_eq!((r.name.as_str(), r.optional), ("btc-nats", Some(true)));
+                    (e.name, r.key)
+                })
+                .collect::<Vec<_>>()
+        };
+        let coordinator = (
+            protocol::env::COORDINATOR_KEY.to_string(),
+            COORDINATOR_KEY_ITEM.to_string(),
+        );
+        let executor = (
+            protocol::env::EXECUTOR_KEY.to_string(),
+            EXECUTOR_KEY_ITEM.to_string(),
+        );
+        assert_eq!(wanted(Role::Executor), std::slice::from_ref(&coordinator));
+        assert_eq!(wanted(Role::Auditor), [coordinator, executor]);
+        assert!(wanted(Role::Strategist).is_empty());
     }
 
     #[test]
