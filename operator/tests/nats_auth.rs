@@ -23,8 +23,7 @@ use protocol::nats_auth::{
     COORDINATOR, EXECUTOR, OPERATOR,
 };
 use protocol::subjects::{
-    Subjects, PRESENCE_BUCKET, STREAM_AUDIT, STREAM_AUDIT_SUBJECTS, STREAM_DECISIONS,
-    STREAM_DECISIONS_SUBJECTS,
+    Subjects, PRESENCE_BUCKET, STREAM_AUDIT, STREAM_DECISIONS, STREAM_DECISIONS_SUBJECTS,
 };
 use protocol::{Action, Role};
 use std::collections::BTreeMap;
@@ -442,16 +441,9 @@ async fn the_services_work_their_own_consumers_and_publish_only_their_own() {
         .await
         .unwrap();
     // it alone makes the shared streams (the services look them up)
-    hub.get_or_create_stream(stream::Config {
-        name: STREAM_AUDIT.into(),
-        subjects: STREAM_AUDIT_SUBJECTS.map(String::from).to_vec(),
-        max_messages_per_subject: 1,
-        discard: stream::DiscardPolicy::Old,
-        allow_direct: true,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    hub.get_or_create_stream(operator::decisions::audit_stream())
+        .await
+        .unwrap();
     let candle = publish_with_id(&hub, &candle_subject, "candle_BTCUSDT_1", "candle").await;
     assert_eq!(candle, Ok(true));
     let decided = encode(&decision("cycle_1"));
@@ -679,15 +671,9 @@ async fn the_operator_follows_its_team_through_its_own_consumers_only() {
         })
         .await
         .unwrap();
-    hub.get_or_create_stream(stream::Config {
-        name: STREAM_AUDIT.into(),
-        subjects: STREAM_AUDIT_SUBJECTS.map(String::from).to_vec(),
-        max_messages_per_subject: 1,
-        discard: stream::DiscardPolicy::Old,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    hub.get_or_create_stream(operator::decisions::audit_stream())
+        .await
+        .unwrap();
     let stored = |subject: String, message: Message| {
         let hub = hub.clone();
         async move {
