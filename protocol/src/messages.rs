@@ -51,6 +51,25 @@ pub enum Message {
 }
 
 impl Message {
+    /// The Strategy the message says it belongs to; `None` for an opinion and an escalation's
+    /// answer, which name none (their cycle id does).
+    pub fn strategy(&self) -> Option<&str> {
+        Some(match self {
+            Message::RoundRequest(r) => &r.strategy,
+            Message::Decision(d) => &d.strategy,
+            Message::Escalation(e) => &e.strategy,
+            Message::Heartbeat(h) => &h.strategy,
+            Message::Order(o) => &o.strategy,
+            Message::Fill(f) => &f.strategy,
+            Message::AuditHead(a) => &a.strategy,
+            Message::Portfolio(p) => &p.strategy,
+            Message::OrderReport(r) => &r.order.strategy,
+            Message::Candle(c) => &c.strategy,
+            Message::Book(b) => &b.strategy,
+            Message::Opinion(_) | Message::EscalationResolution(_) => return None,
+        })
+    }
+
     /// The `type` tag.
     pub fn type_name(&self) -> &'static str {
         match self {

@@ -231,30 +231,26 @@ impl PaperExchange {
     /// quantity, entry price), marked at their entry until a candle comes. The cost of a position
     /// is taken as its quantity at its entry price (the fees it paid are not stored), and it counts
     /// as held long enough for the team's minimum hold (its opening time is not stored either).
+    /// (A new exchange has no marks yet, so [`follow`](Self::follow) marks them at their entry.)
     pub fn restore(&mut self, cash: Decimal, positions: &[(String, Decimal, Decimal)]) {
-        self.cash = cash;
-        self.positions.clear();
-        for (symbol, quantity, entry_price) in positions {
-            if quantity.is_zero() {
-                continue;
-            }
-            self.positions.insert(
-                symbol.clone(),
-                Position {
+        let positions: Vec<_> = positions
+            .iter()
+            .map(
+                |(symbol, quantity, entry_price)| protocol::messages::BookPosition {
                     symbol: symbol.clone(),
                     quantity: *quantity,
                     entry_price: *entry_price,
-                    cost: quantity.checked_mul(*entry_price).unwrap_or_default(),
                     opened_at: i64::MIN / 2,
                 },
-            );
-            self.prices.insert(symbol.clone(), *entry_price);
-        }
+            )
+            .collect();
+        self.follow(cash, &positions);
     }
 
     /// Takes another book's cash and positions (the coordinator's view following the executor's
     /// book, services mode): each position with its opening time, so its minimum hold counts as the
-    /// executor's does; a position already marked keeps its mark until the next candle. Resting
+    /// executor's does; a position already marked keeps its mark until the next candle, one not
+    /// yet marked is marked at its entry. Its cost is its quantity at its entry price. Resting
     /// orders stay as they are.
     pub fn follow(&mut self, cash: Decimal, positions: &[protocol::messages::BookPosition]) {
         self.cash = cash;

@@ -149,19 +149,14 @@ fn ours<'m>(
 ) {
     let (mut decisions, mut orders) = (Vec::new(), Vec::new());
     for message in messages {
-        let named = match message {
-            Message::Decision(d) => &d.strategy,
-            Message::OrderReport(r) => &r.order.strategy,
-            _ => continue,
-        };
-        if named != strategy {
+        if let Some(named) = message.strategy().filter(|n| *n != strategy) {
             tracing::warn!(kind = message.type_name(), %named, "a message of another Strategy on this team's subjects: not recorded");
             continue;
         }
         match message {
             Message::Decision(d) => decisions.push(d.clone()),
             Message::OrderReport(r) => orders.push(r.clone()),
-            _ => {}
+            _ => {} // the candles the executor reads
         }
     }
     (decisions, orders)

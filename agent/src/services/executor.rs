@@ -85,12 +85,7 @@ impl<'a> Book<'a> {
 
     /// Acts on one message of the stream; the orders it led to (placed, filled, refused, expired).
     pub async fn apply(&mut self, message: &Message) -> Vec<OrderRecord> {
-        let named = match message {
-            Message::Candle(c) => Some(&c.strategy),
-            Message::Decision(d) => Some(&d.strategy),
-            _ => None,
-        };
-        if let Some(named) = named.filter(|n| **n != self.name) {
+        if let Some(named) = message.strategy().filter(|n| *n != self.name) {
             // the team's subjects carry only its own: this came some other way (a consumer of
             // another team pushed onto them), and acting on it would trade for someone else
             tracing::warn!(kind = message.type_name(), %named, "a message of another Strategy on this team's decision stream: not acted on");
