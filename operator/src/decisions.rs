@@ -482,6 +482,8 @@ async fn consume_once(
         .get_stream(STREAM_DECISIONS)
         .await
         .map_err(|e| error(format!("stream {STREAM_DECISIONS}: {e}")))?;
+    let strategies: Api<Strategy> = Api::namespaced(kube.clone(), namespace);
+    let mut outcome = current_outcome(&strategies, strategy).await;
     let consumer = fresh_consumer(
         &stream,
         consumer::pull::Config {
@@ -490,8 +492,7 @@ async fn consume_once(
             // `….decision` carries the coordinator's candles too (with executor and auditor
             // services): `Outcome::observe` passes them by
             filter_subject: subjects.decision(),
-            // the latest decision is enough to rebuild the status after a restart
-            deliver_policy: consumer::DeliverPolicy::LastPerSubject,
+            deliver_policy: resume_from(outcome.last_decision.as_ref()),
             ack_policy: consumer::AckPolicy::None,
             inactive_threshold: CONSUMER_INACTIVE,
             ..Default::default()
@@ -508,8 +509,6 @@ async fn consume_once(
         .map_err(|e| error(format!("stream {STREAM_AUDIT}: {e}")))?;
     tracing::info!(strategy = %format!("{namespace}/{strategy}"), %url, "consuming the decision stream");
 
-    let strategies: Api<Strategy> = Api::namespaced(kube.clone(), namespace);
-    let mut outcome = current_outcome(&strategies, strategy).await;
     let mut book_written = std::time::Instant::now() - BOOK_WRITE_EVERY;
     loop {
         let message = tokio::select! {
@@ -617,6 +616,25 @@ async fn audit_anchors(
         .messages()
         .await
         .map_err(|e| e.to_string())
+}
+
+/// Where the operator's decision consumer starts: at the decision the status last showed, when it
+/// shows one, so that every decision made while the operator was away is seen (the newest wins);
+/// otherwise at the subject's last message.
+///
+/// Not simply the last message: with executor and auditor services the coordinator's candles share
+/// `….decision`, and the last message may be a candle published after a decision the status never
+/// showed, which would leave the status on the decision before it until the next one.
+fn resume_from(shown: Option<&DecisionSummary>) -> async_nats::jetstream::consumer::DeliverPolicy {
+    use async_nats::jetstream::consumer::DeliverPolicy;
+    match shown.and_then(|d| async_nats::datetime::parse_rfc3339(&d.at).ok()) {
+        // the stream stores a decision after it is made, at or after `at` by the server's clock;
+        // a minute earlier allows for the two clocks' skew (older decisions are passed by)
+        Some(at) => DeliverPolicy::ByStartTime {
+            start_time: at - std::time::Duration::from_secs(60),
+        },
+        None => DeliverPolicy::LastPerSubject,
+    }
 }
 
 /// The operator's consumer `config` (named) of `stream`, made anew: one left by an earlier start

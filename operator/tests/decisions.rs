@@ -347,6 +347,73 @@ async fn the_team_s_book_reaches_the_strategy_status() {
     assert_eq!(status["portfolio"]["openPositions"], 1);
 }
 
+/// Publishes `message` on the decision stream and waits for the stream's acknowledgement.
+async fn stored(jetstream: &async_nats::jetstream::Context, subject: String, message: &Message) {
+    jetstream
+        .publish(subject, encode(message).into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_operator_shows_the_decision_made_while_it_was_away() {
+    let Some(server) = support::NatsServer::start() else {
+        return;
+    };
+    let (client, api) = FakeApi::start();
+    api.insert(strategy_with_nats(&server.url()));
+    let (_, jetstream) = decision_stream(&server.url()).await;
+    let subjects = Subjects::new(NS, "btc-eth-paper").unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    stored(
+        &jetstream,
+        subjects.decision(),
+        &decision("first", true, now - 20_000),
+    )
+    .await;
+    let watchers = DecisionWatchers::new(client.clone());
+    watchers.ensure(NS, "btc-eth-paper", &TeamNats::anonymous(server.url()));
+    eventually(&api, "the first decision shown", |s| {
+        s["lastDecision"]["id"] == "first"
+    })
+    .await;
+    watchers.stop(NS, "btc-eth-paper");
+
+    // while the operator is away the team decides again, and the next candle (with executor and
+    // auditor services it shares `….decision`, ahead of its decision) is the subject's last message
+    stored(
+        &jetstream,
+        subjects.decision(),
+        &decision("second", true, now - 10_000),
+    )
+    .await;
+    let candle = Message::Candle(protocol::messages::MarketCandle {
+        strategy: "btc-eth-paper".into(),
+        symbol: "BTCUSDT".into(),
+        open_time: now - 3_600_000,
+        close_time: now - 1,
+        open: 100.0,
+        high: 101.0,
+        low: 99.0,
+        close: 100.5,
+        volume: 12.0,
+        live: true,
+        volatility: None,
+    });
+    stored(&jetstream, subjects.decision(), &candle).await;
+    let watchers = DecisionWatchers::new(client.clone());
+    watchers.ensure(NS, "btc-eth-paper", &TeamNats::anonymous(server.url()));
+    eventually(&api, "the decision made while away shown", |s| {
+        s["lastDecision"]["id"] == "second"
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_approve_annotation_reaches_the_coordinator_and_is_removed() {
     let Some(server) = support::NatsServer::start() else {
