@@ -204,6 +204,20 @@ async fn stoppable(
     work: impl std::future::Future<Output = anyhow::Result<()>>,
 ) -> anyhow::Result<()> {
     agent::shutdown::listen();
+    let result = until_stopped(work).await;
+    // a stop for a reason the process cannot get past (`agent::shutdown::fail`) is an error
+    match (agent::shutdown::failure(), result) {
+        (Some(reason), Ok(())) => Err(anyhow::anyhow!(reason)),
+        (Some(reason), Err(error)) => Err(error.context(reason)),
+        (None, result) => result,
+    }
+}
+
+/// Runs `work` until it ends, or until a stop is asked and it is done with what it had in flight
+/// (at most [`agent::shutdown::GRACE`]).
+async fn until_stopped(
+    work: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
     let mut work = std::pin::pin!(work);
     tokio::select! {
         result = &mut work => return result,

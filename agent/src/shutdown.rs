@@ -50,6 +50,7 @@ impl Backoff {
 pub struct Switch {
     requested: watch::Sender<bool>,
     busy: Arc<AtomicUsize>,
+    failure: std::sync::Mutex<Option<String>>,
 }
 
 impl Default for Switch {
@@ -57,6 +58,7 @@ impl Default for Switch {
         Self {
             requested: watch::channel(false).0,
             busy: Arc::default(),
+            failure: std::sync::Mutex::default(),
         }
     }
 }
@@ -65,6 +67,29 @@ impl Switch {
     /// Asks everything to stop (what a signal does).
     pub fn request(&self) {
         self.requested.send_replace(true);
+    }
+
+    /// Asks everything to stop because the process cannot go on (`reason`, which the process
+    /// exits with as its error once in-flight work is written down); the first reason is kept.
+    pub fn fail(&self, reason: String) {
+        let mut failure = self
+            .failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if failure.is_none() {
+            tracing::error!(%reason, "stopping: the process cannot go on");
+            *failure = Some(reason);
+        }
+        drop(failure);
+        self.request();
+    }
+
+    /// Why the process was made to stop, when it was by [`Switch::fail`].
+    pub fn failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Whether a stop has been asked.
@@ -129,6 +154,17 @@ pub fn requested() -> bool {
     PROCESS.requested()
 }
 
+/// Stops this process because it cannot go on (e.g. its NATS credentials expired): in-flight work
+/// is finished as on SIGTERM, then the process exits with `reason` as its error.
+pub fn fail(reason: String) {
+    PROCESS.fail(reason);
+}
+
+/// Why this process was made to stop, when it was by [`fail`].
+pub fn failure() -> Option<String> {
+    PROCESS.failure()
+}
+
 /// Resolves once this process is asked to stop.
 pub async fn stop_requested() {
     PROCESS.stop_requested().await;
@@ -183,5 +219,18 @@ mod tests {
             .await
             .expect("already requested");
         assert!(!requested(), "the process's own switch is untouched");
+    }
+
+    #[tokio::test]
+    async fn a_failure_stops_and_keeps_its_first_reason() {
+        let switch = Switch::default();
+        assert_eq!(switch.failure(), None);
+        switch.fail("credentials expired".into());
+        switch.fail("a later reason".into());
+        assert!(switch.requested(), "a failure asks everything to stop");
+        tokio::time::timeout(Duration::from_millis(100), switch.stop_requested())
+            .await
+            .expect("stop requested");
+        assert_eq!(switch.failure().as_deref(), Some("credentials expired"));
     }
 }

@@ -51,8 +51,19 @@ fn base64url(bytes: &[u8]) -> String {
 /// A NATS JWT (v2) about `subject`, named `name`, with `nats` as its NATS claims, signed by
 /// `issuer`.
 fn jwt(issuer: &KeyPair, subject: &str, name: &str, nats: Value) -> String {
+    expiring_jwt(issuer, subject, name, nats, None)
+}
+
+/// [`jwt`], valid until `expires` (seconds since the epoch) when one is given.
+fn expiring_jwt(
+    issuer: &KeyPair,
+    subject: &str,
+    name: &str,
+    nats: Value,
+    expires: Option<i64>,
+) -> String {
     let header = base64url(br#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
-    let claims = json!({
+    let mut claims = json!({
         "jti": format!("{name}-{subject}"),
         "iat": chrono::Utc::now().timestamp(),
         "iss": issuer.public_key(),
@@ -60,6 +71,9 @@ fn jwt(issuer: &KeyPair, subject: &str, name: &str, nats: Value) -> String {
         "name": name,
         "nats": nats,
     });
+    if let Some(expires) = expires {
+        claims["exp"] = json!(expires);
+    }
     let signed = format!("{header}.{}", base64url(claims.to_string().as_bytes()));
     let signature = issuer.sign(signed.as_bytes()).unwrap();
     format!("{signed}.{}", base64url(&signature))
@@ -105,8 +119,9 @@ fn creds(jwt: &str, user: &KeyPair) -> String {
 }
 
 /// A nats-server in operator mode trusting `operator`, with the `account` and the system account
-/// preloaded in a memory resolver; writes each grant's `.creds` file to `dir/<identity>.creds`.
-fn operator_mode(dir: &Path, grants: &[Grant]) -> Option<NatsServer> {
+/// preloaded in a memory resolver; writes each grant's `.creds` file to `dir/<identity>.creds`,
+/// its JWT valid until `users_expire` (seconds since the epoch) when given.
+fn operator_mode(dir: &Path, grants: &[Grant], users_expire: Option<i64>) -> Option<NatsServer> {
     let operator = KeyPair::new_operator();
     let account = KeyPair::new_account();
     let system = KeyPair::new_account();
@@ -125,11 +140,12 @@ fn operator_mode(dir: &Path, grants: &[Grant]) -> Option<NatsServer> {
     );
     for grant in grants {
         let key = KeyPair::new_user();
-        let user_jwt = jwt(
+        let user_jwt = expiring_jwt(
             &account,
             &key.public_key(),
             &grant.identity,
             user_claims(grant),
+            users_expire,
         );
         let path = dir.join(format!("{}.creds", grant.identity));
         std::fs::write(path, creds(&user_jwt, &key)).unwrap();
@@ -189,7 +205,7 @@ async fn each_component_connects_with_its_creds_file_and_only_its_jwt_permission
         .filter(|g| ["coordinator", "technicalAnalyst"].contains(&g.identity.as_str()))
         .collect();
     assert_eq!(team.len(), 2);
-    let Some(server) = operator_mode(dir.path(), &team) else {
+    let Some(server) = operator_mode(dir.path(), &team, None) else {
         return;
     };
     let url = server.url();
@@ -356,4 +372,40 @@ async fn each_component_connects_with_its_creds_file_and_only_its_jwt_permission
         b"decided",
         "the forged decision got through"
     );
+}
+
+#[test]
+fn a_process_whose_credentials_expire_stops_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let subjects = Subjects::new(NAMESPACE, STRATEGY).unwrap();
+    let analyst: Vec<Grant> = grants(&subjects, &[Role::TechnicalAnalyst])
+        .into_iter()
+        .filter(|g| g.identity == "technicalAnalyst")
+        .collect();
+    let expires = chrono::Utc::now().timestamp() + 4;
+    let Some(server) = operator_mode(dir.path(), &analyst, Some(expires)) else {
+        return;
+    };
+    // the assistant connects (and waits for the coordinator's streams) until the server ends its
+    // session at the JWT's expiry; reconnecting with the same file could never succeed, so it
+    // stops, exits with an error that says what to do, and shows no secret
+    let creds = dir.path().join("technicalAnalyst.creds");
+    let mut command = assistant(&server.url());
+    command.arg("--nats-creds").arg(&creds);
+    let out = output_within(command, Duration::from_secs(30));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "it went on: {stderr}");
+    assert!(
+        stderr.contains("ended the session of technicalAnalyst")
+            && stderr.contains("Authentication Expired")
+            && stderr.contains("renew its credentials"),
+        "{stderr}"
+    );
+    assert!(
+        chrono::Utc::now().timestamp() >= expires,
+        "it stopped before the expiry: {stderr}"
+    );
+    let seed = std::fs::read_to_string(&creds).unwrap();
+    let seed = seed.lines().find(|l| l.starts_with("SU")).unwrap();
+    assert!(!stderr.contains(seed), "the seed shows: {stderr}");
 }

@@ -102,6 +102,23 @@ impl Start {
     }
 }
 
+/// What the server said when it ended a session because its credentials (a user's or its
+/// account's JWT) expired; `None` for any other event.
+///
+/// Not retried like a refusal after a server reload: the credentials file is read once, at
+/// start, so only a restart with renewed credentials can connect again (docs/architecture.md,
+/// "Identities and permissions").
+fn credentials_expired(event: &async_nats::Event) -> Option<&str> {
+    match event {
+        async_nats::Event::ServerError(async_nats::ServerError::Other(said))
+            if said.to_lowercase().contains("authentication expired") =>
+        {
+            Some(said)
+        }
+        _ => None,
+    }
+}
+
 /// Resolves with the reason once the server has refused the credentials at the first connection;
 /// never otherwise.
 async fn refused(mut start: tokio::sync::watch::Receiver<Start>) -> String {
@@ -295,12 +312,20 @@ impl NatsBus {
         }
         let name = identity.unwrap_or("ia-agents");
         let (start_tx, start) = tokio::sync::watch::channel(Start::Pending);
+        let (server, who) = (crate::store::redact(url), name.to_string());
         let client = options
             .name(name)
             .retry_on_initial_connect()
             .connection_timeout(Duration::from_secs(5))
             .event_callback(move |event| {
                 start_tx.send_if_modified(|start| start.after(&event));
+                if let Some(said) = credentials_expired(&event) {
+                    crate::shutdown::fail(format!(
+                        "NATS server {server} ended the session of {who}: {said:?}; renew its \
+                         credentials (the credentials file, or the Secret it is mounted from) \
+                         and start it again"
+                    ));
+                }
                 async move {
                     tracing::info!(%event, "NATS connection event");
                 }
@@ -557,5 +582,45 @@ impl Bus for NatsBus {
         }
         beats.sort_by(|a, b| a.instance.cmp(&b.instance));
         Ok(beats)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_nats::{Event, ServerError};
+
+    #[test]
+    fn expired_credentials_are_told_from_other_server_errors() {
+        let expired = Event::ServerError(ServerError::Other("User Authentication Expired".into()));
+        assert_eq!(
+            credentials_expired(&expired),
+            Some("User Authentication Expired")
+        );
+        let account =
+            Event::ServerError(ServerError::Other("Account Authentication Expired".into()));
+        assert!(credentials_expired(&account).is_some());
+        for other in [
+            Event::ServerError(ServerError::AuthorizationViolation),
+            Event::ServerError(ServerError::Other("Permissions Violation".into())),
+            Event::Disconnected,
+        ] {
+            assert_eq!(credentials_expired(&other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn a_refusal_counts_only_before_the_first_connection() {
+        let refusal = Event::ClientError(async_nats::ClientError::Other(
+            "authorization violation".into(),
+        ));
+        let mut start = Start::Pending;
+        assert!(start.after(&refusal));
+        assert_eq!(start, Start::Refused("authorization violation".into()));
+
+        let mut start = Start::Pending;
+        assert!(start.after(&Event::Connected));
+        assert!(!start.after(&refusal), "after a connection it is retried");
+        assert_eq!(start, Start::Connected);
     }
 }
