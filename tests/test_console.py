@@ -209,6 +209,7 @@ def test_the_console_shows_the_debate_and_approves_an_escalation(coordinator, we
         card.locator("button.approve").click()
         resolved = page.locator(f'#resolved li[data-id="{escalation}"]')
         expect(resolved).to_have_attribute("data-outcome", "approved", timeout=15_000)
+        expect(resolved).to_contain_text("approved by http-api")
         expect(page.locator(f'#pending li[data-id="{escalation}"]')).to_have_count(0)
 
         # the approved cycle is decided under the escalation's id, with its whole debate
@@ -217,7 +218,7 @@ def test_the_console_shows_the_debate_and_approves_an_escalation(coordinator, we
         expect(row.locator(".outcome")).to_have_text("escalated")
         row.click()
         debate = page.locator(f'#decisions tr.debate[data-id="{escalation}"]')
-        expect(debate.locator(".why")).to_contain_text("asked a human, who approved")
+        expect(debate.locator(".why")).to_contain_text("asked a human, who approved (http-api)")
         expect(debate.locator("tr.opinion").first).to_be_visible()
         assert debate.locator("tr.opinion").count() >= 5, "every voter's opinion is in the debate"
         assert debate.locator(".reasoning").first.inner_text().strip(), "opinions carry reasoning"
@@ -229,11 +230,13 @@ def test_the_console_shows_the_debate_and_approves_an_escalation(coordinator, we
         browser.close()
     assert not problems, f"the page reported errors: {problems}"
 
-    # what the page showed is what the coordinator did: the stored decision was escalated
+    # what the page showed is what the coordinator did: the stored decision was escalated, and
+    # records who answered it
     def stored():
         return get(f"{coordinator}/api/v1/decisions/{escalation}")["escalated"]
 
     wait_until(stored, 60, "the approved decision in the store")
+    assert get(f"{coordinator}/api/v1/decisions/{escalation}")["resolvedBy"] == "http-api"
 
 
 def test_the_backtest_report_has_the_consoles_decision_view(tmp_path):

@@ -35,6 +35,7 @@ fn decisions(strategy: &str, n: usize) -> Vec<Decision> {
                 escalated: false,
                 vetoed: false,
                 rejected: false,
+                resolved_by: None,
                 rounds: vec![],
                 transcript: vec![],
                 price,

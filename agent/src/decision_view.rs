@@ -51,6 +51,7 @@ mod tests {
             escalated: false,
             vetoed: false,
             rejected: false,
+            resolved_by: None,
             rounds: vec![],
             transcript: vec![],
             price: 1.0,

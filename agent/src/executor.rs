@@ -295,6 +295,7 @@ mod tests {
             escalated: false,
             vetoed: false,
             rejected: false,
+            resolved_by: None,
             rounds: vec![],
             transcript,
             price: 20000.0,

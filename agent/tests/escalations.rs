@@ -47,7 +47,9 @@ impl EscalationResolver for Gate {
         self.asked.lock().unwrap().push(escalation.clone());
         let mut open = self.open.clone();
         let _ = open.wait_for(|o| *o).await;
-        Resolution::Approved
+        Resolution::Approved {
+            by: "the gate".into(),
+        }
     }
 }
 
@@ -135,6 +137,11 @@ async fn an_escalation_holds_its_own_symbol_and_no_other() {
         "decided under the escalated cycle's id"
     );
     assert_eq!((btc.action, btc.escalated), (Action::Buy, true));
+    assert_eq!(
+        btc.resolved_by.as_deref(),
+        Some("the gate"),
+        "who answered is recorded"
+    );
     assert_eq!(
         decisions.iter().filter(|d| d.symbol == "ETHUSDT").count(),
         48,

@@ -24,6 +24,7 @@ fn decision(id: &str) -> Message {
         escalated: false,
         vetoed: false,
         rejected: false,
+        resolved_by: None,
         rounds: vec![RoundTally {
             round: 1,
             votes: vec![],

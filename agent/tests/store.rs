@@ -3,7 +3,7 @@
 //! The same checks run on both.
 
 use agent::audit::{verify, AuditEntry, AuditKey};
-use agent::store::{OrderRecord, OrderStatus, Store, Table};
+use agent::store::{DecisionRow, OrderRecord, OrderStatus, Store, Table};
 use protocol::messages::{Decision, Fill, Opinion, Order, OrderKind, RoundTally, Side, Vote};
 use protocol::{Action, Role};
 
@@ -45,6 +45,7 @@ fn decision(id: &str, at: i64) -> Decision {
         escalated: false,
         vetoed: false,
         rejected: false,
+        resolved_by: None,
         rounds: vec![RoundTally {
             round: 1,
             votes: vec![Vote {
@@ -251,19 +252,36 @@ async fn exercise(store: &Store, url: &str, strategy: &str) {
         .await
         .unwrap();
     let mut again = resumed.clone();
+    // an escalated decision records who answered it, and its audit entry commits to that
+    let mut late = decision(&format!("{strategy}-late"), 9);
+    late.escalated = true;
+    late.resolved_by = Some("annotation on Strategy ns/s".into());
     store
-        .record(
-            strategy,
-            &mut again,
-            &[decision(&format!("{strategy}-late"), 9)],
-            &[],
-        )
+        .record(strategy, &mut again, std::slice::from_ref(&late), &[])
         .await
         .unwrap();
     let entries = audit_log_of(store, strategy).await;
     assert_eq!(verify(&AuditKey::Unkeyed, &entries), Ok(1801));
+    let stored = store.decision(strategy, &late.id).await.unwrap().unwrap();
+    assert_eq!(stored.resolved_by, late.resolved_by);
+    assert_eq!(stored.digest(), DecisionRow::of(&late).digest());
+    let unresolved = DecisionRow {
+        resolved_by: None,
+        ..stored.clone()
+    };
+    assert_ne!(
+        stored.digest(),
+        unresolved.digest(),
+        "who answered is in the digest"
+    );
     // an anchor's entry is looked up by its seq (the coordinator's check before it anchors again)
     let last = entries.last().unwrap();
+    assert!(
+        last.payload
+            .contains(r#""resolvedBy":"annotation on Strategy ns/s""#),
+        "{}",
+        last.payload
+    );
     assert_eq!(
         store.audit_hash(strategy, 1801).await.unwrap(),
         Some(last.hash.clone())

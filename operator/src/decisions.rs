@@ -729,6 +729,7 @@ mod tests {
             escalated: false,
             vetoed,
             rejected: false,
+            resolved_by: None,
             rounds: vec![RoundTally {
                 round: 1,
                 votes: vec![],

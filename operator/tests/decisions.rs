@@ -79,6 +79,7 @@ fn decision(id: &str, consensus: bool, at: i64) -> Message {
         escalated: !consensus,
         vetoed: false,
         rejected: false,
+        resolved_by: None,
         rounds: vec![RoundTally {
             round: 1,
             votes: vec![Vote {

@@ -47,6 +47,7 @@ fn decision_at(id: &str, decided_at: i64) -> Message {
         escalated: false,
         vetoed: false,
         rejected: false,
+        resolved_by: None,
         rounds: vec![RoundTally {
             round: 1,
             votes: vec![],

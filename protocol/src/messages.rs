@@ -346,6 +346,11 @@ pub struct Decision {
     /// escalation. No order follows it, not even the resize of a held position a HOLD may make.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rejected: bool,
+    /// Who answered the escalation, when someone did in time: the answer's `by` (the relaying
+    /// operator's annotation and Strategy, or `http-api`), as the identity the bus let send it
+    /// said it; `None` for a decision nobody resolved (not escalated, or timed out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_by: Option<String>,
     /// The tally of every round, in order (at least one).
     pub rounds: Vec<RoundTally>,
     /// Every opinion of every round, in order: the debate transcript.
@@ -1499,6 +1504,7 @@ mod tests {
                         escalated,
                         vetoed,
                         rejected,
+                        resolved_by: None,
                         rounds,
                         transcript,
                         price,

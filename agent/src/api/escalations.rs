@@ -42,11 +42,14 @@ impl PendingEscalations {
             .send(json!({"type": "escalation", "escalation": escalation}));
     }
 
-    fn closed(&self, id: &str, resolution: Resolution) {
+    fn closed(&self, id: &str, resolution: &Resolution) {
         self.lock().remove(id);
-        let _ = self
-            .events
-            .send(json!({"type": "resolution", "id": id, "outcome": outcome_name(resolution)}));
+        let mut event =
+            json!({"type": "resolution", "id": id, "outcome": outcome_name(resolution)});
+        if let Resolution::Approved { by } | Resolution::Rejected { by } = resolution {
+            event["by"] = by.as_str().into();
+        }
+        let _ = self.events.send(event);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Escalation>> {
@@ -55,10 +58,10 @@ impl PendingEscalations {
 }
 
 /// How the stream names a resolution.
-pub fn outcome_name(resolution: Resolution) -> &'static str {
+pub fn outcome_name(resolution: &Resolution) -> &'static str {
     match resolution {
-        Resolution::Approved => "approved",
-        Resolution::Rejected => "rejected",
+        Resolution::Approved { .. } => "approved",
+        Resolution::Rejected { .. } => "rejected",
         Resolution::TimedOut => "timedOut",
     }
 }
@@ -97,7 +100,7 @@ impl<R: EscalationResolver> EscalationResolver for Watched<R> {
             .send(|| notify::Event::escalation(escalation, self.console_url.as_deref()));
         let resolution = self.inner.resolve(escalation).await;
         if let Some(pending) = &self.pending {
-            pending.closed(&escalation.id, resolution);
+            pending.closed(&escalation.id, &resolution);
         }
         resolution
     }
@@ -112,7 +115,7 @@ mod tests {
 
     impl EscalationResolver for Answers {
         async fn resolve(&self, _: &Escalation) -> Resolution {
-            self.0
+            self.0.clone()
         }
     }
 
@@ -133,10 +136,17 @@ mod tests {
         let (events, mut rx) = broadcast::channel(8);
         let pending = PendingEscalations::new(events);
         pending.opened(&escalation("late", 2));
-        let watched = Watched::new(Answers(Resolution::Rejected), Some(pending.clone()));
+        let watched = Watched::new(
+            Answers(Resolution::Rejected {
+                by: "http-api".into(),
+            }),
+            Some(pending.clone()),
+        );
         assert_eq!(
             watched.resolve(&escalation("early", 1)).await,
-            Resolution::Rejected
+            Resolution::Rejected {
+                by: "http-api".into()
+            }
         );
         assert_eq!(rx.recv().await.unwrap()["type"], "escalation");
         let opened = rx.recv().await.unwrap();
@@ -147,6 +157,7 @@ mod tests {
             (Some("resolution"), Some("early"))
         );
         assert_eq!(closed["outcome"], "rejected");
+        assert_eq!(closed["by"], "http-api", "who answered is streamed too");
         let ids: Vec<_> = pending.list().into_iter().map(|e| e.id).collect();
         assert_eq!(ids, ["late"], "the answered one is gone, the other stays");
     }

@@ -46,6 +46,10 @@ pub struct DecisionItem {
     pub vetoed: bool,
     /// Whether the cycle was dropped: no order follows.
     pub rejected: bool,
+    /// Who answered the escalation (the operator's relayed annotation, or `http-api`); absent
+    /// when nobody did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved_by: Option<String>,
     /// Rounds held.
     pub rounds: i32,
     /// Every round's tally (the protocol's `RoundTally`: round, scores by action, votes,
@@ -78,6 +82,10 @@ pub struct DecisionView {
     pub vetoed: bool,
     /// Whether the cycle was dropped: no order follows.
     pub rejected: bool,
+    /// Who answered the escalation (the operator's relayed annotation, or `http-api`); absent
+    /// when nobody did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved_by: Option<String>,
     /// Every round's tally (the protocol's `RoundTally`).
     #[schema(value_type = Vec<Object>)]
     pub rounds: Value,
@@ -244,6 +252,7 @@ impl From<DecisionSummary> for DecisionItem {
             escalated: d.escalated,
             vetoed: d.vetoed,
             rejected: d.rejected,
+            resolved_by: d.resolved_by,
             rounds: d.rounds,
             price: d.price,
             decided_at: d.decided_at,
@@ -264,6 +273,7 @@ impl From<DecisionRow> for DecisionView {
             escalated: d.escalated,
             vetoed: d.vetoed,
             rejected: d.rejected,
+            resolved_by: d.resolved_by,
             price: d.price,
             decided_at: d.decided_at,
         }

@@ -121,9 +121,9 @@ impl<B: Bus> EscalationResolver for BusEscalations<B> {
                     if r.id == escalation.id {
                         tracing::info!(id = %r.id, approved = r.approved, by = %r.by, "escalation resolved");
                         return if r.approved {
-                            Resolution::Approved
+                            Resolution::Approved { by: r.by }
                         } else {
-                            Resolution::Rejected
+                            Resolution::Rejected { by: r.by }
                         };
                     }
                 }

@@ -17,12 +17,19 @@ pub trait Transport {
 }
 
 /// A human's (or a policy's) answer to an escalation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resolution {
-    /// A human approved: the proposed action is taken.
-    Approved,
+    /// A human approved: the proposed action is taken. `by` is who answered, as the answer says
+    /// (recorded in the decision's `resolvedBy`).
+    Approved {
+        /// Who answered.
+        by: String,
+    },
     /// A human rejected: the cycle is dropped (HOLD with `rejected`, and no order at all).
-    Rejected,
+    Rejected {
+        /// Who answered.
+        by: String,
+    },
     /// Nobody answered within the policy's timeout: the policy's default action applies.
     TimedOut,
 }
@@ -212,15 +219,16 @@ impl PendingDecision {
     /// (HOLD, `rejected`); no answer in time → the policy's `defaultAction`.
     pub fn conclude(self, resolution: Resolution, now_ms: i64) -> Decision {
         let proposed = self.escalation.proposed;
-        let (action, rejected) = match resolution {
-            Resolution::Approved => (proposed, false),
-            Resolution::Rejected => (Action::Hold, true),
-            Resolution::TimedOut => (self.default_action, false),
+        let (action, rejected, resolved_by) = match resolution {
+            Resolution::Approved { by } => (proposed, false, Some(by)),
+            Resolution::Rejected { by } => (Action::Hold, true, Some(by)),
+            Resolution::TimedOut => (self.default_action, false, None),
         };
         let ended = Ending {
             action,
             escalated: true,
             rejected,
+            resolved_by,
             ..Ending::hold(self.confidence)
         };
         finish(self.cycle, ended, self.started, now_ms)
@@ -257,6 +265,7 @@ fn finish(cycle: Cycle, ended: Ending, started: std::time::Instant, now_ms: i64)
         escalated: ended.escalated,
         vetoed: ended.vetoed,
         rejected: ended.rejected,
+        resolved_by: ended.resolved_by,
         rounds,
         transcript,
         price,
@@ -267,7 +276,7 @@ fn finish(cycle: Cycle, ended: Ending, started: std::time::Instant, now_ms: i64)
 }
 
 /// How a cycle ended, before it is written down as a [`Decision`].
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Ending {
     action: Action,
     confidence: f64,
@@ -275,6 +284,7 @@ struct Ending {
     escalated: bool,
     vetoed: bool,
     rejected: bool,
+    resolved_by: Option<String>,
 }
 
 impl Ending {
@@ -294,6 +304,7 @@ impl Ending {
             escalated: false,
             vetoed: false,
             rejected: false,
+            resolved_by: None,
         }
     }
 }
@@ -340,10 +351,14 @@ mod tests {
 
     struct Human(Resolution, RefCell<Vec<Escalation>>);
 
+    fn approved_by(who: &str) -> Resolution {
+        Resolution::Approved { by: who.into() }
+    }
+
     impl EscalationResolver for Human {
         async fn resolve(&self, escalation: &Escalation) -> Resolution {
             self.1.borrow_mut().push(escalation.clone());
-            self.0
+            self.0.clone()
         }
     }
 
@@ -409,7 +424,7 @@ mod tests {
             threshold: 0.6,
             ..Default::default()
         };
-        let approve = Human(Resolution::Approved, RefCell::default());
+        let approve = Human(approved_by("alice"), RefCell::default());
         let d = decide(split(3), policy.clone(), &approve).await;
         assert_eq!(
             (d.action, d.escalated, d.consensus_reached),
@@ -424,19 +439,28 @@ mod tests {
             ("cycle-1", Action::Buy)
         );
 
-        let reject = Human(Resolution::Rejected, RefCell::default());
+        let reject = Human(
+            Resolution::Rejected { by: "bob".into() },
+            RefCell::default(),
+        );
         let rejected = decide(split(3), policy.clone(), &reject).await;
         assert_eq!(
             (rejected.action, rejected.escalated, rejected.rejected),
             (Action::Hold, true, true)
         );
         assert!(!d.rejected, "an approved escalation is not rejected");
+        assert_eq!(
+            (d.resolved_by.as_deref(), rejected.resolved_by.as_deref()),
+            (Some("alice"), Some("bob")),
+            "who answered is recorded"
+        );
         let timeout = Human(Resolution::TimedOut, RefCell::default());
         let mut sell_by_default = policy.clone();
         sell_by_default.escalation.default_action = Action::Sell;
+        let timed_out = decide(split(3), sell_by_default, &timeout).await;
         assert_eq!(
-            decide(split(3), sell_by_default, &timeout).await.action,
-            Action::Sell
+            (timed_out.action, timed_out.resolved_by),
+            (Action::Sell, None)
         );
     }
 
@@ -448,7 +472,7 @@ mod tests {
                 ..Default::default()
             };
             policy.escalation.action = action;
-            let human = Human(Resolution::Approved, RefCell::default());
+            let human = Human(approved_by("alice"), RefCell::default());
             let d = decide(split(3), policy, &human).await;
             assert_eq!((d.action, d.escalated), (Action::Hold, false));
             assert_eq!(
@@ -462,7 +486,7 @@ mod tests {
 
     #[tokio::test]
     async fn consensus_and_veto_are_recorded() {
-        let human = Human(Resolution::Approved, RefCell::default());
+        let human = Human(approved_by("alice"), RefCell::default());
         let agree = Scripted(vec![
             ("technical", 1, Action::Buy, 0.9, false),
             ("strategist", 1, Action::Buy, 0.7, false),

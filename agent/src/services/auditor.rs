@@ -214,6 +214,7 @@ mod tests {
             escalated: false,
             vetoed: false,
             rejected: false,
+            resolved_by: None,
             rounds: vec![],
             transcript: vec![],
             price: 100.0,

@@ -345,6 +345,7 @@ mod tests {
             escalated: false,
             vetoed: false,
             rejected: false,
+            resolved_by: None,
             rounds: vec![],
             transcript: vec![],
             price: candle.close,

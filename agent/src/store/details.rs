@@ -15,7 +15,7 @@ impl Store {
         strategy: &str,
         id: &str,
     ) -> Result<Option<DecisionRow>, StoreError> {
-        let row = on_pool!(self, pool => sqlx::query("SELECT id, symbol, action, confidence, consensus_reached, escalated, vetoed, rejected, votes, transcript, price, decided_at, rounds FROM decisions WHERE strategy = $1 AND id = $2")
+        let row = on_pool!(self, pool => sqlx::query("SELECT id, symbol, action, confidence, consensus_reached, escalated, vetoed, rejected, votes, transcript, price, decided_at, rounds, resolved_by FROM decisions WHERE strategy = $1 AND id = $2")
         .bind(strategy)
         .bind(id)
         .fetch_optional(pool)
@@ -35,6 +35,7 @@ impl Store {
             price: r.get(10),
             decided_at: r.get(11),
             rounds: r.get(12),
+            resolved_by: r.get(13),
         }));
         Ok(row)
     }

@@ -128,7 +128,7 @@ macro_rules! on_pool {
 /// whichever database the pool is (a macro: the builder's type differs between the two).
 macro_rules! insert_decisions {
     ($strategy:expr, $rows:expr, $tail:expr) => {{
-        let mut q = QueryBuilder::new("INSERT INTO decisions (id, strategy, symbol, action, confidence, consensus_reached, escalated, vetoed, rejected, rounds, votes, price, decided_at, transcript) ");
+        let mut q = QueryBuilder::new("INSERT INTO decisions (id, strategy, symbol, action, confidence, consensus_reached, escalated, vetoed, rejected, rounds, votes, price, decided_at, transcript, resolved_by) ");
         q.push_values($rows, |mut b, d: &DecisionRow| {
             b.push_bind(d.id.as_str())
                 .push_bind($strategy)
@@ -143,7 +143,8 @@ macro_rules! insert_decisions {
                 .push_bind(d.votes.as_str())
                 .push_bind(d.price)
                 .push_bind(d.decided_at)
-                .push_bind(d.transcript.as_str());
+                .push_bind(d.transcript.as_str())
+                .push_bind(d.resolved_by.as_deref());
         });
         q.push(" ON CONFLICT DO NOTHING");
         q.push($tail);
@@ -637,7 +638,7 @@ impl Store {
         q: &PageQuery,
     ) -> Result<Vec<DecisionSummary>, StoreError> {
         let sql = page_sql(
-            "id, symbol, action, confidence, consensus_reached, escalated, vetoed, rounds, votes, price, decided_at, rejected FROM decisions",
+            "id, symbol, action, confidence, consensus_reached, escalated, vetoed, rounds, votes, price, decided_at, rejected, resolved_by FROM decisions",
             "decided_at",
             "id",
             q,
@@ -666,6 +667,7 @@ impl Store {
                 price: r.get(9),
                 decided_at: r.get(10),
                 rejected: r.get(11),
+                resolved_by: r.get(12),
             })
             .collect::<Vec<_>>());
         Ok(rows)
@@ -803,6 +805,9 @@ fn audit_entries(
         });
         if d.rejected {
             payload["rejected"] = true.into();
+        }
+        if let Some(by) = &d.resolved_by {
+            payload["resolvedBy"] = by.as_str().into();
         }
         audit.push(chain.append(d.decided_at, "decision", &d.id, payload.to_string()));
     }

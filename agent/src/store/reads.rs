@@ -21,6 +21,8 @@ pub struct DecisionSummary {
     pub vetoed: bool,
     /// Whether the cycle was dropped (no order follows).
     pub rejected: bool,
+    /// Who answered the escalation, when someone did.
+    pub resolved_by: Option<String>,
     /// Rounds held.
     pub rounds: i32,
     /// Every round's tally, as the protocol's `RoundTally` list in JSON.

@@ -25,6 +25,8 @@ pub struct DecisionRow {
     pub vetoed: bool,
     /// Whether the cycle was dropped (policy or a human's rejection): no order follows.
     pub rejected: bool,
+    /// Who answered the escalation, when someone did.
+    pub resolved_by: Option<String>,
     /// Number of debate rounds held.
     pub rounds: i32,
     /// Every round's scores (JSON).
@@ -49,6 +51,7 @@ impl DecisionRow {
             escalated: d.escalated,
             vetoed: d.vetoed,
             rejected: d.rejected,
+            resolved_by: d.resolved_by.clone(),
             rounds: d.rounds.len() as i32,
             votes: round_scores(d),
             price: d.price,
@@ -57,9 +60,15 @@ impl DecisionRow {
         }
     }
 
-    /// SHA-256 of every column (floats by their bits, so nothing is lost to formatting).
+    /// SHA-256 of every column (floats by their bits, so nothing is lost to formatting). Who
+    /// resolved it comes last and only when someone did, so the digests of the decisions nobody
+    /// resolved (every backtest's) are what they were before the column existed.
     pub fn digest(&self) -> String {
-        content_digest(&[
+        let resolved_by = self
+            .resolved_by
+            .as_deref()
+            .map(|by| format!("resolved_by={by}"));
+        let columns = [
             &self.id,
             &self.symbol,
             &self.action,
@@ -73,7 +82,11 @@ impl DecisionRow {
             &self.price.to_bits().to_string(),
             &self.decided_at.to_string(),
             &self.transcript,
-        ])
+        ];
+        match &resolved_by {
+            Some(by) => content_digest(&[&columns[..], &[by.as_str()]].concat()),
+            None => content_digest(&columns),
+        }
     }
 }
 
@@ -166,7 +179,7 @@ impl Store {
         use sqlx::Row;
         let (strategy, id) = after.unwrap_or(("", ""));
         let sql = match table {
-            Audited::Decisions => "SELECT strategy, id, symbol, action, confidence, consensus_reached, escalated, vetoed, rejected, rounds, votes, price, decided_at, transcript FROM decisions WHERE (strategy, id) > ($1, $2) ORDER BY strategy, id LIMIT $3",
+            Audited::Decisions => "SELECT strategy, id, symbol, action, confidence, consensus_reached, escalated, vetoed, rejected, rounds, votes, price, decided_at, transcript, resolved_by FROM decisions WHERE (strategy, id) > ($1, $2) ORDER BY strategy, id LIMIT $3",
             Audited::Orders => "SELECT strategy, decision_id, symbol, side, kind, quantity, status, price, fee, reason, at FROM orders WHERE (strategy, decision_id) > ($1, $2) ORDER BY strategy, decision_id LIMIT $3",
         };
         let rows = on_pool!(self, pool => sqlx::query(sql)
@@ -193,6 +206,7 @@ impl Store {
                         price: r.get(11),
                         decided_at: r.get(12),
                         transcript: r.get(13),
+                        resolved_by: r.get(14),
                     }
                     .digest(),
                     Audited::Orders => OrderRow {

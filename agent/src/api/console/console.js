@@ -108,12 +108,12 @@ function focusLinked() {
 
 const pending = new Map();
 function escalationOpened(e) { pending.set(e.id, e); renderPending([...pending.values()]); }
-function escalationClosed(id, outcome) {
+function escalationClosed(id, outcome, by) {
   pending.delete(id);
   state.outcomes.set(id, outcome);
   renderPending([...pending.values()]);
   const words = { approved: "approved", rejected: "rejected", timedOut: "timed out (default action)" };
-  $("#resolved").prepend(el("li", { class: "resolution", "data-id": id, "data-outcome": outcome }, `${time(Date.now())} ${id}: ${words[outcome] || outcome}`));
+  $("#resolved").prepend(el("li", { class: "resolution", "data-id": id, "data-outcome": outcome }, `${time(Date.now())} ${id}: ${words[outcome] || outcome}${by ? ` by ${by}` : ""}`));
   while ($("#resolved").children.length > 20) $("#resolved").lastElementChild.remove();
 }
 
@@ -178,7 +178,7 @@ function connect() {
     const event = JSON.parse(message.data);
     if (event.type === "decision") addDecision(event.decision);
     else if (event.type === "escalation") escalationOpened(event.escalation);
-    else if (event.type === "resolution") escalationClosed(event.id, event.outcome);
+    else if (event.type === "resolution") escalationClosed(event.id, event.outcome, event.by);
   };
 }
 

@@ -31,13 +31,16 @@ function outcomeOf(d) {
   return "split";
 }
 
-// `human`: how a person answered the escalation (approved, rejected, timedOut), when known
+// `human`: how a person answered the escalation (approved, rejected, timedOut), when known;
+// `d.resolvedBy`: who answered, as the decision records it
 function whyItEnded(d, human) {
   const rounds = Array.isArray(d.rounds) ? d.rounds.length : d.rounds;
+  const who = d.resolvedBy ? ` (${d.resolvedBy})` : "";
+  if (d.resolvedBy && !human) human = d.rejected ? "rejected" : "approved";
   switch (outcomeOf(d)) {
-    case "rejected": return `Rejected${human ? " by a human" : " by the policy"}: no order follows.`;
+    case "rejected": return `Rejected${human ? ` by a human${who}` : " by the policy"}: no order follows.`;
     case "vetoed": return `Vetoed by a veto role: ${d.action} whatever the tally.`;
-    case "escalated": return `The team could not agree in ${rounds} round(s) and asked a human` + (human ? `, who ${human === "timedOut" ? "did not answer in time (the policy's default action)" : human}` : "") + `: ${d.action}.`;
+    case "escalated": return `The team could not agree in ${rounds} round(s) and asked a human` + (human ? `, who ${human === "timedOut" ? "did not answer in time (the policy's default action)" : human + who}` : "") + `: ${d.action}.`;
     case "consensus": return `Consensus in round ${rounds}: ${d.action} with ${pct(d.confidence)} of the weighted vote.`;
     default: return `No consensus after ${rounds} round(s): ${d.action}.`;
   }
