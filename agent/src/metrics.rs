@@ -121,6 +121,17 @@ pub static UNDECLARED_HEARTBEATS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     .expect("registered once")
 });
 
+/// Answers to one role's round request that claimed another role (dropped), by strategy and the
+/// role asked: an assistant trying to speak for another.
+pub static MISATTRIBUTED_OPINIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "ia_agent_misattributed_opinions_total",
+        "Answers to a role's round request that claimed another role (dropped), by strategy and role asked",
+        &["strategy", "role"]
+    )
+    .expect("registered once")
+});
+
 /// Voters that gave no opinion in a cycle's last round, by role (an assistant that stopped answering).
 pub static MISSING_OPINIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(

@@ -19,18 +19,33 @@ pub struct BusTransport<B: Bus> {
 }
 
 impl<B: Bus> Transport for BusTransport<B> {
+    /// Each voter's answer, taken only for the role it was asked as: an answer on
+    /// `analyze.<role>` (which only that role's identity may answer, docs/architecture.md,
+    /// "Identities and permissions") that claims another role is dropped and counted, so no
+    /// assistant can speak for another role by what its opinion says.
     async fn ask(&self, voters: &[Voter], request: &RoundRequest) -> Vec<Opinion> {
         let message = Message::RoundRequest(Box::new(request.clone()));
         let subjects: Vec<String> = voters
             .iter()
             .map(|v| self.subjects.analyze(v.role))
             .collect();
-        self.bus
+        let replies = self
+            .bus
             .request_all(&subjects, &message, self.round_timeout)
-            .await
-            .into_iter()
-            .filter_map(|reply| match reply {
-                Ok(Some(Message::Opinion(o))) => Some(o),
+            .await;
+        voters
+            .iter()
+            .zip(replies)
+            .filter_map(|(voter, reply)| match reply {
+                Ok(Some(Message::Opinion(o))) if o.role == voter.role => Some(o),
+                Ok(Some(Message::Opinion(o))) => {
+                    crate::metrics::MISATTRIBUTED_OPINIONS
+                        .with_label_values(&[&request.strategy, voter.role.as_str()])
+                        .inc();
+                    tracing::warn!(asked = %voter.role, claimed = %o.role, assistant = %o.assistant,
+                        "an answer to one role's request claims another role: dropped");
+                    None
+                }
                 Ok(_) => None,
                 Err(error) => {
                     tracing::warn!(%error, "asking a voter failed");
@@ -150,6 +165,89 @@ mod tests {
             weight,
             at: 0,
         }
+    }
+
+    /// Serves `asked`'s requests on `bus` with opinions that say they come from `claims`.
+    async fn answering(bus: &crate::bus::memory::MemoryBus, asked: Role, claims: Role) {
+        let subjects = Subjects::new("ns", "s").unwrap();
+        let mut requests = bus.serve(&subjects.analyze(asked), "q").await.unwrap();
+        tokio::spawn(async move {
+            while let Some(incoming) = requests.recv().await {
+                let Message::RoundRequest(r) = incoming.message.as_ref() else {
+                    continue;
+                };
+                let opinion = Opinion {
+                    cycle_id: r.cycle_id.clone(),
+                    round: r.round,
+                    assistant: claims.as_str().into(),
+                    role: claims,
+                    symbol: r.snapshot.symbol.clone(),
+                    action: protocol::Action::Buy,
+                    confidence: 1.0,
+                    reasoning: "forged".into(),
+                    evidence: Default::default(),
+                    veto: false,
+                    llm: false,
+                };
+                let _ = incoming.reply(Message::Opinion(opinion)).await;
+            }
+        });
+    }
+
+    #[tokio::test]
+    async fn an_answer_counts_only_for_the_role_that_was_asked() {
+        let bus = crate::bus::memory::MemoryBus::new();
+        // the technical analyst answers its own requests as if it were the strategist
+        answering(&bus, Role::TechnicalAnalyst, Role::Strategist).await;
+        answering(&bus, Role::MarketMonitor, Role::MarketMonitor).await;
+        let transport = BusTransport {
+            bus,
+            subjects: Subjects::new("ns", "s").unwrap(),
+            round_timeout: Duration::from_secs(1),
+        };
+        let voters: Vec<Voter> = [Role::TechnicalAnalyst, Role::MarketMonitor]
+            .into_iter()
+            .map(|role| Voter {
+                assistant: role.as_str().into(),
+                role,
+                weight: 1.0,
+            })
+            .collect();
+        let request = RoundRequest {
+            cycle_id: "c".into(),
+            round: 1,
+            strategy: "s".into(),
+            snapshot: protocol::messages::MarketSnapshot {
+                symbol: "BTCUSDT".into(),
+                open_time: 0,
+                open: 1.0,
+                high: 1.0,
+                low: 1.0,
+                close: 1.0,
+                volume: 1.0,
+                indicators: Default::default(),
+                portfolio: Default::default(),
+            },
+            debate: vec![],
+            deadline: 0,
+            round_timeout_ms: 1_000,
+        };
+        let before = crate::metrics::MISATTRIBUTED_OPINIONS
+            .with_label_values(&["s", "technicalAnalyst"])
+            .get();
+        let opinions = transport.ask(&voters, &request).await;
+        let roles: Vec<Role> = opinions.iter().map(|o| o.role).collect();
+        assert_eq!(
+            roles,
+            [Role::MarketMonitor],
+            "the forged strategist is dropped"
+        );
+        assert_eq!(
+            crate::metrics::MISATTRIBUTED_OPINIONS
+                .with_label_values(&["s", "technicalAnalyst"])
+                .get(),
+            before + 1
+        );
     }
 
     #[test]
