@@ -81,16 +81,20 @@ fn encode(segment: &str) -> String {
 /// Each round with its opinions, and why the cycle ended.
 pub fn text(d: &Value) -> String {
     let mut out = String::new();
+    let by = d["resolvedBy"]
+        .as_str()
+        .map(|by| format!(" (answered by {by})"))
+        .unwrap_or_default();
     let ended = if d["rejected"] == true {
-        "rejected: no order follows"
+        format!("rejected{by}: no order follows")
     } else if d["vetoed"] == true {
-        "vetoed by a veto role"
+        "vetoed by a veto role".to_string()
     } else if d["escalated"] == true {
-        "escalated to a human"
+        format!("escalated to a human{by}")
     } else if d["consensusReached"] == true {
-        "consensus"
+        "consensus".to_string()
     } else {
-        "no consensus"
+        "no consensus".to_string()
     };
     let _ = writeln!(
         out,
@@ -134,7 +138,22 @@ pub fn text(d: &Value) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::encode;
+    use super::{encode, text};
+
+    #[test]
+    fn who_answered_an_escalation_is_said() {
+        let answered = serde_json::json!({
+            "id": "d1", "symbol": "BTCUSDT", "action": "BUY", "price": 100.0, "confidence": 0.6,
+            "escalated": true, "resolvedBy": "http-api", "rounds": [], "transcript": [],
+        });
+        assert!(
+            text(&answered).contains("escalated to a human (answered by http-api)"),
+            "{}",
+            text(&answered)
+        );
+        let timed_out = serde_json::json!({"id": "d2", "escalated": true, "rounds": []});
+        assert!(text(&timed_out).contains(": escalated to a human\n"));
+    }
 
     #[test]
     fn path_segments_are_encoded() {
