@@ -781,7 +781,39 @@ pub enum Table {
     AssistantWeights,
 }
 
-/// Each round's tally without the individual votes (those are in the transcript, with their weight).
+/// A decision's audit payload: the figures a reader wants to see, and its row's digest. The chain
+/// hashes these bytes, so the fields serialise in this order whatever features serde_json is built
+/// with: never reorder them.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DecisionAudit<'a> {
+    id: &'a protocol::ids::DecisionId,
+    symbol: &'a str,
+    action: protocol::Action,
+    confidence: f64,
+    consensus_reached: bool,
+    escalated: bool,
+    vetoed: bool,
+    rounds: usize,
+    price: f64,
+    digest: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    rejected: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resolved_by: Option<&'a str>,
+}
+
+/// An order's audit payload: the order, its fill (`null` when none), status, reason and row
+/// digest, in this order (see [`DecisionAudit`]).
+#[derive(serde::Serialize)]
+struct OrderAudit<'a> {
+    order: &'a protocol::messages::Order,
+    fill: &'a Option<protocol::messages::Fill>,
+    status: protocol::messages::OrderStatus,
+    reason: &'a str,
+    digest: String,
+}
+
 /// The audit entries of the rows just stored (`new_*`), decisions first: each commits to its row's
 /// digest, beside the figures a reader wants to see.
 fn audit_entries(
@@ -798,49 +830,73 @@ fn audit_entries(
         if !new_decisions.contains(d.id.as_str()) {
             continue;
         }
-        let mut payload = serde_json::json!({
-            "id": d.id, "symbol": d.symbol, "action": d.action, "confidence": d.confidence,
-            "consensusReached": d.consensus_reached, "escalated": d.escalated, "vetoed": d.vetoed,
-            "rounds": d.rounds.len(), "price": d.price, "digest": row.digest(),
-        });
-        if d.rejected {
-            payload["rejected"] = true.into();
-        }
-        if let Some(by) = &d.resolved_by {
-            payload["resolvedBy"] = by.as_str().into();
-        }
-        audit.push(chain.append(d.decided_at, "decision", &d.id, payload.to_string()));
+        let payload = DecisionAudit {
+            id: &d.id,
+            symbol: &d.symbol,
+            action: d.action,
+            confidence: d.confidence,
+            consensus_reached: d.consensus_reached,
+            escalated: d.escalated,
+            vetoed: d.vetoed,
+            rounds: d.rounds.len(),
+            price: d.price,
+            digest: row.digest(),
+            rejected: d.rejected,
+            resolved_by: d.resolved_by.as_deref(),
+        };
+        audit.push(chain.append(d.decided_at, "decision", &d.id, json_of(&payload)));
     }
     for (o, row) in orders.iter().zip(order_rows) {
         if !new_orders.contains(o.order.decision_id.as_str()) {
             continue;
         }
-        let payload = serde_json::json!({"order": o.order, "fill": o.fill, "status": o.status,
-            "reason": o.reason, "digest": row.digest()});
+        let payload = OrderAudit {
+            order: &o.order,
+            fill: &o.fill,
+            status: o.status,
+            reason: &o.reason,
+            digest: row.digest(),
+        };
         audit.push(chain.append(
             o.order.at,
             "order",
             &o.order.decision_id,
-            payload.to_string(),
+            json_of(&payload),
         ));
     }
     audit
 }
 
+/// `value` as JSON text; what the store writes is plain data, which always serialises.
+fn json_of(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).expect("plain data serialises")
+}
+
+/// One round's tally as the `votes` column holds it: the scores without the individual votes
+/// (those are in the transcript, with their weight). Serialised in this order (the row digest
+/// hashes it).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredRound<'a> {
+    round: u32,
+    scores: &'a std::collections::BTreeMap<protocol::Action, f64>,
+    answered_weight: f64,
+    total_weight: f64,
+}
+
+/// Every round's tally of `d`, as a JSON array.
 fn round_scores(d: &Decision) -> String {
-    let rounds: Vec<_> = d
+    let rounds: Vec<StoredRound> = d
         .rounds
         .iter()
-        .map(|r| {
-            serde_json::json!({
-                "round": r.round,
-                "scores": r.scores,
-                "answeredWeight": r.answered_weight,
-                "totalWeight": r.total_weight,
-            })
+        .map(|r| StoredRound {
+            round: r.round,
+            scores: &r.scores,
+            answered_weight: r.answered_weight,
+            total_weight: r.total_weight,
         })
         .collect();
-    serde_json::Value::Array(rounds).to_string()
+    json_of(&rounds)
 }
 
 /// One opinion as the `transcript` column holds it (the `opinions` view's columns, less those the
