@@ -215,15 +215,11 @@ impl Cycle {
             Verdict::NoQuorum { .. } | Verdict::Split { .. } => Step::NextRound(self.round + 1),
         };
         self.tallies.push(t);
-        // the next round's debate: each opinion's action, confidence and reasoning (its evidence
-        // stays in the transcript), which keeps debate requests small on the wire
-        self.previous = opinions
-            .iter()
-            .map(|o| Opinion {
-                evidence: Default::default(),
-                ..o.clone()
-            })
-            .collect();
+        if let Step::NextRound(_) = step {
+            // the next round's debate: each opinion's action, confidence and reasoning (its
+            // evidence stays in the transcript), which keeps debate requests small on the wire
+            self.previous = opinions.iter().map(without_evidence).collect();
+        }
         self.transcript.extend(opinions);
         if let Step::NextRound(next) = step {
             self.round = next;
@@ -244,6 +240,24 @@ impl Cycle {
     /// Consumes the cycle into its tallies and transcript.
     pub fn into_record(self) -> (Vec<RoundTally>, Vec<Opinion>) {
         (self.tallies, self.transcript)
+    }
+}
+
+/// `o` as the next round's debate shows it: without its evidence (cloned field by field, so the
+/// evidence map is never copied only to be dropped).
+fn without_evidence(o: &Opinion) -> Opinion {
+    Opinion {
+        cycle_id: o.cycle_id.clone(),
+        round: o.round,
+        assistant: o.assistant.clone(),
+        role: o.role,
+        symbol: o.symbol.clone(),
+        action: o.action,
+        confidence: o.confidence,
+        reasoning: o.reasoning.clone(),
+        evidence: Default::default(),
+        veto: o.veto,
+        llm: o.llm,
     }
 }
 
