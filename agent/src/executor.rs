@@ -279,7 +279,7 @@ mod tests {
                 action: Action::Hold,
                 confidence: 0.2,
                 reasoning: String::new(),
-                evidence: [("position_fraction".to_string(), f)].into(),
+                evidence: [("position_fraction".into(), f)].into(),
                 veto: false,
                 llm: false,
             })

@@ -31,7 +31,7 @@ fn decision(id: &str, at: i64) -> Decision {
         action,
         confidence: 0.7,
         reasoning: format!("{assistant} thinks {action}"),
-        evidence: [("rsi".to_string(), 28.5)].into(),
+        evidence: [("rsi".into(), 28.5)].into(),
         veto: false,
         llm: false,
     };

@@ -256,6 +256,10 @@ pub struct RoundRequest {
     pub round_timeout_ms: u64,
 }
 
+/// An opinion's figures by name. The names the rules write are `&'static str` (`Cow::Borrowed`),
+/// so a cycle allocates nothing for them; names read from the wire or from an LLM are owned.
+pub type Evidence = BTreeMap<std::borrow::Cow<'static, str>, f64>;
+
 /// An assistant's view of a symbol.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -278,7 +282,7 @@ pub struct Opinion {
     pub reasoning: String,
     /// Figures the opinion rests on (e.g. `rsi_14: 71.2`).
     #[serde(default)]
-    pub evidence: BTreeMap<String, f64>,
+    pub evidence: Evidence,
     /// A veto (risk manager): forces HOLD whatever the tally.
     #[serde(default)]
     pub veto: bool,
@@ -1286,7 +1290,7 @@ mod tests {
                     action,
                     confidence,
                     reasoning,
-                    evidence,
+                    evidence: evidence.into_iter().map(|(k, v)| (k.into(), v)).collect(),
                     veto: false,
                     llm: false,
                 },

@@ -34,7 +34,7 @@ pub struct Judgement {
     pub reasoning: String,
     /// The figures the judgement rests on, by name (finite values only); the executor reads the
     /// risk manager's `position_fraction` from it.
-    pub evidence: BTreeMap<String, f64>,
+    pub evidence: protocol::messages::Evidence,
     /// Forces HOLD whatever the tally (honoured only from the policy's veto roles).
     pub veto: bool,
 }
@@ -57,10 +57,11 @@ impl Judgement {
         Self::new(Action::Hold, 0.0, reasoning)
     }
 
-    /// Adds a figure the judgement rests on.
-    pub fn with(mut self, name: &str, value: f64) -> Self {
+    /// Adds a figure the judgement rests on, under a name of the rule's own (static: no
+    /// allocation per cycle).
+    pub fn with(mut self, name: &'static str, value: f64) -> Self {
         if value.is_finite() {
-            self.evidence.insert(name.to_string(), value);
+            self.evidence.insert(name.into(), value);
         }
         self
     }

@@ -910,7 +910,7 @@ struct StoredOpinion<'a> {
     confidence: f64,
     weight: f64,
     reasoning: &'a str,
-    evidence: &'a std::collections::BTreeMap<String, f64>,
+    evidence: &'a protocol::messages::Evidence,
     veto: bool,
     llm: bool,
 }
