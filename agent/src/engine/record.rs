@@ -4,7 +4,7 @@
 //! the book and the vote weights are saved with every batch, so the API shows them during a run
 //! and a restarted coordinator resumes from them.
 
-use super::writer::{AnchorSender, AuditHead, RecordWriter};
+use super::writer::{AnchorSender, AuditHead, BookState, RecordWriter};
 use super::{DecisionCounts, DecisionRecord, Trigger, RECORDS_KEPT};
 use crate::consensus::Voter;
 use crate::exchange::PaperExchange;
@@ -185,8 +185,9 @@ impl<'s> Record<'s> {
         self.decisions.len() >= self.flush_every || old
     }
 
-    /// Hands what was decided and ordered so far to the store, and saves the book and the weights
-    /// as they are at `at` (a failed save is retried at the next flush).
+    /// Hands what was decided and ordered so far to the store, with the book and the weights as
+    /// they are at `at`, which the writer saves after the batch (so the replay never waits for
+    /// that save; while the store is out they wait with the decisions, the latest only).
     pub async fn flush(
         &mut self,
         at: i64,
@@ -196,16 +197,12 @@ impl<'s> Record<'s> {
         self.batch_started = None;
         let decisions =
             std::mem::replace(&mut self.decisions, Vec::with_capacity(self.flush_every));
+        if self.store.is_some() {
+            self.writer.book(book_state(at, voters, ledger));
+        }
         self.writer
             .write(decisions, std::mem::take(&mut self.orders))
-            .await?;
-        // while the store is out, the book and weights wait for it like the decisions do
-        if let Some(store) = self.store.filter(|_| !self.writer.in_outage()) {
-            if let Err(error) = save_state(store, &self.strategy, at, voters, ledger).await {
-                tracing::warn!(%error, "saving the book and weights failed; retried at the next flush");
-            }
-        }
-        Ok(())
+            .await
     }
 
     /// Writes the rest, waits for the store, and saves the final book and weights.
@@ -221,7 +218,9 @@ impl<'s> Record<'s> {
             .await?;
         self.writer.finish().await?;
         if let Some(store) = self.store {
-            save_state(store, &self.strategy, at, voters, ledger).await?;
+            book_state(at, voters, ledger)
+                .save(store, &self.strategy)
+                .await?;
         }
         Ok(Closed {
             counts: self.counts,
@@ -298,38 +297,27 @@ fn veto_reason(decision: &Decision) -> String {
     }
 }
 
-/// Writes the vote weights and the book (positions, equity, cash) as they are at `at`.
-async fn save_state(
-    store: &Store,
-    strategy: &str,
-    at: i64,
-    voters: &[Voter],
-    ledger: &PaperExchange,
-) -> Result<(), StoreError> {
-    let weights: Vec<(String, f64)> = voters
-        .iter()
-        .map(|v| (v.assistant.clone(), v.weight))
-        .collect();
-    store.save_weights(strategy, at, &weights).await?;
-    let positions: Vec<(String, String, String)> = ledger
-        .positions()
-        .map(|p| {
-            (
-                p.symbol.clone(),
-                p.quantity.to_string(),
-                p.entry_price.to_string(),
-            )
-        })
-        .collect();
-    store
-        .save_portfolio(
-            strategy,
-            at,
-            &ledger.equity().round_dp(8).to_string(),
-            &ledger.cash().round_dp(8).to_string(),
-            &positions,
-        )
-        .await
+/// The vote weights and the book (positions, equity, cash) as they are at `at`.
+fn book_state(at: i64, voters: &[Voter], ledger: &PaperExchange) -> BookState {
+    BookState {
+        at,
+        weights: voters
+            .iter()
+            .map(|v| (v.assistant.clone(), v.weight))
+            .collect(),
+        equity: ledger.equity().round_dp(8).to_string(),
+        cash: ledger.cash().round_dp(8).to_string(),
+        positions: ledger
+            .positions()
+            .map(|p| {
+                (
+                    p.symbol.clone(),
+                    p.quantity.to_string(),
+                    p.entry_price.to_string(),
+                )
+            })
+            .collect(),
+    }
 }
 
 #[cfg(test)]

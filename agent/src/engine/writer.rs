@@ -28,6 +28,32 @@ pub const HOLD_AT_MOST: usize = 50_000;
 /// What was decided and ordered and is not handed to the store yet.
 type Batch = (Vec<Decision>, Vec<OrderRecord>);
 
+/// The book (positions, equity, cash) and the vote weights at one moment, saved after the batch
+/// it was handed over with: on the writer's task, so the replay never waits for it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BookState {
+    /// When, ms since the epoch.
+    pub at: i64,
+    /// Each voter's weight, by assistant.
+    pub weights: Vec<(String, f64)>,
+    /// Equity, as an exact decimal string.
+    pub equity: String,
+    /// Cash, as an exact decimal string.
+    pub cash: String,
+    /// (symbol, quantity, entry price) of each open position, decimals as strings.
+    pub positions: Vec<(String, String, String)>,
+}
+
+impl BookState {
+    /// Writes the weights and the book.
+    pub async fn save(&self, store: &Store, strategy: &str) -> Result<(), StoreError> {
+        store.save_weights(strategy, self.at, &self.weights).await?;
+        store
+            .save_portfolio(strategy, self.at, &self.equity, &self.cash, &self.positions)
+            .await
+    }
+}
+
 /// Where the audit chain's head goes each time a batch of audit rows is stored, as the anchor
 /// message: the latest only (the coordinator publishes it; sending never waits).
 pub type AnchorSender = tokio::sync::watch::Sender<Option<protocol::messages::AuditHead>>;
@@ -44,6 +70,8 @@ pub struct RecordWriter {
     key: AuditKey,
     /// Decided while the batch in flight could not be stored: the next batch.
     held: Batch,
+    /// The latest book handed over, saved after the next batch.
+    book: Option<BookState>,
     /// Whether the batch in flight has met a store that does not answer.
     outage: Arc<Outage>,
 }
@@ -100,6 +128,7 @@ impl RecordWriter {
             anchor: None,
             key: key.clone(),
             held: Batch::default(),
+            book: None,
             outage: Arc::default(),
         })
     }
@@ -148,6 +177,12 @@ impl RecordWriter {
         Ok(())
     }
 
+    /// Saves `book` after the next batch is stored (a newer one handed over before then
+    /// replaces it; a failed save is logged, and the next batch's book saves the newer state).
+    pub fn book(&mut self, book: BookState) {
+        self.book = Some(book);
+    }
+
     /// Whether the batch in flight is meeting a store that does not answer.
     pub fn in_outage(&self) -> bool {
         self.outage.is_on()
@@ -158,10 +193,11 @@ impl RecordWriter {
         let Some(store) = self.store.clone() else {
             return;
         };
-        if self.held.0.is_empty() && self.held.1.is_empty() {
+        if self.held.0.is_empty() && self.held.1.is_empty() && self.book.is_none() {
             return;
         }
         let batch = std::mem::take(&mut self.held);
+        let book = self.book.take();
         let chain = self.chain.take().expect("no batch in flight after land");
         let (strategy, key, anchor) =
             (self.strategy.clone(), self.key.clone(), self.anchor.clone());
@@ -170,6 +206,11 @@ impl RecordWriter {
             let before = chain.head().0;
             let chain =
                 store_until_answered(&store, &strategy, chain, &key, &batch, &outage).await?;
+            if let Some(book) = book {
+                if let Err(error) = book.save(&store, &strategy).await {
+                    tracing::warn!(%error, "saving the book and weights failed; the next batch saves them");
+                }
+            }
             // committed: the anchor may now point at it (a replayed batch adds no row, no anchor)
             if let Some(anchor) = anchor.filter(|_| chain.head().0 > before) {
                 let (entries, head) = chain.head();

@@ -857,12 +857,7 @@ fn audit_entries(
             reason: &o.reason,
             digest: row.digest(),
         };
-        audit.push(chain.append(
-            o.order.at,
-            "order",
-            &o.order.decision_id,
-            json_of(&payload),
-        ));
+        audit.push(chain.append(o.order.at, "order", &o.order.decision_id, json_of(&payload)));
     }
     audit
 }
