@@ -3,7 +3,7 @@
 //! The same checks run on both.
 
 use agent::audit::{verify, AuditEntry, AuditKey};
-use agent::store::{DecisionRow, OrderRecord, OrderStatus, Store, Table};
+use agent::store::{DecisionRow, OrderRecord, OrderStatus, PageQuery, Store, Table};
 use protocol::messages::{Decision, Fill, Opinion, Order, OrderKind, RoundTally, Side, Vote};
 use protocol::{Action, Role};
 
@@ -305,6 +305,79 @@ async fn exercise(store: &Store, url: &str, strategy: &str) {
             .await
             .unwrap(),
         2
+    );
+    read_back(store, strategy).await;
+}
+
+/// Every read the API makes, on what [`exercise`] stored: rows come back by column name, typed.
+async fn read_back(store: &Store, strategy: &str) {
+    let weights = store.weights(strategy).await.unwrap();
+    let weights: Vec<(&str, f64, i64)> = weights
+        .iter()
+        .map(|w| (w.assistant.as_str(), w.weight, w.updated_at))
+        .collect();
+    assert_eq!(weights, vec![("risk", 0.6, 5), ("technical", 1.5, 6)]);
+    let page = PageQuery {
+        symbol: Some("BTCUSDT".into()),
+        limit: Some(2),
+        ..PageQuery::default()
+    };
+    let newest = store.decisions_page(strategy, &page).await.unwrap();
+    assert_eq!(newest.len(), 2);
+    let first = &newest[0];
+    assert_eq!(first.id, format!("{strategy}-d1199"));
+    assert_eq!(
+        (first.symbol.as_str(), first.action.as_str(), first.rounds),
+        ("BTCUSDT", "BUY", 1)
+    );
+    assert_eq!((first.price, first.decided_at), (20_000.5, 1199));
+    assert!(first.consensus_reached && !first.escalated && !first.vetoed && !first.rejected);
+    assert!(
+        first.tally.contains(r#""answeredWeight":2.0"#),
+        "{}",
+        first.tally
+    );
+    let other_symbol = PageQuery {
+        symbol: Some("ETHUSDT".into()),
+        ..PageQuery::default()
+    };
+    assert!(store
+        .decisions_page(strategy, &other_symbol)
+        .await
+        .unwrap()
+        .is_empty());
+    let orders = store.orders_page(strategy, &page).await.unwrap();
+    assert_eq!(orders.len(), 2);
+    assert_eq!(
+        (orders[0].side.as_str(), orders[0].quantity.as_str()),
+        ("BUY", "0.12345678")
+    );
+    let positions = [(
+        "BTCUSDT".to_string(),
+        "0.5".to_string(),
+        "20000.5".to_string(),
+    )];
+    store
+        .save_portfolio(strategy, 7, "10100.25", "100.0", &positions)
+        .await
+        .unwrap();
+    let book = store.portfolio(strategy).await.unwrap();
+    assert_eq!(book.positions.len(), 1);
+    assert_eq!(
+        (
+            book.positions[0].quantity.as_str(),
+            book.positions[0].entry_price.as_str()
+        ),
+        ("0.5", "20000.5")
+    );
+    let latest = book.latest.unwrap();
+    assert_eq!(
+        (latest.at, latest.equity.as_str(), latest.cash.as_str()),
+        (7, "10100.25", "100.0")
+    );
+    assert_eq!(
+        store.equity_curve(strategy, 10).await.unwrap(),
+        vec![latest]
     );
 }
 

@@ -2,7 +2,6 @@
 //! equity curve (the portfolio snapshots).
 
 use super::{DecisionRow, Snapshot, Store, StoreError};
-use sqlx::Row;
 
 /// The most portfolio snapshots [`Store::equity_curve`] returns.
 pub const MAX_CURVE_POINTS: i64 = 5_000;
@@ -15,28 +14,12 @@ impl Store {
         strategy: &str,
         id: &str,
     ) -> Result<Option<DecisionRow>, StoreError> {
-        let row = on_pool!(self, pool => sqlx::query("SELECT id, symbol, action, confidence, consensus_reached, escalated, vetoed, rejected, votes, transcript, price, decided_at, rounds, resolved_by FROM decisions WHERE strategy = $1 AND id = $2")
-        .bind(strategy)
-        .bind(id)
-        .fetch_optional(pool)
-        .await
-        .map_err(self.err("reading a decision"))?
-        .map(|r| DecisionRow {
-            id: r.get(0),
-            symbol: r.get(1),
-            action: r.get(2),
-            confidence: r.get(3),
-            consensus_reached: r.get(4),
-            escalated: r.get(5),
-            vetoed: r.get(6),
-            rejected: r.get(7),
-            votes: r.get(8),
-            transcript: r.get(9),
-            price: r.get(10),
-            decided_at: r.get(11),
-            rounds: r.get(12),
-            resolved_by: r.get(13),
-        }));
+        let row = on_pool!(self, pool => sqlx::query_as("SELECT id, symbol, action, confidence, consensus_reached, escalated, vetoed, rejected, votes, transcript, price, decided_at, rounds, resolved_by FROM decisions WHERE strategy = $1 AND id = $2")
+            .bind(strategy)
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+            .map_err(self.err("reading a decision"))?);
         Ok(row)
     }
 
@@ -47,15 +30,12 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<Snapshot>, StoreError> {
         let limit = limit.clamp(1, MAX_CURVE_POINTS);
-        let mut points = on_pool!(self, pool => sqlx::query("SELECT at, equity, cash FROM portfolio WHERE strategy = $1 ORDER BY at DESC LIMIT $2")
+        let mut points: Vec<Snapshot> = on_pool!(self, pool => sqlx::query_as("SELECT at, equity, cash FROM portfolio WHERE strategy = $1 ORDER BY at DESC LIMIT $2")
             .bind(strategy)
             .bind(limit)
             .fetch_all(pool)
             .await
-            .map_err(self.err("reading the equity curve"))?
-            .into_iter()
-            .map(|r| Snapshot { at: r.get(0), equity: r.get(1), cash: r.get(2) })
-            .collect::<Vec<_>>());
+            .map_err(self.err("reading the equity curve"))?);
         points.reverse();
         Ok(points)
     }

@@ -643,34 +643,7 @@ impl Store {
             "id",
             q,
         );
-        let rows = on_pool!(self, pool => sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-            .bind(strategy)
-            .bind(q.symbol.as_deref())
-            .bind(q.from.unwrap_or(i64::MIN))
-            .bind(q.to.unwrap_or(i64::MAX))
-            .bind(q.limit.unwrap_or(100))
-            .bind(q.offset.unwrap_or(0))
-            .fetch_all(pool)
-            .await
-            .map_err(self.err("reading decisions"))?
-            .into_iter()
-            .map(|r| DecisionSummary {
-                id: r.get(0),
-                symbol: r.get(1),
-                action: r.get(2),
-                confidence: r.get(3),
-                consensus_reached: r.get(4),
-                escalated: r.get(5),
-                vetoed: r.get(6),
-                rounds: r.get(7),
-                tally: r.get(8),
-                price: r.get(9),
-                decided_at: r.get(10),
-                rejected: r.get(11),
-                resolved_by: r.get(12),
-            })
-            .collect::<Vec<_>>());
-        Ok(rows)
+        self.page("reading decisions", &sql, strategy, q).await
     }
 
     /// Orders, newest first.
@@ -685,7 +658,24 @@ impl Store {
             "decision_id",
             q,
         );
-        let rows = on_pool!(self, pool => sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+        self.page("reading orders", &sql, strategy, q).await
+    }
+
+    /// Runs a [`page_sql`] statement with `q`'s values bound, each row read into `T` by column name.
+    async fn page<T>(
+        &self,
+        doing: &'static str,
+        sql: &str,
+        strategy: &str,
+        q: &PageQuery,
+    ) -> Result<Vec<T>, StoreError>
+    where
+        T: Send
+            + Unpin
+            + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+            + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+    {
+        let rows = on_pool!(self, pool => sqlx::query_as::<_, T>(sqlx::AssertSqlSafe(sql))
             .bind(strategy)
             .bind(q.symbol.as_deref())
             .bind(q.from.unwrap_or(i64::MIN))
@@ -694,47 +684,27 @@ impl Store {
             .bind(q.offset.unwrap_or(0))
             .fetch_all(pool)
             .await
-            .map_err(self.err("reading orders"))?
-            .into_iter()
-            .map(|r| OrderRow {
-                decision_id: r.get(0),
-                symbol: r.get(1),
-                side: r.get(2),
-                kind: r.get(3),
-                quantity: r.get(4),
-                status: r.get(5),
-                price: r.get(6),
-                fee: r.get(7),
-                reason: r.get(8),
-                at: r.get(9),
-            })
-            .collect::<Vec<_>>());
+            .map_err(self.err(doing))?);
         Ok(rows)
     }
 
     /// The assistants' current vote weights, by assistant.
     pub async fn weights(&self, strategy: &str) -> Result<Vec<StoredWeight>, StoreError> {
-        let rows = on_pool!(self, pool => sqlx::query("SELECT assistant, weight, updated_at FROM assistant_weights WHERE strategy = $1 ORDER BY assistant")
+        let rows = on_pool!(self, pool => sqlx::query_as("SELECT assistant, weight, updated_at FROM assistant_weights WHERE strategy = $1 ORDER BY assistant")
             .bind(strategy)
             .fetch_all(pool)
             .await
-            .map_err(self.err("reading weights"))?
-            .into_iter()
-            .map(|r| StoredWeight { assistant: r.get(0), weight: r.get(1), updated_at: r.get(2) })
-            .collect::<Vec<_>>());
+            .map_err(self.err("reading weights"))?);
         Ok(rows)
     }
 
     /// Positions and the latest portfolio snapshot.
     pub async fn portfolio(&self, strategy: &str) -> Result<StoredPortfolio, StoreError> {
-        let positions = on_pool!(self, pool => sqlx::query("SELECT symbol, quantity, entry_price, updated_at FROM positions WHERE strategy = $1 ORDER BY symbol")
+        let positions = on_pool!(self, pool => sqlx::query_as("SELECT symbol, quantity, entry_price, updated_at FROM positions WHERE strategy = $1 ORDER BY symbol")
             .bind(strategy)
             .fetch_all(pool)
             .await
-            .map_err(self.err("reading positions"))?
-            .into_iter()
-            .map(|r| StoredPosition { symbol: r.get(0), quantity: r.get(1), entry_price: r.get(2), updated_at: r.get(3) })
-            .collect::<Vec<_>>());
+            .map_err(self.err("reading positions"))?);
         // the latest point of the equity curve
         let latest = self.equity_curve(strategy, 1).await?.pop();
         Ok(StoredPortfolio { positions, latest })

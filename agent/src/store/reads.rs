@@ -3,7 +3,7 @@
 //! owns how they look in JSON (`api::schema`); nothing here is serialised as it stands.
 
 /// A decision as the listings read it: outcome and figures, every round's scores, no debate.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct DecisionSummary {
     /// The decision (cycle) id.
     pub id: String,
@@ -25,7 +25,8 @@ pub struct DecisionSummary {
     pub resolved_by: Option<String>,
     /// Rounds held.
     pub rounds: i32,
-    /// Every round's tally, as the protocol's `RoundTally` list in JSON.
+    /// Every round's tally, as the protocol's `RoundTally` list in JSON (the `votes` column).
+    #[sqlx(rename = "votes")]
     pub tally: String,
     /// The close the decision was taken on.
     pub price: f64,
@@ -34,7 +35,7 @@ pub struct DecisionSummary {
 }
 
 /// An assistant's current vote weight.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct StoredWeight {
     /// The assistant's name.
     pub assistant: String,
@@ -45,7 +46,7 @@ pub struct StoredWeight {
 }
 
 /// An open position.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct StoredPosition {
     /// The symbol held.
     pub symbol: String,
@@ -58,7 +59,7 @@ pub struct StoredPosition {
 }
 
 /// A portfolio snapshot: a point of the equity curve.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Snapshot {
     /// When it was taken, ms since the epoch.
     pub at: i64,

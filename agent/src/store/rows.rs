@@ -7,7 +7,7 @@ use crate::audit::content_digest;
 use protocol::messages::Decision;
 
 /// A `decisions` row.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct DecisionRow {
     /// The decision (cycle) id, unique within the strategy.
     pub id: String,
@@ -91,7 +91,7 @@ impl DecisionRow {
 }
 
 /// An `orders` row.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct OrderRow {
     /// The decision the order carries out: the row's key within the strategy.
     pub decision_id: String,
