@@ -15,7 +15,7 @@ use agent::bus::nats::NatsBus;
 use agent::bus::Bus;
 use futures::StreamExt;
 use nkeys::KeyPair;
-use protocol::messages::{Indicators, MarketSnapshot, Message, PortfolioContext, RoundRequest};
+use protocol::messages::{MarketSnapshot, Message, RoundRequest};
 use protocol::subjects::Subjects;
 use protocol::Role;
 use serde_json::{json, Value};
@@ -167,17 +167,7 @@ fn request() -> Message {
         cycle_id: "creds-1".into(),
         round: 1,
         strategy: STRATEGY.into(),
-        snapshot: MarketSnapshot {
-            symbol: "BTCUSDT".into(),
-            open_time: 0,
-            open: 1.0,
-            high: 1.0,
-            low: 1.0,
-            close: 1.0,
-            volume: 1.0,
-            indicators: Indicators::default(),
-            portfolio: PortfolioContext::default(),
-        },
+        snapshot: MarketSnapshot::flat("BTCUSDT", 0, 1.0),
         debate: vec![],
         deadline: now + 10_000,
         round_timeout_ms: 5_000,

@@ -4,7 +4,7 @@
 use agent::news::NewsPoller;
 use agent::roles::fundamental::{FundamentalAnalyst, NewsBook};
 use agent::roles::Analyst;
-use protocol::messages::{Indicators, MarketSnapshot, PortfolioContext, RoundRequest};
+use protocol::messages::{MarketSnapshot, RoundRequest};
 use protocol::Action;
 use warp::Filter;
 
@@ -53,17 +53,7 @@ async fn polled_headlines_move_the_fundamental_analyst() {
         cycle_id: "c".into(),
         round: 1,
         strategy: "s".into(),
-        snapshot: MarketSnapshot {
-            symbol: "BTCUSDT".into(),
-            open_time: 0,
-            open: 1.0,
-            high: 1.0,
-            low: 1.0,
-            close: 1.0,
-            volume: 1.0,
-            indicators: Indicators::default(),
-            portfolio: PortfolioContext::default(),
-        },
+        snapshot: MarketSnapshot::flat("BTCUSDT", 0, 1.0),
         debate: vec![],
         deadline: 0,
         round_timeout_ms: 0,

@@ -4,7 +4,7 @@
 
 use agent::llm::{LlmReasoner, LLM_FALLBACKS};
 use agent::roles::Judgement;
-use protocol::messages::{Indicators, MarketSnapshot, PortfolioContext, RoundRequest};
+use protocol::messages::{MarketSnapshot, RoundRequest};
 use protocol::{Action, Role};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -66,17 +66,7 @@ fn request() -> RoundRequest {
         cycle_id: "c".into(),
         round: 1,
         strategy: "s".into(),
-        snapshot: MarketSnapshot {
-            symbol: "BTCUSDT".into(),
-            open_time: 0,
-            open: 1.0,
-            high: 1.0,
-            low: 1.0,
-            close: 1.0,
-            volume: 1.0,
-            indicators: Indicators::default(),
-            portfolio: PortfolioContext::default(),
-        },
+        snapshot: MarketSnapshot::flat("BTCUSDT", 0, 1.0),
         debate: vec![],
         deadline: 0,
         round_timeout_ms: 0,

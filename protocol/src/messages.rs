@@ -136,6 +136,25 @@ pub struct MarketSnapshot {
     pub portfolio: PortfolioContext,
 }
 
+impl MarketSnapshot {
+    /// A candle that traded at one `price` throughout (open, high, low and close; volume 1), with
+    /// no indicator warmed up and a flat portfolio: what an analyst sees on a market's first candle,
+    /// and the smallest snapshot a test of a role or of the bus needs.
+    pub fn flat(symbol: &str, open_time: i64, price: f64) -> Self {
+        Self {
+            symbol: symbol.to_string(),
+            open_time,
+            open: price,
+            high: price,
+            low: price,
+            close: price,
+            volume: 1.0,
+            indicators: Indicators::default(),
+            portfolio: PortfolioContext::default(),
+        }
+    }
+}
+
 /// Indicator values at the snapshot's candle; absent while an indicator warms up.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]

@@ -264,20 +264,9 @@ fn without_evidence(o: &Opinion) -> Opinion {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use protocol::messages::{Indicators, PortfolioContext};
 
     fn snapshot() -> MarketSnapshot {
-        MarketSnapshot {
-            symbol: "BTCUSDT".into(),
-            open_time: 0,
-            open: 1.0,
-            high: 1.0,
-            low: 1.0,
-            close: 1.0,
-            volume: 1.0,
-            indicators: Indicators::default(),
-            portfolio: PortfolioContext::default(),
-        }
+        MarketSnapshot::flat("BTCUSDT", 0, 1.0)
     }
 
     fn team() -> Vec<Voter> {
