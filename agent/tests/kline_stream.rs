@@ -128,15 +128,7 @@ async fn run_local_warms_up_then_decides_on_live_candles() {
             ]);
         support::output_within(command, Duration::from_secs(60))
     });
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = support::processes::json_lines(&output);
     // the 60 warm-up candles are history (no cycle on them); the three live candles are decided
     // on, and the run ends with the last of them (the feed sends no fourth)
     assert_eq!(lines.len(), 3, "{lines:?}");

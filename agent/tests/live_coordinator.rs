@@ -107,11 +107,7 @@ async fn a_live_coordinator_orders_only_on_live_candles_and_within_the_lot_rules
         support::output_within(command, Duration::from_secs(60))
     });
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
-    let decisions: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let decisions = support::processes::json_lines(&output);
     assert_eq!(decisions.len(), 2, "one per live candle: {decisions:?}");
     let live_ids: Vec<String> = decisions
         .iter()

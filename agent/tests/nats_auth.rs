@@ -226,11 +226,7 @@ async fn each_component_speaks_as_itself_and_no_one_else_gets_in() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&coordinator.stderr);
-    assert!(coordinator.status.success(), "{stderr}");
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&coordinator.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = test_support::processes::json_lines(&coordinator);
     assert_eq!(lines.len(), 2, "{stderr}");
     for line in &lines {
         assert_eq!(line["votes"].as_array().unwrap().len(), 5, "{line}");

@@ -142,15 +142,7 @@ async fn a_team_of_seven_and_a_coordinator_as_processes_decide_once_per_cycle() 
     let first = tokio::task::spawn_blocking(move || coordinator(&url2))
         .await
         .unwrap();
-    assert!(
-        first.status.success(),
-        "{}",
-        String::from_utf8_lossy(&first.stderr)
-    );
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&first.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = support::processes::json_lines(&first);
     assert_eq!(lines.len(), 24);
     for field in [
         "id",
@@ -621,15 +613,7 @@ async fn the_coordinator_runs_on_live_candles_without_a_data_file() {
             .args(["--warmup", "50", "--max-cycles", "2"]);
         support::output_within(command, Duration::from_secs(60))
     });
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = support::processes::json_lines(&output);
     assert_eq!(
         lines.len(),
         2,
@@ -870,11 +854,7 @@ async fn only_the_declared_team_votes_and_at_its_declared_weights() {
     .await
     .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = support::processes::json_lines(&out);
     assert_eq!(lines.len(), 3, "{stderr}");
     let first_votes = lines[0]["votes"].as_array().unwrap();
     for line in &lines {

@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
@@ -116,4 +116,18 @@ pub fn audit_verified(agent: &Path, args: &[&str]) {
     let said = String::from_utf8_lossy(&verify.stdout).to_string()
         + &String::from_utf8_lossy(&verify.stderr);
     assert!(verify.status.success(), "audit verify: {said}");
+}
+
+/// The JSON lines a process that succeeded printed (one decision per line, as `--json` prints
+/// them); panics with its stderr if it failed, and names a line that is not JSON.
+pub fn json_lines(output: &Output) -> Vec<serde_json::Value> {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{}: {stderr}", output.status);
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}\n{stderr}"))
+        })
+        .collect()
 }
