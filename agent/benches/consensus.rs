@@ -37,7 +37,7 @@ impl EscalationResolver for Nobody {
 
 fn snapshot(symbol: usize) -> MarketSnapshot {
     MarketSnapshot {
-        symbol: format!("SYM{symbol}USDT"),
+        symbol: format!("SYM{symbol}USDT").into(),
         open_time: 0,
         open: 100.0,
         high: 101.0,

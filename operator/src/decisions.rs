@@ -159,7 +159,7 @@ impl Outcome {
             .unwrap_or_default();
         self.last_decision = Some(DecisionSummary {
             id: d.id.to_string(),
-            symbol: d.symbol.clone(),
+            symbol: d.symbol.to_string(),
             action: d.action,
             confidence: (d.confidence * 1000.0).round() / 1000.0,
             consensus_reached: d.consensus_reached,
@@ -217,7 +217,7 @@ impl Outcome {
         if !self.pending_escalations.iter().any(|p| p.id == e.id) {
             self.pending_escalations.push(PendingEscalation {
                 id: e.id.to_string(),
-                symbol: e.symbol.clone(),
+                symbol: e.symbol.to_string(),
                 since: rfc3339(e.raised_at),
             });
         }

@@ -4,103 +4,121 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// The id of a cycle and of the decision it ends in, which is also its orders' and escalation's
-/// idempotency key: `<strategy>_<symbol>_<openTime>_<trigger>` (a stop or a target appends its
-/// reason). On the wire it is a plain string.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[serde(transparent)]
-pub struct DecisionId(String);
+/// A string identifier as a type of its own: plain text on the wire (`serde(transparent)`), read
+/// as `&str` anywhere (`Deref`, `AsRef`, `Borrow`, so maps keyed by it look up by `&str`), compared
+/// with strings, and never confused with another identifier by the compiler.
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        #[serde(transparent)]
+        pub struct $name(String);
 
-impl DecisionId {
-    /// The id as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+        impl $name {
+            /// The id as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
 
-    /// Whether it is empty (never, for a decision that was made; a decoder refuses one).
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
+            /// Whether it is empty (a decoder refuses a message whose id or symbol is).
+            pub fn is_empty(&self) -> bool {
+                self.0.is_empty()
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(id: String) -> Self {
+                Self(id)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(id: &str) -> Self {
+                Self(id.to_string())
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> Self {
+                id.0
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+
+        impl PartialEq<String> for $name {
+            fn eq(&self, other: &String) -> bool {
+                &self.0 == other
+            }
+        }
+
+        impl PartialEq<$name> for String {
+            fn eq(&self, other: &$name) -> bool {
+                *self == other.0
+            }
+        }
+
+        impl PartialEq<$name> for str {
+            fn eq(&self, other: &$name) -> bool {
+                self == other.0
+            }
+        }
+
+        impl PartialEq<$name> for &str {
+            fn eq(&self, other: &$name) -> bool {
+                *self == other.0
+            }
+        }
+    };
 }
 
-impl std::ops::Deref for DecisionId {
-    type Target = str;
-    fn deref(&self) -> &str {
-        &self.0
-    }
-}
+string_id!(
+    /// The id of a cycle and of the decision it ends in, which is also its orders' and escalation's
+    /// idempotency key: `<strategy>_<symbol>_<openTime>_<trigger>` (a stop or a target appends its
+    /// reason). On the wire it is a plain string.
+    DecisionId
+);
 
-impl AsRef<str> for DecisionId {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::borrow::Borrow<str> for DecisionId {
-    fn borrow(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for DecisionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl From<String> for DecisionId {
-    fn from(id: String) -> Self {
-        Self(id)
-    }
-}
-
-impl From<&str> for DecisionId {
-    fn from(id: &str) -> Self {
-        Self(id.to_string())
-    }
-}
-
-impl From<DecisionId> for String {
-    fn from(id: DecisionId) -> Self {
-        id.0
-    }
-}
-
-impl PartialEq<str> for DecisionId {
-    fn eq(&self, other: &str) -> bool {
-        self.0 == other
-    }
-}
-
-impl PartialEq<&str> for DecisionId {
-    fn eq(&self, other: &&str) -> bool {
-        self.0 == *other
-    }
-}
-
-impl PartialEq<String> for DecisionId {
-    fn eq(&self, other: &String) -> bool {
-        &self.0 == other
-    }
-}
-
-impl PartialEq<DecisionId> for String {
-    fn eq(&self, other: &DecisionId) -> bool {
-        *self == other.0
-    }
-}
-
-impl PartialEq<DecisionId> for str {
-    fn eq(&self, other: &DecisionId) -> bool {
-        self == other.0
-    }
-}
-
-impl PartialEq<DecisionId> for &str {
-    fn eq(&self, other: &DecisionId) -> bool {
-        *self == other.0
-    }
-}
+string_id!(
+    /// An exchange symbol, base and quote asset together as the exchange spells it (`BTCUSDT`). On
+    /// the wire it is a plain string.
+    Symbol
+);
 
 #[cfg(test)]
 mod tests {
@@ -117,5 +135,15 @@ mod tests {
         assert_eq!(back, id);
         assert_eq!(back, "s_BTCUSDT_0_schedule");
         assert_eq!(id.to_string(), "s_BTCUSDT_0_schedule");
+    }
+
+    #[test]
+    fn a_symbol_reads_as_text_and_looks_up_by_str() {
+        let symbol = Symbol::from("BTCUSDT");
+        assert_eq!(serde_json::to_string(&symbol).unwrap(), "\"BTCUSDT\"");
+        let held: std::collections::HashMap<Symbol, u32> = [(symbol.clone(), 1)].into();
+        assert_eq!(held.get("BTCUSDT"), Some(&1));
+        assert!(symbol.starts_with("BTC"));
+        assert_eq!(String::from(symbol), "BTCUSDT");
     }
 }

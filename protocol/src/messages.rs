@@ -6,7 +6,7 @@
 //! stable label for the metric that counts rejected messages. Unknown *fields* are ignored, so a newer
 //! peer may add fields within a version without breaking older ones.
 
-use crate::ids::DecisionId;
+use crate::ids::{DecisionId, Symbol};
 use crate::{Action, Role};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -115,7 +115,7 @@ const TYPES: [&str; 13] = [
 #[serde(rename_all = "camelCase")]
 pub struct MarketSnapshot {
     /// Exchange symbol, e.g. `BTCUSDT`.
-    pub symbol: String,
+    pub symbol: Symbol,
     /// Open time of the last closed candle, ms since the Unix epoch (UTC).
     pub open_time: i64,
     /// Open price of the candle, in the quote asset.
@@ -142,7 +142,7 @@ impl MarketSnapshot {
     /// and the smallest snapshot a test of a role or of the bus needs.
     pub fn flat(symbol: &str, open_time: i64, price: f64) -> Self {
         Self {
-            symbol: symbol.to_string(),
+            symbol: symbol.into(),
             open_time,
             open: price,
             high: price,
@@ -292,7 +292,7 @@ pub struct Opinion {
     /// The role the assistant plays.
     pub role: Role,
     /// Symbol the opinion is about.
-    pub symbol: String,
+    pub symbol: Symbol,
     /// What the assistant votes for.
     pub action: Action,
     /// In [0, 1].
@@ -354,7 +354,7 @@ pub struct Decision {
     /// Name of the Strategy that decided.
     pub strategy: String,
     /// Symbol decided on.
-    pub symbol: String,
+    pub symbol: Symbol,
     /// The action decided (HOLD when vetoed or rejected).
     pub action: Action,
     /// Winning share of the final tally, in [0, 1].
@@ -394,7 +394,7 @@ pub struct Escalation {
     /// Name of the Strategy that escalates.
     pub strategy: String,
     /// Symbol the cycle is about.
-    pub symbol: String,
+    pub symbol: Symbol,
     /// The leading action the human is asked to approve.
     pub proposed: Action,
     /// Σ weight × confidence per action in the last round.
@@ -466,7 +466,7 @@ pub struct Order {
     /// Name of the Strategy that trades.
     pub strategy: String,
     /// Exchange symbol, e.g. `BTCUSDT`.
-    pub symbol: String,
+    pub symbol: Symbol,
     /// BUY or SELL on the wire.
     pub side: Side,
     /// MARKET or LIMIT on the wire; a LIMIT order needs `limitPrice`.
@@ -489,7 +489,7 @@ pub struct Fill {
     /// Name of the Strategy that trades.
     pub strategy: String,
     /// Exchange symbol, e.g. `BTCUSDT`.
-    pub symbol: String,
+    pub symbol: Symbol,
     /// BUY or SELL on the wire.
     pub side: Side,
     /// Quantity executed, in the base asset; positive.
@@ -554,7 +554,7 @@ pub struct MarketCandle {
     /// Name of the Strategy that trades.
     pub strategy: String,
     /// Exchange symbol, e.g. `BTCUSDT`.
-    pub symbol: String,
+    pub symbol: Symbol,
     /// Open time, ms since the epoch.
     pub open_time: i64,
     /// Close time, ms since the epoch: a live order is sent only while the candle is fresh.
@@ -621,7 +621,7 @@ pub struct ExecutorBook {
 #[serde(rename_all = "camelCase")]
 pub struct BookPosition {
     /// The symbol held.
-    pub symbol: String,
+    pub symbol: Symbol,
     /// The quantity held, in the base asset.
     pub quantity: Decimal,
     /// The average entry price, in the quote asset.
@@ -1420,7 +1420,7 @@ mod tests {
             .prop_map(
                 |(symbol, open_time, [open, high, low, close], volume, indicators, portfolio)| {
                     MarketSnapshot {
-                        symbol,
+                        symbol: symbol.into(),
                         open_time,
                         open,
                         high,
@@ -1520,7 +1520,7 @@ mod tests {
                     Message::Decision(Decision {
                         id: id.into(),
                         strategy,
-                        symbol,
+                        symbol: symbol.into(),
                         action,
                         confidence,
                         consensus_reached,
@@ -1550,7 +1550,7 @@ mod tests {
                     Message::Escalation(Escalation {
                         id: id.into(),
                         strategy,
-                        symbol,
+                        symbol: symbol.into(),
                         proposed,
                         scores,
                         timeout_seconds,
@@ -1606,7 +1606,7 @@ mod tests {
                     Message::Order(Order {
                         decision_id: decision_id.into(),
                         strategy,
-                        symbol,
+                        symbol: symbol.into(),
                         side,
                         kind: if limit_price.is_some() {
                             OrderKind::Limit
@@ -1632,7 +1632,7 @@ mod tests {
                     Message::Fill(Fill {
                         decision_id: decision_id.into(),
                         strategy,
-                        symbol,
+                        symbol: symbol.into(),
                         side,
                         quantity,
                         price,
@@ -1685,7 +1685,7 @@ mod tests {
     fn arb_book() -> impl Strategy<Value = Message> {
         let position = (arb_id(), arb_positive_decimal(), arb_positive_decimal()).prop_map(
             |(symbol, quantity, entry_price)| BookPosition {
-                symbol,
+                symbol: symbol.into(),
                 quantity,
                 entry_price,
                 opened_at: 0,

@@ -146,7 +146,7 @@ pub fn run(market: &Market<'_>, mut make_rule: impl FnMut() -> Box<dyn Rule>) ->
                 let order = Order {
                     decision_id: format!("baseline-{orders}").into(),
                     strategy: "baseline".into(),
-                    symbol: serie.symbol.clone(),
+                    symbol: serie.symbol.as_str().into(),
                     side,
                     kind: OrderKind::Market,
                     quantity,

@@ -173,7 +173,7 @@ impl<'a> Desk<'a> {
         let order = Order {
             decision_id: format!("{}_{symbol}_{t}_{reason}", self.strategy).into(),
             strategy: self.strategy.clone(),
-            symbol: symbol.to_string(),
+            symbol: symbol.into(),
             side: Side::Sell,
             kind: OrderKind::Market,
             quantity,
@@ -292,7 +292,7 @@ impl<'a> Desk<'a> {
             let book = books
                 .lock()
                 .expect("books lock")
-                .get(&order.symbol)
+                .get(order.symbol.as_str())
                 .cloned();
             if let Some((depth, arrived)) = book {
                 self.ledger.update_book(depth, arrived);

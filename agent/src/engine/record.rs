@@ -311,7 +311,7 @@ fn book_state(at: i64, voters: &[Voter], ledger: &PaperExchange) -> BookState {
             .positions()
             .map(|p| {
                 (
-                    p.symbol.clone(),
+                    p.symbol.to_string(),
                     p.quantity.to_string(),
                     p.entry_price.to_string(),
                 )

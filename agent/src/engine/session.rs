@@ -46,7 +46,7 @@ fn open_answer<'a, E: EscalationResolver>(
     let escalation = pending.escalation.clone();
     Box::pin(async move {
         let answer = escalations.resolve(&escalation).await;
-        (escalation.symbol, answer)
+        (escalation.symbol.into(), answer)
     })
 }
 
@@ -735,7 +735,7 @@ fn snapshot(
     portfolio: PortfolioContext,
 ) -> MarketSnapshot {
     MarketSnapshot {
-        symbol: symbol.to_string(),
+        symbol: symbol.into(),
         open_time: candle.open_time,
         open: candle.open,
         high: candle.high,
@@ -758,7 +758,7 @@ fn market_candle(
 ) -> MarketCandle {
     MarketCandle {
         strategy: strategy.to_string(),
-        symbol: symbol.to_string(),
+        symbol: symbol.into(),
         open_time: candle.open_time,
         close_time: at.close_time,
         open: candle.open,

@@ -319,7 +319,7 @@ impl BinanceSpot {
                 .conform(order, reference_price)
                 .map_err(|refusal| LiveError::Filtered {
                     order: order.decision_id.to_string(),
-                    symbol: order.symbol.clone(),
+                    symbol: order.symbol.to_string(),
                     refusal,
                 })?;
         let client_id = client_order_id(&order.decision_id);
@@ -328,7 +328,7 @@ impl BinanceSpot {
                 reqwest::Method::GET,
                 "/api/v3/order",
                 &[
-                    ("symbol", order.symbol.clone()),
+                    ("symbol", order.symbol.to_string()),
                     ("origClientOrderId", client_id.clone()),
                 ],
                 &order.decision_id,
@@ -338,7 +338,7 @@ impl BinanceSpot {
             // -2013: no such order: place it
             Err(LiveError::Rejected { code: -2013, .. }) => {
                 let mut params = vec![
-                    ("symbol", order.symbol.clone()),
+                    ("symbol", order.symbol.to_string()),
                     ("side", side(order.side).to_string()),
                     ("quantity", order.quantity.normalize().to_string()),
                     ("newClientOrderId", client_id),

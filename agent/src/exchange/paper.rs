@@ -2,7 +2,7 @@
 //! take-profit level that a later candle crosses) with fees and slippage; positions, cash and equity
 //! kept in exact decimals. Orders are idempotent by decision id: a replayed decision never trades twice.
 
-use protocol::ids::DecisionId;
+use protocol::ids::{DecisionId, Symbol};
 use protocol::messages::{Fill, Order, OrderKind, Side};
 use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 use rust_decimal::Decimal;
@@ -45,7 +45,7 @@ pub fn decimal(value: f64) -> Decimal {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Position {
     /// The symbol held.
-    pub symbol: String,
+    pub symbol: Symbol,
     /// Quantity held, in the base asset (always positive: long only).
     pub quantity: Decimal,
     /// Average entry price, fees excluded.
@@ -60,7 +60,7 @@ pub struct Position {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ClosedTrade {
     /// The symbol traded.
-    pub symbol: String,
+    pub symbol: Symbol,
     /// When the position was first bought, ms since the epoch.
     pub opened_at: i64,
     /// When the sell that closed it (or part of it) filled, ms since the epoch.
@@ -87,7 +87,7 @@ pub enum OrderRejection {
     /// A buy costs more than the cash left.
     InsufficientCash {
         /// The order's symbol.
-        symbol: String,
+        symbol: Symbol,
         /// Quantity × price plus the fee, in the quote asset.
         needed: Decimal,
         /// Cash at hand, in the quote asset.
@@ -97,7 +97,7 @@ pub enum OrderRejection {
     /// A sell is for more than is held (no short selling).
     InsufficientPosition {
         /// The order's symbol.
-        symbol: String,
+        symbol: Symbol,
         /// Quantity to sell.
         wanted: Decimal,
         /// Quantity held (0 without a position).
@@ -107,13 +107,13 @@ pub enum OrderRejection {
     /// The quantity is zero or negative.
     ZeroQuantity {
         /// The order's symbol.
-        symbol: String,
+        symbol: Symbol,
     },
     #[error("limit order for {symbol}: no limit price")]
     /// A limit order without its limit price.
     NoLimitPrice {
         /// The order's symbol.
-        symbol: String,
+        symbol: Symbol,
     },
     #[error("the exchange did not fill it: {0}")]
     /// The live exchange refused or failed the order; its error, as text.
@@ -146,14 +146,14 @@ pub enum Placement {
 pub struct PaperExchange {
     fees: FeeModel,
     cash: Decimal,
-    positions: BTreeMap<String, Position>,
-    prices: BTreeMap<String, Decimal>,
+    positions: BTreeMap<Symbol, Position>,
+    prices: BTreeMap<Symbol, Decimal>,
     traded: HashSet<DecisionId>,
     trades: Vec<ClosedTrade>,
     fees_paid: Decimal,
     resting: Vec<RestingOrder>,
     /// The latest streamed order book per symbol and when it arrived (ms).
-    books: BTreeMap<String, (crate::market::book::Depth, i64)>,
+    books: BTreeMap<Symbol, (crate::market::book::Depth, i64)>,
     /// Sum of every fill's notional (buys and sells), for turnover.
     traded_notional: Decimal,
 }
@@ -213,9 +213,9 @@ impl PaperExchange {
             position.quantity = held;
         } else {
             self.positions.insert(
-                symbol.to_string(),
+                symbol.into(),
                 Position {
-                    symbol: symbol.to_string(),
+                    symbol: symbol.into(),
                     quantity: held,
                     entry_price: price,
                     cost: value,
@@ -223,7 +223,7 @@ impl PaperExchange {
                 },
             );
         }
-        self.prices.insert(symbol.to_string(), price);
+        self.prices.insert(symbol.into(), price);
         Some(before)
     }
 
@@ -237,7 +237,7 @@ impl PaperExchange {
             .iter()
             .map(
                 |(symbol, quantity, entry_price)| protocol::messages::BookPosition {
-                    symbol: symbol.clone(),
+                    symbol: symbol.as_str().into(),
                     quantity: *quantity,
                     entry_price: *entry_price,
                     opened_at: i64::MIN / 2,
@@ -314,7 +314,7 @@ impl PaperExchange {
         match self.prices.get_mut(symbol) {
             Some(p) => *p = price,
             None => {
-                self.prices.insert(symbol.to_string(), price);
+                self.prices.insert(symbol.into(), price);
             }
         }
     }
@@ -358,7 +358,7 @@ impl PaperExchange {
     /// Records a streamed order book (`at`: when it arrived), so that market orders of its symbol
     /// fill by walking its levels while it is fresh, instead of by the fixed slippage.
     pub fn update_book(&mut self, depth: crate::market::book::Depth, at: i64) {
-        self.books.insert(depth.symbol.clone(), (depth, at));
+        self.books.insert(depth.symbol.as_str().into(), (depth, at));
     }
 
     /// The volume-weighted price of a market order against a fresh book deep enough for it.

@@ -145,13 +145,13 @@ impl<'a> Book<'a> {
         self.desk
             .on_candle(&c.symbol, &candle, at(c), &mut self.record)
             .await;
-        self.last.insert(c.symbol.clone(), c.clone());
+        self.last.insert(c.symbol.to_string(), c.clone());
     }
 
     async fn on_decision(&mut self, decision: &Decision) {
         // a decision comes after the candle it was taken on; without it (a coordinator that does
         // not run with --services) there is no price to act at, and acting would risk trading twice
-        let Some(candle) = self.last.get(&decision.symbol) else {
+        let Some(candle) = self.last.get(decision.symbol.as_str()) else {
             tracing::warn!(id = %decision.id, symbol = %decision.symbol,
                 "a decision without its candle on the stream: not acted on (is the coordinator running with --services?)");
             return;

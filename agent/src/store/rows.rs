@@ -44,7 +44,7 @@ impl DecisionRow {
     pub fn of(d: &Decision) -> Self {
         Self {
             id: d.id.to_string(),
-            symbol: d.symbol.clone(),
+            symbol: d.symbol.to_string(),
             action: d.action.as_str().to_string(),
             confidence: d.confidence,
             consensus_reached: d.consensus_reached,
@@ -120,7 +120,7 @@ impl OrderRow {
     pub fn of(o: &OrderRecord) -> Self {
         Self {
             decision_id: o.order.decision_id.to_string(),
-            symbol: o.order.symbol.clone(),
+            symbol: o.order.symbol.to_string(),
             side: side(o.order.side).to_string(),
             kind: kind(o.order.kind).to_string(),
             quantity: o.order.quantity.to_string(),
