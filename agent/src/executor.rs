@@ -192,7 +192,7 @@ impl Executor {
         };
         Plan::Trade(Order {
             decision_id: decision.id.clone(),
-            strategy: self.strategy.clone(),
+            strategy: self.strategy.as_str().into(),
             symbol: decision.symbol.clone(),
             side,
             kind,

@@ -55,7 +55,7 @@ impl<B: Bus> AssistantService<B> {
             assistant: self.assistant.clone(),
             role: self.role,
             instance: self.instance.clone(),
-            strategy: self.strategy.clone(),
+            strategy: self.strategy.as_str().into(),
             weight: self.weight,
             at: 0,
         };

@@ -45,7 +45,7 @@ impl Event {
             escalation.strategy, escalation.symbol, escalation.proposed, escalation.timeout_seconds
         );
         Self {
-            strategy: escalation.strategy.clone(),
+            strategy: escalation.strategy.to_string(),
             event: NotificationEvent::Escalation,
             text,
             link,
@@ -83,7 +83,7 @@ impl Event {
     /// An order filled.
     pub fn fill(fill: &Fill) -> Self {
         Self {
-            strategy: fill.strategy.clone(),
+            strategy: fill.strategy.to_string(),
             event: NotificationEvent::Fill,
             text: format!(
                 "{}: {:?} {} {} @ {} (fee {})",

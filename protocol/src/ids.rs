@@ -115,6 +115,12 @@ string_id!(
 );
 
 string_id!(
+    /// The name of a Strategy (the custom resource's `metadata.name`) as a message carries it: the
+    /// team it belongs to, unique within its namespace. On the wire it is a plain string.
+    StrategyName
+);
+
+string_id!(
     /// An exchange symbol, base and quote asset together as the exchange spells it (`BTCUSDT`). On
     /// the wire it is a plain string.
     Symbol

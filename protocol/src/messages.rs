@@ -6,7 +6,7 @@
 //! stable label for the metric that counts rejected messages. Unknown *fields* are ignored, so a newer
 //! peer may add fields within a version without breaking older ones.
 
-use crate::ids::{DecisionId, Symbol};
+use crate::ids::{DecisionId, StrategyName, Symbol};
 use crate::{Action, Role};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -259,7 +259,7 @@ pub struct RoundRequest {
     /// 1 = initial analysis; 2.. = debate rounds.
     pub round: u32,
     /// Name of the Strategy the cycle belongs to.
-    pub strategy: String,
+    pub strategy: StrategyName,
     /// The market the voters judge.
     pub snapshot: MarketSnapshot,
     /// The other voters' opinions of the previous round (empty in round 1).
@@ -352,7 +352,7 @@ pub struct Decision {
     /// Equal to the cycle id: the JetStream message id that makes publication exactly-once.
     pub id: DecisionId,
     /// Name of the Strategy that decided.
-    pub strategy: String,
+    pub strategy: StrategyName,
     /// Symbol decided on.
     pub symbol: Symbol,
     /// The action decided (HOLD when vetoed or rejected).
@@ -392,7 +392,7 @@ pub struct Escalation {
     /// The decision (cycle) id to approve or reject.
     pub id: DecisionId,
     /// Name of the Strategy that escalates.
-    pub strategy: String,
+    pub strategy: StrategyName,
     /// Symbol the cycle is about.
     pub symbol: Symbol,
     /// The leading action the human is asked to approve.
@@ -430,7 +430,7 @@ pub struct Heartbeat {
     /// Pod or process name.
     pub instance: String,
     /// Name of the Strategy the assistant serves.
-    pub strategy: String,
+    pub strategy: StrategyName,
     /// Its vote weight (`IA_WEIGHT`, the TradingAssistant's spec.weight).
     pub weight: f64,
     /// When the heartbeat was sent, ms since the epoch.
@@ -464,7 +464,7 @@ pub struct Order {
     /// Idempotency key: one order per decision.
     pub decision_id: DecisionId,
     /// Name of the Strategy that trades.
-    pub strategy: String,
+    pub strategy: StrategyName,
     /// Exchange symbol, e.g. `BTCUSDT`.
     pub symbol: Symbol,
     /// BUY or SELL on the wire.
@@ -487,7 +487,7 @@ pub struct Fill {
     /// The decision (and order) this fill executes.
     pub decision_id: DecisionId,
     /// Name of the Strategy that trades.
-    pub strategy: String,
+    pub strategy: StrategyName,
     /// Exchange symbol, e.g. `BTCUSDT`.
     pub symbol: Symbol,
     /// BUY or SELL on the wire.
@@ -552,7 +552,7 @@ pub struct OrderReport {
 #[serde(rename_all = "camelCase")]
 pub struct MarketCandle {
     /// Name of the Strategy that trades.
-    pub strategy: String,
+    pub strategy: StrategyName,
     /// Exchange symbol, e.g. `BTCUSDT`.
     pub symbol: Symbol,
     /// Open time, ms since the epoch.
@@ -583,7 +583,7 @@ pub struct MarketCandle {
 #[serde(rename_all = "camelCase")]
 pub struct PortfolioSnapshot {
     /// Name of the Strategy whose book it is.
-    pub strategy: String,
+    pub strategy: StrategyName,
     /// Cash plus positions at market, in the quote asset.
     pub equity: f64,
     /// Profit (negative: a loss) since the team started with `spec.capital`.
@@ -603,7 +603,7 @@ pub struct PortfolioSnapshot {
 #[serde(rename_all = "camelCase")]
 pub struct ExecutorBook {
     /// Name of the Strategy whose book it is.
-    pub strategy: String,
+    pub strategy: StrategyName,
     /// The open time of the last candle the executor acted on, ms since the epoch.
     pub at: i64,
     /// The last decision it acted on: the coordinator takes a book only once it covers the last
@@ -639,7 +639,7 @@ pub struct BookPosition {
 #[serde(rename_all = "camelCase")]
 pub struct AuditHead {
     /// Name of the Strategy whose chain it is.
-    pub strategy: String,
+    pub strategy: StrategyName,
     /// The hash of the chain's last entry: 64 lowercase hex digits.
     pub head: String,
     /// Entries in the chain (the last entry's `seq`); at least 1.
@@ -1449,7 +1449,7 @@ mod tests {
                     Message::RoundRequest(Box::new(RoundRequest {
                         cycle_id: cycle_id.into(),
                         round,
-                        strategy,
+                        strategy: strategy.into(),
                         snapshot,
                         debate,
                         deadline,
@@ -1519,7 +1519,7 @@ mod tests {
                     let [consensus_reached, escalated, vetoed, rejected] = flags;
                     Message::Decision(Decision {
                         id: id.into(),
-                        strategy,
+                        strategy: strategy.into(),
                         symbol: symbol.into(),
                         action,
                         confidence,
@@ -1549,7 +1549,7 @@ mod tests {
                 |((id, strategy, symbol), proposed, scores, timeout_seconds, raised_at)| {
                     Message::Escalation(Escalation {
                         id: id.into(),
-                        strategy,
+                        strategy: strategy.into(),
                         symbol: symbol.into(),
                         proposed,
                         scores,
@@ -1585,7 +1585,7 @@ mod tests {
                     assistant,
                     role,
                     instance,
-                    strategy,
+                    strategy: strategy.into(),
                     weight,
                     at,
                 })
@@ -1605,7 +1605,7 @@ mod tests {
                 |((decision_id, strategy, symbol), side, quantity, limit_price, at)| {
                     Message::Order(Order {
                         decision_id: decision_id.into(),
-                        strategy,
+                        strategy: strategy.into(),
                         symbol: symbol.into(),
                         side,
                         kind: if limit_price.is_some() {
@@ -1631,7 +1631,7 @@ mod tests {
                 |((decision_id, strategy, symbol), side, quantity, price, fee, at)| {
                     Message::Fill(Fill {
                         decision_id: decision_id.into(),
-                        strategy,
+                        strategy: strategy.into(),
                         symbol: symbol.into(),
                         side,
                         quantity,
@@ -1654,7 +1654,7 @@ mod tests {
         )
             .prop_map(|(strategy, head, entries, at, keyed)| {
                 Message::AuditHead(AuditHead {
-                    strategy,
+                    strategy: strategy.into(),
                     head,
                     entries,
                     at,
@@ -1673,7 +1673,7 @@ mod tests {
         )
             .prop_map(|(strategy, equity, pnl, open_positions, at)| {
                 Message::Portfolio(PortfolioSnapshot {
-                    strategy,
+                    strategy: strategy.into(),
                     equity,
                     pnl,
                     open_positions,
@@ -1699,7 +1699,7 @@ mod tests {
         )
             .prop_map(|(strategy, at, cash, positions)| {
                 Message::Book(ExecutorBook {
-                    strategy,
+                    strategy: strategy.into(),
                     at,
                     decision: Some(format!("d{at}").into()),
                     cash,

@@ -383,7 +383,7 @@ async fn duty_only(args: AssistantArgs) -> anyhow::Result<()> {
         assistant: assistant_name(&args),
         role: args.role,
         instance,
-        strategy: args.strategy.clone(),
+        strategy: args.strategy.as_str().into(),
         weight: args.weight,
         at: 0,
     };

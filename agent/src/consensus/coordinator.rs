@@ -139,7 +139,7 @@ impl Coordinator {
                 EscalationAction::Escalate => {
                     let escalation = Escalation {
                         id: cycle.id.clone(),
-                        strategy: self.strategy.clone(),
+                        strategy: self.strategy.as_str().into(),
                         symbol: cycle.snapshot.symbol.clone(),
                         proposed,
                         scores: cycle
@@ -257,7 +257,7 @@ fn finish(cycle: Cycle, ended: Ending, started: std::time::Instant, now_ms: i64)
         .observe(started.elapsed().as_secs_f64());
     let decision = Decision {
         id,
-        strategy,
+        strategy: strategy.into(),
         symbol,
         action: ended.action,
         confidence: ended.confidence.clamp(0.0, 1.0),

@@ -139,7 +139,7 @@ impl Cycle {
         RoundRequest {
             cycle_id: self.id.clone(),
             round: self.round,
-            strategy: self.strategy.clone(),
+            strategy: self.strategy.as_str().into(),
             snapshot: self.snapshot.clone(),
             debate: self.previous.clone(),
             deadline,

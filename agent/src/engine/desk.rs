@@ -172,7 +172,7 @@ impl<'a> Desk<'a> {
             .unwrap_or_default();
         let order = Order {
             decision_id: format!("{}_{symbol}_{t}_{reason}", self.strategy).into(),
-            strategy: self.strategy.clone(),
+            strategy: self.strategy.as_str().into(),
             symbol: symbol.into(),
             side: Side::Sell,
             kind: OrderKind::Market,

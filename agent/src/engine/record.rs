@@ -257,7 +257,7 @@ impl<'s> Record<'s> {
         crate::metrics::risk(&self.strategy, drawdown, max_drawdown);
         if let Some(out) = &self.portfolio_out {
             out.send_replace(Some(protocol::messages::PortfolioSnapshot {
-                strategy: self.strategy.clone(),
+                strategy: self.strategy.as_str().into(),
                 equity,
                 pnl: equity - capital,
                 open_positions,

@@ -757,7 +757,7 @@ fn market_candle(
     values: &IndicatorValues,
 ) -> MarketCandle {
     MarketCandle {
-        strategy: strategy.to_string(),
+        strategy: strategy.into(),
         symbol: symbol.into(),
         open_time: candle.open_time,
         close_time: at.close_time,

@@ -215,7 +215,7 @@ impl RecordWriter {
             if let Some(anchor) = anchor.filter(|_| chain.head().0 > before) {
                 let (entries, head) = chain.head();
                 anchor.send_replace(Some(protocol::messages::AuditHead {
-                    strategy,
+                    strategy: strategy.into(),
                     head: head.to_string(),
                     entries: entries.unsigned_abs(),
                     at: chrono::Utc::now().timestamp_millis(),

@@ -114,7 +114,7 @@ impl<'a> Book<'a> {
             .collect();
         positions.sort_by(|a, b| a.symbol.cmp(&b.symbol));
         ExecutorBook {
-            strategy: self.name.clone(),
+            strategy: self.name.as_str().into(),
             at: self.last_t,
             decision: self.last_decision.clone(),
             cash: ledger.cash(),
