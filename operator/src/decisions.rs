@@ -492,7 +492,7 @@ async fn consume_once(
             // `….decision` carries the coordinator's candles too (with executor and auditor
             // services): `Outcome::observe` passes them by
             filter_subject: subjects.decision(),
-            deliver_policy: resume_from(outcome.last_decision.as_ref()),
+            deliver_policy: resume_from(outcome.last_decision.as_ref(), nats_now()),
             ack_policy: consumer::AckPolicy::None,
             inactive_threshold: CONSUMER_INACTIVE,
             ..Default::default()
@@ -625,16 +625,36 @@ async fn audit_anchors(
 /// Not simply the last message: with executor and auditor services the coordinator's candles share
 /// `….decision`, and the last message may be a candle published after a decision the status never
 /// showed, which would leave the status on the decision before it until the next one.
-fn resume_from(shown: Option<&DecisionSummary>) -> async_nats::jetstream::consumer::DeliverPolicy {
+///
+/// Never more than [`CATCH_UP`] before `now`: a replay's decisions carry their candles' (past)
+/// times, and starting there would read the whole stream again at every reconnection.
+fn resume_from(
+    shown: Option<&DecisionSummary>,
+    now: async_nats::datetime::DateTime,
+) -> async_nats::jetstream::consumer::DeliverPolicy {
     use async_nats::jetstream::consumer::DeliverPolicy;
     match shown.and_then(|d| async_nats::datetime::parse_rfc3339(&d.at).ok()) {
         // the stream stores a decision after it is made, at or after `at` by the server's clock;
         // a minute earlier allows for the two clocks' skew (older decisions are passed by)
         Some(at) => DeliverPolicy::ByStartTime {
-            start_time: at - std::time::Duration::from_secs(60),
+            start_time: (at - std::time::Duration::from_secs(60)).max(now - CATCH_UP),
         },
         None => DeliverPolicy::LastPerSubject,
     }
+}
+
+/// How far back a restarted operator reads the decision stream at most: longer than any analysis
+/// schedule's gap between two decisions, short enough that a reconnection reads a bounded part of
+/// the stream.
+const CATCH_UP: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+
+/// Now, in the type JetStream's start times take.
+fn nats_now() -> async_nats::datetime::DateTime {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    async_nats::datetime::from_nanos(nanos as i128).expect("now is a representable time")
 }
 
 /// The operator's consumer `config` (named) of `stream`, made anew: one left by an earlier start
@@ -713,6 +733,42 @@ mod tests {
     use super::*;
     use protocol::messages::RoundTally;
     use protocol::Action;
+
+    fn shown_at(at: &str) -> DecisionSummary {
+        DecisionSummary {
+            id: "d".into(),
+            symbol: "BTCUSDT".into(),
+            action: Action::Hold,
+            confidence: 0.5,
+            consensus_reached: true,
+            vetoed: false,
+            rounds: 1,
+            votes: Default::default(),
+            at: at.into(),
+        }
+    }
+
+    #[test]
+    fn a_restart_reads_back_from_the_shown_decision_but_never_more_than_the_catch_up() {
+        use async_nats::jetstream::consumer::DeliverPolicy;
+        let at = |s: &str| async_nats::datetime::parse_rfc3339(s).unwrap();
+        let now = at("2026-12-05T12:00:00Z");
+        let start = |shown: Option<&DecisionSummary>| match resume_from(shown, now) {
+            DeliverPolicy::ByStartTime { start_time } => Some(start_time),
+            _ => None,
+        };
+        // a live decision of ten minutes ago: from a minute before it (clock skew)
+        let recent = shown_at("2026-12-05T11:50:00Z");
+        assert_eq!(start(Some(&recent)), Some(at("2026-12-05T11:49:00Z")));
+        // a replay's decision on a 2020 candle: not the whole stream since 2020
+        let replayed = shown_at("2020-06-01T00:00:00Z");
+        assert_eq!(start(Some(&replayed)), Some(at("2026-12-05T06:00:00Z")));
+        // nothing shown: the subject's last message
+        assert!(matches!(
+            resume_from(None, now),
+            DeliverPolicy::LastPerSubject
+        ));
+    }
 
     fn time(s: i64) -> Time {
         Time(k8s_openapi::jiff::Timestamp::from_second(s).unwrap())

@@ -10,7 +10,7 @@ use std::fmt;
 macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        #[derive(Serialize, Deserialize, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
         #[serde(transparent)]
         pub struct $name(String);
 
@@ -23,6 +23,14 @@ macro_rules! string_id {
             /// Whether it is empty (a decoder refuses a message whose id or symbol is).
             pub fn is_empty(&self) -> bool {
                 self.0.is_empty()
+            }
+        }
+
+        /// As the string it is (`"BTCUSDT"`), so messages and errors that print one with `{:?}`
+        /// read as they did when it was a `String`.
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&self.0, f)
             }
         }
 
@@ -150,6 +158,7 @@ mod tests {
         let held: std::collections::HashMap<Symbol, u32> = [(symbol.clone(), 1)].into();
         assert_eq!(held.get("BTCUSDT"), Some(&1));
         assert!(symbol.starts_with("BTC"));
+        assert_eq!(format!("{symbol:?}"), "\"BTCUSDT\"");
         assert_eq!(String::from(symbol), "BTCUSDT");
     }
 }

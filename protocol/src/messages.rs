@@ -908,7 +908,10 @@ fn check(message: &Message) -> Result<(), DecodeError> {
             Ok(())
         }
         Message::Escalation(e) => non_empty("escalation", "id", &e.id),
-        Message::EscalationResolution(r) => non_empty("escalationResolution", "id", &r.id),
+        Message::EscalationResolution(r) => {
+            non_empty("escalationResolution", "id", &r.id)?;
+            check_resolver(&r.by)
+        }
         Message::Heartbeat(h) => {
             non_empty("heartbeat", "instance", &h.instance)?;
             if !(h.weight.is_finite() && h.weight >= 0.0) {
@@ -1060,6 +1063,29 @@ fn check_audit_head(a: &AuditHead) -> Result<(), DecodeError> {
     Ok(())
 }
 
+/// The most characters an escalation's `by` may have: it is stored, audited and printed.
+pub const MAX_RESOLVER_CHARS: usize = 512;
+
+/// Who answered an escalation is stored, committed to the audit chain and printed by
+/// `kubectl ia-agents why`: bounded, and no control characters that could rewrite a terminal.
+fn check_resolver(by: &str) -> Result<(), DecodeError> {
+    if by.chars().count() > MAX_RESOLVER_CHARS {
+        return Err(invalid(
+            "escalationResolution",
+            "by",
+            format!("at most {MAX_RESOLVER_CHARS} characters"),
+        ));
+    }
+    if by.chars().any(char::is_control) {
+        return Err(invalid(
+            "escalationResolution",
+            "by",
+            "must not hold control characters",
+        ));
+    }
+    Ok(())
+}
+
 fn check_opinion(o: &Opinion) -> Result<(), DecodeError> {
     non_empty("opinion", "cycleId", &o.cycle_id)?;
     non_empty("opinion", "assistant", &o.assistant)?;
@@ -1121,6 +1147,27 @@ mod tests {
                 error.to_string().contains("given twice"),
                 "{twice}: {error}"
             );
+        }
+    }
+
+    #[test]
+    fn who_resolved_is_bounded_and_holds_no_control_characters() {
+        let resolution = |by: String| {
+            encode(&Message::EscalationResolution(EscalationResolution {
+                id: "d1".into(),
+                approved: true,
+                by,
+                at: 0,
+            }))
+        };
+        assert!(decode(&resolution("annotation on Strategy trading/btc".into())).is_ok());
+        for bad in [
+            "ops\u{1b}[2Japproved by nobody".to_string(),
+            "line\nbreak".to_string(),
+            "x".repeat(MAX_RESOLVER_CHARS + 1),
+        ] {
+            let error = decode(&resolution(bad)).unwrap_err().to_string();
+            assert!(error.contains("by"), "{error}");
         }
     }
 
@@ -1558,7 +1605,7 @@ mod tests {
                     })
                 },
             );
-        let resolution = (arb_id(), any::<bool>(), ".{0,20}", any::<i64>()).prop_map(
+        let resolution = (arb_id(), any::<bool>(), "\\PC{0,20}", any::<i64>()).prop_map(
             |(id, approved, by, at)| {
                 Message::EscalationResolution(EscalationResolution {
                     id: id.into(),
