@@ -483,7 +483,7 @@ async fn consume_once(
         .await
         .map_err(|e| error(format!("stream {STREAM_DECISIONS}: {e}")))?;
     let strategies: Api<Strategy> = Api::namespaced(kube.clone(), namespace);
-    let mut outcome = current_outcome(&strategies, strategy).await;
+    let (mut outcome, mut generation) = current_outcome(&strategies, strategy).await;
     let consumer = fresh_consumer(
         &stream,
         consumer::pull::Config {
@@ -538,6 +538,13 @@ async fn consume_once(
                 continue;
             }
         };
+        // conditions are stamped with the generation read at the last write: the Strategy is read
+        // only when there is something to write, not for every candle and book on the stream
+        let changed = outcome.observe(&message, now(), generation);
+        let book_only = matches!(message, Message::Portfolio(_));
+        if !changed || (book_only && book_written.elapsed() < BOOK_WRITE_EVERY) {
+            continue; // a change is kept in the outcome: written with the next write
+        }
         let Some(current) = strategies
             .get_opt(strategy)
             .await
@@ -545,18 +552,12 @@ async fn consume_once(
         else {
             return Ok(());
         };
-        let changed = outcome.observe(&message, now(), current.metadata.generation);
-        let book_only = matches!(message, Message::Portfolio(_));
-        if changed && book_only && book_written.elapsed() < BOOK_WRITE_EVERY {
-            continue; // kept in the outcome: written with the next write
-        }
-        if changed {
-            book_written = std::time::Instant::now();
-            apply_status(&strategies, &current, &outcome, FIELD_MANAGER)
-                .await
-                .map_err(|e| error(e.to_string()))?;
-            written(kube, namespace, strategy, &message).await;
-        }
+        generation = current.metadata.generation;
+        book_written = std::time::Instant::now();
+        apply_status(&strategies, &current, &outcome, FIELD_MANAGER)
+            .await
+            .map_err(|e| error(e.to_string()))?;
+        written(kube, namespace, strategy, &message).await;
     }
 }
 
@@ -709,13 +710,14 @@ async fn assistants_voted(kube: &kube::Client, namespace: &str, d: &Decision) {
     }
 }
 
-/// The outcome fields already in the status (a restarted consumer keeps transition times).
-async fn current_outcome(strategies: &Api<Strategy>, strategy: &str) -> Outcome {
+/// The outcome fields already in the status (a restarted consumer keeps transition times), and
+/// the Strategy's generation they are stamped with until the next write reads it again.
+async fn current_outcome(strategies: &Api<Strategy>, strategy: &str) -> (Outcome, Option<i64>) {
     let Ok(Some(s)) = strategies.get_opt(strategy).await else {
-        return Outcome::default();
+        return (Outcome::default(), None);
     };
     let status = s.status.unwrap_or_default();
-    Outcome {
+    let outcome = Outcome {
         last_decision: status.last_decision,
         pending_escalations: status.pending_escalations,
         conditions: status
@@ -725,7 +727,8 @@ async fn current_outcome(strategies: &Api<Strategy>, strategy: &str) -> Outcome 
             .collect(),
         audit: status.audit,
         portfolio: status.portfolio,
-    }
+    };
+    (outcome, s.metadata.generation)
 }
 
 #[cfg(test)]

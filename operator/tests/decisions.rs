@@ -413,6 +413,35 @@ async fn a_restarted_operator_shows_the_decision_made_while_it_was_away() {
         s["lastDecision"]["id"] == "second"
     })
     .await;
+
+    // candles change nothing in the status: the Strategy is not read for each of them
+    api.clear_requests();
+    for i in 0..100 {
+        let mut next = candle.clone();
+        if let Message::Candle(c) = &mut next {
+            c.open_time += i;
+        }
+        stored(&jetstream, subjects.decision(), &next).await;
+    }
+    stored(
+        &jetstream,
+        subjects.decision(),
+        &decision("third", true, now - 5_000),
+    )
+    .await;
+    eventually(&api, "the next decision shown", |s| {
+        s["lastDecision"]["id"] == "third"
+    })
+    .await;
+    let reads = api
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with("GET ") && r.ends_with("/strategies/btc-eth-paper"))
+        .count();
+    assert!(
+        reads <= 2,
+        "{reads} reads of the Strategy for 100 candles and one decision"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
