@@ -18,7 +18,7 @@ use protocol::messages::{
     decode, encode, AuditHead, Decision, Escalation, EscalationResolution, Message,
 };
 use protocol::nats_auth::{operator_audit_consumer, operator_consumer};
-use protocol::subjects::{Subjects, STREAM_AUDIT, STREAM_AUDIT_SUBJECTS, STREAM_DECISIONS};
+use protocol::subjects::{Subjects, STREAM_AUDIT, STREAM_DECISIONS};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -578,20 +578,6 @@ async fn written(kube: &kube::Client, namespace: &str, strategy: &str, message: 
     }
 }
 
-/// The audit anchors' stream as the agent makes it (`agent::bus::nats::audit_stream`): the last
-/// anchor of each team, and direct gets allowed, by which a team reads its own anchor (the only
-/// form a grant can hold to the team's subject). The operator creates it when missing.
-pub fn audit_stream() -> async_nats::jetstream::stream::Config {
-    async_nats::jetstream::stream::Config {
-        name: STREAM_AUDIT.to_string(),
-        subjects: STREAM_AUDIT_SUBJECTS.map(String::from).to_vec(),
-        max_messages_per_subject: 1,
-        discard: async_nats::jetstream::stream::DiscardPolicy::Old,
-        allow_direct: true,
-        ..Default::default()
-    }
-}
-
 /// The team's audit anchors, the last one first: from the `IA_AUDIT` stream, created here as the
 /// agents create it when the team's coordinator has not yet (one from before the anchor), so that
 /// the decisions are consumed all the same.
@@ -601,7 +587,7 @@ async fn audit_anchors(
 ) -> Result<async_nats::jetstream::consumer::pull::Stream, String> {
     use async_nats::jetstream::consumer;
     let stream = jetstream
-        .get_or_create_stream(audit_stream())
+        .get_or_create_stream(protocol::streams::audit_stream())
         .await
         .map_err(|e| e.to_string())?;
     let config = consumer::pull::Config {

@@ -442,7 +442,7 @@ async fn the_services_work_their_own_consumers_and_publish_only_their_own() {
         .await
         .unwrap();
     // it alone makes the shared streams (the services look them up)
-    hub.get_or_create_stream(operator::decisions::audit_stream())
+    hub.get_or_create_stream(protocol::streams::audit_stream())
         .await
         .unwrap();
     let candle = publish_with_id(&hub, &candle_subject, "candle_BTCUSDT_1", "candle").await;
@@ -672,7 +672,7 @@ async fn the_operator_follows_its_team_through_its_own_consumers_only() {
         })
         .await
         .unwrap();
-    hub.get_or_create_stream(operator::decisions::audit_stream())
+    hub.get_or_create_stream(protocol::streams::audit_stream())
         .await
         .unwrap();
     let stored = |subject: String, message: Message| {

@@ -15,6 +15,8 @@ pub mod ids;
 pub mod messages;
 pub mod nats_auth;
 pub mod roles;
+#[cfg(feature = "streams")]
+pub mod streams;
 pub mod subjects;
 #[cfg(feature = "validate")]
 pub mod yaml;

@@ -12,8 +12,7 @@ use crate::shutdown::Backoff;
 use futures::StreamExt;
 use protocol::messages::{encode, Heartbeat, Message};
 use protocol::subjects::{
-    stream_for, PRESENCE_BUCKET, STREAM_AUDIT, STREAM_AUDIT_SUBJECTS, STREAM_DECISIONS,
-    STREAM_DECISIONS_SUBJECTS,
+    stream_for, PRESENCE_BUCKET, STREAM_DECISIONS, STREAM_DECISIONS_SUBJECTS,
 };
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -30,21 +29,6 @@ pub struct NatsBus {
     reading_presence: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// Signs what this identity puts on a stream (with the seed it connects with; none without).
     signer: Option<super::signing::Signer>,
-}
-
-/// The audit anchors' stream: the last anchor of each team (a newer one replaces it), deduplicated
-/// by `<subject>/<head>` over two minutes. Direct gets are allowed: a team reads its last anchor
-/// with the subject in the request's subject, which its grant names
-/// (`protocol::nats_auth::anchor_get`).
-pub fn audit_stream() -> async_nats::jetstream::stream::Config {
-    async_nats::jetstream::stream::Config {
-        name: STREAM_AUDIT.to_string(),
-        subjects: STREAM_AUDIT_SUBJECTS.map(String::from).to_vec(),
-        max_messages_per_subject: 1,
-        discard: async_nats::jetstream::stream::DiscardPolicy::Old,
-        allow_direct: true,
-        ..Default::default()
-    }
 }
 
 /// The decisions' stream: every team's decisions, orders and fills, deduplicated by message id
@@ -336,7 +320,7 @@ impl NatsBus {
         let jetstream = async_nats::jetstream::new(client.clone());
         let streams = async {
             stream(&client, &jetstream, decision_stream()).await?;
-            stream(&client, &jetstream, audit_stream()).await?;
+            stream(&client, &jetstream, protocol::streams::audit_stream()).await?;
             stream(&client, &jetstream, presence_stream(presence_ttl)).await
         };
         let presence = tokio::select! {
